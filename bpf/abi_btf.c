@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Never loaded. Compiled with -g only so that every type of include/abi.h lands in BTF, from
+ * which scripts/gen-abi.ts generates src/abi/generated.ts. */
+#include "include/abi.h"
+
+enum ds_limits ds_btf_limits;
+enum ds_action ds_btf_action;
+enum ds_reason ds_btf_reason;
+enum ds_svc_kind ds_btf_svc_kind;
+enum ds_counter ds_btf_counter;
+enum ds_event_kind ds_btf_event_kind;
+enum ds_setting_flag ds_btf_setting_flag;
+enum ds_session_flag ds_btf_session_flag;
+enum ds_family ds_btf_family;
+struct ds_session_key ds_btf_session_key;
+struct ds_session_value ds_btf_session_value;
+struct ds_frag_key ds_btf_frag_key;
+struct ds_frag_value ds_btf_frag_value;
+struct ds_event ds_btf_event;
+struct ds_stat ds_btf_stat;
+struct ds_cpu_stats ds_btf_cpu_stats;
+struct ds_policy_meta ds_btf_policy_meta;
+struct ds_lpm4_key ds_btf_lpm4_key;
+struct ds_lpm6_key ds_btf_lpm6_key;
+struct ds_pair_key ds_btf_pair_key;
+struct ds_verdict_key ds_btf_verdict_key;
+struct ds_rule_value ds_btf_rule_value;
+struct ds_failsafe_key ds_btf_failsafe_key;
+struct ds_failsafe_value ds_btf_failsafe_value;
+struct ds_settings ds_btf_settings;

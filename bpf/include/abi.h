@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* doorstep ABI: every struct, enum and constant that crosses the kernel/user boundary.
+ *
+ * This header is the single source of truth. The TypeScript codecs in src/abi/generated.ts are
+ * generated from the BTF of bpf/abi_btf.c (which includes only this file), and a test checks that
+ * the generated file is current and that the engine object's map key/value types match it.
+ *
+ * Rules: explicit padding in every struct, _Static_assert on every size, multi-byte integers in
+ * host byte order unless the field says otherwise, addresses always 16 bytes (IPv4 as ::ffff:a.b.c.d).
+ * Enums are only ever appended to; a value once shipped keeps its meaning.
+ */
+#ifndef DOORSTEP_ABI_H
+#define DOORSTEP_ABI_H
+
+#include <linux/types.h>
+
+/* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
+enum ds_limits {
+	DS_ABI_VERSION = 1,
+	DS_SLOTS = 2,                 /* policy slots: active and being written */
+	DS_SESSIONS_DEFAULT = 262144, /* session-cache entries unless the loader says otherwise */
+	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
+	DS_EVENTS_BYTES = 16777216,   /* ring buffer size (16 MiB) */
+	DS_FAILSAFE_MAX = 256,        /* management prefixes */
+	DS_SVC_SPAN = 65536,          /* values per service kind */
+	DS_SVC_ENTRIES = 393216,      /* DS_SVC_KIND_COUNT * DS_SVC_SPAN */
+	DS_MAX_VLAN_TAGS = 2,
+	DS_MAX_IPV6_EXT = 8,          /* extension headers walked before giving up (malformed) */
+};
+
+/* Verdicts. Numerically equal to the rule actions in the compiled tables. */
+enum ds_action {
+	DS_ACTION_DENY = 0,
+	DS_ACTION_ALLOW = 1,
+};
+
+/* Why a verdict was reached. Only ever appended to. */
+enum ds_reason {
+	DS_REASON_NONE = 0,
+	DS_REASON_POLICY = 1,        /* a rule, or the policy's default action, decided */
+	DS_REASON_NO_POLICY = 2,     /* no policy installed yet: default deny */
+	DS_REASON_FAILSAFE = 3,      /* ARP, IPv6 neighbour discovery, or a management prefix */
+	DS_REASON_MALFORMED = 4,     /* truncated or malformed headers */
+	DS_REASON_FRAG_UNKNOWN = 5,  /* non-first fragment whose first fragment was not seen */
+	DS_REASON_ICMP_RELATED = 6,  /* ICMP error quoting a session the engine allowed */
+	DS_REASON_NON_IP = 7,        /* neither IP nor ARP (passed only if DS_SETTING_PASS_NON_IP) */
+	DS_REASON_COUNT = 8,
+};
+
+/* Service kinds: the first dimension of the service index (kind * DS_SVC_SPAN + value). */
+enum ds_svc_kind {
+	DS_SVC_TCP = 0,    /* value = destination port */
+	DS_SVC_UDP = 1,
+	DS_SVC_SCTP = 2,
+	DS_SVC_ICMP = 3,   /* value = type << 8 | code */
+	DS_SVC_ICMPV6 = 4,
+	DS_SVC_OTHER = 5,  /* value = IP protocol number */
+	DS_SVC_KIND_COUNT = 6,
+};
+
+/* Per-CPU global counters: index into ds_counters. */
+enum ds_counter {
+	DS_CTR_RX_PACKETS = 0,
+	DS_CTR_RX_BYTES = 1,
+	DS_CTR_PASS_PACKETS = 2,
+	DS_CTR_PASS_BYTES = 3,
+	DS_CTR_DROP_PACKETS = 4,
+	DS_CTR_DROP_BYTES = 5,
+	DS_CTR_CACHE_HITS = 6,        /* session found with the current generation */
+	DS_CTR_CACHE_MISSES = 7,      /* no session: classified */
+	DS_CTR_CACHE_STALE = 8,       /* session from an older generation: re-classified */
+	DS_CTR_PARSE_ERRORS = 9,
+	DS_CTR_EVENTS = 10,           /* events written to the ring buffer */
+	DS_CTR_EVENTS_LOST = 11,      /* events dropped because the ring buffer was full */
+	DS_CTR_FRAGMENTS = 12,        /* fragments seen (first and later) */
+	DS_CTR_FRAG_UNKNOWN = 13,
+	DS_CTR_ICMP_RELATED = 14,
+	DS_CTR_FAILSAFE = 15,
+	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
+	DS_CTR_COUNT = 17,
+};
+
+/* Event kinds. */
+enum ds_event_kind {
+	DS_EVENT_SESSION_NEW = 1,     /* first packet of a session */
+	DS_EVENT_SESSION_CHANGED = 2, /* re-classified under a new generation with a different outcome */
+};
+
+/* Settings flags (struct ds_settings.flags). */
+enum ds_setting_flag {
+	DS_SETTING_PASS_NON_IP = 1,   /* pass non-IP, non-ARP frames (e.g. LACP, LLDP) instead of dropping */
+};
+
+/* Session flags (struct ds_session_value.flags). */
+enum ds_session_flag {
+	DS_SESSION_LOG = 1,           /* the deciding rule asked for audit events */
+};
+
+/* Address families as the datapath records them. */
+enum ds_family {
+	DS_FAMILY_IPV4 = 4,
+	DS_FAMILY_IPV6 = 6,
+};
+
+/* ds_sessions key: one flow as it arrives on one interface (and VLAN). */
+struct ds_session_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 ifindex;
+	__u16 vlan_outer;   /* 0 when untagged */
+	__u16 vlan_inner;
+	__u16 sport;        /* tcp/udp/sctp ports; ICMP: echo identifier (else 0) */
+	__u16 dport;        /* ICMP: type << 8 | code */
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct ds_session_key) == 48, "ds_session_key size");
+
+/* ds_sessions value: the cached decision and the session's traffic, written by the datapath. */
+struct ds_session_value {
+	__u64 first_seen;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_seen;
+	__u64 packets;
+	__u64 bytes;
+	__u32 rule;         /* deciding rule index (0 = policy default) when reason is POLICY */
+	__u32 generation;   /* policy generation that decided; 0 = none installed */
+	__u8 action;        /* enum ds_action */
+	__u8 reason;        /* enum ds_reason */
+	__u8 flags;         /* enum ds_session_flag */
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct ds_session_value) == 48, "ds_session_value size");
+
+/* ds_frags key: one fragmented datagram. */
+struct ds_frag_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 id;           /* IPv4 identification or IPv6 fragment identification */
+	__u32 ifindex;
+	__u16 vlan_outer;
+	__u16 vlan_inner;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct ds_frag_key) == 48, "ds_frag_key size");
+
+/* ds_frags value: the first fragment's ports, so later fragments join its session. */
+struct ds_frag_value {
+	__u64 last_seen;
+	__u16 sport;
+	__u16 dport;
+	__u8 pad[4];
+};
+_Static_assert(sizeof(struct ds_frag_value) == 16, "ds_frag_value size");
+
+/* Ring-buffer record: one per new (or changed) session. */
+struct ds_event {
+	__u64 time_ns;      /* bpf_ktime_get_ns() */
+	__u64 seq;          /* per-CPU sequence number, starting at 1, counting lost events too */
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 ifindex;
+	__u32 rule;
+	__u32 generation;
+	__u32 cpu;
+	__u32 len;          /* packet length in bytes */
+	__u16 vlan_outer;
+	__u16 vlan_inner;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 action;
+	__u8 reason;
+	__u8 kind;          /* enum ds_event_kind */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct ds_event) == 88, "ds_event size");
+
+/* A (packets, bytes) pair: per-reason and per-rule statistics. */
+struct ds_stat {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct ds_stat) == 16, "ds_stat size");
+
+/* ds_stats value (one per CPU): every global counter in one place, so the datapath pays one
+ * per-CPU lookup per packet. by_reason is indexed reason * 2 + action. */
+struct ds_cpu_stats {
+	__u64 counters[DS_CTR_COUNT];
+	__u64 event_seq;    /* last event sequence number used on this CPU */
+	struct ds_stat by_reason[DS_REASON_COUNT * 2];
+};
+_Static_assert(sizeof(struct ds_cpu_stats) == 400, "ds_cpu_stats size");
+
+/* The active policy's descriptor: the single inner map of ds_active, created per version,
+ * written once and frozen before it is made active. */
+struct ds_policy_meta {
+	__u32 generation;   /* > 0, increases with every install */
+	__u32 slot;         /* which slot of the table maps holds this version */
+	__u32 rule_count;   /* rules 1..rule_count; index 0 is the default */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_policy_meta) == 16, "ds_policy_meta size");
+
+/* Address-class LPM keys. Address bytes in network order (as LPM tries compare them). */
+struct ds_lpm4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+_Static_assert(sizeof(struct ds_lpm4_key) == 8, "ds_lpm4_key size");
+
+struct ds_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct ds_lpm6_key) == 20, "ds_lpm6_key size");
+
+/* ds_pair key: (source class, destination class) → pair class (__u32). */
+struct ds_pair_key {
+	__u32 src_class;
+	__u32 dst_class;
+};
+_Static_assert(sizeof(struct ds_pair_key) == 8, "ds_pair_key size");
+
+/* ds_verdict key: (pair class, service class) → rule index (__u32). */
+struct ds_verdict_key {
+	__u32 pair_class;
+	__u32 svc_class;
+};
+_Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
+
+/* ds_rules value: what a rule index does. Index 0 is the policy default. */
+struct ds_rule_value {
+	__u8 action;        /* enum ds_action */
+	__u8 log;           /* emit session events */
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct ds_rule_value) == 8, "ds_rule_value size");
+
+/* ds_failsafe key/value: management prefixes that always pass (address 16 bytes, IPv4 mapped,
+ * prefixlen counted over all 128 bits). */
+struct ds_failsafe_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct ds_failsafe_key) == 20, "ds_failsafe_key size");
+
+struct ds_failsafe_value {
+	__u8 proto;         /* 0 = any protocol */
+	__u8 pad;
+	__u16 port_lo;      /* destination ports; 0..0 = any */
+	__u16 port_hi;
+	__u8 pad2[2];
+};
+_Static_assert(sizeof(struct ds_failsafe_value) == 8, "ds_failsafe_value size");
+
+/* ds_settings value: runtime settings written by the controller. */
+struct ds_settings {
+	__u32 flags;        /* enum ds_setting_flag */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_settings) == 8, "ds_settings size");
+
+#endif /* DOORSTEP_ABI_H */

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Every map of the engine. Names follow ds_<noun> (kernel object names are at most 15 chars).
+ *
+ * Global maps live as long as the engine's pins. Per-policy tables are ARRAY_OF_MAPS with one
+ * entry per slot: the controller fills fresh inner maps for the inactive slot, then publishes the
+ * version by replacing ds_active[0] — one atomic pointer swap (see docs/datapath.md). */
+#ifndef DOORSTEP_MAPS_H
+#define DOORSTEP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+
+/* ---- global maps ---- */
+
+// Session cache: flow → cached decision and traffic. Written by the datapath, read by the CLI.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DS_SESSIONS_DEFAULT);
+	__type(key, struct ds_session_key);
+	__type(value, struct ds_session_value);
+} ds_sessions SEC(".maps");
+
+// Fragment tracking: datagram → first fragment's ports. Written and read by the datapath.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DS_FRAGS_MAX);
+	__type(key, struct ds_frag_key);
+	__type(value, struct ds_frag_value);
+} ds_frags SEC(".maps");
+
+// Session events (struct ds_event) for the audit pipeline. Written by the datapath only.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, DS_EVENTS_BYTES);
+} ds_events SEC(".maps");
+
+// Per-CPU counters, event sequence and per-reason stats. Written by the datapath, read by userspace.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ds_cpu_stats);
+} ds_stats SEC(".maps");
+
+// Management prefixes that always pass. Written by the controller.
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DS_FAILSAFE_MAX);
+	__type(key, struct ds_failsafe_key);
+	__type(value, struct ds_failsafe_value);
+} ds_failsafe SEC(".maps");
+
+// Runtime settings (one entry). Written by the controller.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ds_settings);
+} ds_settings SEC(".maps");
+
+/* ---- per-policy tables: inner-map templates, then the slot arrays ----
+ * Inner templates give sizes, not BTF types: clang emits only forward declarations for types
+ * reached through inner-map definitions, and the inner maps are created by the controller
+ * without BTF anyway. The layouts still come from abi.h (via src/abi/generated.ts). */
+
+// The active version's descriptor (frozen once written).
+struct ds_inner_meta {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_policy_meta));
+};
+
+// IPv4 address → class (longest prefix wins).
+struct ds_inner_lpm4 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ds_lpm4_key));
+	__uint(value_size, sizeof(__u32));
+};
+
+// IPv6 address → class (longest prefix wins).
+struct ds_inner_lpm6 {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ds_lpm6_key));
+	__uint(value_size, sizeof(__u32));
+};
+
+// Service index (kind * DS_SVC_SPAN + value) → service class.
+struct ds_inner_svc {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, DS_SVC_ENTRIES);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+};
+
+// (source class, destination class) → pair class.
+struct ds_inner_pair {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ds_pair_key));
+	__uint(value_size, sizeof(__u32));
+};
+
+// (pair class, service class) → rule index.
+struct ds_inner_verdict {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ds_verdict_key));
+	__uint(value_size, sizeof(__u32));
+};
+
+// Rule index → action and log flag (index 0 = policy default).
+struct ds_inner_rules {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_rule_value));
+};
+
+// Rule index → per-CPU packets and bytes decided by that rule. A hash (pre-filled with every rule
+// index by the controller) because only plain arrays may vary in size as inner maps.
+struct ds_inner_rule_stats {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_stat));
+};
+
+#define DS_SLOT_MAP(name, inner)                          \
+	struct {                                          \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); \
+		__uint(max_entries, DS_SLOTS);            \
+		__type(key, __u32);                       \
+		__array(values, struct inner);            \
+	} name SEC(".maps")
+
+// ds_active[0] → the active version's ds_policy_meta; empty = no policy (default deny).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ds_inner_meta);
+} ds_active SEC(".maps");
+
+DS_SLOT_MAP(ds_src4, ds_inner_lpm4);
+DS_SLOT_MAP(ds_dst4, ds_inner_lpm4);
+DS_SLOT_MAP(ds_src6, ds_inner_lpm6);
+DS_SLOT_MAP(ds_dst6, ds_inner_lpm6);
+DS_SLOT_MAP(ds_svc, ds_inner_svc);
+DS_SLOT_MAP(ds_pair, ds_inner_pair);
+DS_SLOT_MAP(ds_verdict, ds_inner_verdict);
+DS_SLOT_MAP(ds_rules, ds_inner_rules);
+DS_SLOT_MAP(ds_rule_stats, ds_inner_rule_stats);
+
+#endif /* DOORSTEP_MAPS_H */

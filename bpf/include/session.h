@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The session cache, fragment tracking and ICMP-error relation.
+ *
+ * A cached decision is trusted only while its generation equals the active one; otherwise the
+ * packet is re-classified and the entry replaced (whole-value update, so readers never see a
+ * half-written decision). Denies are cached like allows. */
+#ifndef DOORSTEP_SESSION_H
+#define DOORSTEP_SESSION_H
+
+#include "audit.h"
+#include "classify.h"
+
+static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
+{
+	return meta ? meta->generation : 0;
+}
+
+static __always_inline void ds_frag_key_of(const struct ds_packet *pkt, struct ds_frag_key *fk)
+{
+	__builtin_memcpy(fk->src, pkt->key.src, 16);
+	__builtin_memcpy(fk->dst, pkt->key.dst, 16);
+	fk->id = pkt->frag_id;
+	fk->ifindex = pkt->key.ifindex;
+	fk->vlan_outer = pkt->key.vlan_outer;
+	fk->vlan_inner = pkt->key.vlan_inner;
+	fk->proto = pkt->key.proto;
+	fk->family = pkt->key.family;
+}
+
+/* First fragment: remember its ports. Later fragment: borrow them, or fail (-1) when the first
+ * fragment was never seen. */
+static __always_inline int ds_frag_track(struct ds_packet *pkt, __u64 now)
+{
+	struct ds_frag_key fk = {};
+	ds_frag_key_of(pkt, &fk);
+
+	if (pkt->frag == DS_FRAG_FIRST) {
+		struct ds_frag_value fv = { .last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport };
+		bpf_map_update_elem(&ds_frags, &fk, &fv, BPF_ANY);
+		return 0;
+	}
+	struct ds_frag_value *fv = bpf_map_lookup_elem(&ds_frags, &fk);
+	if (!fv)
+		return -1;
+	fv->last_seen = now;
+	pkt->key.sport = fv->sport;
+	pkt->key.dport = fv->dport;
+	return 0;
+}
+
+/* Is the quoted flow (or its reverse) a session this engine allowed under the current version? */
+static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 generation)
+{
+	const struct ds_session_key *q = &pkt->quoted;
+	struct ds_session_key rev = {};
+	struct ds_session_value *s;
+
+	/* The error travels towards the quoted packet's sender: the quote is usually a reply
+	 * (dst→src) of a session that came in here, so try the reverse first. */
+	__builtin_memcpy(rev.src, q->dst, 16);
+	__builtin_memcpy(rev.dst, q->src, 16);
+	rev.ifindex = q->ifindex;
+	rev.vlan_outer = q->vlan_outer;
+	rev.vlan_inner = q->vlan_inner;
+	rev.proto = q->proto;
+	rev.family = q->family;
+	if (q->proto == IPPROTO_ICMP || q->proto == IPPROTO_ICMPV6) {
+		rev.sport = q->sport;  /* echo identifier */
+		rev.dport = q->dport;
+	} else {
+		rev.sport = q->dport;
+		rev.dport = q->sport;
+	}
+	s = bpf_map_lookup_elem(&ds_sessions, &rev);
+	if (!s)
+		s = bpf_map_lookup_elem(&ds_sessions, q);
+	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
+}
+
+static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 now, __u64 len)
+{
+	s->last_seen = now;
+	__sync_fetch_and_add(&s->packets, 1);
+	__sync_fetch_and_add(&s->bytes, len);
+}
+
+/* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
+ * Fills `out` with the decision that applies to this packet. */
+static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
+					      const struct ds_session_key *k, __u64 now, __u64 len,
+					      struct ds_session_value *out)
+{
+	__u32 generation = ds_generation(meta);
+	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
+
+	if (s && s->generation == generation) {
+		ds_count(st, DS_CTR_CACHE_HITS);
+		ds_session_touch(s, now, len);
+		out->action = s->action;
+		out->reason = s->reason;
+		out->rule = s->rule;
+		return;
+	}
+
+	struct ds_decision d;
+	ds_classify(meta, k, &d);
+
+	struct ds_session_value nv = {
+		.first_seen = now,
+		.last_seen = now,
+		.packets = 1,
+		.bytes = len,
+		.rule = d.rule,
+		.generation = generation,
+		.action = d.action,
+		.reason = d.reason,
+		.flags = d.log ? DS_SESSION_LOG : 0,
+	};
+	__u8 kind = DS_EVENT_SESSION_NEW;
+	int emit = d.log;
+
+	if (s) {
+		ds_count(st, DS_CTR_CACHE_STALE);
+		kind = DS_EVENT_SESSION_CHANGED;
+		nv.first_seen = s->first_seen;
+		nv.packets = s->packets + 1;
+		nv.bytes = s->bytes + len;
+		/* same outcome under the new version: nothing to audit */
+		emit = (d.log || (s->flags & DS_SESSION_LOG)) &&
+		       (s->action != d.action || s->rule != d.rule || s->reason != d.reason);
+	} else {
+		ds_count(st, DS_CTR_CACHE_MISSES);
+	}
+	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
+		ds_count(st, DS_CTR_SESSION_FULL);
+	if (emit)
+		ds_emit(st, k, &nv, kind, now, len);
+	*out = nv;
+}
+
+#endif /* DOORSTEP_SESSION_H */

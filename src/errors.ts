@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one registry of doorstep error codes. Every error a user can see carries a stable
+// `code` from this table and a message that says what to do about it.
+
+export const ErrorCodes = {
+  DS_E_POLICY_PARSE: 'the policy file is not valid YAML/JSON',
+  DS_E_POLICY_INVALID: 'a policy document does not match the schema',
+  DS_E_POLICY_REFERENCE: 'a policy refers to an AddressGroup that does not exist',
+  DS_E_POLICY_DUPLICATE: 'two documents or rules share a name',
+  DS_E_POLICY_EMPTY: 'no NetworkPolicy document was given',
+  DS_E_TABLE_BUDGET: 'the compiled lookup tables would exceed their size budget',
+  DS_E_NO_PRIVILEGE: 'the operation needs root (CAP_BPF and CAP_NET_ADMIN)',
+  DS_E_NO_BTF: 'the kernel does not expose BTF (/sys/kernel/btf/vmlinux)',
+  DS_E_NO_INTERFACE: 'the named network interface does not exist',
+  DS_E_BPF_LOAD: 'the kernel refused to load the XDP program',
+  DS_E_BPF_ATTACH: 'the XDP program could not be attached',
+  DS_E_BPF_MAP: 'a BPF map operation failed',
+  DS_E_BPF_OBJECT: 'the compiled BPF object is missing or unreadable',
+  DS_E_NATIVE: 'the native addon is missing or failed to load',
+  DS_E_ABI_MISMATCH: 'the BPF object and the TypeScript ABI disagree',
+  DS_E_ENGINE_CLOSED: 'the engine was used after close()',
+  DS_E_USAGE: 'the command line is not valid',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class DoorstepError extends Error {
+  override name = 'DoorstepError';
+  readonly code: ErrorCode;
+  /** What the operator should do; printed after the message. */
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  /** One line for a terminal: `DS_E_X: message (hint)`. */
+  toLine(): string {
+    return `${this.code}: ${this.message}${this.hint ? ` — ${this.hint}` : ''}`;
+  }
+}
+
+/** A position-bearing validation problem: file, line and the dotted field path. */
+export interface PolicyProblem {
+  code: ErrorCode;
+  file: string;
+  line: number;
+  column: number;
+  /** e.g. `spec.rules[2].ports[0]` */
+  field: string;
+  message: string;
+}
+
+export class PolicyError extends DoorstepError {
+  override name = 'PolicyError';
+  readonly problems: PolicyProblem[];
+
+  constructor(problems: PolicyProblem[]) {
+    const first = problems[0];
+    const head = first ? formatProblem(first) : 'invalid policy';
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+    super(first?.code ?? 'DS_E_POLICY_INVALID', head + more, {
+      hint: 'fix the policy and re-apply; the policy in force stays in force',
+    });
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: PolicyProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.field}: ${p.message} [${p.code}]`;
+}
