@@ -259,8 +259,8 @@ _Static_assert(sizeof(struct ds_failsafe_value) == 8, "ds_failsafe_value size");
 
 /* ds_settings value: runtime settings written by the controller. */
 struct ds_settings {
-	__u32 flags;        /* enum ds_setting_flag */
-	__u32 pad;
+	__u32 flags;          /* enum ds_setting_flag */
+	__u32 generation_hwm; /* highest generation ever published; controller-owned, datapath ignores */
 };
 _Static_assert(sizeof(struct ds_settings) == 8, "ds_settings size");
 

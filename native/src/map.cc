@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: Apache-2.0
+// Map operations on raw fds: create, lookup, update (single and batch), delete, iterate, dump,
+// freeze, pin and open pins, info. Keys and values are Buffers laid out per bpf/include/abi.h.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace ds {
+namespace {
+
+// The kernel's internal ENOTSUPP (524) is what a map type without batch operations returns.
+constexpr int kKernelEnotsupp = 524;
+
+bool IsUnsupported(int err) {
+  return err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP || err == -kKernelEnotsupp;
+}
+
+// mapCreate(type, keySize, valueSize, maxEntries, flags, innerMapFd = -1, name = "") → fd
+Napi::Value MapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LIBBPF_OPTS(bpf_map_create_opts, opts);
+  opts.map_flags = GetUint(info, 4, "flags");
+  if (info.Length() > 5 && info[5].IsNumber()) {
+    int inner = info[5].As<Napi::Number>().Int32Value();
+    if (inner >= 0) opts.inner_map_fd = inner;
+  }
+  std::string name;
+  if (info.Length() > 6 && info[6].IsString()) name = info[6].As<Napi::String>();
+  int fd = bpf_map_create(static_cast<bpf_map_type>(GetUint(info, 0, "type")), name.empty() ? nullptr : name.c_str(),
+                          GetUint(info, 1, "keySize"), GetUint(info, 2, "valueSize"), GetUint(info, 3, "maxEntries"),
+                          &opts);
+  if (fd < 0) ThrowErrno(env, "bpf_map_create(" + name + ")", fd);
+  return Napi::Number::New(env, fd);
+}
+
+// mapLookup(fd, key, valueOut) → boolean (false when the key is absent)
+Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  Bytes key = GetBytes(info, 1, "key");
+  Bytes value = GetBytes(info, 2, "value");
+  int err = bpf_map_lookup_elem(GetInt(info, 0, "fd"), key.data, value.data);
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) ThrowErrno(info.Env(), "bpf_map_lookup_elem", err);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// mapUpdate(fd, key, value, flags = BPF_ANY)
+Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  Bytes key = GetBytes(info, 1, "key");
+  Bytes value = GetBytes(info, 2, "value");
+  uint64_t flags = info.Length() > 3 ? GetUint(info, 3, "flags") : static_cast<uint64_t>(BPF_ANY);
+  int err = bpf_map_update_elem(GetInt(info, 0, "fd"), key.data, value.data, flags);
+  if (err) ThrowErrno(info.Env(), "bpf_map_update_elem", err);
+  return info.Env().Undefined();
+}
+
+// mapUpdateFd(outerFd, key, innerFd): store a map in an ARRAY_OF_MAPS/HASH_OF_MAPS slot.
+Napi::Value MapUpdateFd(const Napi::CallbackInfo& info) {
+  Bytes key = GetBytes(info, 1, "key");
+  uint32_t inner = GetUint(info, 2, "innerFd");
+  int err = bpf_map_update_elem(GetInt(info, 0, "fd"), key.data, &inner, BPF_ANY);
+  if (err) ThrowErrno(info.Env(), "bpf_map_update_elem(map-in-map)", err);
+  return info.Env().Undefined();
+}
+
+// mapDelete(fd, key) → boolean (false when absent)
+Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  Bytes key = GetBytes(info, 1, "key");
+  int err = bpf_map_delete_elem(GetInt(info, 0, "fd"), key.data);
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) ThrowErrno(info.Env(), "bpf_map_delete_elem", err);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// mapUpdateBatch(fd, keys, values, count, keySize, valueSize): kernel batch update where the map
+// type supports it, else one update per element (still one call from JS).
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetInt(info, 0, "fd");
+  Bytes keys = GetBytes(info, 1, "keys");
+  Bytes values = GetBytes(info, 2, "values");
+  uint32_t count = GetUint(info, 3, "count");
+  uint32_t key_size = GetUint(info, 4, "keySize");
+  uint32_t value_size = GetUint(info, 5, "valueSize");
+  if (static_cast<uint64_t>(count) * key_size > keys.size || static_cast<uint64_t>(count) * value_size > values.size)
+    throw Napi::RangeError::New(env, "batch buffers are smaller than count entries");
+  if (count == 0) return env.Undefined();
+
+  constexpr uint32_t kChunk = 65536;
+  uint32_t done = 0;
+  bool batch_ok = true;
+  while (done < count && batch_ok) {
+    uint32_t n = std::min(kChunk, count - done);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    int err = bpf_map_update_batch(fd, keys.data + static_cast<size_t>(done) * key_size,
+                                   values.data + static_cast<size_t>(done) * value_size, &n, &opts);
+    if (IsUnsupported(err)) {
+      batch_ok = false;  // e.g. LPM tries: single updates from `done` (repeats are harmless)
+      break;
+    }
+    if (err) ThrowErrno(env, "bpf_map_update_batch", err);
+    done += n;
+  }
+  for (; done < count; done++) {
+    int err = bpf_map_update_elem(fd, keys.data + static_cast<size_t>(done) * key_size,
+                                  values.data + static_cast<size_t>(done) * value_size, BPF_ANY);
+    if (err) ThrowErrno(env, "bpf_map_update_elem", err);
+  }
+  return env.Undefined();
+}
+
+// mapNextKey(fd, key | null, nextOut) → boolean (false at the end)
+Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
+  Bytes next = GetBytes(info, 2, "next");
+  const void* key = nullptr;
+  if (info[1].IsTypedArray()) key = GetBytes(info, 1, "key").data;
+  int err = bpf_map_get_next_key(GetInt(info, 0, "fd"), key, next.data);
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) ThrowErrno(info.Env(), "bpf_map_get_next_key", err);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// mapDump(fd, keySize, valueSize, maxCount) → { keys, values, count }: every entry, by batch
+// lookup where supported, else by key iteration. Entries racing with the datapath may be missed.
+Napi::Value MapDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetInt(info, 0, "fd");
+  uint32_t key_size = GetUint(info, 1, "keySize");
+  uint32_t value_size = GetUint(info, 2, "valueSize");
+  uint32_t max_count = GetUint(info, 3, "maxCount");
+  std::vector<uint8_t> keys(static_cast<size_t>(max_count) * key_size);
+  std::vector<uint8_t> values(static_cast<size_t>(max_count) * value_size);
+  uint32_t total = 0;
+
+  std::vector<uint8_t> in_batch(std::max<uint32_t>(key_size, 8)), out_batch(std::max<uint32_t>(key_size, 8));
+  bool first = true;
+  bool batch_ok = true;
+  while (total < max_count) {
+    uint32_t n = max_count - total;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(),
+                                   keys.data() + static_cast<size_t>(total) * key_size,
+                                   values.data() + static_cast<size_t>(total) * value_size, &n, &opts);
+    if (err && err != -ENOENT) {
+      if (first && IsUnsupported(err)) {
+        batch_ok = false;
+        break;
+      }
+      ThrowErrno(env, "bpf_map_lookup_batch", err);
+    }
+    total += n;
+    if (err == -ENOENT) break;
+    in_batch.swap(out_batch);
+    first = false;
+  }
+  if (!batch_ok) {
+    total = 0;
+    std::vector<uint8_t> cur(key_size);
+    const void* prev = nullptr;
+    while (total < max_count && bpf_map_get_next_key(fd, prev, cur.data()) == 0) {
+      uint8_t* k = keys.data() + static_cast<size_t>(total) * key_size;
+      memcpy(k, cur.data(), key_size);
+      if (bpf_map_lookup_elem(fd, k, values.data() + static_cast<size_t>(total) * value_size) == 0) total++;
+      prev = k;
+    }
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * key_size));
+  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * value_size));
+  out.Set("count", Napi::Number::New(env, total));
+  return out;
+}
+
+Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
+  int err = bpf_map_freeze(GetInt(info, 0, "fd"));
+  if (err) ThrowErrno(info.Env(), "bpf_map_freeze", err);
+  return info.Env().Undefined();
+}
+
+// mapInfo(fd) → { id, type, keySize, valueSize, maxEntries, flags, name }
+Napi::Value MapInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_map_info mi{};
+  uint32_t len = sizeof mi;
+  int err = bpf_obj_get_info_by_fd(GetInt(info, 0, "fd"), &mi, &len);
+  if (err) ThrowErrno(env, "bpf_obj_get_info_by_fd", err);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("id", Napi::Number::New(env, mi.id));
+  out.Set("type", Napi::Number::New(env, mi.type));
+  out.Set("keySize", Napi::Number::New(env, mi.key_size));
+  out.Set("valueSize", Napi::Number::New(env, mi.value_size));
+  out.Set("maxEntries", Napi::Number::New(env, mi.max_entries));
+  out.Set("flags", Napi::Number::New(env, mi.map_flags));
+  out.Set("name", Napi::String::New(env, mi.name));
+  return out;
+}
+
+Napi::Value MapFdById(const Napi::CallbackInfo& info) {
+  int fd = bpf_map_get_fd_by_id(GetUint(info, 0, "id"));
+  if (fd < 0) ThrowErrno(info.Env(), "bpf_map_get_fd_by_id", fd);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// objPin(fd, path): pin a map, program or link in bpffs.
+Napi::Value ObjPin(const Napi::CallbackInfo& info) {
+  std::string path = info[1].As<Napi::String>();
+  int err = bpf_obj_pin(GetInt(info, 0, "fd"), path.c_str());
+  if (err) ThrowErrno(info.Env(), "bpf_obj_pin(" + path + ")", err);
+  return info.Env().Undefined();
+}
+
+// objGet(path) → fd of a pinned object.
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) ThrowErrno(info.Env(), "bpf_obj_get(" + path + ")", fd);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  close(GetInt(info, 0, "fd"));
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitMap(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapCreate", Napi::Function::New(env, MapCreate));
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookup));
+  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
+  exports.Set("mapUpdateFd", Napi::Function::New(env, MapUpdateFd));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
+  exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
+  exports.Set("mapDump", Napi::Function::New(env, MapDump));
+  exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze));
+  exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
+  exports.Set("mapFdById", Napi::Function::New(env, MapFdById));
+  exports.Set("objPin", Napi::Function::New(env, ObjPin));
+  exports.Set("objGet", Napi::Function::New(env, ObjGet));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+}
+
+}  // namespace ds

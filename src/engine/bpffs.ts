@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Preconditions of the kernel side: root, BTF, a mounted bpffs, a named interface.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { DoorstepError } from '../errors.js';
+
+export const BPFFS = '/sys/fs/bpf';
+
+export function checkPrivileges(): void {
+  if (process.getuid?.() !== 0) {
+    throw new DoorstepError('DS_E_NO_PRIVILEGE', 'doorstep must run as root to load XDP programs', {
+      hint: 'run it with sudo, or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN',
+    });
+  }
+}
+
+export function checkKernel(): void {
+  if (!existsSync('/sys/kernel/btf/vmlinux')) {
+    throw new DoorstepError('DS_E_NO_BTF', 'this kernel has no BTF (/sys/kernel/btf/vmlinux is missing)', {
+      hint: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.10 or later)',
+    });
+  }
+}
+
+/** Mount bpffs at /sys/fs/bpf when nothing is mounted there (some hosts leave it unmounted). */
+export function ensureBpffs(): void {
+  const mounted = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const [, mountpoint, type] = line.split(' ');
+      return mountpoint === BPFFS && type === 'bpf';
+    });
+  if (mounted) return;
+  try {
+    execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS], { stdio: 'pipe' });
+  } catch (cause) {
+    throw new DoorstepError('DS_E_BPF_MAP', `bpffs is not mounted at ${BPFFS} and mounting it failed`, {
+      hint: `mount it: mount -t bpf bpf ${BPFFS}`,
+      cause,
+    });
+  }
+}
+
+const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+export function interfaceIndex(ifname: string): number {
+  if (!IFNAME.test(ifname)) {
+    throw new DoorstepError('DS_E_NO_INTERFACE', `"${ifname}" is not a valid interface name`, {
+      hint: 'list interfaces with `ip link`',
+    });
+  }
+  try {
+    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
+  } catch {
+    throw new DoorstepError('DS_E_NO_INTERFACE', `no network interface named "${ifname}"`, {
+      hint: 'list interfaces with `ip link`',
+    });
+  }
+}

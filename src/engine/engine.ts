@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: Apache-2.0
+// Engine: the XDP policy engine as the rest of doorstep sees it — load (or adopt pinned maps),
+// attach to interfaces, install compiled policies atomically, read counters, sessions and
+// events, run test packets. The only importer of the native addon.
+import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
+import { Action, Limits } from '../abi/generated.js';
+import {
+  CPU_STATS_SIZE,
+  type CpuStats,
+  decodeCpuStats,
+  decodeEvent,
+  decodeSessionKey,
+  decodeSessionValue,
+  type RawEvent,
+  SESSION_KEY_SIZE,
+  SESSION_VALUE_SIZE,
+  type SessionKey,
+  type SessionValue,
+  type Stat,
+} from '../abi/records.js';
+import { DoorstepError } from '../errors.js';
+import { engineObjectPath } from '../paths.js';
+import type { PolicyImage } from '../policy/image.js';
+import { TABLE_NAMES } from '../policy/image.js';
+import type { Cidr } from '../policy/ir.js';
+import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
+import { addon, BPF_MAP_TYPE, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
+
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
+const PROGRAM = 'ds_xdp_ingress';
+const SLOT_TABLES = [...TABLE_NAMES, 'ds_rule_stats'] as const;
+const XDP_DROP = 1;
+const XDP_PASS = 2;
+
+export interface EngineOptions {
+  /** The compiled engine object (default: bpf/build/engine.bpf.o of this package). */
+  objectPath?: string;
+  /** bpffs folder for pins; null = pin nothing (tests, benchmarks). */
+  pinRoot?: string | null;
+  /** Session-cache capacity (LRU). */
+  sessionEntries?: number;
+}
+
+export type XdpMode = 'native' | 'generic' | 'auto';
+
+export interface Attachment {
+  ifname: string;
+  ifindex: number;
+  mode: 'native' | 'generic';
+  /** True when a pinned link left by an earlier engine was adopted rather than created. */
+  adopted: boolean;
+}
+
+export interface ActivePolicy {
+  generation: number;
+  slot: number;
+  ruleCount: number;
+}
+
+export interface InstallResult extends ActivePolicy {
+  version: string;
+  durationMs: number;
+}
+
+export interface Session {
+  key: SessionKey;
+  value: SessionValue;
+}
+
+export interface FailsafeEntry {
+  cidr: Pick<Cidr, 'family' | 'addr' | 'len'>;
+  /** IP protocol number; 0 or absent = any. */
+  protocol?: number;
+  /** Destination port range; absent = any. */
+  ports?: { lo: number; hi: number };
+}
+
+export interface TestRunResult {
+  verdict: 'pass' | 'drop' | 'other';
+  retval: number;
+  durationNs: number;
+}
+
+interface LinkState extends Attachment {
+  fd: number;
+}
+
+function u32Key(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH', what: string, cause: unknown): DoorstepError {
+  const errno = errnoName(cause);
+  if (errno === 'EPERM' || errno === 'EACCES') {
+    return new DoorstepError('DS_E_NO_PRIVILEGE', `${what}: permission denied`, {
+      hint: 'run as root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)',
+      cause,
+    });
+  }
+  const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  return new DoorstepError(code, `${what}: ${detail}`, { cause });
+}
+
+export class Engine {
+  private readonly links = new Map<string, LinkState>();
+  private reader: RingBufferReaderHandle | undefined;
+  private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly obj: BpfObjectHandle,
+    private readonly pinRoot: string | null,
+    readonly adopted: boolean,
+    private readonly cpus: number,
+    private readonly innerSpecs: Map<string, MapSpec>,
+  ) {}
+
+  /** Load the engine; with a pin root, adopt the maps an earlier engine pinned there. */
+  static open(options: EngineOptions = {}): Engine {
+    checkPrivileges();
+    checkKernel();
+    const objectPath = options.objectPath ?? engineObjectPath;
+    if (!existsSync(objectPath)) {
+      throw new DoorstepError('DS_E_BPF_OBJECT', `the engine object ${objectPath} does not exist`, {
+        hint: 'build it with scripts/bootstrap.sh (or npm run build:bpf)',
+      });
+    }
+    const pinRoot = options.pinRoot === undefined ? DEFAULT_PIN_ROOT : options.pinRoot;
+    const native = addon();
+    const obj = new native.BpfObject(objectPath);
+    try {
+      if (options.sessionEntries) obj.setMaxEntries('ds_sessions', options.sessionEntries);
+      const names = obj.mapNames().filter((n) => n.startsWith('ds_'));
+      // libbpf frees inner-map templates during load: read them first
+      const innerSpecs = new Map<string, MapSpec>();
+      for (const n of [...SLOT_TABLES, 'ds_active']) innerSpecs.set(n, obj.innerSpec(n));
+      let adopted = false;
+      if (pinRoot) {
+        ensureBpffs();
+        const mapDir = join(pinRoot, 'maps');
+        adopted = names.every((n) => existsSync(join(mapDir, n)));
+        if (adopted) for (const n of names) obj.reuseMapFd(n, native.objGet(join(mapDir, n)));
+      }
+      try {
+        obj.load();
+      } catch (cause) {
+        throw kernelError('DS_E_BPF_LOAD', 'the kernel refused the XDP engine', cause);
+      }
+      if (pinRoot && !adopted) {
+        const mapDir = join(pinRoot, 'maps');
+        mkdirSync(mapDir, { recursive: true });
+        for (const n of names) native.objPin(obj.mapFd(n), join(mapDir, n));
+      }
+      return new Engine(obj, pinRoot, adopted, native.numPossibleCpus(), innerSpecs);
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  private live(): BpfObjectHandle {
+    if (this.closed) throw new DoorstepError('DS_E_ENGINE_CLOSED', 'the engine is closed');
+    return this.obj;
+  }
+
+  private fd(map: string): number {
+    return this.live().mapFd(map);
+  }
+
+  get programFd(): number {
+    return this.live().programFd(PROGRAM);
+  }
+
+  // ---- attachment ----
+
+  /** Attach to an interface: native XDP, falling back to generic (reported) unless a mode is forced. */
+  attach(ifname: string, mode: XdpMode = 'auto'): Attachment {
+    const native = addon();
+    const ifindex = interfaceIndex(ifname);
+    const existing = this.links.get(ifname);
+    if (existing) return existing;
+
+    const pin = this.pinRoot ? join(this.pinRoot, 'links', ifname) : null;
+    if (pin && existsSync(pin)) {
+      const fd = native.objGet(pin);
+      if (native.linkInfo(fd).ifindex === ifindex) {
+        const state: LinkState = { ifname, ifindex, fd, adopted: true, mode: native.xdpQuery(ifindex).mode === 'generic' ? 'generic' : 'native' };
+        this.links.set(ifname, state);
+        return state;
+      }
+      native.closeFd(fd);
+      unlinkSync(pin);
+    }
+
+    const modes: ('native' | 'generic')[] = mode === 'auto' ? ['native', 'generic'] : [mode];
+    let lastError: unknown;
+    for (const m of modes) {
+      try {
+        const fd = native.xdpAttach(this.programFd, ifindex, m);
+        if (pin) {
+          mkdirSync(join(this.pinRoot as string, 'links'), { recursive: true });
+          native.objPin(fd, pin);
+        }
+        const state: LinkState = { ifname, ifindex, fd, mode: m, adopted: false };
+        this.links.set(ifname, state);
+        return state;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw kernelError('DS_E_BPF_ATTACH', `cannot attach XDP to ${ifname}`, lastError);
+  }
+
+  detach(ifname: string): void {
+    const link = this.links.get(ifname);
+    if (!link) return;
+    const native = addon();
+    try {
+      native.linkDetach(link.fd);
+    } finally {
+      native.closeFd(link.fd);
+      this.links.delete(ifname);
+      const pin = this.pinRoot ? join(this.pinRoot, 'links', ifname) : null;
+      if (pin && existsSync(pin)) unlinkSync(pin);
+    }
+  }
+
+  attachments(): Attachment[] {
+    return [...this.links.values()].map(({ fd: _fd, ...a }) => a);
+  }
+
+  // ---- policy ----
+
+  /** The active version's descriptor, or null when none is installed (default deny). */
+  activePolicy(): ActivePolicy | null {
+    const native = addon();
+    const id = Buffer.alloc(4);
+    if (!native.mapLookup(this.fd('ds_active'), u32Key(0), id)) return null;
+    const fd = native.mapFdById(id.readUInt32LE());
+    try {
+      const meta = Buffer.alloc(sizeOf('ds_policy_meta'));
+      native.mapLookup(fd, u32Key(0), meta);
+      return {
+        generation: readField('ds_policy_meta', meta, 0, 'generation'),
+        slot: readField('ds_policy_meta', meta, 0, 'slot'),
+        ruleCount: readField('ds_policy_meta', meta, 0, 'rule_count'),
+      };
+    } finally {
+      native.closeFd(fd);
+    }
+  }
+
+  private readSettings(): Buffer {
+    const value = Buffer.alloc(sizeOf('ds_settings'));
+    addon().mapLookup(this.fd('ds_settings'), u32Key(0), value);
+    return value;
+  }
+
+  private writeSettings(values: { flags?: number; generation_hwm?: number }): void {
+    const current = this.readSettings();
+    const next = encodeStruct('ds_settings', {
+      flags: values.flags ?? readField('ds_settings', current, 0, 'flags'),
+      generation_hwm: values.generation_hwm ?? readField('ds_settings', current, 0, 'generation_hwm'),
+    });
+    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
+  }
+
+  /** A fresh inner map for `table`, filled from the image. The caller owns the returned fd. */
+  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer): number {
+    const native = addon();
+    const spec = this.innerSpecs.get(table);
+    if (!spec) throw new Error(`no inner spec for ${table}`);
+    const perCpu = spec.type === BPF_MAP_TYPE.PERCPU_HASH || spec.type === BPF_MAP_TYPE.PERCPU_ARRAY;
+    const expectValue = perCpu ? Math.ceil(spec.valueSize / 8) * 8 * this.cpus : spec.valueSize;
+    if (spec.keySize !== keySize || expectValue !== valueSize) {
+      throw new DoorstepError(
+        'DS_E_ABI_MISMATCH',
+        `${table}: the image has ${keySize}/${valueSize}-byte keys/values, the engine object expects ${spec.keySize}/${expectValue}`,
+        { hint: 'rebuild (npm run build) so the object and the TypeScript ABI agree' },
+      );
+    }
+    const fd = native.mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(count, 1), spec.flags, -1, table.slice(0, 15));
+    try {
+      native.mapUpdateBatch(fd, keys, values, count, keySize, valueSize);
+      return fd;
+    } catch (err) {
+      native.closeFd(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * Install a compiled policy: fill fresh maps for the inactive slot, then publish the version by
+   * swapping ds_active[0] — one atomic pointer write. The kernel waits for in-flight packets after
+   * a map-in-map update, so when this returns no packet still uses the previous version, and its
+   * slot is released.
+   */
+  install(image: PolicyImage): InstallResult {
+    const started = process.hrtime.bigint();
+    const native = addon();
+    const current = this.activePolicy();
+    const slot = current ? 1 - current.slot : 0;
+    const hwm = readField('ds_settings', this.readSettings(), 0, 'generation_hwm');
+    const generation = Math.max(hwm, current?.generation ?? 0) + 1;
+
+    try {
+      for (const table of TABLE_NAMES) {
+        const t = image.tables[table];
+        const fd = this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values);
+        try {
+          native.mapUpdateFd(this.fd(table), u32Key(slot), fd);
+        } finally {
+          native.closeFd(fd);
+        }
+      }
+      const rules = image.ruleCount + 1;
+      const statsValue = Math.ceil(sizeOf('ds_stat') / 8) * 8 * this.cpus;
+      const keys = Buffer.alloc(rules * 4);
+      for (let i = 0; i < rules; i++) keys.writeUInt32LE(i, i * 4);
+      const statsFd = this.createTable('ds_rule_stats', rules, 4, statsValue, keys, Buffer.alloc(rules * statsValue));
+      try {
+        native.mapUpdateFd(this.fd('ds_rule_stats'), u32Key(slot), statsFd);
+      } finally {
+        native.closeFd(statsFd);
+      }
+
+      const meta = encodeStruct('ds_policy_meta', { generation, slot, rule_count: image.ruleCount });
+      const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
+      try {
+        native.mapFreeze(metaFd);
+        this.writeSettings({ generation_hwm: generation });
+        native.mapUpdateFd(this.fd('ds_active'), u32Key(0), metaFd); // the atomic switch
+      } finally {
+        native.closeFd(metaFd);
+      }
+    } catch (err) {
+      if (err instanceof DoorstepError) throw err;
+      throw kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
+    }
+    if (current) this.releaseSlot(current.slot);
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs };
+  }
+
+  /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
+  private releaseSlot(slot: number): void {
+    for (const table of SLOT_TABLES) addon().mapDelete(this.fd(table), u32Key(slot));
+  }
+
+  /** Remove the active policy: back to default deny (failsafe still passes). */
+  uninstall(): void {
+    const current = this.activePolicy();
+    addon().mapDelete(this.fd('ds_active'), u32Key(0));
+    if (current) this.releaseSlot(current.slot);
+  }
+
+  // ---- settings and failsafe ----
+
+  setPassNonIp(pass: boolean): void {
+    this.writeSettings({ flags: pass ? 1 : 0 });
+  }
+
+  /** Replace the management prefixes that always pass. */
+  setFailsafe(entries: FailsafeEntry[]): void {
+    const native = addon();
+    const fd = this.fd('ds_failsafe');
+    const keySize = sizeOf('ds_failsafe_key');
+    const stale: Buffer[] = [];
+    let cursor: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(keySize);
+      if (!native.mapNextKey(fd, cursor, next)) break;
+      stale.push(next);
+      cursor = next;
+    }
+    const wanted = entries.map((e) => {
+      const addr = new Uint8Array(16);
+      if (e.cidr.family === 4) {
+        addr.set([0xff, 0xff], 10);
+        addr.set(e.cidr.addr, 12);
+      } else {
+        addr.set(e.cidr.addr);
+      }
+      const key = encodeStruct('ds_failsafe_key', { prefixlen: e.cidr.len + (e.cidr.family === 4 ? 96 : 0), addr });
+      const value = encodeStruct('ds_failsafe_value', {
+        proto: e.protocol ?? 0,
+        port_lo: e.ports?.lo ?? 0,
+        port_hi: e.ports?.hi ?? 0,
+      });
+      return { key, value };
+    });
+    for (const w of wanted) native.mapUpdate(fd, w.key, w.value);
+    for (const k of stale) if (!wanted.some((w) => w.key.equals(k))) native.mapDelete(fd, k);
+  }
+
+  // ---- observation ----
+
+  stats(): CpuStats {
+    const stride = Math.ceil(CPU_STATS_SIZE / 8) * 8;
+    const value = Buffer.alloc(stride * this.cpus);
+    addon().mapLookup(this.fd('ds_stats'), u32Key(0), value);
+    return decodeCpuStats(value, this.cpus);
+  }
+
+  /** Per-rule packets and bytes of the active version (index 0 = the default action). */
+  ruleStats(): Map<number, Stat> {
+    const native = addon();
+    const out = new Map<number, Stat>();
+    const active = this.activePolicy();
+    if (!active) return out;
+    const id = Buffer.alloc(4);
+    if (!native.mapLookup(this.fd('ds_rule_stats'), u32Key(active.slot), id)) return out;
+    const fd = native.mapFdById(id.readUInt32LE());
+    try {
+      const stride = Math.ceil(sizeOf('ds_stat') / 8) * 8;
+      const valueSize = stride * this.cpus;
+      const dump = native.mapDump(fd, 4, valueSize, active.ruleCount + 1);
+      for (let i = 0; i < dump.count; i++) {
+        const stat = { packets: 0, bytes: 0 };
+        for (let cpu = 0; cpu < this.cpus; cpu++) {
+          const at = i * valueSize + cpu * stride;
+          stat.packets += readField('ds_stat', dump.values, at, 'packets');
+          stat.bytes += readField('ds_stat', dump.values, at, 'bytes');
+        }
+        out.set(dump.keys.readUInt32LE(i * 4), stat);
+      }
+    } finally {
+      native.closeFd(fd);
+    }
+    return out;
+  }
+
+  sessions(limit = 1 << 20): Session[] {
+    const dump = addon().mapDump(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
+    const out: Session[] = [];
+    for (let i = 0; i < dump.count; i++) {
+      out.push({
+        key: decodeSessionKey(dump.keys, i * SESSION_KEY_SIZE),
+        value: decodeSessionValue(dump.values, i * SESSION_VALUE_SIZE),
+      });
+    }
+    return out;
+  }
+
+  /** Subscribe to session events, delivered in batches from the ring-buffer thread. */
+  onEvents(handler: (events: RawEvent[]) => void): () => void {
+    this.eventHandlers.add(handler);
+    if (!this.reader) {
+      this.reader = new (addon().RingBufferReader)(this.fd('ds_events'), (batch, count) => {
+        const events: RawEvent[] = new Array(count);
+        let at = 0;
+        for (let i = 0; i < count; i++) {
+          const len = batch.readUInt32LE(at);
+          events[i] = decodeEvent(batch, at + 4);
+          at += 4 + len;
+        }
+        for (const h of this.eventHandlers) h(events);
+      });
+    }
+    return () => {
+      this.eventHandlers.delete(handler);
+    };
+  }
+
+  /** Run one frame through the attached program (BPF_PROG_TEST_RUN). */
+  testRun(frame: Buffer, options: { ingressIfindex?: number; repeat?: number } = {}): TestRunResult {
+    const r = addon().testRun(this.programFd, frame, options.repeat ?? 1, options.ingressIfindex ?? 0);
+    const verdict = r.retval === XDP_PASS ? 'pass' : r.retval === XDP_DROP ? 'drop' : 'other';
+    return { verdict, retval: r.retval, durationNs: r.duration };
+  }
+
+  /**
+   * Stop reading events and release the object. Unless `keepAttached`, detach every interface
+   * and remove the pins, so nothing is left behind.
+   */
+  close(options: { keepAttached?: boolean } = {}): void {
+    if (this.closed) return;
+    this.reader?.close();
+    this.reader = undefined;
+    if (!options.keepAttached) {
+      for (const ifname of [...this.links.keys()]) this.detach(ifname);
+      if (this.pinRoot) rmSync(this.pinRoot, { recursive: true, force: true });
+    } else {
+      for (const link of this.links.values()) addon().closeFd(link.fd);
+      this.links.clear();
+    }
+    this.obj.close();
+    this.closed = true;
+  }
+}
+
+export const Verdict = { deny: Action.DENY, allow: Action.ALLOW } as const;
+export const SESSIONS_DEFAULT = Limits.SESSIONS_DEFAULT;

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+// The typed face of the native addon (native/). Only src/engine/ imports this module.
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { DoorstepError } from '../errors.js';
+import { addonPath } from '../paths.js';
+
+export interface MapSpec {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+}
+
+export interface BpfObjectHandle {
+  load(): void;
+  mapNames(): string[];
+  mapFd(name: string): number;
+  mapSpec(name: string): MapSpec;
+  innerSpec(name: string): MapSpec;
+  setMaxEntries(name: string, maxEntries: number): void;
+  reuseMapFd(name: string, fd: number): void;
+  programFd(name: string): number;
+  close(): void;
+}
+
+export interface RingBufferReaderHandle {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface Addon {
+  BpfObject: new (path: string) => BpfObjectHandle;
+  RingBufferReader: new (mapFd: number, onBatch: (batch: Buffer, count: number) => void) => RingBufferReaderHandle;
+  mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number, innerFd?: number, name?: string): number;
+  mapLookup(fd: number, key: Buffer, value: Buffer): boolean;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
+  mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number): void;
+  mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
+  mapDump(fd: number, keySize: number, valueSize: number, maxCount: number): { keys: Buffer; values: Buffer; count: number };
+  mapFreeze(fd: number): void;
+  mapInfo(fd: number): MapSpec & { id: number; name: string };
+  mapFdById(id: number): number;
+  objPin(fd: number, path: string): void;
+  objGet(path: string): number;
+  closeFd(fd: number): void;
+  xdpAttach(progFd: number, ifindex: number, mode: 'native' | 'generic'): number;
+  linkDetach(linkFd: number): void;
+  xdpQuery(ifindex: number): { mode: string; progId: number };
+  progInfo(fd: number): { id: number; name: string };
+  linkInfo(fd: number): { id: number; progId: number; ifindex: number };
+  testRun(progFd: number, frame: Buffer, repeat?: number, ingressIfindex?: number): { retval: number; duration: number; data: Buffer };
+  testRunEach(progFd: number, frames: Buffer, frameSize: number, count: number): { retvals: Buffer; duration: number };
+  numPossibleCpus(): number;
+}
+
+let cached: Addon | undefined;
+
+export function addon(): Addon {
+  if (cached) return cached;
+  try {
+    cached = createRequire(import.meta.url)(addonPath) as Addon;
+  } catch (cause) {
+    throw new DoorstepError('DS_E_NATIVE', `cannot load the native addon at ${addonPath}`, {
+      hint: 'run scripts/bootstrap.sh (or npm run build:native) to build it',
+      cause,
+    });
+  }
+  return cached;
+}
+
+/** errno name (EPERM, ENOENT, …) of an error thrown by the addon, if it carries one. */
+export function errnoName(err: unknown): string | undefined {
+  const n = (err as { errno?: unknown }).errno;
+  if (typeof n !== 'number') return undefined;
+  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
+}
+
+export const BPF_MAP_TYPE = { HASH: 1, ARRAY: 2, PERCPU_HASH: 5, PERCPU_ARRAY: 6, LPM_TRIE: 11, ARRAY_OF_MAPS: 12 } as const;
