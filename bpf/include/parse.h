@@ -168,12 +168,37 @@ static __always_inline int ds_parse_l4(void *l4, void *end, __u8 proto, struct d
 	}
 }
 
+/* Ports of a quoted transport header: an ICMP error guarantees only its first 8 bytes, so unlike
+ * ds_parse_l4 this reads ports without requiring the whole header. */
+static __always_inline int ds_parse_quoted_l4(void *l4, void *end, __u8 proto, struct ds_session_key *q)
+{
+	__u8 *h = l4;
+
+	if ((void *)(h + 8) > end)
+		return -1;
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+		q->sport = ((__u16)h[0] << 8) | h[1];
+		q->dport = ((__u16)h[2] << 8) | h[3];
+		return 0;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		q->dport = ((__u16)h[0] << 8) | h[1];
+		q->sport = ds_is_echo(proto, h[0]) ? (((__u16)h[4] << 8) | h[5]) : 0;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /* The flow an ICMP error quotes: its IP header plus the first 8 bytes of its payload.
  * Leaves pkt->icmp_error at 0 when the quote is absent, truncated or not a known shape. */
 static __always_inline void ds_parse_quote(struct ds_packet *pkt, void *inner, void *end)
 {
 	struct ds_session_key *q = &pkt->quoted;
-	__u8 icmp_type = 0;
 
 	if (pkt->key.family == DS_FAMILY_IPV4) {
 		struct iphdr *iph = inner;
@@ -186,7 +211,7 @@ static __always_inline void ds_parse_quote(struct ds_packet *pkt, void *inner, v
 		q->family = DS_FAMILY_IPV4;
 		ds_addr_from_v4(q->src, iph->saddr);
 		ds_addr_from_v4(q->dst, iph->daddr);
-		if (l4 > end || ds_parse_l4(l4, end, q->proto, q, &icmp_type) < 0)
+		if (l4 > end || ds_parse_quoted_l4(l4, end, q->proto, q) < 0)
 			return;
 	} else {
 		struct ipv6hdr *ip6 = inner;
@@ -196,7 +221,7 @@ static __always_inline void ds_parse_quote(struct ds_packet *pkt, void *inner, v
 		q->family = DS_FAMILY_IPV6;
 		ds_addr_from_v6(q->src, &ip6->saddr);
 		ds_addr_from_v6(q->dst, &ip6->daddr);
-		if (ds_parse_l4(ip6 + 1, end, q->proto, q, &icmp_type) < 0)
+		if (ds_parse_quoted_l4(ip6 + 1, end, q->proto, q) < 0)
 			return;
 	}
 	q->ifindex = pkt->key.ifindex;
@@ -258,6 +283,12 @@ static __always_inline int ds_parse_ipv4(struct ds_packet *pkt, void *l3, void *
 	return ds_parse_transport(pkt, l3 + hlen, end, 0);
 }
 
+static __always_inline int ds_is_ipv6_ext(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
+	       next == DS_IPPROTO_MH || next == IPPROTO_AH || next == IPPROTO_FRAGMENT;
+}
+
 static __always_inline int ds_parse_ipv6(struct ds_packet *pkt, void *l3, void *end, __u64 l3_len)
 {
 	struct ipv6hdr *ip6 = l3;
@@ -309,7 +340,8 @@ static __always_inline int ds_parse_ipv6(struct ds_packet *pkt, void *l3, void *
 			break;
 		}
 	}
-	if (i == DS_MAX_IPV6_EXT)
+	/* still inside the chain after the bound (a later fragment stops the walk on purpose) */
+	if (pkt->frag != DS_FRAG_LATER && ds_is_ipv6_ext(next))
 		return DS_PARSE_MALFORMED;
 	pkt->key.proto = next;
 	if (pos > end)

@@ -13,6 +13,7 @@ import {
   decodeEvent,
   decodeSessionKey,
   decodeSessionValue,
+  encodeSessionKey,
   type RawEvent,
   SESSION_KEY_SIZE,
   SESSION_VALUE_SIZE,
@@ -307,26 +308,19 @@ export class Engine {
     const hwm = readField('ds_settings', this.readSettings(), 0, 'generation_hwm');
     const generation = Math.max(hwm, current?.generation ?? 0) + 1;
 
+    const created: number[] = [];
     try {
       for (const table of TABLE_NAMES) {
         const t = image.tables[table];
-        const fd = this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values);
-        try {
-          native.mapUpdateFd(this.fd(table), u32Key(slot), fd);
-        } finally {
-          native.closeFd(fd);
-        }
+        created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values));
       }
       const rules = image.ruleCount + 1;
       const statsValue = Math.ceil(sizeOf('ds_stat') / 8) * 8 * this.cpus;
       const keys = Buffer.alloc(rules * 4);
       for (let i = 0; i < rules; i++) keys.writeUInt32LE(i, i * 4);
-      const statsFd = this.createTable('ds_rule_stats', rules, 4, statsValue, keys, Buffer.alloc(rules * statsValue));
-      try {
-        native.mapUpdateFd(this.fd('ds_rule_stats'), u32Key(slot), statsFd);
-      } finally {
-        native.closeFd(statsFd);
-      }
+      created.push(this.createTable('ds_rule_stats', rules, 4, statsValue, keys, Buffer.alloc(rules * statsValue)));
+      // fill the inactive slot: no packet reads it until the meta below points at it
+      native.mapUpdateFdMany(SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]));
 
       const meta = encodeStruct('ds_policy_meta', { generation, slot, rule_count: image.ruleCount });
       const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
@@ -340,6 +334,8 @@ export class Engine {
     } catch (err) {
       if (err instanceof DoorstepError) throw err;
       throw kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
+    } finally {
+      for (const fd of created) native.closeFd(fd);
     }
     if (current) this.releaseSlot(current.slot);
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -348,7 +344,7 @@ export class Engine {
 
   /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
   private releaseSlot(slot: number): void {
-    for (const table of SLOT_TABLES) addon().mapDelete(this.fd(table), u32Key(slot));
+    addon().mapUpdateFdMany(SLOT_TABLES.map((table) => [this.fd(table), u32Key(slot), -1]));
   }
 
   /** Remove the active policy: back to default deny (failsafe still passes). */
@@ -432,6 +428,12 @@ export class Engine {
       native.closeFd(fd);
     }
     return out;
+  }
+
+  /** The cached decision for one flow, or null. */
+  lookupSession(key: SessionKey): SessionValue | null {
+    const value = Buffer.alloc(SESSION_VALUE_SIZE);
+    return addon().mapLookup(this.fd('ds_sessions'), encodeSessionKey(key), value) ? decodeSessionValue(value) : null;
   }
 
   sessions(limit = 1 << 20): Session[] {

@@ -38,6 +38,8 @@ export interface Addon {
   mapLookup(fd: number, key: Buffer, value: Buffer): boolean;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
+  /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */
+  mapUpdateFdMany(writes: [number, Buffer, number][]): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number): void;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+// A bounded traffic peer, run inside a namespace by tests and the demo:
+//   peer serve  <tcp|udp> <host> <port> <seconds>   → prints {"bytes":N,"datagrams":N,"connections":N} on exit
+//   peer send   <tcp|udp> <host> <port> <count> <size> <timeoutMs> → prints {"sent":N,"connected":bool}
+// Every loop is bounded in count and time; the server exits after <seconds> or on SIGTERM.
+import { createSocket } from 'node:dgram';
+import { connect, createServer } from 'node:net';
+
+const [mode, proto, host = '', portText = '0', a = '0', b = '0', c = '1000'] = process.argv.slice(2);
+const port = Number(portText);
+
+function serve(): void {
+  const seconds = Number(a);
+  const totals = { bytes: 0, datagrams: 0, connections: 0 };
+  const finish = () => {
+    process.stdout.write(`${JSON.stringify(totals)}\n`);
+    process.exit(0);
+  };
+  if (proto === 'tcp') {
+    const server = createServer((sock) => {
+      totals.connections++;
+      sock.on('data', (d) => (totals.bytes += d.length));
+      sock.on('error', () => undefined);
+    });
+    server.listen(port, host, () => process.stdout.write('ready\n'));
+  } else {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.on('message', (m) => {
+      totals.datagrams++;
+      totals.bytes += m.length;
+    });
+    sock.bind(port, host, () => process.stdout.write('ready\n'));
+  }
+  setTimeout(finish, seconds * 1000).unref();
+  process.on('SIGTERM', finish);
+}
+
+function send(): void {
+  const count = Number(a);
+  const size = Number(b);
+  const timeoutMs = Number(c);
+  const payload = Buffer.alloc(size, 0x78);
+  const done = (sent: number, connected: boolean) => {
+    process.stdout.write(`${JSON.stringify({ sent, connected })}\n`);
+    process.exit(0);
+  };
+  if (proto === 'tcp') {
+    const sock = connect({ host, port, timeout: timeoutMs });
+    const timer = setTimeout(() => done(0, false), timeoutMs);
+    sock.on('connect', () => {
+      clearTimeout(timer);
+      let sent = 0;
+      for (let i = 0; i < count; i++) {
+        sock.write(payload);
+        sent += size;
+      }
+      sock.end(() => done(sent, true));
+    });
+    sock.on('timeout', () => done(0, false));
+    sock.on('error', () => done(0, false));
+  } else {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    let sent = 0;
+    const next = () => {
+      if (sent >= count) {
+        setTimeout(() => done(sent * size, true), 50);
+        return;
+      }
+      sock.send(payload, port, host, () => {
+        sent++;
+        setImmediate(next);
+      });
+    };
+    next();
+  }
+}
+
+if (mode === 'serve') serve();
+else if (mode === 'send') send();
+else {
+  process.stderr.write('usage: peer serve|send tcp|udp host port …\n');
+  process.exit(2);
+}
