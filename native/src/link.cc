@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <net/if.h>
 
 #include "common.h"
 
@@ -80,6 +81,13 @@ Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// ifNameToIndex(name) → ifindex, or 0 when no such interface exists in this network namespace.
+// (/sys/class/net shows the namespace sysfs was mounted in, which nsenter --net does not change.)
+Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>();
+  return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
+}
+
 }  // namespace
 
 void InitLink(Napi::Env env, Napi::Object exports) {
@@ -88,6 +96,7 @@ void InitLink(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
+  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
 }
 
 }  // namespace ds

@@ -43,17 +43,13 @@ export function ensureBpffs(): void {
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 
-export function interfaceIndex(ifname: string): number {
-  if (!IFNAME.test(ifname)) {
-    throw new DoorstepError('DS_E_NO_INTERFACE', `"${ifname}" is not a valid interface name`, {
+/** The interface's index in this process's network namespace. */
+export function interfaceIndex(ifname: string, lookup: (name: string) => number): number {
+  const ifindex = IFNAME.test(ifname) ? lookup(ifname) : 0;
+  if (!ifindex) {
+    throw new DoorstepError('DS_E_NO_INTERFACE', `no network interface named "${ifname}" in this network namespace`, {
       hint: 'list interfaces with `ip link`',
     });
   }
-  try {
-    return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8').trim());
-  } catch {
-    throw new DoorstepError('DS_E_NO_INTERFACE', `no network interface named "${ifname}"`, {
-      hint: 'list interfaces with `ip link`',
-    });
-  }
+  return ifindex;
 }

@@ -181,7 +181,7 @@ export class Engine {
   /** Attach to an interface: native XDP, falling back to generic (reported) unless a mode is forced. */
   attach(ifname: string, mode: XdpMode = 'auto'): Attachment {
     const native = addon();
-    const ifindex = interfaceIndex(ifname);
+    const ifindex = interfaceIndex(ifname, native.ifNameToIndex);
     const existing = this.links.get(ifname);
     if (existing) return existing;
 

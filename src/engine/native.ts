@@ -58,6 +58,7 @@ export interface Addon {
   testRun(progFd: number, frame: Buffer, repeat?: number, ingressIfindex?: number): { retval: number; duration: number; data: Buffer };
   testRunEach(progFd: number, frames: Buffer, frameSize: number, count: number): { retvals: Buffer; duration: number };
   numPossibleCpus(): number;
+  ifNameToIndex(name: string): number;
 }
 
 let cached: Addon | undefined;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Network namespaces and veth pairs for end-to-end tests and the demo. Every name carries a
+// Network namespaces and veth pairs for the demo and the end-to-end tests. Every name carries a
 // per-run suffix so concurrent runs never collide; `Topology.destroy()` removes everything and
 // is safe to call twice.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// Raw ring-buffer events → audit records: names for rules, policy, interface and protocol,
+// RFC 3339 time, printable addresses. Pure apart from the clock offset captured at creation.
+import { Action, EventKind, Reason } from '../abi/generated.js';
+import type { RawEvent } from '../abi/records.js';
+import { formatAddress } from '../policy/cidr.js';
+import type { PolicyIr } from '../policy/ir.js';
+import { protocolLabel } from '../policy/protocols.js';
+
+export interface SessionRecord {
+  time: string;
+  type: 'session';
+  event: 'new' | 'changed';
+  enforcer: string;
+  interface: string;
+  verdict: 'allow' | 'deny';
+  reason: string;
+  protocol: string;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  icmpType?: number;
+  icmpCode?: number;
+  vlan?: number[];
+  /** `<policy>/<rule>`, `<policy>/default`, or the reason when no rule decided. */
+  rule: string;
+  policy?: string;
+  policyVersion?: string;
+  generation: number;
+  cpu: number;
+  seq: number;
+}
+
+const REASON_NAMES = Object.fromEntries(Object.entries(Reason).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]));
+
+/** The address as text: IPv4 from its mapped form, IPv6 as is. */
+export function formatAddress16(family: 4 | 6, addr16: Uint8Array): string {
+  return family === 4 ? formatAddress(4, addr16.subarray(12)) : formatAddress(6, addr16);
+}
+
+/** `<policy>/<rule>` for a rule index of `ir`; index 0 is the set's default, `<policies>/default`. */
+export function ruleName(ir: PolicyIr | undefined, index: number): string {
+  const rule = index === 0 ? undefined : ir?.rules[index - 1];
+  if (rule) return rule.id;
+  return index === 0 ? `${ir?.policies.join('+') ?? 'policy'}/default` : `rule-${index}`;
+}
+
+export interface EnrichContext {
+  enforcer: string;
+  /** ifindex → interface name */
+  interfaces: ReadonlyMap<number, string>;
+  /** generation → the IR installed under it */
+  policies: ReadonlyMap<number, PolicyIr>;
+}
+
+/** Maps the kernel's CLOCK_MONOTONIC nanoseconds to wall-clock time. */
+export function monotonicToWall(): (ns: bigint) => Date {
+  const offsetNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+  return (ns) => new Date(Number((ns + offsetNs) / 1_000_000n));
+}
+
+export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigint) => Date): SessionRecord {
+  const ir = ctx.policies.get(e.generation);
+  const icmp = e.proto === 1 || e.proto === 58;
+  const ported = e.proto === 6 || e.proto === 17 || e.proto === 132;
+  let rule = REASON_NAMES[e.reason] ?? `reason-${e.reason}`;
+  let policy: string | undefined;
+  if (e.reason === Reason.POLICY && ir) {
+    rule = ruleName(ir, e.rule);
+    policy = ir.rules[e.rule - 1]?.policy ?? ir.policies.join('+');
+  }
+  const record: SessionRecord = {
+    time: toWall(e.timeNs).toISOString(),
+    type: 'session',
+    event: e.kind === EventKind.CHANGED ? 'changed' : 'new',
+    enforcer: ctx.enforcer,
+    interface: ctx.interfaces.get(e.ifindex) ?? `if${e.ifindex}`,
+    verdict: e.action === Action.ALLOW ? 'allow' : 'deny',
+    reason: REASON_NAMES[e.reason] ?? String(e.reason),
+    protocol: protocolLabel(e.proto),
+    src: formatAddress16(e.family, e.src),
+    dst: formatAddress16(e.family, e.dst),
+    rule,
+    generation: e.generation,
+    cpu: e.cpu,
+    seq: e.seq,
+  };
+  if (ported) {
+    record.sport = e.sport;
+    record.dport = e.dport;
+  }
+  if (icmp) {
+    record.icmpType = e.dport >> 8;
+    record.icmpCode = e.dport & 0xff;
+  }
+  if (e.vlanOuter) record.vlan = e.vlanInner ? [e.vlanOuter, e.vlanInner] : [e.vlanOuter];
+  if (policy) record.policy = policy;
+  if (ir) record.policyVersion = ir.version;
+  return record;
+}

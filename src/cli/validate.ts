@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: Apache-2.0
+// `doorstep validate FILE…`: offline check; every problem with file:line:column and field.
+import { formatProblem } from '../errors.js';
+import { compileSources } from '../policy/compile.js';
+import { readPolicySources } from '../policy/files.js';
+import { ExitCode } from './output.js';
+
+export async function validate(paths: string[], output: 'table' | 'json'): Promise<number> {
+  const sources = await readPolicySources(paths);
+  const { ir, tables, warnings } = compileSources(sources);
+  if (output === 'json') {
+    console.log(JSON.stringify({ valid: true, version: ir.version, rules: ir.rules.length, tables: tables.stats, warnings }));
+  } else {
+    for (const w of warnings) console.log(`warning: ${w}`);
+    console.log(`valid: ${ir.rules.length} rules, version ${ir.version}`);
+    console.log(`tables: ${tables.stats.srcClasses} source classes, ${tables.stats.dstClasses} destination classes, ${tables.stats.svcClasses} service classes, ${tables.pair.length} pairs, ${tables.verdict.length} verdicts`);
+  }
+  return ExitCode.OK;
+}
+
+export { formatProblem };
