@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading policy sources from disk: the only I/O of src/policy. A path may be a file or a folder;
+// a folder contributes its *.yaml, *.yml and *.json files (not subfolders), sorted by name.
+
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PolicySource } from './documents.js';
+
+const POLICY_FILE = /\.(ya?ml|json)$/i;
+
+export async function readPolicySources(paths: readonly string[]): Promise<PolicySource[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if ((await stat(path)).isDirectory()) {
+      const entries = await readdir(path, { withFileTypes: true });
+      const names = entries.filter((e) => e.isFile() && POLICY_FILE.test(e.name)).map((e) => e.name);
+      files.push(...names.sort(byCodePoint).map((name) => join(path, name)));
+    } else {
+      files.push(path);
+    }
+  }
+  return Promise.all(files.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
+}
+
+/** Locale-independent order, so every machine sees the same document order. */
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+// Validated model → IR: resolves AddressGroups, merges address and port sets, orders the rules of
+// all policies (priority, then document order, then rule order), drops rules whose match repeats
+// an earlier rule's, numbers the rest 1..N, combines default actions (fail-closed), and stamps
+// the content hash as the version.
+
+import { DEFAULT_PRIORITY, type Action, type Cidr, type IrRule, type PolicyIr, type Range } from './ir.js';
+import { ANY_CIDRS, mergeCidrs } from './cidr-set.js';
+import { policyVersion } from './canonical.js';
+import { mergeRanges } from './ranges.js';
+import type { AddressRef } from './schema.js';
+import type { PolicyModel, ValidRule } from './validate.js';
+
+export interface Normalized {
+  ir: PolicyIr;
+  /** `file:line: …` notes about rules that were dropped or can never match. */
+  warnings: string[];
+}
+
+export function normalize(model: PolicyModel): Normalized {
+  const resolve = addressResolver(model);
+  const ordered = model.policies
+    .flatMap((policy) => policy.rules.map((rule) => ({ policy, rule })))
+    .map(({ policy, rule }) => toRule(policy.name, policy.log, rule, resolve))
+    // Array.prototype.sort is stable: equal priorities keep document order, then rule order.
+    .sort((a, b) => a.priority - b.priority);
+
+  const warnings: string[] = [];
+  const earlierMatches = new Map<string, IrRule[]>();
+  const rules: IrRule[] = [];
+  for (const rule of ordered) {
+    const signature = matchSignature(rule);
+    const candidates = earlierMatches.get(signature);
+    const earlier = candidates?.find((e) => sameMatch(e, rule));
+    if (earlier) {
+      warnings.push(
+        `${at(rule)}: rule ${rule.id} is dropped: rule ${earlier.id} (${at(earlier)}) matches exactly the same traffic and comes first`,
+      );
+      continue;
+    }
+    if (candidates) candidates.push(rule);
+    else earlierMatches.set(signature, [rule]);
+    if (!familiesOverlap(rule.src, rule.dst)) {
+      warnings.push(`${at(rule)}: rule ${rule.id} can never match: its from and to addresses are of different IP families`);
+    }
+    rules.push({ ...rule, index: rules.length + 1 });
+  }
+
+  const defaultAction: Action = model.policies.some((p) => p.defaultAction === 'deny') ? 'deny' : 'allow';
+  const withoutVersion = { defaultAction, defaultLog: true, rules, policies: model.policies.map((p) => p.name) };
+  return { ir: { version: policyVersion(withoutVersion), ...withoutVersion }, warnings };
+}
+
+type Resolve = (refs: readonly AddressRef[] | undefined) => Cidr[];
+
+/** Turns from/to lists into merged prefix lists; a lone group reference reuses the group's merged list. */
+function addressResolver(model: PolicyModel): Resolve {
+  const merged = new Map<string, Cidr[]>();
+  const groupCidrs = (name: string): Cidr[] => {
+    let cidrs = merged.get(name);
+    if (!cidrs) {
+      cidrs = mergeCidrs(model.groups.get(name)?.cidrs ?? []);
+      merged.set(name, cidrs);
+    }
+    return cidrs;
+  };
+  return (refs) => {
+    if (refs === undefined || refs.some((r) => r.kind === 'any')) return ANY_CIDRS.slice();
+    const [only] = refs;
+    if (refs.length === 1 && only?.kind === 'group') return groupCidrs(only.name);
+    return mergeCidrs(refs.flatMap((r) => (r.kind === 'group' ? groupCidrs(r.name) : r.kind === 'cidr' ? [r.cidr] : [])));
+  };
+}
+
+function toRule(policy: string, policyLog: boolean | undefined, rule: ValidRule, resolve: Resolve): IrRule {
+  const ranges = rule.ports ?? rule.icmp;
+  return {
+    index: 0,
+    id: `${policy}/${rule.name}`,
+    policy,
+    name: rule.name,
+    action: rule.action,
+    log: rule.log ?? policyLog ?? true,
+    priority: rule.priority ?? DEFAULT_PRIORITY,
+    src: resolve(rule.from),
+    dst: resolve(rule.to),
+    protocol: rule.protocol ?? 'any',
+    ports: ranges ? mergeRanges(ranges) : null,
+    source: rule.source,
+  };
+}
+
+/** A short digest of what a rule matches: rules with equal matches have equal signatures. */
+function matchSignature(rule: IrRule): string {
+  const ends = (list: Cidr[]) => `${list.length}:${list[0]?.text}:${list[list.length - 1]?.text}`;
+  const ports = rule.ports ? rule.ports.map((r) => `${r.lo}-${r.hi}`).join(',') : '*';
+  return `${ends(rule.src)}|${ends(rule.dst)}|${rule.protocol}|${ports}`;
+}
+
+function sameMatch(a: IrRule, b: IrRule): boolean {
+  const sameCidrs = (x: Cidr[], y: Cidr[]) => x.length === y.length && x.every((c, i) => c.text === y[i]!.text);
+  return (
+    a.protocol === b.protocol &&
+    sameRanges(a.ports, b.ports) &&
+    sameCidrs(a.src, b.src) &&
+    sameCidrs(a.dst, b.dst)
+  );
+}
+
+function sameRanges(a: Range[] | null, b: Range[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((r, i) => r.lo === b[i]!.lo && r.hi === b[i]!.hi);
+}
+
+function familiesOverlap(src: Cidr[], dst: Cidr[]): boolean {
+  const families = (list: Cidr[]) => new Set(list.map((c) => c.family));
+  const dstFamilies = families(dst);
+  return [...families(src)].some((f) => dstFamilies.has(f));
+}
+
+function at(rule: IrRule): string {
+  return `${rule.source.file}:${rule.source.line}`;
+}

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// IP protocol names the policy language accepts, and which protocols carry ports or ICMP type/code.
+
+/** Names accepted for `protocol:` (IANA protocol numbers). */
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = Object.freeze({
+  icmp: 1,
+  igmp: 2,
+  ipip: 4,
+  tcp: 6,
+  udp: 17,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  icmpv6: 58,
+  ospf: 89,
+  pim: 103,
+  vrrp: 112,
+  l2tp: 115,
+  sctp: 132,
+});
+
+/** Protocols whose rules may list destination `ports`: tcp, udp, sctp. */
+export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 132]);
+
+/** Protocols whose rules may list `icmp` type/code: icmp, icmpv6. */
+export const ICMP_PROTOCOLS: ReadonlySet<number> = new Set([1, 58]);
+
+/** "tcp" for 6, "protocol 250" for numbers without a name; used in messages. */
+export function protocolLabel(protocol: number | 'any'): string {
+  if (protocol === 'any') return 'any';
+  const name = Object.keys(PROTOCOL_NUMBERS).find((k) => PROTOCOL_NUMBERS[k] === protocol);
+  return name ?? `protocol ${protocol}`;
+}

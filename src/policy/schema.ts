@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// The policy language's document schemas (zod): shapes, allowed values, and the messages that say
+// what is wrong and what is allowed. Field values are parsed here into their model forms
+// (addresses → AddressRef, ports and ICMP entries → Range, protocol names → numbers).
+// Cross-document checks (names, references) live in validate.ts.
+
+import * as z from 'zod';
+import type { Cidr, Range } from './ir.js';
+import { parseCidr } from './cidr.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, protocolLabel } from './protocols.js';
+
+export const API_VERSION = 'doorstep/v1';
+export const DOCUMENT_KINDS = ['NetworkPolicy', 'AddressGroup'] as const;
+
+/** DNS-label style names: lowercase letters, digits and "-", at most 63 characters. */
+export const NAME_PATTERN = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAME_RULE = 'a name of 1 to 63 lowercase letters, digits and "-", starting and ending with a letter or digit';
+
+/** A `from`/`to` entry after parsing. */
+export type AddressRef = { kind: 'any' } | { kind: 'group'; name: string } | { kind: 'cidr'; cidr: Cidr };
+
+type Issue = { input?: unknown };
+
+/** Shows a user value inside a message. */
+export function showValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** A message maker: "is missing; it must be X" or "got V; it must be X". */
+function expected(what: string) {
+  return (issue: Issue) => (issue.input === undefined ? `is missing; it must be ${what}` : `got ${showValue(issue.input)}; it must be ${what}`);
+}
+
+/** A mapping with exactly these fields; unknown fields are reported with the list of allowed ones. */
+function mapping<Shape extends z.ZodRawShape>(what: string, shape: Shape) {
+  const allowed = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? `allowed fields here: ${allowed}` : expected(`${what} with fields ${allowed}`)(issue),
+  });
+}
+
+function integer(lo: number, hi: number, what: string) {
+  const rule = `${what}, an integer from ${lo} to ${hi}`;
+  return z.int({ error: expected(rule) }).min(lo, { error: expected(rule) }).max(hi, { error: expected(rule) });
+}
+
+/** A list of at least one entry; an empty list would silently match nothing, so it is refused. */
+function nonEmptyList<Item extends z.ZodType>(item: Item, what: string, example: string, ifEmpty = 'or leave the field out to match any') {
+  return z
+    .array(item, { error: expected(`a list of ${what}s, e.g. [${example}]`) })
+    .min(1, { error: `must not be empty; list at least one ${what}, ${ifEmpty}` });
+}
+
+const name = z.string({ error: expected(NAME_RULE) }).regex(NAME_PATTERN, { error: expected(NAME_RULE) });
+const action = z.enum(['allow', 'deny'], { error: expected('allow or deny') });
+const log = z.boolean({ error: expected('true or false') });
+const metadata = mapping('a mapping', { name });
+
+const ADDRESS_RULE = 'an AddressGroup name, a CIDR (10.0.0.0/8, 2001:db8::/32), a bare IP address, or "any"';
+
+const addressEntry = z.string({ error: expected(ADDRESS_RULE) }).transform((text, ctx): AddressRef => {
+  if (text === 'any') return { kind: 'any' };
+  if (!/[./:]/.test(text)) {
+    if (NAME_PATTERN.test(text)) return { kind: 'group', name: text };
+    ctx.addIssue({ code: 'custom', input: text, message: `got ${showValue(text)}; it must be ${ADDRESS_RULE}` });
+    return z.NEVER;
+  }
+  const parsed = parseCidr(text);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', input: text, message: parsed.problem });
+    return z.NEVER;
+  }
+  return { kind: 'cidr', cidr: parsed.cidr };
+});
+
+const CIDR_RULE = 'a CIDR (10.0.0.0/8, 2001:db8::/32) or a bare IP address';
+
+const cidrEntry = z.string({ error: expected(CIDR_RULE) }).transform((text, ctx): Cidr => {
+  const parsed = parseCidr(text);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', input: text, message: parsed.problem });
+    return z.NEVER;
+  }
+  return parsed.cidr;
+});
+
+const PROTOCOL_RULE = `a protocol name (${Object.keys(PROTOCOL_NUMBERS).join(', ')}, any) or a number from 0 to 255`;
+
+const protocol = z
+  .union([z.string(), z.number()], { error: expected(PROTOCOL_RULE) })
+  .transform((value, ctx): number | 'any' => {
+    if (value === 'any') return 'any';
+    const number = typeof value === 'number' ? value : Object.hasOwn(PROTOCOL_NUMBERS, value) ? PROTOCOL_NUMBERS[value] : undefined;
+    if (number === undefined || !Number.isInteger(number) || number < 0 || number > 255) {
+      ctx.addIssue({ code: 'custom', input: value, message: expected(PROTOCOL_RULE)({ input: value }) });
+      return z.NEVER;
+    }
+    return number;
+  });
+
+const PORT_RULE = 'a port from 1 to 65535 or a range "low-high" such as "8000-8080"';
+const PORT_RANGE = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/;
+
+const portEntry = z.union([z.number(), z.string()], { error: expected(PORT_RULE) }).transform((value, ctx): Range => {
+  const match = typeof value === 'string' ? PORT_RANGE.exec(value.trim()) : null;
+  const lo = typeof value === 'number' ? value : match ? Number(match[1]) : NaN;
+  const hi = typeof value === 'number' ? value : match ? Number(match[2] ?? match[1]) : NaN;
+  const valid = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+  if (!valid(lo) || !valid(hi) || lo > hi) {
+    const why = valid(lo) && valid(hi) ? ' (the low end comes first)' : '';
+    ctx.addIssue({ code: 'custom', input: value, message: `got ${showValue(value)}${why}; it must be ${PORT_RULE}` });
+    return z.NEVER;
+  }
+  return { lo, hi };
+});
+
+const icmpEntry = mapping('a mapping {type, code}', {
+  type: integer(0, 255, 'an ICMP type'),
+  code: integer(0, 255, 'an ICMP code').optional(),
+}).transform(({ type, code }): Range =>
+  code === undefined ? { lo: type << 8, hi: (type << 8) | 255 } : { lo: (type << 8) | code, hi: (type << 8) | code },
+);
+
+export const ruleSchema = mapping('a rule mapping', {
+  name,
+  action,
+  priority: integer(0, 65535, 'a priority').optional(),
+  from: nonEmptyList(addressEntry, 'address', 'corp, 10.0.0.0/8').optional(),
+  to: nonEmptyList(addressEntry, 'address', 'corp, 10.0.0.0/8').optional(),
+  protocol: protocol.optional(),
+  ports: nonEmptyList(portEntry, 'port', '443, "8000-8080"').optional(),
+  icmp: nonEmptyList(icmpEntry, 'ICMP type/code', '{type: 8}').optional(),
+  log: log.optional(),
+}).superRefine((rule, ctx) => {
+  const protocol = rule.protocol ?? 'any';
+  const named = rule.protocol === undefined ? 'any (the default)' : protocolLabel(protocol);
+  if (rule.ports && (protocol === 'any' || !PORT_PROTOCOLS.has(protocol))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ports'],
+      message: `ports need protocol tcp, udp or sctp, but this rule's protocol is ${named}; set protocol, or remove ports`,
+    });
+  }
+  if (rule.icmp && (protocol === 'any' || !ICMP_PROTOCOLS.has(protocol))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['icmp'],
+      message: `icmp needs protocol icmp or icmpv6, but this rule's protocol is ${named}; set protocol, or remove icmp`,
+    });
+  }
+});
+
+const apiVersion = z.literal(API_VERSION, { error: expected(API_VERSION) });
+
+export const networkPolicySchema = mapping('a document', {
+  apiVersion,
+  kind: z.literal('NetworkPolicy'),
+  metadata,
+  spec: mapping('a mapping', {
+    defaultAction: action,
+    log: log.optional(),
+    rules: z.array(ruleSchema, { error: expected('a list of rules') }).optional(),
+  }),
+});
+
+export const addressGroupSchema = mapping('a document', {
+  apiVersion,
+  kind: z.literal('AddressGroup'),
+  metadata,
+  spec: mapping('a mapping', {
+    cidrs: nonEmptyList(cidrEntry, 'CIDR', '10.0.0.0/8', 'since an empty group would match nothing'),
+  }),
+});
+
+export type NetworkPolicyDocument = z.output<typeof networkPolicySchema>;
+export type AddressGroupDocument = z.output<typeof addressGroupSchema>;
+export type RuleDocument = z.output<typeof ruleSchema>;
