@@ -26,6 +26,9 @@ enum ds_limits {
 	DS_SVC_ENTRIES = 393216,      /* DS_SVC_KIND_COUNT * DS_SVC_SPAN */
 	DS_MAX_VLAN_TAGS = 2,
 	DS_MAX_IPV6_EXT = 8,          /* extension headers walked before giving up (malformed) */
+	DS_RULE_STATS_DEFAULT = 65536,/* per-rule counters per slot unless the loader says otherwise */
+	DS_V4_TOP_ENTRIES = 65536,    /* IPv4 address classes: one entry per /16 */
+	DS_V4_LONG_MIN = 17,          /* prefixes longer than /16 live in the per-length hash */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -201,17 +204,32 @@ struct ds_policy_meta {
 	__u32 generation;   /* > 0, increases with every install */
 	__u32 slot;         /* which slot of the table maps holds this version */
 	__u32 rule_count;   /* rules 1..rule_count; index 0 is the default */
-	__u32 pad;
+	__u32 stats_base;   /* ds_rule_stats index of rule 0's counters for this version */
+	__u32 stats_count;  /* rules 0..stats_count-1 are counted (capacity permitting) */
+	__u8 default_action;/* enum ds_action when no rule matches (rule 0) */
+	__u8 default_log;
+	__u8 pad[2];
 };
-_Static_assert(sizeof(struct ds_policy_meta) == 16, "ds_policy_meta size");
+_Static_assert(sizeof(struct ds_policy_meta) == 24, "ds_policy_meta size");
 
-/* Address-class LPM keys. Address bytes in network order (as LPM tries compare them). */
-struct ds_lpm4_key {
-	__u32 prefixlen;
+/* IPv4 address classes, part 1 (ds_src4_top / ds_dst4_top, indexed by the top 16 bits): the class
+ * of the longest prefix of length <= 16 covering this /16, and which longer lengths occur inside
+ * it (bit i = length 17 + i), so a lookup probes only lengths that exist. */
+struct ds_v4_top {
+	__u32 cls;
+	__u32 lengths;
+};
+_Static_assert(sizeof(struct ds_v4_top) == 8, "ds_v4_top size");
+
+/* IPv4 address classes, part 2 (ds_src4_long / ds_dst4_long): prefix (address bytes in network
+ * order, host bits zero) and length 17..32 → class (__u32). */
+struct ds_v4_long_key {
 	__u8 addr[4];
+	__u32 len;
 };
-_Static_assert(sizeof(struct ds_lpm4_key) == 8, "ds_lpm4_key size");
+_Static_assert(sizeof(struct ds_v4_long_key) == 8, "ds_v4_long_key size");
 
+/* IPv6 address classes (ds_src6 / ds_dst6, LPM tries). Address bytes in network order. */
 struct ds_lpm6_key {
 	__u32 prefixlen;
 	__u8 addr[16];
@@ -225,20 +243,21 @@ struct ds_pair_key {
 };
 _Static_assert(sizeof(struct ds_pair_key) == 8, "ds_pair_key size");
 
-/* ds_verdict key: (pair class, service class) → rule index (__u32). */
+/* ds_verdict key: (pair class, service class) → struct ds_verdict_value. */
 struct ds_verdict_key {
 	__u32 pair_class;
 	__u32 svc_class;
 };
 _Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
 
-/* ds_rules value: what a rule index does. Index 0 is the policy default. */
-struct ds_rule_value {
+/* ds_verdict value: the first matching rule and what it does. */
+struct ds_verdict_value {
+	__u32 rule;         /* rule index, 1..rule_count */
 	__u8 action;        /* enum ds_action */
 	__u8 log;           /* emit session events */
-	__u8 pad[6];
+	__u8 pad[2];
 };
-_Static_assert(sizeof(struct ds_rule_value) == 8, "ds_rule_value size");
+_Static_assert(sizeof(struct ds_verdict_value) == 8, "ds_verdict_value size");
 
 /* ds_failsafe key/value: management prefixes that always pass (address 16 bytes, IPv4 mapped,
  * prefixlen counted over all 128 bits). */

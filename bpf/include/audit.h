@@ -49,7 +49,7 @@ static __always_inline void ds_emit(struct ds_cpu_stats *st, const struct ds_ses
 		st->counters[DS_CTR_EVENTS_LOST]++;
 		return;
 	}
-	e->time_ns = now;
+	e->time_ns = bpf_ktime_get_ns(); /* exact time for the audit record; once per session */
 	e->seq = seq;
 	__builtin_memcpy(e->src, k->src, 16);
 	__builtin_memcpy(e->dst, k->dst, 16);

@@ -28,26 +28,50 @@ static __always_inline struct ds_policy_meta *ds_active_meta(void)
 	return bpf_map_lookup_elem(inner, &zero);
 }
 
-static __always_inline __u32 ds_addr_class(void *outer4, void *outer6, __u32 slot, const __u8 *addr,
-					   __u8 family)
+/* IPv4: the /16's entry gives the class of the best short prefix and which longer lengths exist
+ * below it; probe those, longest first. At most 1 array read + 16 hash probes, typically 1–2. */
+static __always_inline __u32 ds_v4_class(void *top_outer, void *long_outer, __u32 slot, const __u8 *addr)
 {
-	__u32 *cls;
-
-	if (family == DS_FAMILY_IPV4) {
-		void *lpm = bpf_map_lookup_elem(outer4, &slot);
-		if (!lpm)
-			return 0;
-		struct ds_lpm4_key k = { .prefixlen = 32 };
-		__builtin_memcpy(k.addr, addr + 12, 4);
-		cls = bpf_map_lookup_elem(lpm, &k);
-	} else {
-		void *lpm = bpf_map_lookup_elem(outer6, &slot);
-		if (!lpm)
-			return 0;
-		struct ds_lpm6_key k = { .prefixlen = 128 };
-		__builtin_memcpy(k.addr, addr, 16);
-		cls = bpf_map_lookup_elem(lpm, &k);
+	void *top_map = bpf_map_lookup_elem(top_outer, &slot);
+	if (!top_map)
+		return 0;
+	__u32 host = ((__u32)addr[0] << 24) | ((__u32)addr[1] << 16) | ((__u32)addr[2] << 8) | addr[3];
+	__u32 index = host >> 16;
+	struct ds_v4_top *top = bpf_map_lookup_elem(top_map, &index);
+	if (!top)
+		return 0;
+	__u32 lengths = top->lengths;
+	if (!lengths)
+		return top->cls;
+	void *long_map = bpf_map_lookup_elem(long_outer, &slot);
+	if (!long_map)
+		return 0;
+#pragma unroll
+	for (int i = 15; i >= 0; i--) {
+		if (!(lengths & (1u << i)))
+			continue;
+		__u32 len = DS_V4_LONG_MIN + i;
+		__u32 net = host & (0xFFFFFFFFu << (32 - len));
+		struct ds_v4_long_key k = { .len = len };
+		k.addr[0] = net >> 24;
+		k.addr[1] = net >> 16;
+		k.addr[2] = net >> 8;
+		k.addr[3] = net;
+		__u32 *cls = bpf_map_lookup_elem(long_map, &k);
+		if (cls)
+			return *cls;
 	}
+	return top->cls;
+}
+
+static __always_inline __u32 ds_v6_class(void *outer, __u32 slot, const __u8 *addr)
+{
+	void *lpm = bpf_map_lookup_elem(outer, &slot);
+	if (!lpm)
+		return 0;
+	struct ds_lpm6_key k = { .prefixlen = 128 };
+	__builtin_memcpy(k.addr, addr, 16);
+	__u32 *cls = bpf_map_lookup_elem(lpm, &k);
 	return cls ? *cls : 0;
 }
 
@@ -70,13 +94,22 @@ static __always_inline __u32 ds_svc_index(const struct ds_session_key *k)
 	}
 }
 
-/* Rule index deciding `k` under the version in `slot` (0 = the policy default). */
-static __always_inline __u32 ds_match_rule(__u32 slot, const struct ds_session_key *k)
+/* The first rule matching `k` under the version in `slot`, or NULL (the policy default decides). */
+static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const struct ds_session_key *k)
 {
-	__u32 src = ds_addr_class(&ds_src4, &ds_src6, slot, k->src, k->family);
-	if (!src)
-		return 0;
-	__u32 dst = ds_addr_class(&ds_dst4, &ds_dst6, slot, k->dst, k->family);
+	__u32 src, dst;
+
+	if (k->family == DS_FAMILY_IPV4) {
+		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, k->src + 12);
+		if (!src)
+			return 0;
+		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, k->dst + 12);
+	} else {
+		src = ds_v6_class(&ds_src6, slot, k->src);
+		if (!src)
+			return 0;
+		dst = ds_v6_class(&ds_dst6, slot, k->dst);
+	}
 	if (!dst)
 		return 0;
 
@@ -100,8 +133,7 @@ static __always_inline __u32 ds_match_rule(__u32 slot, const struct ds_session_k
 	if (!verdict_map)
 		return 0;
 	struct ds_verdict_key vk = { .pair_class = *pair, .svc_class = *svc };
-	__u32 *rule = bpf_map_lookup_elem(verdict_map, &vk);
-	return rule ? *rule : 0;
+	return bpf_map_lookup_elem(verdict_map, &vk);
 }
 
 /* Management prefixes always pass (checked before the policy). */
@@ -136,27 +168,24 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 		return;
 	}
 	d->reason = DS_REASON_POLICY;
-	__u32 slot = meta->slot;
-	__u32 rule = ds_match_rule(slot, k);
-	void *rules_map = bpf_map_lookup_elem(&ds_rules, &slot);
-	if (!rules_map)
-		return; /* cannot happen once published; fail closed */
-	struct ds_rule_value *rv = bpf_map_lookup_elem(rules_map, &rule);
-	if (!rv)
-		return;
-	d->rule = rule;
-	d->action = rv->action;
-	d->log = rv->log;
+	struct ds_verdict_value *v = ds_match_rule(meta->slot, k);
+	if (v) {
+		d->rule = v->rule;
+		d->action = v->action;
+		d->log = v->log;
+	} else {
+		d->action = meta->default_action;
+		d->log = meta->default_log;
+	}
 }
 
 /* Count a packet against the rule that decided it. */
 static __always_inline void ds_rule_count(const struct ds_policy_meta *meta, __u32 rule, __u64 len)
 {
-	__u32 slot = meta->slot;
-	void *stats_map = bpf_map_lookup_elem(&ds_rule_stats, &slot);
-	if (!stats_map)
-		return;
-	struct ds_stat *st = bpf_map_lookup_elem(stats_map, &rule);
+	if (rule >= meta->stats_count)
+		return; /* beyond the loader's capacity: counted in the totals only */
+	__u32 key = meta->stats_base + rule;
+	struct ds_stat *st = bpf_map_lookup_elem(&ds_rule_stats, &key);
 	if (!st)
 		return;
 	st->packets++;

@@ -52,6 +52,17 @@ struct {
 	__type(value, struct ds_failsafe_value);
 } ds_failsafe SEC(".maps");
 
+// Per-rule packets and bytes, per CPU. Each version owns the range [stats_base, stats_base +
+// stats_count) named by its meta (one range per slot, zeroed by the controller before it is
+// published). A global array rather than a per-slot inner map: its lookup is inlined, which
+// keeps per-rule counting to a couple of nanoseconds on the cached path.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DS_SLOTS * DS_RULE_STATS_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct ds_stat);
+} ds_rule_stats SEC(".maps");
+
 // Runtime settings (one entry). Written by the controller.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -73,12 +84,19 @@ struct ds_inner_meta {
 	__uint(value_size, sizeof(struct ds_policy_meta));
 };
 
-// IPv4 address → class (longest prefix wins).
-struct ds_inner_lpm4 {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+// IPv4 /16 → (class of the best prefix <= /16, lengths present below it).
+struct ds_inner_v4_top {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DS_V4_TOP_ENTRIES);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_v4_top));
+};
+
+// IPv4 (prefix, length 17..32) → class.
+struct ds_inner_v4_long {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
-	__uint(key_size, sizeof(struct ds_lpm4_key));
+	__uint(key_size, sizeof(struct ds_v4_long_key));
 	__uint(value_size, sizeof(__u32));
 };
 
@@ -108,30 +126,12 @@ struct ds_inner_pair {
 	__uint(value_size, sizeof(__u32));
 };
 
-// (pair class, service class) → rule index.
+// (pair class, service class) → first matching rule, its action and log flag.
 struct ds_inner_verdict {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct ds_verdict_key));
-	__uint(value_size, sizeof(__u32));
-};
-
-// Rule index → action and log flag (index 0 = policy default).
-struct ds_inner_rules {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct ds_rule_value));
-};
-
-// Rule index → per-CPU packets and bytes decided by that rule. A hash (pre-filled with every rule
-// index by the controller) because only plain arrays may vary in size as inner maps.
-struct ds_inner_rule_stats {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct ds_stat));
+	__uint(value_size, sizeof(struct ds_verdict_value));
 };
 
 #define DS_SLOT_MAP(name, inner)                          \
@@ -150,14 +150,14 @@ struct {
 	__array(values, struct ds_inner_meta);
 } ds_active SEC(".maps");
 
-DS_SLOT_MAP(ds_src4, ds_inner_lpm4);
-DS_SLOT_MAP(ds_dst4, ds_inner_lpm4);
+DS_SLOT_MAP(ds_src4_top, ds_inner_v4_top);
+DS_SLOT_MAP(ds_src4_long, ds_inner_v4_long);
+DS_SLOT_MAP(ds_dst4_top, ds_inner_v4_top);
+DS_SLOT_MAP(ds_dst4_long, ds_inner_v4_long);
 DS_SLOT_MAP(ds_src6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_dst6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_svc, ds_inner_svc);
 DS_SLOT_MAP(ds_pair, ds_inner_pair);
 DS_SLOT_MAP(ds_verdict, ds_inner_verdict);
-DS_SLOT_MAP(ds_rules, ds_inner_rules);
-DS_SLOT_MAP(ds_rule_stats, ds_inner_rule_stats);
 
 #endif /* DOORSTEP_MAPS_H */

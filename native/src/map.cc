@@ -164,8 +164,9 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// mapDump(fd, keySize, valueSize, maxCount) → { keys, values, count }: every entry, by batch
-// lookup where supported, else by key iteration. Entries racing with the datapath may be missed.
+// mapDump(fd, keySize, valueSize, maxCount, after = null) → { keys, values, count }: entries (after
+// the key `after`, when given), by batch lookup where supported, else by key iteration.
+// Entries racing with the datapath may be missed.
 Napi::Value MapDump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = GetInt(info, 0, "fd");
@@ -177,7 +178,13 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
   uint32_t total = 0;
 
   std::vector<uint8_t> in_batch(std::max<uint32_t>(key_size, 8)), out_batch(std::max<uint32_t>(key_size, 8));
-  bool first = true;
+  const uint8_t* after = nullptr;
+  if (info.Length() > 4 && info[4].IsTypedArray()) {
+    Bytes a = GetBytes(info, 4, "after", key_size);
+    memcpy(in_batch.data(), a.data, key_size);
+    after = in_batch.data();
+  }
+  bool first = after == nullptr;
   bool batch_ok = true;
   while (total < max_count) {
     uint32_t n = max_count - total;
@@ -199,8 +206,12 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
   }
   if (!batch_ok) {
     total = 0;
-    std::vector<uint8_t> cur(key_size);
+    std::vector<uint8_t> cur(key_size), start(key_size);
     const void* prev = nullptr;
+    if (after) {
+      memcpy(start.data(), after, key_size);
+      prev = start.data();
+    }
     while (total < max_count && bpf_map_get_next_key(fd, prev, cur.data()) == 0) {
       uint8_t* k = keys.data() + static_cast<size_t>(total) * key_size;
       memcpy(k, cur.data(), key_size);

@@ -13,6 +13,9 @@ export const Limits = {
   SVC_ENTRIES: 393216,
   MAX_VLAN_TAGS: 2,
   MAX_IPV6_EXT: 8,
+  RULE_STATS_DEFAULT: 65536,
+  V4_TOP_ENTRIES: 65536,
+  V4_LONG_MIN: 17,
 } as const;
 
 export const Action = {
@@ -176,19 +179,30 @@ export const Layouts = {
     },
   },
   ds_policy_meta: {
-    size: 16,
+    size: 24,
     fields: {
       generation: { offset: 0, size: 4, elem: 4, count: 1 },
       slot: { offset: 4, size: 4, elem: 4, count: 1 },
       rule_count: { offset: 8, size: 4, elem: 4, count: 1 },
-      pad: { offset: 12, size: 4, elem: 4, count: 1 },
+      stats_base: { offset: 12, size: 4, elem: 4, count: 1 },
+      stats_count: { offset: 16, size: 4, elem: 4, count: 1 },
+      default_action: { offset: 20, size: 1, elem: 1, count: 1 },
+      default_log: { offset: 21, size: 1, elem: 1, count: 1 },
+      pad: { offset: 22, size: 2, elem: 1, count: 2 },
     },
   },
-  ds_lpm4_key: {
+  ds_v4_top: {
     size: 8,
     fields: {
-      prefixlen: { offset: 0, size: 4, elem: 4, count: 1 },
-      addr: { offset: 4, size: 4, elem: 1, count: 4 },
+      cls: { offset: 0, size: 4, elem: 4, count: 1 },
+      lengths: { offset: 4, size: 4, elem: 4, count: 1 },
+    },
+  },
+  ds_v4_long_key: {
+    size: 8,
+    fields: {
+      addr: { offset: 0, size: 4, elem: 1, count: 4 },
+      len: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
   ds_lpm6_key: {
@@ -212,12 +226,13 @@ export const Layouts = {
       svc_class: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
-  ds_rule_value: {
+  ds_verdict_value: {
     size: 8,
     fields: {
-      action: { offset: 0, size: 1, elem: 1, count: 1 },
-      log: { offset: 1, size: 1, elem: 1, count: 1 },
-      pad: { offset: 2, size: 6, elem: 1, count: 6 },
+      rule: { offset: 0, size: 4, elem: 4, count: 1 },
+      action: { offset: 4, size: 1, elem: 1, count: 1 },
+      log: { offset: 5, size: 1, elem: 1, count: 1 },
+      pad: { offset: 6, size: 2, elem: 1, count: 2 },
     },
   },
   ds_failsafe_key: {

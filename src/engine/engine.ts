@@ -31,7 +31,7 @@ import { addon, BPF_MAP_TYPE, type BpfObjectHandle, errnoName, type MapSpec, typ
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
-const SLOT_TABLES = [...TABLE_NAMES, 'ds_rule_stats'] as const;
+const SLOT_TABLES = TABLE_NAMES;
 const XDP_DROP = 1;
 const XDP_PASS = 2;
 
@@ -42,6 +42,8 @@ export interface EngineOptions {
   pinRoot?: string | null;
   /** Session-cache capacity (LRU). */
   sessionEntries?: number;
+  /** Rules per version with their own counters (memory: 2 × 16 B × this × CPUs). */
+  ruleStatsCapacity?: number;
 }
 
 export type XdpMode = 'native' | 'generic' | 'auto';
@@ -63,6 +65,8 @@ export interface ActivePolicy {
 export interface InstallResult extends ActivePolicy {
   version: string;
   durationMs: number;
+  /** Rules (from index 0) that have their own counters; fewer than ruleCount + 1 when over capacity. */
+  countedRules: number;
 }
 
 export interface Session {
@@ -118,6 +122,8 @@ export class Engine {
     readonly adopted: boolean,
     private readonly cpus: number,
     private readonly innerSpecs: Map<string, MapSpec>,
+    /** Per-rule counter entries per slot. */
+    readonly ruleStatsCapacity: number,
   ) {}
 
   /** Load the engine; with a pin root, adopt the maps an earlier engine pinned there. */
@@ -135,6 +141,7 @@ export class Engine {
     const obj = new native.BpfObject(objectPath);
     try {
       if (options.sessionEntries) obj.setMaxEntries('ds_sessions', options.sessionEntries);
+      if (options.ruleStatsCapacity) obj.setMaxEntries('ds_rule_stats', Limits.SLOTS * options.ruleStatsCapacity);
       const names = obj.mapNames().filter((n) => n.startsWith('ds_'));
       // libbpf frees inner-map templates during load: read them first
       const innerSpecs = new Map<string, MapSpec>();
@@ -156,7 +163,8 @@ export class Engine {
         mkdirSync(mapDir, { recursive: true });
         for (const n of names) native.objPin(obj.mapFd(n), join(mapDir, n));
       }
-      return new Engine(obj, pinRoot, adopted, native.numPossibleCpus(), innerSpecs);
+      const ruleStatsCapacity = obj.mapSpec('ds_rule_stats').maxEntries / Limits.SLOTS;
+      return new Engine(obj, pinRoot, adopted, native.numPossibleCpus(), innerSpecs, ruleStatsCapacity);
     } catch (err) {
       obj.close();
       throw err;
@@ -307,6 +315,7 @@ export class Engine {
     const slot = current ? 1 - current.slot : 0;
     const hwm = readField('ds_settings', this.readSettings(), 0, 'generation_hwm');
     const generation = Math.max(hwm, current?.generation ?? 0) + 1;
+    const countedRules = Math.min(image.ruleCount + 1, this.ruleStatsCapacity);
 
     const created: number[] = [];
     try {
@@ -314,15 +323,20 @@ export class Engine {
         const t = image.tables[table];
         created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values));
       }
-      const rules = image.ruleCount + 1;
-      const statsValue = Math.ceil(sizeOf('ds_stat') / 8) * 8 * this.cpus;
-      const keys = Buffer.alloc(rules * 4);
-      for (let i = 0; i < rules; i++) keys.writeUInt32LE(i, i * 4);
-      created.push(this.createTable('ds_rule_stats', rules, 4, statsValue, keys, Buffer.alloc(rules * statsValue)));
       // fill the inactive slot: no packet reads it until the meta below points at it
       native.mapUpdateFdMany(SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]));
+      const statsBase = slot * this.ruleStatsCapacity;
+      this.zeroRuleStats(statsBase, countedRules);
 
-      const meta = encodeStruct('ds_policy_meta', { generation, slot, rule_count: image.ruleCount });
+      const meta = encodeStruct('ds_policy_meta', {
+        generation,
+        slot,
+        rule_count: image.ruleCount,
+        stats_base: statsBase,
+        stats_count: countedRules,
+        default_action: image.defaultAction,
+        default_log: image.defaultLog ? 1 : 0,
+      });
       const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
       try {
         native.mapFreeze(metaFd);
@@ -339,7 +353,19 @@ export class Engine {
     }
     if (current) this.releaseSlot(current.slot);
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-    return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs };
+    return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs, countedRules };
+  }
+
+  private get statStride(): number {
+    return Math.ceil(sizeOf('ds_stat') / 8) * 8;
+  }
+
+  /** Zero the per-rule counters [base, base + count) of a slot not yet published. */
+  private zeroRuleStats(base: number, count: number): void {
+    const keys = Buffer.alloc(count * 4);
+    for (let i = 0; i < count; i++) keys.writeUInt32LE(base + i, i * 4);
+    const valueSize = this.statStride * this.cpus;
+    addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * valueSize), count, 4, valueSize);
   }
 
   /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
@@ -404,28 +430,22 @@ export class Engine {
 
   /** Per-rule packets and bytes of the active version (index 0 = the default action). */
   ruleStats(): Map<number, Stat> {
-    const native = addon();
     const out = new Map<number, Stat>();
     const active = this.activePolicy();
     if (!active) return out;
-    const id = Buffer.alloc(4);
-    if (!native.mapLookup(this.fd('ds_rule_stats'), u32Key(active.slot), id)) return out;
-    const fd = native.mapFdById(id.readUInt32LE());
-    try {
-      const stride = Math.ceil(sizeOf('ds_stat') / 8) * 8;
-      const valueSize = stride * this.cpus;
-      const dump = native.mapDump(fd, 4, valueSize, active.ruleCount + 1);
-      for (let i = 0; i < dump.count; i++) {
-        const stat = { packets: 0, bytes: 0 };
-        for (let cpu = 0; cpu < this.cpus; cpu++) {
-          const at = i * valueSize + cpu * stride;
-          stat.packets += readField('ds_stat', dump.values, at, 'packets');
-          stat.bytes += readField('ds_stat', dump.values, at, 'bytes');
-        }
-        out.set(dump.keys.readUInt32LE(i * 4), stat);
+    const base = active.slot * this.ruleStatsCapacity;
+    const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
+    const stride = this.statStride;
+    const valueSize = stride * this.cpus;
+    const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, base > 0 ? u32Key(base - 1) : null);
+    for (let i = 0; i < dump.count; i++) {
+      const stat = { packets: 0, bytes: 0 };
+      for (let cpu = 0; cpu < this.cpus; cpu++) {
+        const at = i * valueSize + cpu * stride;
+        stat.packets += readField('ds_stat', dump.values, at, 'packets');
+        stat.bytes += readField('ds_stat', dump.values, at, 'bytes');
       }
-    } finally {
-      native.closeFd(fd);
+      out.set(dump.keys.readUInt32LE(i * 4) - base, stat);
     }
     return out;
   }

@@ -43,7 +43,7 @@ export interface Addon {
   mapDelete(fd: number, key: Buffer): boolean;
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number): void;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
-  mapDump(fd: number, keySize: number, valueSize: number, maxCount: number): { keys: Buffer; values: Buffer; count: number };
+  mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
   mapFreeze(fd: number): void;
   mapInfo(fd: number): MapSpec & { id: number; name: string };
   mapFdById(id: number): number;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Class tables → map images: the exact key and value bytes of every per-policy map, ready for
 // the engine to write into fresh inner maps. Pure; layouts come from the generated ABI.
-import { encodeStruct, offsetOf, sizeOf } from '../abi/codec.js';
-import { Action } from '../abi/generated.js';
+import { offsetOf, sizeOf } from '../abi/codec.js';
+import { Action, Limits } from '../abi/generated.js';
 import type { ClassTables, PolicyIr, PrefixClass } from './ir.js';
 import { SVC_ENTRIES } from './ir.js';
 
@@ -15,13 +15,25 @@ export interface TableImage {
   values: Buffer;
 }
 
-export const TABLE_NAMES = ['ds_src4', 'ds_dst4', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_pair', 'ds_verdict', 'ds_rules'] as const;
+export const TABLE_NAMES = [
+  'ds_src4_top',
+  'ds_src4_long',
+  'ds_dst4_top',
+  'ds_dst4_long',
+  'ds_src6',
+  'ds_dst6',
+  'ds_svc',
+  'ds_pair',
+  'ds_verdict',
+] as const;
 export type TableName = (typeof TABLE_NAMES)[number];
 
 export interface PolicyImage {
   version: string;
   /** Rules 1..ruleCount; index 0 is the default action. */
   ruleCount: number;
+  defaultAction: number;
+  defaultLog: boolean;
   tables: Record<TableName, TableImage>;
 }
 
@@ -30,8 +42,8 @@ function u32Values(values: Uint32Array): Buffer {
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
 }
 
-function prefixImage(entries: PrefixClass[], family: 4 | 6): TableImage {
-  const name = family === 4 ? 'ds_lpm4_key' : 'ds_lpm6_key';
+function lpm6Image(entries: PrefixClass[]): TableImage {
+  const name = 'ds_lpm6_key';
   const keySize = sizeOf(name);
   const lenAt = offsetOf(name, 'prefixlen');
   const addrAt = offsetOf(name, 'addr');
@@ -45,16 +57,94 @@ function prefixImage(entries: PrefixClass[], family: 4 | 6): TableImage {
   return { count: entries.length, keySize, valueSize: 4, keys, values: u32Values(classes) };
 }
 
-function pairImage(rows: { a: number; b: number; v: number }[], name: 'ds_pair_key' | 'ds_verdict_key'): TableImage {
-  const keySize = sizeOf(name);
-  const keys = Buffer.alloc(rows.length * keySize);
-  const values = new Uint32Array(rows.length);
-  rows.forEach((r, i) => {
-    keys.writeUInt32LE(r.a, i * keySize);
-    keys.writeUInt32LE(r.b, i * keySize + 4);
-    values[i] = r.v;
+const TOP_BITS = 16;
+
+/**
+ * IPv4 prefixes → the two tables the datapath reads (see docs/datapath.md): a direct-indexed
+ * array per /16 holding the class of the longest prefix of length <= 16 covering it plus a
+ * bitmask of the longer lengths present inside it, and a hash of (prefix, length > 16) → class.
+ */
+function v4Images(entries: PrefixClass[]): { top: TableImage; long: TableImage } {
+  const topSize = sizeOf('ds_v4_top');
+  const clsAt = offsetOf('ds_v4_top', 'cls');
+  const lengthsAt = offsetOf('ds_v4_top', 'lengths');
+  const topCls = new Uint32Array(Limits.V4_TOP_ENTRIES);
+  const topLen = new Uint8Array(Limits.V4_TOP_ENTRIES); // length of the prefix that set topCls
+  const lengths = new Uint32Array(Limits.V4_TOP_ENTRIES);
+  const long: PrefixClass[] = [];
+  for (const e of entries) {
+    const a = e.cidr.addr;
+    const hi = ((a[0] ?? 0) << 8) | (a[1] ?? 0);
+    if (e.cidr.len <= TOP_BITS) {
+      const span = 1 << (TOP_BITS - e.cidr.len);
+      for (let i = hi; i < hi + span; i++) {
+        // a longer (more specific) short prefix wins; the same slot is never written twice at one length
+        if (topCls[i] === 0 || (topLen[i] ?? 0) <= e.cidr.len) {
+          topCls[i] = e.cls;
+          topLen[i] = e.cidr.len;
+        }
+      }
+    } else {
+      lengths[hi] = (lengths[hi] ?? 0) | (1 << (e.cidr.len - Limits.V4_LONG_MIN));
+      long.push(e);
+    }
+  }
+  const topValues = Buffer.alloc(Limits.V4_TOP_ENTRIES * topSize);
+  const topKeys = new Uint32Array(Limits.V4_TOP_ENTRIES);
+  for (let i = 0; i < Limits.V4_TOP_ENTRIES; i++) {
+    topKeys[i] = i;
+    topValues.writeUInt32LE(topCls[i] ?? 0, i * topSize + clsAt);
+    topValues.writeUInt32LE(lengths[i] ?? 0, i * topSize + lengthsAt);
+  }
+  const keySize = sizeOf('ds_v4_long_key');
+  const addrAt = offsetOf('ds_v4_long_key', 'addr');
+  const lenAt = offsetOf('ds_v4_long_key', 'len');
+  const keys = Buffer.alloc(long.length * keySize);
+  const classes = new Uint32Array(long.length);
+  long.forEach((e, i) => {
+    keys.set(e.cidr.addr, i * keySize + addrAt);
+    keys.writeUInt32LE(e.cidr.len, i * keySize + lenAt);
+    classes[i] = e.cls;
   });
-  return { count: rows.length, keySize, valueSize: 4, keys, values: u32Values(values) };
+  return {
+    top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: topSize, keys: u32Values(topKeys), values: topValues },
+    long: { count: long.length, keySize, valueSize: 4, keys, values: u32Values(classes) },
+  };
+}
+
+/** Keys of two u32s (ds_pair_key, ds_verdict_key), checked against the ABI once. */
+function twoU32Keys(rows: { a: number; b: number }[], name: 'ds_pair_key' | 'ds_verdict_key', fields: [string, string]): Buffer {
+  const keySize = sizeOf(name);
+  const at = [offsetOf(name, fields[0] as never), offsetOf(name, fields[1] as never)] as const;
+  const keys = Buffer.alloc(rows.length * keySize);
+  rows.forEach((r, i) => {
+    keys.writeUInt32LE(r.a, i * keySize + at[0]);
+    keys.writeUInt32LE(r.b, i * keySize + at[1]);
+  });
+  return keys;
+}
+
+function pairImage(pairs: ClassTables['pair']): TableImage {
+  const keys = twoU32Keys(pairs.map((p) => ({ a: p.src, b: p.dst })), 'ds_pair_key', ['src_class', 'dst_class']);
+  const values = new Uint32Array(pairs.map((p) => p.pair));
+  return { count: pairs.length, keySize: sizeOf('ds_pair_key'), valueSize: 4, keys, values: u32Values(values) };
+}
+
+function verdictImage(ir: PolicyIr, verdicts: ClassTables['verdict']): TableImage {
+  const keys = twoU32Keys(verdicts.map((v) => ({ a: v.pair, b: v.svc })), 'ds_verdict_key', ['pair_class', 'svc_class']);
+  const valueSize = sizeOf('ds_verdict_value');
+  const ruleAt = offsetOf('ds_verdict_value', 'rule');
+  const actionAt = offsetOf('ds_verdict_value', 'action');
+  const logAt = offsetOf('ds_verdict_value', 'log');
+  const values = Buffer.alloc(verdicts.length * valueSize);
+  verdicts.forEach((v, i) => {
+    const rule = ir.rules[v.rule - 1];
+    if (!rule || rule.index !== v.rule) throw new Error(`verdict table names rule ${v.rule}, which the IR does not have`);
+    values.writeUInt32LE(v.rule, i * valueSize + ruleAt);
+    values.writeUInt8(actionCode(rule.action), i * valueSize + actionAt);
+    values.writeUInt8(rule.log ? 1 : 0, i * valueSize + logAt);
+  });
+  return { count: verdicts.length, keySize: sizeOf('ds_verdict_key'), valueSize, keys, values };
 }
 
 function svcImage(runs: ClassTables['svc']): TableImage {
@@ -65,41 +155,26 @@ function svcImage(runs: ClassTables['svc']): TableImage {
   return { count: SVC_ENTRIES, keySize: 4, valueSize: 4, keys: u32Values(keys), values: u32Values(classes) };
 }
 
-function rulesImage(ir: PolicyIr): TableImage {
-  const valueSize = sizeOf('ds_rule_value');
-  const count = ir.rules.length + 1;
-  const values = Buffer.alloc(count * valueSize);
-  const code = (a: 'allow' | 'deny') => (a === 'allow' ? Action.ALLOW : Action.DENY);
-  values.set(encodeStruct('ds_rule_value', { action: code(ir.defaultAction), log: ir.defaultLog ? 1 : 0 }), 0);
-  for (const r of ir.rules) {
-    values.set(encodeStruct('ds_rule_value', { action: code(r.action), log: r.log ? 1 : 0 }), r.index * valueSize);
-  }
-  const keys = new Uint32Array(count);
-  for (let i = 0; i < count; i++) keys[i] = i;
-  return { count, keySize: 4, valueSize, keys: u32Values(keys), values };
-}
+const actionCode = (a: 'allow' | 'deny') => (a === 'allow' ? Action.ALLOW : Action.DENY);
 
 export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
-  // The pair and verdict keys are two u32s each; check the ABI agrees before packing them so.
-  for (const [name, a, b] of [
-    ['ds_pair_key', 'src_class', 'dst_class'],
-    ['ds_verdict_key', 'pair_class', 'svc_class'],
-  ] as const) {
-    const at = [offsetOf(name, a as never), offsetOf(name, b as never)];
-    if (at[0] !== 0 || at[1] !== 4 || sizeOf(name) !== 8) throw new Error(`ABI: ${name} is no longer two u32s`);
-  }
+  const src4 = v4Images(tables.src4);
+  const dst4 = v4Images(tables.dst4);
   return {
     version: ir.version,
     ruleCount: ir.rules.length,
+    defaultAction: actionCode(ir.defaultAction),
+    defaultLog: ir.defaultLog,
     tables: {
-      ds_src4: prefixImage(tables.src4, 4),
-      ds_dst4: prefixImage(tables.dst4, 4),
-      ds_src6: prefixImage(tables.src6, 6),
-      ds_dst6: prefixImage(tables.dst6, 6),
+      ds_src4_top: src4.top,
+      ds_src4_long: src4.long,
+      ds_dst4_top: dst4.top,
+      ds_dst4_long: dst4.long,
+      ds_src6: lpm6Image(tables.src6),
+      ds_dst6: lpm6Image(tables.dst6),
       ds_svc: svcImage(tables.svc),
-      ds_pair: pairImage(tables.pair.map((p) => ({ a: p.src, b: p.dst, v: p.pair })), 'ds_pair_key'),
-      ds_verdict: pairImage(tables.verdict.map((v) => ({ a: v.pair, b: v.svc, v: v.rule })), 'ds_verdict_key'),
-      ds_rules: rulesImage(ir),
+      ds_pair: pairImage(tables.pair),
+      ds_verdict: verdictImage(ir, tables.verdict),
     },
   };
 }

@@ -49,8 +49,8 @@ describe('datapath: sessions, generations and events', () => {
 
   it('passes management prefixes (failsafe) before any policy', () => {
     const mgmt = parseCidr('10.9.0.0/24');
-    assert.ok('cidr' in mgmt);
-    engine.setFailsafe([{ cidr: mgmt.cidr, protocol: 6, ports: { lo: 22, hi: 22 } }]);
+    assert.ok(!('problem' in mgmt));
+    engine.setFailsafe([{ cidr: mgmt, protocol: 6, ports: { lo: 22, hi: 22 } }]);
     assert.equal(engine.testRun(frame({ ...web, dport: 22 })).verdict, 'pass');
     assert.equal(engine.testRun(frame({ ...web, dport: 23 })).verdict, 'drop');
     assert.equal(engine.lookupSession(sessionKeyOf({ ...web, dport: 22 }))?.reason, Reason.FAILSAFE);
