@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// The kernel/user boundary has one source of truth (bpf/include/abi.h). These tests fail when the
+// committed TypeScript layouts are stale, or when a map of the built engine object disagrees
+// with the layout the TypeScript side writes into it.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { btfToTypeScript } from '../../src/abi/btf-to-ts.js';
+import { Layouts } from '../../src/abi/generated.js';
+import { abiObjectPath, engineObjectPath, packageRoot } from '../../src/paths.js';
+
+interface BtfType {
+  id: number;
+  kind: string;
+  name?: string;
+  size?: number;
+  type_id?: number;
+  nr_elems?: number;
+  members?: { name: string; type_id: number }[];
+  vars?: { type_id: number }[];
+}
+
+const btf = (object: string) => JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
+
+describe('ABI', () => {
+  it('src/abi/generated.ts is what abi.h generates today', () => {
+    const fresh = btfToTypeScript(btf(abiObjectPath) as never);
+    const committed = readFileSync(join(packageRoot, 'src/abi/generated.ts'), 'utf8');
+    assert.equal(committed, fresh, 'run `npm run gen:abi` and commit the result');
+  });
+
+  it('every map of the engine object has the key and value sizes of the TypeScript layouts', () => {
+    const types = new Map(btf(engineObjectPath).types.map((t) => [t.id, t]));
+    const resolve = (id: number): BtfType => {
+      let t = types.get(id);
+      while (t && ['TYPEDEF', 'CONST', 'VOLATILE'].includes(t.kind)) t = types.get(t.type_id ?? 0);
+      assert.ok(t, `BTF type ${id}`);
+      return t;
+    };
+    const sizeOf = (t: BtfType): number => (t.kind === 'ARRAY' ? (t.nr_elems ?? 0) * sizeOf(resolve(t.type_id ?? 0)) : (t.size ?? 0));
+    /** key and value sizes of a map definition struct: __type(key, T) is a pointer to T; __uint(key_size, N) a pointer to int[N]. */
+    const sizes = (def: BtfType) => {
+      const out: Record<string, number> = {};
+      for (const m of def.members ?? []) {
+        const target = resolve(resolve(m.type_id).type_id ?? 0);
+        if (m.name === 'key' || m.name === 'value') out[m.name] = sizeOf(target);
+        if (m.name === 'key_size' || m.name === 'value_size') out[m.name.replace('_size', '')] = target.nr_elems ?? 0;
+      }
+      return out;
+    };
+    const defs = new Map<string, Record<string, number>>();
+    const maps = [...types.values()].find((t) => t.kind === 'DATASEC' && t.name === '.maps');
+    assert.ok(maps, '.maps section');
+    for (const v of maps.vars ?? []) {
+      const variable = types.get(v.type_id);
+      const def = resolve(variable?.type_id ?? 0);
+      defs.set(variable?.name ?? '', sizes(def));
+      const values = def.members?.find((m) => m.name === 'values');
+      if (values) {
+        // map-in-map: values is an array of pointers to the inner template
+        const inner = resolve(resolve(resolve(values.type_id).type_id ?? 0).type_id ?? 0);
+        defs.set(`${variable?.name}.inner`, sizes(inner));
+      }
+    }
+    const L = (name: keyof typeof Layouts) => Layouts[name].size;
+    const expected: Record<string, [number, number]> = {
+      ds_sessions: [L('ds_session_key'), L('ds_session_value')],
+      ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
+      ds_stats: [4, L('ds_cpu_stats')],
+      ds_rule_stats: [4, L('ds_stat')],
+      ds_failsafe: [L('ds_failsafe_key'), L('ds_failsafe_value')],
+      ds_settings: [4, L('ds_settings')],
+      'ds_active.inner': [4, L('ds_policy_meta')],
+      'ds_src4_top.inner': [4, L('ds_v4_top')],
+      'ds_dst4_top.inner': [4, L('ds_v4_top')],
+      'ds_src4_long.inner': [L('ds_v4_long_key'), 4],
+      'ds_dst4_long.inner': [L('ds_v4_long_key'), 4],
+      'ds_src6.inner': [L('ds_lpm6_key'), 4],
+      'ds_dst6.inner': [L('ds_lpm6_key'), 4],
+      'ds_svc.inner': [4, 4],
+      'ds_pair.inner': [L('ds_pair_key'), 4],
+      'ds_verdict.inner': [L('ds_verdict_key'), L('ds_verdict_value')],
+    };
+    for (const [name, [key, value]] of Object.entries(expected)) {
+      const got = defs.get(name);
+      assert.ok(got, `map ${name} exists in the engine object`);
+      assert.deepEqual([got.key, got.value], [key, value], `${name}: key/value sizes`);
+    }
+    // and nothing in the object goes unchecked
+    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_pair', 'ds_verdict'].includes(n));
+    assert.deepEqual(unchecked, []);
+  });
+});
