@@ -5,6 +5,7 @@
 // and a stack sweep (enclosing prefixes come first in that order), never pairwise.
 // IPv4 runs on numbers in typed arrays: a 1,000,000-prefix dimension must stay well under a second.
 
+import { DoorstepError } from '../errors.js';
 import type { Cidr, IrRule, PrefixClass } from './ir.js';
 import { cidrContains, ipv4Number } from './cidr.js';
 import { unionSorted, type RuleSetInterner } from './rule-sets.js';
@@ -73,50 +74,65 @@ export function assignClasses(prefixes: SortedPrefixes, interner: RuleSetInterne
   return out;
 }
 
+/** Entry index bits in the 64-bit sort key of sortPrefixes4. */
+const ENTRY_BITS = 26;
+const ENTRY_MASK = 2 ** ENTRY_BITS - 1;
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 function sortPrefixes4(rules: readonly IrRule[], side: Side): SortedPrefixes {
   let total = 0;
   for (const rule of rules) for (const c of rule[side]) if (c.family === 4) total++;
-  // Key = address * 64 + length: numeric order is (address, length) order.
-  const keys = new Float64Array(total);
+  if (total > ENTRY_MASK) {
+    throw new DoorstepError('DS_E_TABLE_BUDGET', `the ${side}4 address sets list ${total.toLocaleString('en-US')} prefixes in all; the compiler handles up to ${ENTRY_MASK.toLocaleString('en-US')}`, {
+      hint: 'merge address groups that rules share, or split the policy',
+    });
+  }
+  // One 64-bit key per (rule, prefix) entry: address (high word), then length and entry index
+  // (low word). A native sort of the keys orders entries by (address, length, rule) at once.
+  const keys = new BigUint64Array(total);
+  const words = new Uint32Array(keys.buffer);
+  const [low, high] = LITTLE_ENDIAN ? [0, 1] : [1, 0];
   const owners = new Int32Array(total);
   const refs: Cidr[] = new Array(total);
   let e = 0;
   for (const rule of rules) {
     for (const c of rule[side]) {
       if (c.family !== 4) continue;
-      keys[e] = ipv4Number(c.addr) * 64 + c.len;
+      words[2 * e + high] = ipv4Number(c.addr);
+      words[2 * e + low] = (c.len << ENTRY_BITS) | e;
       owners[e] = rule.index;
       refs[e] = c;
       e++;
     }
   }
-  const distinct = keys.slice().sort();
+  keys.sort();
+
+  const cidrs: Cidr[] = [];
+  const addr = new Uint32Array(total);
+  const len = new Uint8Array(total);
+  const ownStart = new Int32Array(total + 1);
+  const ownRules = new Int32Array(total);
   let count = 0;
-  for (let i = 0; i < total; i++) if (i === 0 || distinct[i] !== distinct[count - 1]) distinct[count++] = distinct[i]!;
-
-  const prefixOf = new Int32Array(total);
-  const ownStart = new Int32Array(count + 1);
-  const cidrs: Cidr[] = new Array(count);
-  for (let i = 0; i < total; i++) {
-    const p = binarySearch(distinct, count, keys[i]!);
-    prefixOf[i] = p;
-    if (ownStart[p + 1] === 0) cidrs[p] = refs[i]!;
-    ownStart[p + 1] = ownStart[p + 1]! + 1;
+  for (let k = 0; k < total; k++) {
+    const a = words[2 * k + high]!;
+    const lowWord = words[2 * k + low]!;
+    const l = lowWord >>> ENTRY_BITS;
+    const entry = lowWord & ENTRY_MASK;
+    if (count === 0 || addr[count - 1] !== a || len[count - 1] !== l) {
+      cidrs.push(refs[entry]!);
+      addr[count] = a;
+      len[count] = l;
+      ownStart[count] = k;
+      count++;
+    }
+    ownRules[k] = owners[entry]!; // entries of one prefix come in entry order, so rules ascend
   }
-  const ownRules = fillOwnRules(ownStart, prefixOf, owners);
-
-  const addr = new Float64Array(count);
-  const len = new Uint8Array(count);
-  for (let p = 0; p < count; p++) {
-    const key = distinct[p]!;
-    len[p] = key % 64;
-    addr[p] = (key - len[p]!) / 64;
-  }
+  ownStart[count] = total;
   const contains = (outer: number, inner: number): boolean => {
     const l = len[outer]!;
     return l <= len[inner]! && (l === 0 || ((addr[outer]! ^ addr[inner]!) >>> (32 - l)) === 0);
   };
-  return { cidrs, ownStart, ownRules, contains };
+  return { cidrs, ownStart: ownStart.subarray(0, count + 1), ownRules, contains };
 }
 
 function sortPrefixes6(rules: readonly IrRule[], side: Side): SortedPrefixes {
@@ -161,15 +177,4 @@ function fillOwnRules(ownStart: Int32Array, prefixOf: Int32Array, owners: Int32A
   const ownRules = new Int32Array(prefixOf.length);
   for (let i = 0; i < prefixOf.length; i++) ownRules[next[prefixOf[i]!]!++] = owners[i]!;
   return ownRules;
-}
-
-function binarySearch(sorted: Float64Array, count: number, key: number): number {
-  let lo = 0;
-  let hi = count - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -4,10 +4,10 @@
 // and a full JSON view of the IR for tools and tests.
 
 import { createHash } from 'node:crypto';
-import type { Action, IrRule, PolicyIr } from './ir.js';
+import type { Action, Cidr, IrRule, PolicyIr } from './ir.js';
 
 /** Tags the canonical form; bump it when the IR's meaning changes so old hashes cannot collide. */
-export const IR_FORMAT = 'doorstep/ir/v1';
+const IR_FORMAT = 'doorstep/ir/v1';
 
 export type UnversionedIr = Omit<PolicyIr, 'version'>;
 
@@ -51,7 +51,7 @@ export function policyVersion(ir: UnversionedIr): string {
 function writeCanonical(ir: UnversionedIr, write: (chunk: string) => void): void {
   const head = { format: IR_FORMAT, defaultAction: ir.defaultAction, defaultLog: ir.defaultLog, policies: ir.policies };
   write(`${JSON.stringify(head).slice(0, -1)},"rules":[`);
-  ir.rules.forEach((rule, i) => write((i === 0 ? '' : ',') + JSON.stringify(ruleJson(rule))));
+  ir.rules.forEach((rule, i) => write((i === 0 ? '' : ',') + canonicalRule(rule)));
   write(']}');
 }
 
@@ -64,6 +64,22 @@ export function irToJson(ir: PolicyIr): IrJson {
     policies: [...ir.policies],
     rules: ir.rules.map((rule) => ({ ...ruleJson(rule), source: { ...rule.source } })),
   };
+}
+
+/** JSON.stringify(ruleJson(rule)), written out: the IR's texts need no escaping but names go through JSON. */
+function canonicalRule(rule: IrRule): string {
+  const cidrs = (list: Cidr[]) => {
+    let out = '';
+    for (const c of list) out += out === '' ? `"${c.text}"` : `,"${c.text}"`;
+    return `[${out}]`;
+  };
+  const ports = rule.ports ? `[${rule.ports.map((r) => `[${r.lo},${r.hi}]`).join(',')}]` : 'null';
+  const protocol = rule.protocol === 'any' ? '"any"' : String(rule.protocol);
+  return (
+    `{"index":${rule.index},"id":${JSON.stringify(rule.id)},"policy":${JSON.stringify(rule.policy)},` +
+    `"name":${JSON.stringify(rule.name)},"action":"${rule.action}","log":${rule.log},"priority":${rule.priority},` +
+    `"src":${cidrs(rule.src)},"dst":${cidrs(rule.dst)},"protocol":${protocol},"ports":${ports}}`
+  );
 }
 
 function ruleJson(rule: IrRule): IrRuleJson {

@@ -20,7 +20,7 @@ export function mergeCidrs(cidrs: readonly Cidr[]): Cidr[] {
   return [...mergeIPv4(v4), ...mergeIPv6(v6)];
 }
 
-/** True when the list is already sorted, disjoint and has no mergeable neighbours. */
+/** True when the list is already sorted with a gap between neighbours: nothing to merge. */
 function isMerged(cidrs: readonly Cidr[]): boolean {
   for (let i = 1; i < cidrs.length; i++) {
     const a = cidrs[i - 1]!;
@@ -43,15 +43,16 @@ function span(c: Cidr): [bigint, bigint] {
   return [start, start + (1n << BigInt(128 - c.len)) - 1n];
 }
 
-const INDEX_BITS = 2 ** 21;
+/** Sort keys pack (start address, input index) as start * INDEX_SPAN + index: exact in a double up to 2^21 inputs. */
+const INDEX_SPAN = 2 ** 21;
 
 function mergeIPv4(cidrs: Cidr[]): Cidr[] {
   const n = cidrs.length;
   if (n === 0) return [];
   // Sort by start address; pack (start, input index) into one double so a native numeric sort does it.
   const order = new Float64Array(n);
-  const packed = n <= INDEX_BITS;
-  for (let i = 0; i < n; i++) order[i] = packed ? ipv4Number(cidrs[i]!.addr) * INDEX_BITS + i : i;
+  const packed = n <= INDEX_SPAN;
+  for (let i = 0; i < n; i++) order[i] = packed ? ipv4Number(cidrs[i]!.addr) * INDEX_SPAN + i : i;
   if (packed) order.sort();
   else order.sort((x, y) => ipv4Number(cidrs[x]!.addr) - ipv4Number(cidrs[y]!.addr));
   const out: Cidr[] = [];
@@ -64,7 +65,7 @@ function mergeIPv4(cidrs: Cidr[]): Cidr[] {
     else for (const [addr, len] of rangeToPrefixes4(runStart, runEnd)) out.push(makeCidr4(addr, len));
   };
   for (let k = 0; k < n; k++) {
-    const i = packed ? order[k]! % INDEX_BITS : order[k]!;
+    const i = packed ? order[k]! % INDEX_SPAN : order[k]!;
     const c = cidrs[i]!;
     const start = ipv4Number(c.addr);
     const end = start + 2 ** (32 - c.len) - 1;

@@ -39,7 +39,7 @@ export interface ParsedSource {
 
 /**
  * Parses every document of one file. Documents with syntax errors are reported and left out;
- * empty documents (only comments, or nothing between two `---`) are skipped.
+ * empty documents (only comments, nothing between two `---`, or a bare null) are skipped.
  * Files whose documents are all JSON objects take a fast path (JSON.parse); the result is the same.
  */
 export function parseSource(source: PolicySource): ParsedSource {
@@ -83,7 +83,7 @@ function parseYamlSource({ file, text }: PolicySource): ParsedSource {
       problems.push(...doc.errors.map(toProblem));
       continue;
     }
-    if (doc.contents === null) continue;
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue; // empty document
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });

@@ -13,7 +13,7 @@ export function evaluate(ir: PolicyIr, tuple: FlowTuple): Decision {
   return { action: ir.defaultAction, rule: 0 };
 }
 
-export function ruleMatches(rule: IrRule, t: FlowTuple): boolean {
+function ruleMatches(rule: IrRule, t: FlowTuple): boolean {
   if (!rule.src.some((c) => cidrContains(c, t.family, t.src))) return false;
   if (!rule.dst.some((c) => cidrContains(c, t.family, t.dst))) return false;
   if (rule.protocol !== 'any' && rule.protocol !== t.protocol) return false;

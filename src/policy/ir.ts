@@ -10,7 +10,10 @@
 /** An IP prefix, normalized: host bits zero, canonical text form ("10.0.0.0/8", "2001:db8::/32"). */
 export interface Cidr {
   family: 4 | 6;
-  /** Network address as bytes in network order: 4 bytes for IPv4, 16 for IPv6. */
+  /**
+   * Network address as bytes in network order: 4 bytes for IPv4, 16 for IPv6. May be a view into
+   * a shared buffer (the compiler packs IPv4 addresses into slabs): honour its byteOffset.
+   */
   addr: Uint8Array;
   len: number;
   text: string;

@@ -19,11 +19,10 @@ export interface Normalized {
 
 export function normalize(model: PolicyModel): Normalized {
   const resolve = addressResolver(model);
-  const ordered = model.policies
-    .flatMap((policy) => policy.rules.map((rule) => ({ policy, rule })))
-    .map(({ policy, rule }) => toRule(policy.name, policy.log, rule, resolve))
-    // Array.prototype.sort is stable: equal priorities keep document order, then rule order.
-    .sort((a, b) => a.priority - b.priority);
+  const ordered: IrRule[] = [];
+  for (const policy of model.policies) for (const rule of policy.rules) ordered.push(toRule(policy.name, policy.log, rule, resolve));
+  // Array.prototype.sort is stable: equal priorities keep document order, then rule order.
+  ordered.sort((a, b) => a.priority - b.priority);
 
   const warnings: string[] = [];
   const earlierMatches = new Map<string, IrRule[]>();
@@ -43,7 +42,8 @@ export function normalize(model: PolicyModel): Normalized {
     if (!familiesOverlap(rule.src, rule.dst)) {
       warnings.push(`${at(rule)}: rule ${rule.id} can never match: its from and to addresses are of different IP families`);
     }
-    rules.push({ ...rule, index: rules.length + 1 });
+    rule.index = rules.length + 1;
+    rules.push(rule);
   }
 
   const defaultAction: Action = model.policies.some((p) => p.defaultAction === 'deny') ? 'deny' : 'allow';
@@ -72,6 +72,7 @@ function addressResolver(model: PolicyModel): Resolve {
   };
 }
 
+/** The rule's IR form; `index` is assigned once the order is final. */
 function toRule(policy: string, policyLog: boolean | undefined, rule: ValidRule, resolve: Resolve): IrRule {
   const ranges = rule.ports ?? rule.icmp;
   return {
@@ -113,9 +114,8 @@ function sameRanges(a: Range[] | null, b: Range[] | null): boolean {
 }
 
 function familiesOverlap(src: Cidr[], dst: Cidr[]): boolean {
-  const families = (list: Cidr[]) => new Set(list.map((c) => c.family));
-  const dstFamilies = families(dst);
-  return [...families(src)].some((f) => dstFamilies.has(f));
+  const families = (list: Cidr[]) => (list.some((c) => c.family === 4) ? 1 : 0) | (list.some((c) => c.family === 6) ? 2 : 0);
+  return (families(src) & families(dst)) !== 0;
 }
 
 function at(rule: IrRule): string {

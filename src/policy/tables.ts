@@ -64,7 +64,7 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
   };
 }
 
-/** For every class of `sets`, the classes it holds each rule in: classesOf(r) = list[start[r] .. start[r + 1]). */
+/** Rule → the classes of one interner that contain it: list[start[r] .. start[r + 1]), ascending. */
 interface InvertedIndex {
   start: Int32Array;
   list: Int32Array;

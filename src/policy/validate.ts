@@ -5,16 +5,9 @@
 // Every problem carries file, line, column and field; all of them are collected, none thrown here.
 
 import type { ErrorCode, PolicyProblem } from '../errors.js';
-import type { Cidr } from './ir.js';
+import type { Action, Cidr } from './ir.js';
 import { formatField, parseSource, type FieldPath, type PolicySource, type SourceDocument } from './documents.js';
-import {
-  addressGroupSchema,
-  networkPolicySchema,
-  showValue,
-  NAME_PATTERN,
-  type AddressRef,
-  type RuleDocument,
-} from './schema.js';
+import { addressGroupSchema, networkPolicySchema, parseAddressRef, showValue, NAME_PATTERN, type RuleDocument } from './schema.js';
 
 export interface SourceLine {
   file: string;
@@ -25,17 +18,15 @@ export type ValidRule = RuleDocument & { source: SourceLine };
 
 export interface ValidPolicy {
   name: string;
-  defaultAction: 'allow' | 'deny';
+  defaultAction: Action;
   /** The policy's default for its rules' `log`; undefined = not set. */
   log: boolean | undefined;
   rules: ValidRule[];
-  source: SourceLine;
 }
 
 export interface ValidGroup {
   name: string;
   cidrs: Cidr[];
-  source: SourceLine;
 }
 
 /** Everything the normalizer needs: policies in the order given, groups by name. */
@@ -93,7 +84,7 @@ function checkDocument(doc: SourceDocument, problems: PolicyProblem[]): Checked 
     problems.push(problem(doc, 'DS_E_POLICY_INVALID', ['kind'], `${got}; it must be NetworkPolicy or AddressGroup`));
     return { doc, kind, name };
   }
-  if (kind === 'AddressGroup' && value.metadata && (value.metadata as Record<string, unknown>).name === 'any') {
+  if (kind === 'AddressGroup' && name === 'any') {
     problems.push(problem(doc, 'DS_E_POLICY_INVALID', ['metadata', 'name'], '"any" is reserved for the whole address space; choose another name'));
   }
   const result = kind === 'NetworkPolicy' ? networkPolicySchema.safeParse(value) : addressGroupSchema.safeParse(value);
@@ -110,9 +101,8 @@ function checkDocument(doc: SourceDocument, problems: PolicyProblem[]): Checked 
     }
     return { doc, kind, name };
   }
-  const source = sourceLine(doc, []);
   if (result.data.kind === 'AddressGroup') {
-    return { doc, kind, name, group: { name: result.data.metadata.name, cidrs: result.data.spec.cidrs, source } };
+    return { doc, kind, name, group: { name: result.data.metadata.name, cidrs: result.data.spec.cidrs } };
   }
   const spec = result.data.spec;
   const rules = (spec.rules ?? []).map((rule, i) => ({ ...rule, source: sourceLine(doc, ['spec', 'rules', i]) }));
@@ -120,7 +110,7 @@ function checkDocument(doc: SourceDocument, problems: PolicyProblem[]): Checked 
     doc,
     kind,
     name,
-    policy: { name: result.data.metadata.name, defaultAction: spec.defaultAction, log: spec.log, rules, source },
+    policy: { name: result.data.metadata.name, defaultAction: spec.defaultAction, log: spec.log, rules },
   };
 }
 
@@ -168,7 +158,10 @@ function checkDuplicateNames(checked: Checked[], problems: PolicyProblem[]): voi
   }
 }
 
-/** Every group a valid policy names must exist (as a document of kind AddressGroup, valid or not). */
+/**
+ * Every group a policy names must exist (as a document of kind AddressGroup, valid or not).
+ * Checked on the raw documents, so a policy with other problems still gets its references checked.
+ */
 function checkReferences(checked: Checked[], problems: PolicyProblem[]): void {
   const defined = new Set(checked.flatMap((c) => (c.kind === 'AddressGroup' && c.name ? [c.name] : [])));
   const knownGroups = () => {
@@ -177,10 +170,15 @@ function checkReferences(checked: Checked[], problems: PolicyProblem[]): void {
     return `defined groups: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''}`;
   };
   for (const c of checked) {
-    c.policy?.rules.forEach((rule, i) => {
+    if (c.kind !== 'NetworkPolicy') continue;
+    rawRules(c.doc.value).forEach((rule, i) => {
       for (const side of ['from', 'to'] as const) {
-        (rule[side] ?? []).forEach((ref: AddressRef, j: number) => {
-          if (ref.kind !== 'group' || defined.has(ref.name)) return;
+        const entries = isRecord(rule) ? rule[side] : undefined;
+        if (!Array.isArray(entries)) continue;
+        entries.forEach((entry: unknown, j) => {
+          if (typeof entry !== 'string') return;
+          const ref = parseAddressRef(entry);
+          if ('problem' in ref || ref.kind !== 'group' || defined.has(ref.name)) return;
           problems.push(
             problem(
               c.doc,
