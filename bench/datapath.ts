@@ -153,13 +153,13 @@ async function main(): Promise<void> {
       fmt(floorRepeat),
       fmt(t1 - t0),
       fmt(installed.durationMs),
-      `${compiled.tables.stats.srcClasses}/${compiled.tables.pair.length}/${compiled.tables.verdict.length}`,
+      `${compiled.tables.stats.srcClasses}/${compiled.tables.target.length}/${compiled.tables.verdict.length}`,
       fmt(stats.EVENTS_LOST),
     ]);
   }
   floor.close();
 
-  const header = ['rules / CIDRs', 'new ns', 'floor', 'ratio', 'cached ns', 'floor', '1-flow ns', 'floor', 'compile ms', 'install ms', 'classes/pairs/verdicts', 'lost'];
+  const header = ['rules / CIDRs', 'new ns', 'floor', 'ratio', 'cached ns', 'floor', '1-flow ns', 'floor', 'compile ms', 'install ms', 'src classes/targets/verdicts', 'lost'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   console.log(header.map((h, i) => pad(h, widths[i] ?? 0)).join('  '));
   for (const row of rows) console.log(row.map((c, i) => pad(c, widths[i] ?? 0)).join('  '));

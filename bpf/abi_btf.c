@@ -23,7 +23,7 @@ struct ds_policy_meta ds_btf_policy_meta;
 struct ds_v4_top ds_btf_v4_top;
 struct ds_v4_long_key ds_btf_v4_long_key;
 struct ds_lpm6_key ds_btf_lpm6_key;
-struct ds_pair_key ds_btf_pair_key;
+struct ds_target_key ds_btf_target_key;
 struct ds_verdict_key ds_btf_verdict_key;
 struct ds_verdict_value ds_btf_verdict_value;
 struct ds_failsafe_key ds_btf_failsafe_key;

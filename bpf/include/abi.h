@@ -236,17 +236,19 @@ struct ds_lpm6_key {
 };
 _Static_assert(sizeof(struct ds_lpm6_key) == 20, "ds_lpm6_key size");
 
-/* ds_pair key: (source class, destination class) → pair class (__u32). */
-struct ds_pair_key {
-	__u32 src_class;
+/* ds_target key: (destination class, service class) → target class (__u32): the rules matching
+ * both. Usually small: what is being reached, not who reaches it. */
+struct ds_target_key {
 	__u32 dst_class;
-};
-_Static_assert(sizeof(struct ds_pair_key) == 8, "ds_pair_key size");
-
-/* ds_verdict key: (pair class, service class) → struct ds_verdict_value. */
-struct ds_verdict_key {
-	__u32 pair_class;
 	__u32 svc_class;
+};
+_Static_assert(sizeof(struct ds_target_key) == 8, "ds_target_key size");
+
+/* ds_verdict key: (source class, target class) → struct ds_verdict_value. Source class 0 is the
+ * wildcard row (rules whose source is "any"), consulted when the source's own row has no entry. */
+struct ds_verdict_key {
+	__u32 src_class;
+	__u32 target_class;
 };
 _Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
 

@@ -94,24 +94,24 @@ static __always_inline __u32 ds_svc_index(const struct ds_session_key *k)
 	}
 }
 
-/* The first rule matching `k` under the version in `slot`, or NULL (the policy default decides). */
+/* The first rule matching `k` under the version in `slot`, or NULL (the policy default decides).
+ * dst class × service class → target (small table), then source class × target → rule (the one
+ * large lookup), falling back to the wildcard row for rules whose source is "any". */
 static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const struct ds_session_key *k)
 {
 	__u32 src, dst;
 
 	if (k->family == DS_FAMILY_IPV4) {
-		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, k->src + 12);
-		if (!src)
-			return 0;
 		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, k->dst + 12);
-	} else {
-		src = ds_v6_class(&ds_src6, slot, k->src);
-		if (!src)
+		if (!dst)
 			return 0;
+		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, k->src + 12);
+	} else {
 		dst = ds_v6_class(&ds_dst6, slot, k->dst);
+		if (!dst)
+			return 0;
+		src = ds_v6_class(&ds_src6, slot, k->src);
 	}
-	if (!dst)
-		return 0;
 
 	void *svc_map = bpf_map_lookup_elem(&ds_svc, &slot);
 	if (!svc_map)
@@ -121,18 +121,22 @@ static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const 
 	if (!svc || !*svc)
 		return 0;
 
-	void *pair_map = bpf_map_lookup_elem(&ds_pair, &slot);
-	if (!pair_map)
+	void *target_map = bpf_map_lookup_elem(&ds_target, &slot);
+	if (!target_map)
 		return 0;
-	struct ds_pair_key pk = { .src_class = src, .dst_class = dst };
-	__u32 *pair = bpf_map_lookup_elem(pair_map, &pk);
-	if (!pair)
+	struct ds_target_key tk = { .dst_class = dst, .svc_class = *svc };
+	__u32 *target = bpf_map_lookup_elem(target_map, &tk);
+	if (!target)
 		return 0;
 
 	void *verdict_map = bpf_map_lookup_elem(&ds_verdict, &slot);
 	if (!verdict_map)
 		return 0;
-	struct ds_verdict_key vk = { .pair_class = *pair, .svc_class = *svc };
+	struct ds_verdict_key vk = { .src_class = src, .target_class = *target };
+	struct ds_verdict_value *v = src ? bpf_map_lookup_elem(verdict_map, &vk) : 0;
+	if (v)
+		return v;
+	vk.src_class = 0;
 	return bpf_map_lookup_elem(verdict_map, &vk);
 }
 

@@ -118,15 +118,15 @@ struct ds_inner_svc {
 	__uint(value_size, sizeof(__u32));
 };
 
-// (source class, destination class) → pair class.
-struct ds_inner_pair {
+// (destination class, service class) → target class.
+struct ds_inner_target {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
-	__uint(key_size, sizeof(struct ds_pair_key));
+	__uint(key_size, sizeof(struct ds_target_key));
 	__uint(value_size, sizeof(__u32));
 };
 
-// (pair class, service class) → first matching rule, its action and log flag.
+// (source class or 0 for the wildcard row, target class) → first matching rule, action, log flag.
 struct ds_inner_verdict {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
@@ -157,7 +157,7 @@ DS_SLOT_MAP(ds_dst4_long, ds_inner_v4_long);
 DS_SLOT_MAP(ds_src6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_dst6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_svc, ds_inner_svc);
-DS_SLOT_MAP(ds_pair, ds_inner_pair);
+DS_SLOT_MAP(ds_target, ds_inner_target);
 DS_SLOT_MAP(ds_verdict, ds_inner_verdict);
 
 #endif /* DOORSTEP_MAPS_H */

@@ -212,18 +212,18 @@ export const Layouts = {
       addr: { offset: 4, size: 16, elem: 1, count: 16 },
     },
   },
-  ds_pair_key: {
+  ds_target_key: {
     size: 8,
     fields: {
-      src_class: { offset: 0, size: 4, elem: 4, count: 1 },
-      dst_class: { offset: 4, size: 4, elem: 4, count: 1 },
+      dst_class: { offset: 0, size: 4, elem: 4, count: 1 },
+      svc_class: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
   ds_verdict_key: {
     size: 8,
     fields: {
-      pair_class: { offset: 0, size: 4, elem: 4, count: 1 },
-      svc_class: { offset: 4, size: 4, elem: 4, count: 1 },
+      src_class: { offset: 0, size: 4, elem: 4, count: 1 },
+      target_class: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
   ds_verdict_value: {

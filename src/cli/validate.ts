@@ -13,7 +13,7 @@ export async function validate(paths: string[], output: 'table' | 'json'): Promi
   } else {
     for (const w of warnings) console.log(`warning: ${w}`);
     console.log(`valid: ${ir.rules.length} rules, version ${ir.version}`);
-    console.log(`tables: ${tables.stats.srcClasses} source classes, ${tables.stats.dstClasses} destination classes, ${tables.stats.svcClasses} service classes, ${tables.pair.length} pairs, ${tables.verdict.length} verdicts`);
+    console.log(`tables: ${tables.stats.srcClasses} source classes, ${tables.stats.dstClasses} destination classes, ${tables.stats.svcClasses} service classes, ${tables.target.length} targets, ${tables.verdict.length} verdicts`);
   }
   return ExitCode.OK;
 }

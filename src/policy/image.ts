@@ -23,7 +23,7 @@ export const TABLE_NAMES = [
   'ds_src6',
   'ds_dst6',
   'ds_svc',
-  'ds_pair',
+  'ds_target',
   'ds_verdict',
 ] as const;
 export type TableName = (typeof TABLE_NAMES)[number];
@@ -112,8 +112,8 @@ function v4Images(entries: PrefixClass[]): { top: TableImage; long: TableImage }
   };
 }
 
-/** Keys of two u32s (ds_pair_key, ds_verdict_key), checked against the ABI once. */
-function twoU32Keys(rows: { a: number; b: number }[], name: 'ds_pair_key' | 'ds_verdict_key', fields: [string, string]): Buffer {
+/** Keys of two u32s (ds_target_key, ds_verdict_key), at the offsets the ABI gives. */
+function twoU32Keys(rows: { a: number; b: number }[], name: 'ds_target_key' | 'ds_verdict_key', fields: [string, string]): Buffer {
   const keySize = sizeOf(name);
   const at = [offsetOf(name, fields[0] as never), offsetOf(name, fields[1] as never)] as const;
   const keys = Buffer.alloc(rows.length * keySize);
@@ -124,14 +124,14 @@ function twoU32Keys(rows: { a: number; b: number }[], name: 'ds_pair_key' | 'ds_
   return keys;
 }
 
-function pairImage(pairs: ClassTables['pair']): TableImage {
-  const keys = twoU32Keys(pairs.map((p) => ({ a: p.src, b: p.dst })), 'ds_pair_key', ['src_class', 'dst_class']);
-  const values = new Uint32Array(pairs.map((p) => p.pair));
-  return { count: pairs.length, keySize: sizeOf('ds_pair_key'), valueSize: 4, keys, values: u32Values(values) };
+function targetImage(targets: ClassTables['target']): TableImage {
+  const keys = twoU32Keys(targets.map((t) => ({ a: t.dst, b: t.svc })), 'ds_target_key', ['dst_class', 'svc_class']);
+  const values = new Uint32Array(targets.map((t) => t.target));
+  return { count: targets.length, keySize: sizeOf('ds_target_key'), valueSize: 4, keys, values: u32Values(values) };
 }
 
 function verdictImage(ir: PolicyIr, verdicts: ClassTables['verdict']): TableImage {
-  const keys = twoU32Keys(verdicts.map((v) => ({ a: v.pair, b: v.svc })), 'ds_verdict_key', ['pair_class', 'svc_class']);
+  const keys = twoU32Keys(verdicts.map((v) => ({ a: v.src, b: v.target })), 'ds_verdict_key', ['src_class', 'target_class']);
   const valueSize = sizeOf('ds_verdict_value');
   const ruleAt = offsetOf('ds_verdict_value', 'rule');
   const actionAt = offsetOf('ds_verdict_value', 'action');
@@ -173,7 +173,7 @@ export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
       ds_src6: lpm6Image(tables.src6),
       ds_dst6: lpm6Image(tables.dst6),
       ds_svc: svcImage(tables.svc),
-      ds_pair: pairImage(tables.pair),
+      ds_target: targetImage(tables.target),
       ds_verdict: verdictImage(ir, tables.verdict),
     },
   };

@@ -100,12 +100,16 @@ export interface ClassTables {
   dst6: PrefixClass[];
   /** Service index → class, as runs of equal class covering [0, SVC_ENTRIES). */
   svc: { lo: number; hi: number; cls: number }[];
-  /** (src class, dst class) → pair class, only for non-empty rule intersections. */
-  pair: { src: number; dst: number; pair: number }[];
-  /** (pair class, svc class) → first matching rule index, only where some rule matches. */
-  verdict: { pair: number; svc: number; rule: number }[];
+  /** (dst class, svc class) → target class (the rules matching both), only for non-empty intersections. */
+  target: { dst: number; svc: number; target: number }[];
+  /**
+   * (src class, target class) → first matching rule. `src` 0 is the wildcard row: the first rule
+   * whose source is "any" (both families), which every source class holds. An entry with a real
+   * source class exists only where it decides earlier than the wildcard row does.
+   */
+  verdict: { src: number; target: number; rule: number }[];
   /** Sizes for the report and for sizing maps. */
-  stats: { srcClasses: number; dstClasses: number; svcClasses: number; pairClasses: number };
+  stats: { srcClasses: number; dstClasses: number; svcClasses: number; targetClasses: number };
 }
 
 export const DEFAULT_PRIORITY = 1000;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Classifies a packet with the class tables exactly as the datapath does, in plain TypeScript:
 // longest-prefix match for the source and destination classes (a map per prefix length, longest
-// first), the svc run holding the service index, then the pair and verdict tables; a miss
-// anywhere means rule 0, the policy default. Tests hold it against `evaluate`; the datapath
+// first), the svc run holding the service index, the target table, then the verdict table's row
+// for the source class, falling back to its wildcard row 0; a miss anywhere means rule 0, the
+// policy default. Tests hold it against `evaluate`; the datapath
 // mirrors its semantics. Indexes are built once per ClassTables object and cached.
 
 import type { ClassTables, Decision, FlowTuple, PolicyIr, PrefixClass } from './ir.js';
@@ -19,7 +20,7 @@ interface LookupIndex {
   dst6: PrefixMaps;
   svcStarts: number[];
   svcClasses: number[];
-  pair: Map<string, number>;
+  target: Map<string, number>;
   verdict: Map<string, number>;
 }
 
@@ -31,9 +32,9 @@ export function lookupRule(tables: ClassTables, t: FlowTuple): number {
   const src = longestPrefixClass(t.family === 4 ? index.src4 : index.src6, t.src);
   const dst = longestPrefixClass(t.family === 4 ? index.dst4 : index.dst6, t.dst);
   const svc = serviceClass(index, flowServiceIndex(t));
-  const pair = index.pair.get(`${src},${dst}`);
-  if (pair === undefined) return 0;
-  return index.verdict.get(`${pair},${svc}`) ?? 0;
+  const target = index.target.get(`${dst},${svc}`);
+  if (target === undefined) return 0;
+  return index.verdict.get(`${src},${target}`) ?? index.verdict.get(`0,${target}`) ?? 0;
 }
 
 /** The decision for a packet: the rule from the tables, its action from the IR's rule list. */
@@ -55,8 +56,8 @@ function indexFor(tables: ClassTables): LookupIndex {
       dst6: prefixMaps(tables.dst6),
       svcStarts: tables.svc.map((r) => r.lo),
       svcClasses: tables.svc.map((r) => r.cls),
-      pair: new Map(tables.pair.map((e) => [`${e.src},${e.dst}`, e.pair])),
-      verdict: new Map(tables.verdict.map((e) => [`${e.pair},${e.svc}`, e.rule])),
+      target: new Map(tables.target.map((e) => [`${e.dst},${e.svc}`, e.target])),
+      verdict: new Map(tables.verdict.map((e) => [`${e.src},${e.target}`, e.rule])),
     };
     indexes.set(tables, index);
   }

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // IR → class tables (the datapath's lookup structures, see ClassTables in ir.ts). Each dimension
-// maps a packet field to a class = a distinct set of rules; the pair table intersects source and
-// destination classes, the verdict table intersects pair and service classes and keeps the first
-// rule. Both are enumerated output-sensitively through inverted indexes (rule → classes holding
-// it), so the work is proportional to the entries produced, never |S| × |D|. Budgets bound each
+// maps a packet field to a class = a distinct set of rules. The target table intersects
+// destination and service classes (usually few: what is being reached); the verdict table
+// intersects source classes (usually many: feeds, ranges) with targets and keeps the first rule,
+// so a new session pays for one large lookup, not two. Rules whose source is "any" sit in every
+// source class; they live in one wildcard row instead of being multiplied across all of them.
+// Both tables are enumerated output-sensitively through inverted indexes (rule → classes holding
+// it), so the work is proportional to the entries produced, never |S| × |T|. Budgets bound each
 // table; exceeding one throws DS_E_TABLE_BUDGET before the memory is spent.
 
 import { DoorstepError } from '../errors.js';
@@ -13,16 +16,16 @@ import { classifyServices } from './service-classes.js';
 import { RuleSetInterner } from './rule-sets.js';
 
 export interface TableBudget {
-  /** Entries of the (src class, dst class) → pair table. */
-  maxPairs: number;
-  /** Entries of the (pair class, svc class) → rule table. */
+  /** Entries of the (dst class, svc class) → target table. */
+  maxTargets: number;
+  /** Entries of the (src class, target class) → rule table. */
   maxVerdicts: number;
   /** Entries of each address table (src4, src6, dst4, dst6). */
   maxPrefixes: number;
 }
 
 export const DEFAULT_TABLE_BUDGET: Readonly<TableBudget> = Object.freeze({
-  maxPairs: 4_000_000,
+  maxTargets: 4_000_000,
   maxVerdicts: 4_000_000,
   maxPrefixes: 4_000_000,
 });
@@ -48,9 +51,13 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
   const dst6 = addresses('dst', 6);
   const svc = classifyServices(ir.rules, svcSets, ruleCount);
 
-  const pairSets = new RuleSetInterner(ruleCount);
-  const pair = pairTable(srcSets, dstSets, pairSets, ruleCount, limits.maxPairs);
-  const verdict = verdictTable(pairSets, svcSets, ruleCount, limits.maxVerdicts);
+  const targetSets = new RuleSetInterner(ruleCount);
+  const target = intersectionTable(dstSets, svcSets, targetSets, ruleCount, limits.maxTargets).map((e) => ({
+    dst: e.a,
+    svc: e.b,
+    target: e.cls,
+  }));
+  const verdict = verdictTable(srcSets, targetSets, anySourceRules(ir), ruleCount, limits.maxVerdicts);
 
   return {
     src4,
@@ -58,9 +65,9 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
     dst4,
     dst6,
     svc,
-    pair,
+    target,
     verdict,
-    stats: { srcClasses: srcSets.count, dstClasses: dstSets.count, svcClasses: svcSets.count, pairClasses: pairSets.count },
+    stats: { srcClasses: srcSets.count, dstClasses: dstSets.count, svcClasses: svcSets.count, targetClasses: targetSets.count },
   };
 }
 
@@ -82,90 +89,120 @@ function invert(sets: RuleSetInterner, ruleCount: number): InvertedIndex {
 }
 
 /**
- * (src class S, dst class D) → pair class of S ∩ D, for every non-empty intersection. For each S,
- * walking its rules through the rule → dst-class index visits exactly the (D, r) with r ∈ S ∩ D.
+ * (class A of `aSets`, class B of `bSets`) → interned class of A ∩ B, for every non-empty
+ * intersection. For each A, walking its rules through the rule → B-class index visits exactly the
+ * (B, r) with r ∈ A ∩ B.
  */
-function pairTable(
-  srcSets: RuleSetInterner,
-  dstSets: RuleSetInterner,
-  pairSets: RuleSetInterner,
+function intersectionTable(
+  aSets: RuleSetInterner,
+  bSets: RuleSetInterner,
+  outSets: RuleSetInterner,
   ruleCount: number,
-  maxPairs: number,
-): ClassTables['pair'] {
-  const dstOf = invert(dstSets, ruleCount);
-  const dstCount = dstSets.sets.length;
-  const seenFor = new Int32Array(dstCount); // last src class that touched each dst class
-  const size = new Int32Array(dstCount); // |S ∩ D| so far, then the fill cursor
-  const offset = new Int32Array(dstCount);
-  const touched = new Int32Array(dstCount);
+  maxEntries: number,
+): { a: number; b: number; cls: number }[] {
+  const bOf = invert(bSets, ruleCount);
+  const bCount = bSets.sets.length;
+  const seenFor = new Int32Array(bCount); // last A class that touched each B class
+  const size = new Int32Array(bCount); // |A ∩ B| so far, then the fill cursor
+  const offset = new Int32Array(bCount);
+  const touched = new Int32Array(bCount);
   let scratch = new Int32Array(1024);
-  const pair: ClassTables['pair'] = [];
-  for (let s = 1; s < srcSets.sets.length; s++) {
-    const rules = srcSets.sets[s]!;
+  const out: { a: number; b: number; cls: number }[] = [];
+  for (let ac = 1; ac < aSets.sets.length; ac++) {
+    const rules = aSets.sets[ac]!;
     let touchedCount = 0;
     let total = 0;
     for (const r of rules) {
-      for (let k = dstOf.start[r]!; k < dstOf.start[r + 1]!; k++) {
-        const d = dstOf.list[k]!;
-        if (seenFor[d] !== s) {
-          seenFor[d] = s;
-          size[d] = 0;
-          touched[touchedCount++] = d;
+      for (let k = bOf.start[r]!; k < bOf.start[r + 1]!; k++) {
+        const bc = bOf.list[k]!;
+        if (seenFor[bc] !== ac) {
+          seenFor[bc] = ac;
+          size[bc] = 0;
+          touched[touchedCount++] = bc;
         }
-        size[d] = size[d]! + 1;
+        size[bc] = size[bc]! + 1;
         total++;
       }
     }
     if (touchedCount === 0) continue;
-    if (pair.length + touchedCount > maxPairs) {
-      throw overBudget('pair', `at least ${count(pair.length + touchedCount)}`, maxPairs, '(source class, destination class) entries', 'use fewer rules whose from or to is "any" or a large group crossed with many others, or split the policy');
+    if (out.length + touchedCount > maxEntries) {
+      throw overBudget('target', `at least ${count(out.length + touchedCount)}`, maxEntries, '(destination class, service class) entries', 'use fewer rules whose "to" is "any" or a large group crossed with many distinct port sets, or split the policy');
     }
     if (scratch.length < total) scratch = new Int32Array(Math.max(total, scratch.length * 2));
     const order = touched.subarray(0, touchedCount).sort();
     let at = 0;
-    for (const d of order) {
-      offset[d] = at;
-      at += size[d]!;
-      size[d] = offset[d]!;
+    for (const bc of order) {
+      offset[bc] = at;
+      at += size[bc]!;
+      size[bc] = offset[bc]!;
     }
     for (const r of rules) {
-      for (let k = dstOf.start[r]!; k < dstOf.start[r + 1]!; k++) {
-        const d = dstOf.list[k]!;
-        scratch[size[d]!] = r;
-        size[d] = size[d]! + 1;
+      for (let k = bOf.start[r]!; k < bOf.start[r + 1]!; k++) {
+        const bc = bOf.list[k]!;
+        scratch[size[bc]!] = r;
+        size[bc] = size[bc]! + 1;
       }
     }
-    for (const d of order) {
-      const from = offset[d]!;
-      const to = size[d]!;
-      const id = to - from === 1 ? pairSets.internOne(scratch[from]!) : pairSets.intern(scratch.subarray(from, to));
-      pair.push({ src: s, dst: d, pair: id });
+    for (const bc of order) {
+      const from = offset[bc]!;
+      const to = size[bc]!;
+      const id = to - from === 1 ? outSets.internOne(scratch[from]!) : outSets.intern(scratch.subarray(from, to));
+      out.push({ a: ac, b: bc, cls: id });
     }
   }
-  return pair;
+  return out;
 }
 
-/** (pair class P, svc class V) → the first (lowest-index) rule of P ∩ V, for every non-empty intersection. */
+/** Rules whose source is "any" in both families (0.0.0.0/0 and ::/0): every source class holds them. */
+function anySourceRules(ir: PolicyIr): Uint8Array {
+  const any = new Uint8Array(ir.rules.length + 1);
+  for (const r of ir.rules) {
+    if (r.src.some((c) => c.family === 4 && c.len === 0) && r.src.some((c) => c.family === 6 && c.len === 0)) any[r.index] = 1;
+  }
+  return any;
+}
+
+/**
+ * (src class S, target class T) → the first (lowest-index) rule of S ∩ T. Row 0 holds, per T, the
+ * first any-source rule in T; it applies to every S. A row S entry is stored only where S's own
+ * (not any-source) rules decide earlier, so "any" rules never multiply across source classes.
+ */
 function verdictTable(
-  pairSets: RuleSetInterner,
-  svcSets: RuleSetInterner,
+  srcSets: RuleSetInterner,
+  targetSets: RuleSetInterner,
+  anySource: Uint8Array,
   ruleCount: number,
   maxVerdicts: number,
 ): ClassTables['verdict'] {
-  const svcOf = invert(svcSets, ruleCount);
-  const seenFor = new Int32Array(svcSets.sets.length);
   const verdict: ClassTables['verdict'] = [];
-  for (let p = 1; p < pairSets.sets.length; p++) {
-    // Rules ascend, so the first rule to reach a svc class is the lowest index in P ∩ V.
-    for (const r of pairSets.sets[p]!) {
-      for (let k = svcOf.start[r]!; k < svcOf.start[r + 1]!; k++) {
-        const v = svcOf.list[k]!;
-        if (seenFor[v] === p) continue;
-        seenFor[v] = p;
-        if (verdict.length >= maxVerdicts) {
-          throw overBudget('verdict', `more than ${count(maxVerdicts)}`, maxVerdicts, '(pair class, service class) entries', 'give rules fewer distinct port sets, or use fewer crossed "any" rules');
-        }
-        verdict.push({ pair: p, svc: v, rule: r });
+  const push = (src: number, target: number, rule: number) => {
+    if (verdict.length >= maxVerdicts) {
+      throw overBudget('verdict', `more than ${count(maxVerdicts)}`, maxVerdicts, '(source class, target class) entries', 'give rules fewer distinct destination and port sets per source group, or split the policy');
+    }
+    verdict.push({ src, target, rule });
+  };
+  const wildcard = new Int32Array(targetSets.sets.length); // 0 = no any-source rule in T
+  for (let t = 1; t < targetSets.sets.length; t++) {
+    for (const r of targetSets.sets[t]!) {
+      if (anySource[r]) {
+        wildcard[t] = r;
+        push(0, t, r);
+        break;
+      }
+    }
+  }
+  const targetOf = invert(targetSets, ruleCount);
+  const seenFor = new Int32Array(targetSets.sets.length);
+  for (let s = 1; s < srcSets.sets.length; s++) {
+    // Rules ascend, so the first own rule to reach a target is the lowest index in (S \ any) ∩ T.
+    for (const r of srcSets.sets[s]!) {
+      if (anySource[r]) continue;
+      for (let k = targetOf.start[r]!; k < targetOf.start[r + 1]!; k++) {
+        const t = targetOf.list[k]!;
+        if (seenFor[t] === s) continue;
+        seenFor[t] = s;
+        const w = wildcard[t]!;
+        if (w === 0 || r < w) push(s, t, r);
       }
     }
   }

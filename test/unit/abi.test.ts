@@ -80,7 +80,7 @@ describe('ABI', () => {
       'ds_src6.inner': [L('ds_lpm6_key'), 4],
       'ds_dst6.inner': [L('ds_lpm6_key'), 4],
       'ds_svc.inner': [4, 4],
-      'ds_pair.inner': [L('ds_pair_key'), 4],
+      'ds_target.inner': [L('ds_target_key'), 4],
       'ds_verdict.inner': [L('ds_verdict_key'), L('ds_verdict_value')],
     };
     for (const [name, [key, value]] of Object.entries(expected)) {
@@ -89,7 +89,7 @@ describe('ABI', () => {
       assert.deepEqual([got.key, got.value], [key, value], `${name}: key/value sizes`);
     }
     // and nothing in the object goes unchecked
-    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_pair', 'ds_verdict'].includes(n));
+    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_verdict'].includes(n));
     assert.deepEqual(unchecked, []);
   });
 });

@@ -44,8 +44,8 @@ function assertWellFormed(tables: ClassTables): void {
     assert.equal(new Set(table.map((e) => e.cidr.text)).size, table.length, 'one entry per distinct prefix');
     assert.ok(table.every((e) => e.cls > 0));
   }
-  assert.equal(new Set(tables.pair.map((e) => `${e.src},${e.dst}`)).size, tables.pair.length);
-  assert.equal(new Set(tables.verdict.map((e) => `${e.pair},${e.svc}`)).size, tables.verdict.length);
+  assert.equal(new Set(tables.target.map((e) => `${e.dst},${e.svc}`)).size, tables.target.length);
+  assert.equal(new Set(tables.verdict.map((e) => `${e.src},${e.target}`)).size, tables.verdict.length);
 }
 
 test('a prefix’s class holds its own rules and those of every enclosing prefix', () => {
@@ -103,7 +103,7 @@ test('a packet without its port or ICMP type matches only rules without ports', 
   assert.deepEqual(lookupTables(ir, tables, echoReply), { action: 'allow', rule: 3 });
 });
 
-test('the verdict is the lowest-index rule in pair ∩ service', () => {
+test('the verdict is the lowest-index rule in source ∩ destination ∩ service', () => {
   const { tables } = compileRules(
     '    - { name: a, action: deny, from: [10.0.0.0/8], protocol: tcp, ports: [22] }\n' +
       '    - { name: b, action: allow, from: [10.0.0.0/8] }\n' +
@@ -120,7 +120,7 @@ test('a policy without rules gives empty tables and the default everywhere', () 
   const text = 'apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec: { defaultAction: deny }\n';
   const { ir, tables } = compileSources([{ file: 'p.yaml', text }]);
   assert.deepEqual(ir.rules, []);
-  assert.deepEqual([tables.src4, tables.src6, tables.dst4, tables.dst6, tables.pair, tables.verdict], [[], [], [], [], [], []]);
+  assert.deepEqual([tables.src4, tables.src6, tables.dst4, tables.dst6, tables.target, tables.verdict], [[], [], [], [], [], []]);
   assert.deepEqual(tables.svc, [{ lo: 0, hi: SVC_ENTRIES - 1, cls: 0 }]);
   assert.deepEqual(lookupTables(ir, tables, tuple('1.1.1.1', '2.2.2.2')), { action: 'deny', rule: 0 });
 });
@@ -142,9 +142,24 @@ test('budgets: each table refuses to grow past its limit with DS_E_TABLE_BUDGET'
       (error: unknown) => error instanceof DoorstepError && error.code === 'DS_E_TABLE_BUDGET' && table.test(error.message) && !!error.hint,
     );
   expectBudget({ maxPrefixes: 1 }, /the src4 table would hold 2 distinct prefixes, over its budget of 1/);
-  expectBudget({ maxPairs: 1 }, /the pair table would hold at least \d+ \(source class, destination class\) entries, over its budget of 1/);
-  expectBudget({ maxVerdicts: 2 }, /the verdict table would hold more than 2 /);
-  assert.equal(buildTables(ir, { maxPrefixes: 2, maxPairs: 3, maxVerdicts: 3 }).verdict.length, 3);
+  expectBudget({ maxTargets: 2 }, /the target table would hold at least \d+ \(destination class, service class\) entries, over its budget of 2/);
+  expectBudget({ maxVerdicts: 4 }, /the verdict table would hold more than 4 /);
+  const fits = buildTables(ir, { maxPrefixes: 2, maxTargets: 3, maxVerdicts: 5 });
+  assert.equal(fits.target.length, 3);
+  assert.equal(fits.verdict.length, 5);
+});
+
+test('rules whose source is "any" live in one wildcard row, not in every source class', () => {
+  const sources = Array.from({ length: 300 }, (_, i) => `    - { name: s${i}, action: deny, from: [10.${i >> 8}.${i & 255}.1], protocol: tcp, ports: [22] }\n`);
+  const anys = Array.from({ length: 100 }, (_, i) => `    - { name: a${i}, action: allow, protocol: tcp, ports: [${1000 + i}] }\n`);
+  const { ir, tables } = compileRules(sources.join('') + anys.join(''));
+  assertWellFormed(tables);
+  // 300 source rows for port 22 + 100 wildcard rows; without the wildcard, 301 × 100 more
+  assert.equal(tables.verdict.length, 300 + 100);
+  assert.equal(tables.verdict.filter((v) => v.src === 0).length, 100);
+  assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 22)), { action: 'deny', rule: 8 });
+  assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 1042)), { action: 'allow', rule: 343 });
+  assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 23)), { action: ir.defaultAction, rule: 0 });
 });
 
 // ---- property: tables lookup ≡ evaluate, over random policies and packets ----
