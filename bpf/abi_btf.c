@@ -20,6 +20,8 @@ struct ds_event ds_btf_event;
 struct ds_stat ds_btf_stat;
 struct ds_cpu_stats ds_btf_cpu_stats;
 struct ds_policy_meta ds_btf_policy_meta;
+enum ds_row_kind ds_btf_row_kind;
+struct ds_addr_class ds_btf_addr_class;
 struct ds_v4_top ds_btf_v4_top;
 struct ds_v4_long_key ds_btf_v4_long_key;
 struct ds_lpm6_key ds_btf_lpm6_key;

@@ -204,32 +204,62 @@ struct ds_policy_meta {
 	__u32 generation;   /* > 0, increases with every install */
 	__u32 slot;         /* which slot of the table maps holds this version */
 	__u32 rule_count;   /* rules 1..rule_count; index 0 is the default */
-	__u32 stats_base;   /* ds_rule_stats index of rule 0's counters for this version */
+	__u32 stats_base;   /* ds_rule_stats index of CPU 0's rule 0 for this version */
+	__u32 stats_stride; /* entries between one CPU's row and the next */
 	__u32 stats_count;  /* rules 0..stats_count-1 are counted (capacity permitting) */
 	__u8 default_action;/* enum ds_action when no rule matches (rule 0) */
 	__u8 default_log;
 	__u8 pad[2];
 };
-_Static_assert(sizeof(struct ds_policy_meta) == 24, "ds_policy_meta size");
+_Static_assert(sizeof(struct ds_policy_meta) == 28, "ds_policy_meta size");
+
+/* ds_verdict value: the first matching rule and what it does. */
+struct ds_verdict_value {
+	__u32 rule;         /* rule index, 1..rule_count */
+	__u8 action;        /* enum ds_action */
+	__u8 log;           /* emit session events */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct ds_verdict_value) == 8, "ds_verdict_value size");
+
+/* How much of a source class's own row of the verdict table its address entry carries. */
+enum ds_row_kind {
+	DS_ROW_NONE = 0,    /* no own entries: only the wildcard row can match */
+	DS_ROW_ONE = 1,     /* exactly one, carried inline: no verdict lookup */
+	DS_ROW_MANY = 2,    /* look (class, target) up in ds_verdict */
+};
+
+/* What an address maps to, in every address table: its class and, for source addresses, a
+ * summary of the class's verdict row — most source groups are used by one rule, and then a new
+ * session needs no verdict lookup at all. Destination entries leave the row NONE. */
+struct ds_addr_class {
+	__u32 cls;
+	__u32 row_target;                    /* DS_ROW_ONE: the one entry's target class */
+	struct ds_verdict_value row_verdict; /* DS_ROW_ONE: the one entry's verdict */
+	__u8 row;                            /* enum ds_row_kind */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct ds_addr_class) == 20, "ds_addr_class size");
 
 /* IPv4 address classes, part 1 (ds_src4_top / ds_dst4_top, indexed by the top 16 bits): the class
- * of the longest prefix of length <= 16 covering this /16, and which longer lengths occur inside
- * it (bit i = length 17 + i), so a lookup probes only lengths that exist. */
+ * of the longest prefix of length <= 16 covering this /16 (cls 0: none), and which longer lengths
+ * occur inside it (bit i = length 17 + i), so a lookup probes only lengths that exist. */
 struct ds_v4_top {
-	__u32 cls;
+	struct ds_addr_class c;
 	__u32 lengths;
 };
-_Static_assert(sizeof(struct ds_v4_top) == 8, "ds_v4_top size");
+_Static_assert(sizeof(struct ds_v4_top) == 24, "ds_v4_top size");
 
 /* IPv4 address classes, part 2 (ds_src4_long / ds_dst4_long): prefix (address bytes in network
- * order, host bits zero) and length 17..32 → class (__u32). */
+ * order, host bits zero) and length 17..32 → struct ds_addr_class. */
 struct ds_v4_long_key {
 	__u8 addr[4];
 	__u32 len;
 };
 _Static_assert(sizeof(struct ds_v4_long_key) == 8, "ds_v4_long_key size");
 
-/* IPv6 address classes (ds_src6 / ds_dst6, LPM tries). Address bytes in network order. */
+/* IPv6 address classes (ds_src6 / ds_dst6, LPM tries) → struct ds_addr_class. Address bytes in
+ * network order. */
 struct ds_lpm6_key {
 	__u32 prefixlen;
 	__u8 addr[16];
@@ -251,15 +281,6 @@ struct ds_verdict_key {
 	__u32 target_class;
 };
 _Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
-
-/* ds_verdict value: the first matching rule and what it does. */
-struct ds_verdict_value {
-	__u32 rule;         /* rule index, 1..rule_count */
-	__u8 action;        /* enum ds_action */
-	__u8 log;           /* emit session events */
-	__u8 pad[2];
-};
-_Static_assert(sizeof(struct ds_verdict_value) == 8, "ds_verdict_value size");
 
 /* ds_failsafe key/value: management prefixes that always pass (address 16 bytes, IPv4 mapped,
  * prefixlen counted over all 128 bits). */

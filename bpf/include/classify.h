@@ -29,8 +29,10 @@ static __always_inline struct ds_policy_meta *ds_active_meta(void)
 }
 
 /* IPv4: the /16's entry gives the class of the best short prefix and which longer lengths exist
- * below it; probe those, longest first. At most 1 array read + 16 hash probes, typically 1–2. */
-static __always_inline __u32 ds_v4_class(void *top_outer, void *long_outer, __u32 slot, const __u8 *addr)
+ * below it; probe those, longest first. At most 1 array read + 16 hash probes, typically 1–2.
+ * NULL when no prefix covers the address. */
+static __always_inline struct ds_addr_class *ds_v4_class(void *top_outer, void *long_outer, __u32 slot,
+							 const __u8 *addr)
 {
 	void *top_map = bpf_map_lookup_elem(top_outer, &slot);
 	if (!top_map)
@@ -41,38 +43,37 @@ static __always_inline __u32 ds_v4_class(void *top_outer, void *long_outer, __u3
 	if (!top)
 		return 0;
 	__u32 lengths = top->lengths;
-	if (!lengths)
-		return top->cls;
-	void *long_map = bpf_map_lookup_elem(long_outer, &slot);
-	if (!long_map)
-		return 0;
+	if (lengths) {
+		void *long_map = bpf_map_lookup_elem(long_outer, &slot);
+		if (!long_map)
+			return 0;
 #pragma unroll
-	for (int i = 15; i >= 0; i--) {
-		if (!(lengths & (1u << i)))
-			continue;
-		__u32 len = DS_V4_LONG_MIN + i;
-		__u32 net = host & (0xFFFFFFFFu << (32 - len));
-		struct ds_v4_long_key k = { .len = len };
-		k.addr[0] = net >> 24;
-		k.addr[1] = net >> 16;
-		k.addr[2] = net >> 8;
-		k.addr[3] = net;
-		__u32 *cls = bpf_map_lookup_elem(long_map, &k);
-		if (cls)
-			return *cls;
+		for (int i = 15; i >= 0; i--) {
+			if (!(lengths & (1u << i)))
+				continue;
+			__u32 len = DS_V4_LONG_MIN + i;
+			__u32 net = host & (0xFFFFFFFFu << (32 - len));
+			struct ds_v4_long_key k = { .len = len };
+			k.addr[0] = net >> 24;
+			k.addr[1] = net >> 16;
+			k.addr[2] = net >> 8;
+			k.addr[3] = net;
+			struct ds_addr_class *c = bpf_map_lookup_elem(long_map, &k);
+			if (c)
+				return c;
+		}
 	}
-	return top->cls;
+	return top->c.cls ? &top->c : 0;
 }
 
-static __always_inline __u32 ds_v6_class(void *outer, __u32 slot, const __u8 *addr)
+static __always_inline struct ds_addr_class *ds_v6_class(void *outer, __u32 slot, const __u8 *addr)
 {
 	void *lpm = bpf_map_lookup_elem(outer, &slot);
 	if (!lpm)
 		return 0;
 	struct ds_lpm6_key k = { .prefixlen = 128 };
 	__builtin_memcpy(k.addr, addr, 16);
-	__u32 *cls = bpf_map_lookup_elem(lpm, &k);
-	return cls ? *cls : 0;
+	return bpf_map_lookup_elem(lpm, &k);
 }
 
 /* The service index: kind * DS_SVC_SPAN + value, as documented in abi.h. */
@@ -95,11 +96,12 @@ static __always_inline __u32 ds_svc_index(const struct ds_session_key *k)
 }
 
 /* The first rule matching `k` under the version in `slot`, or NULL (the policy default decides).
- * dst class × service class → target (small table), then source class × target → rule (the one
- * large lookup), falling back to the wildcard row for rules whose source is "any". */
+ * dst class × service class → target (small table), then the source's row for that target: inline
+ * in its address entry when the row has one entry, else one lookup in ds_verdict; last, the
+ * wildcard row for rules whose source is "any". */
 static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const struct ds_session_key *k)
 {
-	__u32 src, dst;
+	struct ds_addr_class *src, *dst;
 
 	if (k->family == DS_FAMILY_IPV4) {
 		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, k->dst + 12);
@@ -124,19 +126,25 @@ static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const 
 	void *target_map = bpf_map_lookup_elem(&ds_target, &slot);
 	if (!target_map)
 		return 0;
-	struct ds_target_key tk = { .dst_class = dst, .svc_class = *svc };
-	__u32 *target = bpf_map_lookup_elem(target_map, &tk);
-	if (!target)
+	struct ds_target_key tk = { .dst_class = dst->cls, .svc_class = *svc };
+	__u32 *target_ptr = bpf_map_lookup_elem(target_map, &tk);
+	if (!target_ptr)
 		return 0;
+	__u32 target = *target_ptr;
 
 	void *verdict_map = bpf_map_lookup_elem(&ds_verdict, &slot);
 	if (!verdict_map)
 		return 0;
-	struct ds_verdict_key vk = { .src_class = src, .target_class = *target };
-	struct ds_verdict_value *v = src ? bpf_map_lookup_elem(verdict_map, &vk) : 0;
-	if (v)
-		return v;
-	vk.src_class = 0;
+	struct ds_verdict_key vk = { .src_class = 0, .target_class = target };
+	if (src && src->row == DS_ROW_ONE && src->row_target == target)
+		return &src->row_verdict;
+	if (src && src->row == DS_ROW_MANY) {
+		vk.src_class = src->cls;
+		struct ds_verdict_value *v = bpf_map_lookup_elem(verdict_map, &vk);
+		if (v)
+			return v;
+		vk.src_class = 0;
+	}
 	return bpf_map_lookup_elem(verdict_map, &vk);
 }
 
@@ -188,7 +196,7 @@ static __always_inline void ds_rule_count(const struct ds_policy_meta *meta, __u
 {
 	if (rule >= meta->stats_count)
 		return; /* beyond the loader's capacity: counted in the totals only */
-	__u32 key = meta->stats_base + rule;
+	__u32 key = meta->stats_base + bpf_get_smp_processor_id() * meta->stats_stride + rule;
 	struct ds_stat *st = bpf_map_lookup_elem(&ds_rule_stats, &key);
 	if (!st)
 		return;

@@ -52,12 +52,13 @@ struct {
 	__type(value, struct ds_failsafe_value);
 } ds_failsafe SEC(".maps");
 
-// Per-rule packets and bytes, per CPU. Each version owns the range [stats_base, stats_base +
-// stats_count) named by its meta (one range per slot, zeroed by the controller before it is
-// published). A global array rather than a per-slot inner map: its lookup is inlined, which
-// keeps per-rule counting to a couple of nanoseconds on the cached path.
+// Per-rule packets and bytes: one row per CPU per slot, [slot][cpu][rule]. A version counts rule
+// r on CPU c at stats_base + c * stats_stride + r (its meta says where; the controller zeroes the
+// rows before publishing). A plain array of per-CPU rows rather than a per-CPU array: one memory
+// access instead of two (no per-element pointer), and an inlined lookup. The loader sizes it to
+// DS_SLOTS * capacity * possible CPUs.
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DS_SLOTS * DS_RULE_STATS_DEFAULT);
 	__type(key, __u32);
 	__type(value, struct ds_stat);
@@ -92,21 +93,21 @@ struct ds_inner_v4_top {
 	__uint(value_size, sizeof(struct ds_v4_top));
 };
 
-// IPv4 (prefix, length 17..32) → class.
+// IPv4 (prefix, length 17..32) → class and verdict-row summary.
 struct ds_inner_v4_long {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct ds_v4_long_key));
-	__uint(value_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_addr_class));
 };
 
-// IPv6 address → class (longest prefix wins).
+// IPv6 address → class and verdict-row summary (longest prefix wins).
 struct ds_inner_lpm6 {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct ds_lpm6_key));
-	__uint(value_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_addr_class));
 };
 
 // Service index (kind * DS_SVC_SPAN + value) → service class.

@@ -84,6 +84,12 @@ export const Family = {
   IPV6: 6,
 } as const;
 
+export const RowKind = {
+  NONE: 0,
+  ONE: 1,
+  MANY: 2,
+} as const;
+
 /** Struct layouts: byte offset, size, scalar width and element count of every field. */
 export const Layouts = {
   ds_session_key: {
@@ -179,23 +185,43 @@ export const Layouts = {
     },
   },
   ds_policy_meta: {
-    size: 24,
+    size: 28,
     fields: {
       generation: { offset: 0, size: 4, elem: 4, count: 1 },
       slot: { offset: 4, size: 4, elem: 4, count: 1 },
       rule_count: { offset: 8, size: 4, elem: 4, count: 1 },
       stats_base: { offset: 12, size: 4, elem: 4, count: 1 },
-      stats_count: { offset: 16, size: 4, elem: 4, count: 1 },
-      default_action: { offset: 20, size: 1, elem: 1, count: 1 },
-      default_log: { offset: 21, size: 1, elem: 1, count: 1 },
-      pad: { offset: 22, size: 2, elem: 1, count: 2 },
+      stats_stride: { offset: 16, size: 4, elem: 4, count: 1 },
+      stats_count: { offset: 20, size: 4, elem: 4, count: 1 },
+      default_action: { offset: 24, size: 1, elem: 1, count: 1 },
+      default_log: { offset: 25, size: 1, elem: 1, count: 1 },
+      pad: { offset: 26, size: 2, elem: 1, count: 2 },
+    },
+  },
+  ds_addr_class: {
+    size: 20,
+    fields: {
+      cls: { offset: 0, size: 4, elem: 4, count: 1 },
+      row_target: { offset: 4, size: 4, elem: 4, count: 1 },
+      row_verdict: { offset: 8, size: 8, elem: 0, count: 1 },
+      row: { offset: 16, size: 1, elem: 1, count: 1 },
+      pad: { offset: 17, size: 3, elem: 1, count: 3 },
+    },
+  },
+  ds_verdict_value: {
+    size: 8,
+    fields: {
+      rule: { offset: 0, size: 4, elem: 4, count: 1 },
+      action: { offset: 4, size: 1, elem: 1, count: 1 },
+      log: { offset: 5, size: 1, elem: 1, count: 1 },
+      pad: { offset: 6, size: 2, elem: 1, count: 2 },
     },
   },
   ds_v4_top: {
-    size: 8,
+    size: 24,
     fields: {
-      cls: { offset: 0, size: 4, elem: 4, count: 1 },
-      lengths: { offset: 4, size: 4, elem: 4, count: 1 },
+      c: { offset: 0, size: 20, elem: 0, count: 1 },
+      lengths: { offset: 20, size: 4, elem: 4, count: 1 },
     },
   },
   ds_v4_long_key: {
@@ -224,15 +250,6 @@ export const Layouts = {
     fields: {
       src_class: { offset: 0, size: 4, elem: 4, count: 1 },
       target_class: { offset: 4, size: 4, elem: 4, count: 1 },
-    },
-  },
-  ds_verdict_value: {
-    size: 8,
-    fields: {
-      rule: { offset: 0, size: 4, elem: 4, count: 1 },
-      action: { offset: 4, size: 1, elem: 1, count: 1 },
-      log: { offset: 5, size: 1, elem: 1, count: 1 },
-      pad: { offset: 6, size: 2, elem: 1, count: 2 },
     },
   },
   ds_failsafe_key: {

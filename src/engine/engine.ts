@@ -42,7 +42,7 @@ export interface EngineOptions {
   pinRoot?: string | null;
   /** Session-cache capacity (LRU). */
   sessionEntries?: number;
-  /** Rules per version with their own counters (memory: 2 × 16 B × this × CPUs). */
+  /** Rules per version with their own counters (memory: 2 × 16 B × this × possible CPUs). */
   ruleStatsCapacity?: number;
 }
 
@@ -141,7 +141,10 @@ export class Engine {
     const obj = new native.BpfObject(objectPath);
     try {
       if (options.sessionEntries) obj.setMaxEntries('ds_sessions', options.sessionEntries);
-      if (options.ruleStatsCapacity) obj.setMaxEntries('ds_rule_stats', Limits.SLOTS * options.ruleStatsCapacity);
+      // per-rule counters: [slot][cpu][rule] rows in one plain array
+      const cpus = native.numPossibleCpus();
+      const ruleStatsCapacity = options.ruleStatsCapacity ?? Limits.RULE_STATS_DEFAULT;
+      obj.setMaxEntries('ds_rule_stats', Limits.SLOTS * cpus * ruleStatsCapacity);
       const names = obj.mapNames().filter((n) => n.startsWith('ds_'));
       // libbpf frees inner-map templates during load: read them first
       const innerSpecs = new Map<string, MapSpec>();
@@ -163,8 +166,7 @@ export class Engine {
         mkdirSync(mapDir, { recursive: true });
         for (const n of names) native.objPin(obj.mapFd(n), join(mapDir, n));
       }
-      const ruleStatsCapacity = obj.mapSpec('ds_rule_stats').maxEntries / Limits.SLOTS;
-      return new Engine(obj, pinRoot, adopted, native.numPossibleCpus(), innerSpecs, ruleStatsCapacity);
+      return new Engine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
     } catch (err) {
       obj.close();
       throw err;
@@ -325,7 +327,7 @@ export class Engine {
       }
       // fill the inactive slot: no packet reads it until the meta below points at it
       native.mapUpdateFdMany(SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]));
-      const statsBase = slot * this.ruleStatsCapacity;
+      const statsBase = slot * this.cpus * this.ruleStatsCapacity;
       this.zeroRuleStats(statsBase, countedRules);
 
       const meta = encodeStruct('ds_policy_meta', {
@@ -333,6 +335,7 @@ export class Engine {
         slot,
         rule_count: image.ruleCount,
         stats_base: statsBase,
+        stats_stride: this.ruleStatsCapacity,
         stats_count: countedRules,
         default_action: image.defaultAction,
         default_log: image.defaultLog ? 1 : 0,
@@ -356,16 +359,14 @@ export class Engine {
     return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs, countedRules };
   }
 
-  private get statStride(): number {
-    return Math.ceil(sizeOf('ds_stat') / 8) * 8;
-  }
-
-  /** Zero the per-rule counters [base, base + count) of a slot not yet published. */
+  /** Zero every CPU's row of per-rule counters, rules [0, count), of a version at `base` (not yet published). */
   private zeroRuleStats(base: number, count: number): void {
-    const keys = Buffer.alloc(count * 4);
-    for (let i = 0; i < count; i++) keys.writeUInt32LE(base + i, i * 4);
-    const valueSize = this.statStride * this.cpus;
-    addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * valueSize), count, 4, valueSize);
+    const keys = Buffer.alloc(count * this.cpus * 4);
+    for (let cpu = 0; cpu < this.cpus; cpu++) {
+      for (let i = 0; i < count; i++) keys.writeUInt32LE(base + cpu * this.ruleStatsCapacity + i, (cpu * count + i) * 4);
+    }
+    const valueSize = sizeOf('ds_stat');
+    addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * this.cpus * valueSize), count * this.cpus, 4, valueSize);
   }
 
   /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
@@ -428,24 +429,23 @@ export class Engine {
     return decodeCpuStats(value, this.cpus);
   }
 
-  /** Per-rule packets and bytes of the active version (index 0 = the default action). */
+  /** Per-rule packets and bytes of the active version (index 0 = the default action), summed over CPUs. */
   ruleStats(): Map<number, Stat> {
     const out = new Map<number, Stat>();
     const active = this.activePolicy();
     if (!active) return out;
-    const base = active.slot * this.ruleStatsCapacity;
     const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
-    const stride = this.statStride;
-    const valueSize = stride * this.cpus;
-    const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, base > 0 ? u32Key(base - 1) : null);
-    for (let i = 0; i < dump.count; i++) {
-      const stat = { packets: 0, bytes: 0 };
-      for (let cpu = 0; cpu < this.cpus; cpu++) {
-        const at = i * valueSize + cpu * stride;
-        stat.packets += readField('ds_stat', dump.values, at, 'packets');
-        stat.bytes += readField('ds_stat', dump.values, at, 'bytes');
+    const valueSize = sizeOf('ds_stat');
+    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0 });
+    for (let cpu = 0; cpu < this.cpus; cpu++) {
+      const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
+      const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, start > 0 ? u32Key(start - 1) : null);
+      for (let i = 0; i < dump.count; i++) {
+        const stat = out.get(dump.keys.readUInt32LE(i * 4) - start);
+        if (!stat) continue;
+        stat.packets += readField('ds_stat', dump.values, i * valueSize, 'packets');
+        stat.bytes += readField('ds_stat', dump.values, i * valueSize, 'bytes');
       }
-      out.set(dump.keys.readUInt32LE(i * 4) - base, stat);
     }
     return out;
   }
