@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Class tables → map images: the exact key and value bytes of every per-policy map, ready for
-// the engine to write into fresh inner maps. Pure; layouts come from the generated ABI.
+// the engine to write into fresh inner maps. Pure; every offset comes from the generated ABI,
+// looked up once per module (images hold millions of records).
 import { offsetOf, sizeOf } from '../abi/codec.js';
 import { Action, Limits, RowKind } from '../abi/generated.js';
 import type { ClassTables, PolicyIr, PrefixClass } from './ir.js';
@@ -37,56 +38,125 @@ export interface PolicyImage {
   tables: Record<TableName, TableImage>;
 }
 
+const CLASS = {
+  size: sizeOf('ds_addr_class'),
+  cls: offsetOf('ds_addr_class', 'cls'),
+  rowTarget: offsetOf('ds_addr_class', 'row_target'),
+  rowVerdict: offsetOf('ds_addr_class', 'row_verdict'),
+  row: offsetOf('ds_addr_class', 'row'),
+};
+const VERDICT = {
+  size: sizeOf('ds_verdict_value'),
+  rule: offsetOf('ds_verdict_value', 'rule'),
+  action: offsetOf('ds_verdict_value', 'action'),
+  log: offsetOf('ds_verdict_value', 'log'),
+};
+const TOP = { size: sizeOf('ds_v4_top'), c: offsetOf('ds_v4_top', 'c'), lengths: offsetOf('ds_v4_top', 'lengths') };
+const LONG = { size: sizeOf('ds_v4_long_key'), addr: offsetOf('ds_v4_long_key', 'addr'), len: offsetOf('ds_v4_long_key', 'len') };
+const LPM6 = { size: sizeOf('ds_lpm6_key'), len: offsetOf('ds_lpm6_key', 'prefixlen'), addr: offsetOf('ds_lpm6_key', 'addr') };
+const TOP_BITS = 16;
+
 /** A view of u32s as map bytes (host order, as the ABI specifies). */
 function u32Values(values: Uint32Array): Buffer {
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
 }
 
-/** What a source class's address entries carry of its verdict row (see ds_addr_class). */
-type RowSummary = { kind: 'none' } | { kind: 'one'; target: number; rule: number } | { kind: 'many' };
-type Rows = (cls: number) => RowSummary;
-const NO_ROWS: Rows = () => ({ kind: 'none' });
+function counting(n: number): Buffer {
+  const keys = new Uint32Array(n);
+  for (let i = 0; i < n; i++) keys[i] = i;
+  return u32Values(keys);
+}
 
-const CLASS_SIZE = sizeOf('ds_addr_class');
+/** What each rule does, by rule index, for writing struct ds_verdict_value. */
+class Verdicts {
+  private readonly action: Uint8Array;
+  private readonly log: Uint8Array;
 
-/** Writes struct ds_addr_class for `cls` at `at` of `buf`. */
-function writeAddrClass(buf: Buffer, at: number, cls: number, rows: Rows, verdict: VerdictWriter): void {
-  buf.writeUInt32LE(cls, at + offsetOf('ds_addr_class', 'cls'));
-  const row = cls ? rows(cls) : ({ kind: 'none' } as const);
-  const kind = row.kind === 'one' ? RowKind.ONE : row.kind === 'many' ? RowKind.MANY : RowKind.NONE;
-  buf.writeUInt8(kind, at + offsetOf('ds_addr_class', 'row'));
-  if (row.kind === 'one') {
-    buf.writeUInt32LE(row.target, at + offsetOf('ds_addr_class', 'row_target'));
-    verdict(buf, at + offsetOf('ds_addr_class', 'row_verdict'), row.rule);
+  constructor(ir: PolicyIr) {
+    this.action = new Uint8Array(ir.rules.length + 1);
+    this.log = new Uint8Array(ir.rules.length + 1);
+    for (const r of ir.rules) {
+      this.action[r.index] = r.action === 'allow' ? Action.ALLOW : Action.DENY;
+      this.log[r.index] = r.log ? 1 : 0;
+    }
+  }
+
+  write(buf: Buffer, at: number, rule: number): void {
+    if (rule < 1 || rule >= this.action.length) throw new Error(`class tables name rule ${rule}, which the IR does not have`);
+    buf.writeUInt32LE(rule, at + VERDICT.rule);
+    buf[at + VERDICT.action] = this.action[rule]!;
+    buf[at + VERDICT.log] = this.log[rule]!;
   }
 }
 
-function lpm6Image(entries: PrefixClass[], rows: Rows, verdict: VerdictWriter): TableImage {
-  const name = 'ds_lpm6_key';
-  const keySize = sizeOf(name);
-  const lenAt = offsetOf(name, 'prefixlen');
-  const addrAt = offsetOf(name, 'addr');
-  const keys = Buffer.alloc(entries.length * keySize);
-  const values = Buffer.alloc(entries.length * CLASS_SIZE);
-  entries.forEach((e, i) => {
-    keys.writeUInt32LE(e.cidr.len, i * keySize + lenAt);
-    keys.set(e.cidr.addr, i * keySize + addrAt);
-    writeAddrClass(values, i * CLASS_SIZE, e.cls, rows, verdict);
-  });
-  return { count: entries.length, keySize, valueSize: CLASS_SIZE, keys, values };
+/**
+ * Each source class's own verdict row (entries with src ≠ 0), summarised for its address entries:
+ * a row of one entry travels inline, so only longer rows (and the wildcard row 0) stay in the
+ * verdict table.
+ */
+class Rows {
+  readonly kind: Uint8Array;
+  readonly target: Uint32Array;
+  readonly rule: Uint32Array;
+  readonly inTable: ClassTables['verdict'] = [];
+
+  constructor(classes: number, verdicts: ClassTables['verdict']) {
+    const count = new Uint32Array(classes + 1);
+    for (const v of verdicts) if (v.src !== 0) count[v.src] = count[v.src]! + 1;
+    this.kind = new Uint8Array(classes + 1);
+    this.target = new Uint32Array(classes + 1);
+    this.rule = new Uint32Array(classes + 1);
+    for (const v of verdicts) {
+      if (v.src !== 0 && count[v.src] === 1) {
+        this.kind[v.src] = RowKind.ONE;
+        this.target[v.src] = v.target;
+        this.rule[v.src] = v.rule;
+      } else {
+        if (v.src !== 0) this.kind[v.src] = RowKind.MANY;
+        this.inTable.push(v);
+      }
+    }
+  }
+
+  static none(): Rows {
+    return new Rows(0, []);
+  }
 }
 
-const TOP_BITS = 16;
+/** Writes struct ds_addr_class for `cls` at `at` (4-byte aligned); `words` views `buf` as u32s. */
+function writeClass(buf: Buffer, words: Uint32Array, at: number, cls: number, rows: Rows, verdicts: Verdicts): void {
+  words[(at + CLASS.cls) >> 2] = cls;
+  const kind = rows.kind[cls] ?? RowKind.NONE;
+  buf[at + CLASS.row] = kind;
+  if (kind === RowKind.ONE) {
+    words[(at + CLASS.rowTarget) >> 2] = rows.target[cls]!;
+    verdicts.write(buf, at + CLASS.rowVerdict, rows.rule[cls]!);
+  }
+}
+
+/** A zeroed buffer and a u32 view of it (host order, as the ABI specifies). */
+function alignedBuffer(bytes: number): { buf: Buffer; words: Uint32Array } {
+  const words = new Uint32Array(Math.ceil(bytes / 4));
+  return { buf: Buffer.from(words.buffer, 0, bytes), words };
+}
+
+function lpm6Image(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): TableImage {
+  const keys = Buffer.alloc(entries.length * LPM6.size);
+  const values = alignedBuffer(entries.length * CLASS.size);
+  entries.forEach((e, i) => {
+    keys.writeUInt32LE(e.cidr.len, i * LPM6.size + LPM6.len);
+    keys.set(e.cidr.addr, i * LPM6.size + LPM6.addr);
+    writeClass(values.buf, values.words, i * CLASS.size, e.cls, rows, verdicts);
+  });
+  return { count: entries.length, keySize: LPM6.size, valueSize: CLASS.size, keys, values: values.buf };
+}
 
 /**
  * IPv4 prefixes → the two tables the datapath reads (see docs/datapath.md): a direct-indexed
  * array per /16 holding the class of the longest prefix of length <= 16 covering it plus a
  * bitmask of the longer lengths present inside it, and a hash of (prefix, length > 16) → class.
  */
-function v4Images(entries: PrefixClass[], rows: Rows, verdict: VerdictWriter): { top: TableImage; long: TableImage } {
-  const topSize = sizeOf('ds_v4_top');
-  const classAt = offsetOf('ds_v4_top', 'c');
-  const lengthsAt = offsetOf('ds_v4_top', 'lengths');
+function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top: TableImage; long: TableImage } {
   const topCls = new Uint32Array(Limits.V4_TOP_ENTRIES);
   const topLen = new Uint8Array(Limits.V4_TOP_ENTRIES); // length of the prefix that set topCls
   const lengths = new Uint32Array(Limits.V4_TOP_ENTRIES);
@@ -95,135 +165,101 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdict: VerdictWriter): {
     const a = e.cidr.addr;
     const hi = ((a[0] ?? 0) << 8) | (a[1] ?? 0);
     if (e.cidr.len <= TOP_BITS) {
-      const span = 1 << (TOP_BITS - e.cidr.len);
-      for (let i = hi; i < hi + span; i++) {
-        // a longer (more specific) short prefix wins; the same slot is never written twice at one length
-        if (topCls[i] === 0 || (topLen[i] ?? 0) <= e.cidr.len) {
+      // expand into every /16 it covers; a longer (more specific) short prefix wins
+      for (let i = hi; i < hi + (1 << (TOP_BITS - e.cidr.len)); i++) {
+        if (topCls[i] === 0 || topLen[i]! <= e.cidr.len) {
           topCls[i] = e.cls;
           topLen[i] = e.cidr.len;
         }
       }
     } else {
-      lengths[hi] = (lengths[hi] ?? 0) | (1 << (e.cidr.len - Limits.V4_LONG_MIN));
+      lengths[hi] = lengths[hi]! | (1 << (e.cidr.len - Limits.V4_LONG_MIN));
       long.push(e);
     }
   }
-  const topValues = Buffer.alloc(Limits.V4_TOP_ENTRIES * topSize);
-  const topKeys = new Uint32Array(Limits.V4_TOP_ENTRIES);
+  const top = alignedBuffer(Limits.V4_TOP_ENTRIES * TOP.size);
   for (let i = 0; i < Limits.V4_TOP_ENTRIES; i++) {
-    topKeys[i] = i;
-    writeAddrClass(topValues, i * topSize + classAt, topCls[i] ?? 0, rows, verdict);
-    topValues.writeUInt32LE(lengths[i] ?? 0, i * topSize + lengthsAt);
+    writeClass(top.buf, top.words, i * TOP.size + TOP.c, topCls[i]!, rows, verdicts);
+    top.words[(i * TOP.size + TOP.lengths) >> 2] = lengths[i]!;
   }
-  const keySize = sizeOf('ds_v4_long_key');
-  const addrAt = offsetOf('ds_v4_long_key', 'addr');
-  const lenAt = offsetOf('ds_v4_long_key', 'len');
-  const keys = Buffer.alloc(long.length * keySize);
-  const values = Buffer.alloc(long.length * CLASS_SIZE);
-  long.forEach((e, i) => {
-    keys.set(e.cidr.addr, i * keySize + addrAt);
-    keys.writeUInt32LE(e.cidr.len, i * keySize + lenAt);
-    writeAddrClass(values, i * CLASS_SIZE, e.cls, rows, verdict);
-  });
+  const keys = Buffer.alloc(long.length * LONG.size);
+  const values = alignedBuffer(long.length * CLASS.size);
+  for (let i = 0; i < long.length; i++) {
+    const e = long[i]!;
+    const a = e.cidr.addr;
+    const at = i * LONG.size + LONG.addr;
+    keys[at] = a[0]!;
+    keys[at + 1] = a[1]!;
+    keys[at + 2] = a[2]!;
+    keys[at + 3] = a[3]!;
+    keys.writeUInt32LE(e.cidr.len, i * LONG.size + LONG.len);
+    writeClass(values.buf, values.words, i * CLASS.size, e.cls, rows, verdicts);
+  }
   return {
-    top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: topSize, keys: u32Values(topKeys), values: topValues },
-    long: { count: long.length, keySize, valueSize: CLASS_SIZE, keys, values },
+    top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: TOP.size, keys: counting(Limits.V4_TOP_ENTRIES), values: top.buf },
+    long: { count: long.length, keySize: LONG.size, valueSize: CLASS.size, keys, values: values.buf },
   };
 }
 
 /** Keys of two u32s (ds_target_key, ds_verdict_key), at the offsets the ABI gives. */
-function twoU32Keys(rows: { a: number; b: number }[], name: 'ds_target_key' | 'ds_verdict_key', fields: [string, string]): Buffer {
-  const keySize = sizeOf(name);
-  const at = [offsetOf(name, fields[0] as never), offsetOf(name, fields[1] as never)] as const;
-  const keys = Buffer.alloc(rows.length * keySize);
-  rows.forEach((r, i) => {
-    keys.writeUInt32LE(r.a, i * keySize + at[0]);
-    keys.writeUInt32LE(r.b, i * keySize + at[1]);
-  });
+function twoU32Keys<N extends 'ds_target_key' | 'ds_verdict_key'>(
+  name: N,
+  fields: [Parameters<typeof offsetOf<N>>[1], Parameters<typeof offsetOf<N>>[1]],
+  rows: { length: number },
+  a: (i: number) => number,
+  b: (i: number) => number,
+): Buffer {
+  const size = sizeOf(name);
+  const [atA, atB] = [offsetOf(name, fields[0]), offsetOf(name, fields[1])];
+  const keys = Buffer.alloc(rows.length * size);
+  for (let i = 0; i < rows.length; i++) {
+    keys.writeUInt32LE(a(i), i * size + atA);
+    keys.writeUInt32LE(b(i), i * size + atB);
+  }
   return keys;
 }
 
-function targetImage(targets: ClassTables['target']): TableImage {
-  const keys = twoU32Keys(targets.map((t) => ({ a: t.dst, b: t.svc })), 'ds_target_key', ['dst_class', 'svc_class']);
-  const values = new Uint32Array(targets.map((t) => t.target));
-  return { count: targets.length, keySize: sizeOf('ds_target_key'), valueSize: 4, keys, values: u32Values(values) };
+function targetImage(t: ClassTables['target']): TableImage {
+  const keys = twoU32Keys('ds_target_key', ['dst_class', 'svc_class'], t, (i) => t[i]!.dst, (i) => t[i]!.svc);
+  const values = new Uint32Array(t.length);
+  t.forEach((e, i) => (values[i] = e.target));
+  return { count: t.length, keySize: sizeOf('ds_target_key'), valueSize: 4, keys, values: u32Values(values) };
 }
 
-/** Writes struct ds_verdict_value for a rule index at `at` of `buf`. */
-type VerdictWriter = (buf: Buffer, at: number, rule: number) => void;
-
-function verdictWriter(ir: PolicyIr): VerdictWriter {
-  const ruleAt = offsetOf('ds_verdict_value', 'rule');
-  const actionAt = offsetOf('ds_verdict_value', 'action');
-  const logAt = offsetOf('ds_verdict_value', 'log');
-  return (buf, at, index) => {
-    const rule = ir.rules[index - 1];
-    if (!rule || rule.index !== index) throw new Error(`verdict table names rule ${index}, which the IR does not have`);
-    buf.writeUInt32LE(index, at + ruleAt);
-    buf.writeUInt8(actionCode(rule.action), at + actionAt);
-    buf.writeUInt8(rule.log ? 1 : 0, at + logAt);
-  };
-}
-
-/**
- * Summarise each source class's own verdict row: the address entries carry a one-entry row
- * inline, so only rows of several entries (and the wildcard row 0) need the verdict table.
- */
-function summariseRows(verdicts: ClassTables['verdict']): { rows: Rows; inTable: ClassTables['verdict'] } {
-  const count = new Map<number, number>();
-  for (const v of verdicts) if (v.src !== 0) count.set(v.src, (count.get(v.src) ?? 0) + 1);
-  const one = new Map<number, { target: number; rule: number }>();
-  const inTable: ClassTables['verdict'] = [];
-  for (const v of verdicts) {
-    if (v.src !== 0 && count.get(v.src) === 1) one.set(v.src, { target: v.target, rule: v.rule });
-    else inTable.push(v);
-  }
-  const rows: Rows = (cls) => {
-    const single = one.get(cls);
-    if (single) return { kind: 'one', ...single };
-    return count.has(cls) ? { kind: 'many' } : { kind: 'none' };
-  };
-  return { rows, inTable };
-}
-
-function verdictImage(verdicts: ClassTables['verdict'], write: VerdictWriter): TableImage {
-  const keys = twoU32Keys(verdicts.map((v) => ({ a: v.src, b: v.target })), 'ds_verdict_key', ['src_class', 'target_class']);
-  const valueSize = sizeOf('ds_verdict_value');
-  const values = Buffer.alloc(verdicts.length * valueSize);
-  verdicts.forEach((v, i) => write(values, i * valueSize, v.rule));
-  return { count: verdicts.length, keySize: sizeOf('ds_verdict_key'), valueSize, keys, values };
+function verdictImage(v: ClassTables['verdict'], verdicts: Verdicts): TableImage {
+  const keys = twoU32Keys('ds_verdict_key', ['src_class', 'target_class'], v, (i) => v[i]!.src, (i) => v[i]!.target);
+  const values = Buffer.alloc(v.length * VERDICT.size);
+  v.forEach((e, i) => verdicts.write(values, i * VERDICT.size, e.rule));
+  return { count: v.length, keySize: sizeOf('ds_verdict_key'), valueSize: VERDICT.size, keys, values };
 }
 
 function svcImage(runs: ClassTables['svc']): TableImage {
   const classes = new Uint32Array(SVC_ENTRIES);
   for (const r of runs) classes.fill(r.cls, r.lo, r.hi + 1);
-  const keys = new Uint32Array(SVC_ENTRIES);
-  for (let i = 0; i < SVC_ENTRIES; i++) keys[i] = i;
-  return { count: SVC_ENTRIES, keySize: 4, valueSize: 4, keys: u32Values(keys), values: u32Values(classes) };
+  return { count: SVC_ENTRIES, keySize: 4, valueSize: 4, keys: counting(SVC_ENTRIES), values: u32Values(classes) };
 }
 
-const actionCode = (a: 'allow' | 'deny') => (a === 'allow' ? Action.ALLOW : Action.DENY);
-
 export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
-  const write = verdictWriter(ir);
-  const { rows, inTable } = summariseRows(tables.verdict);
-  const src4 = v4Images(tables.src4, rows, write);
-  const dst4 = v4Images(tables.dst4, NO_ROWS, write);
+  const verdicts = new Verdicts(ir);
+  const rows = new Rows(tables.stats.srcClasses, tables.verdict);
+  const noRows = Rows.none();
+  const src4 = v4Images(tables.src4, rows, verdicts);
+  const dst4 = v4Images(tables.dst4, noRows, verdicts);
   return {
     version: ir.version,
     ruleCount: ir.rules.length,
-    defaultAction: actionCode(ir.defaultAction),
+    defaultAction: ir.defaultAction === 'allow' ? Action.ALLOW : Action.DENY,
     defaultLog: ir.defaultLog,
     tables: {
       ds_src4_top: src4.top,
       ds_src4_long: src4.long,
       ds_dst4_top: dst4.top,
       ds_dst4_long: dst4.long,
-      ds_src6: lpm6Image(tables.src6, rows, write),
-      ds_dst6: lpm6Image(tables.dst6, NO_ROWS, write),
+      ds_src6: lpm6Image(tables.src6, rows, verdicts),
+      ds_dst6: lpm6Image(tables.dst6, noRows, verdicts),
       ds_svc: svcImage(tables.svc),
       ds_target: targetImage(tables.target),
-      ds_verdict: verdictImage(inTable, write),
+      ds_verdict: verdictImage(rows.inTable, verdicts),
     },
   };
 }
