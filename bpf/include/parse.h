@@ -121,6 +121,13 @@ static __always_inline int ds_is_echo(__u8 proto, __u8 type)
 	return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
 }
 
+/* ICMP/ICMPv6 fields from the first 8 header bytes: type/code as the "port", echo identifier. */
+static __always_inline void ds_icmp_fields(const __u8 *h, __u8 proto, struct ds_session_key *k)
+{
+	k->dport = ((__u16)h[0] << 8) | h[1];
+	k->sport = ds_is_echo(proto, h[0]) ? (((__u16)h[4] << 8) | h[5]) : 0;
+}
+
 /* Transport fields of `proto` at `l4` into `k` (ports or ICMP type/code/id).
  * Returns 0, or -1 when the header is truncated. Other protocols carry no ports. */
 static __always_inline int ds_parse_l4(void *l4, void *end, __u8 proto, struct ds_session_key *k,
@@ -159,8 +166,7 @@ static __always_inline int ds_parse_l4(void *l4, void *end, __u8 proto, struct d
 		if ((void *)(ih + 8) > end)
 			return -1;
 		*icmp_type = ih[0];
-		k->dport = ((__u16)ih[0] << 8) | ih[1];
-		k->sport = ds_is_echo(proto, ih[0]) ? (((__u16)ih[4] << 8) | ih[5]) : 0;
+		ds_icmp_fields(ih, proto, k);
 		return 0;
 	}
 	default:
@@ -186,8 +192,7 @@ static __always_inline int ds_parse_quoted_l4(void *l4, void *end, __u8 proto, s
 		return 0;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
-		q->dport = ((__u16)h[0] << 8) | h[1];
-		q->sport = ds_is_echo(proto, h[0]) ? (((__u16)h[4] << 8) | h[5]) : 0;
+		ds_icmp_fields(h, proto, q);
 		return 0;
 	default:
 		return 0;

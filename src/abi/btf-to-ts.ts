@@ -3,12 +3,14 @@
 // src/abi/generated.ts: every enum of abi.h as a constant object, every struct as a layout
 // (offset and size of each field). Pure: the caller runs bpftool and writes the file.
 
-interface BtfMember {
+export interface BtfMember {
   name: string;
   type_id: number;
   bits_offset: number;
 }
-interface BtfType {
+
+/** One type of bpftool's JSON BTF dump (`bpftool -j btf dump file X`). */
+export interface BtfType {
   id: number;
   kind: string;
   name?: string;
@@ -17,6 +19,7 @@ interface BtfType {
   nr_elems?: number;
   members?: BtfMember[];
   values?: { name: string; val: number }[];
+  vars?: { type_id: number }[];
 }
 
 export interface FieldLayout {

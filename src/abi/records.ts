@@ -60,8 +60,8 @@ export function encodeSessionKey(k: SessionKey): Buffer {
   });
 }
 
-export function decodeSessionKey(buf: Buffer, at = 0): SessionKey {
-  const n = 'ds_session_key';
+/** The flow fields that ds_session_key and ds_event share, from either. */
+function decodeFlow(n: 'ds_session_key' | 'ds_event', buf: Buffer, at: number): SessionKey {
   return {
     family: readField(n, buf, at, 'family') as 4 | 6,
     src: readBytes(n, buf, at, 'src'),
@@ -73,6 +73,10 @@ export function decodeSessionKey(buf: Buffer, at = 0): SessionKey {
     sport: readField(n, buf, at, 'sport'),
     dport: readField(n, buf, at, 'dport'),
   };
+}
+
+export function decodeSessionKey(buf: Buffer, at = 0): SessionKey {
+  return decodeFlow('ds_session_key', buf, at);
 }
 
 export function decodeSessionValue(buf: Buffer, at = 0): SessionValue {
@@ -93,17 +97,9 @@ export function decodeSessionValue(buf: Buffer, at = 0): SessionValue {
 export function decodeEvent(buf: Buffer, at = 0): RawEvent {
   const n = 'ds_event';
   return {
+    ...decodeFlow(n, buf, at),
     timeNs: readBigField(n, buf, at, 'time_ns'),
     seq: readField(n, buf, at, 'seq'),
-    family: readField(n, buf, at, 'family') as 4 | 6,
-    src: readBytes(n, buf, at, 'src'),
-    dst: readBytes(n, buf, at, 'dst'),
-    ifindex: readField(n, buf, at, 'ifindex'),
-    vlanOuter: readField(n, buf, at, 'vlan_outer'),
-    vlanInner: readField(n, buf, at, 'vlan_inner'),
-    proto: readField(n, buf, at, 'proto'),
-    sport: readField(n, buf, at, 'sport'),
-    dport: readField(n, buf, at, 'dport'),
     rule: readField(n, buf, at, 'rule'),
     generation: readField(n, buf, at, 'generation'),
     cpu: readField(n, buf, at, 'cpu'),
