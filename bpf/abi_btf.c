@@ -23,7 +23,7 @@ struct ds_policy_meta ds_btf_policy_meta;
 enum ds_row_kind ds_btf_row_kind;
 struct ds_addr_class ds_btf_addr_class;
 struct ds_v4_top ds_btf_v4_top;
-struct ds_v4_long_key ds_btf_v4_long_key;
+struct ds_v4_slot ds_btf_v4_slot;
 struct ds_lpm6_key ds_btf_lpm6_key;
 struct ds_target_key ds_btf_target_key;
 struct ds_verdict_key ds_btf_verdict_key;

@@ -28,7 +28,10 @@ enum ds_limits {
 	DS_MAX_IPV6_EXT = 8,          /* extension headers walked before giving up (malformed) */
 	DS_RULE_STATS_DEFAULT = 65536,/* per-rule counters per slot unless the loader says otherwise */
 	DS_V4_TOP_ENTRIES = 65536,    /* IPv4 address classes: one entry per /16 */
-	DS_V4_LONG_MIN = 17,          /* prefixes longer than /16 live in the per-length hash */
+	DS_V4_LONG_MIN = 17,          /* prefixes longer than /16 live in the long table */
+	DS_V4_MAX_PROBES = 8,         /* long-table slots probed per (prefix, length) at most */
+	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/image.ts) */
+	DS_V4_HASH_MUL2 = 0x68E31DA5,
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -209,7 +212,8 @@ struct ds_policy_meta {
 	__u32 stats_count;  /* rules 0..stats_count-1 are counted (capacity permitting) */
 	__u8 default_action;/* enum ds_action when no rule matches (rule 0) */
 	__u8 default_log;
-	__u8 pad[2];
+	__u8 src4_bits;     /* ds_src4_long holds 1 << src4_bits slots */
+	__u8 dst4_bits;     /* ds_dst4_long holds 1 << dst4_bits slots */
 };
 _Static_assert(sizeof(struct ds_policy_meta) == 28, "ds_policy_meta size");
 
@@ -250,13 +254,25 @@ struct ds_v4_top {
 };
 _Static_assert(sizeof(struct ds_v4_top) == 24, "ds_v4_top size");
 
-/* IPv4 address classes, part 2 (ds_src4_long / ds_dst4_long): prefix (address bytes in network
- * order, host bits zero) and length 17..32 → struct ds_addr_class. */
-struct ds_v4_long_key {
-	__u8 addr[4];
+/* IPv4 address classes, part 2 (ds_src4_long / ds_dst4_long): an open-addressing table in an
+ * array of 1 << bits slots. The prefix (address in host order, host bits zero) of length 17..32
+ * lives in the first free slot from ds_v4_slot_hash(prefix, length), at most DS_V4_MAX_PROBES
+ * slots on; len 0 marks an empty slot. One slot is one cache line's half: a probe costs one
+ * memory access, where a BPF hash costs two (bucket, then element). */
+struct ds_v4_slot {
+	__u32 prefix;
 	__u32 len;
+	struct ds_addr_class c;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct ds_v4_long_key) == 8, "ds_v4_long_key size");
+_Static_assert(sizeof(struct ds_v4_slot) == 32, "ds_v4_slot size");
+
+/* The home slot of (prefix, len) in a table of 1 << bits slots. */
+static inline __u32 ds_v4_slot_hash(__u32 prefix, __u32 len, __u32 bits)
+{
+	__u32 h = (prefix ^ (len * (__u32)DS_V4_HASH_MUL1)) * (__u32)DS_V4_HASH_MUL2;
+	return bits ? h >> (32 - bits) : 0;
+}
 
 /* IPv6 address classes (ds_src6 / ds_dst6, LPM tries) → struct ds_addr_class. Address bytes in
  * network order. */

@@ -29,10 +29,10 @@ static __always_inline struct ds_policy_meta *ds_active_meta(void)
 }
 
 /* IPv4: the /16's entry gives the class of the best short prefix and which longer lengths exist
- * below it; probe those, longest first. At most 1 array read + 16 hash probes, typically 1–2.
- * NULL when no prefix covers the address. */
+ * below it; probe those, longest first, in the open-addressing long table. At most 1 array read
+ * + 16 × DS_V4_MAX_PROBES slot reads, typically 1–2. NULL when no prefix covers the address. */
 static __always_inline struct ds_addr_class *ds_v4_class(void *top_outer, void *long_outer, __u32 slot,
-							 const __u8 *addr)
+							 __u32 bits, const __u8 *addr)
 {
 	void *top_map = bpf_map_lookup_elem(top_outer, &slot);
 	if (!top_map)
@@ -47,20 +47,22 @@ static __always_inline struct ds_addr_class *ds_v4_class(void *top_outer, void *
 		void *long_map = bpf_map_lookup_elem(long_outer, &slot);
 		if (!long_map)
 			return 0;
+		__u32 mask = (1u << bits) - 1;
 #pragma unroll
 		for (int i = 15; i >= 0; i--) {
 			if (!(lengths & (1u << i)))
 				continue;
 			__u32 len = DS_V4_LONG_MIN + i;
-			__u32 net = host & (0xFFFFFFFFu << (32 - len));
-			struct ds_v4_long_key k = { .len = len };
-			k.addr[0] = net >> 24;
-			k.addr[1] = net >> 16;
-			k.addr[2] = net >> 8;
-			k.addr[3] = net;
-			struct ds_addr_class *c = bpf_map_lookup_elem(long_map, &k);
-			if (c)
-				return c;
+			__u32 prefix = host & (0xFFFFFFFFu << (32 - len));
+			__u32 at = ds_v4_slot_hash(prefix, len, bits);
+			for (int p = 0; p < DS_V4_MAX_PROBES; p++) {
+				__u32 key = (at + p) & mask;
+				struct ds_v4_slot *s = bpf_map_lookup_elem(long_map, &key);
+				if (!s || !s->len)
+					break; /* an empty slot ends the probe sequence */
+				if (s->len == len && s->prefix == prefix)
+					return &s->c;
+			}
 		}
 	}
 	return top->c.cls ? &top->c : 0;
@@ -99,15 +101,17 @@ static __always_inline __u32 ds_svc_index(const struct ds_session_key *k)
  * dst class × service class → target (small table), then the source's row for that target: inline
  * in its address entry when the row has one entry, else one lookup in ds_verdict; last, the
  * wildcard row for rules whose source is "any". */
-static __always_inline struct ds_verdict_value *ds_match_rule(__u32 slot, const struct ds_session_key *k)
+static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_policy_meta *meta,
+							     const struct ds_session_key *k)
 {
+	__u32 slot = meta->slot;
 	struct ds_addr_class *src, *dst;
 
 	if (k->family == DS_FAMILY_IPV4) {
-		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, k->dst + 12);
+		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, meta->dst4_bits, k->dst + 12);
 		if (!dst)
 			return 0;
-		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, k->src + 12);
+		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, meta->src4_bits, k->src + 12);
 	} else {
 		dst = ds_v6_class(&ds_dst6, slot, k->dst);
 		if (!dst)
@@ -180,7 +184,7 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 		return;
 	}
 	d->reason = DS_REASON_POLICY;
-	struct ds_verdict_value *v = ds_match_rule(meta->slot, k);
+	struct ds_verdict_value *v = ds_match_rule(meta, k);
 	if (v) {
 		d->rule = v->rule;
 		d->action = v->action;

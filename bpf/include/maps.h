@@ -93,12 +93,13 @@ struct ds_inner_v4_top {
 	__uint(value_size, sizeof(struct ds_v4_top));
 };
 
-// IPv4 (prefix, length 17..32) → class and verdict-row summary.
+// IPv4 (prefix, length 17..32) → class and verdict-row summary, open addressing (see abi.h).
 struct ds_inner_v4_long {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
 	__uint(max_entries, 1);
-	__uint(key_size, sizeof(struct ds_v4_long_key));
-	__uint(value_size, sizeof(struct ds_addr_class));
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct ds_v4_slot));
 };
 
 // IPv6 address → class and verdict-row summary (longest prefix wins).

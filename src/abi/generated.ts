@@ -16,6 +16,9 @@ export const Limits = {
   RULE_STATS_DEFAULT: 65536,
   V4_TOP_ENTRIES: 65536,
   V4_LONG_MIN: 17,
+  V4_MAX_PROBES: 8,
+  V4_HASH_MUL1: 2146121005,
+  V4_HASH_MUL2: 1759714725,
 } as const;
 
 export const Action = {
@@ -195,7 +198,8 @@ export const Layouts = {
       stats_count: { offset: 20, size: 4, elem: 4, count: 1 },
       default_action: { offset: 24, size: 1, elem: 1, count: 1 },
       default_log: { offset: 25, size: 1, elem: 1, count: 1 },
-      pad: { offset: 26, size: 2, elem: 1, count: 2 },
+      src4_bits: { offset: 26, size: 1, elem: 1, count: 1 },
+      dst4_bits: { offset: 27, size: 1, elem: 1, count: 1 },
     },
   },
   ds_addr_class: {
@@ -224,11 +228,13 @@ export const Layouts = {
       lengths: { offset: 20, size: 4, elem: 4, count: 1 },
     },
   },
-  ds_v4_long_key: {
-    size: 8,
+  ds_v4_slot: {
+    size: 32,
     fields: {
-      addr: { offset: 0, size: 4, elem: 1, count: 4 },
+      prefix: { offset: 0, size: 4, elem: 4, count: 1 },
       len: { offset: 4, size: 4, elem: 4, count: 1 },
+      c: { offset: 8, size: 20, elem: 0, count: 1 },
+      pad: { offset: 28, size: 4, elem: 4, count: 1 },
     },
   },
   ds_lpm6_key: {

@@ -339,6 +339,8 @@ export class Engine {
         stats_count: countedRules,
         default_action: image.defaultAction,
         default_log: image.defaultLog ? 1 : 0,
+        src4_bits: image.v4Bits.src,
+        dst4_bits: image.v4Bits.dst,
       });
       const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
       try {

@@ -35,6 +35,8 @@ export interface PolicyImage {
   ruleCount: number;
   defaultAction: number;
   defaultLog: boolean;
+  /** log2 of the slot counts of ds_src4_long and ds_dst4_long (for the meta). */
+  v4Bits: { src: number; dst: number };
   tables: Record<TableName, TableImage>;
 }
 
@@ -52,7 +54,12 @@ const VERDICT = {
   log: offsetOf('ds_verdict_value', 'log'),
 };
 const TOP = { size: sizeOf('ds_v4_top'), c: offsetOf('ds_v4_top', 'c'), lengths: offsetOf('ds_v4_top', 'lengths') };
-const LONG = { size: sizeOf('ds_v4_long_key'), addr: offsetOf('ds_v4_long_key', 'addr'), len: offsetOf('ds_v4_long_key', 'len') };
+const SLOT = {
+  size: sizeOf('ds_v4_slot'),
+  prefix: offsetOf('ds_v4_slot', 'prefix'),
+  len: offsetOf('ds_v4_slot', 'len'),
+  c: offsetOf('ds_v4_slot', 'c'),
+};
 const LPM6 = { size: sizeOf('ds_lpm6_key'), len: offsetOf('ds_lpm6_key', 'prefixlen'), addr: offsetOf('ds_lpm6_key', 'addr') };
 const TOP_BITS = 16;
 
@@ -151,12 +158,52 @@ function lpm6Image(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): Tabl
   return { count: entries.length, keySize: LPM6.size, valueSize: CLASS.size, keys, values: values.buf };
 }
 
+/** ds_v4_slot_hash() of abi.h: the home slot of (prefix, len) in a table of 1 << bits slots. */
+export function v4SlotHash(prefix: number, len: number, bits: number): number {
+  const h = Math.imul((prefix ^ Math.imul(len, Limits.V4_HASH_MUL1)) >>> 0, Limits.V4_HASH_MUL2) >>> 0;
+  return bits ? h >>> (32 - bits) : 0;
+}
+
+/**
+ * Slot of each long prefix in the open-addressing table (see struct ds_v4_slot): linear probing
+ * from the home slot, at least twice as many slots as prefixes, doubled until every prefix sits
+ * within DS_V4_MAX_PROBES of its home.
+ */
+function placeLong(long: PrefixClass[]): { bits: number; slotOf: Uint32Array } {
+  const prefixes = new Uint32Array(long.length);
+  long.forEach((e, i) => {
+    const a = e.cidr.addr;
+    prefixes[i] = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
+  });
+  let bits = long.length ? Math.ceil(Math.log2(long.length * 2)) : 0;
+  for (;;) {
+    const size = 2 ** bits;
+    const used = new Uint8Array(size);
+    const slotOf = new Uint32Array(long.length);
+    let fits = true;
+    for (let i = 0; i < long.length && fits; i++) {
+      const home = v4SlotHash(prefixes[i]!, long[i]!.cidr.len, bits);
+      let p = 0;
+      while (p < Limits.V4_MAX_PROBES && used[(home + p) & (size - 1)]) p++;
+      if (p === Limits.V4_MAX_PROBES) fits = false;
+      else {
+        const at = (home + p) & (size - 1);
+        used[at] = 1;
+        slotOf[i] = at;
+      }
+    }
+    if (fits) return { bits, slotOf };
+    bits++;
+  }
+}
+
 /**
  * IPv4 prefixes → the two tables the datapath reads (see docs/datapath.md): a direct-indexed
  * array per /16 holding the class of the longest prefix of length <= 16 covering it plus a
- * bitmask of the longer lengths present inside it, and a hash of (prefix, length > 16) → class.
+ * bitmask of the longer lengths present inside it, and an open-addressing table of
+ * (prefix, length > 16) → class.
  */
-function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top: TableImage; long: TableImage } {
+function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top: TableImage; long: TableImage; bits: number } {
   const topCls = new Uint32Array(Limits.V4_TOP_ENTRIES);
   const topLen = new Uint8Array(Limits.V4_TOP_ENTRIES); // length of the prefix that set topCls
   const lengths = new Uint32Array(Limits.V4_TOP_ENTRIES);
@@ -182,22 +229,21 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
     writeClass(top.buf, top.words, i * TOP.size + TOP.c, topCls[i]!, rows, verdicts);
     top.words[(i * TOP.size + TOP.lengths) >> 2] = lengths[i]!;
   }
-  const keys = Buffer.alloc(long.length * LONG.size);
-  const values = alignedBuffer(long.length * CLASS.size);
+  const { bits, slotOf } = placeLong(long);
+  const slots = 2 ** bits;
+  const values = alignedBuffer(slots * SLOT.size);
   for (let i = 0; i < long.length; i++) {
     const e = long[i]!;
     const a = e.cidr.addr;
-    const at = i * LONG.size + LONG.addr;
-    keys[at] = a[0]!;
-    keys[at + 1] = a[1]!;
-    keys[at + 2] = a[2]!;
-    keys[at + 3] = a[3]!;
-    keys.writeUInt32LE(e.cidr.len, i * LONG.size + LONG.len);
-    writeClass(values.buf, values.words, i * CLASS.size, e.cls, rows, verdicts);
+    const at = slotOf[i]! * SLOT.size;
+    values.words[(at + SLOT.prefix) >> 2] = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
+    values.words[(at + SLOT.len) >> 2] = e.cidr.len;
+    writeClass(values.buf, values.words, at + SLOT.c, e.cls, rows, verdicts);
   }
   return {
     top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: TOP.size, keys: counting(Limits.V4_TOP_ENTRIES), values: top.buf },
-    long: { count: long.length, keySize: LONG.size, valueSize: CLASS.size, keys, values: values.buf },
+    long: { count: slots, keySize: 4, valueSize: SLOT.size, keys: counting(slots), values: values.buf },
+    bits,
   };
 }
 
@@ -250,6 +296,7 @@ export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
     ruleCount: ir.rules.length,
     defaultAction: ir.defaultAction === 'allow' ? Action.ALLOW : Action.DENY,
     defaultLog: ir.defaultLog,
+    v4Bits: { src: src4.bits, dst: dst4.bits },
     tables: {
       ds_src4_top: src4.top,
       ds_src4_long: src4.long,

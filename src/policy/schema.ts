@@ -9,7 +9,7 @@ import type { Cidr, Range } from './ir.js';
 import { parseCidr } from './cidr.js';
 import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, protocolLabel } from './protocols.js';
 
-const API_VERSION = 'doorstep/v1';
+export const API_VERSION = 'doorstep/v1';
 
 /** DNS-label style names: lowercase letters, digits and "-", at most 63 characters. */
 export const NAME_PATTERN = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -60,7 +60,7 @@ const metadata = mapping('a mapping', { name });
 const ADDRESS_RULE = 'an AddressGroup name, a CIDR (10.0.0.0/8, 2001:db8::/32), a bare IP address, or "any"';
 const CIDR_RULE = 'a CIDR (10.0.0.0/8, 2001:db8::/32) or a bare IP address';
 
-type Parsed<T> = T | { problem: string };
+export type Parsed<T> = T | { problem: string };
 
 /** A `from`/`to` entry: "any", a group name, or a CIDR / bare address. */
 export function parseAddressRef(text: string): Parsed<AddressRef> {
@@ -98,40 +98,69 @@ const addressList = parsedStrings(ADDRESS_RULE, parseAddressRef, 'address', 'cor
 
 const PROTOCOL_RULE = `a protocol name (${Object.keys(PROTOCOL_NUMBERS).join(', ')}, any) or a number from 0 to 255`;
 
+/** A `protocol` value: a name, a number from 0 to 255, or "any"; undefined when it is none of these. */
+export function parseProtocol(value: string | number): number | 'any' | undefined {
+  if (value === 'any') return 'any';
+  const number = typeof value === 'number' ? value : Object.hasOwn(PROTOCOL_NUMBERS, value) ? PROTOCOL_NUMBERS[value] : undefined;
+  if (number === undefined || !Number.isInteger(number) || number < 0 || number > 255) return undefined;
+  return number;
+}
+
 const protocol = z
   .union([z.string(), z.number()], { error: expected(PROTOCOL_RULE) })
   .transform((value, ctx): number | 'any' => {
-    if (value === 'any') return 'any';
-    const number = typeof value === 'number' ? value : Object.hasOwn(PROTOCOL_NUMBERS, value) ? PROTOCOL_NUMBERS[value] : undefined;
-    if (number === undefined || !Number.isInteger(number) || number < 0 || number > 255) {
+    const parsed = parseProtocol(value);
+    if (parsed === undefined) {
       ctx.addIssue({ code: 'custom', input: value, message: expected(PROTOCOL_RULE)({ input: value }) });
       return z.NEVER;
     }
-    return number;
+    return parsed;
   });
 
 const PORT_RULE = 'a port from 1 to 65535 or a range "low-high" such as "8000-8080"';
 const PORT_RANGE = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/;
 
-const portEntry = z.union([z.number(), z.string()], { error: expected(PORT_RULE) }).transform((value, ctx): Range => {
+/** A `ports` entry: a port number, or a string "port" or "low-high". */
+export function parsePortEntry(value: number | string): Parsed<Range> {
   const match = typeof value === 'string' ? PORT_RANGE.exec(value.trim()) : null;
   const lo = typeof value === 'number' ? value : match ? Number(match[1]) : NaN;
   const hi = typeof value === 'number' ? value : match ? Number(match[2] ?? match[1]) : NaN;
   const valid = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
   if (!valid(lo) || !valid(hi) || lo > hi) {
     const why = valid(lo) && valid(hi) ? ' (the low end comes first)' : '';
-    ctx.addIssue({ code: 'custom', input: value, message: `got ${showValue(value)}${why}; it must be ${PORT_RULE}` });
-    return z.NEVER;
+    return { problem: `got ${showValue(value)}${why}; it must be ${PORT_RULE}` };
   }
   return { lo, hi };
+}
+
+const portEntry = z.union([z.number(), z.string()], { error: expected(PORT_RULE) }).transform((value, ctx): Range => {
+  const parsed = parsePortEntry(value);
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', input: value, message: parsed.problem });
+    return z.NEVER;
+  }
+  return parsed;
 });
+
+/** The (type << 8 | code) range of an `icmp` entry; without a code, every code of the type. */
+export function icmpRange(type: number, code: number | undefined): Range {
+  return code === undefined ? { lo: type << 8, hi: (type << 8) | 255 } : { lo: (type << 8) | code, hi: (type << 8) | code };
+}
 
 const icmpEntry = mapping('a mapping {type, code}', {
   type: integer(0, 255, 'an ICMP type'),
   code: integer(0, 255, 'an ICMP code').optional(),
-}).transform(({ type, code }): Range =>
-  code === undefined ? { lo: type << 8, hi: (type << 8) | 255 } : { lo: (type << 8) | code, hi: (type << 8) | code },
-);
+}).transform(({ type, code }): Range => icmpRange(type, code));
+
+/** Whether a rule of this protocol may list `ports` (tcp, udp, sctp). */
+export function allowsPorts(protocol: number | 'any'): boolean {
+  return protocol !== 'any' && PORT_PROTOCOLS.has(protocol);
+}
+
+/** Whether a rule of this protocol may list `icmp` (icmp, icmpv6). */
+export function allowsIcmp(protocol: number | 'any'): boolean {
+  return protocol !== 'any' && ICMP_PROTOCOLS.has(protocol);
+}
 
 const ruleSchema = mapping('a rule mapping', {
   name,
@@ -146,14 +175,14 @@ const ruleSchema = mapping('a rule mapping', {
 }).superRefine((rule, ctx) => {
   const protocol = rule.protocol ?? 'any';
   const named = rule.protocol === undefined ? 'any (the default)' : protocolLabel(protocol);
-  if (rule.ports && (protocol === 'any' || !PORT_PROTOCOLS.has(protocol))) {
+  if (rule.ports && !allowsPorts(protocol)) {
     ctx.addIssue({
       code: 'custom',
       path: ['ports'],
       message: `ports need protocol tcp, udp or sctp, but this rule's protocol is ${named}; set protocol, or remove ports`,
     });
   }
-  if (rule.icmp && (protocol === 'any' || !ICMP_PROTOCOLS.has(protocol))) {
+  if (rule.icmp && !allowsIcmp(protocol)) {
     ctx.addIssue({
       code: 'custom',
       path: ['icmp'],
