@@ -111,10 +111,10 @@ struct ds_inner_lpm6 {
 	__uint(value_size, sizeof(struct ds_addr_class));
 };
 
-// Service index (kind * DS_SVC_SPAN + value) → service class.
+// Service index (kind * DS_SVC_SPAN + value) → service class. Fixed size, no BPF_F_INNER_MAP:
+// that lets the verifier inline lookups into it.
 struct ds_inner_svc {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_INNER_MAP);
 	__uint(max_entries, DS_SVC_ENTRIES);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
