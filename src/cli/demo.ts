@@ -4,6 +4,8 @@
 import { runDemo } from '../demo/run.js';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+/** host:port, with IPv6 hosts in brackets (RFC 3986). */
+const endpoint = (host: unknown, port: unknown) => (String(host).includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
 export async function demo(options: { xdpMode: 'auto' | 'native' | 'generic' }): Promise<number> {
   console.log('doorstep demo: client and server namespaces joined by a veth pair; the enforcer sits on the server side.\n');
@@ -13,7 +15,7 @@ export async function demo(options: { xdpMode: 'auto' | 'native' | 'generic' }):
       if (r.type === 'attached') console.log(`attached to ${r.interface} (${r.mode} XDP) — default deny until the policy is in`);
       if (r.type === 'policy') console.log(`installed policy ${String(r.version).slice(0, 19)}… generation ${r.generation}, ${r.rules} rules, ${r.installMs} ms\n`);
       if (r.type === 'session') {
-        const where = r.sport !== undefined ? `${r.src}:${r.sport} → ${r.dst}:${r.dport}` : `${r.src} → ${r.dst}`;
+        const where = r.sport !== undefined ? `${endpoint(r.src, r.sport)} → ${endpoint(r.dst, r.dport)}` : `${r.src} → ${r.dst}`;
         console.log(`  ${r.verdict === 'allow' ? 'ALLOW' : 'DENY '} ${pad(String(r.protocol), 6)} ${pad(where, 44)} rule ${r.rule}`);
       }
     },
