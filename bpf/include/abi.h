@@ -29,7 +29,7 @@ enum ds_limits {
 	DS_RULE_STATS_DEFAULT = 65536,/* per-rule counters per slot unless the loader says otherwise */
 	DS_V4_TOP_ENTRIES = 65536,    /* IPv4 address classes: one entry per /16 */
 	DS_V4_LONG_MIN = 17,          /* prefixes longer than /16 live in the long table */
-	DS_V4_MAX_PROBES = 32,        /* long-table slots probed per (prefix, length) at most; typically 1 */
+	DS_V4_MAX_PROBES = 64,        /* long-table slots probed per (prefix, length) at most; typically 1 */
 	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/image.ts) */
 	DS_V4_HASH_MUL2 = 0x68E31DA5,
 };

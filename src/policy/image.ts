@@ -68,10 +68,15 @@ function u32Values(values: Uint32Array): Buffer {
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
 }
 
+let countingKeys = new Uint32Array(0);
+
+/** Keys 0..n-1 of an array map, as map bytes; shared, grown on demand (never written after). */
 function counting(n: number): Buffer {
-  const keys = new Uint32Array(n);
-  for (let i = 0; i < n; i++) keys[i] = i;
-  return u32Values(keys);
+  if (countingKeys.length < n) {
+    countingKeys = new Uint32Array(2 ** Math.ceil(Math.log2(Math.max(n, 1))));
+    for (let i = 0; i < countingKeys.length; i++) countingKeys[i] = i;
+  }
+  return u32Values(countingKeys.subarray(0, n));
 }
 
 /** What each rule does, by rule index, for writing struct ds_verdict_value. */
@@ -164,26 +169,29 @@ export function v4SlotHash(prefix: number, len: number, bits: number): number {
   return bits ? h >>> (32 - bits) : 0;
 }
 
+/** Long IPv4 prefixes as columns: read from the prefix objects once, then only from here. */
+interface LongPrefixes {
+  count: number;
+  prefix: Uint32Array; // host order, host bits zero
+  len: Uint8Array;
+  cls: Uint32Array;
+}
+
 /**
  * Slot of each long prefix in the open-addressing table (see struct ds_v4_slot): linear probing
- * from the home slot, at least twice as many slots as prefixes (a million prefixes: mean
- * displacement 0.3, maximum ~21), doubled in the rare case a prefix lands DS_V4_MAX_PROBES or
- * more slots from its home.
+ * from the home slot, at least twice as many slots as prefixes (a million prefixes at load
+ * 0.38: mean displacement 0.3, maximum 21), doubled in the rare case a prefix lands
+ * DS_V4_MAX_PROBES or more slots from its home.
  */
-function placeLong(long: PrefixClass[]): { bits: number; slotOf: Uint32Array } {
-  const prefixes = new Uint32Array(long.length);
-  long.forEach((e, i) => {
-    const a = e.cidr.addr;
-    prefixes[i] = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
-  });
-  let bits = long.length ? Math.ceil(Math.log2(long.length * 2)) : 0;
+function placeLong(long: LongPrefixes): { bits: number; slotOf: Uint32Array } {
+  let bits = long.count ? Math.ceil(Math.log2(long.count * 2)) : 0;
   for (;;) {
     const size = 2 ** bits;
     const used = new Uint8Array(size);
-    const slotOf = new Uint32Array(long.length);
+    const slotOf = new Uint32Array(long.count);
     let fits = true;
-    for (let i = 0; i < long.length && fits; i++) {
-      const home = v4SlotHash(prefixes[i]!, long[i]!.cidr.len, bits);
+    for (let i = 0; i < long.count && fits; i++) {
+      const home = v4SlotHash(long.prefix[i]!, long.len[i]!, bits);
       let p = 0;
       while (p < Limits.V4_MAX_PROBES && used[(home + p) & (size - 1)]) p++;
       if (p === Limits.V4_MAX_PROBES) fits = false;
@@ -208,21 +216,31 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
   const topCls = new Uint32Array(Limits.V4_TOP_ENTRIES);
   const topLen = new Uint8Array(Limits.V4_TOP_ENTRIES); // length of the prefix that set topCls
   const lengths = new Uint32Array(Limits.V4_TOP_ENTRIES);
-  const long: PrefixClass[] = [];
+  const long: LongPrefixes = {
+    count: 0,
+    prefix: new Uint32Array(entries.length),
+    len: new Uint8Array(entries.length),
+    cls: new Uint32Array(entries.length),
+  };
   for (const e of entries) {
     const a = e.cidr.addr;
-    const hi = ((a[0] ?? 0) << 8) | (a[1] ?? 0);
-    if (e.cidr.len <= TOP_BITS) {
+    const prefix = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
+    const hi = prefix >>> 16;
+    const len = e.cidr.len;
+    if (len <= TOP_BITS) {
       // expand into every /16 it covers; a longer (more specific) short prefix wins
-      for (let i = hi; i < hi + (1 << (TOP_BITS - e.cidr.len)); i++) {
-        if (topCls[i] === 0 || topLen[i]! <= e.cidr.len) {
+      for (let i = hi; i < hi + (1 << (TOP_BITS - len)); i++) {
+        if (topCls[i] === 0 || topLen[i]! <= len) {
           topCls[i] = e.cls;
-          topLen[i] = e.cidr.len;
+          topLen[i] = len;
         }
       }
     } else {
-      lengths[hi] = lengths[hi]! | (1 << (e.cidr.len - Limits.V4_LONG_MIN));
-      long.push(e);
+      lengths[hi] = lengths[hi]! | (1 << (len - Limits.V4_LONG_MIN));
+      long.prefix[long.count] = prefix;
+      long.len[long.count] = len;
+      long.cls[long.count] = e.cls;
+      long.count++;
     }
   }
   const top = alignedBuffer(Limits.V4_TOP_ENTRIES * TOP.size);
@@ -233,13 +251,11 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
   const { bits, slotOf } = placeLong(long);
   const slots = 2 ** bits;
   const values = alignedBuffer(slots * SLOT.size);
-  for (let i = 0; i < long.length; i++) {
-    const e = long[i]!;
-    const a = e.cidr.addr;
+  for (let i = 0; i < long.count; i++) {
     const at = slotOf[i]! * SLOT.size;
-    values.words[(at + SLOT.prefix) >> 2] = ((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0;
-    values.words[(at + SLOT.len) >> 2] = e.cidr.len;
-    writeClass(values.buf, values.words, at + SLOT.c, e.cls, rows, verdicts);
+    values.words[(at + SLOT.prefix) >> 2] = long.prefix[i]!;
+    values.words[(at + SLOT.len) >> 2] = long.len[i]!;
+    writeClass(values.buf, values.words, at + SLOT.c, long.cls[i]!, rows, verdicts);
   }
   return {
     top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: TOP.size, keys: counting(Limits.V4_TOP_ENTRIES), values: top.buf },
