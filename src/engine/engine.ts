@@ -281,7 +281,7 @@ export class Engine {
   }
 
   /** A fresh inner map for `table`, filled from the image. The caller owns the returned fd. */
-  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer): number {
+  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer, capacity = count): number {
     const native = addon();
     const spec = this.innerSpecs.get(table);
     if (!spec) throw new Error(`no inner spec for ${table}`);
@@ -294,7 +294,7 @@ export class Engine {
         { hint: 'rebuild (npm run build) so the object and the TypeScript ABI agree' },
       );
     }
-    const fd = native.mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(count, 1), spec.flags, -1, table.slice(0, 15));
+    const fd = native.mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(capacity, count, 1), spec.flags, -1, table.slice(0, 15));
     try {
       native.mapUpdateBatch(fd, keys, values, count, keySize, valueSize);
       return fd;
@@ -323,7 +323,7 @@ export class Engine {
     try {
       for (const table of TABLE_NAMES) {
         const t = image.tables[table];
-        created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values));
+        created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity));
       }
       // fill the inactive slot: no packet reads it until the meta below points at it
       native.mapUpdateFdMany(SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]));

@@ -10,6 +10,8 @@ import { SVC_ENTRIES } from './ir.js';
 /** Keys and values of one map, `count` records each, packed back to back. */
 export interface TableImage {
   count: number;
+  /** Entries the map must hold when more than `count` (an array whose unwritten entries stay zero). */
+  capacity?: number;
   keySize: number;
   valueSize: number;
   keys: Buffer;
@@ -248,18 +250,18 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
     writeClass(top.buf, top.words, i * TOP.size + TOP.c, topCls[i]!, rows, verdicts);
     top.words[(i * TOP.size + TOP.lengths) >> 2] = lengths[i]!;
   }
+  // only occupied slots are written: a new array map is all zeroes, and len 0 marks an empty slot
   const { bits, slotOf } = placeLong(long);
-  const slots = 2 ** bits;
-  const values = alignedBuffer(slots * SLOT.size);
+  const values = alignedBuffer(long.count * SLOT.size);
   for (let i = 0; i < long.count; i++) {
-    const at = slotOf[i]! * SLOT.size;
+    const at = i * SLOT.size;
     values.words[(at + SLOT.prefix) >> 2] = long.prefix[i]!;
     values.words[(at + SLOT.len) >> 2] = long.len[i]!;
     writeClass(values.buf, values.words, at + SLOT.c, long.cls[i]!, rows, verdicts);
   }
   return {
     top: { count: Limits.V4_TOP_ENTRIES, keySize: 4, valueSize: TOP.size, keys: counting(Limits.V4_TOP_ENTRIES), values: top.buf },
-    long: { count: slots, keySize: 4, valueSize: SLOT.size, keys: counting(slots), values: values.buf },
+    long: { count: long.count, capacity: 2 ** bits, keySize: 4, valueSize: SLOT.size, keys: u32Values(slotOf), values: values.buf },
     bits,
   };
 }
