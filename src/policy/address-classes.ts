@@ -8,7 +8,7 @@
 import { DoorstepError } from '../errors.js';
 import type { Cidr, IrRule, PrefixClass } from './ir.js';
 import { cidrContains, ipv4Number } from './cidr.js';
-import { unionSorted, type RuleSetInterner } from './rule-sets.js';
+import type { RuleSetInterner } from './rule-sets.js';
 
 /** The distinct prefixes of one dimension, sorted by (address, length), with the rules listing each. */
 export interface SortedPrefixes {
@@ -50,7 +50,7 @@ export function assignClasses(prefixes: SortedPrefixes, interner: RuleSetInterne
         const key = parent * (ruleCount + 1) + rule;
         cls = extendOne.get(key) ?? 0;
         if (cls === 0) {
-          cls = interner.intern(unionSorted(interner.sets[parent]!, [rule]));
+          cls = interner.internUnion(parent, [rule]);
           extendOne.set(key, cls);
         }
       }
@@ -61,7 +61,7 @@ export function assignClasses(prefixes: SortedPrefixes, interner: RuleSetInterne
         const key = `${parent}:${own.join(',')}`;
         cls = extendMany.get(key) ?? 0;
         if (cls === 0) {
-          cls = interner.intern(unionSorted(interner.sets[parent]!, own));
+          cls = interner.internUnion(parent, own);
           extendMany.set(key, cls);
         }
       }

@@ -47,12 +47,43 @@ export function policyVersion(ir: UnversionedIr): string {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Emits the canonical JSON in pieces (one per rule), so hashing a large IR never builds one huge string. */
+/** Emits the canonical JSON in chunks, so hashing a large IR never builds one huge string. */
 function writeCanonical(ir: UnversionedIr, write: (chunk: string) => void): void {
   const head = { format: IR_FORMAT, defaultAction: ir.defaultAction, defaultLog: ir.defaultLog, policies: ir.policies };
-  write(`${JSON.stringify(head).slice(0, -1)},"rules":[`);
-  ir.rules.forEach((rule, i) => write((i === 0 ? '' : ',') + canonicalRule(rule)));
-  write(']}');
+  const out = new ChunkWriter(write);
+  out.add(`${JSON.stringify(head).slice(0, -1)},"rules":[`);
+  ir.rules.forEach((rule, i) => {
+    if (i > 0) out.add(',');
+    writeRule(rule, out);
+  });
+  out.add(']}');
+  out.flush();
+}
+
+/**
+ * Collects text pieces and joins them a chunk at a time (about 64 KiB of the IR's pieces): one
+ * flat string per chunk and one call into the hash, where adding the pieces to a string one by
+ * one would leave a string node per piece, millions for a large IR.
+ */
+class ChunkWriter {
+  private static readonly PIECES = 4096;
+  private readonly pieces = new Array<string>(ChunkWriter.PIECES);
+  private count = 0;
+
+  constructor(private readonly write: (chunk: string) => void) {}
+
+  add(piece: string): void {
+    this.pieces[this.count++] = piece;
+    if (this.count === ChunkWriter.PIECES) {
+      this.write(this.pieces.join(''));
+      this.count = 0;
+    }
+  }
+
+  flush(): void {
+    this.write(this.pieces.slice(0, this.count).join(''));
+    this.count = 0;
+  }
 }
 
 /** The whole IR as plain JSON (version and source positions included), e.g. for `explain` and tests. */
@@ -67,19 +98,24 @@ export function irToJson(ir: PolicyIr): IrJson {
 }
 
 /** JSON.stringify(ruleJson(rule)), written out: the IR's texts need no escaping but names go through JSON. */
-function canonicalRule(rule: IrRule): string {
-  const cidrs = (list: Cidr[]) => {
-    let out = '';
-    for (const c of list) out += out === '' ? `"${c.text}"` : `,"${c.text}"`;
-    return `[${out}]`;
-  };
+function writeRule(rule: IrRule, out: ChunkWriter): void {
+  out.add(`{"index":${rule.index},"id":${JSON.stringify(rule.id)},"policy":${JSON.stringify(rule.policy)},`);
+  out.add(`"name":${JSON.stringify(rule.name)},"action":"${rule.action}","log":${rule.log},"priority":${rule.priority},"src":`);
+  writeCidrs(rule.src, out);
+  out.add(',"dst":');
+  writeCidrs(rule.dst, out);
   const ports = rule.ports ? `[${rule.ports.map((r) => `[${r.lo},${r.hi}]`).join(',')}]` : 'null';
   const protocol = rule.protocol === 'any' ? '"any"' : String(rule.protocol);
-  return (
-    `{"index":${rule.index},"id":${JSON.stringify(rule.id)},"policy":${JSON.stringify(rule.policy)},` +
-    `"name":${JSON.stringify(rule.name)},"action":"${rule.action}","log":${rule.log},"priority":${rule.priority},` +
-    `"src":${cidrs(rule.src)},"dst":${cidrs(rule.dst)},"protocol":${protocol},"ports":${ports}}`
-  );
+  out.add(`,"protocol":${protocol},"ports":${ports}}`);
+}
+
+/** The prefixes' texts as a JSON list. */
+function writeCidrs(list: Cidr[], out: ChunkWriter): void {
+  for (let i = 0; i < list.length; i++) {
+    out.add(i === 0 ? '["' : '","');
+    out.add(list[i]!.text);
+  }
+  out.add(list.length === 0 ? '[]' : '"]');
 }
 
 function ruleJson(rule: IrRule): IrRuleJson {

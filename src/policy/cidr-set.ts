@@ -15,9 +15,14 @@ export const ANY_CIDRS: readonly Cidr[] = Object.freeze([
 /** The minimal sorted prefix list covering exactly the union of `cidrs`. Reuses input objects where unchanged. */
 export function mergeCidrs(cidrs: readonly Cidr[]): Cidr[] {
   if (isMerged(cidrs)) return cidrs.slice();
-  const v4 = cidrs.filter((c) => c.family === 4);
-  const v6 = cidrs.filter((c) => c.family === 6);
-  return [...mergeIPv4(v4), ...mergeIPv6(v6)];
+  const v4 = mergeIPv4(ofFamily(cidrs, 4));
+  const v6 = ofFamily(cidrs, 6);
+  return v6.length === 0 ? v4 : v4.concat(mergeIPv6(v6));
+}
+
+/** The prefixes of one family; the list itself when they all are (the common case: an IPv4 feed). */
+function ofFamily(cidrs: readonly Cidr[], family: 4 | 6): readonly Cidr[] {
+  return cidrs.every((c) => c.family === family) ? cidrs : cidrs.filter((c) => c.family === family);
 }
 
 /** True when the list is already sorted with a gap between neighbours: nothing to merge. */
@@ -30,10 +35,15 @@ function isMerged(cidrs: readonly Cidr[]): boolean {
       continue;
     }
     if (a.family === 4) {
-      if (ipv4Number(b.addr) <= ipv4Number(a.addr) + 2 ** (32 - a.len)) return false;
+      if (ipv4Number(b.addr) <= lastAddress4(ipv4Number(a.addr), a.len) + 1) return false;
     } else if (span(b)[0] <= span(a)[1] + 1n) return false;
   }
   return true;
+}
+
+/** Last address of the IPv4 prefix at `start` (JavaScript shifts by len mod 32, hence the /32 case). */
+function lastAddress4(start: number, len: number): number {
+  return start + (len === 32 ? 0 : 0xffffffff >>> len);
 }
 
 /** First and last address of an IPv6 prefix. */
@@ -46,42 +56,57 @@ function span(c: Cidr): [bigint, bigint] {
 /** Sort keys pack (start address, input index) as start * INDEX_SPAN + index: exact in a double up to 2^21 inputs. */
 const INDEX_SPAN = 2 ** 21;
 
-function mergeIPv4(cidrs: Cidr[]): Cidr[] {
+function mergeIPv4(cidrs: readonly Cidr[]): Cidr[] {
   const n = cidrs.length;
-  if (n === 0) return [];
-  // Sort by start address; pack (start, input index) into one double so a native numeric sort does it.
-  const order = new Float64Array(n);
-  const packed = n <= INDEX_SPAN;
-  for (let i = 0; i < n; i++) order[i] = packed ? ipv4Number(cidrs[i]!.addr) * INDEX_SPAN + i : i;
-  if (packed) order.sort();
-  else order.sort((x, y) => ipv4Number(cidrs[x]!.addr) - ipv4Number(cidrs[y]!.addr));
   const out: Cidr[] = [];
+  if (n === 0) return out;
+  // Sort by start address; pack (start, input index) into one double so a numeric sort does it.
+  const packed = n <= INDEX_SPAN;
+  const keys: number[] = new Array(n);
+  for (let i = 0; i < n; i++) keys[i] = packed ? ipv4Number(cidrs[i]!.addr) * INDEX_SPAN + i : i;
+  const order = packed ? sortNumbers(keys) : keys.sort((x, y) => ipv4Number(cidrs[x]!.addr) - ipv4Number(cidrs[y]!.addr));
   let runStart = -1;
   let runEnd = -1;
   let runOnly: Cidr | undefined; // the one input prefix equal to the run, if the run is exactly one prefix
-  const flush = () => {
-    if (runStart < 0) return;
-    if (runOnly) out.push(runOnly);
-    else for (const [addr, len] of rangeToPrefixes4(runStart, runEnd)) out.push(makeCidr4(addr, len));
-  };
   for (let k = 0; k < n; k++) {
-    const i = packed ? order[k]! % INDEX_SPAN : order[k]!;
-    const c = cidrs[i]!;
-    const start = ipv4Number(c.addr);
-    const end = start + 2 ** (32 - c.len) - 1;
+    const key = order[k]!;
+    const start = packed ? Math.floor(key / INDEX_SPAN) : ipv4Number(cidrs[key]!.addr);
+    const c = cidrs[packed ? key - start * INDEX_SPAN : key]!;
+    const end = lastAddress4(start, c.len);
     if (runStart >= 0 && start <= runEnd + 1) {
       if (end <= runEnd) continue; // contained in the run
       runOnly = runStart === start ? c : undefined;
       runEnd = end;
       continue;
     }
-    flush();
+    if (runStart >= 0) pushRun4(out, runStart, runEnd, runOnly);
     runStart = start;
     runEnd = end;
     runOnly = c;
   }
-  flush();
+  pushRun4(out, runStart, runEnd, runOnly);
   return out;
+}
+
+/**
+ * The numbers in ascending order. Most address groups are short, and for them an insertion sort
+ * in place beats the native sort, whose typed array costs more to allocate than ten numbers to sort.
+ */
+function sortNumbers(values: number[]): ArrayLike<number> {
+  if (values.length > 16) return Float64Array.from(values).sort();
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i]!;
+    let j = i;
+    for (; j > 0 && values[j - 1]! > v; j--) values[j] = values[j - 1]!;
+    values[j] = v;
+  }
+  return values;
+}
+
+/** Appends the run [start, end]: its one input prefix if it is exactly that, else its minimal prefixes. */
+function pushRun4(out: Cidr[], start: number, end: number, only: Cidr | undefined): void {
+  if (only) out.push(only);
+  else for (const [addr, len] of rangeToPrefixes4(start, end)) out.push(makeCidr4(addr, len));
 }
 
 /** Minimal prefixes covering [start, end] (inclusive, 32-bit unsigned). */
@@ -96,7 +121,7 @@ function rangeToPrefixes4(start: number, end: number): [number, number][] {
   return out;
 }
 
-function mergeIPv6(cidrs: Cidr[]): Cidr[] {
+function mergeIPv6(cidrs: readonly Cidr[]): Cidr[] {
   if (cidrs.length === 0) return [];
   const spans = cidrs.map((c) => ({ c, range: span(c) }));
   spans.sort((x, y) => (x.range[0] < y.range[0] ? -1 : x.range[0] > y.range[0] ? 1 : 0));

@@ -12,23 +12,15 @@ const PREFIX_LENGTH = /^(0|[1-9][0-9]{0,2})$/;
 
 /** Parses "addr/len" or a bare address (a host prefix). Host bits must be zero. */
 export function parseCidr(text: string): CidrParse {
-  const packed = scanIPv4Cidr(text);
-  if (packed >= 0) {
-    const len = packed % 64;
-    const value = (packed - len) / 64;
-    if (len === 32 || value % 2 ** (32 - len) === 0) {
-      return { family: 4, addr: ipv4Bytes(value), len, text: text.includes('/') ? text : `${text}/32` };
-    }
-  }
-  return parseCidrSlow(text);
+  return parseIPv4Strict(text) ?? parseCidrSlow(text);
 }
 
 /**
  * The fast path for the common case (a million-entry feed is IPv4): a strict "a.b.c.d" or
- * "a.b.c.d/len" (no leading zeros, octets to 255, length to 32), returned as address * 64 + len;
- * -1 for anything else, which then takes the general path below.
+ * "a.b.c.d/len" (no leading zeros, octets to 255, length to 32, host bits zero), on 32-bit
+ * integers; undefined for anything else, which then takes the general path below.
  */
-function scanIPv4Cidr(text: string): number {
+function parseIPv4Strict(text: string): Cidr | undefined {
   const n = text.length;
   let value = 0;
   let octet = 0;
@@ -38,27 +30,29 @@ function scanIPv4Cidr(text: string): number {
   for (; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && octet === 0) return -1; // leading zero
+      if (digits > 0 && octet === 0) return undefined; // leading zero
       octet = octet * 10 + (c - 0x30);
-      if (++digits > 3 || octet > 255) return -1;
+      if (++digits > 3 || octet > 255) return undefined;
     } else if (c === 0x2e && digits > 0 && dots < 3) {
-      value = value * 256 + octet;
+      value = (value << 8) | octet;
       octet = 0;
       digits = 0;
       dots++;
     } else break;
   }
-  if (digits === 0 || dots !== 3) return -1;
-  value = value * 256 + octet;
-  if (i === n) return value * 64 + 32;
-  if (text.charCodeAt(i) !== 0x2f /* / */ || i + 1 === n || n - i - 1 > 2) return -1;
+  if (digits === 0 || dots !== 3) return undefined;
+  value = ((value << 8) | octet) >>> 0;
+  if (i === n) return { family: 4, addr: ipv4Bytes(value), len: 32, text: `${text}/32` };
+  if (text.charCodeAt(i) !== 0x2f /* / */ || i + 1 === n || n - i - 1 > 2) return undefined;
   let len = 0;
   for (i++; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x30 || c > 0x39 || (len === 0 && i + 1 < n && c === 0x30)) return -1;
+    if (c < 0x30 || c > 0x39 || (len === 0 && i + 1 < n && c === 0x30)) return undefined;
     len = len * 10 + (c - 0x30);
   }
-  return len > 32 ? -1 : value * 64 + len;
+  // Host bits are the low 32 - len bits; "<< 32" would shift by 0, hence the /32 case.
+  if (len > 32 || (len < 32 && (value << len) !== 0)) return undefined;
+  return { family: 4, addr: ipv4Bytes(value), len, text };
 }
 
 /** Everything else: IPv6, errors (with their messages), and IPv4 with host bits set. */
@@ -127,13 +121,13 @@ function ipv4Bytes(value: number): Uint8Array {
     slab = new Uint8Array(65536);
     slabUsed = 0;
   }
-  const bytes = slab.subarray(slabUsed, slabUsed + 4);
+  const at = slabUsed;
   slabUsed += 4;
-  bytes[0] = value >>> 24;
-  bytes[1] = (value >>> 16) & 255;
-  bytes[2] = (value >>> 8) & 255;
-  bytes[3] = value & 255;
-  return bytes;
+  slab[at] = value >>> 24;
+  slab[at + 1] = (value >>> 16) & 255;
+  slab[at + 2] = (value >>> 8) & 255;
+  slab[at + 3] = value & 255;
+  return new Uint8Array(slab.buffer, at, 4);
 }
 
 function dotted(value: number): string {

@@ -25,11 +25,28 @@ export function parseJsonDocuments(file: string, text: string): SourceDocument[]
       return undefined;
     }
     // JSON.parse keeps the last of duplicate keys; YAML rejects them. Let the YAML parser report them.
-    if (countKeyTokens(chunk) !== countKeys(value)) return undefined;
-    const locator = new JsonLocator(text, first);
-    documents.push({ file, value, locate: (path, at) => lines.position(locator.offsetOf(path, at)) });
+    if (hasDuplicateKeys(chunk, value)) return undefined;
+    documents.push(new JsonDocument(file, value, text, first, lines));
   }
   return documents;
+}
+
+/** One document of a JSON file; its locator is made on first use, as most documents are never asked. */
+class JsonDocument implements SourceDocument {
+  private locator: JsonLocator | undefined;
+
+  constructor(
+    readonly file: string,
+    readonly value: unknown,
+    private readonly text: string,
+    private readonly start: number,
+    private readonly lines: LineIndex,
+  ) {}
+
+  locate(path: FieldPath, at?: 'key' | 'value'): Position {
+    this.locator ??= new JsonLocator(this.text, this.start);
+    return this.lines.position(this.locator.offsetOf(path, at));
+  }
 }
 
 /** [start, end) of each document between `---` marker lines. */
@@ -43,6 +60,23 @@ function documentSpans(text: string): [number, number][] {
   }
   spans.push([start, text.length]);
   return spans;
+}
+
+/**
+ * Whether the JSON text writes more keys than its parsed value has. Each written key has one colon
+ * outside strings, so colons in all ≥ keys written ≥ keys parsed: when the (native, fast) count of
+ * all colons equals the parsed keys, there is no duplicate. Colons inside strings (IPv6 addresses)
+ * make the first count larger, and then the exact scan decides.
+ */
+function hasDuplicateKeys(text: string, value: unknown): boolean {
+  const keys = countKeys(value);
+  return countColons(text) !== keys && countKeyTokens(text) !== keys;
+}
+
+function countColons(text: string): number {
+  let count = 0;
+  for (let c = text.indexOf(':'); c >= 0; c = text.indexOf(':', c + 1)) count++;
+  return count;
 }
 
 /** Number of object keys written in a JSON text: colons outside strings. */
@@ -62,7 +96,10 @@ function countKeyTokens(text: string): number {
 function countKeys(value: unknown): number {
   if (Array.isArray(value)) {
     let n = 0;
-    for (const item of value) if (typeof item === 'object' && item !== null) n += countKeys(item);
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'object' && item !== null) n += countKeys(item);
+    }
     return n;
   }
   if (typeof value !== 'object' || value === null) return 0;
@@ -74,11 +111,6 @@ function countKeys(value: unknown): number {
   }
   return n;
 }
-
-/** Offsets of the children of one object or array, found by one scan over it. */
-type ContainerIndex =
-  | { kind: 'object'; members: Map<string, { key: number; value: number }> }
-  | { kind: 'array'; items: number[] };
 
 /** Maps field paths to offsets in a (valid) JSON document, indexing each container on first use. */
 class JsonLocator {
@@ -95,18 +127,18 @@ class JsonLocator {
     for (let i = 0; i < path.length; i++) {
       const segment = path[i]!;
       const index = this.index(node);
-      if (index?.kind === 'object') {
-        const member = index.members.get(String(segment));
+      if (index?.isObject) {
+        const member = index.member(String(segment));
         if (!member) break;
         const wantKey = at === 'key' && i === path.length - 1;
         const isContainer = this.isContainer(member.value) || this.text.startsWith('null', member.value);
         shown = wantKey || isContainer ? member.key : member.value;
         node = member.value;
-      } else if (index?.kind === 'array' && typeof segment === 'number' && segment < index.items.length) {
-        node = index.items[segment]!;
-        shown = node;
       } else {
-        break;
+        const item = index && typeof segment === 'number' ? index.item(segment) : undefined;
+        if (item === undefined) break;
+        node = item;
+        shown = item;
       }
     }
     return shown;
@@ -121,33 +153,70 @@ class JsonLocator {
     if (!this.isContainer(offset)) return undefined;
     let index = this.indexes.get(offset);
     if (!index) {
-      index = this.scan(offset);
+      index = new ContainerIndex(this.text, offset);
       this.indexes.set(offset, index);
     }
     return index;
   }
+}
 
-  private scan(offset: number): ContainerIndex {
+/**
+ * Offsets of the children of one object or array, found by scanning it only as far as asked: a
+ * rule's line needs the rules before it, never the text after it (which, in a policy of 100,000
+ * rules, is most of the file each time a container around it is indexed).
+ */
+class ContainerIndex {
+  readonly isObject: boolean;
+  private readonly members = new Map<string, { key: number; value: number }>();
+  private readonly items: number[] = [];
+  /** Where scanning goes on: the first child, or (atValue) the value of the last child found, still to be skipped. */
+  private at: number;
+  private atValue = false;
+  private done = false;
+
+  constructor(
+    private readonly text: string,
+    offset: number,
+  ) {
+    this.isObject = text.charCodeAt(offset) === 0x7b;
+    this.at = skipSpace(text, offset + 1);
+  }
+
+  member(name: string): { key: number; value: number } | undefined {
+    while (!this.members.has(name) && this.scanChild());
+    return this.members.get(name);
+  }
+
+  item(k: number): number | undefined {
+    while (this.items.length <= k && this.scanChild());
+    return this.items[k];
+  }
+
+  /** Finds the next child; false at the end of the container. */
+  private scanChild(): boolean {
+    if (this.done) return false;
     const text = this.text;
-    const isObject = text.charCodeAt(offset) === 0x7b;
-    const members = new Map<string, { key: number; value: number }>();
-    const items: number[] = [];
-    let i = skipSpace(text, offset + 1);
-    const close = isObject ? 0x7d : 0x5d;
-    while (text.charCodeAt(i) !== close) {
-      if (isObject) {
-        const key = i;
-        i = skipString(text, i);
-        const name = JSON.parse(text.slice(key, i)) as string;
-        i = skipSpace(text, skipSpace(text, i) + 1); // past ':'
-        members.set(name, { key, value: i });
-      } else {
-        items.push(i);
-      }
+    let i = this.at;
+    if (this.atValue) {
       i = skipSpace(text, skipValue(text, i));
       if (text.charCodeAt(i) === 0x2c /* , */) i = skipSpace(text, i + 1);
     }
-    return isObject ? { kind: 'object', members } : { kind: 'array', items };
+    if (text.charCodeAt(i) === (this.isObject ? 0x7d : 0x5d)) {
+      this.done = true;
+      return false;
+    }
+    if (this.isObject) {
+      const key = i;
+      i = skipString(text, i);
+      const name = JSON.parse(text.slice(key, i)) as string;
+      i = skipSpace(text, skipSpace(text, i) + 1); // past ':'
+      this.members.set(name, { key, value: i });
+    } else {
+      this.items.push(i);
+    }
+    this.at = i;
+    this.atValue = true;
+    return true;
   }
 }
 

@@ -4,7 +4,9 @@
 
 import type { Range } from './ir.js';
 
+/** The canonical list covering the same values. Reuses the input objects when it already is one. */
 export function mergeRanges(ranges: readonly Range[]): Range[] {
+  if (isMerged(ranges)) return ranges.slice();
   const sorted = [...ranges].sort((a, b) => a.lo - b.lo || a.hi - b.hi);
   const out: Range[] = [];
   for (const { lo, hi } of sorted) {
@@ -13,4 +15,10 @@ export function mergeRanges(ranges: readonly Range[]): Range[] {
     else out.push({ lo, hi });
   }
   return out;
+}
+
+/** True when the list is already sorted with a gap between neighbours: nothing to merge. */
+function isMerged(ranges: readonly Range[]): boolean {
+  for (let i = 1; i < ranges.length; i++) if (ranges[i]!.lo <= ranges[i - 1]!.hi + 1) return false;
+  return true;
 }

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // Policy sources → validated model, or the full list of problems. Parses every file, checks each
-// document against its schema, then checks the set as a whole: unique names per kind (across
-// files), unique rule names per policy, AddressGroup references, at least one NetworkPolicy.
+// document against its schema (documents of the common shape through schema-fast-path.ts), then
+// checks the set as a whole: unique names per kind (across files), unique rule names per policy,
+// AddressGroup references, at least one NetworkPolicy.
 // Every problem carries file, line, column and field; all of them are collected, none thrown here.
 
 import type { ErrorCode, PolicyProblem } from '../errors.js';
 import type { Action, Cidr } from './ir.js';
 import { formatField, parseSource, type FieldPath, type PolicySource, type SourceDocument } from './documents.js';
-import { addressGroupSchema, networkPolicySchema, parseAddressRef, showValue, NAME_PATTERN, type RuleDocument } from './schema.js';
+import type * as z from 'zod';
+import { addressGroupSchema, groupReference, isName, networkPolicySchema, showValue, type RuleDocument } from './schema.js';
+import { fastAddressGroup, fastNetworkPolicy } from './schema-fast-path.js';
 
 export interface SourceLine {
   file: string;
@@ -64,8 +67,12 @@ export function validatePolicySources(sources: readonly PolicySource[]): Validat
   if (!checked.some((c) => c.kind === 'NetworkPolicy') && !problems.some((p) => p.code === 'DS_E_POLICY_PARSE')) {
     problems.push(emptyProblem(sources));
   }
-  const policies = checked.flatMap((c) => (c.policy ? [c.policy] : []));
-  const groups = new Map(checked.flatMap((c) => (c.group ? [[c.group.name, c.group] as const] : [])));
+  const policies: ValidPolicy[] = [];
+  const groups = new Map<string, ValidGroup>();
+  for (const c of checked) {
+    if (c.policy) policies.push(c.policy);
+    if (c.group) groups.set(c.group.name, c.group);
+  }
   return { model: { policies, groups }, problems: sortProblems(problems, sources) };
 }
 
@@ -87,42 +94,50 @@ function checkDocument(doc: SourceDocument, problems: PolicyProblem[]): Checked 
   if (kind === 'AddressGroup' && name === 'any') {
     problems.push(problem(doc, 'DS_E_POLICY_INVALID', ['metadata', 'name'], '"any" is reserved for the whole address space; choose another name'));
   }
-  const result = kind === 'NetworkPolicy' ? networkPolicySchema.safeParse(value) : addressGroupSchema.safeParse(value);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      const path = issue.path as (string | number)[];
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) {
-          problems.push(problem(doc, 'DS_E_POLICY_INVALID', [...path, key], `unknown field "${key}"; ${issue.message}`, 'key'));
-        }
-      } else {
-        problems.push(problem(doc, 'DS_E_POLICY_INVALID', path, issue.message));
+  if (kind === 'AddressGroup') {
+    const group = fastAddressGroup(value) ?? parseWithSchema(doc, addressGroupSchema, problems, (data) => ({ name: data.metadata.name, cidrs: data.spec.cidrs }));
+    return group ? { doc, kind, name, group } : { doc, kind, name };
+  }
+  const parsed =
+    fastNetworkPolicy(value) ??
+    parseWithSchema(doc, networkPolicySchema, problems, ({ metadata, spec }) => ({
+      name: metadata.name,
+      defaultAction: spec.defaultAction,
+      log: spec.log,
+      rules: spec.rules ?? [],
+    }));
+  if (!parsed) return { doc, kind, name };
+  // The parsed rules are fresh objects (from the fast path or zod), so they can take their source in place.
+  const rules = parsed.rules as ValidRule[];
+  for (let i = 0; i < rules.length; i++) rules[i]!.source = sourceLine(doc, ['spec', 'rules', i]);
+  return { doc, kind, name, policy: { name: parsed.name, defaultAction: parsed.defaultAction, log: parsed.log, rules } };
+}
+
+/** The schema's output made into `T`, or undefined after reporting the schema's issues as problems. */
+function parseWithSchema<S extends z.ZodType, T>(doc: SourceDocument, schema: S, problems: PolicyProblem[], make: (data: z.output<S>) => T): T | undefined {
+  const result = schema.safeParse(doc.value);
+  if (result.success) return make(result.data);
+  for (const issue of result.error.issues) {
+    const path = issue.path as (string | number)[];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        problems.push(problem(doc, 'DS_E_POLICY_INVALID', [...path, key], `unknown field "${key}"; ${issue.message}`, 'key'));
       }
+    } else {
+      problems.push(problem(doc, 'DS_E_POLICY_INVALID', path, issue.message));
     }
-    return { doc, kind, name };
   }
-  if (result.data.kind === 'AddressGroup') {
-    return { doc, kind, name, group: { name: result.data.metadata.name, cidrs: result.data.spec.cidrs } };
-  }
-  const spec = result.data.spec;
-  const rules = (spec.rules ?? []).map((rule, i) => ({ ...rule, source: sourceLine(doc, ['spec', 'rules', i]) }));
-  return {
-    doc,
-    kind,
-    name,
-    policy: { name: result.data.metadata.name, defaultAction: spec.defaultAction, log: spec.log, rules },
-  };
+  return undefined;
 }
 
 /** Documents of one kind must have distinct names across all files; rules distinct names within a policy. */
 function checkDuplicateNames(checked: Checked[], problems: PolicyProblem[]): void {
-  const seen = new Map<string, Checked>();
+  const seen = { NetworkPolicy: new Map<string, Checked>(), AddressGroup: new Map<string, Checked>() };
   for (const c of checked) {
     if (!c.kind || !c.name) continue;
-    const key = `${c.kind}/${c.name}`;
-    const first = seen.get(key);
+    const first = seen[c.kind].get(c.name);
     if (!first) {
-      seen.set(key, c);
+      seen[c.kind].set(c.name, c);
       continue;
     }
     problems.push(
@@ -139,7 +154,7 @@ function checkDuplicateNames(checked: Checked[], problems: PolicyProblem[]): voi
     const rules = rawRules(c.doc.value);
     const firstAt = new Map<string, number>();
     rules.forEach((rule, i) => {
-      const name = isRecord(rule) && typeof rule.name === 'string' && NAME_PATTERN.test(rule.name) ? rule.name : undefined;
+      const name = isRecord(rule) && typeof rule.name === 'string' && isName(rule.name) ? rule.name : undefined;
       if (!name) return;
       const first = firstAt.get(name);
       if (first === undefined) {
@@ -163,33 +178,38 @@ function checkDuplicateNames(checked: Checked[], problems: PolicyProblem[]): voi
  * Checked on the raw documents, so a policy with other problems still gets its references checked.
  */
 function checkReferences(checked: Checked[], problems: PolicyProblem[]): void {
-  const defined = new Set(checked.flatMap((c) => (c.kind === 'AddressGroup' && c.name ? [c.name] : [])));
+  const defined = new Set<string>();
+  for (const c of checked) if (c.kind === 'AddressGroup' && c.name) defined.add(c.name);
   const knownGroups = () => {
     const known = [...defined].sort();
     if (known.length === 0) return 'no AddressGroup is defined';
     return `defined groups: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''}`;
   };
+  const checkList = (doc: SourceDocument, rule: number, side: 'from' | 'to', entries: unknown) => {
+    if (!Array.isArray(entries)) return;
+    for (let j = 0; j < entries.length; j++) {
+      const entry: unknown = entries[j];
+      const group = typeof entry === 'string' ? groupReference(entry) : undefined;
+      if (group === undefined || defined.has(group)) continue;
+      problems.push(
+        problem(
+          doc,
+          'DS_E_POLICY_REFERENCE',
+          ['spec', 'rules', rule, side, j],
+          `AddressGroup "${group}" is not defined (${knownGroups()}); add a document with kind: AddressGroup and metadata.name: ${group}, or write a CIDR`,
+        ),
+      );
+    }
+  };
   for (const c of checked) {
     if (c.kind !== 'NetworkPolicy') continue;
-    rawRules(c.doc.value).forEach((rule, i) => {
-      for (const side of ['from', 'to'] as const) {
-        const entries = isRecord(rule) ? rule[side] : undefined;
-        if (!Array.isArray(entries)) continue;
-        entries.forEach((entry: unknown, j) => {
-          if (typeof entry !== 'string') return;
-          const ref = parseAddressRef(entry);
-          if ('problem' in ref || ref.kind !== 'group' || defined.has(ref.name)) return;
-          problems.push(
-            problem(
-              c.doc,
-              'DS_E_POLICY_REFERENCE',
-              ['spec', 'rules', i, side, j],
-              `AddressGroup "${ref.name}" is not defined (${knownGroups()}); add a document with kind: AddressGroup and metadata.name: ${ref.name}, or write a CIDR`,
-            ),
-          );
-        });
-      }
-    });
+    const rules = rawRules(c.doc.value);
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i];
+      if (!isRecord(rule)) continue;
+      checkList(c.doc, i, 'from', rule.from);
+      checkList(c.doc, i, 'to', rule.to);
+    }
   }
 }
 
@@ -236,7 +256,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** metadata.name if it is a valid name, whatever else is wrong with the document. */
 function rawName(value: Record<string, unknown>): string | undefined {
   const name = isRecord(value.metadata) ? value.metadata.name : undefined;
-  return typeof name === 'string' && NAME_PATTERN.test(name) ? name : undefined;
+  return typeof name === 'string' && isName(name) ? name : undefined;
 }
 
 function rawRules(value: unknown): unknown[] {
