@@ -107,7 +107,7 @@ function sortPrefixes4(rules: readonly IrRule[], side: Side): SortedPrefixes {
   }
   keys.sort();
 
-  const cidrs: Cidr[] = [];
+  const cidrs: Cidr[] = new Array(total); // trimmed below: growing a million-entry array costs more
   const addr = new Uint32Array(total);
   const len = new Uint8Array(total);
   const ownStart = new Int32Array(total + 1);
@@ -119,7 +119,7 @@ function sortPrefixes4(rules: readonly IrRule[], side: Side): SortedPrefixes {
     const l = lowWord >>> ENTRY_BITS;
     const entry = lowWord & ENTRY_MASK;
     if (count === 0 || addr[count - 1] !== a || len[count - 1] !== l) {
-      cidrs.push(refs[entry]!);
+      cidrs[count] = refs[entry]!;
       addr[count] = a;
       len[count] = l;
       ownStart[count] = k;
@@ -128,6 +128,7 @@ function sortPrefixes4(rules: readonly IrRule[], side: Side): SortedPrefixes {
     ownRules[k] = owners[entry]!; // entries of one prefix come in entry order, so rules ascend
   }
   ownStart[count] = total;
+  cidrs.length = count;
   const contains = (outer: number, inner: number): boolean => {
     const l = len[outer]!;
     return l <= len[inner]! && (l === 0 || ((addr[outer]! ^ addr[inner]!) >>> (32 - l)) === 0);
