@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep validate FILE…`: offline check; every problem with file:line:column and field.
-import { formatProblem } from '../errors.js';
 import { compileSources } from '../policy/compile.js';
 import { readPolicySources } from '../policy/files.js';
 import { ExitCode } from './output.js';
@@ -17,5 +16,3 @@ export async function validate(paths: string[], output: 'table' | 'json'): Promi
   }
   return ExitCode.OK;
 }
-
-export { formatProblem };

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
-import { Action, Limits } from '../abi/generated.js';
+import { Limits } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -27,7 +27,7 @@ import type { PolicyImage } from '../policy/image.js';
 import { TABLE_NAMES } from '../policy/image.js';
 import type { Cidr } from '../policy/ir.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
-import { addon, BPF_MAP_TYPE, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
+import { addon, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
@@ -285,12 +285,10 @@ export class Engine {
     const native = addon();
     const spec = this.innerSpecs.get(table);
     if (!spec) throw new Error(`no inner spec for ${table}`);
-    const perCpu = spec.type === BPF_MAP_TYPE.PERCPU_HASH || spec.type === BPF_MAP_TYPE.PERCPU_ARRAY;
-    const expectValue = perCpu ? Math.ceil(spec.valueSize / 8) * 8 * this.cpus : spec.valueSize;
-    if (spec.keySize !== keySize || expectValue !== valueSize) {
+    if (spec.keySize !== keySize || spec.valueSize !== valueSize) {
       throw new DoorstepError(
         'DS_E_ABI_MISMATCH',
-        `${table}: the image has ${keySize}/${valueSize}-byte keys/values, the engine object expects ${spec.keySize}/${expectValue}`,
+        `${table}: the image has ${keySize}/${valueSize}-byte keys/values, the engine object expects ${spec.keySize}/${spec.valueSize}`,
         { hint: 'rebuild (npm run build) so the object and the TypeScript ABI agree' },
       );
     }
@@ -517,5 +515,3 @@ export class Engine {
   }
 }
 
-export const Verdict = { deny: Action.DENY, allow: Action.ALLOW } as const;
-export const SESSIONS_DEFAULT = Limits.SESSIONS_DEFAULT;

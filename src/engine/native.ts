@@ -82,5 +82,3 @@ export function errnoName(err: unknown): string | undefined {
   if (typeof n !== 'number') return undefined;
   return Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
 }
-
-export const BPF_MAP_TYPE = { HASH: 1, ARRAY: 2, PERCPU_HASH: 5, PERCPU_ARRAY: 6, LPM_TRIE: 11, ARRAY_OF_MAPS: 12 } as const;
