@@ -18,8 +18,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# node-gyp builds against the system's Node headers, offline.
-export npm_config_nodedir=/usr
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "bootstrap: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
@@ -28,7 +26,8 @@ fi
 make -s -C bpf
 if [ ! -f build/Release/doorstep.node ] || [ -n "$(find native binding.gyp -newer build/Release/doorstep.node -print -quit)" ]; then
   echo "bootstrap: building the native addon"
-  npx node-gyp rebuild --loglevel=error >/dev/null
+  # against the system's Node headers, offline
+  npx node-gyp rebuild --nodedir=/usr --loglevel=error >/dev/null
 fi
 npx tsc -p tsconfig.json
 echo "bootstrap: ready"
