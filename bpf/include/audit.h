@@ -39,7 +39,7 @@ static __always_inline int ds_finish(struct ds_cpu_stats *st, __u8 action, __u8 
 /* One session event. The sequence number is taken before the reservation, so a lost event is
  * a visible gap. */
 static __always_inline void ds_emit(struct ds_cpu_stats *st, const struct ds_session_key *k,
-				    const struct ds_session_value *v, __u8 kind, __u64 now, __u64 len)
+				    const struct ds_session_value *v, __u8 kind, __u64 len)
 {
 	if (!st)
 		return;

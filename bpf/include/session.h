@@ -136,7 +136,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	if (emit)
-		ds_emit(st, k, &nv, kind, now, len);
+		ds_emit(st, k, &nv, kind, len);
 	*out = nv;
 }
 

@@ -210,18 +210,27 @@ export class Engine {
     const modes: ('native' | 'generic')[] = mode === 'auto' ? ['native', 'generic'] : [mode];
     let lastError: unknown;
     for (const m of modes) {
+      let fd: number;
       try {
-        const fd = native.xdpAttach(this.programFd, ifindex, m);
-        if (pin) {
-          mkdirSync(join(this.pinRoot as string, 'links'), { recursive: true });
-          native.objPin(fd, pin);
-        }
-        const state: LinkState = { ifname, ifindex, fd, mode: m, adopted: false };
-        this.links.set(ifname, state);
-        return state;
+        fd = native.xdpAttach(this.programFd, ifindex, m);
       } catch (err) {
         lastError = err;
+        continue; // this mode is not available here: try the next one
       }
+      if (pin) {
+        try {
+          mkdirSync(join(this.pinRoot as string, 'links'), { recursive: true });
+          native.objPin(fd, pin);
+        } catch (err) {
+          // never leave an attachment nobody owns
+          native.linkDetach(fd);
+          native.closeFd(fd);
+          throw kernelError('DS_E_BPF_ATTACH', `attached XDP to ${ifname} but could not pin the link; detached again`, err);
+        }
+      }
+      const state: LinkState = { ifname, ifindex, fd, mode: m, adopted: false };
+      this.links.set(ifname, state);
+      return state;
     }
     throw kernelError('DS_E_BPF_ATTACH', `cannot attach XDP to ${ifname}`, lastError);
   }
