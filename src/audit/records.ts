@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit records doorstep writes, one JSON line each, and the sink contract every
+// destination (JSON lines, live observers, later NATS) implements. docs/audit.md lists the fields.
+import type { SessionRecord } from './session-record.js';
+
+export type { SessionRecord };
+
+/** Fields every record carries. `interface` is "*" for records about the whole enforcer. */
+export interface RecordBase {
+  /** RFC 3339, millisecond precision, UTC. */
+  time: string;
+  enforcer: string;
+  interface: string;
+}
+
+/** Periodic counts for a session with traffic since the previous summary (never one record per packet). */
+export interface SummaryRecord extends RecordBase {
+  type: 'summary';
+  verdict: 'allow' | 'deny';
+  protocol: string;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  icmpType?: number;
+  icmpCode?: number;
+  vlan?: number[];
+  rule: string;
+  policy?: string;
+  policyVersion?: string;
+  generation: number;
+  /** Packets and bytes since the previous summary of this session. */
+  packets: number;
+  bytes: number;
+  /** Since the session was first seen. */
+  totalPackets: number;
+  totalBytes: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+export interface PolicyProblemRecord {
+  code: string;
+  file: string;
+  line: number;
+  column: number;
+  field: string;
+  message: string;
+}
+
+/** A policy version installed, adopted from a previous agent, restored from the state dir, or rejected. */
+export interface PolicyRecord extends RecordBase {
+  type: 'policy';
+  status: 'installed' | 'adopted' | 'restored' | 'rejected';
+  /** Where the version came from: `file:/etc/doorstep/policy`, `api`, `state`, `nats:…`. */
+  source: string;
+  policyVersion?: string;
+  generation?: number;
+  rules?: number;
+  installMs?: number;
+  warnings?: string[];
+  /** Why a version was rejected: each problem with file, line and field. */
+  problems?: PolicyProblemRecord[];
+  /** The version that stays in force after a rejection. */
+  inForce?: string;
+}
+
+/** Events that never became records, with exact counts. */
+export interface LostRecord extends RecordBase {
+  type: 'lost';
+  /** `ring-buffer`: the kernel could not reserve space (counted by sequence gaps and the kernel counter);
+   *  `sink`: a sink could not keep up or was unreachable. */
+  cause: 'ring-buffer' | 'sink';
+  count: number;
+  cpu?: number;
+  /** First and last missing sequence numbers (ring-buffer losses seen as a gap on one CPU). */
+  firstSeq?: number;
+  lastSeq?: number;
+}
+
+/** The agent's own life: started, attached, detached, stopped. */
+export interface AgentRecord extends RecordBase {
+  type: 'agent';
+  event: 'started' | 'attached' | 'detached' | 'stopping' | 'stopped' | 'error';
+  mode?: 'native' | 'generic';
+  adopted?: boolean;
+  message?: string;
+}
+
+export type AuditRecord = SessionRecord | SummaryRecord | PolicyRecord | LostRecord | AgentRecord;
+
+/** A destination for audit records. `write` must not block the event loop for long; a sink that
+ *  cannot keep up drops and counts (reported as `lost` records with cause `sink`). */
+export interface AuditSink {
+  write(records: readonly AuditRecord[]): void;
+  /** Flush what is buffered and release resources. */
+  close(): Promise<void>;
+}
