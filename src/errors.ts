@@ -20,6 +20,14 @@ export const ErrorCodes = {
   DS_E_ABI_MISMATCH: 'the BPF object and the TypeScript ABI disagree',
   DS_E_ENGINE_CLOSED: 'the engine was used after close()',
   DS_E_USAGE: 'the command line is not valid',
+  DS_E_CONFIG: 'the agent configuration file is unreadable or invalid',
+  DS_E_STATE_DIR: 'the state directory cannot be created or written',
+  DS_E_SOCKET_IN_USE: 'another agent already listens on the local API socket',
+  DS_E_SOCKET: 'the local API socket cannot be created',
+  DS_E_AGENT_UNREACHABLE: 'the CLI cannot reach a running agent',
+  DS_E_AGENT_API: 'the agent answered the CLI with an error',
+  DS_E_POLICY_SOURCE: 'a watched policy file or folder cannot be read or watched',
+  DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

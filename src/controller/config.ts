@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's settings: defaults, an optional YAML file (`--config`), and command-line flags,
+// in that order of precedence. Owns the schema and the merge; reads one file, touches nothing else.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DoorstepError } from '../errors.js';
+import { parseCidr } from '../policy/cidr.js';
+import { PROTOCOL_NUMBERS } from '../policy/protocols.js';
+import type { FailsafeEntry } from '../engine/engine.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/doorstep';
+export const DEFAULT_SOCKET = '/run/doorstep/agent.sock';
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
+
+const duration = z.union([z.number().nonnegative(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 10s, 5m')]);
+const size = z.union([z.number().int().positive(), z.string().regex(/^\d+[KMG]?$/i, 'a size such as 100M')]);
+
+const failsafeSchema = z.strictObject({
+  cidr: z.string(),
+  protocol: z.union([z.string(), z.number().int().min(0).max(255)]).optional(),
+  ports: z.union([z.number().int().min(0).max(65535), z.string().regex(/^\d+(-\d+)?$/)]).optional(),
+});
+
+/** The config file: every key optional; flags use the same names in kebab-case. */
+export const configFileSchema = z.strictObject({
+  interfaces: z.array(z.string()).optional(),
+  policy: z.union([z.string(), z.array(z.string())]).optional(),
+  audit: z.string().optional(),
+  auditMaxBytes: size.optional(),
+  auditKeep: z.number().int().min(1).max(100).optional(),
+  summaryInterval: duration.optional(),
+  metrics: z.string().optional(),
+  stateDir: z.string().optional(),
+  enforcerId: z.string().min(1).optional(),
+  socket: z.string().optional(),
+  pinRoot: z.string().optional(),
+  xdpMode: z.enum(['auto', 'native', 'generic']).optional(),
+  keepOnExit: z.boolean().optional(),
+  failsafe: z.array(failsafeSchema).optional(),
+});
+
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+export interface AgentConfig {
+  interfaces: string[];
+  /** Policy files or folders; empty = no file source (the local API and the state dir only). */
+  policy: string[];
+  /** `-` = stdout */
+  audit: string;
+  auditMaxBytes: number;
+  auditKeep: number;
+  summaryIntervalMs: number;
+  metrics: { host: string; port: number } | null;
+  stateDir: string;
+  enforcerId: string;
+  socket: string;
+  pinRoot: string;
+  xdpMode: 'auto' | 'native' | 'generic';
+  keepOnExit: boolean;
+  failsafe: FailsafeEntry[];
+}
+
+/** Flags as commander hands them over: only those the operator gave are set. */
+export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe'>> & { config?: string };
+
+function configError(message: string, hint: string, cause?: unknown): DoorstepError {
+  return new DoorstepError('DS_E_CONFIG', message, { hint, cause });
+}
+
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value * 1000;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw configError(`"${value}" is not a duration`, 'write e.g. 500ms, 10s, 5m');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
+export function parseSize(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+)([KMG]?)$/i.exec(value);
+  if (!m) throw configError(`"${value}" is not a size`, 'write e.g. 100M');
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * unit;
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw configError(`"${value}" is not HOST:PORT`, 'write e.g. 127.0.0.1:9469 or [::1]:9469');
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+function parseFailsafe(entries: z.infer<typeof failsafeSchema>[], file: string): FailsafeEntry[] {
+  return entries.map((e, i) => {
+    const where = `${file}: failsafe[${i}]`;
+    const parsed = parseCidr(e.cidr);
+    if ('problem' in parsed) throw configError(`${where}.cidr: ${parsed.problem}`, 'write a prefix such as 192.0.2.0/24');
+    let protocol: number | undefined;
+    if (e.protocol !== undefined) {
+      const p = typeof e.protocol === 'number' ? e.protocol : PROTOCOL_NUMBERS[e.protocol.toLowerCase()];
+      if (p === undefined) throw configError(`${where}.protocol: unknown protocol "${e.protocol}"`, 'use tcp, udp, icmp, … or a number');
+      protocol = p;
+    }
+    let ports: { lo: number; hi: number } | undefined;
+    if (e.ports !== undefined) {
+      const [lo, hi] = String(e.ports).split('-').map(Number) as [number, number | undefined];
+      ports = { lo, hi: hi ?? lo };
+      if (ports.hi < ports.lo || ports.hi > 65535) throw configError(`${where}.ports: "${e.ports}" is not a port range`, 'write 22 or 8000-8080');
+    }
+    return { cidr: parsed, ...(protocol !== undefined && { protocol }), ...(ports && { ports }) };
+  });
+}
+
+/** Read and check the config file: any problem is one DS_E_CONFIG error naming the file and key. */
+export function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw configError(`cannot read the config file ${path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, 'check the path and its permissions', cause);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text) ?? {};
+  } catch (cause) {
+    throw configError(`${path}: not valid YAML: ${(cause as Error).message.split('\n')[0]}`, 'fix the YAML syntax', cause);
+  }
+  const result = configFileSchema.safeParse(doc);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const key = issue?.path.join('.') || '(top level)';
+    throw configError(`${path}: ${key}: ${issue?.message ?? 'invalid'}`, 'see docs/operations.md for the agent settings');
+  }
+  return result.data;
+}
+
+/** Defaults ← config file ← flags. */
+export function resolveConfig(flags: AgentFlags): AgentConfig {
+  const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
+  const pick = <K extends keyof ConfigFile & keyof AgentFlags>(key: K) => (flags[key] !== undefined ? flags[key] : file[key]);
+  const interfaces = (flags.interfaces?.length ? flags.interfaces : file.interfaces) ?? [];
+  if (interfaces.length === 0) {
+    throw new DoorstepError('DS_E_USAGE', 'no interface to enforce on', { hint: 'give --interface NAME (repeatable) or `interfaces:` in the config file' });
+  }
+  const policy = pick('policy');
+  const metrics = pick('metrics');
+  return {
+    interfaces,
+    policy: policy === undefined ? [] : Array.isArray(policy) ? policy : [policy],
+    audit: pick('audit') ?? '-',
+    auditMaxBytes: parseSize(pick('auditMaxBytes') ?? '100M'),
+    auditKeep: pick('auditKeep') ?? 5,
+    summaryIntervalMs: parseDuration(pick('summaryInterval') ?? '10s'),
+    metrics: metrics ? parseListen(metrics) : null,
+    stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
+    enforcerId: pick('enforcerId') ?? hostname(),
+    socket: pick('socket') ?? DEFAULT_SOCKET,
+    pinRoot: pick('pinRoot') ?? DEFAULT_PIN_ROOT,
+    xdpMode: pick('xdpMode') ?? 'auto',
+    keepOnExit: pick('keepOnExit') ?? false,
+    failsafe: parseFailsafe(file.failsafe ?? [], flags.config ?? 'config'),
+  };
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: Apache-2.0
+// The network controller: owns the engine for the agent. It attaches in default deny (or adopts
+// what a previous agent left pinned), then turns policy candidates into installed versions one at
+// a time: validate and compile the whole set, write it into the inactive slot, activate it with
+// one atomic switch, read the engine's generation back, persist it. A candidate that fails any
+// step is rejected with an audit record and the version in force stays in force.
+import { DoorstepError, PolicyError } from '../errors.js';
+import type { Attachment, Engine, XdpMode } from '../engine/engine.js';
+import type { AuditRecord, PolicyProblemRecord, PolicyRecord } from '../audit/records.js';
+import type { EnrichContext } from '../audit/session-record.js';
+import { compileSources } from '../policy/compile.js';
+import { buildImage } from '../policy/image.js';
+import type { PolicyIr } from '../policy/ir.js';
+import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
+import type { StateStore } from './state-store.js';
+
+/** How many past generations keep their IR, so late events from the ring buffer still get names. */
+const GENERATIONS_KEPT = 8;
+
+export interface InstalledPolicy {
+  version: string;
+  generation: number;
+  origin: string;
+  rules: number;
+  installedAt: string;
+  ir: PolicyIr;
+  sources: PolicyText[];
+}
+
+export type ApplyOutcome =
+  | { status: 'installed' | 'unchanged'; version: string; generation: number; rules: number; installMs: number; warnings: string[] }
+  | { status: 'rejected'; problems: PolicyProblemRecord[]; inForce: string | null };
+
+export interface ControllerOptions {
+  engine: Engine;
+  store: StateStore;
+  enforcer: string;
+  /** Where policy and agent records go (the audit pipeline). */
+  emit: (record: AuditRecord) => void;
+  /** Install durations and outcomes, for metrics. */
+  onInstall?: (durationMs: number, outcome: 'installed' | 'rejected') => void;
+}
+
+export class NetworkController {
+  private installed: InstalledPolicy | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly interfaces = new Map<number, string>();
+  private readonly policies = new Map<number, PolicyIr>();
+  /** Names for the audit pipeline: ifindex → interface, generation → IR. Live views, not copies. */
+  readonly context: EnrichContext;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.context = { enforcer: options.enforcer, interfaces: this.interfaces, policies: this.policies };
+  }
+
+  get engine(): Engine {
+    return this.options.engine;
+  }
+
+  /** The version in force, or null (default deny, or an adopted version whose documents are unknown). */
+  get current(): InstalledPolicy | null {
+    return this.installed;
+  }
+
+  private record(fields: Omit<PolicyRecord, 'time' | 'enforcer' | 'interface' | 'type'>): void {
+    this.options.emit({ time: new Date().toISOString(), type: 'policy', enforcer: this.options.enforcer, interface: '*', ...fields });
+  }
+
+  /**
+   * Attach to every interface. On a fresh engine nothing is installed yet, so from this moment
+   * every IP packet is dropped (failsafe aside) until a policy is in.
+   */
+  attach(interfaces: readonly string[], mode: XdpMode): Attachment[] {
+    const done: Attachment[] = [];
+    try {
+      for (const ifname of interfaces) {
+        const a = this.engine.attach(ifname, mode);
+        this.interfaces.set(a.ifindex, a.ifname);
+        done.push(a);
+        this.options.emit({
+          time: new Date().toISOString(),
+          type: 'agent',
+          event: 'attached',
+          enforcer: this.options.enforcer,
+          interface: a.ifname,
+          mode: a.mode,
+          adopted: a.adopted,
+        });
+      }
+      return done;
+    } catch (err) {
+      // nothing half-attached: undo this run's own attachments (adopted ones keep enforcing)
+      for (const a of done) if (!a.adopted) this.engine.detach(a.ifname);
+      throw err;
+    }
+  }
+
+  /**
+   * After attach: carry on from what the engine enforces. An adopted engine whose active
+   * generation is the one the state dir recorded keeps running untouched (no flow is cut); an
+   * engine with nothing installed gets the persisted policy back, so a broken or unreachable
+   * source does not mean deny-all forever.
+   */
+  async resume(): Promise<void> {
+    const state = this.options.store.load((message) =>
+      this.options.emit({ time: new Date().toISOString(), type: 'agent', event: 'error', enforcer: this.options.enforcer, interface: '*', message }),
+    );
+    const active = this.engine.activePolicy();
+    if (active && state && active.generation === state.generation) {
+      try {
+        const { ir } = compileSources(state.sources);
+        this.remember(active.generation, ir);
+        this.installed = {
+          version: ir.version,
+          generation: active.generation,
+          origin: state.origin,
+          rules: ir.rules.length,
+          installedAt: state.installedAt,
+          ir,
+          sources: state.sources,
+        };
+        this.record({ status: 'adopted', source: state.origin, policyVersion: ir.version, generation: active.generation, rules: ir.rules.length });
+        return;
+      } catch {
+        // the persisted documents no longer compile (an upgrade changed the language): reinstall below
+      }
+    }
+    if (active && !state) {
+      // enforcing a version we have no documents for: keep it until a candidate replaces it
+      this.record({ status: 'adopted', source: 'engine', generation: active.generation, rules: active.ruleCount });
+      return;
+    }
+    if (state) {
+      await this.apply({ origin: 'state', sources: state.sources }, { restoredFrom: state.origin });
+    }
+  }
+
+  /** Install a candidate; candidates are serialized, each sees the result of the one before. */
+  apply(candidate: PolicyCandidate, options: { restoredFrom?: string } = {}): Promise<ApplyOutcome> {
+    const run = this.queue.then(() => this.applyNow(candidate, options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string }): ApplyOutcome {
+    const started = process.hrtime.bigint();
+    let compiled: ReturnType<typeof compileSources>;
+    try {
+      compiled = compileSources(candidate.sources);
+    } catch (err) {
+      return this.reject(candidate, err, started);
+    }
+    const { ir, warnings } = compiled;
+    if (this.installed && this.installed.version === ir.version) {
+      return { status: 'unchanged', version: ir.version, generation: this.installed.generation, rules: ir.rules.length, installMs: 0, warnings };
+    }
+    let result: ReturnType<Engine['install']>;
+    try {
+      result = this.engine.install(buildImage(ir, compiled.tables));
+      const realized = this.engine.activePolicy();
+      if (realized?.generation !== result.generation) {
+        throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);
+      }
+    } catch (err) {
+      return this.reject(candidate, err, started);
+    }
+    const installMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const origin = options.restoredFrom ?? candidate.origin;
+    this.remember(result.generation, ir);
+    this.installed = {
+      version: ir.version,
+      generation: result.generation,
+      origin,
+      rules: ir.rules.length,
+      installedAt: new Date().toISOString(),
+      ir,
+      sources: candidate.sources,
+    };
+    try {
+      this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
+    } catch (err) {
+      this.options.emit({
+        time: new Date().toISOString(),
+        type: 'agent',
+        event: 'error',
+        enforcer: this.options.enforcer,
+        interface: '*',
+        message: `installed, but could not persist the policy in the state dir: ${String(err)}`,
+      });
+    }
+    this.options.onInstall?.(installMs, 'installed');
+    this.record({
+      status: options.restoredFrom ? 'restored' : 'installed',
+      source: candidate.origin === 'state' ? `state (${origin})` : candidate.origin,
+      policyVersion: ir.version,
+      generation: result.generation,
+      rules: ir.rules.length,
+      installMs: Math.round(installMs * 10) / 10,
+      ...(warnings.length > 0 && { warnings }),
+    });
+    return { status: 'installed', version: ir.version, generation: result.generation, rules: ir.rules.length, installMs, warnings };
+  }
+
+  private reject(candidate: PolicyCandidate, err: unknown, started: bigint): ApplyOutcome {
+    const problems: PolicyProblemRecord[] =
+      err instanceof PolicyError
+        ? err.problems.map((p) => ({ code: p.code, file: p.file, line: p.line, column: p.column, field: p.field, message: p.message }))
+        : [
+            {
+              code: err instanceof DoorstepError ? err.code : 'DS_E_BPF_MAP',
+              file: candidate.sources[0]?.file ?? candidate.origin,
+              line: 0,
+              column: 0,
+              field: '',
+              message: err instanceof DoorstepError ? err.toLine() : String(err),
+            },
+          ];
+    const inForce = this.installed?.version ?? null;
+    this.options.onInstall?.(Number(process.hrtime.bigint() - started) / 1e6, 'rejected');
+    this.record({ status: 'rejected', source: candidate.origin, problems, ...(inForce && { inForce }) });
+    return { status: 'rejected', problems, inForce };
+  }
+
+  private remember(generation: number, ir: PolicyIr): void {
+    this.policies.set(generation, ir);
+    for (const g of this.policies.keys()) if (g <= generation - GENERATIONS_KEPT) this.policies.delete(g);
+  }
+}

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's state directory: the last installed policy set (its documents as text, its
+// version and the generation the engine gave it), so a restarted agent whose source is broken
+// or unreachable enforces the last good policy instead of deny-all. Writes are atomic
+// (temporary file, fsync, rename): a crash leaves the old state or the new, never half of one.
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { DoorstepError } from '../errors.js';
+import type { PolicyText } from '../watcher/source.js';
+
+const STATE_FILE = 'policy.json';
+
+const stateSchema = z.object({
+  format: z.literal(1),
+  version: z.string(),
+  generation: z.number().int().nonnegative(),
+  origin: z.string(),
+  installedAt: z.string(),
+  sources: z.array(z.object({ file: z.string(), text: z.string() })),
+});
+
+export type InstalledState = z.infer<typeof stateSchema>;
+
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  /** Create the folder (root-only) and prove it is writable; a clear error otherwise. */
+  prepare(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const probe = join(this.dir, '.probe');
+      writeAtomic(probe, 'ok');
+      rmSync(probe, { force: true });
+    } catch (cause) {
+      throw new DoorstepError('DS_E_STATE_DIR', `cannot write the state dir ${this.dir}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+        hint: 'give --state-dir a writable folder (the agent keeps the last installed policy there)',
+        cause,
+      });
+    }
+  }
+
+  /** The last installed policy, or null when there is none or it cannot be read (reported, not fatal). */
+  load(onProblem: (message: string) => void = () => {}): InstalledState | null {
+    let text: string;
+    try {
+      text = readFileSync(join(this.dir, STATE_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onProblem(`cannot read ${join(this.dir, STATE_FILE)}: ${String(err)}`);
+      return null;
+    }
+    try {
+      return stateSchema.parse(JSON.parse(text));
+    } catch (err) {
+      onProblem(`${join(this.dir, STATE_FILE)} is damaged and ignored: ${(err as Error).message.split('\n')[0]}`);
+      return null;
+    }
+  }
+
+  save(state: Omit<InstalledState, 'format'>): void {
+    writeAtomic(join(this.dir, STATE_FILE), JSON.stringify({ format: 1, ...state }));
+  }
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
