@@ -1,15 +1,29 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
-// The doorstep command line: one subcommand per file in this folder.
+// The doorstep command line: one subcommand per file in this folder. Exit codes: docs/operations.md.
 import { Command, CommanderError, Option } from 'commander';
 import { DoorstepError } from '../errors.js';
+import { agentCommand } from './agent.js';
+import { apply } from './apply.js';
+import { socketPath } from './agent-client.js';
 import { demo } from './demo.js';
-import { enforce } from './enforce.js';
+import { diff } from './diff.js';
+import { explain } from './explain.js';
+import { addFilterFlags, type FilterFlags } from './filter-flags.js';
+import { observe } from './observe.js';
 import { ExitCode, reportError } from './output.js';
+import { sessions } from './sessions.js';
+import { status } from './status.js';
+import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-const xdpMode = new Option('--xdp-mode <mode>', 'XDP attach mode').choices(['auto', 'native', 'generic']).default('auto');
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+const xdpModeOption = () => new Option('--xdp-mode <mode>', 'XDP attach mode').choices(['auto', 'native', 'generic']);
+const outputOption = () => new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table');
+const socketOption = () => new Option('--socket <path>', 'the agent\'s API socket (default $DOORSTEP_SOCKET or /run/doorstep/agent.sock)');
+
+type ClientFlags = { socket?: string; output: OutputFormat };
+const client = <T extends ClientFlags>(o: T) => ({ ...o, socket: socketPath(o.socket) });
 
 function run(task: () => Promise<number | void>): Promise<void> {
   return task().then(
@@ -28,19 +42,40 @@ const program = new Command('doorstep')
   .showHelpAfterError();
 
 program
-  .command('enforce')
-  .description('enforce a policy on interfaces, streaming audit records as JSON lines (SIGTERM detaches)')
-  .requiredOption('-i, --interface <name>', 'interface to enforce on (repeatable)', collect, [])
-  .requiredOption('-p, --policy <path>', 'policy file or folder (repeatable)', collect, [])
-  .addOption(xdpMode)
-  .option('--pin-root <dir>', 'bpffs folder for pins', '/sys/fs/bpf/doorstep')
-  .option('--enforcer-id <id>', 'name of this enforcer in audit records')
-  .action((o: { interface: string[]; policy: string[]; xdpMode: 'auto'; pinRoot: string; enforcerId?: string }) =>
+  .command('agent')
+  .description('run the enforcer: attach in default deny, install and watch the policy, write the audit trail, serve the CLI')
+  .option('-i, --interface <name>', 'interface to enforce on (repeatable)', collect)
+  .option('-p, --policy <path>', 'policy file or folder to watch (repeatable)', collect)
+  .option('--audit <file>', 'audit JSON lines: a file, or - for stdout (default -)')
+  .option('--audit-max-bytes <size>', 'rotate the audit file at this size (default 100M)')
+  .option('--audit-keep <n>', 'rotated audit files to keep (default 5)', (v) => Number(v))
+  .option('--summary-interval <duration>', 'how often active sessions get a summary record (default 10s; 0 = never)')
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .option('--state-dir <dir>', 'where the last installed policy is kept (default /var/lib/doorstep)')
+  .option('--enforcer-id <id>', 'this enforcer\'s name in records (default: the host name)')
+  .option('--config <file>', 'agent settings as YAML; flags override them')
+  .addOption(socketOption())
+  .option('--pin-root <dir>', 'bpffs folder for the engine\'s pins (default /sys/fs/bpf/doorstep)')
+  .addOption(xdpModeOption())
+  .option('--keep-on-exit', 'leave the engine attached and enforcing when the agent stops')
+  .action((o: Record<string, unknown>) =>
     run(() =>
-      enforce(
-        { interfaces: o.interface, policy: o.policy, xdpMode: o.xdpMode, pinRoot: o.pinRoot, enforcer: o.enforcerId },
-        (record) => process.stdout.write(`${JSON.stringify(record)}\n`),
-      ),
+      agentCommand({
+        config: o.config as string | undefined,
+        interfaces: o.interface as string[] | undefined,
+        policy: o.policy as string[] | undefined,
+        audit: o.audit as string | undefined,
+        auditMaxBytes: o.auditMaxBytes as string | undefined,
+        auditKeep: o.auditKeep as number | undefined,
+        summaryInterval: o.summaryInterval as string | undefined,
+        metrics: o.metrics as string | undefined,
+        stateDir: o.stateDir as string | undefined,
+        enforcerId: o.enforcerId as string | undefined,
+        socket: o.socket as string | undefined,
+        pinRoot: o.pinRoot as string | undefined,
+        xdpMode: o.xdpMode as 'auto' | 'native' | 'generic' | undefined,
+        keepOnExit: o.keepOnExit as boolean | undefined,
+      }),
     ),
   );
 
@@ -48,13 +83,64 @@ program
   .command('validate')
   .description('check policy files offline; every problem with file:line:field')
   .argument('<paths...>', 'policy files or folders')
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action((paths: string[], o: { output: 'table' | 'json' }) => run(() => validate(paths, o.output)));
+  .addOption(outputOption())
+  .action((paths: string[], o: { output: OutputFormat }) => run(() => validate(paths, o.output)));
+
+program
+  .command('apply')
+  .description('validate a policy set and install it through the local agent')
+  .argument('<paths...>', 'policy files or folders')
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((paths: string[], o: ClientFlags) => run(() => apply(paths, client(o))));
+
+program
+  .command('status')
+  .description('the policy in force, interfaces and XDP mode, counters, events lost')
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((o: ClientFlags) => run(() => status(client(o))));
+
+addFilterFlags(
+  program
+    .command('observe')
+    .description('the live audit stream, filtered')
+    .option('-f, --follow', 'keep streaming until Ctrl-C')
+    .option('--last <n>', 'start with the last N matching records (default 100 without --follow)'),
+)
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((o: ClientFlags & FilterFlags & { follow?: boolean; last?: string }) => run(() => observe(client(o))));
+
+addFilterFlags(program.command('sessions').description('the session cache, filtered').option('--limit <n>', 'show at most N sessions', '1000'))
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((o: ClientFlags & FilterFlags & { limit: string }) => run(() => sessions(client(o))));
+
+program
+  .command('explain')
+  .description('which rule decides a flow and why, from the policy and checked against the live tables')
+  .requiredOption('--from <ip>', 'source address')
+  .requiredOption('--to <ip>', 'destination address')
+  .requiredOption('--protocol <p>', 'tcp, udp, icmp, icmpv6, sctp or a number')
+  .option('--port <n>', 'destination port (tcp, udp, sctp) or ICMP type[/code]')
+  .option('--sport <n>', 'source port', '40000')
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((o: ClientFlags & { from: string; to: string; protocol: string; port?: string; sport: string }) => run(() => explain(client(o))));
+
+program
+  .command('diff')
+  .description('what a candidate policy would change against the installed one, and which cached sessions would flip')
+  .argument('<paths...>', 'candidate policy files or folders')
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((paths: string[], o: ClientFlags) => run(() => diff(paths, client(o))));
 
 program
   .command('demo')
-  .description('enforce the example policy on a veth pair between two network namespaces, with real traffic')
-  .addOption(xdpMode)
+  .description('run the agent on a veth pair between two network namespaces, with real traffic')
+  .addOption(xdpModeOption().default('auto'))
   .action((o: { xdpMode: 'auto' | 'native' | 'generic' }) => run(() => demo(o)));
 
 try {

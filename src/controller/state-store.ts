@@ -7,7 +7,6 @@ import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, ren
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
-import type { PolicyText } from '../watcher/source.js';
 
 const STATE_FILE = 'policy.json';
 

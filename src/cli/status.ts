@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: Apache-2.0
+// `doorstep status`: the policy in force, the interfaces and their XDP mode, the counters.
+import type { StatusReport } from '../controller/routes.js';
+import { AgentClient } from './agent-client.js';
+import { ExitCode } from './output.js';
+import { table, type OutputFormat } from './table.js';
+
+export async function status(o: { socket: string; output: OutputFormat }): Promise<number> {
+  const s = await new AgentClient(o.socket).call<StatusReport>('GET', '/v1/status');
+  if (o.output === 'json') {
+    console.log(JSON.stringify(s));
+    return ExitCode.OK;
+  }
+  const p = s.policy;
+  console.log(`enforcer   ${s.enforcer} (pid ${s.pid}, up since ${s.startedAt})`);
+  console.log(
+    `policy     ${p ? `${p.version ?? '(adopted, documents unknown)'} generation ${p.generation}, ${p.rules} rules, from ${p.origin ?? '?'}${p.installedAt ? ` at ${p.installedAt}` : ''}` : 'none: default deny'}`,
+  );
+  console.log(`interfaces ${s.interfaces.map((i) => `${i.name} (${i.mode} XDP${i.adopted ? ', adopted' : ''})`).join(', ')}`);
+  console.log(`sessions   ${s.sessions} cached`);
+  console.log(`events     ${s.events.read} read, ${s.events.lost} lost`);
+  const c = s.counters;
+  console.log(`packets    ${c.PASS_PACKETS} passed, ${c.DROP_PACKETS} dropped (${c.PARSE_ERRORS} malformed); cache ${c.CACHE_HITS} hits, ${c.CACHE_MISSES} misses`);
+  const rows = Object.entries(s.byReason)
+    .filter(([, v]) => v.pass.packets + v.drop.packets > 0)
+    .map(([reason, v]) => [reason.toLowerCase().replaceAll('_', '-'), v.pass.packets, v.pass.bytes, v.drop.packets, v.drop.bytes]);
+  if (rows.length) console.log(`\n${table(['reason', 'passed', 'bytes', 'dropped', 'bytes'], rows)}`);
+  return ExitCode.OK;
+}

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// `doorstep agent`: the enforcer's daemon. Composes the parts in the order that keeps the host
+// safe: checks that touch nothing (state dir, socket, audit file, metrics port, interfaces),
+// then the engine attached in default deny (or adopted from a previous agent), then the policy
+// (adopted, restored from the state dir, or installed from the source), then the watcher.
+// SIGTERM/SIGINT detach cleanly unless keepOnExit; SIGKILL leaves the pinned engine enforcing.
+import { AuditPipeline } from '../audit/pipeline.js';
+import { JsonLinesSink } from '../audit/json-lines-sink.js';
+import { AgentMetrics } from '../audit/metrics.js';
+import { RecentRecords } from '../audit/recent-records.js';
+import type { AgentRecord, AuditRecord } from '../audit/records.js';
+import { monotonicToWall, ruleName } from '../audit/session-record.js';
+import { Engine } from '../engine/engine.js';
+import { interfaceIndex } from '../engine/bpffs.js';
+import { addon } from '../engine/native.js';
+import { FolderSource } from '../watcher/folder-source.js';
+import type { PolicySourceHandle } from '../watcher/source.js';
+import type { AgentConfig } from './config.js';
+import { LocalApi } from './local-api.js';
+import { NetworkController } from './network-controller.js';
+import { agentRoutes } from './routes.js';
+import { StateStore } from './state-store.js';
+
+/** How often the agent reconciles lost events with the kernel's counters. */
+const LOST_CHECK_MS = 1000;
+
+export interface RunningAgent {
+  readonly controller: NetworkController;
+  readonly pipeline: AuditPipeline;
+  /** Stop: detach (unless keepOnExit), flush the audit trail, remove the socket. */
+  stop(reason: string): Promise<void>;
+  readonly stopped: Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
+  const startedAt = new Date();
+  const agentRecord = (fields: Omit<AgentRecord, 'time' | 'type' | 'enforcer' | 'interface'> & { interface?: string }): AgentRecord => ({
+    time: new Date().toISOString(),
+    type: 'agent',
+    enforcer: config.enforcerId,
+    interface: '*',
+    ...fields,
+  });
+
+  // ---- checks that touch nothing: any failure here leaves the host as it was ----
+  const store = new StateStore(config.stateDir);
+  store.prepare();
+  for (const ifname of config.interfaces) interfaceIndex(ifname, addon().ifNameToIndex);
+  const sink = new JsonLinesSink(config.audit === '-' ? { stdout: true } : { path: config.audit, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
+  const recent = new RecentRecords();
+  const cleanups: (() => Promise<void> | void)[] = [() => sink.close()];
+  const undo = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+
+  let controller: NetworkController | undefined;
+  let pipeline: AuditPipeline | undefined;
+  let engine: Engine | undefined;
+  try {
+    // the socket is bound now (it is the in-use check); routes answer 503 until the engine is up
+    let routesTarget: ReturnType<typeof agentRoutes> | undefined;
+    const api = new LocalApi(
+      config.socket,
+      new Proxy({} as ReturnType<typeof agentRoutes>, {
+        get: (_t, key: string) => routesTarget?.[key],
+      }),
+    );
+    await api.listen();
+    cleanups.push(() => api.close());
+
+    let metricsServer: { close(): Promise<void> } | undefined;
+    let metrics: AgentMetrics | undefined;
+
+    // ---- the engine: attached in default deny before any policy work ----
+    engine = Engine.open({ pinRoot: config.pinRoot });
+    const openedEngine = engine;
+    cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
+    engine.setFailsafe(config.failsafe);
+
+    const emitQueue: AuditRecord[] = [];
+    const emit = (record: AuditRecord) => (pipeline ? pipeline.emit(record) : emitQueue.push(record));
+    controller = new NetworkController({
+      engine,
+      store,
+      enforcer: config.enforcerId,
+      emit,
+      onInstall: (ms, outcome) => metrics?.observeInstall(ms, outcome),
+    });
+    const ctl = controller;
+    pipeline = new AuditPipeline({
+      context: controller.context,
+      sinks: [sink, recent],
+      summaryIntervalMs: config.summaryIntervalMs,
+      sessions: () => openedEngine.sessions(),
+    });
+    const pipe = pipeline;
+    for (const r of emitQueue.splice(0)) pipe.emit(r);
+    pipe.emit(agentRecord({ event: 'started', message: `doorstep agent pid ${process.pid}` }));
+    engine.onEvents((events) => pipe.handleEvents(events));
+    controller.attach(config.interfaces, config.xdpMode);
+
+    if (config.metrics) {
+      metrics = new AgentMetrics({
+        enforcer: config.enforcerId,
+        stats: () => openedEngine.stats(),
+        ruleStats: () => {
+          const ir = ctl.current?.ir;
+          const named = new Map<string, { packets: number; bytes: number }>();
+          for (const [index, stat] of openedEngine.ruleStats()) named.set(ruleName(ir, index), stat);
+          return named;
+        },
+        sessionCount: () => openedEngine.sessions().length,
+        events: () => {
+          const s = pipe.stats();
+          return { read: s.eventsRead, lost: s.eventsLost };
+        },
+        policy: () => ({ generation: openedEngine.activePolicy()?.generation ?? 0, version: ctl.current?.version ?? null }),
+        interfaces: () => openedEngine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
+      });
+      metricsServer = await metrics.serve(config.metrics.host, config.metrics.port);
+      const server = metricsServer;
+      cleanups.push(() => server.close());
+    }
+
+    // ---- the policy: carry on from the engine, or restore the last one, then the source ----
+    await controller.resume();
+    const sources: PolicySourceHandle[] = [];
+    if (config.policy.length > 0) {
+      const folder = new FolderSource(config.policy, {
+        onError: (err) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` })),
+      });
+      sources.push(folder);
+      await folder.start((candidate) => void ctl.apply(candidate));
+    }
+    cleanups.push(async () => {
+      for (const s of sources) await s.close();
+    });
+
+    const lostTimer = setInterval(() => pipe.checkKernelLost(openedEngine.stats()), LOST_CHECK_MS);
+    cleanups.push(() => clearInterval(lostTimer));
+
+    const toWall = monotonicToWall();
+    routesTarget = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall });
+
+    let resolveStopped: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+    let stopping: Promise<void> | undefined;
+    const stop = (reason: string): Promise<void> => {
+      stopping ??= (async () => {
+        pipe.emit(agentRecord({ event: 'stopping', message: reason }));
+        clearInterval(lostTimer);
+        for (const s of sources) await s.close();
+        await api.close();
+        await metricsServer?.close();
+        pipe.checkKernelLost(openedEngine.stats());
+        if (!config.keepOnExit) for (const a of openedEngine.attachments()) pipe.emit(agentRecord({ event: 'detached', interface: a.ifname }));
+        openedEngine.close({ keepAttached: config.keepOnExit });
+        pipe.emit(agentRecord({ event: 'stopped', message: config.keepOnExit ? 'the engine keeps enforcing (--keep-on-exit)' : 'detached' }));
+        await pipe.close();
+        resolveStopped();
+      })();
+      return stopping;
+    };
+    return { controller, pipeline, stop, stopped };
+  } catch (err) {
+    if (engine) {
+      // nothing half-attached: links this run created go; adopted ones keep enforcing
+      for (const a of engine.attachments()) if (!a.adopted) engine.detach(a.ifname);
+    }
+    await undo();
+    throw err;
+  }
+}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the local API answers: one route per CLI command. Reads the controller, the engine and
+// the audit pipeline; changes nothing except through NetworkController.apply.
+import { compileFilter, parseFilterOptions } from '../audit/record-filter.js';
+import type { AuditPipeline } from '../audit/pipeline.js';
+import type { RecentRecords } from '../audit/recent-records.js';
+import type { AuditRecord, AuditSink } from '../audit/records.js';
+import type { Engine } from '../engine/engine.js';
+import { sessionView, type SessionView } from './session-view.js';
+import { ApiError, type Query, type Routes } from './local-api.js';
+import type { AgentConfig } from './config.js';
+import type { NetworkController } from './network-controller.js';
+import type { PolicyText } from '../watcher/source.js';
+import { explainRoute, diffRoute } from './explain-diff.js';
+
+export interface RouteDeps {
+  config: AgentConfig;
+  controller: NetworkController;
+  engine: Engine;
+  pipeline: AuditPipeline;
+  recent: RecentRecords;
+  startedAt: Date;
+  toWall: (ns: bigint) => Date;
+}
+
+export interface StatusReport {
+  enforcer: string;
+  pid: number;
+  startedAt: string;
+  policy: { version: string | null; generation: number; rules: number; origin: string | null; installedAt: string | null } | null;
+  interfaces: { name: string; ifindex: number; mode: 'native' | 'generic'; adopted: boolean }[];
+  counters: Record<string, number>;
+  byReason: Record<string, { pass: { packets: number; bytes: number }; drop: { packets: number; bytes: number } }>;
+  events: { read: number; lost: number };
+  sessions: number;
+}
+
+/** Filter options as the CLI sends them: the same names as the flags. */
+const FILTER_KEYS = ['verdict', 'from', 'to', 'port', 'protocol', 'rule', 'since'] as const;
+
+function filterOf(query: Query): (record: { [k: string]: unknown }) => boolean {
+  const options: Partial<Record<(typeof FILTER_KEYS)[number], string>> = {};
+  for (const k of FILTER_KEYS) {
+    const v = query.get(k);
+    if (v !== null) options[k] = v;
+  }
+  return compileFilter(parseFilterOptions(options)) as (record: { [k: string]: unknown }) => boolean;
+}
+
+function sourcesOf(body: unknown): PolicyText[] {
+  const sources = (body as { sources?: unknown } | undefined)?.sources;
+  if (!Array.isArray(sources) || sources.length === 0 || !sources.every((s) => typeof s?.file === 'string' && typeof s?.text === 'string')) {
+    throw new ApiError(400, { code: 'DS_E_AGENT_API', message: 'the body must be { sources: [{ file, text }, …] }' });
+  }
+  return sources as PolicyText[];
+}
+
+export function agentRoutes(d: RouteDeps): Routes {
+  const status = (): StatusReport => {
+    const active = d.engine.activePolicy();
+    const current = d.controller.current;
+    const stats = d.engine.stats();
+    const events = d.pipeline.stats();
+    return {
+      enforcer: d.config.enforcerId,
+      pid: process.pid,
+      startedAt: d.startedAt.toISOString(),
+      policy: active
+        ? {
+            version: current?.generation === active.generation ? current.version : null,
+            generation: active.generation,
+            rules: active.ruleCount,
+            origin: current?.origin ?? null,
+            installedAt: current?.installedAt ?? null,
+          }
+        : null,
+      interfaces: d.engine.attachments().map((a) => ({ name: a.ifname, ifindex: a.ifindex, mode: a.mode, adopted: a.adopted })),
+      counters: stats.counters,
+      byReason: stats.byReason,
+      events: { read: events.eventsRead, lost: events.eventsLost },
+      sessions: d.engine.sessions().length,
+    };
+  };
+
+  return {
+    'GET /v1/status': { kind: 'json', handle: () => status() },
+
+    'POST /v1/apply': {
+      kind: 'json',
+      handle: async (_q, body) => {
+        const outcome = await d.controller.apply({ origin: 'api', sources: sourcesOf(body) });
+        if (outcome.status === 'rejected') throw new ApiError(422, { code: 'DS_E_POLICY_INVALID', message: 'policy rejected', problems: outcome.problems, inForce: outcome.inForce });
+        return outcome;
+      },
+    },
+
+    'GET /v1/sessions': {
+      kind: 'json',
+      handle: (query) => {
+        const keep = filterOf(query);
+        const limit = Number(query.get('limit') ?? 1000);
+        const all: SessionView[] = [];
+        let matched = 0;
+        const active = d.engine.activePolicy()?.generation ?? 0;
+        for (const s of d.engine.sessions()) {
+          const view = sessionView(s, d.controller.context, d.toWall, active);
+          if (!keep(view as unknown as { [k: string]: unknown })) continue;
+          matched++;
+          if (all.length < limit) all.push(view);
+        }
+        return { matched, sessions: all };
+      },
+    },
+
+    'GET /v1/observe': {
+      kind: 'stream',
+      handle: (query, line, end) => {
+        const keep = filterOf(query);
+        const last = query.has('last') ? Number(query.get('last')) : query.has('since') ? Infinity : 0;
+        for (const r of d.recent.select((rec) => keep(rec as unknown as { [k: string]: unknown }), last)) line(r);
+        if (query.get('follow') !== '1') {
+          end();
+          return () => {};
+        }
+        const observer: AuditSink = {
+          write: (records: readonly AuditRecord[]) => {
+            for (const r of records) if (keep(r as unknown as { [k: string]: unknown })) line(r);
+          },
+          close: async () => end(),
+        };
+        d.pipeline.addSink(observer);
+        return () => d.pipeline.removeSink(observer);
+      },
+    },
+
+    'POST /v1/explain': { kind: 'json', handle: (_q, body) => explainRoute(d, body) },
+    'POST /v1/diff': { kind: 'json', handle: (_q, body) => diffRoute(d, sourcesOf(body)) },
+  };
+}

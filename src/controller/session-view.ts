@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// A session-cache entry as operators read it (`doorstep sessions`): the same field names as audit
+// records, so one filter serves both, plus the cache's own counts and times.
+import { Action, Reason } from '../abi/generated.js';
+import { formatAddress16, ruleName, type EnrichContext } from '../audit/session-record.js';
+import type { Session } from '../engine/engine.js';
+import { protocolLabel } from '../policy/protocols.js';
+
+export interface SessionView {
+  interface: string;
+  verdict: 'allow' | 'deny';
+  reason: string;
+  protocol: string;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  vlan?: number[];
+  rule: string;
+  generation: number;
+  /** False when the cached verdict comes from an older policy version (it is re-classified on the next packet). */
+  current: boolean;
+  packets: number;
+  bytes: number;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+const REASON_NAMES = Object.fromEntries(Object.entries(Reason).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]));
+
+export function sessionView({ key, value }: Session, ctx: EnrichContext, toWall: (ns: bigint) => Date, activeGeneration?: number): SessionView {
+  const ir = ctx.policies.get(value.generation);
+  const view: SessionView = {
+    interface: ctx.interfaces.get(key.ifindex) ?? `if${key.ifindex}`,
+    verdict: value.action === Action.ALLOW ? 'allow' : 'deny',
+    reason: REASON_NAMES[value.reason] ?? String(value.reason),
+    protocol: protocolLabel(key.proto),
+    src: formatAddress16(key.family, key.src),
+    dst: formatAddress16(key.family, key.dst),
+    rule: value.reason === Reason.POLICY ? ruleName(ir, value.rule) : (REASON_NAMES[value.reason] ?? String(value.reason)),
+    generation: value.generation,
+    current: activeGeneration === undefined || value.generation === activeGeneration,
+    packets: value.packets,
+    bytes: value.bytes,
+    firstSeen: toWall(value.firstSeenNs).toISOString(),
+    lastSeen: toWall(value.lastSeenNs).toISOString(),
+  };
+  if (key.proto === 6 || key.proto === 17 || key.proto === 132) {
+    view.sport = key.sport;
+    view.dport = key.dport;
+  }
+  if (key.vlanOuter) view.vlan = key.vlanInner ? [key.vlanOuter, key.vlanInner] : [key.vlanOuter];
+  return view;
+}
