@@ -6,6 +6,7 @@ import type { AuditPipeline } from '../audit/pipeline.js';
 import type { RecentRecords } from '../audit/recent-records.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
 import type { Engine } from '../engine/engine.js';
+import { ruleName } from '../audit/session-record.js';
 import { sessionView, type SessionView } from './session-view.js';
 import { ApiError, type Query, type Routes } from './local-api.js';
 import type { AgentConfig } from './config.js';
@@ -31,6 +32,8 @@ export interface StatusReport {
   interfaces: { name: string; ifindex: number; mode: 'native' | 'generic'; adopted: boolean }[];
   counters: Record<string, number>;
   byReason: Record<string, { pass: { packets: number; bytes: number }; drop: { packets: number; bytes: number } }>;
+  /** Per-rule hits of the version in force, by rule id (`policy/rule`, `policy/default`). */
+  rules: Record<string, { packets: number; bytes: number }>;
   events: { read: number; lost: number };
   sessions: number;
 }
@@ -77,6 +80,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       interfaces: d.engine.attachments().map((a) => ({ name: a.ifname, ifindex: a.ifindex, mode: a.mode, adopted: a.adopted })),
       counters: stats.counters,
       byReason: stats.byReason,
+      rules: Object.fromEntries([...d.engine.ruleStats()].map(([index, stat]) => [ruleName(active ? d.controller.context.policies.get(active.generation) : undefined, index), stat])),
       events: { read: events.eventsRead, lost: events.eventsLost },
       sessions: d.engine.sessions().length,
     };

@@ -2,6 +2,9 @@
 // A bounded traffic peer, run inside a namespace by tests and the demo:
 //   peer serve  <tcp|udp> <host> <port> <seconds>   → prints {"bytes":N,"datagrams":N,"connections":N} on exit
 //   peer send   <tcp|udp> <host> <port> <count> <size> <timeoutMs> → prints {"sent":N,"connected":bool}
+//   peer stream udp <host> <port> <perSecond> <seconds> → numbered datagrams (u32 seq, u64 send time in
+//                CLOCK_MONOTONIC ns) at a steady rate; prints {"sent":N,"first":ns,"last":ns} on exit
+//   peer sink   udp <host> <port> <seconds>   → prints {"received":[[seq, sentNs], …]} on exit
 // Every loop is bounded in count and time; the server exits after <seconds> or on SIGTERM.
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
@@ -75,8 +78,61 @@ function send(): void {
   }
 }
 
+/** Numbered datagrams, so a receiver can tell exactly which ones arrived, and when each was sent. */
+function stream(): void {
+  const perSecond = Number(a);
+  const seconds = Number(b);
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const started = process.hrtime.bigint();
+  let sent = 0;
+  let first = 0n;
+  let last = 0n;
+  const finish = () => {
+    process.stdout.write(`${JSON.stringify({ sent, first: String(first), last: String(last) })}\n`);
+    process.exit(0);
+  };
+  const tick = () => {
+    const now = process.hrtime.bigint();
+    if (now - started > BigInt(seconds * 1e9)) return finish();
+    const due = Math.floor((Number(now - started) / 1e9) * perSecond);
+    for (; sent < due; sent++) {
+      const d = Buffer.alloc(64);
+      const at = process.hrtime.bigint();
+      d.writeUInt32BE(sent, 0);
+      d.writeBigUInt64BE(at, 4);
+      if (sent === 0) first = at;
+      last = at;
+      sock.send(d, port, host);
+    }
+    setTimeout(tick, 1);
+  };
+  process.on('SIGTERM', finish);
+  tick();
+}
+
+function sink(): void {
+  const seconds = Number(a);
+  const received: [number, string][] = [];
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const finish = () => {
+    process.stdout.write(`${JSON.stringify({ received })}\n`);
+    process.exit(0);
+  };
+  sock.on('message', (m) => {
+    if (m.length >= 12) received.push([m.readUInt32BE(0), String(m.readBigUInt64BE(4))]);
+  });
+  sock.bind(port, host, () => {
+    sock.setRecvBufferSize(4 << 20); // a busy receiver must not drop what the engine passed
+    process.stdout.write('ready\n');
+  });
+  setTimeout(finish, seconds * 1000).unref();
+  process.on('SIGTERM', finish);
+}
+
 if (mode === 'serve') serve();
 else if (mode === 'send') send();
+else if (mode === 'stream' && proto === 'udp') stream();
+else if (mode === 'sink' && proto === 'udp') sink();
 else {
   process.stderr.write('usage: peer serve|send tcp|udp host port …\n');
   process.exit(2);

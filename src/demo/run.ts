@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// The demo, also the end-to-end test's fixture: two namespaces joined by a veth pair, an
-// enforcer (`doorstep enforce`, a child process) on the server side, real TCP and UDP flows
-// from the client, and what arrived, what the engine dropped, and the audit records it wrote.
+// The demo, also the end-to-end test's fixture: two namespaces joined by a veth pair, the agent
+// (`doorstep agent`, a child process) enforcing on the server side, real TCP and UDP flows from
+// the client, and what arrived, what the engine dropped, and the audit records it wrote.
 // Everything it creates is removed on return, on error and on Ctrl-C.
 import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { AgentClient } from '../cli/agent-client.js';
+import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
 import { runToken, spawnIn, Topology } from './topology.js';
 
@@ -28,7 +32,8 @@ export interface FlowResult extends Flow {
 export interface DemoResult {
   flows: FlowResult[];
   records: Record<string, unknown>[];
-  finalStats: Record<string, unknown> | undefined;
+  /** The agent's status just before it stopped. */
+  finalStats: StatusReport | undefined;
   attachMode: string | undefined;
 }
 
@@ -91,30 +96,32 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const flows = options.flows ?? DEMO_FLOWS;
   const topo = new Topology('dsd').create();
   const pinRoot = `/sys/fs/bpf/doorstep-demo-${runToken()}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'doorstep-demo-'));
+  const socket = join(stateDir, 'agent.sock');
   const onSignal = () => {
     topo.destroy();
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
   const records: Record<string, unknown>[] = [];
-  let finalStats: Record<string, unknown> | undefined;
+  let finalStats: StatusReport | undefined;
   let attachMode: string | undefined;
   try {
     const enforcer = topo.own(
       spawnIn(topo.server.ns, process.execPath, [
-        mainJs(), 'enforce', '--interface', topo.server.ifname,
+        mainJs(), 'agent', '--interface', topo.server.ifname,
         '--policy', options.policy ?? join(packageRoot, 'examples/demo.yaml'),
         '--pin-root', pinRoot, '--xdp-mode', options.xdpMode ?? 'auto', '--enforcer-id', 'demo',
+        '--state-dir', stateDir, '--socket', socket,
       ]),
     );
     lines(enforcer, (line) => {
       const record = JSON.parse(line) as Record<string, unknown>;
-      if (record.type === 'stats') finalStats = record;
-      if (record.type === 'attached') attachMode = String(record.mode);
+      if (record.type === 'agent' && record.event === 'attached') attachMode = String(record.mode);
       records.push(record);
       options.onRecord?.(record);
     });
-    await waitForLine(enforcer, (l) => l.includes('"type":"ready"'), 20_000, 'the enforcer');
+    await waitForLine(enforcer, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 20_000, 'the agent to install the policy');
 
     // servers: one per distinct (proto, port), on both families
     const servers = new Map<string, ChildProcess>();
@@ -154,6 +161,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       delivered.set(key, left - r.deliveredBytes);
     }
 
+    finalStats = await new AgentClient(socket).call<StatusReport>('GET', '/v1/status');
     const stopped = exitOutput(enforcer, 10_000);
     enforcer.kill('SIGTERM');
     await stopped;
@@ -161,5 +169,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     topo.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }

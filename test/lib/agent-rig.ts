@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+// An agent under test: two namespaces joined by a veth pair, `doorstep agent` on the server side
+// with its own pin folder, state dir, socket and policy folder (all unique per run), numbered
+// UDP streams from the client, and the CLI pointed at the agent. `cleanup()` removes everything
+// and is safe to call twice, also after a failure.
+import { type ChildProcess, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { runToken, spawnIn, Topology } from '../../src/demo/topology.js';
+import { packageRoot } from '../../src/paths.js';
+
+export const mainJs = join(packageRoot, 'dist/src/cli/main.js');
+const peerJs = join(packageRoot, 'dist/src/demo/peer.js');
+
+export type Rec = Record<string, unknown> & { type: string };
+
+/** One agent process: its audit records (stdout) as they arrive, and its stderr. */
+export class AgentProcess {
+  readonly records: Rec[] = [];
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        this.records.push(JSON.parse(line) as Rec);
+      } catch {
+        this.stderr += `(not JSON on stdout) ${line}\n`;
+      }
+      for (const w of this.waiters) w();
+    });
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => child.on('exit', (code) => {
+      for (const w of this.waiters) w();
+      resolve(code);
+    }));
+  }
+
+  /** The first record (from index `from`) matching `match`; rejects after `ms` or if the agent exits. */
+  waitFor(match: (r: Rec) => boolean, what: string, ms = 20_000, from = 0): Promise<Rec> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.records.slice(from).find(match);
+        if (found) return done(() => resolve(found));
+        if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          done(() => reject(new Error(`agent exited (${this.child.exitCode ?? this.child.signalCode}) waiting for ${what}: ${this.stderr.trim()}`)));
+        }
+      };
+      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${this.stderr.trim()}`))), ms);
+      const done = (settle: () => void) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        settle();
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  async terminate(signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), ms);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export interface StreamResult {
+  sent: number;
+}
+
+export class AgentRig {
+  readonly topo: Topology;
+  readonly pinRoot = `/sys/fs/bpf/doorstep-test-${runToken()}`;
+  readonly dir = mkdtempSync(join(tmpdir(), 'doorstep-agent-'));
+  readonly stateDir = join(this.dir, 'state');
+  readonly socket = join(this.dir, 'agent.sock');
+  readonly policyDir = join(this.dir, 'policy');
+  private cleaned = false;
+
+  constructor() {
+    this.topo = new Topology('dsa').create();
+    spawnSync('mkdir', ['-p', this.policyDir]);
+  }
+
+  writePolicy(name: string, text: string): string {
+    const path = join(this.policyDir, name);
+    writeFileSync(`${path}.tmp`, text);
+    spawnSync('mv', [`${path}.tmp`, path]);
+    return path;
+  }
+
+  startAgent(extra: string[] = []): AgentProcess {
+    const child = this.topo.own(
+      spawnIn(this.topo.server.ns, process.execPath, [
+        mainJs, 'agent', '--interface', this.topo.server.ifname, '--policy', this.policyDir,
+        '--pin-root', this.pinRoot, '--state-dir', this.stateDir, '--socket', this.socket,
+        '--enforcer-id', 'test', '--xdp-mode', 'native', ...extra,
+      ]),
+    );
+    return new AgentProcess(child);
+  }
+
+  /** Run the CLI against this agent; `--socket` is added. */
+  cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [mainJs, ...args, '--socket', this.socket], { encoding: 'utf8', timeout: 30_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  cliJson<T>(args: string[]): T {
+    const r = this.cli([...args, '-o', 'json']);
+    if (r.code !== 0) throw new Error(`doorstep ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  /** A receiver of numbered datagrams on the server; resolves with [seq, sentNs] pairs once stopped. */
+  async sink(port: number, seconds: number): Promise<{ stop: () => Promise<[number, bigint][]> }> {
+    const child = this.topo.own(spawnIn(this.topo.server.ns, process.execPath, [peerJs, 'sink', 'udp', '0.0.0.0', String(port), String(seconds)]));
+    await lineFrom(child, (l) => l === 'ready', 10_000);
+    return {
+      stop: async () => {
+        const out = collect(child);
+        child.kill('SIGTERM');
+        const { received } = JSON.parse((await out).trim().split('\n').pop() || '{"received":[]}') as { received: [number, string][] };
+        return received.map(([seq, ns]) => [seq, BigInt(ns)] as [number, bigint]);
+      },
+    };
+  }
+
+  /** Numbered datagrams from the client to the server, `perSecond` for at most `seconds`. */
+  stream(port: number, perSecond: number, seconds: number): { stop: () => Promise<StreamResult>; done: Promise<StreamResult> } {
+    const child = this.topo.own(
+      spawnIn(this.topo.client.ns, process.execPath, [peerJs, 'stream', 'udp', this.topo.server.v4, String(port), String(perSecond), String(seconds)]),
+    );
+    const out = collect(child).then((text) => JSON.parse(text.trim().split('\n').pop() || '{"sent":0}') as StreamResult);
+    return {
+      done: out,
+      stop: () => {
+        child.kill('SIGTERM');
+        return out;
+      },
+    };
+  }
+
+  cleanup(): void {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    this.topo.destroy();
+    rmSync(this.pinRoot, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function collect(child: ChildProcess): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', () => resolve(out));
+  });
+}
+
+function lineFrom(child: ChildProcess, match: (line: string) => boolean, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no matching line within ${ms} ms`)), ms);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (match(line)) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.on('exit', () => reject(new Error('process exited')));
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
