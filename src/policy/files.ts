@@ -13,7 +13,12 @@ export async function readPolicySources(paths: readonly string[]): Promise<Polic
   for (const path of paths) {
     if ((await stat(path)).isDirectory()) {
       const entries = await readdir(path, { withFileTypes: true });
-      const names = entries.filter((e) => e.isFile() && POLICY_FILE.test(e.name)).map((e) => e.name);
+      const names: string[] = [];
+      for (const e of entries) {
+        if (!POLICY_FILE.test(e.name)) continue;
+        // follow symlinks: a Kubernetes ConfigMap volume is a folder of links
+        if (e.isFile() || (e.isSymbolicLink() && (await stat(join(path, e.name)).catch(() => null))?.isFile())) names.push(e.name);
+      }
       files.push(...names.sort(byCodePoint).map((name) => join(path, name)));
     } else {
       files.push(path);
