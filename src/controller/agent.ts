@@ -11,7 +11,7 @@ import { RecentRecords } from '../audit/recent-records.js';
 import type { AgentRecord, AuditRecord } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
 import { Engine } from '../engine/engine.js';
-import { interfaceIndex } from '../engine/bpffs.js';
+import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
@@ -43,6 +43,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   });
 
   // ---- checks that touch nothing: any failure here leaves the host as it was ----
+  checkPrivileges();
   const store = new StateStore(config.stateDir);
   store.prepare();
   for (const ifname of config.interfaces) interfaceIndex(ifname, addon().ifNameToIndex);

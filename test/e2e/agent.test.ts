@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent end to end, in network namespaces with real traffic: boot under a flood, policy flips
+// under traffic, kill -9 and adoption, a rejected policy, and the CLI's outputs against known
+// traffic. Streams carry sequence numbers and send times (CLOCK_MONOTONIC, shared by every
+// namespace), so each assertion is about exactly which datagrams arrived.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { AgentClient } from '../../src/cli/agent-client.js';
+import type { StatusReport } from '../../src/controller/routes.js';
+import { execIn } from '../../src/demo/topology.js';
+import { compileSources } from '../../src/policy/compile.js';
+import { AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
+
+const ALLOWED = 7001;
+const DENIED = 7002;
+
+/** Version A allows ALLOWED and denies DENIED; version B the other way round. */
+function policy(flip: boolean, extra = ''): string {
+  const [open, shut] = flip ? [DENIED, ALLOWED] : [ALLOWED, DENIED];
+  return `apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: web }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: allow-${open}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${open}] }
+    - { name: deny-${shut}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${shut}] }
+${extra}`;
+}
+
+const versionOf = (text: string) => compileSources([{ file: 'p.yaml', text }]).ir.version;
+
+/** Received sequence numbers, sorted, as maximal runs [first, last]. */
+function runs(received: [number, bigint][]): [number, number][] {
+  const seqs = [...new Set(received.map(([s]) => s))].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const s of seqs) {
+    const last = out[out.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else out.push([s, s]);
+  }
+  return out;
+}
+
+function xdpAttached(rig: AgentRig): boolean {
+  return /xdp/.test(execIn(rig.topo.server.ns, 'ip', ['link', 'show', 'dev', rig.topo.server.ifname]));
+}
+
+describe('agent: boot under a flood', () => {
+  const rig = new AgentRig();
+  after(() => rig.cleanup());
+
+  it('delivers nothing between attach and install, then everything the policy allows', async () => {
+    // a 100,000-prefix group makes compiling take long enough for the default-deny window to show
+    const feed = Array.from({ length: 100_000 }, (_, i) => `"172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32"`);
+    rig.writePolicy(
+      'web.yaml',
+      policy(false, `    - { name: feed, action: deny, from: [feed] }\n---\napiVersion: doorstep/v1\nkind: AddressGroup\nmetadata: { name: feed }\nspec: { cidrs: [${feed.join(',')}] }\n`),
+    );
+    const sink = await rig.sink(ALLOWED, 60);
+    const flood = rig.stream(ALLOWED, 2000, 30);
+    await sleep(300); // the flood reaches the unprotected server first
+    const agent = rig.startAgent();
+    try {
+      const attached = await agent.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach');
+      const installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install', 60_000);
+      assert.equal(attached.mode, 'native');
+      assert.ok(agent.records.indexOf(attached) < agent.records.indexOf(installed), 'attached before the policy was installed');
+      await sleep(500);
+      const { sent } = await flood.stop();
+      await sleep(100);
+      const received = await sink.stop();
+      const status = rig.cliJson<StatusReport>(['status']);
+
+      const r = runs(received);
+      assert.equal(r.length, 2, `one gap in the stream: ${JSON.stringify(r)}`);
+      const [before, afterInstall] = r as [[number, number], [number, number]];
+      const gap = afterInstall[0] - before[1] - 1;
+      assert.equal(before[0], 0, 'the flood reached the server before the agent started');
+      assert.ok(gap > 0, 'datagrams were sent during the default-deny window');
+      assert.equal(afterInstall[1], sent - 1, 'every datagram sent after the install arrived');
+      assert.ok(status.byReason.NO_POLICY!.drop.packets >= gap, `the engine dropped the gap (${gap}) as no-policy`);
+      assert.equal(status.byReason.NO_POLICY!.pass.packets, 0, 'nothing passed without a policy');
+      const session = agent.records.find((x) => x.type === 'session' && x.dport === ALLOWED && x.verdict === 'allow');
+      assert.equal(session?.rule, `web/allow-${ALLOWED}`);
+    } finally {
+      await agent.terminate();
+    }
+  });
+});
+
+describe('agent: 100 policy flips under traffic', () => {
+  const rig = new AgentRig();
+  after(() => rig.cleanup());
+
+  it('classifies every packet against exactly one version and cuts or restores flows at each flip', async () => {
+    const texts = [policy(false), policy(true)];
+    const versions = texts.map(versionOf);
+    rig.writePolicy('web.yaml', texts[0] as string);
+    const agent = rig.startAgent();
+    try {
+      const first = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
+      const generationText = new Map<number, number>([[first.generation as number, 0]]);
+      const sinks = { [ALLOWED]: await rig.sink(ALLOWED, 120), [DENIED]: await rig.sink(DENIED, 120) };
+      const streams = [rig.stream(ALLOWED, 500, 90), rig.stream(DENIED, 500, 90)];
+      await sleep(200);
+
+      const client = new AgentClient(rig.socket);
+      // windows[i]: [after flip i returned, before flip i+1 started), under version which
+      const windows: { from: bigint; to: bigint; which: number }[] = [];
+      let start = process.hrtime.bigint();
+      let which = 0;
+      for (let i = 1; i <= 100; i++) {
+        const next = i % 2;
+        const t0 = process.hrtime.bigint();
+        if (i > 1) windows.push({ from: start, to: t0, which });
+        const outcome = await client.call<{ status: string; generation: number; version: string }>('POST', '/v1/apply', {
+          sources: [{ file: `flip-${i}.yaml`, text: texts[next] }],
+        });
+        assert.equal(outcome.status, 'installed');
+        assert.equal(outcome.version, versions[next]);
+        generationText.set(outcome.generation, next);
+        start = process.hrtime.bigint();
+        which = next;
+        await sleep(40);
+      }
+      windows.push({ from: start, to: process.hrtime.bigint(), which });
+      await sleep(100);
+      for (const s of streams) await s.stop();
+      await sleep(100);
+      const received = { [ALLOWED]: await sinks[ALLOWED].stop(), [DENIED]: await sinks[DENIED].stop() };
+
+      for (const port of [ALLOWED, DENIED]) {
+        const open = (w: { which: number }) => (port === ALLOWED) === (w.which === 0);
+        for (const [wi, w] of windows.entries()) {
+          const inside = received[port].filter(([, ns]) => ns > w.from && ns < w.to).map(([s]) => s).sort((a, b) => a - b);
+          if (!open(w)) {
+            assert.equal(inside.length, 0, `port ${port}, window ${wi}: nothing sent while denied arrives`);
+          } else if (inside.length > 1) {
+            assert.equal(inside[inside.length - 1]! - inside[0]! + 1, inside.length, `port ${port}, window ${wi}: no datagram lost while allowed`);
+          }
+        }
+        const openWindows = windows.filter(open).length;
+        const delivered = windows.filter(open).filter((w) => received[port].some(([, ns]) => ns > w.from && ns < w.to)).length;
+        assert.ok(delivered >= openWindows - 2, `port ${port}: traffic flowed again after ${delivered} of ${openWindows} re-allows`);
+      }
+
+      // every audit record names the rule its own generation's version decides: no mixed version
+      await sleep(300);
+      const flows = agent.records.filter((r) => r.type === 'session' && (r.dport === ALLOWED || r.dport === DENIED));
+      assert.ok(flows.length >= 150, `a record per flip and flow (${flows.length})`);
+      for (const r of flows) {
+        const v = generationText.get(r.generation as number);
+        assert.notEqual(v, undefined, `generation ${r.generation} is one this test installed`);
+        const open = v === 0 ? ALLOWED : DENIED;
+        const expected = r.dport === open ? { verdict: 'allow', rule: `web/allow-${open}` } : { verdict: 'deny', rule: `web/deny-${r.dport}` };
+        assert.deepEqual({ verdict: r.verdict, rule: r.rule }, expected, `generation ${r.generation}, port ${r.dport}`);
+        assert.equal(r.policyVersion, versions[v as number]);
+      }
+    } finally {
+      await agent.terminate();
+    }
+  });
+});
+
+describe('agent: kill -9 under traffic', () => {
+  const rig = new AgentRig();
+  after(() => rig.cleanup());
+
+  it('keeps enforcing while no agent runs, and the next agent adopts without a gap', async () => {
+    rig.writePolicy('web.yaml', policy(false));
+    const first = rig.startAgent();
+    const installed = await first.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
+    const sinks = [await rig.sink(ALLOWED, 60), await rig.sink(DENIED, 60)] as const;
+    const streams = [rig.stream(ALLOWED, 500, 5), rig.stream(DENIED, 500, 5)] as const;
+    await sleep(1000);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await sleep(1000);
+    assert.ok(xdpAttached(rig), 'the engine stays attached with no agent');
+    const second = rig.startAgent();
+    try {
+      const attached = await second.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach');
+      assert.equal(attached.adopted, true);
+      const adopted = await second.waitFor((r) => r.type === 'policy', 'the policy record');
+      assert.equal(adopted.status, 'adopted');
+      assert.equal(adopted.generation, installed.generation, 'the same generation goes on: nothing reinstalled');
+      assert.equal(adopted.policyVersion, installed.policyVersion);
+      const [sentAllowed, sentDenied] = [await streams[0].done, await streams[1].done];
+      await sleep(100);
+      const [gotAllowed, gotDenied] = [await sinks[0].stop(), await sinks[1].stop()];
+      assert.deepEqual(runs(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
+      assert.equal(gotDenied.length, 0, `none of ${sentDenied.sent} denied datagrams arrived`);
+      const status = rig.cliJson<StatusReport>(['status']);
+      assert.equal(status.policy?.generation, installed.generation);
+      assert.ok((status.rules[`web/deny-${DENIED}`]?.packets ?? 0) >= sentDenied.sent, 'drops counted at XDP while no agent ran');
+    } finally {
+      await second.terminate();
+    }
+    assert.equal(xdpAttached(rig), false, 'SIGTERM detached the engine');
+  });
+});
+
+describe('agent: a malformed policy', () => {
+  const rig = new AgentRig();
+  after(() => rig.cleanup());
+
+  it('is rejected with file, line and field, and the policy in force stays', async () => {
+    rig.writePolicy('a-web.yaml', policy(false));
+    const agent = rig.startAgent();
+    let restarted: ReturnType<AgentRig['startAgent']> | undefined;
+    try {
+      const installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
+      const bad = rig.writePolicy('b-bad.yaml', 'apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: bad }\nspec:\n  defaultAction: allow\n  rules:\n    - { name: x, action: allow, protocol: tcp, ports: [70000] }\n');
+      const rejected = await agent.waitFor((r) => r.type === 'policy' && r.status === 'rejected', 'the rejection');
+      const problem = (rejected.problems as { file: string; line: number; field: string }[])[0];
+      assert.equal(problem?.file, bad);
+      assert.equal(problem?.line, 7);
+      assert.equal(problem?.field, 'spec.rules[0].ports[0]');
+      assert.equal(rejected.inForce, installed.policyVersion);
+      const status = rig.cliJson<StatusReport>(['status']);
+      assert.equal(status.policy?.version, installed.policyVersion);
+      assert.equal(status.policy?.generation, installed.generation);
+
+      // a restart with the broken source enforces the last installed policy, not deny-all
+      await agent.terminate();
+      restarted = rig.startAgent();
+      const restored = await restarted.waitFor((r) => r.type === 'policy' && r.status === 'restored', 'the restore');
+      assert.equal(restored.policyVersion, installed.policyVersion);
+      await restarted.waitFor((r) => r.type === 'policy' && r.status === 'rejected', 'the source rejected again');
+      assert.equal(rig.cliJson<StatusReport>(['status']).policy?.version, installed.policyVersion);
+    } finally {
+      await agent.terminate();
+      await restarted?.terminate();
+    }
+  });
+});
+
+describe('agent: the CLI against known traffic', () => {
+  const rig = new AgentRig();
+  let agent: ReturnType<AgentRig['startAgent']>;
+  let installed: Rec;
+  after(async () => {
+    await agent?.terminate();
+    rig.cleanup();
+  });
+
+  it('runs with known traffic', async () => {
+    rig.writePolicy('web.yaml', policy(false));
+    agent = rig.startAgent();
+    installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
+    const sinks = [await rig.sink(ALLOWED, 30), await rig.sink(DENIED, 30), await rig.sink(7003, 30)];
+    const streams = [rig.stream(ALLOWED, 100, 0.5), rig.stream(DENIED, 60, 0.5), rig.stream(7003, 40, 0.5)];
+    const sent = await Promise.all(streams.map((s) => s.done));
+    await sleep(200);
+    const got = await Promise.all(sinks.map((s) => s.stop()));
+    assert.deepEqual(
+      got.map((g) => g.length),
+      [sent[0]!.sent, 0, 0],
+    );
+    await agent.waitFor((r) => r.type === 'session' && r.dport === 7003, 'the third flow');
+  });
+
+  it('status: version, generation, interface mode, per-rule counts', () => {
+    const s = rig.cliJson<StatusReport>(['status']);
+    assert.equal(s.policy?.version, installed.policyVersion);
+    assert.equal(s.policy?.generation, installed.generation);
+    assert.deepEqual(s.interfaces.map((i) => [i.name, i.mode]), [[rig.topo.server.ifname, 'native']]);
+    assert.equal(s.rules[`web/allow-${ALLOWED}`]?.packets, 50);
+    assert.equal(s.rules[`web/deny-${DENIED}`]?.packets, 30);
+    assert.ok((s.rules['web/default']?.packets ?? 0) >= 20);
+    assert.equal(s.events.lost, 0);
+    const table = rig.cli(['status']);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, new RegExp(`generation ${installed.generation}, 2 rules`));
+  });
+
+  it('observe: filters by verdict, port, prefix and rule', () => {
+    const lines = (args: string[]) =>
+      rig
+        .cli(['observe', '-o', 'json', ...args])
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Rec);
+    const denied = lines(['--verdict', 'deny', '--protocol', 'udp']).filter((r) => r.type === 'session');
+    assert.deepEqual(denied.map((r) => [r.dport, r.rule]).sort(), [[DENIED, `web/deny-${DENIED}`], [7003, 'web/default']]);
+    const allowed = lines(['--port', String(ALLOWED)]);
+    assert.deepEqual(allowed.map((r) => [r.type, r.verdict, r.rule]), [['session', 'allow', `web/allow-${ALLOWED}`]]);
+    assert.equal(lines(['--from', '10.231.0.0/24', '--to', '10.231.0.2/32', '--rule', `allow-${ALLOWED}`]).length, 1);
+    assert.equal(lines(['--from', '192.0.2.0/24']).length, 0);
+    assert.equal(lines(['--verdict', 'allow', '--port', String(DENIED)]).length, 0);
+  });
+
+  it('sessions: the cache with counts, filtered', () => {
+    const r = rig.cliJson<{ matched: number; sessions: { verdict: string; packets: number; rule: string }[] }>(['sessions', '--port', String(DENIED)]);
+    assert.equal(r.matched, 1);
+    assert.deepEqual([r.sessions[0]?.verdict, r.sessions[0]?.packets, r.sessions[0]?.rule], ['deny', 30, `web/deny-${DENIED}`]);
+  });
+
+  it('explain: the deciding rule, and the live tables agree', () => {
+    const r = rig.cliJson<{ rule: string; action: string; agree: boolean }>(['explain', '--from', '10.231.0.1', '--to', '10.231.0.2', '--protocol', 'udp', '--port', String(DENIED)]);
+    assert.deepEqual([r.action, r.rule, r.agree], ['deny', `web/deny-${DENIED}`, true]);
+    const d = rig.cliJson<{ rule: string; action: string; agree: boolean }>(['explain', '--from', '10.231.0.1', '--to', '10.231.0.2', '--protocol', 'tcp', '--port', '22']);
+    assert.deepEqual([d.action, d.rule, d.agree], ['deny', 'web/default', true]);
+  });
+
+  it('diff: what a candidate changes and which cached sessions flip', () => {
+    const candidate = rig.writePolicy('../candidate.yaml', policy(true));
+    const r = rig.cliJson<{ flips: { dport?: number; from: string; to: string }[] }>(['diff', candidate]);
+    const flips = r.flips.map((f) => [f.dport, f.from, f.to]).sort();
+    assert.deepEqual(flips, [[ALLOWED, 'allow', 'deny'], [DENIED, 'deny', 'allow']]);
+  });
+
+  it('apply: prints the installed version and generation', () => {
+    const candidate = rig.writePolicy('../candidate.yaml', policy(true));
+    const r = rig.cli(['apply', candidate]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${versionOf(policy(true))} installed in [\\d.]+ ms: generation ${(installed.generation as number) + 1}, 2 rules`));
+  });
+});
