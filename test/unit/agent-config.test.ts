@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// Agent settings: defaults ← config file ← flags, and one clear DS_E_CONFIG error per mistake;
+// the state store's atomic round trip.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { parseDuration, parseListen, parseSize, resolveConfig } from '../../src/controller/config.js';
+import { StateStore } from '../../src/controller/state-store.js';
+import { DoorstepError } from '../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'doorstep-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof DoorstepError ? `${err.code}: ${err.message}` : String(err);
+  }
+  return 'no error';
+};
+
+describe('agent config', () => {
+  it('defaults, then the file, then flags', () => {
+    const c = resolveConfig({ interfaces: ['eth1'] });
+    assert.equal(c.audit, '-');
+    assert.equal(c.stateDir, '/var/lib/doorstep');
+    assert.equal(c.socket, '/run/doorstep/agent.sock');
+    assert.equal(c.summaryIntervalMs, 10_000);
+    assert.equal(c.metrics, null);
+    const path = file('a.yaml', 'interfaces: [eth0]\npolicy: /p\nmetrics: "[::1]:9469"\nsummaryInterval: 2s\nfailsafe:\n  - { cidr: 192.0.2.0/24, protocol: tcp, ports: 22 }\n');
+    const f = resolveConfig({ config: path });
+    assert.deepEqual(f.interfaces, ['eth0']);
+    assert.deepEqual(f.policy, ['/p']);
+    assert.deepEqual(f.metrics, { host: '::1', port: 9469 });
+    assert.equal(f.summaryIntervalMs, 2000);
+    assert.deepEqual(f.failsafe.map((e) => [e.cidr.text, e.protocol, e.ports]), [['192.0.2.0/24', 6, { lo: 22, hi: 22 }]]);
+    const o = resolveConfig({ config: path, interfaces: ['eth9'], summaryInterval: '500ms', policy: ['/q', '/r'] });
+    assert.deepEqual([o.interfaces, o.summaryIntervalMs, o.policy], [['eth9'], 500, ['/q', '/r']]);
+  });
+
+  it('one clear error per mistake', () => {
+    assert.match(code(() => resolveConfig({})), /^DS_E_USAGE: no interface/);
+    assert.match(code(() => resolveConfig({ config: join(dir, 'missing.yaml') })), /^DS_E_CONFIG: cannot read the config file .*missing\.yaml: ENOENT/);
+    assert.match(code(() => resolveConfig({ config: file('b.yaml', 'interfaces: [x\n') })), /^DS_E_CONFIG: .*b\.yaml: not valid YAML/);
+    assert.match(code(() => resolveConfig({ config: file('c.yaml', 'interfaces: [x]\nbogus: 1\n') })), /^DS_E_CONFIG: .*c\.yaml: .*bogus/);
+    assert.match(code(() => resolveConfig({ config: file('d.yaml', 'interfaces: [x]\nfailsafe: [{ cidr: 10.0.0.1/8 }]\n') })), /^DS_E_CONFIG: .*failsafe\[0\]\.cidr/);
+    assert.match(code(() => parseListen('9469')), /^DS_E_CONFIG: "9469" is not HOST:PORT/);
+    assert.equal(parseSize('2M'), 2 * 1024 * 1024);
+    assert.equal(parseDuration('5m'), 300_000);
+  });
+});
+
+describe('state store', () => {
+  it('round-trips the installed policy and ignores a damaged file', () => {
+    const store = new StateStore(join(dir, 'state'));
+    store.prepare();
+    assert.equal(store.load(), null);
+    const state = { version: 'sha256:x', generation: 7, origin: 'api', installedAt: '2026-01-01T00:00:00.000Z', sources: [{ file: 'a.yaml', text: 'x: 1' }] };
+    store.save(state);
+    assert.deepEqual(store.load(), { format: 1, ...state });
+    writeFileSync(join(dir, 'state', 'policy.json'), '{"format":1,');
+    const problems: string[] = [];
+    assert.equal(store.load((m) => problems.push(m)), null);
+    assert.match(problems[0] ?? '', /damaged and ignored/);
+  });
+
+  it('a state dir that cannot be written is DS_E_STATE_DIR', () => {
+    const blocker = file('blocker', '');
+    assert.match(code(() => new StateStore(join(blocker, 'state')).prepare()), /^DS_E_STATE_DIR: cannot write the state dir .*: ENOTDIR/);
+  });
+});
