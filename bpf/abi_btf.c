@@ -31,3 +31,5 @@ struct ds_verdict_value ds_btf_verdict_value;
 struct ds_failsafe_key ds_btf_failsafe_key;
 struct ds_failsafe_value ds_btf_failsafe_value;
 struct ds_settings ds_btf_settings;
+enum ds_explain_flag ds_btf_explain_flag;
+struct ds_explain_result ds_btf_explain_result;

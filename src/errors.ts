@@ -28,6 +28,7 @@ export const ErrorCodes = {
   DS_E_AGENT_API: 'the agent answered the CLI with an error',
   DS_E_POLICY_SOURCE: 'a watched policy file or folder cannot be read or watched',
   DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
+  DS_E_AUDIT_SINK: 'the audit destination (file or stdout) cannot be opened',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

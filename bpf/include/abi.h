@@ -322,4 +322,29 @@ struct ds_settings {
 };
 _Static_assert(sizeof(struct ds_settings) == 8, "ds_settings size");
 
+/* Facts about an explained packet that ds_xdp_explain reports but does not decide, because they
+ * depend on session state it does not read (struct ds_explain_result.flags). */
+enum ds_explain_flag {
+	DS_EXPLAIN_ICMP_ERROR = 1,  /* an ICMP error with a parsed quote: ds_xdp_ingress passes it
+				     * (icmp-related) when the quoted flow is a session it allowed */
+	DS_EXPLAIN_FRAG_FIRST = 2,  /* a first fragment: ds_xdp_ingress also records its ports */
+	DS_EXPLAIN_FRAG_LATER = 4,  /* a later fragment: it follows its first fragment's session;
+				     * reported as deny/frag-unknown (what applies when none was seen) */
+};
+
+/* What ds_xdp_explain writes at the start of the packet (moved 64 bytes into the headroom)
+ * before it returns XDP_PASS: the verdict the active policy tables give this packet as a new
+ * session. Read from BPF_PROG_TEST_RUN's data_out by Engine.explain; never seen on a wire. */
+struct ds_explain_result {
+	__u32 rule;         /* deciding rule index (0 = policy default) when reason is POLICY */
+	__u32 generation;   /* active policy generation; 0 = none installed */
+	__u8 action;        /* enum ds_action */
+	__u8 reason;        /* enum ds_reason */
+	__u8 log;           /* the decision asks for an audit event */
+	__u8 flags;         /* enum ds_explain_flag */
+	struct ds_session_key key; /* the flow as parsed (family 0 when not IP) */
+	__u8 pad[4];
+};
+_Static_assert(sizeof(struct ds_explain_result) == 64, "ds_explain_result size");
+
 #endif /* DOORSTEP_ABI_H */

@@ -93,6 +93,12 @@ export const RowKind = {
   MANY: 2,
 } as const;
 
+export const ExplainFlag = {
+  ICMP_ERROR: 1,
+  FRAG_FIRST: 2,
+  FRAG_LATER: 4,
+} as const;
+
 /** Struct layouts: byte offset, size, scalar width and element count of every field. */
 export const Layouts = {
   ds_session_key: {
@@ -280,6 +286,19 @@ export const Layouts = {
     fields: {
       flags: { offset: 0, size: 4, elem: 4, count: 1 },
       generation_hwm: { offset: 4, size: 4, elem: 4, count: 1 },
+    },
+  },
+  ds_explain_result: {
+    size: 64,
+    fields: {
+      rule: { offset: 0, size: 4, elem: 4, count: 1 },
+      generation: { offset: 4, size: 4, elem: 4, count: 1 },
+      action: { offset: 8, size: 1, elem: 1, count: 1 },
+      reason: { offset: 9, size: 1, elem: 1, count: 1 },
+      log: { offset: 10, size: 1, elem: 1, count: 1 },
+      flags: { offset: 11, size: 1, elem: 1, count: 1 },
+      key: { offset: 12, size: 48, elem: 0, count: 1 },
+      pad: { offset: 60, size: 4, elem: 1, count: 4 },
     },
   },
 } as const;

@@ -2,7 +2,7 @@
 // The datapath's records as TypeScript values: session keys and values, events, per-CPU
 // statistics. Built on codec.ts; addresses are 16 bytes (IPv4 mapped) as in abi.h.
 import { arrayField, encodeStruct, readBigField, readBytes, readElement, readField, sizeOf } from './codec.js';
-import { Counter, Reason } from './generated.js';
+import { Counter, Layouts, Reason } from './generated.js';
 
 export interface SessionKey {
   family: 4 | 6;
@@ -160,4 +160,81 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
     }
   }
   return { counters, eventSeq, byReason };
+}
+
+// ---- the event reader's hot path ----
+
+const EV = Layouts.ds_event.fields;
+// The batch decoder reads each field with a fixed width: fail at load, not silently, if abi.h
+// ever changes one of them.
+const WIDTHS: Record<string, number> = {
+  time_ns: 8, seq: 8, src: 1, dst: 1, ifindex: 4, rule: 4, generation: 4, cpu: 4, len: 4,
+  vlan_outer: 2, vlan_inner: 2, sport: 2, dport: 2, proto: 1, family: 1, action: 1, reason: 1, kind: 1,
+};
+for (const [field, width] of Object.entries(WIDTHS)) {
+  if ((EV as Record<string, { elem: number }>)[field]?.elem !== width) throw new Error(`ABI: ds_event.${field} is not ${width} bytes wide`);
+}
+if (EV.src.size !== 16 || EV.dst.size !== 16) throw new Error('ABI: ds_event addresses are not 16 bytes');
+const O_TIME = EV.time_ns.offset;
+const O_SEQ = EV.seq.offset;
+const O_SRC = EV.src.offset;
+const O_DST = EV.dst.offset;
+const O_IFINDEX = EV.ifindex.offset;
+const O_RULE = EV.rule.offset;
+const O_GENERATION = EV.generation.offset;
+const O_CPU = EV.cpu.offset;
+const O_LEN = EV.len.offset;
+const O_VLAN_OUTER = EV.vlan_outer.offset;
+const O_VLAN_INNER = EV.vlan_inner.offset;
+const O_SPORT = EV.sport.offset;
+const O_DPORT = EV.dport.offset;
+const O_PROTO = EV.proto.offset;
+const O_FAMILY = EV.family.offset;
+const O_ACTION = EV.action.offset;
+const O_REASON = EV.reason.offset;
+const O_KIND = EV.kind.offset;
+
+/**
+ * Decode one batch from the native ring-buffer reader: `count` items of [u32 length][ds_event],
+ * back to back. The same values as decodeEvent at a fraction of the cost: offsets resolved once
+ * from the generated layout, one DataView, no per-field lookups. `src` and `dst` are views into
+ * `batch`, not copies: treat them as read-only. Items shorter than a ds_event are skipped.
+ */
+export function decodeEventBatch(batch: Buffer, count: number): RawEvent[] {
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  const ab = batch.buffer;
+  const base = batch.byteOffset;
+  const end = batch.byteLength;
+  const out: RawEvent[] = [];
+  let at = 0;
+  for (let i = 0; i < count && at + 4 <= end; i++) {
+    const len = view.getUint32(at, true);
+    const p = at + 4;
+    at = p + len;
+    if (len < EVENT_SIZE || at > end) continue;
+    const timeLo = view.getUint32(p + O_TIME, true);
+    const timeHi = view.getUint32(p + O_TIME + 4, true);
+    out.push({
+      family: view.getUint8(p + O_FAMILY) as 4 | 6,
+      src: new Uint8Array(ab, base + p + O_SRC, 16),
+      dst: new Uint8Array(ab, base + p + O_DST, 16),
+      ifindex: view.getUint32(p + O_IFINDEX, true),
+      vlanOuter: view.getUint16(p + O_VLAN_OUTER, true),
+      vlanInner: view.getUint16(p + O_VLAN_INNER, true),
+      proto: view.getUint8(p + O_PROTO),
+      sport: view.getUint16(p + O_SPORT, true),
+      dport: view.getUint16(p + O_DPORT, true),
+      // exact: below 2^53 ns (104 days of uptime) one Number holds it; past that, from two halves
+      timeNs: timeHi < 0x200000 ? BigInt(timeHi * 4294967296 + timeLo) : (BigInt(timeHi) << 32n) | BigInt(timeLo),
+      seq: view.getUint32(p + O_SEQ + 4, true) * 4294967296 + view.getUint32(p + O_SEQ, true),
+      rule: view.getUint32(p + O_RULE, true),
+      generation: view.getUint32(p + O_GENERATION, true),
+      cpu: view.getUint32(p + O_CPU, true),
+      len: view.getUint32(p + O_LEN, true),
+      action: view.getUint8(p + O_ACTION),
+      reason: view.getUint8(p + O_REASON),
+      kind: view.getUint8(p + O_KIND),
+    });
+  }
+  return out;
 }

@@ -4,13 +4,13 @@
 // events, run test packets. The only importer of the native addon.
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
+import { encodeStruct, offsetOf, readField, sizeOf } from '../abi/codec.js';
 import { Limits } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
   decodeCpuStats,
-  decodeEvent,
+  decodeEventBatch,
   decodeSessionKey,
   decodeSessionValue,
   encodeSessionKey,
@@ -86,6 +86,24 @@ export interface TestRunResult {
   verdict: 'pass' | 'drop' | 'other';
   retval: number;
   durationNs: number;
+}
+
+/** What the active tables decide for one frame as a new session (ds_xdp_explain, abi.h's ds_explain_result). */
+export interface EngineExplanation {
+  /** Action.ALLOW or Action.DENY. */
+  action: number;
+  /** Reason.*: POLICY (a rule or the default), NO_POLICY, FAILSAFE, MALFORMED, NON_IP, FRAG_UNKNOWN. */
+  reason: number;
+  /** Deciding rule index when reason is POLICY (0 = the policy default). */
+  rule: number;
+  /** Active policy generation; 0 = none installed. */
+  generation: number;
+  /** The decision asks for an audit event. */
+  log: boolean;
+  /** ExplainFlag.* bits: ICMP error (may pass as icmp-related), first or later fragment. */
+  flags: number;
+  /** The flow as the datapath parsed it (family 0 when the frame is not IP). */
+  key: SessionKey;
 }
 
 interface LinkState extends Attachment {
@@ -482,13 +500,7 @@ export class Engine {
     this.eventHandlers.add(handler);
     if (!this.reader) {
       this.reader = new (addon().RingBufferReader)(this.fd('ds_events'), (batch, count) => {
-        const events: RawEvent[] = new Array(count);
-        let at = 0;
-        for (let i = 0; i < count; i++) {
-          const len = batch.readUInt32LE(at);
-          events[i] = decodeEvent(batch, at + 4);
-          at += 4 + len;
-        }
+        const events = decodeEventBatch(batch, count);
         for (const h of this.eventHandlers) h(events);
       });
     }
@@ -502,6 +514,42 @@ export class Engine {
     const r = addon().testRun(this.programFd, frame, options.repeat ?? 1, options.ingressIfindex ?? 0);
     const verdict = r.retval === XDP_PASS ? 'pass' : r.retval === XDP_DROP ? 'drop' : 'other';
     return { verdict, retval: r.retval, durationNs: r.duration };
+  }
+
+  /**
+   * What the active policy tables decide for `frame` as the first packet of a new session: the
+   * frame runs through ds_xdp_explain (BPF_PROG_TEST_RUN), the same parser and classifier as
+   * ds_xdp_ingress over the same maps, which writes no map — no session, fragment, counter,
+   * per-rule statistic or event — and returns its decision in front of the frame.
+   */
+  explain(frame: Buffer): EngineExplanation {
+    let fd: number;
+    try {
+      fd = this.live().programFd('ds_xdp_explain');
+    } catch (cause) {
+      if (cause instanceof DoorstepError) throw cause;
+      throw new DoorstepError('DS_E_BPF_OBJECT', 'the engine object has no ds_xdp_explain program', {
+        hint: 'rebuild it with scripts/bootstrap.sh (or npm run build:bpf)',
+        cause,
+      });
+    }
+    const r = addon().testRun(fd, frame, 1, 0);
+    const size = sizeOf('ds_explain_result');
+    if (r.retval !== XDP_PASS || r.data.length !== frame.length + size) {
+      throw new DoorstepError('DS_E_ABI_MISMATCH', `ds_xdp_explain returned ${r.retval} and ${r.data.length} bytes for a ${frame.length}-byte frame`, {
+        hint: 'rebuild (npm run build) so the object and the TypeScript ABI agree',
+      });
+    }
+    const n = 'ds_explain_result';
+    return {
+      action: readField(n, r.data, 0, 'action'),
+      reason: readField(n, r.data, 0, 'reason'),
+      rule: readField(n, r.data, 0, 'rule'),
+      generation: readField(n, r.data, 0, 'generation'),
+      log: readField(n, r.data, 0, 'log') !== 0,
+      flags: readField(n, r.data, 0, 'flags'),
+      key: decodeSessionKey(r.data, offsetOf(n, 'key')),
+    };
   }
 
   /**

@@ -128,12 +128,12 @@ describe('agent: 100 policy flips under traffic', () => {
       await sleep(100);
       for (const s of streams) await s.stop();
       await sleep(100);
-      const received = { [ALLOWED]: await sinks[ALLOWED].stop(), [DENIED]: await sinks[DENIED].stop() };
+      const received: Record<number, [number, bigint][]> = { [ALLOWED]: await sinks[ALLOWED].stop(), [DENIED]: await sinks[DENIED].stop() };
 
       for (const port of [ALLOWED, DENIED]) {
         const open = (w: { which: number }) => (port === ALLOWED) === (w.which === 0);
         for (const [wi, w] of windows.entries()) {
-          const inside = received[port].filter(([, ns]) => ns > w.from && ns < w.to).map(([s]) => s).sort((a, b) => a - b);
+          const inside = received[port]!.filter(([, ns]) => ns > w.from && ns < w.to).map(([s]) => s).sort((a, b) => a - b);
           if (!open(w)) {
             assert.equal(inside.length, 0, `port ${port}, window ${wi}: nothing sent while denied arrives`);
           } else if (inside.length > 1) {
@@ -141,7 +141,7 @@ describe('agent: 100 policy flips under traffic', () => {
           }
         }
         const openWindows = windows.filter(open).length;
-        const delivered = windows.filter(open).filter((w) => received[port].some(([, ns]) => ns > w.from && ns < w.to)).length;
+        const delivered = windows.filter(open).filter((w) => received[port]!.some(([, ns]) => ns > w.from && ns < w.to)).length;
         assert.ok(delivered >= openWindows - 2, `port ${port}: traffic flowed again after ${delivered} of ${openWindows} re-allows`);
       }
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shared pieces of the datapath tests: compile a YAML policy to an image, open an unpinned
 // engine, and turn a frame spec into the flow tuple and session key the datapath will use.
-import { isIPv4 } from 'node:net';
 import type { SessionKey } from '../../src/abi/records.js';
 import { Engine } from '../../src/engine/engine.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { buildImage, type PolicyImage } from '../../src/policy/image.js';
-import type { FlowTuple, PolicyIr } from '../../src/policy/ir.js';
-import { addr16, type FrameSpec, parseIp } from './packet.js';
+import type { PolicyIr } from '../../src/policy/ir.js';
+import { tupleOf } from '../../src/engine/frame.js';
+import { addr16, type FrameSpec } from './packet.js';
 
 /** BPF_PROG_TEST_RUN without a context runs on the loopback device's queue. */
 export const TEST_IFINDEX = 1;
@@ -21,26 +21,9 @@ export function openTestEngine(): Engine {
   return Engine.open({ pinRoot: null, sessionEntries: 1 << 18 });
 }
 
-const ICMP = new Set([1, 58]);
-const PORTS = new Set([6, 17, 132]);
+export { tupleOf };
 
-export function tupleOf(spec: FrameSpec): FlowTuple {
-  const t: FlowTuple = {
-    family: isIPv4(spec.src) ? 4 : 6,
-    src: new Uint8Array(parseIp(spec.src)),
-    dst: new Uint8Array(parseIp(spec.dst)),
-    protocol: spec.proto,
-  };
-  if (PORTS.has(spec.proto)) {
-    t.sport = spec.sport ?? 40000;
-    t.dport = spec.dport ?? (spec.proto === 6 ? 80 : spec.proto === 17 ? 53 : 38412);
-  }
-  if (ICMP.has(spec.proto)) {
-    t.icmpType = spec.icmpType ?? (spec.proto === 1 ? 8 : 128);
-    t.icmpCode = spec.icmpCode ?? 0;
-  }
-  return t;
-}
+const ICMP = new Set([1, 58]);
 
 export function sessionKeyOf(spec: FrameSpec, ifindex = TEST_IFINDEX): SessionKey {
   const t = tupleOf(spec);

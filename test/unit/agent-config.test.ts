@@ -42,7 +42,7 @@ describe('agent config', () => {
     assert.deepEqual(f.policy, ['/p']);
     assert.deepEqual(f.metrics, { host: '::1', port: 9469 });
     assert.equal(f.summaryIntervalMs, 2000);
-    assert.deepEqual(f.failsafe.map((e) => [e.cidr.text, e.protocol, e.ports]), [['192.0.2.0/24', 6, { lo: 22, hi: 22 }]]);
+    assert.deepEqual(f.failsafe.map((e) => [[...e.cidr.addr].join('.'), e.cidr.len, e.protocol, e.ports]), [['192.0.2.0', 24, 6, { lo: 22, hi: 22 }]]);
     const o = resolveConfig({ config: path, interfaces: ['eth9'], summaryInterval: '500ms', policy: ['/q', '/r'] });
     assert.deepEqual([o.interfaces, o.summaryIntervalMs, o.policy], [['eth9'], 500, ['/q', '/r']]);
   });
