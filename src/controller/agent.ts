@@ -6,7 +6,7 @@
 // SIGTERM/SIGINT detach cleanly unless keepOnExit; SIGKILL leaves the pinned engine enforcing.
 import { AuditPipeline } from '../audit/pipeline.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
-import { AgentMetrics } from '../audit/metrics.js';
+import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
 import type { AgentRecord, AuditRecord } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
@@ -69,7 +69,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     await api.listen();
     cleanups.push(() => api.close());
 
-    let metricsServer: { close(): Promise<void> } | undefined;
+    let metricsServer: MetricsServer | undefined;
     let metrics: AgentMetrics | undefined;
 
     // ---- the engine: attached in default deny before any policy work ----
@@ -120,6 +120,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       });
       metricsServer = await metrics.serve(config.metrics.host, config.metrics.port);
       const server = metricsServer;
+      const host = server.address.includes(':') ? `[${server.address}]` : server.address;
+      pipe.emit(agentRecord({ event: 'serving', message: `metrics at http://${host}:${server.port}/metrics` }));
       cleanups.push(() => server.close());
     }
 

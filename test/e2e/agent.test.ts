@@ -249,7 +249,7 @@ describe('agent: the CLI against known traffic', () => {
 
   it('runs with known traffic', async () => {
     rig.writePolicy('web.yaml', policy(false));
-    agent = rig.startAgent();
+    agent = rig.startAgent(['--metrics', '127.0.0.1:0']);
     installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
     const sinks = [await rig.sink(ALLOWED, 30), await rig.sink(DENIED, 30), await rig.sink(7003, 30)];
     const streams = [rig.stream(ALLOWED, 100, 0.5), rig.stream(DENIED, 60, 0.5), rig.stream(7003, 40, 0.5)];
@@ -276,6 +276,28 @@ describe('agent: the CLI against known traffic', () => {
     const table = rig.cli(['status']);
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`generation ${installed.generation}, 2 rules`));
+  });
+
+  it('metrics: the Prometheus exposition counts the same traffic', async () => {
+    const serving = await agent.waitFor((r) => r.type === 'agent' && r.event === 'serving', 'the metrics address');
+    const url = /http:\/\/\S+\/metrics/.exec(String(serving.message))?.[0];
+    assert.ok(url, String(serving.message));
+    const text = execIn(rig.topo.server.ns, process.execPath, ['-e', `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+    /** The value of the series `name` whose labels include `labels`. */
+    const value = (name: string, labels: Record<string, string> = {}) => {
+      for (const line of text.split('\n')) {
+        const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+        if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+      }
+      return NaN;
+    };
+    assert.equal(value('doorstep_rule_packets_total', { enforcer: 'test', rule: `web/allow-${ALLOWED}` }), sent[0]);
+    assert.equal(value('doorstep_rule_packets_total', { rule: `web/deny-${DENIED}` }), sent[1]);
+    assert.equal(value('doorstep_policy_generation'), installed.generation);
+    assert.equal(value('doorstep_events_lost_total'), 0);
+    assert.ok(value('doorstep_packets_total', { action: 'drop', reason: 'policy' }) >= sent[1]! + sent[2]!);
   });
 
   it('observe: filters by verdict, port, prefix and rule', () => {
