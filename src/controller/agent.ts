@@ -76,7 +76,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     engine = Engine.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
-    engine.setFailsafe(config.failsafe);
+    const failsafeChanged = engine.setFailsafe(config.failsafe);
 
     const emitQueue: AuditRecord[] = [];
     const emit = (record: AuditRecord) => (pipeline ? pipeline.emit(record) : emitQueue.push(record));
@@ -127,6 +127,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
 
     // ---- the policy: carry on from the engine, or restore the last one, then the source ----
     await controller.resume();
+    // an adopted cache may hold verdicts an earlier failsafe gave: a new generation re-checks them
+    if (failsafeChanged && engine.adopted) await controller.reclassify();
     const sources: PolicySourceHandle[] = [];
     if (config.policy.length > 0) {
       const folder = new FolderSource(config.policy, {

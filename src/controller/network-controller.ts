@@ -135,14 +135,23 @@ export class NetworkController {
     }
   }
 
+  /**
+   * Install the version in force again, under a new generation, so every cached session is
+   * re-classified (after a failsafe change: the cache may hold verdicts the failsafe gave).
+   */
+  async reclassify(): Promise<void> {
+    const current = this.installed;
+    if (current) await this.apply({ origin: current.origin, sources: current.sources }, { force: true });
+  }
+
   /** Install a candidate; candidates are serialized, each sees the result of the one before. */
-  apply(candidate: PolicyCandidate, options: { restoredFrom?: string } = {}): Promise<ApplyOutcome> {
+  apply(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean } = {}): Promise<ApplyOutcome> {
     const run = this.queue.then(() => this.applyNow(candidate, options));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string }): ApplyOutcome {
+  private applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean }): ApplyOutcome {
     const started = process.hrtime.bigint();
     let compiled: ReturnType<typeof compileSources>;
     try {
@@ -151,7 +160,7 @@ export class NetworkController {
       return this.reject(candidate, err, started);
     }
     const { ir, warnings } = compiled;
-    if (this.installed && this.installed.version === ir.version) {
+    if (!options.force && this.installed && this.installed.version === ir.version) {
       return { status: 'unchanged', version: ir.version, generation: this.installed.generation, rules: ir.rules.length, installMs: 0, warnings };
     }
     let result: ReturnType<Engine['install']>;

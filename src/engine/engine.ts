@@ -414,8 +414,12 @@ export class Engine {
     this.writeSettings({ flags: pass ? 1 : 0 });
   }
 
-  /** Replace the management prefixes that always pass. */
-  setFailsafe(entries: FailsafeEntry[]): void {
+  /**
+   * Replace the management prefixes that always pass. Returns whether anything changed: cached
+   * sessions keep their failsafe verdicts until the next install, so a caller that changes the
+   * failsafe under an active policy must reinstall it (a new generation re-classifies them).
+   */
+  setFailsafe(entries: FailsafeEntry[]): boolean {
     const native = addon();
     const fd = this.fd('ds_failsafe');
     const keySize = sizeOf('ds_failsafe_key');
@@ -443,8 +447,19 @@ export class Engine {
       });
       return { key, value };
     });
-    for (const w of wanted) native.mapUpdate(fd, w.key, w.value);
-    for (const k of stale) if (!wanted.some((w) => w.key.equals(k))) native.mapDelete(fd, k);
+    let changed = false;
+    const current = Buffer.alloc(sizeOf('ds_failsafe_value'));
+    for (const w of wanted) {
+      if (native.mapLookup(fd, w.key, current) && current.equals(w.value)) continue;
+      native.mapUpdate(fd, w.key, w.value);
+      changed = true;
+    }
+    for (const k of stale) {
+      if (wanted.some((w) => w.key.equals(k))) continue;
+      native.mapDelete(fd, k);
+      changed = true;
+    }
+    return changed;
   }
 
   // ---- observation ----
