@@ -1,0 +1,553 @@
+// SPDX-License-Identifier: Apache-2.0
+// AuditPipeline: raw ring-buffer events → session records → every sink, one write per delivered
+// batch. Owns the exact accounting of lost events (per-CPU sequence gaps, reconciled with the
+// kernel's counters for losses no later event reveals), the periodic per-session summaries read
+// from the session cache, the set of sinks (live observers come and go), and the enrichment
+// caches that keep the per-event cost well under a microsecond. Touches no kernel object: the
+// engine's counters and sessions come in as values and functions. docs/audit.md has the fields.
+import { Action, EventKind, Reason } from '../abi/generated.js';
+import type { RawEvent, SessionKey, SessionValue } from '../abi/records.js';
+import { formatAddress } from '../policy/cidr.js';
+import type { PolicyIr } from '../policy/ir.js';
+import { protocolLabel } from '../policy/protocols.js';
+import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from './records.js';
+import { type EnrichContext, ruleName, type SessionRecord } from './session-record.js';
+
+/** What the pipeline reads from the engine's counters (Engine.stats() fits). */
+export interface KernelEventStats {
+  /** Last event sequence number used, per CPU (index = CPU). */
+  eventSeq: readonly number[];
+  counters: { EVENTS_LOST: number };
+}
+
+/** A session-cache entry (Engine.sessions() returns these). */
+export interface SessionEntry {
+  key: SessionKey;
+  value: SessionValue;
+}
+
+/** A sink that drops records when it cannot keep up and counts them (monotonically). */
+export interface DroppingSink extends AuditSink {
+  readonly dropped: number;
+}
+
+export interface AuditPipelineOptions {
+  context: EnrichContext;
+  sinks: AuditSink[];
+  /** Per-session summaries every this many ms (default 10,000); 0 = off. Needs `sessions`. */
+  summaryIntervalMs?: number;
+  /** The session cache (Engine.sessions). */
+  sessions?: () => readonly SessionEntry[];
+  /**
+   * The engine's counters (Engine.stats), read once now: the baseline of the lost accounting, so
+   * an agent adopting a running engine reports exactly the events lost from now on. Without it the
+   * first event on each CPU is the baseline, and the first checkKernelLost() call starts the
+   * reconciliation with the kernel's counter.
+   */
+  kernelStats?: () => KernelEventStats;
+  /** Wall clock for record times and the monotonic → wall offset (tests). */
+  now?: () => Date;
+}
+
+export interface AuditPipelineStats {
+  /** Events received from the ring buffer. */
+  eventsRead: number;
+  /** Events the kernel could not queue, as reported in `lost` records (cause ring-buffer). */
+  eventsLost: number;
+  /** Records sinks dropped, as reported in `lost` records (cause sink). */
+  sinkDropped: number;
+  /** Records handed to the sinks (each record counted once, whatever the number of sinks). */
+  recordsWritten: number;
+  /** Summary records written. */
+  summaries: number;
+  /** Events that arrived after their sequence number had been accounted as lost (should stay 0). */
+  lateEvents: number;
+  /** Sessions whose counts the summarizer remembers (bounded by the session cache). */
+  trackedSessions: number;
+}
+
+const REASON_NAMES: string[] = [];
+for (const [k, v] of Object.entries(Reason)) REASON_NAMES[v] = k.toLowerCase().replaceAll('_', '-');
+const reasonName = (r: number): string => REASON_NAMES[r] ?? String(r);
+const PROTOCOLS = Array.from({ length: 256 }, (_, p) => protocolLabel(p));
+const OCTETS = Array.from({ length: 256 }, (_, i) => String(i));
+
+/** Session-start times from the coarse clock may trail the precise one by a tick. */
+const COARSE_CLOCK_SLACK_NS = 10_000_000n;
+const MAX_GENERATIONS = 16;
+
+/** Names for one policy generation, built lazily and kept while its IR is in the context. */
+class GenerationNames {
+  private readonly rules: (string | undefined)[] = [];
+  private readonly policies: (string | undefined)[] = [];
+  readonly version: string | undefined;
+  private readonly joined: string | undefined;
+
+  constructor(readonly ir: PolicyIr | undefined) {
+    this.version = ir?.version;
+    this.joined = ir?.policies.join('+');
+  }
+
+  rule(index: number): string {
+    return (this.rules[index] ??= ruleName(this.ir, index));
+  }
+
+  policy(index: number): string | undefined {
+    return (this.policies[index] ??= this.ir?.rules[index - 1]?.policy ?? this.joined);
+  }
+}
+
+/** Direct-mapped caches for text that repeats: addresses and millisecond timestamps. */
+class TextCaches {
+  private readonly v4Keys = new Int32Array(4096);
+  private readonly v4Vals: (string | undefined)[] = new Array(4096).fill(undefined);
+  private readonly v6Keys = new Int32Array(1024 * 4);
+  private readonly v6Vals: (string | undefined)[] = new Array(1024).fill(undefined);
+  private readonly msKeys = new Float64Array(64).fill(-1);
+  private readonly msVals: string[] = new Array(64).fill('');
+
+  address(family: number, a: Uint8Array): string {
+    if (family === 4) {
+      const v = (a[12]! << 24) | (a[13]! << 16) | (a[14]! << 8) | a[15]!;
+      const i = Math.imul(v, 0x9e3779b1) >>> 20;
+      const hit = this.v4Vals[i];
+      if (hit !== undefined && this.v4Keys[i] === v) return hit;
+      const text = OCTETS[a[12]!] + '.' + OCTETS[a[13]!] + '.' + OCTETS[a[14]!] + '.' + OCTETS[a[15]!];
+      this.v4Keys[i] = v;
+      this.v4Vals[i] = text;
+      return text;
+    }
+    const w0 = (a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!;
+    const w1 = (a[4]! << 24) | (a[5]! << 16) | (a[6]! << 8) | a[7]!;
+    const w2 = (a[8]! << 24) | (a[9]! << 16) | (a[10]! << 8) | a[11]!;
+    const w3 = (a[12]! << 24) | (a[13]! << 16) | (a[14]! << 8) | a[15]!;
+    const i = Math.imul(w0 ^ Math.imul(w1, 0x85ebca6b) ^ Math.imul(w2, 0xc2b2ae35) ^ Math.imul(w3, 0x27d4eb2f), 0x9e3779b1) >>> 22;
+    const k = this.v6Keys;
+    const hit = this.v6Vals[i];
+    if (hit !== undefined && k[i * 4] === w0 && k[i * 4 + 1] === w1 && k[i * 4 + 2] === w2 && k[i * 4 + 3] === w3) return hit;
+    const text = formatAddress(6, a);
+    k[i * 4] = w0;
+    k[i * 4 + 1] = w1;
+    k[i * 4 + 2] = w2;
+    k[i * 4 + 3] = w3;
+    this.v6Vals[i] = text;
+    return text;
+  }
+
+  /** RFC 3339 UTC with milliseconds, for a wall-clock time in ms. */
+  time(ms: number): string {
+    const i = ms & 63;
+    if (this.msKeys[i] === ms) return this.msVals[i]!;
+    const text = new Date(ms).toISOString();
+    this.msKeys[i] = ms;
+    this.msVals[i] = text;
+    return text;
+  }
+}
+
+interface Remembered {
+  packets: number;
+  bytes: number;
+  firstSeenNs: bigint;
+  /** The summary tick that last saw this session in the cache. */
+  tick: number;
+}
+
+export class AuditPipeline {
+  private readonly ctx: EnrichContext;
+  private sinks: AuditSink[];
+  private readonly now: () => Date;
+  private readonly sessions: (() => readonly SessionEntry[]) | undefined;
+  private readonly text = new TextCaches();
+  /** Wall-clock ms minus CLOCK_MONOTONIC ms. */
+  private readonly wallOffsetMs: number;
+  private readonly startNs: bigint;
+  private summaryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  // names, by generation; memo of the last lookups within one batch
+  private readonly generations = new Map<number, GenerationNames>();
+  private memoGeneration = -1;
+  private memoNames: GenerationNames | undefined;
+  private memoIfindex = -1;
+  private memoIfname = '';
+
+  // lost accounting, per CPU (index = CPU; -1 = not known yet)
+  /** Highest sequence number accounted for: read, or reported lost. */
+  private lastSeq = new Float64Array(0);
+  /** The kernel's eventSeq when the reconciliation started; -1 until then. */
+  private kernelBase = new Float64Array(0);
+  private kernelLostBase = -1;
+  /** Ring-buffer losses reported with a sequence number above kernelBase (what the kernel's delta counts). */
+  private lostAboveBase = 0;
+
+  // sinks that drop: what has been reported so far
+  private readonly reportedDrops = new Map<AuditSink, number>();
+  private lastDropCheck = 0;
+
+  // summaries
+  private readonly remembered = new Map<string, Remembered>();
+  private summaryTick = 0;
+
+  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, lateEvents: 0 };
+
+  constructor(options: AuditPipelineOptions) {
+    this.ctx = options.context;
+    this.sinks = [...options.sinks];
+    this.now = options.now ?? (() => new Date());
+    this.sessions = options.sessions;
+    const mono = process.hrtime.bigint();
+    this.startNs = mono;
+    this.wallOffsetMs = this.now().getTime() - Number(mono) / 1e6;
+    if (options.kernelStats) this.startReconciliation(options.kernelStats());
+    const interval = options.summaryIntervalMs ?? 10_000;
+    if (interval > 0 && this.sessions) {
+      this.summaryTimer = setInterval(() => this.summarize(), interval);
+      this.summaryTimer.unref();
+    }
+  }
+
+  // ---- sinks ----
+
+  addSink(sink: AuditSink): void {
+    if (!this.sinks.includes(sink)) this.sinks = [...this.sinks, sink];
+  }
+
+  /** Detach a sink (it is not closed: whoever added it owns it). */
+  removeSink(sink: AuditSink): void {
+    this.sinks = this.sinks.filter((s) => s !== sink);
+    this.reportedDrops.delete(sink);
+  }
+
+  private write(records: readonly AuditRecord[]): void {
+    if (records.length === 0) return;
+    this.counts.recordsWritten += records.length;
+    for (const sink of this.sinks) {
+      try {
+        sink.write(records);
+      } catch {
+        // a failing sink must not stop the others; a sink that loses records counts them itself
+      }
+    }
+  }
+
+  /** Write one record (policy and agent records from the controller). */
+  emit(record: AuditRecord): void {
+    this.write([record]);
+  }
+
+  // ---- events ----
+
+  /** Enrich one delivered batch into records and write them to every sink in one batch. */
+  handleEvents(events: readonly RawEvent[]): void {
+    const n = events.length;
+    if (n === 0) return;
+    this.counts.eventsRead += n;
+    this.memoGeneration = -1;
+    this.memoIfindex = -1;
+    const records: AuditRecord[] = new Array(n);
+    let extra: AuditRecord[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const e = events[i]!;
+      const gap = this.sequence(e.cpu, e.seq);
+      if (gap !== undefined) (extra ??= []).push(gap);
+      records[i] = this.sessionRecord(e);
+    }
+    // a gap's lost record comes before the batch that revealed it
+    this.write(extra ? [...extra, ...records] : records);
+    const t = performance.now();
+    if (t - this.lastDropCheck >= 1000) {
+      this.lastDropCheck = t;
+      this.reportSinkDrops();
+    }
+  }
+
+  /** Account one sequence number; a lost record when it reveals a gap. */
+  private sequence(cpu: number, seq: number): LostRecord | undefined {
+    if (cpu >= this.lastSeq.length) this.growCpus(cpu + 1);
+    const last = this.lastSeq[cpu]!;
+    if (last < 0) {
+      // first event on this CPU and no kernel baseline: it is the baseline
+      this.lastSeq[cpu] = seq;
+      return undefined;
+    }
+    if (seq === last + 1) {
+      this.lastSeq[cpu] = seq;
+      return undefined;
+    }
+    if (seq <= last) {
+      // queued before the baseline (no gap to see), or after its number was reported lost
+      if (seq > this.kernelBase[cpu]! && this.kernelBase[cpu]! >= 0) this.counts.lateEvents++;
+      return undefined;
+    }
+    this.lastSeq[cpu] = seq;
+    return this.lostRange(cpu, last + 1, seq - 1);
+  }
+
+  private lostRange(cpu: number, first: number, last: number): LostRecord {
+    const count = last - first + 1;
+    this.counts.eventsLost += count;
+    const base = this.kernelBase[cpu]!;
+    if (base >= 0) this.lostAboveBase += Math.max(0, last - Math.max(first - 1, base));
+    return {
+      time: this.now().toISOString(),
+      type: 'lost',
+      enforcer: this.ctx.enforcer,
+      interface: '*',
+      cause: 'ring-buffer',
+      count,
+      cpu,
+      firstSeq: first,
+      lastSeq: last,
+    };
+  }
+
+  private growCpus(n: number): void {
+    const grow = (a: Float64Array) => {
+      const b = new Float64Array(n).fill(-1);
+      b.set(a);
+      return b;
+    };
+    this.lastSeq = grow(this.lastSeq);
+    this.kernelBase = grow(this.kernelBase);
+  }
+
+  private startReconciliation(stats: KernelEventStats): void {
+    if (stats.eventSeq.length > this.lastSeq.length) this.growCpus(stats.eventSeq.length);
+    for (let cpu = 0; cpu < stats.eventSeq.length; cpu++) {
+      const seq = stats.eventSeq[cpu] ?? 0;
+      this.kernelBase[cpu] = seq;
+      // a CPU with no event yet starts here; one with events keeps its own baseline
+      if (this.lastSeq[cpu]! < 0) this.lastSeq[cpu] = seq;
+    }
+    this.kernelLostBase = stats.counters.EVENTS_LOST;
+    this.lostAboveBase = 0;
+  }
+
+  /**
+   * Reconcile with the kernel's counters (Engine.stats()): report the losses that no later event
+   * revealed, i.e. sequence numbers after the last event read on a CPU, up to the CPU's last
+   * number used. Those numbers are lost or still queued; they are reported only when the
+   * kernel's lost counter proves every one of them lost (unreported losses = the candidates), so
+   * a record is never reported lost and then delivered. Also reports what sinks dropped.
+   * Call it periodically (the agent: every second) and before close.
+   */
+  checkKernelLost(stats: KernelEventStats): void {
+    this.reportSinkDrops();
+    if (this.kernelLostBase < 0 || stats.counters.EVENTS_LOST < this.kernelLostBase) {
+      this.startReconciliation(stats);
+      return;
+    }
+    if (stats.eventSeq.length > this.lastSeq.length) this.growCpus(stats.eventSeq.length);
+    const unreported = stats.counters.EVENTS_LOST - this.kernelLostBase - this.lostAboveBase;
+    if (unreported <= 0) return;
+    let candidates = 0;
+    for (let cpu = 0; cpu < stats.eventSeq.length; cpu++) {
+      const from = Math.max(this.lastSeq[cpu]!, this.kernelBase[cpu]!);
+      const to = stats.eventSeq[cpu] ?? 0;
+      if (to > from) candidates += to - from;
+    }
+    if (candidates !== unreported) return; // some are still queued: the next check will tell
+    const lost: LostRecord[] = [];
+    for (let cpu = 0; cpu < stats.eventSeq.length; cpu++) {
+      const from = Math.max(this.lastSeq[cpu]!, this.kernelBase[cpu]!);
+      const to = stats.eventSeq[cpu] ?? 0;
+      if (to <= from) continue;
+      this.lastSeq[cpu] = to;
+      lost.push(this.lostRange(cpu, from + 1, to));
+    }
+    this.write(lost);
+  }
+
+  private reportSinkDrops(): void {
+    const lost: LostRecord[] = [];
+    for (const sink of this.sinks) {
+      const dropped = (sink as Partial<DroppingSink>).dropped;
+      if (typeof dropped !== 'number') continue;
+      const before = this.reportedDrops.get(sink) ?? 0;
+      if (dropped <= before) continue;
+      this.reportedDrops.set(sink, dropped);
+      this.counts.sinkDropped += dropped - before;
+      lost.push({ time: this.now().toISOString(), type: 'lost', enforcer: this.ctx.enforcer, interface: '*', cause: 'sink', count: dropped - before });
+    }
+    this.write(lost);
+  }
+
+  // ---- enrichment ----
+
+  private names(generation: number): GenerationNames {
+    if (generation === this.memoGeneration) return this.memoNames!;
+    const ir = this.ctx.policies.get(generation);
+    let names = this.generations.get(generation);
+    if (!names || names.ir !== ir) {
+      if (this.generations.size >= MAX_GENERATIONS) this.generations.clear();
+      names = new GenerationNames(ir);
+      this.generations.set(generation, names);
+    }
+    this.memoGeneration = generation;
+    this.memoNames = names;
+    return names;
+  }
+
+  private ifname(ifindex: number): string {
+    if (ifindex === this.memoIfindex) return this.memoIfname;
+    this.memoIfindex = ifindex;
+    this.memoIfname = this.ctx.interfaces.get(ifindex) ?? `if${ifindex}`;
+    return this.memoIfname;
+  }
+
+  /** Wall-clock RFC 3339 text of a CLOCK_MONOTONIC time. */
+  private wallTime(ns: bigint): string {
+    return this.text.time(Math.floor(Number(ns) / 1e6 + this.wallOffsetMs));
+  }
+
+  /** The same record as session-record.ts's sessionRecord(), built from caches. */
+  private sessionRecord(e: RawEvent): SessionRecord {
+    const names = this.names(e.generation);
+    const reason = reasonName(e.reason);
+    let rule = reason;
+    let policy: string | undefined;
+    if (e.reason === Reason.POLICY && names.ir) {
+      rule = names.rule(e.rule);
+      policy = names.policy(e.rule);
+    }
+    const proto = e.proto;
+    const r: SessionRecord = {
+      time: this.wallTime(e.timeNs),
+      type: 'session',
+      event: e.kind === EventKind.CHANGED ? 'changed' : 'new',
+      enforcer: this.ctx.enforcer,
+      interface: this.ifname(e.ifindex),
+      verdict: e.action === Action.ALLOW ? 'allow' : 'deny',
+      reason,
+      protocol: PROTOCOLS[proto]!,
+      src: this.text.address(e.family, e.src),
+      dst: this.text.address(e.family, e.dst),
+      rule,
+      generation: e.generation,
+      cpu: e.cpu,
+      seq: e.seq,
+    };
+    if (proto === 6 || proto === 17 || proto === 132) {
+      r.sport = e.sport;
+      r.dport = e.dport;
+    } else if (proto === 1 || proto === 58) {
+      r.icmpType = e.dport >> 8;
+      r.icmpCode = e.dport & 0xff;
+    }
+    if (e.vlanOuter) r.vlan = e.vlanInner ? [e.vlanOuter, e.vlanInner] : [e.vlanOuter];
+    if (policy !== undefined) r.policy = policy;
+    if (names.version !== undefined) r.policyVersion = names.version;
+    return r;
+  }
+
+  // ---- summaries ----
+
+  /**
+   * One `summary` record per session with traffic since the previous summary: deltas and totals
+   * from the session cache. A session's first summary counts from its first packet; a session
+   * with one packet needs none (its session record said it all). Sessions that were in the cache
+   * before this pipeline started are counted from the first summary on. Sessions gone from the
+   * cache are forgotten, so memory stays bounded by the cache.
+   */
+  summarize(): void {
+    if (!this.sessions || this.closed) return;
+    const entries = this.sessions();
+    const tick = ++this.summaryTick;
+    const time = this.now().toISOString();
+    this.memoGeneration = -1;
+    this.memoIfindex = -1;
+    const out: SummaryRecord[] = [];
+    for (const { key, value } of entries) {
+      const id = sessionId(key);
+      let seen = this.remembered.get(id);
+      let fromPackets = 0;
+      let fromBytes = 0;
+      if (seen && seen.firstSeenNs === value.firstSeenNs) {
+        fromPackets = seen.packets;
+        fromBytes = seen.bytes;
+        seen.tick = tick;
+        if (value.packets <= fromPackets) continue;
+      } else {
+        // new to us (or a new session under a known key): count from its first packet, unless
+        // it predates this pipeline
+        const before = value.firstSeenNs + COARSE_CLOCK_SLACK_NS < this.startNs;
+        seen = { packets: before ? value.packets : 0, bytes: before ? value.bytes : 0, firstSeenNs: value.firstSeenNs, tick };
+        this.remembered.set(id, seen);
+        if (before || value.packets <= 1) continue;
+      }
+      seen.packets = value.packets;
+      seen.bytes = value.bytes;
+      out.push(this.summaryRecord(time, key, value, value.packets - fromPackets, value.bytes - fromBytes));
+    }
+    for (const [id, s] of this.remembered) if (s.tick !== tick) this.remembered.delete(id);
+    this.counts.summaries += out.length;
+    this.write(out);
+    this.reportSinkDrops();
+  }
+
+  private summaryRecord(time: string, key: SessionKey, value: SessionValue, packets: number, bytes: number): SummaryRecord {
+    const names = this.names(value.generation);
+    let rule = reasonName(value.reason);
+    let policy: string | undefined;
+    if (value.reason === Reason.POLICY && names.ir) {
+      rule = names.rule(value.rule);
+      policy = names.policy(value.rule);
+    }
+    const r: SummaryRecord = {
+      time,
+      type: 'summary',
+      enforcer: this.ctx.enforcer,
+      interface: this.ifname(key.ifindex),
+      verdict: value.action === Action.ALLOW ? 'allow' : 'deny',
+      protocol: PROTOCOLS[key.proto]!,
+      src: this.text.address(key.family, key.src),
+      dst: this.text.address(key.family, key.dst),
+      rule,
+      generation: value.generation,
+      packets,
+      bytes,
+      totalPackets: value.packets,
+      totalBytes: value.bytes,
+      firstSeen: this.wallTime(value.firstSeenNs),
+      lastSeen: this.wallTime(value.lastSeenNs),
+    };
+    if (key.proto === 6 || key.proto === 17 || key.proto === 132) {
+      r.sport = key.sport;
+      r.dport = key.dport;
+    } else if (key.proto === 1 || key.proto === 58) {
+      r.icmpType = key.dport >> 8;
+      r.icmpCode = key.dport & 0xff;
+    }
+    if (key.vlanOuter) r.vlan = key.vlanInner ? [key.vlanOuter, key.vlanInner] : [key.vlanOuter];
+    if (policy !== undefined) r.policy = policy;
+    if (names.version !== undefined) r.policyVersion = names.version;
+    return r;
+  }
+
+  // ---- life ----
+
+  stats(): AuditPipelineStats {
+    return { ...this.counts, trackedSessions: this.remembered.size };
+  }
+
+  /** Stop the timers, report what sinks dropped, and close every sink. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.summaryTimer) clearInterval(this.summaryTimer);
+    this.summaryTimer = undefined;
+    this.reportSinkDrops();
+    this.closed = true;
+    const sinks = this.sinks;
+    this.sinks = [];
+    await Promise.allSettled(sinks.map((s) => s.close()));
+  }
+}
+
+/** The session cache's key as a string: one Map entry per live session. */
+function sessionId(k: SessionKey): string {
+  let s = `${k.family}|${k.ifindex}|${k.vlanOuter}|${k.vlanInner}|${k.proto}|${k.sport}|${k.dport}|`;
+  for (let i = 0; i < 16; i++) s += OCTETS[k.src[i]!] + ',';
+  for (let i = 0; i < 16; i++) s += OCTETS[k.dst[i]!] + ',';
+  return s;
+}
