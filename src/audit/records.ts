@@ -13,19 +13,25 @@ export interface RecordBase {
   interface: string;
 }
 
-/** Periodic counts for a session with traffic since the previous summary (never one record per packet). */
-export interface SummaryRecord extends RecordBase {
-  type: 'summary';
+/** A flow and its decision: what session and summary records (and session views) share. */
+export interface FlowFields {
   verdict: 'allow' | 'deny';
   protocol: string;
   src: string;
   dst: string;
+  /** Only where the protocol has ports (tcp, udp, sctp). */
   sport?: number;
   dport?: number;
   icmpType?: number;
   icmpCode?: number;
   vlan?: number[];
+  /** `<policy>/<rule>`, `<policy>/default`, or the reason when no rule decided. */
   rule: string;
+}
+
+/** Periodic counts for a session with traffic since the previous summary (never one record per packet). */
+export interface SummaryRecord extends RecordBase, FlowFields {
+  type: 'summary';
   policy?: string;
   policyVersion?: string;
   generation: number;

@@ -6,25 +6,12 @@ import type { RawEvent } from '../abi/records.js';
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { protocolLabel } from '../policy/protocols.js';
+import type { FlowFields, RecordBase } from './records.js';
 
-export interface SessionRecord {
-  time: string;
+export interface SessionRecord extends RecordBase, FlowFields {
   type: 'session';
   event: 'new' | 'changed';
-  enforcer: string;
-  interface: string;
-  verdict: 'allow' | 'deny';
   reason: string;
-  protocol: string;
-  src: string;
-  dst: string;
-  sport?: number;
-  dport?: number;
-  icmpType?: number;
-  icmpCode?: number;
-  vlan?: number[];
-  /** `<policy>/<rule>`, `<policy>/default`, or the reason when no rule decided. */
-  rule: string;
   policy?: string;
   policyVersion?: string;
   generation: number;

@@ -3,20 +3,13 @@
 // records, so one filter serves both, plus the cache's own counts and times.
 import { Action, Reason } from '../abi/generated.js';
 import { formatAddress16, ruleName, type EnrichContext } from '../audit/session-record.js';
+import type { FlowFields } from '../audit/records.js';
 import type { Session } from '../engine/engine.js';
 import { protocolLabel } from '../policy/protocols.js';
 
-export interface SessionView {
+export interface SessionView extends FlowFields {
   interface: string;
-  verdict: 'allow' | 'deny';
   reason: string;
-  protocol: string;
-  src: string;
-  dst: string;
-  sport?: number;
-  dport?: number;
-  vlan?: number[];
-  rule: string;
   generation: number;
   /** False when the cached verdict comes from an older policy version (it is re-classified on the next packet). */
   current: boolean;
