@@ -249,7 +249,7 @@ describe('agent: the CLI against known traffic', () => {
 
   it('runs with known traffic', async () => {
     rig.writePolicy('web.yaml', policy(false));
-    agent = rig.startAgent(['--metrics', '127.0.0.1:0']);
+    agent = rig.startAgent(['--metrics', '127.0.0.1:0', '--summary-interval', '1s']);
     installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
     const sinks = [await rig.sink(ALLOWED, 30), await rig.sink(DENIED, 30), await rig.sink(7003, 30)];
     const streams = [rig.stream(ALLOWED, 100, 0.5), rig.stream(DENIED, 60, 0.5), rig.stream(7003, 40, 0.5)];
@@ -276,6 +276,20 @@ describe('agent: the CLI against known traffic', () => {
     const table = rig.cli(['status']);
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`generation ${installed.generation}, 2 rules`));
+  });
+
+  it('audit: a flood on a denied flow is one session record, then summaries with exact counts', async () => {
+    const summarized = () => agent.records.filter((r) => r.type === 'summary' && r.dport === DENIED).reduce((n, r) => n + (r.packets as number), 0);
+    // summaries come every second: wait for the one after the flood ended (the sum stops short otherwise)
+    await agent.waitFor(() => summarized() >= sent[1]!, 'summaries of the whole flood', 10_000);
+    const records = agent.records.filter((r) => r.dport === DENIED);
+    const summary = records.find((r) => r.type === 'summary') as Rec;
+    assert.equal(records.filter((r) => r.type === 'session').length, 1, 'one session record');
+    const summaries = records.filter((r) => r.type === 'summary');
+    assert.equal(summaries.reduce((n, r) => n + (r.packets as number), 0), sent[1], 'the summaries add up to every datagram');
+    assert.equal(summary.verdict, 'deny');
+    assert.equal(summary.rule, `web/deny-${DENIED}`);
+    assert.equal(records.length, 1 + summaries.length, 'never one record per packet');
   });
 
   it('metrics: the Prometheus exposition counts the same traffic', async () => {
