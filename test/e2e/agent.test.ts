@@ -4,6 +4,8 @@
 // traffic. Streams carry sequence numbers and send times (CLOCK_MONOTONIC, shared by every
 // namespace), so each assertion is about exactly which datagrams arrived.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AgentClient } from '../../src/cli/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
@@ -198,6 +200,23 @@ describe('agent: kill -9 under traffic', () => {
       await second.terminate();
     }
     assert.equal(xdpAttached(rig), false, 'SIGTERM detached the engine');
+    assert.equal(existsSync(rig.pinRoot), false, 'and removed its pins');
+  });
+
+  it('--keep-on-exit leaves the engine enforcing for the next agent', async () => {
+    const kept = rig.startAgent(['--keep-on-exit']);
+    const installed = await kept.waitFor((r) => r.type === 'policy' && r.status !== 'rejected', 'the policy');
+    assert.equal(await kept.terminate(), 0);
+    assert.ok(xdpAttached(rig), 'still attached');
+    assert.ok(existsSync(join(rig.pinRoot, 'maps')), 'pins kept');
+    const next = rig.startAgent();
+    try {
+      const adopted = await next.waitFor((r) => r.type === 'policy', 'the policy record');
+      assert.deepEqual([adopted.status, adopted.generation], ['adopted', installed.generation]);
+    } finally {
+      await next.terminate();
+    }
+    assert.equal(xdpAttached(rig), false);
   });
 });
 
