@@ -93,6 +93,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       sinks: [sink, recent],
       summaryIntervalMs: config.summaryIntervalMs,
       sessions: () => openedEngine.sessions(),
+      kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
     });
     const pipe = pipeline;
     for (const r of emitQueue.splice(0)) pipe.emit(r);
