@@ -340,8 +340,9 @@ describe('agent: the CLI against known traffic', () => {
         .stdout.trim()
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as Rec);
-    const denied = lines(['--verdict', 'deny', '--protocol', 'udp']).filter((r) => r.type === 'session');
+        .map((l) => JSON.parse(l) as Rec)
+        .filter((r) => r.type === 'session');
+    const denied = lines(['--verdict', 'deny', '--protocol', 'udp']);
     assert.deepEqual(denied.map((r) => [r.dport, r.rule]).sort(), [[DENIED, `web/deny-${DENIED}`], [7003, 'web/default']]);
     const allowed = lines(['--port', String(ALLOWED)]);
     assert.deepEqual(allowed.map((r) => [r.type, r.verdict, r.rule]), [['session', 'allow', `web/allow-${ALLOWED}`]]);
