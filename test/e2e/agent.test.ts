@@ -4,7 +4,7 @@
 // traffic. Streams carry sequence numbers and send times (CLOCK_MONOTONIC, shared by every
 // namespace), so each assertion is about exactly which datagrams arrived.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { AgentClient } from '../../src/cli/agent-client.js';
@@ -292,6 +292,7 @@ describe('agent: the CLI against known traffic', () => {
     assert.equal(s.rules[`web/deny-${DENIED}`]?.packets, sent[1]);
     assert.ok((s.rules['web/default']?.packets ?? 0) >= sent[2]!);
     assert.equal(s.events.lost, 0);
+    assert.equal(statSync(rig.socket).mode & 0o777, 0o600, 'the local API is root-only');
     const table = rig.cli(['status']);
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`generation ${installed.generation}, 2 rules`));
