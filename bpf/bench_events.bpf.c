@@ -4,9 +4,8 @@
  * ds_events ring buffer and ds_stats counters (the loader reuses the engine's pinned maps), so
  * sequence numbers, lost reservations and counters behave exactly as in ds_xdp_ingress. Run it
  * with BPF_PROG_TEST_RUN, repeat 1: the frame's first two bytes (u16, host order) say how many
- * events to emit. One run emits many, because a run with repeat > 1
- * costs milliseconds here (the kernel swaps the XDP dispatcher and waits for RCU, twice). Never
- * attach it. */
+ * events to emit. One run emits many because a run with repeat > 1 costs milliseconds (the kernel
+ * swaps the XDP dispatcher and waits for RCU, twice). Never attach it. */
 #include "include/classify.h"
 #include "include/audit.h"
 

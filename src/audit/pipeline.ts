@@ -6,7 +6,7 @@
 // caches that keep the per-event cost well under a microsecond. Touches no kernel object: the
 // engine's counters and sessions come in as values and functions. docs/audit.md has the fields.
 import { Action, EventKind, Reason } from '../abi/generated.js';
-import type { RawEvent, SessionKey, SessionValue } from '../abi/records.js';
+import { BatchEvent, type RawEvent, type SessionKey, type SessionValue } from '../abi/records.js';
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { protocolLabel } from '../policy/protocols.js';
@@ -47,6 +47,8 @@ export interface AuditPipelineOptions {
   kernelStats?: () => KernelEventStats;
   /** Wall clock for record times and the monotonic → wall offset (tests). */
   now?: () => Date;
+  /** A periodic task failed (reading the session cache for summaries); the pipeline goes on. */
+  onError?: (err: unknown) => void;
 }
 
 export interface AuditPipelineStats {
@@ -60,17 +62,51 @@ export interface AuditPipelineStats {
   recordsWritten: number;
   /** Summary records written. */
   summaries: number;
+  /** Lost records written (both causes). */
+  lostRecords: number;
   /** Events that arrived after their sequence number had been accounted as lost (should stay 0). */
   lateEvents: number;
   /** Sessions whose counts the summarizer remembers (bounded by the session cache). */
   trackedSessions: number;
 }
 
+/**
+ * The same string, flat and internalized: V8 keeps concatenations as trees ("cons strings") that
+ * every later character read has to walk; a property key is always a flat, hashed string. For
+ * names that end up in every record (rules, policies, interfaces), read character by character
+ * by the JSON-lines encoder.
+ */
+const intern = (s: string): string => Object.keys({ [s]: 0 })[0] ?? s;
 const REASON_NAMES: string[] = [];
-for (const [k, v] of Object.entries(Reason)) REASON_NAMES[v] = k.toLowerCase().replaceAll('_', '-');
+for (const [k, v] of Object.entries(Reason)) REASON_NAMES[v] = intern(k.toLowerCase().replaceAll('_', '-'));
 const reasonName = (r: number): string => REASON_NAMES[r] ?? String(r);
-const PROTOCOLS = Array.from({ length: 256 }, (_, p) => protocolLabel(p));
+const PROTOCOLS = Array.from({ length: 256 }, (_, p) => intern(protocolLabel(p)));
 const OCTETS = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_CODES = Array.from({ length: 256 }, (_, i) => Array.from(String(i), (c) => c.charCodeAt(0)));
+const fromCodes = String.fromCharCode;
+const codes = new Uint8Array(16);
+
+/** Dotted-quad text as one flat string (one allocation; a concatenation would make a tree of five). */
+function dottedQuad(a: number, b: number, c: number, d: number): string {
+  let n = 0;
+  for (const v of [a, b, c, d]) {
+    if (n > 0) codes[n++] = 0x2e;
+    const digits = OCTET_CODES[v]!;
+    for (let i = 0; i < digits.length; i++) codes[n++] = digits[i]!;
+  }
+  const k = codes;
+  switch (n) {
+    case 7: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!);
+    case 8: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!);
+    case 9: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!);
+    case 10: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!);
+    case 11: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!);
+    case 12: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!, k[11]!);
+    case 13: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!, k[11]!, k[12]!);
+    case 14: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!, k[11]!, k[12]!, k[13]!);
+    default: return fromCodes(k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!, k[8]!, k[9]!, k[10]!, k[11]!, k[12]!, k[13]!, k[14]!);
+  }
+}
 
 /** Session-start times from the coarse clock may trail the precise one by a tick. */
 const COARSE_CLOCK_SLACK_NS = 10_000_000n;
@@ -84,16 +120,20 @@ class GenerationNames {
   private readonly joined: string | undefined;
 
   constructor(readonly ir: PolicyIr | undefined) {
-    this.version = ir?.version;
-    this.joined = ir?.policies.join('+');
+    this.version = ir ? intern(ir.version) : undefined;
+    this.joined = ir ? intern(ir.policies.join('+')) : undefined;
   }
 
   rule(index: number): string {
-    return (this.rules[index] ??= ruleName(this.ir, index));
+    return (this.rules[index] ??= intern(ruleName(this.ir, index)));
   }
 
   policy(index: number): string | undefined {
-    return (this.policies[index] ??= this.ir?.rules[index - 1]?.policy ?? this.joined);
+    if (this.policies[index] === undefined) {
+      const p = this.ir?.rules[index - 1]?.policy;
+      this.policies[index] = p === undefined ? this.joined : intern(p);
+    }
+    return this.policies[index];
   }
 }
 
@@ -106,26 +146,27 @@ class TextCaches {
   private readonly msKeys = new Float64Array(64).fill(-1);
   private readonly msVals: string[] = new Array(64).fill('');
 
-  address(family: number, a: Uint8Array): string {
+  /** The text of the 16-byte address (IPv4 mapped) at `at` in `a`. */
+  address(family: number, a: Uint8Array, at = 0): string {
     if (family === 4) {
-      const v = (a[12]! << 24) | (a[13]! << 16) | (a[14]! << 8) | a[15]!;
+      const v = (a[at + 12]! << 24) | (a[at + 13]! << 16) | (a[at + 14]! << 8) | a[at + 15]!;
       const i = Math.imul(v, 0x9e3779b1) >>> 20;
       const hit = this.v4Vals[i];
       if (hit !== undefined && this.v4Keys[i] === v) return hit;
-      const text = OCTETS[a[12]!] + '.' + OCTETS[a[13]!] + '.' + OCTETS[a[14]!] + '.' + OCTETS[a[15]!];
+      const text = dottedQuad(a[at + 12]!, a[at + 13]!, a[at + 14]!, a[at + 15]!);
       this.v4Keys[i] = v;
       this.v4Vals[i] = text;
       return text;
     }
-    const w0 = (a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!;
-    const w1 = (a[4]! << 24) | (a[5]! << 16) | (a[6]! << 8) | a[7]!;
-    const w2 = (a[8]! << 24) | (a[9]! << 16) | (a[10]! << 8) | a[11]!;
-    const w3 = (a[12]! << 24) | (a[13]! << 16) | (a[14]! << 8) | a[15]!;
+    const w0 = (a[at]! << 24) | (a[at + 1]! << 16) | (a[at + 2]! << 8) | a[at + 3]!;
+    const w1 = (a[at + 4]! << 24) | (a[at + 5]! << 16) | (a[at + 6]! << 8) | a[at + 7]!;
+    const w2 = (a[at + 8]! << 24) | (a[at + 9]! << 16) | (a[at + 10]! << 8) | a[at + 11]!;
+    const w3 = (a[at + 12]! << 24) | (a[at + 13]! << 16) | (a[at + 14]! << 8) | a[at + 15]!;
     const i = Math.imul(w0 ^ Math.imul(w1, 0x85ebca6b) ^ Math.imul(w2, 0xc2b2ae35) ^ Math.imul(w3, 0x27d4eb2f), 0x9e3779b1) >>> 22;
     const k = this.v6Keys;
     const hit = this.v6Vals[i];
     if (hit !== undefined && k[i * 4] === w0 && k[i * 4 + 1] === w1 && k[i * 4 + 2] === w2 && k[i * 4 + 3] === w3) return hit;
-    const text = formatAddress(6, a);
+    const text = formatAddress(6, at === 0 && a.length === 16 ? a : a.subarray(at, at + 16));
     k[i * 4] = w0;
     k[i * 4 + 1] = w1;
     k[i * 4 + 2] = w2;
@@ -155,9 +196,11 @@ interface Remembered {
 
 export class AuditPipeline {
   private readonly ctx: EnrichContext;
+  private readonly enforcer: string;
   private sinks: AuditSink[];
   private readonly now: () => Date;
   private readonly sessions: (() => readonly SessionEntry[]) | undefined;
+  private readonly onError: ((err: unknown) => void) | undefined;
   private readonly text = new TextCaches();
   /** Wall-clock ms minus CLOCK_MONOTONIC ms. */
   private readonly wallOffsetMs: number;
@@ -189,20 +232,28 @@ export class AuditPipeline {
   private readonly remembered = new Map<string, Remembered>();
   private summaryTick = 0;
 
-  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, lateEvents: 0 };
+  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, lostRecords: 0, lateEvents: 0 };
 
   constructor(options: AuditPipelineOptions) {
     this.ctx = options.context;
+    this.enforcer = intern(options.context.enforcer);
     this.sinks = [...options.sinks];
     this.now = options.now ?? (() => new Date());
     this.sessions = options.sessions;
+    this.onError = options.onError;
     const mono = process.hrtime.bigint();
     this.startNs = mono;
     this.wallOffsetMs = this.now().getTime() - Number(mono) / 1e6;
     if (options.kernelStats) this.startReconciliation(options.kernelStats());
     const interval = options.summaryIntervalMs ?? 10_000;
     if (interval > 0 && this.sessions) {
-      this.summaryTimer = setInterval(() => this.summarize(), interval);
+      this.summaryTimer = setInterval(() => {
+        try {
+          this.summarize();
+        } catch (err) {
+          this.onError?.(err);
+        }
+      }, interval);
       this.summaryTimer.unref();
     }
   }
@@ -287,6 +338,7 @@ export class AuditPipeline {
   private lostRange(cpu: number, first: number, last: number): LostRecord {
     const count = last - first + 1;
     this.counts.eventsLost += count;
+    this.counts.lostRecords++;
     const base = this.kernelBase[cpu]!;
     if (base >= 0) this.lostAboveBase += Math.max(0, last - Math.max(first - 1, base));
     return {
@@ -303,22 +355,27 @@ export class AuditPipeline {
   }
 
   private growCpus(n: number): void {
-    const grow = (a: Float64Array) => {
-      const b = new Float64Array(n).fill(-1);
+    const grow = (a: Float64Array, fill: number) => {
+      const b = new Float64Array(n).fill(fill);
       b.set(a);
       return b;
     };
-    this.lastSeq = grow(this.lastSeq);
-    this.kernelBase = grow(this.kernelBase);
+    // once the reconciliation runs, a CPU that was not in its baseline counts from number 1
+    const start = this.kernelLostBase >= 0 ? 0 : -1;
+    this.lastSeq = grow(this.lastSeq, start);
+    this.kernelBase = grow(this.kernelBase, start);
   }
 
+  /** Start (or, when the engine's counters went back because its maps were recreated, restart)
+   *  the reconciliation with the kernel's counters from their current values. */
   private startReconciliation(stats: KernelEventStats): void {
     if (stats.eventSeq.length > this.lastSeq.length) this.growCpus(stats.eventSeq.length);
     for (let cpu = 0; cpu < stats.eventSeq.length; cpu++) {
       const seq = stats.eventSeq[cpu] ?? 0;
       this.kernelBase[cpu] = seq;
-      // a CPU with no event yet starts here; one with events keeps its own baseline
-      if (this.lastSeq[cpu]! < 0) this.lastSeq[cpu] = seq;
+      // a CPU with no event yet starts here, and so does one whose numbers went back (a new
+      // engine); one with events keeps its own baseline
+      if (this.lastSeq[cpu]! < 0 || this.lastSeq[cpu]! > seq) this.lastSeq[cpu] = seq;
     }
     this.kernelLostBase = stats.counters.EVENTS_LOST;
     this.lostAboveBase = 0;
@@ -334,7 +391,8 @@ export class AuditPipeline {
    */
   checkKernelLost(stats: KernelEventStats): void {
     this.reportSinkDrops();
-    if (this.kernelLostBase < 0 || stats.counters.EVENTS_LOST < this.kernelLostBase) {
+    const wentBack = stats.counters.EVENTS_LOST < this.kernelLostBase || stats.eventSeq.some((seq, cpu) => seq < this.kernelBase[cpu]!);
+    if (this.kernelLostBase < 0 || wentBack) {
       this.startReconciliation(stats);
       return;
     }
@@ -368,6 +426,7 @@ export class AuditPipeline {
       if (dropped <= before) continue;
       this.reportedDrops.set(sink, dropped);
       this.counts.sinkDropped += dropped - before;
+      this.counts.lostRecords++;
       lost.push({ time: this.now().toISOString(), type: 'lost', enforcer: this.ctx.enforcer, interface: '*', cause: 'sink', count: dropped - before });
     }
     this.write(lost);
@@ -392,7 +451,7 @@ export class AuditPipeline {
   private ifname(ifindex: number): string {
     if (ifindex === this.memoIfindex) return this.memoIfname;
     this.memoIfindex = ifindex;
-    this.memoIfname = this.ctx.interfaces.get(ifindex) ?? `if${ifindex}`;
+    this.memoIfname = intern(this.ctx.interfaces.get(ifindex) ?? `if${ifindex}`);
     return this.memoIfname;
   }
 
@@ -401,7 +460,7 @@ export class AuditPipeline {
     return this.text.time(Math.floor(Number(ns) / 1e6 + this.wallOffsetMs));
   }
 
-  /** The same record as session-record.ts's sessionRecord(), built from caches. */
+  /** The same record as session-record.ts's sessionRecord(), built from caches; fields in the documented order. */
   private sessionRecord(e: RawEvent): SessionRecord {
     const names = this.names(e.generation);
     const reason = reasonName(e.reason);
@@ -412,23 +471,64 @@ export class AuditPipeline {
       policy = names.policy(e.rule);
     }
     const proto = e.proto;
+    const ported = proto === 6 || proto === 17 || proto === 132;
+    let time: string;
+    let src: string;
+    let dst: string;
+    if (e instanceof BatchEvent) {
+      // read in place: no views, no bigint
+      const bytes = e.bytes;
+      time = this.text.time(Math.floor(e.monoNs / 1e6 + this.wallOffsetMs));
+      src = this.text.address(e.family, bytes, e.srcOffset);
+      dst = this.text.address(e.family, bytes, e.dstOffset);
+    } else {
+      time = this.wallTime(e.timeNs);
+      src = this.text.address(e.family, e.src);
+      dst = this.text.address(e.family, e.dst);
+    }
+    const event = e.kind === EventKind.CHANGED ? 'changed' : 'new';
+    const verdict = e.action === Action.ALLOW ? 'allow' : 'deny';
+    const version = names.version;
+    if (ported && e.vlanOuter === 0 && policy !== undefined && version !== undefined) {
+      // the common shape, in one literal: one hidden class for every such record
+      return {
+        time,
+        type: 'session',
+        event,
+        enforcer: this.enforcer,
+        interface: this.ifname(e.ifindex),
+        verdict,
+        reason,
+        protocol: PROTOCOLS[proto]!,
+        src,
+        dst,
+        sport: e.sport,
+        dport: e.dport,
+        rule,
+        policy,
+        policyVersion: version,
+        generation: e.generation,
+        cpu: e.cpu,
+        seq: e.seq,
+      };
+    }
     const r: SessionRecord = {
-      time: this.wallTime(e.timeNs),
+      time,
       type: 'session',
-      event: e.kind === EventKind.CHANGED ? 'changed' : 'new',
-      enforcer: this.ctx.enforcer,
+      event,
+      enforcer: this.enforcer,
       interface: this.ifname(e.ifindex),
-      verdict: e.action === Action.ALLOW ? 'allow' : 'deny',
+      verdict,
       reason,
       protocol: PROTOCOLS[proto]!,
-      src: this.text.address(e.family, e.src),
-      dst: this.text.address(e.family, e.dst),
+      src,
+      dst,
       rule,
       generation: e.generation,
       cpu: e.cpu,
       seq: e.seq,
     };
-    if (proto === 6 || proto === 17 || proto === 132) {
+    if (ported) {
       r.sport = e.sport;
       r.dport = e.dport;
     } else if (proto === 1 || proto === 58) {
@@ -437,7 +537,7 @@ export class AuditPipeline {
     }
     if (e.vlanOuter) r.vlan = e.vlanInner ? [e.vlanOuter, e.vlanInner] : [e.vlanOuter];
     if (policy !== undefined) r.policy = policy;
-    if (names.version !== undefined) r.policyVersion = names.version;
+    if (version !== undefined) r.policyVersion = version;
     return r;
   }
 
@@ -467,7 +567,8 @@ export class AuditPipeline {
         fromPackets = seen.packets;
         fromBytes = seen.bytes;
         seen.tick = tick;
-        if (value.packets <= fromPackets) continue;
+        // no traffic since the last summary, or still just the packet its session record told of
+        if (value.packets <= fromPackets || value.packets <= 1) continue;
       } else {
         // new to us (or a new session under a known key): count from its first packet, unless
         // it predates this pipeline

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: Apache-2.0
+// AuditPipeline without a kernel: enrichment (the same records as sessionRecord(), from plain and
+// batch-decoded events), lost accounting (sequence gaps, trailing losses reconciled with the
+// kernel's counters, the baseline of an agent that adopts a running engine, sink drops),
+// summaries (deltas and totals, the first summary, sessions from before the start, pruning),
+// and the sink set.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { writeStruct } from '../../src/abi/codec.js';
+import { Action, EventKind, Reason } from '../../src/abi/generated.js';
+import { decodeEventBatch, EVENT_SIZE, type RawEvent, type SessionKey, type SessionValue } from '../../src/abi/records.js';
+import { AuditPipeline, type KernelEventStats, type SessionEntry } from '../../src/audit/pipeline.js';
+import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from '../../src/audit/records.js';
+import { type EnrichContext, monotonicToWall, type SessionRecord, sessionRecord } from '../../src/audit/session-record.js';
+import { compileSources } from '../../src/policy/compile.js';
+import { addr16 } from '../lib/packet.js';
+
+const POLICY = `
+apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: web }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: https, action: allow, to: [10.1.0.0/16], protocol: tcp, ports: [443] }
+    - { name: dns, action: allow, protocol: udp, ports: [53] }
+    - { name: ping, action: allow, protocol: icmp }
+`;
+const { ir } = compileSources([{ file: 'web.yaml', text: POLICY }]);
+const GEN = 7;
+const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1']]), policies: new Map([[GEN, ir]]) };
+
+class MemorySink implements AuditSink {
+  readonly batches: AuditRecord[][] = [];
+  closed = false;
+  write(records: readonly AuditRecord[]): void {
+    this.batches.push([...records]);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  get records(): AuditRecord[] {
+    return this.batches.flat();
+  }
+  of<T extends AuditRecord['type']>(type: T): Extract<AuditRecord, { type: T }>[] {
+    return this.records.filter((r): r is Extract<AuditRecord, { type: T }> => r.type === type);
+  }
+}
+
+let clock = 0n;
+function event(fields: Partial<RawEvent> = {}): RawEvent {
+  clock += 1_000_000n;
+  return {
+    family: 4,
+    src: addr16('192.0.2.10'),
+    dst: addr16('10.1.2.3'),
+    ifindex: 3,
+    vlanOuter: 0,
+    vlanInner: 0,
+    proto: 6,
+    sport: 40000,
+    dport: 443,
+    timeNs: process.hrtime.bigint() + clock,
+    seq: 1,
+    rule: 1,
+    generation: GEN,
+    cpu: 0,
+    len: 60,
+    action: Action.ALLOW,
+    reason: Reason.POLICY,
+    kind: EventKind.NEW,
+    ...fields,
+  };
+}
+
+/** Events on one CPU with the given sequence numbers. */
+const seqs = (cpu: number, ...numbers: number[]) => numbers.map((seq) => event({ cpu, seq, sport: 1000 + seq }));
+
+const kernel = (eventSeq: number[], lost: number): KernelEventStats => ({ eventSeq, counters: { EVENTS_LOST: lost } });
+const lostCount = (sink: MemorySink) => sink.of('lost').reduce((n, r) => n + r.count, 0);
+const withoutTime = ({ time: _t, ...rest }: SessionRecord) => rest;
+
+describe('audit pipeline: session records', () => {
+  it('gives the same records as sessionRecord(), for plain and batch-decoded events', () => {
+    const events = [
+      event(),
+      event({ seq: 2, proto: 17, dport: 53, sport: 5353, rule: 2 }),
+      event({ seq: 3, proto: 1, dport: (8 << 8) | 0, sport: 77, rule: 3 }),
+      event({ seq: 4, family: 6, src: addr16('2001:db8::7'), dst: addr16('fd00:1::1'), rule: 0, action: Action.DENY, dport: 22 }),
+      event({ seq: 5, vlanOuter: 100, vlanInner: 200, kind: EventKind.CHANGED }),
+      event({ seq: 6, reason: Reason.NO_POLICY, generation: 0, rule: 0, action: Action.DENY }),
+      event({ seq: 7, generation: 99, rule: 2 }), // a generation the context does not know
+      event({ seq: 8, ifindex: 42, proto: 250, dport: 0, sport: 0 }),
+    ];
+    const plain = new MemorySink();
+    new AuditPipeline({ context, sinks: [plain], summaryIntervalMs: 0 }).handleEvents(events);
+    const reference = events.map((e) => sessionRecord(e, context, monotonicToWall()));
+    assert.deepEqual(plain.of('session').map(withoutTime), reference.map(withoutTime));
+
+    // the same events as the native reader delivers them
+    const batch = Buffer.alloc(events.length * (4 + EVENT_SIZE));
+    events.forEach((e, i) => {
+      const at = i * (4 + EVENT_SIZE);
+      batch.writeUInt32LE(EVENT_SIZE, at);
+      writeStruct('ds_event', batch, at + 4, {
+        time_ns: e.timeNs, seq: e.seq, src: e.src, dst: e.dst, ifindex: e.ifindex, rule: e.rule, generation: e.generation, cpu: e.cpu, len: e.len,
+        vlan_outer: e.vlanOuter, vlan_inner: e.vlanInner, sport: e.sport, dport: e.dport, proto: e.proto, family: e.family, action: e.action, reason: e.reason, kind: e.kind,
+      });
+    });
+    const decoded = new MemorySink();
+    new AuditPipeline({ context, sinks: [decoded], summaryIntervalMs: 0 }).handleEvents(decodeEventBatch(batch, events.length));
+    assert.deepEqual(decoded.of('session').map(withoutTime), reference.map(withoutTime));
+  });
+
+  it('names rules, policies and versions from the context, and reasons when no rule decided', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 });
+    p.handleEvents([event({ rule: 2 }), event({ seq: 2, rule: 0 }), event({ seq: 3, reason: Reason.NO_POLICY, generation: 0, rule: 0 }), event({ seq: 4, ifindex: 9 })]);
+    const [named, fallback, noPolicy, unknownIf] = sink.of('session');
+    assert.equal(named?.rule, 'web/dns');
+    assert.equal(named?.policy, 'web');
+    assert.equal(named?.policyVersion, ir.version);
+    assert.equal(named?.interface, 'eth1');
+    assert.equal(fallback?.rule, 'web/default');
+    assert.equal(noPolicy?.rule, 'no-policy');
+    assert.equal(noPolicy?.policy, undefined);
+    assert.equal(noPolicy?.policyVersion, undefined);
+    assert.equal(unknownIf?.interface, 'if9');
+  });
+
+  it('writes RFC 3339 times at millisecond precision that keep the events\' spacing', () => {
+    const sink = new MemorySink();
+    const t = process.hrtime.bigint();
+    new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 }).handleEvents([event({ timeNs: t }), event({ seq: 2, timeNs: t + 5_000_000n })]);
+    const [a, b] = sink.of('session');
+    assert.match(a?.time ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.equal(Date.parse(b?.time ?? '') - Date.parse(a?.time ?? ''), 5);
+  });
+
+  it('writes each delivered batch to every sink in one write', () => {
+    const a = new MemorySink();
+    const b = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [a, b], summaryIntervalMs: 0 });
+    p.handleEvents(seqs(0, 1, 2, 3));
+    assert.equal(a.batches.length, 1);
+    assert.equal(b.batches.length, 1);
+    assert.equal(a.batches[0]?.length, 3);
+    assert.equal(p.stats().eventsRead, 3);
+    assert.equal(p.stats().recordsWritten, 3);
+  });
+});
+
+describe('audit pipeline: lost events', () => {
+  it('reports a sequence gap as one lost record with exact count, CPU and range, before the batch', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 });
+    p.handleEvents([...seqs(0, 1, 2, 5), ...seqs(1, 1)]);
+    p.handleEvents(seqs(0, 6, 10));
+    const lost = sink.of('lost');
+    assert.deepEqual(
+      lost.map(({ time: _t, ...r }) => r),
+      [
+        { type: 'lost', enforcer: 'edge-1', interface: '*', cause: 'ring-buffer', count: 2, cpu: 0, firstSeq: 3, lastSeq: 4 },
+        { type: 'lost', enforcer: 'edge-1', interface: '*', cause: 'ring-buffer', count: 3, cpu: 0, firstSeq: 7, lastSeq: 9 },
+      ],
+    );
+    assert.equal(sink.batches[0]?.[0]?.type, 'lost');
+    assert.equal(p.stats().eventsLost, 5);
+    assert.equal(p.stats().lostRecords, 2);
+  });
+
+  it('takes the first event per CPU as the baseline: adopting a running engine loses nothing', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 });
+    p.handleEvents([...seqs(0, 1_000_001, 1_000_002), ...seqs(1, 999_999)]);
+    assert.equal(sink.of('lost').length, 0);
+    p.handleEvents(seqs(0, 1_000_004));
+    assert.equal(lostCount(sink), 1);
+  });
+
+  it('with the kernel counters at the start, counts exactly what is lost from then on', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, kernelStats: () => kernel([1_000_000, 500], 1234) });
+    // still queued from before the start: no gap, nothing lost, nothing late
+    p.handleEvents(seqs(0, 999_998, 1_000_000));
+    // the first numbers after the start
+    p.handleEvents([...seqs(0, 1_000_001), ...seqs(1, 503)]);
+    assert.deepEqual(
+      sink.of('lost').map((r) => [r.cpu, r.firstSeq, r.lastSeq, r.count]),
+      [[1, 501, 502, 2]],
+    );
+    assert.equal(p.stats().lateEvents, 0);
+  });
+
+  it('reports trailing losses (no later event shows the gap) once the kernel counter proves them', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, kernelStats: () => kernel([10, 20], 0) });
+    p.handleEvents([...seqs(0, 11, 12), ...seqs(1, 21, 23)]); // cpu 1: 22 lost (a gap)
+    assert.equal(lostCount(sink), 1);
+    // cpu 0 used 13..15 and cpu 1 24: four numbers nobody has read. Only three are lost so far:
+    // one may still be queued, so nothing is reported yet
+    p.checkKernelLost(kernel([15, 24], 1 + 3));
+    assert.equal(lostCount(sink), 1);
+    // the queued one arrives; now the counter accounts for every missing number
+    p.handleEvents(seqs(1, 24));
+    p.checkKernelLost(kernel([15, 24], 1 + 3));
+    assert.deepEqual(
+      sink.of('lost').map((r) => [r.cpu, r.firstSeq, r.lastSeq, r.count]),
+      [
+        [1, 22, 22, 1],
+        [0, 13, 15, 3],
+      ],
+    );
+    // the sum of the lost records equals the kernel's delta, and nothing is counted twice
+    p.checkKernelLost(kernel([15, 24], 4));
+    p.handleEvents(seqs(0, 16));
+    assert.equal(lostCount(sink), 4);
+    assert.equal(p.stats().eventsLost, 4);
+    assert.equal(p.stats().lateEvents, 0);
+  });
+
+  it('starts the reconciliation at the first check when it had no counters at the start', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 });
+    p.handleEvents(seqs(0, 51, 52));
+    p.checkKernelLost(kernel([52, 7], 100)); // the baseline: 100 lost before, none since
+    assert.equal(lostCount(sink), 0);
+    p.checkKernelLost(kernel([55, 7], 103)); // cpu 0: 53..55 lost after the baseline
+    assert.deepEqual(
+      sink.of('lost').map((r) => [r.cpu, r.firstSeq, r.lastSeq, r.count]),
+      [[0, 53, 55, 3]],
+    );
+  });
+
+  it('starts over when the engine\'s counters go back (its maps were recreated)', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, kernelStats: () => kernel([5000], 10) });
+    p.handleEvents(seqs(0, 5001, 5002));
+    p.checkKernelLost(kernel([3], 0));
+    p.handleEvents(seqs(0, 4, 5));
+    p.checkKernelLost(kernel([7], 2));
+    assert.deepEqual(
+      sink.of('lost').map((r) => [r.cpu, r.firstSeq, r.lastSeq, r.count]),
+      [[0, 6, 7, 2]],
+    );
+  });
+
+  it('counts an event whose number was already reported lost as late', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, kernelStats: () => kernel([0], 0) });
+    p.handleEvents(seqs(0, 1, 3));
+    p.handleEvents(seqs(0, 2));
+    assert.equal(p.stats().lateEvents, 1);
+  });
+
+  it('reports what a sink dropped as a lost record with cause sink', () => {
+    const sink = new MemorySink();
+    const dropping = Object.assign(new MemorySink(), { dropped: 0 });
+    const p = new AuditPipeline({ context, sinks: [sink, dropping], summaryIntervalMs: 0 });
+    dropping.dropped = 17;
+    p.checkKernelLost(kernel([0], 0));
+    dropping.dropped = 20;
+    p.checkKernelLost(kernel([0], 0));
+    assert.deepEqual(
+      sink.of('lost').map((r) => [r.cause, r.count]),
+      [
+        ['sink', 17],
+        ['sink', 3],
+      ],
+    );
+    assert.equal(p.stats().sinkDropped, 20);
+  });
+});
+
+describe('audit pipeline: summaries', () => {
+  const key = (sport: number): SessionKey => ({ family: 4, src: addr16('192.0.2.10'), dst: addr16('10.1.2.3'), ifindex: 3, vlanOuter: 0, vlanInner: 0, proto: 6, sport, dport: 443 });
+  const value = (packets: number, firstSeenNs: bigint): SessionValue => ({
+    firstSeenNs,
+    lastSeenNs: firstSeenNs + BigInt(packets) * 1000n,
+    packets,
+    bytes: packets * 100,
+    rule: 1,
+    generation: GEN,
+    action: Action.ALLOW,
+    reason: Reason.POLICY,
+    flags: 1,
+  });
+
+  it('a flood on one session: one session record, then one summary per interval with deltas and totals', () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n; // after the pipeline started
+    let cache: SessionEntry[] = [];
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
+    p.handleEvents([event({ sport: 1 })]); // the kernel emits one event per new session
+    cache = [{ key: key(1), value: value(1000, born) }];
+    p.summarize();
+    cache = [{ key: key(1), value: value(1500, born) }];
+    p.summarize();
+    p.summarize(); // no traffic since: no record
+    assert.equal(sink.of('session').length, 1);
+    const summaries = sink.of('summary');
+    assert.deepEqual(
+      summaries.map((s) => [s.packets, s.bytes, s.totalPackets, s.totalBytes]),
+      [
+        [1000, 100_000, 1000, 100_000],
+        [500, 50_000, 1500, 150_000],
+      ],
+    );
+    const s = summaries[1] as SummaryRecord;
+    assert.equal(s.rule, 'web/https');
+    assert.equal(s.policy, 'web');
+    assert.equal(s.policyVersion, ir.version);
+    assert.equal(s.verdict, 'allow');
+    assert.equal(s.protocol, 'tcp');
+    assert.equal(s.src, '192.0.2.10');
+    assert.equal(s.dst, '10.1.2.3');
+    assert.equal(s.sport, 1);
+    assert.equal(s.dport, 443);
+    assert.equal(s.interface, 'eth1');
+    assert.ok(Date.parse(s.lastSeen) >= Date.parse(s.firstSeen));
+    assert.equal(p.stats().summaries, 2);
+  });
+
+  it('needs no summary for a one-packet session, and counts a later one from its first packet', () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    let cache: SessionEntry[] = [{ key: key(2), value: value(1, born) }];
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
+    p.summarize();
+    p.summarize();
+    assert.equal(sink.of('summary').length, 0);
+    cache = [{ key: key(2), value: value(4, born) }];
+    p.summarize();
+    assert.deepEqual(
+      sink.of('summary').map((s) => [s.packets, s.totalPackets]),
+      [[4, 4]],
+    );
+  });
+
+  it('counts sessions older than the pipeline from its first summary on', () => {
+    const sink = new MemorySink();
+    const old = process.hrtime.bigint() - 60_000_000_000n;
+    let cache: SessionEntry[] = [{ key: key(3), value: value(10_000, old) }];
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
+    p.summarize();
+    assert.equal(sink.of('summary').length, 0);
+    cache = [{ key: key(3), value: value(10_020, old) }];
+    p.summarize();
+    assert.deepEqual(
+      sink.of('summary').map((s) => [s.packets, s.totalPackets]),
+      [[20, 10_020]],
+    );
+  });
+
+  it('starts over for a new session under a known key, and forgets sessions gone from the cache', () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    let cache: SessionEntry[] = [1, 2, 3].map((i) => ({ key: key(i), value: value(10, born) }));
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
+    p.summarize();
+    assert.equal(p.stats().trackedSessions, 3);
+    cache = [{ key: key(1), value: value(3, born + 5_000_000_000n) }];
+    p.summarize();
+    assert.equal(p.stats().trackedSessions, 1);
+    assert.deepEqual(
+      sink.of('summary').map((s) => [s.sport, s.packets, s.totalPackets]),
+      [
+        [1, 10, 10],
+        [2, 10, 10],
+        [3, 10, 10],
+        [1, 3, 3],
+      ],
+    );
+  });
+
+  it('reports a failing session read to onError from its timer', async () => {
+    const errors: unknown[] = [];
+    const p = new AuditPipeline({
+      context,
+      sinks: [],
+      summaryIntervalMs: 1,
+      sessions: () => {
+        throw new Error('engine closed');
+      },
+      onError: (err) => errors.push(err),
+    });
+    while (errors.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await p.close();
+    assert.match(String(errors[0]), /engine closed/);
+  });
+});
+
+describe('audit pipeline: sinks', () => {
+  it('adds and removes live sinks, emits controller records, and closes its sinks', async () => {
+    const main = new MemorySink();
+    const observer = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [main], summaryIntervalMs: 0 });
+    p.addSink(observer);
+    p.addSink(observer);
+    p.emit({ time: new Date().toISOString(), type: 'agent', enforcer: 'edge-1', interface: '*', event: 'started' });
+    p.handleEvents(seqs(0, 1));
+    p.removeSink(observer);
+    p.handleEvents(seqs(0, 2));
+    assert.equal(main.records.length, 3);
+    assert.equal(observer.records.length, 2);
+    const failing: AuditSink = {
+      write: () => {
+        throw new Error('broken sink');
+      },
+      close: async () => undefined,
+    };
+    p.addSink(failing);
+    p.handleEvents(seqs(0, 3));
+    assert.equal(main.records.length, 4, 'a failing sink does not stop the others');
+    await p.close();
+    assert.ok(main.closed);
+    assert.ok(!observer.closed, 'a removed sink belongs to whoever added it');
+    await p.close();
+  });
+
+  it('keeps lost records exact alongside the session records they precede', () => {
+    const sink = new MemorySink();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0 });
+    p.handleEvents(seqs(0, 1, 4));
+    const [first, second, third] = sink.batches[0] as AuditRecord[];
+    assert.equal((first as LostRecord).count, 2);
+    assert.equal(second?.type, 'session');
+    assert.equal(third?.type, 'session');
+  });
+});
