@@ -94,6 +94,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       summaryIntervalMs: config.summaryIntervalMs,
       sessions: () => openedEngine.sessions(),
       kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
+      onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err instanceof Error ? err.message : String(err)}` })),
     });
     const pipe = pipeline;
     for (const r of emitQueue.splice(0)) pipe.emit(r);

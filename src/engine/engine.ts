@@ -172,7 +172,16 @@ export class Engine {
         ensureBpffs();
         const mapDir = join(pinRoot, 'maps');
         adopted = names.every((n) => existsSync(join(mapDir, n)));
-        if (adopted) for (const n of names) obj.reuseMapFd(n, native.objGet(join(mapDir, n)));
+        if (adopted) {
+          for (const n of names) {
+            const fd = native.objGet(join(mapDir, n));
+            try {
+              obj.reuseMapFd(n, fd); // libbpf keeps its own duplicate
+            } finally {
+              native.closeFd(fd);
+            }
+          }
+        }
       }
       try {
         obj.load();
