@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@ namespace ds {
 namespace {
 
 constexpr size_t kBatchBytes = 256 * 1024;
+constexpr size_t kMaxRecord = 4096;
 constexpr int kPollMs = 50;
 
 class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
@@ -37,45 +39,52 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
     rb_ = ring_buffer__new(fd, &RingBufferReader::OnSample, this, nullptr);
     if (!rb_) ThrowErrno(env, "ring_buffer__new", errno);
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "doorstep-ringbuf", 16, 1);
-    pending_.reserve(kBatchBytes + 4096);
+    pending_ = NewBytes();
     thread_ = std::thread([this] { Run(); });
   }
 
   ~RingBufferReader() override { Stop(); }
 
  private:
+  // A batch's bytes: allocated once with room for kBatchBytes plus one record, never zero-filled
+  // (a std::vector resize would clear every byte it is about to overwrite).
   struct Batch {
-    std::vector<uint8_t> bytes;
+    uint8_t* bytes;
+    size_t size;
     uint32_t count;
   };
 
+  static uint8_t* NewBytes() { return static_cast<uint8_t*>(malloc(kBatchBytes + kMaxRecord)); }
+
   static int OnSample(void* ctx, void* data, size_t size) {
     auto* self = static_cast<RingBufferReader*>(ctx);
+    if (size > kMaxRecord - 4) return 0;  // no ds_event is this large
     uint32_t len = static_cast<uint32_t>(size);
-    size_t at = self->pending_.size();
-    self->pending_.resize(at + 4 + size);
-    memcpy(self->pending_.data() + at, &len, 4);
-    memcpy(self->pending_.data() + at + 4, data, size);
+    uint8_t* at = self->pending_ + self->pending_size_;
+    memcpy(at, &len, 4);
+    memcpy(at + 4, data, size);
+    self->pending_size_ += 4 + size;
     self->pending_count_++;
-    if (self->pending_.size() >= kBatchBytes) self->Flush();
+    if (self->pending_size_ >= kBatchBytes) self->Flush();
     return 0;
   }
 
   void Flush() {
     if (pending_count_ == 0) return;
-    auto* batch = new Batch{std::move(pending_), pending_count_};
-    pending_ = std::vector<uint8_t>();
-    pending_.reserve(kBatchBytes + 4096);
+    auto* batch = new Batch{pending_, pending_size_, pending_count_};
+    pending_ = NewBytes();
+    pending_size_ = 0;
     pending_count_ = 0;
     napi_status status = tsfn_.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, Batch* b) {
-      auto* owned = new std::vector<uint8_t>(std::move(b->bytes));
       uint32_t count = b->count;
+      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, b->bytes, b->size, [](Napi::Env, uint8_t* bytes) { free(bytes); });
       delete b;
-      Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(
-          env, owned->data(), owned->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
       fn.Call({buf, Napi::Number::New(env, count)});
     });
-    if (status != napi_ok) delete batch;
+    if (status != napi_ok) {
+      free(batch->bytes);
+      delete batch;
+    }
   }
 
   void Run() {
@@ -98,6 +107,8 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
     if (thread_.joinable()) thread_.join();
     ring_buffer__free(rb_);
     rb_ = nullptr;
+    free(pending_);
+    pending_ = nullptr;
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -120,7 +131,8 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool stopped_ = false;
-  std::vector<uint8_t> pending_;
+  uint8_t* pending_ = nullptr;
+  size_t pending_size_ = 0;
   uint32_t pending_count_ = 0;
 };
 
