@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -19,6 +20,7 @@ namespace {
 constexpr size_t kBatchBytes = 256 * 1024;
 constexpr size_t kMaxRecord = 4096;
 constexpr int kPollMs = 50;
+constexpr int kPauseUs = 1000;
 
 class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
  public:
@@ -92,6 +94,10 @@ class RingBufferReader : public Napi::ObjectWrap<RingBufferReader> {
       int n = ring_buffer__poll(rb_, kPollMs);
       if (n == 0) ring_buffer__consume(rb_);
       Flush();
+      // Batch wake-ups: the kernel wakes a reader that has caught up on every next record, so a
+      // reader that drains and waits again pays a context switch per few records. Pausing after
+      // a drain lets records gather (at 1M/s, ~1,000 per pause; the ring holds ~170,000).
+      if (n > 0 && !stop_.load()) std::this_thread::sleep_for(std::chrono::microseconds(kPauseUs));
     }
     ring_buffer__consume(rb_);
     Flush();
