@@ -14,7 +14,7 @@
 import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { isMainThread, MessageChannel, type MessagePort, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
 import { DoorstepError } from '../errors.js';
-import type { AuditRecord, AuditSink, SummaryRecord } from './records.js';
+import type { AuditRecord, AuditSink, FlowFields, SummaryRecord } from './records.js';
 import type { SessionRecord } from './session-record.js';
 
 export interface JsonLinesSinkOptions {
@@ -550,47 +550,44 @@ function genericJson(r: AuditRecord): string {
   return JSON.stringify(r).replace(NON_ASCII, hex4);
 }
 
+/** The flow fields session and summary records share, from `protocol` to `policyVersion`. */
+function flowJson(r: FlowFields & { policy?: string; policyVersion?: string }): string {
+  let s =
+    ',"protocol":' + str(r.protocol) +
+    ',"src":' + str(r.src) +
+    ',"dst":' + str(r.dst);
+  if (r.sport !== undefined) s += ',"sport":' + num(r.sport);
+  if (r.dport !== undefined) s += ',"dport":' + num(r.dport);
+  if (r.icmpType !== undefined) s += ',"icmpType":' + num(r.icmpType);
+  if (r.icmpCode !== undefined) s += ',"icmpCode":' + num(r.icmpCode);
+  if (r.vlan !== undefined) s += ',"vlan":' + vlanJson(r.vlan);
+  s += ',"rule":' + str(r.rule);
+  if (r.policy !== undefined) s += ',"policy":' + str(r.policy);
+  if (r.policyVersion !== undefined) s += ',"policyVersion":' + str(r.policyVersion);
+  return s;
+}
+
 /** One session record, fields in the documented order (the reference for the cached path below). */
 export function sessionJson(r: SessionRecord): string {
-  let s =
+  const s =
     '{"time":' + str(r.time) +
     ',"type":"session","event":' + str(r.event) +
     ',"enforcer":' + str(r.enforcer) +
     ',"interface":' + str(r.interface) +
     ',"verdict":' + str(r.verdict) +
     ',"reason":' + str(r.reason) +
-    ',"protocol":' + str(r.protocol) +
-    ',"src":' + str(r.src) +
-    ',"dst":' + str(r.dst);
-  if (r.sport !== undefined) s += ',"sport":' + num(r.sport);
-  if (r.dport !== undefined) s += ',"dport":' + num(r.dport);
-  if (r.icmpType !== undefined) s += ',"icmpType":' + num(r.icmpType);
-  if (r.icmpCode !== undefined) s += ',"icmpCode":' + num(r.icmpCode);
-  if (r.vlan !== undefined) s += ',"vlan":' + vlanJson(r.vlan);
-  s += ',"rule":' + str(r.rule);
-  if (r.policy !== undefined) s += ',"policy":' + str(r.policy);
-  if (r.policyVersion !== undefined) s += ',"policyVersion":' + str(r.policyVersion);
+    flowJson(r);
   return s + ',"generation":' + num(r.generation) + ',"cpu":' + num(r.cpu) + ',"seq":' + num(r.seq) + '}';
 }
 
 /** One summary record, fields in the documented order. */
 export function summaryJson(r: SummaryRecord): string {
-  let s =
+  const s =
     '{"time":' + str(r.time) +
     ',"type":"summary","enforcer":' + str(r.enforcer) +
     ',"interface":' + str(r.interface) +
     ',"verdict":' + str(r.verdict) +
-    ',"protocol":' + str(r.protocol) +
-    ',"src":' + str(r.src) +
-    ',"dst":' + str(r.dst);
-  if (r.sport !== undefined) s += ',"sport":' + num(r.sport);
-  if (r.dport !== undefined) s += ',"dport":' + num(r.dport);
-  if (r.icmpType !== undefined) s += ',"icmpType":' + num(r.icmpType);
-  if (r.icmpCode !== undefined) s += ',"icmpCode":' + num(r.icmpCode);
-  if (r.vlan !== undefined) s += ',"vlan":' + vlanJson(r.vlan);
-  s += ',"rule":' + str(r.rule);
-  if (r.policy !== undefined) s += ',"policy":' + str(r.policy);
-  if (r.policyVersion !== undefined) s += ',"policyVersion":' + str(r.policyVersion);
+    flowJson(r);
   return (
     s +
     ',"generation":' + num(r.generation) +
