@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// A real nats-server (Debian's, installed by the bootstrap) for tests: JetStream on, loopback
+// only, a free port and a store folder of its own per run. `stop()` and `start()` again keep the
+// store, so tests can take the server away and bring it back; `cleanup()` removes everything.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class NatsServer {
+  private child: ChildProcess | undefined;
+  private log = '';
+  readonly storeDir = mkdtempSync(join(tmpdir(), 'doorstep-nats-'));
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<NatsServer> {
+    const server = new NatsServer(await freePort());
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** Start (again) on the same port and store; resolves when the server says it is ready. */
+  start(ms = 15_000): Promise<void> {
+    const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server not ready after ${ms} ms: ${this.log}`)), ms);
+      const onData = (d: Buffer) => {
+        this.log += d.toString();
+        if (this.log.includes('Server is ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited (${code}): ${this.log}`));
+      });
+    });
+  }
+
+  /** Stop the server (SIGTERM, then SIGKILL after `ms`); the store stays. */
+  async stop(ms = 5_000): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    await exited;
+    clearTimeout(timer);
+    this.log = '';
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop();
+    rmSync(this.storeDir, { recursive: true, force: true });
+  }
+}
