@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// How a policy set travels through the fleet's key-value bucket: one envelope per key, holding
+// the documents (as text, so errors still cite file and line) and a label selector saying which
+// enforcers it applies to. An enforcer's policy is the union of the envelopes that select it, in
+// key order. Pure: parsing, matching and assembling candidates; no I/O.
+import { z } from 'zod';
+import type { PolicyCandidate } from './source.js';
+
+/** Keys under which envelopes live in the policy bucket. */
+export const ENVELOPE_KEY_PREFIX = 'sets.';
+
+export const envelopeSchema = z.strictObject({
+  format: z.literal(1),
+  /** The set's name: the key is `sets.<name>`. */
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  /** Every label must equal the enforcer's; empty = every enforcer. */
+  selector: z.record(z.string(), z.string()),
+  documents: z.array(z.strictObject({ file: z.string().min(1), text: z.string() })).min(1),
+});
+
+export type PolicyEnvelope = z.infer<typeof envelopeSchema>;
+
+export type Labels = Readonly<Record<string, string>>;
+
+export function selects(selector: Labels, labels: Labels): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** The envelope in a bucket entry, or why it is not one. */
+export function parseEnvelope(bytes: Uint8Array): PolicyEnvelope | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return { problem: 'not JSON' };
+  }
+  const r = envelopeSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return { problem: `${issue?.path.join('.') || '(top level)'}: ${issue?.message ?? 'invalid'}` };
+  }
+  return r.data;
+}
+
+export interface BucketEntry {
+  key: string;
+  revision: number;
+  envelope: PolicyEnvelope;
+}
+
+/**
+ * The candidate for an enforcer with `labels`: the documents of every envelope selecting it, in
+ * key order, named `<bucket>/<key>/<file>` so errors point at the envelope; its revision is the
+ * newest revision among those envelopes (or `bucketRevision` when a deletion changed the set).
+ */
+export function candidateFor(bucket: string, entries: Iterable<BucketEntry>, labels: Labels, bucketRevision: number): PolicyCandidate {
+  const chosen = [...entries].filter((e) => selects(e.envelope.selector, labels)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return {
+    origin: `nats:${bucket}`,
+    revision: bucketRevision,
+    sources: chosen.flatMap((e) => e.envelope.documents.map((d) => ({ file: `${bucket}/${e.key}/${d.file}`, text: d.text }))),
+  };
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// Fleet policy envelopes: parsing, label selection, and the candidate an enforcer assembles.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { candidateFor, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
+
+const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+describe('policy envelopes', () => {
+  it('parse, or say why not', () => {
+    const ok = parseEnvelope(bytes({ format: 1, name: 'web', selector: { region: 'eu' }, documents: [{ file: 'web.yaml', text: 'x' }] }));
+    assert.equal('problem' in ok, false);
+    assert.deepEqual(parseEnvelope(Buffer.from('{')), { problem: 'not JSON' });
+    const bad = parseEnvelope(bytes({ format: 1, name: 'web', selector: {}, documents: [] }));
+    assert.match('problem' in bad ? bad.problem : '', /^documents: /);
+    const badName = parseEnvelope(bytes({ format: 1, name: 'a/b', selector: {}, documents: [{ file: 'f', text: '' }] }));
+    assert.match('problem' in badName ? badName.problem : '', /^name: /);
+  });
+
+  it('select by every label; an empty selector selects every enforcer', () => {
+    assert.equal(selects({}, { region: 'eu' }), true);
+    assert.equal(selects({ region: 'eu' }, { region: 'eu', cloud: 'aws' }), true);
+    assert.equal(selects({ region: 'eu', cloud: 'gcp' }, { region: 'eu', cloud: 'aws' }), false);
+    assert.equal(selects({ vpc: 'a' }, {}), false);
+  });
+
+  it('assemble the selected envelopes in key order', () => {
+    const e = (key: string, selector: Record<string, string>, text: string, revision: number) => ({
+      key,
+      revision,
+      envelope: { format: 1 as const, name: key.slice(5), selector, documents: [{ file: 'p.yaml', text }] },
+    });
+    const c = candidateFor('b', [e('sets.z', {}, 'z', 1), e('sets.a', { region: 'eu' }, 'a', 2), e('sets.m', { region: 'us' }, 'm', 3)], { region: 'eu' }, 7);
+    assert.deepEqual(c, { origin: 'nats:b', revision: 7, sources: [{ file: 'b/sets.a/p.yaml', text: 'a' }, { file: 'b/sets.z/p.yaml', text: 'z' }] });
+  });
+});
