@@ -26,7 +26,7 @@ export const ErrorCodes = {
   DS_E_SOCKET: 'the local API socket cannot be created',
   DS_E_AGENT_UNREACHABLE: 'the CLI cannot reach a running agent',
   DS_E_AGENT_API: 'the agent answered the CLI with an error',
-  DS_E_POLICY_SOURCE: 'a watched policy file or folder cannot be read or watched',
+  DS_E_POLICY_SOURCE: 'a policy source (file, folder, NATS bucket) cannot be read or watched, or holds an entry that is not a policy',
   DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
   DS_E_AUDIT_SINK: 'the audit destination (file or stdout) cannot be opened',
 } as const;
