@@ -45,7 +45,8 @@ program
   .command('agent')
   .description('run the enforcer: attach in default deny, install and watch the policy, write the audit trail, serve the CLI')
   .option('-i, --interface <name>', 'interface to enforce on (repeatable)', collect)
-  .option('-p, --policy <path>', 'policy file or folder to watch (repeatable)', collect)
+  .option('-p, --policy <path>', 'policy file or folder to watch, or nats://HOST:PORT/BUCKET (repeatable)', collect)
+  .option('-l, --label <key=value>', 'a label of this enforcer, for fleet policy selectors (repeatable)', collect)
   .option('--audit <file>', 'audit JSON lines: a file, or - for stdout (default -)')
   .option('--audit-max-bytes <size>', 'rotate the audit file at this size (default 100M)')
   .option('--audit-keep <n>', 'rotated audit files to keep (default 5)', (v) => Number(v))
@@ -71,6 +72,7 @@ program
         metrics: o.metrics as string | undefined,
         stateDir: o.stateDir as string | undefined,
         enforcerId: o.enforcerId as string | undefined,
+        labels: o.label as string[] | undefined,
         socket: o.socket as string | undefined,
         pinRoot: o.pinRoot as string | undefined,
         xdpMode: o.xdpMode as 'auto' | 'native' | 'generic' | undefined,

@@ -14,6 +14,7 @@ import { Engine } from '../engine/engine.js';
 import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
+import { NatsSource, parseNatsPolicyUrl } from '../watcher/nats-source.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
 import { LocalApi } from './local-api.js';
@@ -47,6 +48,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const store = new StateStore(config.stateDir);
   store.prepare();
   for (const ifname of config.interfaces) interfaceIndex(ifname, addon().ifNameToIndex);
+  const natsSources = config.policy.filter((p) => p.startsWith('nats://')).map(parseNatsPolicyUrl);
   const sink = new JsonLinesSink(config.audit === '-' ? { stdout: true } : { path: config.audit, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
   const recent = new RecentRecords();
   const cleanups: (() => Promise<void> | void)[] = [() => sink.close()];
@@ -132,13 +134,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     // an adopted cache may hold verdicts an earlier failsafe gave: a new generation re-checks them
     if (failsafeChanged && engine.adopted) await controller.reclassify();
     const sources: PolicySourceHandle[] = [];
-    if (config.policy.length > 0) {
-      const folder = new FolderSource(config.policy, {
-        onError: (err) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` })),
-      });
-      sources.push(folder);
-      await folder.start((candidate) => void ctl.apply(candidate));
-    }
+    const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
+    const paths = config.policy.filter((p) => !p.startsWith('nats://'));
+    if (paths.length > 0) sources.push(new FolderSource(paths, { onError: onSourceError }));
+    for (const target of natsSources) sources.push(new NatsSource({ ...target, labels: config.labels, onError: onSourceError }));
+    for (const source of sources) await source.start((candidate) => void ctl.apply(candidate));
     cleanups.push(async () => {
       for (const s of sources) await s.close();
     });

@@ -34,6 +34,8 @@ export const configFileSchema = z.strictObject({
   metrics: z.string().optional(),
   stateDir: z.string().optional(),
   enforcerId: z.string().min(1).optional(),
+  /** This enforcer's labels (cloud, region, vpc, placement, free labels): fleet policies select by them. */
+  labels: z.record(z.string(), z.string()).optional(),
   socket: z.string().optional(),
   pinRoot: z.string().optional(),
   xdpMode: z.enum(['auto', 'native', 'generic']).optional(),
@@ -55,6 +57,7 @@ export interface AgentConfig {
   metrics: { host: string; port: number } | null;
   stateDir: string;
   enforcerId: string;
+  labels: Record<string, string>;
   socket: string;
   pinRoot: string;
   xdpMode: 'auto' | 'native' | 'generic';
@@ -63,7 +66,7 @@ export interface AgentConfig {
 }
 
 /** Flags as commander hands them over: only those the operator gave are set. */
-export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe'>> & { config?: string };
+export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe' | 'labels'>> & { config?: string; labels?: string[] };
 
 function configError(message: string, hint: string, cause?: unknown): DoorstepError {
   return new DoorstepError('DS_E_CONFIG', message, { hint, cause });
@@ -113,6 +116,17 @@ function parseFailsafe(entries: z.infer<typeof failsafeSchema>[], file: string):
   });
 }
 
+/** `key=value` flags; a key may not be empty, a value may. */
+export function parseLabels(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new DoorstepError('DS_E_USAGE', `"${pair}" is not a label`, { hint: 'write --label key=value, e.g. --label region=eu-west-1' });
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
 /** Read and check the config file: any problem is one DS_E_CONFIG error naming the file and key. */
 export function readConfigFile(path: string): ConfigFile {
   let text: string;
@@ -156,6 +170,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     metrics: metrics ? parseListen(metrics) : null,
     stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
     enforcerId: pick('enforcerId') ?? hostname(),
+    labels: { ...file.labels, ...parseLabels(flags.labels ?? []) },
     socket: pick('socket') ?? DEFAULT_SOCKET,
     pinRoot: pick('pinRoot') ?? DEFAULT_PIN_ROOT,
     xdpMode: pick('xdpMode') ?? 'auto',

@@ -20,6 +20,16 @@ export interface NatsSourceOptions {
   onError?: (err: Error) => void;
 }
 
+/** `nats://HOST:PORT[,HOST:PORT…]/BUCKET` → the servers and the bucket. */
+export function parseNatsPolicyUrl(url: string): { servers: string; bucket: string } {
+  const m = /^nats:\/\/([^/]+)\/([A-Za-z0-9_-]+)$/.exec(url);
+  if (!m) {
+    throw new DoorstepError('DS_E_USAGE', `"${url}" is not a NATS policy source`, { hint: 'write nats://HOST:PORT/BUCKET, e.g. nats://127.0.0.1:4222/doorstep-policy' });
+  }
+  const servers = (m[1] as string).split(',').map((h) => `nats://${h}`).join(',');
+  return { servers, bucket: m[2] as string };
+}
+
 export class NatsSource implements PolicySourceHandle {
   private nc: NatsConnection | undefined;
   private stopWatch: (() => void) | undefined;

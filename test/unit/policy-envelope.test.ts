@@ -2,6 +2,9 @@
 // Fleet policy envelopes: parsing, label selection, and the candidate an enforcer assembles.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseLabels } from '../../src/controller/config.js';
+import { DoorstepError } from '../../src/errors.js';
+import { parseNatsPolicyUrl } from '../../src/watcher/nats-source.js';
 import { candidateFor, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
 
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -32,5 +35,19 @@ describe('policy envelopes', () => {
     });
     const c = candidateFor('b', [e('sets.z', {}, 'z', 1), e('sets.a', { region: 'eu' }, 'a', 2), e('sets.m', { region: 'us' }, 'm', 3)], { region: 'eu' }, 7);
     assert.deepEqual(c, { origin: 'nats:b', revision: 7, sources: [{ file: 'b/sets.a/p.yaml', text: 'a' }, { file: 'b/sets.z/p.yaml', text: 'z' }] });
+  });
+});
+
+describe('fleet settings', () => {
+  it('nats://HOST:PORT[,HOST:PORT]/BUCKET', () => {
+    assert.deepEqual(parseNatsPolicyUrl('nats://127.0.0.1:4222/doorstep-policy'), { servers: 'nats://127.0.0.1:4222', bucket: 'doorstep-policy' });
+    assert.deepEqual(parseNatsPolicyUrl('nats://a:4222,b:4222/p'), { servers: 'nats://a:4222,nats://b:4222', bucket: 'p' });
+    assert.throws(() => parseNatsPolicyUrl('nats://127.0.0.1:4222'), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_USAGE');
+  });
+
+  it('labels from key=value flags', () => {
+    assert.deepEqual(parseLabels(['region=eu-west-1', 'cloud=aws', 'note=']), { region: 'eu-west-1', cloud: 'aws', note: '' });
+    assert.throws(() => parseLabels(['=x']), /is not a label/);
+    assert.throws(() => parseLabels(['region']), /is not a label/);
   });
 });
