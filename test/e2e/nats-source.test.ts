@@ -80,4 +80,37 @@ describe('policy source: nats key-value bucket', () => {
     assert.ok((first.revision as number) < (second.revision as number) && (second.revision as number) < (third.revision as number));
     assert.equal(queue.length, 0, 'no other candidate');
   });
+
+  it('starts while NATS is down and catches up once it is back', async () => {
+    await source?.close();
+    await nc?.close();
+    const down = await NatsServer.start();
+    try {
+      await down.stop();
+      const queue: PolicyCandidate[] = [];
+      const waiters: (() => void)[] = [];
+      const late = new NatsSource({ servers: down.url, bucket: BUCKET, labels: {}, debounceMs: 50 });
+      try {
+        await late.start((c) => {
+          queue.push(c);
+          for (const w of waiters.splice(0)) w();
+        }); // resolves although nothing answers
+        assert.equal(queue.length, 0);
+        await down.start();
+        const writer = await connect({ servers: down.url });
+        try {
+          const kv = await new Kvm(writer).create(BUCKET, { history: 10 });
+          await kv.put('sets.all', envelope('all', {}, 'late-v1'));
+          const c = await next(queue, waiters, 20_000);
+          assert.deepEqual(c.sources.map((x) => x.text), ['late-v1']);
+        } finally {
+          await writer.close();
+        }
+      } finally {
+        await late.close();
+      }
+    } finally {
+      await down.cleanup();
+    }
+  });
 });
