@@ -113,6 +113,14 @@ export function decodeEvent(buf: Buffer, at = 0): RawEvent {
 export type CounterName = Exclude<keyof typeof Counter, 'COUNT'>;
 export type ReasonName = Exclude<keyof typeof Reason, 'COUNT'>;
 
+const REASON_LABELS: string[] = [];
+for (const [name, code] of Object.entries(Reason)) if (name !== 'COUNT') REASON_LABELS[code] = name.toLowerCase().replaceAll('_', '-');
+
+/** A reason code as records, metrics and the CLI show it: NO_POLICY → `no-policy`. */
+export function reasonLabel(code: number): string {
+  return REASON_LABELS[code] ?? String(code);
+}
+
 export interface Stat {
   packets: number;
   bytes: number;

@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { Counter as PromCounter, Gauge, Histogram, Registry } from 'prom-client';
 import { Reason } from '../abi/generated.js';
-import type { CounterName, CpuStats, ReasonName } from '../abi/records.js';
+import { type CounterName, type CpuStats, type ReasonName, reasonLabel } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
 
 export interface MetricsSource {
@@ -63,10 +63,6 @@ const COUNTER_METRICS: Record<CounterName, { name: string; help: string } | null
   SESSION_FULL: { name: 'doorstep_session_insert_failures_total', help: 'Session inserts that failed (verdict still applied)' },
 };
 
-/** The reason label: `NO_POLICY` → `no-policy`, as in the audit records. */
-export function reasonLabel(name: ReasonName): string {
-  return name.toLowerCase().replaceAll('_', '-');
-}
 
 const REASONS = (Object.keys(Reason) as (keyof typeof Reason)[]).filter((k): k is ReasonName => k !== 'COUNT');
 
@@ -101,7 +97,7 @@ export class AgentMetrics {
         const { byReason: r } = snapshot().stats;
         this.reset();
         for (const reason of REASONS) {
-          const label = reasonLabel(reason);
+          const label = reasonLabel(Reason[reason]);
           this.inc({ action: 'pass', reason: label }, r[reason].pass[field]);
           this.inc({ action: 'drop', reason: label }, r[reason].drop[field]);
         }

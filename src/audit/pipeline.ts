@@ -6,12 +6,12 @@
 // caches that keep the per-event cost well under a microsecond. Touches no kernel object: the
 // engine's counters and sessions come in as values and functions. docs/audit.md has the fields.
 import { Action, EventKind, Reason } from '../abi/generated.js';
-import { BatchEvent, type RawEvent, type SessionKey, type SessionValue } from '../abi/records.js';
+import { BatchEvent, type RawEvent, reasonLabel, type SessionKey, type SessionValue } from '../abi/records.js';
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { protocolLabel } from '../policy/protocols.js';
 import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from './records.js';
-import { type EnrichContext, ruleName, type SessionRecord } from './session-record.js';
+import { type EnrichContext, ruleName, type SessionRecord, setFlowDetails } from './session-record.js';
 
 /** What the pipeline reads from the engine's counters (Engine.stats() fits). */
 export interface KernelEventStats {
@@ -77,8 +77,7 @@ export interface AuditPipelineStats {
  * by the JSON-lines encoder.
  */
 const intern = (s: string): string => Object.keys({ [s]: 0 })[0] ?? s;
-const REASON_NAMES: string[] = [];
-for (const [k, v] of Object.entries(Reason)) REASON_NAMES[v] = intern(k.toLowerCase().replaceAll('_', '-'));
+const REASON_NAMES = Array.from({ length: Reason.COUNT }, (_, r) => intern(reasonLabel(r)));
 const reasonName = (r: number): string => REASON_NAMES[r] ?? String(r);
 const PROTOCOLS = Array.from({ length: 256 }, (_, p) => intern(protocolLabel(p)));
 const OCTETS = Array.from({ length: 256 }, (_, i) => String(i));
@@ -528,14 +527,7 @@ export class AuditPipeline {
       cpu: e.cpu,
       seq: e.seq,
     };
-    if (ported) {
-      r.sport = e.sport;
-      r.dport = e.dport;
-    } else if (proto === 1 || proto === 58) {
-      r.icmpType = e.dport >> 8;
-      r.icmpCode = e.dport & 0xff;
-    }
-    if (e.vlanOuter) r.vlan = e.vlanInner ? [e.vlanOuter, e.vlanInner] : [e.vlanOuter];
+    setFlowDetails(r, e);
     if (policy !== undefined) r.policy = policy;
     if (version !== undefined) r.policyVersion = version;
     return r;
@@ -613,14 +605,7 @@ export class AuditPipeline {
       firstSeen: this.wallTime(value.firstSeenNs),
       lastSeen: this.wallTime(value.lastSeenNs),
     };
-    if (key.proto === 6 || key.proto === 17 || key.proto === 132) {
-      r.sport = key.sport;
-      r.dport = key.dport;
-    } else if (key.proto === 1 || key.proto === 58) {
-      r.icmpType = key.dport >> 8;
-      r.icmpCode = key.dport & 0xff;
-    }
-    if (key.vlanOuter) r.vlan = key.vlanInner ? [key.vlanOuter, key.vlanInner] : [key.vlanOuter];
+    setFlowDetails(r, key);
     if (policy !== undefined) r.policy = policy;
     if (names.version !== undefined) r.policyVersion = names.version;
     return r;

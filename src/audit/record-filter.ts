@@ -16,9 +16,10 @@
 // - --since: the record's `lastSeen` (summaries, session views) or else its `time` is at or
 //   after the given instant.
 import { DoorstepError } from '../errors.js';
+import { parseDuration } from '../units.js';
 import { cidrContains, parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
-import { PROTOCOL_NUMBERS, protocolLabel } from '../policy/protocols.js';
+import { PROTOCOL_NUMBERS, protocolLabel, protocolNumber } from '../policy/protocols.js';
 
 /** The flags' values as the command line (or the agent's query string) gives them. */
 export interface FilterFlagValues {
@@ -64,17 +65,6 @@ function usage(message: string, hint: string): DoorstepError {
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-const DURATION = /^(\d+(\.\d+)?(ms|s|m|h|d))+$/;
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "5m", "1h30m", "500ms" → milliseconds; undefined when the text is not a duration. */
-export function parseDuration(text: string): number | undefined {
-  if (!DURATION.test(text)) return undefined;
-  let ms = 0;
-  for (const m of text.matchAll(DURATION_PART)) ms += Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
-  return ms;
-}
 
 function parseSince(text: string, now: Date): Date {
   const t = text.trim();
@@ -110,10 +100,8 @@ function parsePorts(text: string): { lo: number; hi: number } {
 }
 
 function parseProtocol(text: string): number {
-  const t = text.trim().toLowerCase();
-  const named = PROTOCOL_NUMBERS[t];
-  if (named !== undefined) return named;
-  if (/^(0|[1-9]\d{0,2})$/.test(t) && Number(t) <= 255) return Number(t);
+  const p = protocolNumber(text);
+  if (p !== undefined) return p;
   throw usage(`--protocol "${text}" is not a protocol`, `write a name (${Object.keys(PROTOCOL_NUMBERS).join(', ')}) or a number 0-255`);
 }
 

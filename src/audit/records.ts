@@ -93,6 +93,11 @@ export interface AgentRecord extends RecordBase {
   message?: string;
 }
 
+/** An `agent` record of `enforcer`, now; about the whole enforcer unless an interface is given. */
+export function agentRecord(enforcer: string, fields: Omit<AgentRecord, 'time' | 'type' | 'enforcer' | 'interface'> & { interface?: string }): AgentRecord {
+  return { time: new Date().toISOString(), type: 'agent', enforcer, interface: '*', ...fields };
+}
+
 export type AuditRecord = SessionRecord | SummaryRecord | PolicyRecord | LostRecord | AgentRecord;
 
 /** A destination for audit records. `write` must not block the event loop for long; a sink that

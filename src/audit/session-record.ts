@@ -2,10 +2,10 @@
 // Raw ring-buffer events → audit records: names for rules, policy, interface and protocol,
 // RFC 3339 time, printable addresses. Pure apart from the clock offset captured at creation.
 import { Action, EventKind, Reason } from '../abi/generated.js';
-import type { RawEvent } from '../abi/records.js';
+import { type RawEvent, reasonLabel, type SessionKey } from '../abi/records.js';
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
-import { protocolLabel } from '../policy/protocols.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel } from '../policy/protocols.js';
 import type { FlowFields, RecordBase } from './records.js';
 
 export interface SessionRecord extends RecordBase, FlowFields {
@@ -19,7 +19,6 @@ export interface SessionRecord extends RecordBase, FlowFields {
   seq: number;
 }
 
-const REASON_NAMES = Object.fromEntries(Object.entries(Reason).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]));
 
 /** The address as text: IPv4 from its mapped form, IPv6 as is. */
 export function formatAddress16(family: 4 | 6, addr16: Uint8Array): string {
@@ -47,11 +46,27 @@ export function monotonicToWall(): (ns: bigint) => Date {
   return (ns) => new Date(Number((ns + offsetNs) / 1_000_000n));
 }
 
+/** The key fields `setFlowDetails` reads (a session key and an event both have them). */
+export type FlowDetailKey = Pick<SessionKey, 'proto' | 'sport' | 'dport' | 'vlanOuter' | 'vlanInner'>;
+
+/**
+ * Set what a flow's protocol gives it: ports (tcp, udp, sctp), or ICMP type and code (the
+ * datapath keeps `type << 8 | code` in dport), and the VLAN tags when tagged.
+ */
+export function setFlowDetails(r: Pick<FlowFields, 'sport' | 'dport' | 'icmpType' | 'icmpCode' | 'vlan'>, k: FlowDetailKey): void {
+  if (PORT_PROTOCOLS.has(k.proto)) {
+    r.sport = k.sport;
+    r.dport = k.dport;
+  } else if (ICMP_PROTOCOLS.has(k.proto)) {
+    r.icmpType = k.dport >> 8;
+    r.icmpCode = k.dport & 0xff;
+  }
+  if (k.vlanOuter) r.vlan = k.vlanInner ? [k.vlanOuter, k.vlanInner] : [k.vlanOuter];
+}
+
 export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigint) => Date): SessionRecord {
   const ir = ctx.policies.get(e.generation);
-  const icmp = e.proto === 1 || e.proto === 58;
-  const ported = e.proto === 6 || e.proto === 17 || e.proto === 132;
-  let rule = REASON_NAMES[e.reason] ?? `reason-${e.reason}`;
+  let rule = reasonLabel(e.reason);
   let policy: string | undefined;
   if (e.reason === Reason.POLICY && ir) {
     rule = ruleName(ir, e.rule);
@@ -64,7 +79,7 @@ export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigi
     enforcer: ctx.enforcer,
     interface: ctx.interfaces.get(e.ifindex) ?? `if${e.ifindex}`,
     verdict: e.action === Action.ALLOW ? 'allow' : 'deny',
-    reason: REASON_NAMES[e.reason] ?? String(e.reason),
+    reason: reasonLabel(e.reason),
     protocol: protocolLabel(e.proto),
     src: formatAddress16(e.family, e.src),
     dst: formatAddress16(e.family, e.dst),
@@ -73,15 +88,7 @@ export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigi
     cpu: e.cpu,
     seq: e.seq,
   };
-  if (ported) {
-    record.sport = e.sport;
-    record.dport = e.dport;
-  }
-  if (icmp) {
-    record.icmpType = e.dport >> 8;
-    record.icmpCode = e.dport & 0xff;
-  }
-  if (e.vlanOuter) record.vlan = e.vlanInner ? [e.vlanOuter, e.vlanInner] : [e.vlanOuter];
+  setFlowDetails(record, e);
   if (policy) record.policy = policy;
   if (ir) record.policyVersion = ir.version;
   return record;

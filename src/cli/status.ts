@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep status`: the policy in force, the interfaces and their XDP mode, the counters.
+import { Reason } from '../abi/generated.js';
+import { type ReasonName, reasonLabel } from '../abi/records.js';
 import type { StatusReport } from '../controller/routes.js';
 import { AgentClient } from './agent-client.js';
 import { ExitCode } from './output.js';
@@ -23,7 +25,7 @@ export async function status(o: { socket: string; output: OutputFormat }): Promi
   console.log(`packets    ${c.PASS_PACKETS} passed, ${c.DROP_PACKETS} dropped (${c.PARSE_ERRORS} malformed); cache ${c.CACHE_HITS} hits, ${c.CACHE_MISSES} misses`);
   const rows = Object.entries(s.byReason)
     .filter(([, v]) => v.pass.packets + v.drop.packets > 0)
-    .map(([reason, v]) => [reason.toLowerCase().replaceAll('_', '-'), v.pass.packets, v.pass.bytes, v.drop.packets, v.drop.bytes]);
+    .map(([reason, v]) => [reasonLabel(Reason[reason as ReasonName]), v.pass.packets, v.pass.bytes, v.drop.packets, v.drop.bytes]);
   if (rows.length) console.log(`\n${table(['reason', 'passed', 'bytes', 'dropped', 'bytes'], rows)}`);
   return ExitCode.OK;
 }

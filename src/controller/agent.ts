@@ -8,7 +8,7 @@ import { AuditPipeline } from '../audit/pipeline.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
 import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
-import type { AgentRecord, AuditRecord } from '../audit/records.js';
+import { agentRecord as makeAgentRecord } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
 import { Engine } from '../engine/engine.js';
 import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
@@ -35,13 +35,7 @@ export interface RunningAgent {
 
 export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const startedAt = new Date();
-  const agentRecord = (fields: Omit<AgentRecord, 'time' | 'type' | 'enforcer' | 'interface'> & { interface?: string }): AgentRecord => ({
-    time: new Date().toISOString(),
-    type: 'agent',
-    enforcer: config.enforcerId,
-    interface: '*',
-    ...fields,
-  });
+  const agentRecord = (fields: Parameters<typeof makeAgentRecord>[1]) => makeAgentRecord(config.enforcerId, fields);
 
   // ---- checks that touch nothing: any failure here leaves the host as it was ----
   checkPrivileges();
@@ -60,33 +54,25 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   let pipeline: AuditPipeline | undefined;
   let engine: Engine | undefined;
   try {
-    // the socket is bound now (it is the in-use check); routes answer 503 until the engine is up
-    let routesTarget: ReturnType<typeof agentRoutes> | undefined;
-    const api = new LocalApi(
-      config.socket,
-      new Proxy({} as ReturnType<typeof agentRoutes>, {
-        get: (_t, key: string) => routesTarget?.[key],
-      }),
-    );
+    // the socket is bound now (it is the in-use check); requests get 503 until the agent is up
+    const api = new LocalApi(config.socket);
     await api.listen();
     cleanups.push(() => api.close());
 
     let metricsServer: MetricsServer | undefined;
     let metrics: AgentMetrics | undefined;
 
-    // ---- the engine: attached in default deny before any policy work ----
+    // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
     engine = Engine.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
     const failsafeChanged = engine.setFailsafe(config.failsafe);
 
-    const emitQueue: AuditRecord[] = [];
-    const emit = (record: AuditRecord) => (pipeline ? pipeline.emit(record) : emitQueue.push(record));
     controller = new NetworkController({
       engine,
       store,
       enforcer: config.enforcerId,
-      emit,
+      emit: (record) => pipeline?.emit(record), // the controller emits from attach() on, after the pipeline exists
       onInstall: (ms, outcome) => metrics?.observeInstall(ms, outcome),
     });
     const ctl = controller;
@@ -99,10 +85,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err instanceof Error ? err.message : String(err)}` })),
     });
     const pipe = pipeline;
-    for (const r of emitQueue.splice(0)) pipe.emit(r);
     pipe.emit(agentRecord({ event: 'started', message: `doorstep agent pid ${process.pid}` }));
     engine.onEvents((events) => pipe.handleEvents(events));
-    controller.attach(config.interfaces, config.xdpMode);
 
     if (config.metrics) {
       metrics = new AgentMetrics({
@@ -114,7 +98,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
           for (const [index, stat] of openedEngine.ruleStats()) named.set(ruleName(ir, index), stat);
           return named;
         },
-        sessionCount: () => openedEngine.sessions().length,
+        sessionCount: () => openedEngine.sessionCount(),
         events: () => {
           const s = pipe.stats();
           return { read: s.eventsRead, lost: s.eventsLost };
@@ -128,6 +112,10 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       pipe.emit(agentRecord({ event: 'serving', message: `metrics at http://${host}:${server.port}/metrics` }));
       cleanups.push(() => server.close());
     }
+
+    // ---- attached in default deny before any policy work: on a fresh engine every IP packet
+    // is dropped from here until a policy is in ----
+    controller.attach(config.interfaces, config.xdpMode);
 
     // ---- the policy: carry on from the engine, or restore the last one, then the source ----
     await controller.resume();
@@ -147,7 +135,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => clearInterval(lostTimer));
 
     const toWall = monotonicToWall();
-    routesTarget = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall });
+    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall }));
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));

@@ -6,15 +6,16 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
+import { parseDuration } from '../units.js';
 import { parseCidr } from '../policy/cidr.js';
-import { PROTOCOL_NUMBERS } from '../policy/protocols.js';
+import { protocolNumber } from '../policy/protocols.js';
 import type { FailsafeEntry } from '../engine/engine.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/doorstep';
 export const DEFAULT_SOCKET = '/run/doorstep/agent.sock';
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 
-const duration = z.union([z.number().nonnegative(), z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 10s, 5m')]);
+const duration = z.union([z.number().nonnegative(), z.string().refine((t) => parseDuration(t) !== undefined, 'a duration such as 500ms, 10s, 5m')]);
 const size = z.union([z.number().int().positive(), z.string().regex(/^\d+[KMG]?$/i, 'a size such as 100M')]);
 
 const failsafeSchema = z.strictObject({
@@ -72,12 +73,12 @@ function configError(message: string, hint: string, cause?: unknown): DoorstepEr
   return new DoorstepError('DS_E_CONFIG', message, { hint, cause });
 }
 
-export function parseDuration(value: number | string): number {
+/** A duration setting in ms: a number of seconds, or text such as 500ms, 10s, 5m. */
+export function durationSetting(value: number | string): number {
   if (typeof value === 'number') return value * 1000;
-  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
-  if (!m) throw configError(`"${value}" is not a duration`, 'write e.g. 500ms, 10s, 5m');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
+  const ms = parseDuration(value);
+  if (ms === undefined) throw configError(`"${value}" is not a duration`, 'write e.g. 500ms, 10s, 5m');
+  return ms;
 }
 
 export function parseSize(value: number | string): number {
@@ -102,7 +103,7 @@ function parseFailsafe(entries: z.infer<typeof failsafeSchema>[], file: string):
     if ('problem' in parsed) throw configError(`${where}.cidr: ${parsed.problem}`, 'write a prefix such as 192.0.2.0/24');
     let protocol: number | undefined;
     if (e.protocol !== undefined) {
-      const p = typeof e.protocol === 'number' ? e.protocol : PROTOCOL_NUMBERS[e.protocol.toLowerCase()];
+      const p = typeof e.protocol === 'number' ? e.protocol : protocolNumber(e.protocol);
       if (p === undefined) throw configError(`${where}.protocol: unknown protocol "${e.protocol}"`, 'use tcp, udp, icmp, … or a number');
       protocol = p;
     }
@@ -166,7 +167,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     audit: pick('audit') ?? '-',
     auditMaxBytes: parseSize(pick('auditMaxBytes') ?? '100M'),
     auditKeep: pick('auditKeep') ?? 5,
-    summaryIntervalMs: parseDuration(pick('summaryInterval') ?? '10s'),
+    summaryIntervalMs: durationSetting(pick('summaryInterval') ?? '10s'),
     metrics: metrics ? parseListen(metrics) : null,
     stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
     enforcerId: pick('enforcerId') ?? hostname(),

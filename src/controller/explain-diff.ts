@@ -6,12 +6,14 @@
 // runs every cached session through both.
 import { isIP } from 'node:net';
 import { Action, Reason } from '../abi/generated.js';
-import { formatAddress16, ruleName } from '../audit/session-record.js';
+import { reasonLabel } from '../abi/records.js';
+import type { FlowFields } from '../audit/records.js';
+import { formatAddress16, ruleName, setFlowDetails } from '../audit/session-record.js';
 import { frame, tupleOf, type FrameSpec } from '../engine/frame.js';
 import { compileIr } from '../policy/compile.js';
 import { diffPolicies, formatDiff, sessionImpact, type SessionFlip } from '../policy/diff.js';
 import { explain, formatExplanation } from '../policy/explain.js';
-import { PROTOCOL_NUMBERS, protocolLabel } from '../policy/protocols.js';
+import { protocolLabel, protocolNumber } from '../policy/protocols.js';
 import type { PolicyText } from '../watcher/source.js';
 import { ApiError } from './local-api.js';
 import type { RouteDeps } from './routes.js';
@@ -37,7 +39,6 @@ export interface ExplainReport {
   note?: string;
 }
 
-const REASON_NAMES = Object.fromEntries(Object.entries(Reason).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]));
 
 function bad(message: string): ApiError {
   return new ApiError(400, { code: 'DS_E_USAGE', message, hint: 'e.g. doorstep explain --from 10.0.0.1 --to 10.0.0.2 --protocol tcp --port 443' });
@@ -48,9 +49,8 @@ function specOf(body: unknown): FrameSpec {
   const r = (body ?? {}) as Partial<ExplainRequest>;
   const family = isIP(r.from ?? '');
   if (!family || family !== isIP(r.to ?? '')) throw bad(`--from "${r.from}" and --to "${r.to}" must be addresses of the same family`);
-  const text = String(r.protocol ?? '').toLowerCase();
-  const proto = /^\d+$/.test(text) ? Number(text) : PROTOCOL_NUMBERS[text];
-  if (proto === undefined || proto > 255) throw bad(`unknown protocol "${r.protocol}"`);
+  const proto = protocolNumber(String(r.protocol ?? ''));
+  if (proto === undefined) throw bad(`unknown protocol "${r.protocol}"`);
   const spec: FrameSpec = { src: r.from as string, dst: r.to as string, proto, sport: Number(r.sport ?? 40000) };
   if (proto === 1 || proto === 58) {
     const [type, code] = String(r.port ?? (proto === 1 ? '8' : '128')).split('/').map(Number);
@@ -73,7 +73,7 @@ export function explainRoute(d: RouteDeps, body: unknown): ExplainReport {
   const liveIr = d.controller.context.policies.get(live.generation);
   const liveReport = {
     action: live.action === Action.ALLOW ? ('allow' as const) : ('deny' as const),
-    reason: REASON_NAMES[live.reason] ?? String(live.reason),
+    reason: reasonLabel(live.reason),
     rule: live.reason === Reason.POLICY ? ruleName(liveIr, live.rule) : null,
     generation: live.generation,
   };
@@ -107,19 +107,14 @@ export interface DiffReport {
   lines: string[];
   sameVersion: boolean;
   counts: { added: number; removed: number; changed: number; unchanged: number };
-  flips: {
-    protocol: string;
-    src: string;
-    dst: string;
-    sport?: number;
-    dport?: number;
+  flips: (Pick<FlowFields, 'protocol' | 'src' | 'dst' | 'sport' | 'dport' | 'icmpType' | 'icmpCode' | 'vlan'> & {
     from: 'allow' | 'deny';
     to: 'allow' | 'deny';
     ruleNow: string;
     ruleCandidate: string;
     packets: number;
     bytes: number;
-  }[];
+  })[];
   flipCounts: { toDeny: number; toAllow: number };
 }
 
@@ -128,13 +123,11 @@ export function diffRoute(d: RouteDeps, sources: PolicyText[]): DiffReport {
   const installed = d.controller.current?.ir ?? null;
   const diff = diffPolicies(installed, candidate);
   const impact = sessionImpact(installed, candidate, d.engine.sessions(), { generation: d.engine.activePolicy()?.generation ?? 0 });
-  const view = (f: SessionFlip) => {
-    const ported = f.key.proto === 6 || f.key.proto === 17 || f.key.proto === 132;
-    return {
+  const view = (f: SessionFlip): DiffReport['flips'][number] => {
+    const flip: DiffReport['flips'][number] = {
       protocol: protocolLabel(f.key.proto),
       src: formatAddress16(f.key.family, f.key.src),
       dst: formatAddress16(f.key.family, f.key.dst),
-      ...(ported && { sport: f.key.sport, dport: f.key.dport }),
       from: f.now.action,
       to: f.candidate.action,
       ruleNow: f.now.ruleId,
@@ -142,6 +135,8 @@ export function diffRoute(d: RouteDeps, sources: PolicyText[]): DiffReport {
       packets: f.packets,
       bytes: f.bytes,
     };
+    setFlowDetails(flip, f.key);
+    return flip;
   };
   return {
     lines: formatDiff(diff, impact),

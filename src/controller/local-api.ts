@@ -44,11 +44,15 @@ export function socketAnswers(path: string): Promise<boolean> {
 export class LocalApi {
   private server: Server | undefined;
   private readonly streams = new Set<() => void>();
+  /** Until set, every request is answered 503: the socket is bound early (the in-use check). */
+  private routes: Routes | undefined;
 
-  constructor(
-    readonly path: string,
-    private readonly routes: Routes,
-  ) {}
+  constructor(readonly path: string) {}
+
+  /** Start answering with `routes`. */
+  serve(routes: Routes): void {
+    this.routes = routes;
+  }
 
   async listen(): Promise<void> {
     try {
@@ -67,7 +71,7 @@ export class LocalApi {
       }
       unlinkSync(this.path); // left behind by an agent that was killed
     }
-    const server = createServer((req, res) => void this.serve(req, res));
+    const server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (cause) =>
         reject(new DoorstepError('DS_E_SOCKET', `cannot listen on ${this.path}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, { cause })),
@@ -78,10 +82,11 @@ export class LocalApi {
     this.server = server;
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agent');
-    const route = this.routes[`${req.method} ${url.pathname}`];
+    const route = this.routes?.[`${req.method} ${url.pathname}`];
     try {
+      if (!this.routes) throw new ApiError(503, { code: 'DS_E_AGENT_API', message: 'the agent is starting', hint: 'try again in a moment' });
       if (!route) throw new ApiError(404, { code: 'DS_E_AGENT_API', message: `no route ${req.method} ${url.pathname}` });
       if (route.kind === 'stream') {
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });

@@ -6,9 +6,9 @@
 // step is rejected with an audit record and the version in force stays in force.
 import { DoorstepError, PolicyError } from '../errors.js';
 import type { Attachment, Engine, XdpMode } from '../engine/engine.js';
-import type { AuditRecord, PolicyProblemRecord, PolicyRecord } from '../audit/records.js';
+import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
 import type { EnrichContext } from '../audit/session-record.js';
-import { compileSources } from '../policy/compile.js';
+import { compileIr, compileSources } from '../policy/compile.js';
 import { buildImage } from '../policy/image.js';
 import type { PolicyIr } from '../policy/ir.js';
 import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
@@ -77,15 +77,7 @@ export class NetworkController {
         const a = this.engine.attach(ifname, mode);
         this.interfaces.set(a.ifindex, a.ifname);
         done.push(a);
-        this.options.emit({
-          time: new Date().toISOString(),
-          type: 'agent',
-          event: 'attached',
-          enforcer: this.options.enforcer,
-          interface: a.ifname,
-          mode: a.mode,
-          adopted: a.adopted,
-        });
+        this.options.emit(agentRecord(this.options.enforcer, { event: 'attached', interface: a.ifname, mode: a.mode, adopted: a.adopted }));
       }
       return done;
     } catch (err) {
@@ -103,12 +95,12 @@ export class NetworkController {
    */
   async resume(): Promise<void> {
     const state = this.options.store.load((message) =>
-      this.options.emit({ time: new Date().toISOString(), type: 'agent', event: 'error', enforcer: this.options.enforcer, interface: '*', message }),
+      this.options.emit(agentRecord(this.options.enforcer, { event: 'error', message })),
     );
     const active = this.engine.activePolicy();
     if (active && state && active.generation === state.generation) {
       try {
-        const { ir } = compileSources(state.sources);
+        const { ir } = compileIr(state.sources); // the IR names events; the tables are already in the kernel
         this.remember(active.generation, ir);
         this.installed = {
           version: ir.version,
@@ -188,14 +180,7 @@ export class NetworkController {
     try {
       this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
     } catch (err) {
-      this.options.emit({
-        time: new Date().toISOString(),
-        type: 'agent',
-        event: 'error',
-        enforcer: this.options.enforcer,
-        interface: '*',
-        message: `installed, but could not persist the policy in the state dir: ${String(err)}`,
-      });
+      this.options.emit(agentRecord(this.options.enforcer, { event: 'error', message: `installed, but could not persist the policy in the state dir: ${String(err)}` }));
     }
     this.options.onInstall?.(installMs, 'installed');
     this.record({

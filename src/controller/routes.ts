@@ -82,7 +82,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       byReason: stats.byReason,
       rules: Object.fromEntries([...d.engine.ruleStats()].map(([index, stat]) => [ruleName(active ? d.controller.context.policies.get(active.generation) : undefined, index), stat])),
       events: { read: events.eventsRead, lost: events.eventsLost },
-      sessions: d.engine.sessions().length,
+      sessions: d.engine.sessionCount(),
     };
   };
 

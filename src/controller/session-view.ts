@@ -2,7 +2,8 @@
 // A session-cache entry as operators read it (`doorstep sessions`): the same field names as audit
 // records, so one filter serves both, plus the cache's own counts and times.
 import { Action, Reason } from '../abi/generated.js';
-import { formatAddress16, ruleName, type EnrichContext } from '../audit/session-record.js';
+import { reasonLabel } from '../abi/records.js';
+import { formatAddress16, ruleName, setFlowDetails, type EnrichContext } from '../audit/session-record.js';
 import type { FlowFields } from '../audit/records.js';
 import type { Session } from '../engine/engine.js';
 import { protocolLabel } from '../policy/protocols.js';
@@ -19,18 +20,17 @@ export interface SessionView extends FlowFields {
   lastSeen: string;
 }
 
-const REASON_NAMES = Object.fromEntries(Object.entries(Reason).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]));
 
 export function sessionView({ key, value }: Session, ctx: EnrichContext, toWall: (ns: bigint) => Date, activeGeneration?: number): SessionView {
   const ir = ctx.policies.get(value.generation);
   const view: SessionView = {
     interface: ctx.interfaces.get(key.ifindex) ?? `if${key.ifindex}`,
     verdict: value.action === Action.ALLOW ? 'allow' : 'deny',
-    reason: REASON_NAMES[value.reason] ?? String(value.reason),
+    reason: reasonLabel(value.reason),
     protocol: protocolLabel(key.proto),
     src: formatAddress16(key.family, key.src),
     dst: formatAddress16(key.family, key.dst),
-    rule: value.reason === Reason.POLICY ? ruleName(ir, value.rule) : (REASON_NAMES[value.reason] ?? String(value.reason)),
+    rule: value.reason === Reason.POLICY ? ruleName(ir, value.rule) : reasonLabel(value.reason),
     generation: value.generation,
     current: activeGeneration === undefined || value.generation === activeGeneration,
     packets: value.packets,
@@ -38,10 +38,6 @@ export function sessionView({ key, value }: Session, ctx: EnrichContext, toWall:
     firstSeen: toWall(value.firstSeenNs).toISOString(),
     lastSeen: toWall(value.lastSeenNs).toISOString(),
   };
-  if (key.proto === 6 || key.proto === 17 || key.proto === 132) {
-    view.sport = key.sport;
-    view.dport = key.dport;
-  }
-  if (key.vlanOuter) view.vlan = key.vlanInner ? [key.vlanOuter, key.vlanInner] : [key.vlanOuter];
+  setFlowDetails(view, key);
   return view;
 }

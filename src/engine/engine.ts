@@ -507,6 +507,11 @@ export class Engine {
     return addon().mapLookup(this.fd('ds_sessions'), encodeSessionKey(key), value) ? decodeSessionValue(value) : null;
   }
 
+  /** Entries in the session cache, counted without decoding them (metrics, status). */
+  sessionCount(limit = 1 << 24): number {
+    return addon().mapDump(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit).count;
+  }
+
   sessions(limit = 1 << 20): Session[] {
     const dump = addon().mapDump(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
     const out: Session[] = [];

@@ -25,6 +25,14 @@ export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 132]);
 /** Protocols whose rules may list `icmp` type/code: icmp, icmpv6. */
 export const ICMP_PROTOCOLS: ReadonlySet<number> = new Set([1, 58]);
 
+/** A protocol as an operator types it on a command line or in settings: a name (any case) or
+ *  a number 0-255; undefined otherwise. */
+export function protocolNumber(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  if (Object.hasOwn(PROTOCOL_NUMBERS, t)) return PROTOCOL_NUMBERS[t];
+  return /^(0|[1-9]\d{0,2})$/.test(t) && Number(t) <= 255 ? Number(t) : undefined;
+}
+
 /** "tcp" for 6, "protocol 250" for numbers without a name; used in messages. */
 export function protocolLabel(protocol: number | 'any'): string {
   if (protocol === 'any') return 'any';

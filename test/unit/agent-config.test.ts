@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parseDuration, parseListen, parseSize, resolveConfig } from '../../src/controller/config.js';
+import { durationSetting, parseListen, parseSize, resolveConfig } from '../../src/controller/config.js';
 import { StateStore } from '../../src/controller/state-store.js';
 import { DoorstepError } from '../../src/errors.js';
 
@@ -55,7 +55,7 @@ describe('agent config', () => {
     assert.match(code(() => resolveConfig({ config: file('d.yaml', 'interfaces: [x]\nfailsafe: [{ cidr: 10.0.0.1/8 }]\n') })), /^DS_E_CONFIG: .*failsafe\[0\]\.cidr/);
     assert.match(code(() => parseListen('9469')), /^DS_E_CONFIG: "9469" is not HOST:PORT/);
     assert.equal(parseSize('2M'), 2 * 1024 * 1024);
-    assert.equal(parseDuration('5m'), 300_000);
+    assert.equal(durationSetting('5m'), 300_000);
   });
 });
 

@@ -4,7 +4,8 @@
 // describe a flow (lost records always pass flow criteria; policy and agent records do not).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileFilter, type FilterableRecord, type FilterFlagValues, parseDuration, parseFilterOptions } from '../../src/audit/record-filter.js';
+import { compileFilter, type FilterableRecord, type FilterFlagValues, parseFilterOptions } from '../../src/audit/record-filter.js';
+import { parseDuration } from '../../src/units.js';
 import type { AuditRecord } from '../../src/audit/records.js';
 import { DoorstepError } from '../../src/errors.js';
 
