@@ -5,7 +5,7 @@ import { Action, EventKind, Reason } from '../abi/generated.js';
 import { type RawEvent, reasonLabel, type SessionKey } from '../abi/records.js';
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel } from '../policy/protocols.js';
+import { protocolLabel, setPortFields } from '../policy/protocols.js';
 import type { FlowFields, RecordBase } from './records.js';
 
 export interface SessionRecord extends RecordBase, FlowFields {
@@ -54,13 +54,7 @@ export type FlowDetailKey = Pick<SessionKey, 'proto' | 'sport' | 'dport' | 'vlan
  * datapath keeps `type << 8 | code` in dport), and the VLAN tags when tagged.
  */
 export function setFlowDetails(r: Pick<FlowFields, 'sport' | 'dport' | 'icmpType' | 'icmpCode' | 'vlan'>, k: FlowDetailKey): void {
-  if (PORT_PROTOCOLS.has(k.proto)) {
-    r.sport = k.sport;
-    r.dport = k.dport;
-  } else if (ICMP_PROTOCOLS.has(k.proto)) {
-    r.icmpType = k.dport >> 8;
-    r.icmpCode = k.dport & 0xff;
-  }
+  setPortFields(r, k);
   if (k.vlanOuter) r.vlan = k.vlanInner ? [k.vlanOuter, k.vlanInner] : [k.vlanOuter];
 }
 

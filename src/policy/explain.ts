@@ -8,7 +8,7 @@
 
 import { cidrContains, formatAddress } from './cidr.js';
 import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, Range } from './ir.js';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel } from './protocols.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel, setPortFields } from './protocols.js';
 
 /** A packet dimension a rule matches on, in the order explain checks them. */
 export type Dimension = 'source' | 'destination' | 'protocol' | 'port';
@@ -263,13 +263,7 @@ export function flowTupleOf(k: DatapathFlow): FlowTuple {
     dst: family === 4 ? k.dst.subarray(12, 16) : k.dst,
     protocol: k.proto,
   };
-  if (PORT_PROTOCOLS.has(k.proto)) {
-    t.sport = k.sport;
-    t.dport = k.dport;
-  } else if (ICMP_PROTOCOLS.has(k.proto)) {
-    t.icmpType = k.dport >> 8;
-    t.icmpCode = k.dport & 255;
-  }
+  setPortFields(t, k);
   return t;
 }
 

@@ -33,6 +33,23 @@ export function protocolNumber(text: string): number | undefined {
   return /^(0|[1-9]\d{0,2})$/.test(t) && Number(t) <= 255 ? Number(t) : undefined;
 }
 
+/**
+ * What a datapath flow key's protocol gives it: ports (tcp, udp, sctp), or ICMP type and code
+ * (the key keeps `type << 8 | code` in dport).
+ */
+export function setPortFields(
+  t: { sport?: number; dport?: number; icmpType?: number; icmpCode?: number },
+  k: { proto: number; sport: number; dport: number },
+): void {
+  if (PORT_PROTOCOLS.has(k.proto)) {
+    t.sport = k.sport;
+    t.dport = k.dport;
+  } else if (ICMP_PROTOCOLS.has(k.proto)) {
+    t.icmpType = k.dport >> 8;
+    t.icmpCode = k.dport & 0xff;
+  }
+}
+
 /** "tcp" for 6, "protocol 250" for numbers without a name; used in messages. */
 export function protocolLabel(protocol: number | 'any'): string {
   if (protocol === 'any') return 'any';
