@@ -28,7 +28,11 @@ export const ErrorCodes = {
   DS_E_AGENT_API: 'the agent answered the CLI with an error',
   DS_E_POLICY_SOURCE: 'a policy source (file, folder, NATS bucket) cannot be read or watched, or holds an entry that is not a policy',
   DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
-  DS_E_AUDIT_SINK: 'the audit destination (file or stdout) cannot be opened',
+  DS_E_AUDIT_SINK: 'the audit destination (file, stdout or NATS stream) cannot be opened',
+  DS_E_POLICY_SIGNATURE: 'a fleet policy is unsigned, or not signed by a key the enforcer trusts',
+  DS_E_NATS_UNREACHABLE: 'no NATS server answers at the given address',
+  DS_E_NATS: 'a NATS JetStream operation (bucket, stream, publish) failed',
+  DS_E_FLEET_TIMEOUT: 'the selected enforcers did not all report the policy installed in time',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -93,6 +93,7 @@ function countLines(buf: Uint8Array): number {
 
 export class JsonLinesSink implements AuditSink {
   readonly path: string | null;
+  readonly name: string;
   private readonly fd: number;
   private readonly worker: Worker;
   private readonly returns: MessagePort;
@@ -127,6 +128,7 @@ export class JsonLinesSink implements AuditSink {
   constructor(options: JsonLinesSinkOptions) {
     const stdout = options.stdout === true || options.path === '-' || options.path === undefined;
     this.path = stdout ? null : (options.path as string);
+    this.name = stdout ? 'stdout' : 'file';
     this.maxWaitMs = options.maxWaitMs ?? 100;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.onError = options.onError;

@@ -426,7 +426,7 @@ export class AuditPipeline {
       this.reportedDrops.set(sink, dropped);
       this.counts.sinkDropped += dropped - before;
       this.counts.lostRecords++;
-      lost.push({ time: this.now().toISOString(), type: 'lost', enforcer: this.ctx.enforcer, interface: '*', cause: 'sink', count: dropped - before });
+      lost.push({ time: this.now().toISOString(), type: 'lost', enforcer: this.ctx.enforcer, interface: '*', cause: 'sink', ...(sink.name && { sink: sink.name }), count: dropped - before });
     }
     this.write(lost);
   }

@@ -77,6 +77,8 @@ export interface LostRecord extends RecordBase {
   /** `ring-buffer`: the kernel could not reserve space (counted by sequence gaps and the kernel counter);
    *  `sink`: a sink could not keep up or was unreachable. */
   cause: 'ring-buffer' | 'sink';
+  /** Which sink dropped them (cause sink): `file`, `stdout`, `nats:<stream>`. */
+  sink?: string;
   count: number;
   cpu?: number;
   /** First and last missing sequence numbers (ring-buffer losses seen as a gap on one CPU). */
@@ -103,6 +105,8 @@ export type AuditRecord = SessionRecord | SummaryRecord | PolicyRecord | LostRec
 /** A destination for audit records. `write` must not block the event loop for long; a sink that
  *  cannot keep up drops and counts (reported as `lost` records with cause `sink`). */
 export interface AuditSink {
+  /** How `lost` records name this sink: `file`, `stdout`, `nats:<stream>`. */
+  readonly name?: string;
   write(records: readonly AuditRecord[]): void;
   /** Flush what is buffered and release resources. */
   close(): Promise<void>;

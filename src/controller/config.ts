@@ -10,6 +10,8 @@ import { parseDuration } from '../units.js';
 import { parseCidr } from '../policy/cidr.js';
 import { protocolNumber } from '../policy/protocols.js';
 import type { FailsafeEntry } from '../engine/engine.js';
+import { DEFAULT_STATUS_BUCKET, DEFAULT_STATUS_TTL_MS } from '../fleet/enforcer-status.js';
+import type { NatsAuth } from '../fleet/nats-connection.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/doorstep';
 export const DEFAULT_SOCKET = '/run/doorstep/agent.sock';
@@ -28,7 +30,10 @@ const failsafeSchema = z.strictObject({
 export const configFileSchema = z.strictObject({
   interfaces: z.array(z.string()).optional(),
   policy: z.union([z.string(), z.array(z.string())]).optional(),
-  audit: z.string().optional(),
+  /** Audit destinations: a file, `-` (stdout), `nats://HOST:PORT/STREAM`; one or several. */
+  audit: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+  /** Records the NATS audit sink holds while NATS is away; past it they are counted as lost. */
+  auditBuffer: z.number().int().positive().optional(),
   auditMaxBytes: size.optional(),
   auditKeep: z.number().int().min(1).max(100).optional(),
   summaryInterval: duration.optional(),
@@ -42,6 +47,12 @@ export const configFileSchema = z.strictObject({
   xdpMode: z.enum(['auto', 'native', 'generic']).optional(),
   keepOnExit: z.boolean().optional(),
   failsafe: z.array(failsafeSchema).optional(),
+  /** Credentials and TLS for every NATS address (policy, status, audit). */
+  nats: z.strictObject({ creds: z.string().optional(), tlsCa: z.string().optional(), tlsCert: z.string().optional(), tlsKey: z.string().optional() }).optional(),
+  /** ed25519 public keys (PEM files): with any, only fleet policies signed by one of them are installed. */
+  policyPubkey: z.union([z.string(), z.array(z.string())]).optional(),
+  statusBucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  statusTtl: duration.optional(),
 });
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
@@ -50,8 +61,9 @@ export interface AgentConfig {
   interfaces: string[];
   /** Policy files or folders; empty = no file source (the local API and the state dir only). */
   policy: string[];
-  /** `-` = stdout */
-  audit: string;
+  /** Audit destinations: files, `-` = stdout, `nats://…/STREAM`. */
+  audit: string[];
+  auditBuffer: number;
   auditMaxBytes: number;
   auditKeep: number;
   summaryIntervalMs: number;
@@ -64,10 +76,25 @@ export interface AgentConfig {
   xdpMode: 'auto' | 'native' | 'generic';
   keepOnExit: boolean;
   failsafe: FailsafeEntry[];
+  nats: NatsAuth;
+  policyPubkeys: string[];
+  statusBucket: string;
+  statusTtlMs: number;
 }
 
 /** Flags as commander hands them over: only those the operator gave are set. */
-export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe' | 'labels'>> & { config?: string; labels?: string[] };
+export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe' | 'labels' | 'nats' | 'audit' | 'policyPubkey'>> & {
+  config?: string;
+  labels?: string[];
+  audit?: string[];
+  policyPubkey?: string[];
+  natsCreds?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
+};
+
+const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 function configError(message: string, hint: string, cause?: unknown): DoorstepError {
   return new DoorstepError('DS_E_CONFIG', message, { hint, cause });
@@ -151,10 +178,21 @@ export function readConfigFile(path: string): ConfigFile {
   return result.data;
 }
 
+function natsAuth(flags: AgentFlags, file: ConfigFile): NatsAuth {
+  const given = { creds: flags.natsCreds, tlsCa: flags.natsTlsCa, tlsCert: flags.natsTlsCert, tlsKey: flags.natsTlsKey };
+  const auth: NatsAuth = {};
+  for (const k of ['creds', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
+    const v = given[k] ?? file.nats?.[k];
+    if (v) auth[k] = v;
+  }
+  return auth;
+}
+
 /** Defaults ← config file ← flags. */
 export function resolveConfig(flags: AgentFlags): AgentConfig {
   const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
   const pick = <K extends keyof ConfigFile & keyof AgentFlags>(key: K) => (flags[key] !== undefined ? flags[key] : file[key]);
+  const many = (flag: string[] | undefined, inFile: string | string[] | undefined) => (flag?.length ? flag : list(inFile));
   const interfaces = (flags.interfaces?.length ? flags.interfaces : file.interfaces) ?? [];
   if (interfaces.length === 0) {
     throw new DoorstepError('DS_E_USAGE', 'no interface to enforce on', { hint: 'give --interface NAME (repeatable) or `interfaces:` in the config file' });
@@ -163,8 +201,9 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
   const metrics = pick('metrics');
   return {
     interfaces,
-    policy: policy === undefined ? [] : Array.isArray(policy) ? policy : [policy],
-    audit: pick('audit') ?? '-',
+    policy: list(policy),
+    audit: many(flags.audit, file.audit).length > 0 ? many(flags.audit, file.audit) : ['-'],
+    auditBuffer: pick('auditBuffer') ?? 100_000,
     auditMaxBytes: parseSize(pick('auditMaxBytes') ?? '100M'),
     auditKeep: pick('auditKeep') ?? 5,
     summaryIntervalMs: durationSetting(pick('summaryInterval') ?? '10s'),
@@ -177,5 +216,9 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     xdpMode: pick('xdpMode') ?? 'auto',
     keepOnExit: pick('keepOnExit') ?? false,
     failsafe: parseFailsafe(file.failsafe ?? [], flags.config ?? 'config'),
+    nats: natsAuth(flags, file),
+    policyPubkeys: many(flags.policyPubkey, file.policyPubkey),
+    statusBucket: pick('statusBucket') ?? DEFAULT_STATUS_BUCKET,
+    statusTtlMs: durationSetting(pick('statusTtl') ?? DEFAULT_STATUS_TTL_MS / 1000),
   };
 }

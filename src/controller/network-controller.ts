@@ -21,6 +21,8 @@ export interface InstalledPolicy {
   version: string;
   generation: number;
   origin: string;
+  /** The source's revision of this version (a NATS bucket revision), when it has one. */
+  revision?: number;
   rules: number;
   installedAt: string;
   ir: PolicyIr;
@@ -43,6 +45,8 @@ export interface ControllerOptions {
 
 export class NetworkController {
   private installed: InstalledPolicy | null = null;
+  /** The newest candidate, when it was rejected (cleared by the next install): fleet status shows it. */
+  lastRejected: { origin: string; revision?: number; at: string; problems: PolicyProblemRecord[] } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly interfaces = new Map<number, string>();
   private readonly policies = new Map<number, PolicyIr>();
@@ -145,6 +149,9 @@ export class NetworkController {
 
   private applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean }): ApplyOutcome {
     const started = process.hrtime.bigint();
+    if (candidate.refusals?.length) {
+      return this.reject(candidate, new PolicyError(candidate.refusals.map((r) => ({ code: r.code, file: r.file, line: 0, column: 0, field: 'signature', message: r.message }))), started);
+    }
     let compiled: ReturnType<typeof compileSources>;
     try {
       compiled = compileSources(candidate.sources);
@@ -153,6 +160,8 @@ export class NetworkController {
     }
     const { ir, warnings } = compiled;
     if (!options.force && this.installed && this.installed.version === ir.version) {
+      if (candidate.revision !== undefined) this.installed.revision = candidate.revision; // the same set, seen at a newer revision
+      this.lastRejected = null;
       return { status: 'unchanged', version: ir.version, generation: this.installed.generation, rules: ir.rules.length, installMs: 0, warnings };
     }
     let result: ReturnType<Engine['install']>;
@@ -172,11 +181,13 @@ export class NetworkController {
       version: ir.version,
       generation: result.generation,
       origin,
+      ...(candidate.revision !== undefined && { revision: candidate.revision }),
       rules: ir.rules.length,
       installedAt: new Date().toISOString(),
       ir,
       sources: candidate.sources,
     };
+    this.lastRejected = null;
     try {
       this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
     } catch (err) {
@@ -210,6 +221,7 @@ export class NetworkController {
             },
           ];
     const inForce = this.installed?.version ?? null;
+    this.lastRejected = { origin: candidate.origin, ...(candidate.revision !== undefined && { revision: candidate.revision }), at: new Date().toISOString(), problems };
     this.options.onInstall?.(Number(process.hrtime.bigint() - started) / 1e6, 'rejected');
     this.record({ status: 'rejected', source: candidate.origin, problems, ...(inForce && { inForce }) });
     return { status: 'rejected', problems, inForce };

@@ -4,37 +4,34 @@
 // revision order (a candidate never carries an older revision than one delivered before) and
 // only when this enforcer's set really changed. The connection is made in the background and
 // retried for ever, so an agent whose NATS is down at boot goes on with its last policy.
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { DoorstepError } from '../errors.js';
-import { type BucketEntry, candidateFor, ENVELOPE_KEY_PREFIX, type Labels, parseEnvelope } from './policy-envelope.js';
+import { signatureProblem, type TrustedKeys } from '../fleet/signing.js';
+import { type BucketEntry, candidateFor, ENVELOPE_KEY_PREFIX, type Labels, parseEnvelope, selects } from './policy-envelope.js';
 import type { PolicyCandidate, PolicySourceHandle } from './source.js';
 
+/** How many revisions of each key the policy bucket keeps (when the agent creates it). */
+export const POLICY_BUCKET_HISTORY = 10;
+
 export interface NatsSourceOptions {
-  /** `nats://host:port` (several, comma-separated, for a cluster). */
-  servers: string;
+  /** The connection (shared, made in the background: src/fleet/nats-connection.ts). */
+  connection: () => Promise<NatsConnection>;
   bucket: string;
   labels: Labels;
+  /** Install only envelopes signed by one of these keys (--policy-pubkey). */
+  trustedKeys?: TrustedKeys;
   /** Quiet time before a burst of changes (the initial catch-up) becomes one candidate. */
   debounceMs?: number;
   onError?: (err: Error) => void;
 }
 
-/** `nats://HOST:PORT[,HOST:PORT…]/BUCKET` → the servers and the bucket. */
-export function parseNatsPolicyUrl(url: string): { servers: string; bucket: string } {
-  const m = /^nats:\/\/([^/]+)\/([A-Za-z0-9_-]+)$/.exec(url);
-  if (!m) {
-    throw new DoorstepError('DS_E_USAGE', `"${url}" is not a NATS policy source`, { hint: 'write nats://HOST:PORT/BUCKET, e.g. nats://127.0.0.1:4222/doorstep-policy' });
-  }
-  const servers = (m[1] as string).split(',').map((h) => `nats://${h}`).join(',');
-  return { servers, bucket: m[2] as string };
-}
-
 export class NatsSource implements PolicySourceHandle {
-  private nc: NatsConnection | undefined;
   private stopWatch: (() => void) | undefined;
   private closed = false;
   private readonly entries = new Map<string, BucketEntry>();
+  /** Per set name, the newest `issued` time of a signed envelope accepted: never go back. */
+  private readonly newestIssued = new Map<string, string>();
   private bucketRevision = 0;
   private deliveredRevision = 0;
   private deliveredText = '';
@@ -58,24 +55,19 @@ export class NatsSource implements PolicySourceHandle {
   }
 
   private async run(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
-    this.nc = await connect({
-      servers: this.options.servers.split(','),
-      name: 'doorstep-agent',
-      waitOnFirstConnect: true,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-    });
-    if (this.closed) return void (await this.nc.close());
-    const kv = await new Kvm(this.nc).create(this.options.bucket, { history: 10 });
+    const nc = await this.options.connection();
+    if (this.closed) return;
+    const kv = await new Kvm(nc).create(this.options.bucket, { history: POLICY_BUCKET_HISTORY });
     const watch = await kv.watch({ key: `${ENVELOPE_KEY_PREFIX}>` });
     this.stopWatch = () => watch.stop();
+    if (this.closed) return void watch.stop();
     for await (const e of watch) {
       this.bucketRevision = Math.max(this.bucketRevision, e.revision);
       if (e.operation === 'PUT') {
         const envelope = parseEnvelope(e.value);
-        if ('problem' in envelope) {
-          this.problem(`${e.key} (revision ${e.revision}) is not a policy envelope: ${envelope.problem}; ignored`);
+        const problem = 'problem' in envelope ? envelope.problem : e.key !== `${ENVELOPE_KEY_PREFIX}${envelope.name}` ? `its name "${envelope.name}" does not match the key` : undefined;
+        if (problem !== undefined || 'problem' in envelope) {
+          this.problem(`${e.key} (revision ${e.revision}) is not a policy envelope: ${problem}; ignored`);
           this.entries.delete(e.key);
         } else {
           this.entries.set(e.key, { key: e.key, revision: e.revision, envelope });
@@ -87,15 +79,43 @@ export class NatsSource implements PolicySourceHandle {
     }
   }
 
+  /** With trusted keys: why each selected envelope may not be installed (unsigned, untrusted, altered, older). */
+  private refusals(): NonNullable<PolicyCandidate['refusals']> {
+    const keys = this.options.trustedKeys;
+    if (!keys) return [];
+    const out: NonNullable<PolicyCandidate['refusals']> = [];
+    for (const e of this.entries.values()) {
+      if (!selects(e.envelope.selector, this.options.labels)) continue;
+      const file = `${this.options.bucket}/${e.key}`;
+      const problem = signatureProblem(e.envelope, keys);
+      if (problem) {
+        out.push({ code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${e.revision}: ${problem}` });
+        continue;
+      }
+      const newest = this.newestIssued.get(e.envelope.name);
+      if (newest && Date.parse(e.envelope.issued as string) < Date.parse(newest)) {
+        out.push({ code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${e.revision} was issued ${e.envelope.issued}, before the accepted ${newest}: a replayed older set` });
+      }
+    }
+    return out;
+  }
+
   private schedule(deliver: (candidate: PolicyCandidate) => void): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      const candidate = candidateFor(this.options.bucket, this.entries.values(), this.options.labels, this.bucketRevision);
-      const text = JSON.stringify(candidate.sources);
+      const candidate: PolicyCandidate = candidateFor(this.options.bucket, this.entries.values(), this.options.labels, this.bucketRevision);
+      const refusals = this.refusals();
+      if (refusals.length > 0) candidate.refusals = refusals;
+      const text = JSON.stringify([candidate.sources, refusals]);
       // revision order, and only real changes of this enforcer's set
       if ((candidate.revision ?? 0) <= this.deliveredRevision || text === this.deliveredText) return;
       this.deliveredRevision = candidate.revision ?? 0;
       this.deliveredText = text;
+      if (refusals.length === 0) {
+        for (const e of this.entries.values()) {
+          if (e.envelope.issued && selects(e.envelope.selector, this.options.labels)) this.newestIssued.set(e.envelope.name, e.envelope.issued);
+        }
+      }
       deliver(candidate);
     }, this.options.debounceMs ?? 100);
   }
@@ -104,6 +124,5 @@ export class NatsSource implements PolicySourceHandle {
     this.closed = true;
     clearTimeout(this.timer);
     this.stopWatch?.();
-    await this.nc?.close();
   }
 }

@@ -16,6 +16,10 @@ export const envelopeSchema = z.strictObject({
   /** Every label must equal the enforcer's; empty = every enforcer. */
   selector: z.record(z.string(), z.string()),
   documents: z.array(z.strictObject({ file: z.string().min(1), text: z.string() })).min(1),
+  /** When it was published or signed (RFC 3339): a signed set never goes back to an older one. */
+  issued: z.iso.datetime({ offset: true }).optional(),
+  /** ed25519 over the canonical JSON of every other field (src/fleet/signing.ts). */
+  signature: z.strictObject({ alg: z.literal('ed25519'), key: z.string().min(1), value: z.string().min(1) }).optional(),
 });
 
 export type PolicyEnvelope = z.infer<typeof envelopeSchema>;
@@ -60,4 +64,9 @@ export function candidateFor(bucket: string, entries: Iterable<BucketEntry>, lab
     revision: bucketRevision,
     sources: chosen.flatMap((e) => e.envelope.documents.map((d) => ({ file: `${bucket}/${e.key}/${d.file}`, text: d.text }))),
   };
+}
+
+/** An envelope for the set `name`, holding `sources` as they are, for the enforcers `selector` picks. */
+export function buildEnvelope(name: string, selector: Labels, sources: readonly PolicyCandidate['sources'][number][], issued = new Date()): PolicyEnvelope {
+  return { format: 1, name, selector: { ...selector }, documents: sources.map((s) => ({ file: s.file, text: s.text })), issued: issued.toISOString() };
 }

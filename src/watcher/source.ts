@@ -14,6 +14,11 @@ export interface PolicyCandidate {
   sources: PolicyText[];
   /** Monotonic revision within the origin (a NATS KV revision, an API request counter). */
   revision?: number;
+  /**
+   * What the source itself found wrong with the set (an envelope that is unsigned or signed by a
+   * key this enforcer does not trust): the controller rejects the candidate as a whole.
+   */
+  refusals?: { code: 'DS_E_POLICY_SIGNATURE' | 'DS_E_POLICY_SOURCE'; file: string; message: string }[];
 }
 
 export interface PolicySourceHandle {

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+import { NatsConnections, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import { NatsSource } from '../../src/watcher/nats-source.js';
 import type { PolicyCandidate } from '../../src/watcher/source.js';
 import { NatsServer } from '../lib/nats-server.js';
@@ -37,8 +38,10 @@ describe('policy source: nats key-value bucket', () => {
   let server: NatsServer | undefined;
   let nc: NatsConnection | undefined;
   let source: NatsSource | undefined;
+  let closePool: (() => Promise<void>) | undefined;
   after(async () => {
     await source?.close();
+    await closePool?.();
     await nc?.close();
     await server?.cleanup();
   });
@@ -54,7 +57,9 @@ describe('policy source: nats key-value bucket', () => {
     const queue: PolicyCandidate[] = [];
     const waiters: (() => void)[] = [];
     const errors: string[] = [];
-    source = new NatsSource({ servers: server.url, bucket: BUCKET, labels: { region: 'eu', cloud: 'aws' }, debounceMs: 50, onError: (e) => errors.push(e.message) });
+    const pool = new NatsConnections({}, 'test');
+    closePool = () => pool.close();
+    source = new NatsSource({ connection: () => pool.get(parseNatsUrl(`${server!.url}/${BUCKET}`)), bucket: BUCKET, labels: { region: 'eu', cloud: 'aws' }, debounceMs: 50, onError: (e) => errors.push(e.message) });
     await source.start((c) => {
       queue.push(c);
       for (const w of waiters.splice(0)) w();
@@ -83,13 +88,15 @@ describe('policy source: nats key-value bucket', () => {
 
   it('starts while NATS is down and catches up once it is back', async () => {
     await source?.close();
+    await closePool?.();
     await nc?.close();
     const down = await NatsServer.start();
     try {
       await down.stop();
       const queue: PolicyCandidate[] = [];
       const waiters: (() => void)[] = [];
-      const late = new NatsSource({ servers: down.url, bucket: BUCKET, labels: {}, debounceMs: 50 });
+      const pool = new NatsConnections({}, 'test');
+      const late = new NatsSource({ connection: () => pool.get(parseNatsUrl(`${down.url}/${BUCKET}`)), bucket: BUCKET, labels: {}, debounceMs: 50 });
       try {
         await late.start((c) => {
           queue.push(c);
@@ -108,6 +115,7 @@ describe('policy source: nats key-value bucket', () => {
         }
       } finally {
         await late.close();
+        await pool.close();
       }
     } finally {
       await down.cleanup();

@@ -83,8 +83,8 @@ export class AgentRig {
   readonly policyDir = join(this.dir, 'policy');
   private cleaned = false;
 
-  constructor() {
-    this.topo = new Topology('dsa').create();
+  constructor(prefix = 'dsa') {
+    this.topo = new Topology(prefix).create();
     spawnSync('mkdir', ['-p', this.policyDir]);
   }
 
@@ -95,12 +95,13 @@ export class AgentRig {
     return path;
   }
 
-  startAgent(extra: string[] = []): AgentProcess {
+  /** `doorstep agent` in the server namespace; `folder: false` leaves out the policy folder. */
+  startAgent(extra: string[] = [], o: { folder?: boolean; enforcerId?: string } = {}): AgentProcess {
     const child = this.topo.own(
       spawnIn(this.topo.server.ns, process.execPath, [
-        mainJs, 'agent', '--interface', this.topo.server.ifname, '--policy', this.policyDir,
+        mainJs, 'agent', '--interface', this.topo.server.ifname, ...(o.folder === false ? [] : ['--policy', this.policyDir]),
         '--pin-root', this.pinRoot, '--state-dir', this.stateDir, '--socket', this.socket,
-        '--enforcer-id', 'test', '--xdp-mode', 'native', ...extra,
+        '--enforcer-id', o.enforcerId ?? 'test', '--xdp-mode', 'native', ...extra,
       ]),
     );
     return new AgentProcess(child);

@@ -24,21 +24,38 @@ export class NatsServer {
   private log = '';
   readonly storeDir = mkdtempSync(join(tmpdir(), 'doorstep-nats-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    readonly host = '127.0.0.1',
+    /** The network namespace it runs in (none: this one, on loopback). */
+    readonly netns?: string,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
-  static async start(): Promise<NatsServer> {
-    const server = new NatsServer(await freePort());
+  /** On loopback, on a free port; `extraArgs` go to nats-server (e.g. `--user`, `--pass`, `--tls…`). */
+  static async start(extraArgs: string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(await freePort(), '127.0.0.1', undefined, extraArgs);
+    await server.start();
+    return server;
+  }
+
+  /** Inside a namespace the test created, listening on `host` there (the namespace is fresh: 4222 is free). */
+  static async startIn(netns: string, host: string, port = 4222): Promise<NatsServer> {
+    const server = new NatsServer(port, host, netns);
     await server.start();
     return server;
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   /** Start (again) on the same port and store; resolves when the server says it is ready. */
   start(ms = 15_000): Promise<void> {
-    const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['-js', '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs];
+    const child = this.netns
+      ? spawn('nsenter', [`--net=/run/netns/${this.netns}`, 'nats-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`nats-server not ready after ${ms} ms: ${this.log}`)), ms);

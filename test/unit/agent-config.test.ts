@@ -31,7 +31,7 @@ const code = (fn: () => unknown) => {
 describe('agent config', () => {
   it('defaults, then the file, then flags', () => {
     const c = resolveConfig({ interfaces: ['eth1'] });
-    assert.equal(c.audit, '-');
+    assert.deepEqual(c.audit, ['-']);
     assert.equal(c.stateDir, '/var/lib/doorstep');
     assert.equal(c.socket, '/run/doorstep/agent.sock');
     assert.equal(c.summaryIntervalMs, 10_000);

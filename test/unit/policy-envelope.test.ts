@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseLabels } from '../../src/controller/config.js';
 import { DoorstepError } from '../../src/errors.js';
-import { parseNatsPolicyUrl } from '../../src/watcher/nats-source.js';
+import { describeTarget, natsToken, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import { candidateFor, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
 
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -39,10 +39,20 @@ describe('policy envelopes', () => {
 });
 
 describe('fleet settings', () => {
-  it('nats://HOST:PORT[,HOST:PORT]/BUCKET', () => {
-    assert.deepEqual(parseNatsPolicyUrl('nats://127.0.0.1:4222/doorstep-policy'), { servers: 'nats://127.0.0.1:4222', bucket: 'doorstep-policy' });
-    assert.deepEqual(parseNatsPolicyUrl('nats://a:4222,b:4222/p'), { servers: 'nats://a:4222,nats://b:4222', bucket: 'p' });
-    assert.throws(() => parseNatsPolicyUrl('nats://127.0.0.1:4222'), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_USAGE');
+  it('nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT]/NAME', () => {
+    assert.deepEqual(parseNatsUrl('nats://127.0.0.1:4222/doorstep-policy'), { servers: ['nats://127.0.0.1:4222'], name: 'doorstep-policy' });
+    assert.deepEqual(parseNatsUrl('nats://a:4222,b.example:4222/p'), { servers: ['nats://a:4222', 'nats://b.example:4222'], name: 'p' });
+    const withUser = parseNatsUrl('nats://ops:s%40cret@[fd00::1]:4222/p');
+    assert.deepEqual(withUser, { servers: ['nats://[fd00::1]:4222'], name: 'p', user: 'ops', password: 's@cret' });
+    assert.equal(describeTarget(withUser), 'nats://ops@[fd00::1]:4222/p', 'the password is never printed');
+    for (const bad of ['nats://127.0.0.1:4222', 'nats://127.0.0.1/p', 'http://a:1/p', 'nats://a:1/p.q']) {
+      assert.throws(() => parseNatsUrl(bad), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_USAGE', bad);
+    }
+  });
+
+  it('enforcer ids become NATS tokens', () => {
+    assert.equal(natsToken('web-1.eu-west-1.example.com'), 'web-1_eu-west-1_example_com');
+    assert.equal(natsToken('a b*>c'), 'a_b__c');
   });
 
   it('labels from key=value flags', () => {

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// `doorstep fleet status`: every enforcer that reported within the status TTL, the version it
+// runs and the one it should run (the envelopes selecting its labels, compiled here), and
+// whether the fleet has converged on the latest policy.
+import { DEFAULT_STATUS_BUCKET, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
+import { openBucket, readEnvelopes, readStatuses, removeEnvelope } from '../fleet/fleet-client.js';
+import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
+import { DoorstepError } from '../errors.js';
+import { type NatsFlags, natsAuthOf } from './nats-flags.js';
+import { ExitCode } from './output.js';
+import { type OutputFormat, table } from './table.js';
+
+const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
+
+export function expectedText(v: EnforcerView): string {
+  const e = v.expected;
+  return 'version' in e ? e.version : 'none' in e ? '(no set selects it)' : `(invalid: ${e.invalid})`;
+}
+
+export async function readFleet(nc: Parameters<typeof openBucket>[0], policyBucket: string, statusBucket: string): Promise<FleetView> {
+  const policy = await openBucket(nc, policyBucket, AGENT_HINT);
+  const status = await openBucket(nc, statusBucket, `no agent has reported yet: ${AGENT_HINT}`);
+  const [entries, statuses] = await Promise.all([readEnvelopes(policy), readStatuses(status)]);
+  return fleetView(statuses, new ExpectedVersions(policyBucket, entries));
+}
+
+export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output: OutputFormat }): Promise<number> {
+  const target = parseNatsUrl(o.nats, 'BUCKET');
+  const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
+  try {
+    const view = await readFleet(nc, target.name, o.statusBucket ?? DEFAULT_STATUS_BUCKET);
+    if (o.output === 'json') {
+      console.log(JSON.stringify({ converged: view.converged, inSync: view.inSync, enforcers: view.enforcers.map((v) => ({ ...v.status, expected: v.expected, inSync: v.inSync })) }));
+      return ExitCode.OK;
+    }
+    const now = Date.now();
+    const rows = view.enforcers.map((v) => {
+      const s = v.status;
+      return [
+        s.enforcer,
+        Object.entries(s.labels).map(([k, val]) => `${k}=${val}`).join(',') || '-',
+        s.policy?.version ?? '-',
+        s.policy ? String(s.policy.generation) : '-',
+        s.policy?.revision !== undefined ? String(s.policy.revision) : '-',
+        s.health,
+        v.inSync ? 'yes' : `no, should run ${expectedText(v)}`,
+        `${Math.max(0, Math.round((now - Date.parse(s.updatedAt)) / 1000))}s ago`,
+      ];
+    });
+    if (rows.length) console.log(table(['enforcer', 'labels', 'version', 'generation', 'revision', 'health', 'in sync', 'reported'], rows));
+    for (const v of view.enforcers) if (v.status.rejected) console.log(`${v.status.enforcer} rejected revision ${v.status.rejected.revision ?? '?'}: ${v.status.rejected.problems.join('; ')}`);
+    console.log(
+      view.enforcers.length === 0
+        ? 'no enforcer has reported within the status TTL'
+        : view.converged
+          ? `converged: all ${view.enforcers.length} enforcers run the latest policy for their labels`
+          : `not converged: ${view.enforcers.length - view.inSync} of ${view.enforcers.length} enforcers do not run the latest policy for their labels`,
+    );
+    return ExitCode.OK;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** `doorstep fleet remove --name NAME`: take a set out of the bucket; the enforcers it selected re-assemble without it. */
+export async function fleetRemove(o: NatsFlags & { name: string }): Promise<number> {
+  const target = parseNatsUrl(o.nats, 'BUCKET');
+  const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
+  try {
+    const policy = await openBucket(nc, target.name, AGENT_HINT);
+    if (!(await removeEnvelope(policy, o.name))) {
+      throw new DoorstepError('DS_E_USAGE', `there is no set ${o.name} in ${describeTarget(target)}`, { hint: 'see the sets with `doorstep fleet status -o json` or the bucket\'s keys sets.*' });
+    }
+    console.log(`removed sets.${o.name} from ${describeTarget(target)}`);
+    return ExitCode.OK;
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// `doorstep keygen PREFIX` and `doorstep sign --key FILE POLICY…`: an ed25519 key pair, and a
+// policy set validated, wrapped in an envelope for the fleet and signed, ready for
+// `doorstep apply --nats` (which can also sign in one step with --sign-key).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseLabels } from '../controller/config.js';
+import { DoorstepError } from '../errors.js';
+import { generateKeyPair, readPrivateKey, signEnvelope } from '../fleet/signing.js';
+import { compileIr } from '../policy/compile.js';
+import { readPolicySources } from '../policy/files.js';
+import { buildEnvelope, envelopeSchema, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { ExitCode } from './output.js';
+
+export interface EnvelopeFlags {
+  name?: string;
+  selector?: string[];
+  signKey?: string;
+}
+
+export const DEFAULT_SET_NAME = 'default';
+
+/** The envelope in `path` when it is one (written by `doorstep sign`), else undefined. */
+export function readEnvelopeFile(path: string): PolicyEnvelope | undefined {
+  if (!path.endsWith('.json')) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined; // not JSON: a policy file, and validation will say what is wrong with it
+  }
+  if (typeof value !== 'object' || value === null || !('documents' in value) || !('format' in value)) return undefined;
+  const r = envelopeSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new DoorstepError('DS_E_USAGE', `${path} looks like a policy envelope but ${issue?.path.join('.') || '(top level)'}: ${issue?.message ?? 'invalid'}`, {
+      hint: 'write envelopes with `doorstep sign`',
+    });
+  }
+  return r.data;
+}
+
+/**
+ * The envelope to publish: a signed envelope file as it is, or the policy files wrapped (and
+ * signed with --sign-key). Either way its documents are validated first: an invalid set never
+ * reaches the bucket (PolicyError, exit 3).
+ */
+export async function envelopeFor(paths: string[], f: EnvelopeFlags): Promise<PolicyEnvelope> {
+  const given = paths.length === 1 ? readEnvelopeFile(paths[0] as string) : undefined;
+  if (given) {
+    if (f.name !== undefined || f.selector?.length || f.signKey !== undefined) {
+      throw new DoorstepError('DS_E_USAGE', `${paths[0]} is an envelope: its name, selector and signature are inside it`, {
+        hint: 'drop --name, --selector and --sign-key, or give the policy files instead',
+      });
+    }
+    compileIr(given.documents);
+    return given;
+  }
+  const sources = await readPolicySources(paths);
+  compileIr(sources);
+  const envelope = buildEnvelope(f.name ?? DEFAULT_SET_NAME, parseLabels(f.selector ?? []), sources);
+  return f.signKey ? signEnvelope(envelope, readPrivateKey(f.signKey)) : envelope;
+}
+
+export async function sign(paths: string[], f: EnvelopeFlags & { key: string; out?: string }): Promise<number> {
+  const envelope = await envelopeFor(paths, { ...f, signKey: f.key });
+  const text = `${JSON.stringify(envelope, null, 2)}\n`;
+  if (f.out) {
+    writeFileSync(f.out, text);
+    console.error(`signed set ${envelope.name} (key ${envelope.signature?.key}) written to ${f.out}`);
+  } else {
+    process.stdout.write(text);
+  }
+  return ExitCode.OK;
+}
+
+export function keygen(prefix: string): number {
+  const keyFile = `${prefix}.key`;
+  const pubFile = `${prefix}.pub`;
+  for (const f of [keyFile, pubFile]) {
+    if (existsSync(f)) throw new DoorstepError('DS_E_USAGE', `${f} exists`, { hint: 'choose another prefix; a key is never overwritten' });
+  }
+  const pair = generateKeyPair();
+  writeFileSync(keyFile, pair.privatePem, { mode: 0o600 });
+  writeFileSync(pubFile, pair.publicPem, { mode: 0o644 });
+  console.log(`key ${pair.id}: private ${keyFile} (keep it off the enforcers), public ${pubFile} (--policy-pubkey)`);
+  return ExitCode.OK;
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// What each enforcer reports into the fleet's status bucket, and what the fleet tools conclude
+// from it: the version each enforcer should run (the union of the envelopes that select it,
+// compiled), whether it runs it, and whether the fleet has converged. Pure: no I/O.
+import { z } from 'zod';
+import { compileIr } from '../policy/compile.js';
+import { type BucketEntry, candidateFor, type Labels } from '../watcher/policy-envelope.js';
+import { natsToken } from './nats-connection.js';
+
+/** Keys under which enforcers report in the status bucket. */
+export const STATUS_KEY_PREFIX = 'enforcers.';
+export const DEFAULT_STATUS_BUCKET = 'doorstep-status';
+/** A report older than this disappears from the bucket: a dead enforcer leaves the fleet view. */
+export const DEFAULT_STATUS_TTL_MS = 30_000;
+
+export const statusKey = (enforcer: string): string => `${STATUS_KEY_PREFIX}${natsToken(enforcer)}`;
+
+export const enforcerStatusSchema = z.object({
+  format: z.literal(1),
+  enforcer: z.string(),
+  labels: z.record(z.string(), z.string()),
+  /** `enforcing`: a policy is installed; `default-deny`: none yet (everything but the failsafe is dropped);
+   *  `rejecting`: the newest candidate was rejected, the previous version stays in force. */
+  health: z.enum(['enforcing', 'default-deny', 'rejecting']),
+  policy: z
+    .object({
+      version: z.string().nullable(),
+      generation: z.number(),
+      revision: z.number().optional(),
+      origin: z.string(),
+      rules: z.number(),
+      installedAt: z.string(),
+    })
+    .nullable(),
+  rejected: z
+    .object({ revision: z.number().optional(), at: z.string(), problems: z.array(z.string()) })
+    .nullable(),
+  counters: z.object({ passed: z.number(), dropped: z.number(), sessions: z.number(), eventsLost: z.number(), auditDropped: z.number() }),
+  interfaces: z.array(z.object({ name: z.string(), mode: z.string() })),
+  agent: z.object({ pid: z.number(), startedAt: z.string() }),
+  /** When this report was written (the enforcer's clock). */
+  updatedAt: z.string(),
+});
+
+export type EnforcerStatus = z.infer<typeof enforcerStatusSchema>;
+
+export function parseStatus(bytes: Uint8Array): EnforcerStatus | undefined {
+  try {
+    const r = enforcerStatusSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What an enforcer with `labels` should run: a version, nothing (no envelope selects it), or a set that does not compile. */
+export type Expected = { version: string } | { none: true } | { invalid: string };
+
+/** The expected version per distinct label set, compiled once each. */
+export class ExpectedVersions {
+  private readonly cache = new Map<string, Expected>();
+
+  constructor(
+    private readonly bucket: string,
+    private readonly entries: readonly BucketEntry[],
+  ) {}
+
+  for(labels: Labels): Expected {
+    const key = JSON.stringify(Object.entries(labels).sort());
+    let e = this.cache.get(key);
+    if (!e) {
+      const candidate = candidateFor(this.bucket, this.entries, labels, 0);
+      if (candidate.sources.length === 0) e = { none: true };
+      else {
+        try {
+          e = { version: compileIr(candidate.sources).ir.version };
+        } catch (err) {
+          e = { invalid: err instanceof Error ? err.message : String(err) };
+        }
+      }
+      this.cache.set(key, e);
+    }
+    return e;
+  }
+}
+
+export interface EnforcerView {
+  status: EnforcerStatus;
+  expected: Expected;
+  /** Runs what it should (or nothing selects it), and its newest candidate was not rejected. */
+  inSync: boolean;
+}
+
+export interface FleetView {
+  enforcers: EnforcerView[];
+  converged: boolean;
+  inSync: number;
+}
+
+export function fleetView(statuses: readonly EnforcerStatus[], expected: ExpectedVersions): FleetView {
+  const enforcers = [...statuses]
+    .sort((a, b) => (a.enforcer < b.enforcer ? -1 : a.enforcer > b.enforcer ? 1 : 0))
+    .map((status) => {
+      const e = expected.for(status.labels);
+      const inSync = status.health !== 'rejecting' && ('version' in e ? status.policy?.version === e.version : 'none' in e);
+      return { status, expected: e, inSync };
+    });
+  const inSync = enforcers.filter((v) => v.inSync).length;
+  return { enforcers, converged: inSync === enforcers.length, inSync };
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fleet as the CLI sees it through NATS: the envelopes in the policy bucket, the enforcers'
+// reports in the status bucket, and publishing an envelope. Buckets that do not exist are an
+// error that says how they come to be, except where publishing creates the policy bucket.
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DoorstepError } from '../errors.js';
+import { POLICY_BUCKET_HISTORY } from '../watcher/nats-source.js';
+import { type BucketEntry, ENVELOPE_KEY_PREFIX, parseEnvelope, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { type EnforcerStatus, parseStatus, STATUS_KEY_PREFIX } from './enforcer-status.js';
+
+async function bucketExists(nc: NatsConnection, bucket: string): Promise<boolean> {
+  for await (const s of new Kvm(nc).list()) if (s.bucket === bucket) return true;
+  return false;
+}
+
+/** An existing bucket, or DS_E_NATS with `hint`. */
+export async function openBucket(nc: NatsConnection, bucket: string, hint: string): Promise<KV> {
+  if (!(await bucketExists(nc, bucket))) throw new DoorstepError('DS_E_NATS', `the key-value bucket ${bucket} does not exist`, { hint });
+  return new Kvm(nc).open(bucket);
+}
+
+/** The policy bucket, created (with the agents' settings) when publishing the first set. */
+export function createPolicyBucket(nc: NatsConnection, bucket: string): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: POLICY_BUCKET_HISTORY });
+}
+
+/** Every current value under `prefix`: the keys, then each one's newest entry. */
+async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
+  const keys: string[] = [];
+  for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
+  const entries = await Promise.all(keys.sort().map((k) => kv.get(k)));
+  return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
+}
+
+/** The envelopes in the policy bucket (entries that are not envelopes are left out). */
+export async function readEnvelopes(kv: KV): Promise<BucketEntry[]> {
+  const out: BucketEntry[] = [];
+  for (const v of await currentValues(kv, ENVELOPE_KEY_PREFIX)) {
+    const envelope = parseEnvelope(v.value);
+    if (!('problem' in envelope)) out.push({ key: v.key, revision: v.revision, envelope });
+  }
+  return out;
+}
+
+/** The enforcers that reported within the status bucket's TTL. */
+export async function readStatuses(kv: KV): Promise<EnforcerStatus[]> {
+  const out: EnforcerStatus[] = [];
+  for (const v of await currentValues(kv, STATUS_KEY_PREFIX)) {
+    const s = parseStatus(v.value);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** Publish `envelope` under `sets.<name>`; resolves with the bucket revision it got. */
+export function publishEnvelope(kv: KV, envelope: PolicyEnvelope): Promise<number> {
+  return kv.put(`${ENVELOPE_KEY_PREFIX}${envelope.name}`, JSON.stringify(envelope));
+}
+
+/** Remove the set `name`; resolves false when there was none. */
+export async function removeEnvelope(kv: KV, name: string): Promise<boolean> {
+  const current = await kv.get(`${ENVELOPE_KEY_PREFIX}${name}`);
+  if (!current || current.operation !== 'PUT') return false;
+  await kv.delete(`${ENVELOPE_KEY_PREFIX}${name}`);
+  return true;
+}
+
+/** Status reports as they are written (after the current ones); `stop()` ends the iteration. */
+export async function watchStatuses(kv: KV, onStatus: (s: EnforcerStatus) => void): Promise<{ stop: () => void; done: Promise<void> }> {
+  const watch = await kv.watch({ key: `${STATUS_KEY_PREFIX}>` });
+  const done = (async () => {
+    for await (const e of watch) {
+      if (e.operation !== 'PUT') continue;
+      const s = parseStatus(e.value);
+      if (s) onStatus(s);
+    }
+  })();
+  return { stop: () => watch.stop(), done };
+}

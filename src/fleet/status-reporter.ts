@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's entry in the fleet's status bucket: written at once when something changes (a
+// policy installed or rejected), and again every third of the bucket's TTL, so an enforcer that
+// dies drops out of the fleet view within the TTL. One write in flight at a time; while NATS is
+// away, reports are skipped (the next one carries the news), never queued.
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DoorstepError } from '../errors.js';
+import { type EnforcerStatus, statusKey } from './enforcer-status.js';
+
+export interface StatusReporterOptions {
+  connection: () => Promise<NatsConnection>;
+  bucket: string;
+  /** The bucket's TTL when the agent creates it; the report interval is a third of it. */
+  ttlMs: number;
+  enforcer: string;
+  /** The report, built when it is written. */
+  report: () => EnforcerStatus;
+  onError?: (err: Error) => void;
+}
+
+/** Open the status bucket, creating it (history 1, with the TTL) when it does not exist. */
+export async function openStatusBucket(nc: NatsConnection, bucket: string, ttlMs: number): Promise<KV> {
+  return new Kvm(nc).create(bucket, { history: 1, ttl: ttlMs });
+}
+
+export class StatusReporter {
+  private kv: KV | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pokeTimer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  private lastProblem = '';
+  /** Reports written (for tests and metrics). */
+  written = 0;
+
+  constructor(private readonly options: StatusReporterOptions) {}
+
+  start(): void {
+    void this.options
+      .connection()
+      .then(async (nc) => {
+        if (this.closed) return;
+        this.kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
+        this.write();
+        this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(this.options.ttlMs / 3)));
+      })
+      .catch((err: unknown) => this.problem(err));
+  }
+
+  /** Something changed: report now (changes within a few ms make one report). */
+  poke(): void {
+    if (this.closed || this.pokeTimer) return;
+    this.pokeTimer = setTimeout(() => {
+      this.pokeTimer = undefined;
+      this.write();
+    }, 20);
+  }
+
+  private problem(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === this.lastProblem || this.closed) return; // once per distinct problem
+    this.lastProblem = message;
+    this.options.onError?.(new DoorstepError('DS_E_NATS', `status bucket ${this.options.bucket}: ${message}`, { cause: err }));
+  }
+
+  private write(): void {
+    const kv = this.kv;
+    if (!kv || this.closed) return;
+    if (this.writing) {
+      this.again = true;
+      return;
+    }
+    this.writing = kv
+      .put(statusKey(this.options.enforcer), JSON.stringify(this.options.report()))
+      .then(
+        () => {
+          this.written++;
+          this.lastProblem = '';
+        },
+        (err: unknown) => this.problem(err),
+      )
+      .finally(() => {
+        this.writing = undefined;
+        if (this.again) {
+          this.again = false;
+          this.write();
+        }
+      });
+  }
+
+  /** Stop reporting and remove this enforcer's entry (a clean stop leaves the fleet at once). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    clearTimeout(this.pokeTimer);
+    await this.writing;
+    if (this.kv) {
+      await Promise.race([this.kv.delete(statusKey(this.options.enforcer)).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// A fleet under test: N agent rigs (each a client and a server namespace joined by the enforced
+// veth pair) plus a management network: a namespace of its own holding a bridge and a real
+// nats-server, with one more veth pair from each server namespace into the bridge. Agents
+// reach NATS over the management link, never through the interface they enforce; the CLI runs
+// in the management namespace. All names are unique per run; `cleanup()` removes everything.
+import { spawnSync } from 'node:child_process';
+import { execIn, ip, runToken } from '../../src/demo/topology.js';
+import { AgentRig, mainJs } from './agent-rig.js';
+import { NatsServer } from './nats-server.js';
+
+export const NATS_ADDRESS = '10.232.0.1';
+
+export class FleetRig {
+  readonly token = runToken();
+  readonly mgmtNs = `dsf-m-${this.token}`;
+  readonly agents: AgentRig[] = [];
+  nats: NatsServer | undefined;
+  private cleaned = false;
+
+  constructor(readonly size: number) {}
+
+  async create(): Promise<this> {
+    try {
+      ip('netns', 'add', this.mgmtNs);
+      execIn(this.mgmtNs, 'ip', ['link', 'set', 'lo', 'up']);
+      execIn(this.mgmtNs, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+      execIn(this.mgmtNs, 'ip', ['addr', 'add', `${NATS_ADDRESS}/24`, 'dev', 'br0']);
+      execIn(this.mgmtNs, 'ip', ['link', 'set', 'br0', 'up']);
+      for (let i = 0; i < this.size; i++) {
+        const rig = new AgentRig(`df${i}`);
+        this.agents.push(rig);
+        const inServer = `dm${i}${this.token}`;
+        const inMgmt = `dmb${i}${this.token}`;
+        ip('link', 'add', inServer, 'netns', rig.topo.server.ns, 'type', 'veth', 'peer', 'name', inMgmt, 'netns', this.mgmtNs);
+        execIn(this.mgmtNs, 'ip', ['link', 'set', inMgmt, 'master', 'br0', 'up']);
+        execIn(rig.topo.server.ns, 'ip', ['addr', 'add', `10.232.0.${10 + i}/24`, 'dev', inServer]);
+        execIn(rig.topo.server.ns, 'ip', ['link', 'set', inServer, 'up']);
+      }
+      this.nats = await NatsServer.startIn(this.mgmtNs, NATS_ADDRESS);
+      return this;
+    } catch (err) {
+      await this.cleanup();
+      throw err;
+    }
+  }
+
+  /** `nats://10.232.0.1:4222/NAME` */
+  url(name: string): string {
+    return `${(this.nats as NatsServer).url}/${name}`;
+  }
+
+  /** The CLI, in the management namespace (where NATS is reachable). */
+  cli(args: string[], timeoutMs = 90_000): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, mainJs, ...args], { encoding: 'utf8', timeout: timeoutMs });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async cleanup(): Promise<void> {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    await this.nats?.cleanup();
+    for (const rig of this.agents) rig.cleanup();
+    try {
+      ip('netns', 'del', this.mgmtNs);
+    } catch {
+      // already gone
+    }
+  }
+}
