@@ -164,66 +164,106 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// mapDump(fd, keySize, valueSize, maxCount, after = null) → { keys, values, count }: entries (after
-// the key `after`, when given), by batch lookup where supported, else by key iteration.
-// Entries racing with the datapath may be missed.
-Napi::Value MapDump(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = GetInt(info, 0, "fd");
-  uint32_t key_size = GetUint(info, 1, "keySize");
-  uint32_t value_size = GetUint(info, 2, "valueSize");
-  uint32_t max_count = GetUint(info, 3, "maxCount");
-  std::vector<uint8_t> keys(static_cast<size_t>(max_count) * key_size);
-  std::vector<uint8_t> values(static_cast<size_t>(max_count) * value_size);
-  uint32_t total = 0;
+// Walks a map's entries in batches (batch lookup where supported, else key iteration), handing
+// each batch to `take`; buffers grow with what is found, so a large `max_count` costs nothing
+// until the map is that full. Entries racing with the datapath may be missed.
+namespace {
+constexpr uint32_t kDumpChunk = 4096;
 
+template <typename Take>
+void WalkMap(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
+             std::vector<uint8_t>& keys, std::vector<uint8_t>& values, bool keep, Take take) {
+  uint32_t total = 0;  // entries kept in keys/values (keep) or walked (not keep)
   std::vector<uint8_t> in_batch(std::max<uint32_t>(key_size, 8)), out_batch(std::max<uint32_t>(key_size, 8));
-  const uint8_t* after = nullptr;
-  if (info.Length() > 4 && info[4].IsTypedArray()) {
-    Bytes a = GetBytes(info, 4, "after", key_size);
-    memcpy(in_batch.data(), a.data, key_size);
-    after = in_batch.data();
-  }
+  if (after) memcpy(in_batch.data(), after, key_size);
   bool first = after == nullptr;
   bool batch_ok = true;
-  while (total < max_count) {
-    uint32_t n = max_count - total;
+  uint32_t walked = 0;
+  while (walked < max_count) {
+    uint32_t n = std::min(kDumpChunk, max_count - walked);
+    size_t at = keep ? total : 0;
+    keys.resize((at + n) * key_size);
+    values.resize((at + n) * value_size);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(),
-                                   keys.data() + static_cast<size_t>(total) * key_size,
-                                   values.data() + static_cast<size_t>(total) * value_size, &n, &opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), keys.data() + at * key_size,
+                                   values.data() + at * value_size, &n, &opts);
     if (err && err != -ENOENT) {
       if (first && IsUnsupported(err)) {
         batch_ok = false;
         break;
       }
       ThrowErrno(env, "bpf_map_lookup_batch", err);
+      return;
     }
-    total += n;
+    take(n);
+    walked += n;
+    if (keep) total += n;
     if (err == -ENOENT) break;
     in_batch.swap(out_batch);
     first = false;
   }
   if (!batch_ok) {
+    walked = 0;
     total = 0;
-    std::vector<uint8_t> cur(key_size), start(key_size);
-    const void* prev = nullptr;
-    if (after) {
-      memcpy(start.data(), after, key_size);
-      prev = start.data();
-    }
-    while (total < max_count && bpf_map_get_next_key(fd, prev, cur.data()) == 0) {
-      uint8_t* k = keys.data() + static_cast<size_t>(total) * key_size;
-      memcpy(k, cur.data(), key_size);
-      if (bpf_map_lookup_elem(fd, k, values.data() + static_cast<size_t>(total) * value_size) == 0) total++;
-      prev = k;
+    std::vector<uint8_t> cur(key_size), prev_key(key_size);
+    bool have_prev = after != nullptr;
+    if (after) memcpy(prev_key.data(), after, key_size);
+    while (walked < max_count && bpf_map_get_next_key(fd, have_prev ? prev_key.data() : nullptr, cur.data()) == 0) {
+      size_t at = keep ? total : 0;
+      keys.resize((at + 1) * key_size);
+      values.resize((at + 1) * value_size);
+      memcpy(keys.data() + at * key_size, cur.data(), key_size);
+      if (bpf_map_lookup_elem(fd, cur.data(), values.data() + at * value_size) == 0) {
+        take(1);
+        walked++;
+        if (keep) total++;
+      }
+      memcpy(prev_key.data(), cur.data(), key_size);
+      have_prev = true;
     }
   }
+  if (keep) {
+    keys.resize(static_cast<size_t>(total) * key_size);
+    values.resize(static_cast<size_t>(total) * value_size);
+  }
+}
+}  // namespace
+
+// mapDump(fd, keySize, valueSize, maxCount, after = null) → { keys, values, count }: entries (after
+// the key `after`, when given).
+Napi::Value MapDump(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetInt(info, 0, "fd");
+  uint32_t key_size = GetUint(info, 1, "keySize");
+  uint32_t value_size = GetUint(info, 2, "valueSize");
+  uint32_t max_count = GetUint(info, 3, "maxCount");
+  std::vector<uint8_t> after;
+  if (info.Length() > 4 && info[4].IsTypedArray()) {
+    Bytes a = GetBytes(info, 4, "after", key_size);
+    after.assign(a.data, a.data + key_size);
+  }
+  std::vector<uint8_t> keys, values;
+  uint32_t total = 0;
+  WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values, true,
+          [&](uint32_t n) { total += n; });
+  if (env.IsExceptionPending()) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * key_size));
   out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * value_size));
   out.Set("count", Napi::Number::New(env, total));
   return out;
+}
+
+// mapCount(fd, keySize, valueSize, maxCount) → the number of entries, walking them in fixed-size
+// batches without keeping them.
+Napi::Value MapCount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<uint8_t> keys, values;
+  uint32_t total = 0;
+  WalkMap(env, GetInt(info, 0, "fd"), GetUint(info, 1, "keySize"), GetUint(info, 2, "valueSize"), GetUint(info, 3, "maxCount"),
+          nullptr, keys, values, false, [&](uint32_t n) { total += n; });
+  if (env.IsExceptionPending()) return env.Undefined();
+  return Napi::Number::New(env, total);
 }
 
 Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
@@ -289,6 +329,7 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
   exports.Set("mapDump", Napi::Function::New(env, MapDump));
+  exports.Set("mapCount", Napi::Function::New(env, MapCount));
   exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
   exports.Set("mapFdById", Napi::Function::New(env, MapFdById));

@@ -16,6 +16,11 @@ import { sessions } from './sessions.js';
 import { status } from './status.js';
 import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
+import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
+import { registerFleetObserve } from './fleet-observe.js';
+import { fleetRemove, fleetStatus } from './fleet-status.js';
+import { addNatsFlags, type NatsFlags } from './nats-flags.js';
+import { DEFAULT_SET_NAME, keygen, sign } from './sign.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const xdpModeOption = () => new Option('--xdp-mode <mode>', 'XDP attach mode').choices(['auto', 'native', 'generic']);
@@ -36,6 +41,11 @@ function run(task: () => Promise<number | void>): Promise<void> {
   );
 }
 
+async function runThenExit(task: () => Promise<number | void>): Promise<void> {
+  await run(task);
+  process.exit();
+}
+
 const program = new Command('doorstep')
   .description('Network-policy enforcement at the XDP hook')
   .exitOverride()
@@ -47,7 +57,8 @@ program
   .option('-i, --interface <name>', 'interface to enforce on (repeatable)', collect)
   .option('-p, --policy <path>', 'policy file or folder to watch, or nats://HOST:PORT/BUCKET (repeatable)', collect)
   .option('-l, --label <key=value>', 'a label of this enforcer, for fleet policy selectors (repeatable)', collect)
-  .option('--audit <file>', 'audit JSON lines: a file, or - for stdout (default -)')
+  .option('--audit <dest>', 'audit destination: a JSON-lines file, - for stdout, or nats://HOST:PORT/STREAM (repeatable; default -)', collect)
+  .option('--audit-buffer <n>', 'records the NATS audit sink holds while NATS is away (default 100000)', (v) => Number(v))
   .option('--audit-max-bytes <size>', 'rotate the audit file at this size (default 100M)')
   .option('--audit-keep <n>', 'rotated audit files to keep (default 5)', (v) => Number(v))
   .option('--summary-interval <duration>', 'how often active sessions get a summary record (default 10s; 0 = never)')
@@ -59,13 +70,22 @@ program
   .option('--pin-root <dir>', 'bpffs folder for the engine\'s pins (default /sys/fs/bpf/doorstep)')
   .addOption(xdpModeOption())
   .option('--keep-on-exit', 'leave the engine attached and enforcing when the agent stops')
+  .option('--policy-pubkey <file>', 'install only fleet policies signed by this ed25519 key (PEM; repeatable)', collect)
+  .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)')
+  .option('--status-ttl <duration>', 'how long a status report lives in the bucket (default 30s)')
+  .option('--nats-creds <file>', 'NATS credentials file (JWT and NKey seed)')
+  .option('--nats-tls-ca <file>', "CA bundle for the NATS servers' certificates (turns TLS on)")
+  .option('--nats-tls-cert <file>', 'client certificate for NATS')
+  .option('--nats-tls-key <file>', 'client key for NATS')
+  // once stopped, exit even if a NATS connect that never succeeded is still retrying
   .action((o: Record<string, unknown>) =>
-    run(() =>
+    runThenExit(() =>
       agentCommand({
         config: o.config as string | undefined,
         interfaces: o.interface as string[] | undefined,
         policy: o.policy as string[] | undefined,
-        audit: o.audit as string | undefined,
+        audit: o.audit as string[] | undefined,
+        auditBuffer: o.auditBuffer as number | undefined,
         auditMaxBytes: o.auditMaxBytes as string | undefined,
         auditKeep: o.auditKeep as number | undefined,
         summaryInterval: o.summaryInterval as string | undefined,
@@ -77,6 +97,13 @@ program
         pinRoot: o.pinRoot as string | undefined,
         xdpMode: o.xdpMode as 'auto' | 'native' | 'generic' | undefined,
         keepOnExit: o.keepOnExit as boolean | undefined,
+        policyPubkey: o.policyPubkey as string[] | undefined,
+        statusBucket: o.statusBucket as string | undefined,
+        statusTtl: o.statusTtl as string | undefined,
+        natsCreds: o.natsCreds as string | undefined,
+        natsTlsCa: o.natsTlsCa as string | undefined,
+        natsTlsCert: o.natsTlsCert as string | undefined,
+        natsTlsKey: o.natsTlsKey as string | undefined,
       }),
     ),
   );
@@ -88,13 +115,67 @@ program
   .addOption(outputOption())
   .action((paths: string[], o: { output: OutputFormat }) => run(() => validate(paths, o.output)));
 
-program
-  .command('apply')
-  .description('validate a policy set and install it through the local agent')
-  .argument('<paths...>', 'policy files or folders')
+const envelopeFlags = (cmd: Command) =>
+  cmd
+    .option('--name <name>', `the set's name in the fleet bucket: key sets.NAME (default ${DEFAULT_SET_NAME})`)
+    .option('--selector <key=value>', 'only enforcers with this label (repeatable; none = every enforcer)', collect);
+
+addNatsFlags(
+  envelopeFlags(
+    program
+      .command('apply')
+      .description('validate a policy set and install it through the local agent, or publish it to the fleet with --nats')
+      .argument('<paths...>', 'policy files or folders, or one envelope written by `doorstep sign`'),
+  )
+    .option('--sign-key <file>', 'sign the set with this ed25519 private key (PEM)')
+    .option('--wait', 'with --nats: wait until every selected enforcer reports it installed')
+    .option('--timeout <duration>', 'with --wait: give up after this long (default 60s)')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)'),
+  'BUCKET',
+  true,
+)
   .addOption(socketOption())
   .addOption(outputOption())
-  .action((paths: string[], o: ClientFlags) => run(() => apply(paths, client(o))));
+  .action((paths: string[], o: ClientFlags & Partial<FleetApplyFlags>) => {
+    if (o.nats) return run(() => fleetApply(paths, { ...o, nats: o.nats as string }));
+    const fleetOnly = (['name', 'selector', 'signKey', 'wait', 'timeout', 'statusBucket'] as const).filter((k) => o[k] !== undefined);
+    if (fleetOnly.length > 0) {
+      return run(async () => {
+        throw new DoorstepError('DS_E_USAGE', `--${fleetOnly[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for fleet publishing`, { hint: 'add --nats nats://HOST:PORT/BUCKET' });
+      });
+    }
+    return run(() => apply(paths, client(o)));
+  });
+
+envelopeFlags(
+  program
+    .command('sign')
+    .description('validate a policy set and write it as a signed fleet envelope, for `doorstep apply --nats`')
+    .argument('<paths...>', 'policy files or folders')
+    .requiredOption('--key <file>', 'ed25519 private key (PEM), e.g. from `doorstep keygen`')
+    .option('--out <file>', 'write the envelope here (default: stdout)'),
+).action((paths: string[], o: { key: string; out?: string; name?: string; selector?: string[] }) => run(() => sign(paths, o)));
+
+program
+  .command('keygen')
+  .description('create an ed25519 key pair for signed fleet policies: PREFIX.key and PREFIX.pub')
+  .argument('<prefix>', 'file name prefix')
+  .action((prefix: string) => run(async () => keygen(prefix)));
+
+const fleet = program.command('fleet').description('the enforcers that share a NATS policy bucket');
+addNatsFlags(
+  fleet
+    .command('status')
+    .description('every enforcer, the version it runs and should run, and whether the fleet has converged')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)'),
+  'BUCKET',
+)
+  .addOption(outputOption())
+  .action((o: NatsFlags & { statusBucket?: string; output: OutputFormat }) => run(() => fleetStatus(o)));
+addNatsFlags(fleet.command('remove').description('take a set out of the policy bucket').requiredOption('--name <name>', 'the set (key sets.NAME)'), 'BUCKET').action(
+  (o: NatsFlags & { name: string }) => run(() => fleetRemove(o)),
+);
+registerFleetObserve(fleet);
 
 program
   .command('status')

@@ -8,13 +8,19 @@ import { AuditPipeline } from '../audit/pipeline.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
 import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
-import { agentRecord as makeAgentRecord } from '../audit/records.js';
+import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
 import { Engine } from '../engine/engine.js';
 import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
-import { NatsSource, parseNatsPolicyUrl } from '../watcher/nats-source.js';
+import { NatsAuditSink } from '../audit/nats-sink.js';
+import { type EnforcerStatus } from '../fleet/enforcer-status.js';
+import { NatsConnections, parseNatsUrl } from '../fleet/nats-connection.js';
+import { trustedKeys } from '../fleet/signing.js';
+import { StatusReporter } from '../fleet/status-reporter.js';
+import { NatsSource } from '../watcher/nats-source.js';
+import { formatProblem } from '../errors.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
 import { LocalApi } from './local-api.js';
@@ -42,10 +48,20 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const store = new StateStore(config.stateDir);
   store.prepare();
   for (const ifname of config.interfaces) interfaceIndex(ifname, addon().ifNameToIndex);
-  const natsSources = config.policy.filter((p) => p.startsWith('nats://')).map(parseNatsPolicyUrl);
-  const sink = new JsonLinesSink(config.audit === '-' ? { stdout: true } : { path: config.audit, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
+  const isNats = (u: string) => u.startsWith('nats://');
+  const natsPolicies = config.policy.filter(isNats).map((u) => parseNatsUrl(u, 'BUCKET'));
+  const natsAudits = config.audit.filter(isNats).map((u) => parseNatsUrl(u, 'STREAM'));
+  const trusted = config.policyPubkeys.length > 0 ? trustedKeys(config.policyPubkeys) : undefined;
+  const nats = new NatsConnections(config.nats, `doorstep-agent ${config.enforcerId}`);
+  nats.check([...natsPolicies, ...natsAudits]);
+  const cleanups: (() => Promise<void> | void)[] = [() => nats.close()];
+  const sinks: AuditSink[] = [];
+  for (const a of config.audit.filter((u) => !isNats(u))) {
+    const sink = new JsonLinesSink(a === '-' ? { stdout: true } : { path: a, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
+    sinks.push(sink);
+    cleanups.push(() => sink.close());
+  }
   const recent = new RecentRecords();
-  const cleanups: (() => Promise<void> | void)[] = [() => sink.close()];
   const undo = async () => {
     for (const c of cleanups.reverse()) await c();
   };
@@ -53,6 +69,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   let controller: NetworkController | undefined;
   let pipeline: AuditPipeline | undefined;
   let engine: Engine | undefined;
+  let reporter: StatusReporter | undefined;
   try {
     // the socket is bound now (it is the in-use check); requests get 503 until the agent is up
     const api = new LocalApi(config.socket);
@@ -72,13 +89,27 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       engine,
       store,
       enforcer: config.enforcerId,
-      emit: (record) => pipeline?.emit(record), // the controller emits from attach() on, after the pipeline exists
+      emit: (record) => {
+        pipeline?.emit(record); // the controller emits from attach() on, after the pipeline exists
+        if (record.type === 'policy') reporter?.poke();
+      },
       onInstall: (ms, outcome) => metrics?.observeInstall(ms, outcome),
     });
     const ctl = controller;
+    for (const target of natsAudits) {
+      sinks.push(
+        new NatsAuditSink({
+          connection: () => nats.get(target),
+          stream: target.name,
+          enforcer: config.enforcerId,
+          maxBufferedRecords: config.auditBuffer,
+          onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err.message}` })),
+        }),
+      );
+    }
     pipeline = new AuditPipeline({
       context: controller.context,
-      sinks: [sink, recent],
+      sinks: [...sinks, recent],
       summaryIntervalMs: config.summaryIntervalMs,
       sessions: () => openedEngine.sessions(),
       kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
@@ -125,8 +156,25 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
     const paths = config.policy.filter((p) => !p.startsWith('nats://'));
     if (paths.length > 0) sources.push(new FolderSource(paths, { onError: onSourceError }));
-    for (const target of natsSources) sources.push(new NatsSource({ ...target, labels: config.labels, onError: onSourceError }));
-    for (const source of sources) await source.start((candidate) => void ctl.apply(candidate));
+    for (const target of natsPolicies) {
+      sources.push(new NatsSource({ connection: () => nats.get(target), bucket: target.name, labels: config.labels, ...(trusted && { trustedKeys: trusted }), onError: onSourceError }));
+    }
+    const statusTarget = natsPolicies[0];
+    if (statusTarget) {
+      const fleetReporter = new StatusReporter({
+        connection: () => nats.get(statusTarget),
+        bucket: config.statusBucket,
+        ttlMs: config.statusTtlMs,
+        enforcer: config.enforcerId,
+        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe),
+        onError: onSourceError,
+      });
+      reporter = fleetReporter;
+      fleetReporter.start();
+      cleanups.push(() => fleetReporter.close());
+    }
+    // every outcome (also `unchanged`, which clears a rejection) reaches the fleet's status at once
+    for (const source of sources) await source.start((candidate) => void ctl.apply(candidate).then(() => reporter?.poke()));
     cleanups.push(async () => {
       for (const s of sources) await s.close();
     });
@@ -145,6 +193,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         pipe.emit(agentRecord({ event: 'stopping', message: reason }));
         clearInterval(lostTimer);
         for (const s of sources) await s.close();
+        await reporter?.close();
         await api.close();
         await metricsServer?.close();
         pipe.checkKernelLost(openedEngine.stats());
@@ -152,6 +201,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         openedEngine.close({ keepAttached: config.keepOnExit });
         pipe.emit(agentRecord({ event: 'stopped', message: config.keepOnExit ? 'the engine keeps enforcing (--keep-on-exit)' : 'detached' }));
         await pipe.close();
+        await nats.close();
         resolveStopped();
       })();
       return stopping;
@@ -165,4 +215,42 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     await undo();
     throw err;
   }
+}
+
+/** This enforcer's entry in the fleet's status bucket. */
+function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline): EnforcerStatus {
+  const active = engine.activePolicy();
+  const current = ctl.current;
+  const rejected = ctl.lastRejected;
+  const stats = engine.stats();
+  const events = pipe.stats();
+  return {
+    format: 1,
+    enforcer: config.enforcerId,
+    labels: config.labels,
+    health: rejected ? 'rejecting' : active ? 'enforcing' : 'default-deny',
+    policy: active
+      ? {
+          version: current?.version ?? null,
+          generation: active.generation,
+          ...(current?.revision !== undefined && { revision: current.revision }),
+          origin: current?.origin ?? 'engine',
+          rules: active.ruleCount,
+          installedAt: current?.installedAt ?? startedAt.toISOString(),
+        }
+      : null,
+    rejected: rejected
+      ? { ...(rejected.revision !== undefined && { revision: rejected.revision }), at: rejected.at, problems: rejected.problems.slice(0, 5).map((p) => formatProblem(p as Parameters<typeof formatProblem>[0])) }
+      : null,
+    counters: {
+      passed: stats.counters.PASS_PACKETS,
+      dropped: stats.counters.DROP_PACKETS,
+      sessions: engine.sessionCount(),
+      eventsLost: events.eventsLost,
+      auditDropped: events.sinkDropped,
+    },
+    interfaces: engine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
+    agent: { pid: process.pid, startedAt: startedAt.toISOString() },
+    updatedAt: new Date().toISOString(),
+  };
 }

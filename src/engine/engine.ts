@@ -509,7 +509,7 @@ export class Engine {
 
   /** Entries in the session cache, counted without decoding them (metrics, status). */
   sessionCount(limit = 1 << 24): number {
-    return addon().mapDump(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit).count;
+    return addon().mapCount(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
   }
 
   sessions(limit = 1 << 20): Session[] {

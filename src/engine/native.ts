@@ -44,6 +44,8 @@ export interface Addon {
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number): void;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
+  /** Entries in the map (up to maxCount), walked in fixed-size batches. */
+  mapCount(fd: number, keySize: number, valueSize: number, maxCount: number): number;
   mapFreeze(fd: number): void;
   mapInfo(fd: number): MapSpec & { id: number; name: string };
   mapFdById(id: number): number;

@@ -45,6 +45,13 @@ export class StatusReporter {
         this.kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
         this.write();
         this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(this.options.ttlMs / 3)));
+        // back after an outage: the entry may have expired meanwhile, so report at once
+        void (async () => {
+          for await (const s of nc.status()) {
+            if (this.closed) break;
+            if (s.type === 'reconnect') this.write();
+          }
+        })().catch(() => undefined);
       })
       .catch((err: unknown) => this.problem(err));
   }

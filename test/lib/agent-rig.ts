@@ -123,13 +123,16 @@ export class AgentRig {
   async sink(port: number, seconds: number): Promise<{ stop: () => Promise<[number, bigint][]> }> {
     const child = this.topo.own(spawnIn(this.topo.server.ns, process.execPath, [peerJs, 'sink', 'udp', '0.0.0.0', String(port), String(seconds)]));
     await lineFrom(child, (l) => l === 'ready', 10_000);
+    let stopped: Promise<[number, bigint][]> | undefined;
     return {
-      stop: async () => {
-        const out = collect(child);
-        child.kill('SIGTERM');
-        const { received } = JSON.parse((await out).trim().split('\n').pop() || '{"received":[]}') as { received: [number, string][] };
-        return received.map(([seq, ns]) => [seq, BigInt(ns)] as [number, bigint]);
-      },
+      // idempotent: a second call (a `finally`) gets the same result
+      stop: () =>
+        (stopped ??= (async () => {
+          const out = collect(child);
+          child.kill('SIGTERM');
+          const { received } = JSON.parse((await out).trim().split('\n').pop() || '{"received":[]}') as { received: [number, string][] };
+          return received.map(([seq, ns]) => [seq, BigInt(ns)] as [number, bigint]);
+        })()),
     };
   }
 

@@ -71,6 +71,7 @@ describe('record filter: parsing', () => {
   it('reads durations in ms, s, m, h, d and combinations', () => {
     assert.equal(parseDuration('500ms'), 500);
     assert.equal(parseDuration('30s'), 30_000);
+    assert.equal(parseDuration('0'), 0, '0 needs no unit (--summary-interval 0)');
     assert.equal(parseDuration('1h30m'), 5_400_000);
     assert.equal(parseDuration('2d'), 172_800_000);
     assert.equal(parseDuration('1.5h'), 5_400_000);
