@@ -30,6 +30,15 @@ export interface MetricsSource {
   /** The active policy generation (0 = none) and version. */
   policy(): { generation: number; version: string | null };
   interfaces(): { name: string; mode: 'native' | 'generic' }[];
+  /** Audit destinations that buffer (the NATS stream): records published, waiting, dropped. */
+  auditSinks?(): AuditSinkStats[];
+}
+
+export interface AuditSinkStats {
+  sink: string;
+  published: number;
+  buffered: number;
+  dropped: number;
 }
 
 export interface MetricsServer {
@@ -76,6 +85,7 @@ interface Snapshot {
   events: { read: number; lost: number };
   policy: { generation: number; version: string | null };
   interfaces: { name: string; mode: 'native' | 'generic' }[];
+  auditSinks: AuditSinkStats[];
 }
 
 export class AgentMetrics {
@@ -205,6 +215,36 @@ export class AgentMetrics {
       },
     });
 
+    const perSink = (field: 'published' | 'dropped') =>
+      function collect(this: PromCounter<'sink'>): void {
+        this.reset();
+        for (const a of snapshot().auditSinks) this.inc({ sink: a.sink }, a[field]);
+      };
+    new PromCounter({
+      name: 'doorstep_audit_records_published_total',
+      help: 'Audit records a buffering destination (the NATS stream) has had acknowledged',
+      labelNames: ['sink'] as const,
+      registers,
+      collect: perSink('published'),
+    });
+    new PromCounter({
+      name: 'doorstep_audit_records_dropped_total',
+      help: 'Audit records a buffering destination dropped (its buffer was full, or it stopped with records left); reported as lost records',
+      labelNames: ['sink'] as const,
+      registers,
+      collect: perSink('dropped'),
+    });
+    new Gauge({
+      name: 'doorstep_audit_records_buffered',
+      help: 'Audit records waiting for a buffering destination (the NATS stream) to take them',
+      labelNames: ['sink'] as const,
+      registers,
+      collect(this: Gauge<'sink'>) {
+        this.reset();
+        for (const a of snapshot().auditSinks) this.set({ sink: a.sink }, a.buffered);
+      },
+    });
+
     this.installSeconds = new Histogram({
       name: 'doorstep_policy_install_seconds',
       help: 'Time to install a policy candidate, from the controller receiving it to its outcome',
@@ -320,6 +360,7 @@ export class AgentMetrics {
       events: s.events(),
       policy: s.policy(),
       interfaces: s.interfaces(),
+      auditSinks: s.auditSinks?.() ?? [],
     };
   }
 }

@@ -56,6 +56,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   nats.check([...natsPolicies, ...natsAudits]);
   const cleanups: (() => Promise<void> | void)[] = [() => nats.close()];
   const sinks: AuditSink[] = [];
+  const natsSinks: NatsAuditSink[] = [];
   for (const a of config.audit.filter((u) => !isNats(u))) {
     const sink = new JsonLinesSink(a === '-' ? { stdout: true } : { path: a, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
     sinks.push(sink);
@@ -97,7 +98,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     });
     const ctl = controller;
     for (const target of natsAudits) {
-      sinks.push(
+      natsSinks.push(
         new NatsAuditSink({
           connection: () => nats.get(target),
           stream: target.name,
@@ -107,6 +108,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         }),
       );
     }
+    sinks.push(...natsSinks);
     pipeline = new AuditPipeline({
       context: controller.context,
       sinks: [...sinks, recent],
@@ -136,6 +138,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         },
         policy: () => ({ generation: openedEngine.activePolicy()?.generation ?? 0, version: ctl.current?.version ?? null }),
         interfaces: () => openedEngine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
+        auditSinks: () =>
+          natsSinks.map((n) => {
+            const st = n.stats();
+            return { sink: n.name, published: st.publishedRecords, buffered: st.buffered, dropped: st.dropped };
+          }),
       });
       metricsServer = await metrics.serve(config.metrics.host, config.metrics.port);
       const server = metricsServer;

@@ -78,3 +78,23 @@ describe('state store', () => {
     assert.match(code(() => new StateStore(join(blocker, 'state')).prepare()), /^DS_E_STATE_DIR: cannot write the state dir .*: ENOTDIR/);
   });
 });
+
+describe('agent settings: the examples', () => {
+  it('examples/agent.yaml and examples/agent-fleet.yaml are valid and mean what they say', () => {
+    const root = new URL('../../../', import.meta.url).pathname;
+    const single = resolveConfig({ config: `${root}examples/agent.yaml` });
+    assert.deepEqual(single.audit, ['/var/log/doorstep/audit.jsonl']);
+    const fleet = resolveConfig({ config: `${root}examples/agent-fleet.yaml` });
+    assert.deepEqual(fleet.labels, { cloud: 'aws', region: 'eu-west-1', vpc: 'vpc-0a1', placement: 'edge' });
+    assert.deepEqual(fleet.audit, ['/var/log/doorstep/audit.jsonl', 'nats://nats-1:4222,nats-2:4222,nats-3:4222/DOORSTEP_AUDIT']);
+    assert.deepEqual(fleet.policyPubkeys, ['/etc/doorstep/ops.pub']);
+    assert.deepEqual(fleet.nats, { tlsCa: '/etc/doorstep/nats-ca.pem', tlsCert: '/etc/doorstep/nats-client.pem', tlsKey: '/etc/doorstep/nats-client.key' });
+    assert.equal(fleet.statusTtlMs, 30_000);
+    assert.equal(fleet.auditBuffer, 100_000);
+    // flags override the file
+    const flagged = resolveConfig({ config: `${root}examples/agent-fleet.yaml`, audit: ['-'], natsTlsCa: '/x.pem', statusTtl: '10s' });
+    assert.deepEqual(flagged.audit, ['-']);
+    assert.equal(flagged.nats.tlsCa, '/x.pem');
+    assert.equal(flagged.statusTtlMs, 10_000);
+  });
+});

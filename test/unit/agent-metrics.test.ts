@@ -231,3 +231,15 @@ test('a second serve() on a port in use rejects with DS_E_METRICS_LISTEN naming 
     await first.close();
   }
 });
+
+test('buffering audit destinations: published, buffered and dropped per sink', async () => {
+  const without = await new AgentMetrics(fakeSource()).text();
+  assert.equal(sample(without, 'doorstep_audit_records_buffered', { sink: 'nats:AUDIT' }), undefined, 'no NATS sink, no sample');
+  const m = new AgentMetrics(fakeSource({ auditSinks: () => [{ sink: 'nats:AUDIT', published: 1500, buffered: 20, dropped: 3 }] }));
+  const text = await m.text();
+  assert.equal(typeOf(text, 'doorstep_audit_records_published_total'), 'counter');
+  assert.equal(typeOf(text, 'doorstep_audit_records_buffered'), 'gauge');
+  assert.equal(sample(text, 'doorstep_audit_records_published_total', { sink: 'nats:AUDIT' }), 1500);
+  assert.equal(sample(text, 'doorstep_audit_records_buffered', { sink: 'nats:AUDIT' }), 20);
+  assert.equal(sample(text, 'doorstep_audit_records_dropped_total', { sink: 'nats:AUDIT' }), 3);
+});
