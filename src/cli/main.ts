@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DoorstepError } from '../errors.js';
 import { agentCommand } from './agent.js';
+import type { AgentFlags } from '../controller/config.js';
 import { apply } from './apply.js';
 import { socketPath } from './agent-client.js';
 import { demo } from './demo.js';
@@ -78,34 +79,9 @@ program
   .option('--nats-tls-cert <file>', 'client certificate for NATS')
   .option('--nats-tls-key <file>', 'client key for NATS')
   // once stopped, exit even if a NATS connect that never succeeded is still retrying
-  .action((o: Record<string, unknown>) =>
-    runThenExit(() =>
-      agentCommand({
-        config: o.config as string | undefined,
-        interfaces: o.interface as string[] | undefined,
-        policy: o.policy as string[] | undefined,
-        audit: o.audit as string[] | undefined,
-        auditBuffer: o.auditBuffer as number | undefined,
-        auditMaxBytes: o.auditMaxBytes as string | undefined,
-        auditKeep: o.auditKeep as number | undefined,
-        summaryInterval: o.summaryInterval as string | undefined,
-        metrics: o.metrics as string | undefined,
-        stateDir: o.stateDir as string | undefined,
-        enforcerId: o.enforcerId as string | undefined,
-        labels: o.label as string[] | undefined,
-        socket: o.socket as string | undefined,
-        pinRoot: o.pinRoot as string | undefined,
-        xdpMode: o.xdpMode as 'auto' | 'native' | 'generic' | undefined,
-        keepOnExit: o.keepOnExit as boolean | undefined,
-        policyPubkey: o.policyPubkey as string[] | undefined,
-        statusBucket: o.statusBucket as string | undefined,
-        statusTtl: o.statusTtl as string | undefined,
-        natsCreds: o.natsCreds as string | undefined,
-        natsTlsCa: o.natsTlsCa as string | undefined,
-        natsTlsCert: o.natsTlsCert as string | undefined,
-        natsTlsKey: o.natsTlsKey as string | undefined,
-      }),
-    ),
+  // the option names are AgentFlags' names, but for the repeatable singular ones
+  .action(({ interface: interfaces, label: labels, ...rest }: AgentFlags & { interface?: string[]; label?: string[] }) =>
+    runThenExit(() => agentCommand({ ...rest, interfaces, labels })),
   );
 
 program

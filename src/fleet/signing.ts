@@ -44,25 +44,20 @@ function requireEd25519(key: KeyObject, path: string): KeyObject {
   return key;
 }
 
-/** A private key (PEM) for `doorstep sign`. */
-export function readPrivateKey(path: string): KeyObject {
+function readKey(path: string, what: string, create: (pem: Buffer) => KeyObject): KeyObject {
   try {
-    return requireEd25519(createPrivateKey(readFileSync(path)), path);
+    return requireEd25519(create(readFileSync(path)), path);
   } catch (cause) {
     if (cause instanceof DoorstepError) throw cause;
-    throw keyError(path, 'an ed25519 private key (PEM)', cause);
+    throw keyError(path, what, cause);
   }
 }
 
+/** A private key (PEM) for `doorstep sign`. */
+export const readPrivateKey = (path: string): KeyObject => readKey(path, 'an ed25519 private key (PEM)', createPrivateKey);
+
 /** A public key (PEM) an agent trusts; a private key file is accepted too (its public half is used). */
-export function readPublicKey(path: string): KeyObject {
-  try {
-    return requireEd25519(createPublicKey(readFileSync(path)), path);
-  } catch (cause) {
-    if (cause instanceof DoorstepError) throw cause;
-    throw keyError(path, 'an ed25519 public key (PEM)', cause);
-  }
-}
+export const readPublicKey = (path: string): KeyObject => readKey(path, 'an ed25519 public key (PEM)', createPublicKey);
 
 /** Keys an agent trusts, by key id. */
 export type TrustedKeys = ReadonlyMap<string, KeyObject>;
