@@ -42,9 +42,17 @@ export class StatusReporter {
       .connection()
       .then(async (nc) => {
         if (this.closed) return;
-        this.kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
+        const kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
+        this.kv = kv;
         this.write();
-        this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(this.options.ttlMs / 3)));
+        // an existing bucket keeps the TTL it was created with: report often enough for that one
+        const bucketTtl = (await kv.status()).ttl;
+        const ttl = bucketTtl > 0 ? Math.min(bucketTtl, this.options.ttlMs) : this.options.ttlMs;
+        if (bucketTtl > 0 && bucketTtl !== this.options.ttlMs) {
+          this.problem(`the bucket's TTL is ${bucketTtl / 1000} s, not the ${this.options.ttlMs / 1000} s given to this agent; reporting every ${Math.max(1, Math.floor(ttl / 3000))} s`);
+        }
+        if (this.closed) return;
+        this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(ttl / 3)));
         // back after an outage: the entry may have expired meanwhile, so report at once
         void (async () => {
           for await (const s of nc.status()) {
