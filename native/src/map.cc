@@ -116,8 +116,10 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// mapUpdateBatch(fd, keys, values, count, keySize, valueSize): kernel batch update where the map
-// type supports it, else one update per element (still one call from JS).
+// mapUpdateBatch(fd, keys, values, count, keySize, valueSize, skipZeroValues = false): kernel batch
+// update where the map type supports it, else one update per element (still one call from JS).
+// skipZeroValues: leave out entries whose value is all zero bytes; only for a fresh array map,
+// whose every slot already reads as zero, so writing only the rest gives the same map.
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = GetInt(info, 0, "fd");
@@ -126,8 +128,23 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   uint32_t count = GetUint(info, 3, "count");
   uint32_t key_size = GetUint(info, 4, "keySize");
   uint32_t value_size = GetUint(info, 5, "valueSize");
+  bool skip_zero = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
   if (static_cast<uint64_t>(count) * key_size > keys.size || static_cast<uint64_t>(count) * value_size > values.size)
     throw Napi::RangeError::New(env, "batch buffers are smaller than count entries");
+  std::vector<uint8_t> kept_keys, kept_values;
+  if (skip_zero) {
+    for (uint32_t i = 0; i < count; i++) {
+      const uint8_t* v = values.data + static_cast<size_t>(i) * value_size;
+      bool zero = true;
+      for (uint32_t b = 0; b < value_size && zero; b++) zero = v[b] == 0;
+      if (zero) continue;
+      kept_keys.insert(kept_keys.end(), keys.data + static_cast<size_t>(i) * key_size, keys.data + static_cast<size_t>(i + 1) * key_size);
+      kept_values.insert(kept_values.end(), v, v + value_size);
+    }
+    count = static_cast<uint32_t>(kept_values.size() / std::max<uint32_t>(value_size, 1));
+    keys.data = kept_keys.data();
+    values.data = kept_values.data();
+  }
   if (count == 0) return env.Undefined();
 
   constexpr uint32_t kChunk = 65536;

@@ -27,7 +27,7 @@ import type { PolicyImage } from '../policy/image.js';
 import { TABLE_NAMES } from '../policy/image.js';
 import type { Cidr } from '../policy/ir.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
-import { addon, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
+import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
@@ -330,7 +330,8 @@ export class Engine {
     }
     const fd = native.mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(capacity, count, 1), spec.flags, -1, table.slice(0, 15));
     try {
-      native.mapUpdateBatch(fd, keys, values, count, keySize, valueSize);
+      // a fresh array reads as zero everywhere: only the rest is written (most of a small policy's tables)
+      native.mapUpdateBatch(fd, keys, values, count, keySize, valueSize, spec.type === BPF_MAP_TYPE_ARRAY);
       return fd;
     } catch (err) {
       native.closeFd(fd);

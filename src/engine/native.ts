@@ -5,6 +5,9 @@ import { constants } from 'node:os';
 import { DoorstepError } from '../errors.js';
 import { addonPath } from '../paths.js';
 
+/** Kernel map types doorstep needs to tell apart (uapi enum bpf_map_type). */
+export const BPF_MAP_TYPE_ARRAY = 2;
+
 export interface MapSpec {
   type: number;
   keySize: number;
@@ -41,7 +44,8 @@ export interface Addon {
   /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */
   mapUpdateFdMany(writes: [number, Buffer, number][]): void;
   mapDelete(fd: number, key: Buffer): boolean;
-  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number): void;
+  /** skipZeroValues: leave out all-zero values (only for a fresh array map, where every slot already reads as zero). */
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): void;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
   /** Entries in the map (up to maxCount), walked in fixed-size batches. */
