@@ -21,7 +21,11 @@ export interface NatsSourceOptions {
   labels: Labels;
   /** Install only envelopes signed by one of these keys (--policy-pubkey). */
   trustedKeys?: TrustedKeys;
-  /** Quiet time before a burst of changes (the initial catch-up) becomes one candidate. */
+  /**
+   * While the watch says more entries are pending (the catch-up after connecting, a burst of
+   * publishes), wait up to this long for them, so they become one candidate. Once nothing is
+   * pending the candidate goes out at once.
+   */
   debounceMs?: number;
   onError?: (err: Error) => void;
 }
@@ -75,7 +79,7 @@ export class NatsSource implements PolicySourceHandle {
       } else {
         this.entries.delete(e.key);
       }
-      this.schedule(deliver);
+      this.schedule(deliver, e.delta === 0 ? 0 : (this.options.debounceMs ?? 100));
     }
   }
 
@@ -100,7 +104,7 @@ export class NatsSource implements PolicySourceHandle {
     return out;
   }
 
-  private schedule(deliver: (candidate: PolicyCandidate) => void): void {
+  private schedule(deliver: (candidate: PolicyCandidate) => void, waitMs: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       const candidate: PolicyCandidate = candidateFor(this.options.bucket, this.entries.values(), this.options.labels, this.bucketRevision);
@@ -117,7 +121,7 @@ export class NatsSource implements PolicySourceHandle {
         }
       }
       deliver(candidate);
-    }, this.options.debounceMs ?? 100);
+    }, waitMs);
   }
 
   async close(): Promise<void> {
