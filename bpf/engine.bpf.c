@@ -14,12 +14,38 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Frames neither IP nor ARP: dropped unless the controller set DS_SETTING_PASS_NON_IP. */
-static __always_inline __u8 ds_non_ip_action(void)
+static __always_inline __u32 ds_setting_flags(void)
 {
 	__u32 zero = 0;
 	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
-	return cfg && (cfg->flags & DS_SETTING_PASS_NON_IP) ? DS_ACTION_ALLOW : DS_ACTION_DENY;
+	return cfg ? cfg->flags : 0;
+}
+
+/* Frames neither IP nor ARP: dropped unless the controller set DS_SETTING_PASS_NON_IP. */
+static __always_inline __u8 ds_non_ip_action(void)
+{
+	return ds_setting_flags() & DS_SETTING_PASS_NON_IP ? DS_ACTION_ALLOW : DS_ACTION_DENY;
+}
+
+__noinline int ds_classify_active(const struct ds_session_key *k, struct ds_explain_result *r);
+
+/* On a fabric interface: is this packet the reply of a session allowed from a source interface
+ * under the active version? A forward session from an older version is classified again (the
+ * reply of a flow the new version denies is no reply). Writes nothing. */
+static __always_inline int ds_reply_allowed(const struct ds_policy_meta *meta, const struct ds_reply_key *rk)
+{
+	struct ds_session_key *fwd = bpf_map_lookup_elem(&ds_replies, rk);
+	struct ds_session_value *s;
+	struct ds_explain_result r = {};
+
+	if (!fwd)
+		return 0;
+	s = bpf_map_lookup_elem(&ds_sessions, fwd);
+	if (!s)
+		return 0;
+	if (s->generation == ds_generation(meta))
+		return s->action == DS_ACTION_ALLOW;
+	return ds_classify_active(fwd, &r) == 0 && r.action == DS_ACTION_ALLOW;
 }
 
 static __always_inline int ds_non_ip_verdict(struct ds_cpu_stats *st, __u64 len)
@@ -63,14 +89,30 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 	}
 
 	struct ds_policy_meta *meta = ds_active_meta();
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct ds_iface *ifc = bpf_map_lookup_elem(&ds_ifaces, &ifindex); /* NULL past DS_IFACES_MAX: a source */
+	__u32 tenant = ifc ? ifc->tenant : 0;
+	int fabric = ifc && ifc->role == DS_ROLE_FABRIC;
 
-	if (pkt.icmp_error && meta && ds_icmp_related(&pkt, meta->generation)) {
+	if (pkt.icmp_error && meta &&
+	    (ds_icmp_related(&pkt, meta->generation) || (fabric && ds_icmp_reply_related(&pkt, tenant, meta->generation)))) {
 		ds_count(st, DS_CTR_ICMP_RELATED);
 		return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_ICMP_RELATED, len);
 	}
 
+	if (fabric) {
+		struct ds_reply_key rk = {};
+		ds_reply_key_from_packet(&pkt.key, tenant, &rk);
+		if (ds_reply_allowed(meta, &rk)) {
+			ds_count(st, DS_CTR_REPLIES);
+			return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_REPLY, len);
+		}
+	}
+
+	/* everything else meets policy; allowed sessions from a source side leave their reply */
 	struct ds_session_value d = {};
-	ds_session_decide(st, meta, &pkt.key, now, len, &d);
+	int track = !fabric && (ds_setting_flags() & DS_SETTING_TRACK_REPLIES);
+	ds_session_decide(st, meta, &pkt.key, now, len, &d, track, tenant);
 	if (meta && d.reason == DS_REASON_POLICY)
 		ds_rule_count(meta, d.rule, len);
 	return ds_finish(st, d.action, d.reason, len);
@@ -90,8 +132,8 @@ __noinline int ds_explain_parse(struct xdp_md *ctx, struct ds_packet *pkt)
 }
 
 /* Classify one flow against the active version, from one read of ds_active, so generation and
- * verdict belong to the same version. */
-__noinline int ds_explain_classify(const struct ds_session_key *k, struct ds_explain_result *r)
+ * verdict belong to the same version (explain; the forward flow of a fabric reply). */
+__noinline int ds_classify_active(const struct ds_session_key *k, struct ds_explain_result *r)
 {
 	struct ds_policy_meta *meta = ds_active_meta();
 	struct ds_decision d;
@@ -121,7 +163,7 @@ int ds_xdp_explain(struct xdp_md *ctx)
 	int parsed = ds_explain_parse(ctx, &pkt);
 
 	if (parsed == DS_PARSE_IP && pkt.frag != DS_FRAG_LATER) {
-		if (ds_explain_classify(&pkt.key, &r) < 0)
+		if (ds_classify_active(&pkt.key, &r) < 0)
 			return XDP_ABORTED;
 	} else {
 		r.generation = ds_generation(ds_active_meta());

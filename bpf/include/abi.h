@@ -32,6 +32,8 @@ enum ds_limits {
 	DS_V4_MAX_PROBES = 64,        /* long-table slots probed per (prefix, length) at most; typically 1 */
 	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/image.ts) */
 	DS_V4_HASH_MUL2 = 0x68E31DA5,
+	DS_IFACES_MAX = 65536,        /* interface roles: indexed by ifindex; a higher ifindex is a source interface */
+	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions, for fabric interfaces */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -50,7 +52,8 @@ enum ds_reason {
 	DS_REASON_FRAG_UNKNOWN = 5,  /* non-first fragment whose first fragment was not seen */
 	DS_REASON_ICMP_RELATED = 6,  /* ICMP error quoting a session the engine allowed */
 	DS_REASON_NON_IP = 7,        /* neither IP nor ARP (passed only if DS_SETTING_PASS_NON_IP) */
-	DS_REASON_COUNT = 8,
+	DS_REASON_REPLY = 8,         /* on a fabric interface: the reply of a session allowed from the source side */
+	DS_REASON_COUNT = 9,
 };
 
 /* Service kinds: the first dimension of the service index (kind * DS_SVC_SPAN + value). */
@@ -83,7 +86,8 @@ enum ds_counter {
 	DS_CTR_ICMP_RELATED = 14,
 	DS_CTR_FAILSAFE = 15,
 	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
-	DS_CTR_COUNT = 17,
+	DS_CTR_REPLIES = 17,          /* fabric packets passed as replies of allowed sessions */
+	DS_CTR_COUNT = 18,
 };
 
 /* Event kinds. */
@@ -95,6 +99,13 @@ enum ds_event_kind {
 /* Settings flags (struct ds_settings.flags). */
 enum ds_setting_flag {
 	DS_SETTING_PASS_NON_IP = 1,   /* pass non-IP, non-ARP frames (e.g. LACP, LLDP) instead of dropping */
+	DS_SETTING_TRACK_REPLIES = 2, /* some interface is a fabric: remember the expected reply of each allowed session */
+};
+
+/* What an enforced interface faces (struct ds_iface.role). */
+enum ds_iface_role {
+	DS_ROLE_SOURCE = 0,  /* the source network: policy on every new session (the default) */
+	DS_ROLE_FABRIC = 1,  /* towards the edge: replies of sessions allowed from a source pass, the rest meets policy */
 };
 
 /* Session flags (struct ds_session_value.flags). */
@@ -137,6 +148,29 @@ struct ds_session_value {
 	__u8 pad[5];
 };
 _Static_assert(sizeof(struct ds_session_value) == 48, "ds_session_value size");
+
+/* ds_ifaces value, indexed by ifindex: the interface's role and tenant (the source VPC it
+ * serves; 0 = none). Replies are matched within one tenant, so overlapping tenant ranges stay apart. */
+struct ds_iface {
+	__u32 tenant;
+	__u8 role;          /* enum ds_iface_role */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct ds_iface) == 8, "ds_iface size");
+
+/* ds_replies key: the reply a fabric interface expects for a session allowed on a source
+ * interface (the forward tuple reversed; ICMP echo: the reply type), within the source's tenant. */
+struct ds_reply_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u32 tenant;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct ds_reply_key) == 48, "ds_reply_key size");
 
 /* ds_frags key: one fragmented datagram. */
 struct ds_frag_key {
@@ -199,7 +233,7 @@ struct ds_cpu_stats {
 	__u64 event_seq;    /* last event sequence number used on this CPU */
 	struct ds_stat by_reason[DS_REASON_COUNT * 2];
 };
-_Static_assert(sizeof(struct ds_cpu_stats) == 400, "ds_cpu_stats size");
+_Static_assert(sizeof(struct ds_cpu_stats) == 440, "ds_cpu_stats size");
 
 /* The active policy's descriptor: the single inner map of ds_active, created per version,
  * written once and frozen before it is made active. */

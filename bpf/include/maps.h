@@ -72,6 +72,22 @@ struct {
 	__type(value, struct ds_settings);
 } ds_settings SEC(".maps");
 
+// Interface roles and tenants, by ifindex (all zero: every interface is a source). Controller-written.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DS_IFACES_MAX);
+	__type(key, __u32);
+	__type(value, struct ds_iface);
+} ds_ifaces SEC(".maps");
+
+// Expected replies of sessions allowed on source interfaces → the forward session's key.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DS_REPLIES_DEFAULT);
+	__type(key, struct ds_reply_key);
+	__type(value, struct ds_session_key);
+} ds_replies SEC(".maps");
+
 /* ---- per-policy tables: inner-map templates, then the slot arrays ----
  * Inner templates give sizes, not BTF types: clang emits only forward declarations for types
  * reached through inner-map definitions, and the inner maps are created by the controller

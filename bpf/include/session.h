@@ -77,6 +77,71 @@ static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 ge
 	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
 }
 
+/* The reply a fabric interface will see for the forward flow `f` (allowed on a source interface
+ * of `tenant`): the tuple reversed; for an ICMP echo request, the echo reply with the same
+ * identifier. Returns -1 when no reply is expected (other ICMP messages). */
+static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32 tenant, struct ds_reply_key *r)
+{
+	__builtin_memcpy(r->src, f->dst, 16);
+	__builtin_memcpy(r->dst, f->src, 16);
+	r->tenant = tenant;
+	r->proto = f->proto;
+	r->family = f->family;
+	if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
+		__u8 type = f->dport >> 8;
+		__u8 reply;
+		if (f->proto == IPPROTO_ICMP && type == 8)
+			reply = 0;
+		else if (f->proto == IPPROTO_ICMPV6 && type == 128)
+			reply = 129;
+		else
+			return -1;
+		r->sport = f->sport; /* echo identifier */
+		r->dport = (__u16)reply << 8 | (f->dport & 0xff);
+		return 0;
+	}
+	r->sport = f->dport;
+	r->dport = f->sport;
+	return 0;
+}
+
+/* A fabric packet as a reply key: its own tuple, within the fabric interface's tenant. */
+static __always_inline void ds_reply_key_from_packet(const struct ds_session_key *k, __u32 tenant, struct ds_reply_key *r)
+{
+	__builtin_memcpy(r->src, k->src, 16);
+	__builtin_memcpy(r->dst, k->dst, 16);
+	r->tenant = tenant;
+	r->sport = k->sport;
+	r->dport = k->dport;
+	r->proto = k->proto;
+	r->family = k->family;
+}
+
+/* Remember the reply of an allowed forward session (best effort: a full map evicts the oldest). */
+static __always_inline void ds_reply_remember(const struct ds_session_key *f, __u32 tenant)
+{
+	struct ds_reply_key r = {};
+	if (ds_reply_key_of(f, tenant, &r) == 0)
+		bpf_map_update_elem(&ds_replies, &r, f, BPF_ANY);
+}
+
+/* An ICMP error arriving on a fabric interface that quotes a packet of a session allowed from
+ * the source side (path MTU, unreachable from beyond the edge), under the current version. */
+static __always_inline int ds_icmp_reply_related(const struct ds_packet *pkt, __u32 tenant, __u32 generation)
+{
+	struct ds_reply_key r = {};
+	struct ds_session_key *fwd;
+	struct ds_session_value *s;
+
+	if (ds_reply_key_of(&pkt->quoted, tenant, &r) != 0)
+		return 0;
+	fwd = bpf_map_lookup_elem(&ds_replies, &r);
+	if (!fwd)
+		return 0;
+	s = bpf_map_lookup_elem(&ds_sessions, fwd);
+	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
+}
+
 /* Plain increments: XDP runs a flow on one CPU (RSS hashes it to one queue, and the ifindex is
  * part of the key), so the read-modify-write is not shared; atomics would cost ~10 ns a packet. */
 static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 now, __u64 len)
@@ -87,10 +152,12 @@ static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 n
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. */
+ * Fills `out` with the decision that applies to this packet. With `track_replies` (a source
+ * interface while some interface is a fabric), an allowed new or re-classified session leaves
+ * its expected reply in ds_replies. */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,
-					      struct ds_session_value *out)
+					      struct ds_session_value *out, int track_replies, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
@@ -135,6 +202,8 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
+	else if (track_replies && nv.action == DS_ACTION_ALLOW)
+		ds_reply_remember(k, tenant);
 	if (emit)
 		ds_emit(st, k, &nv, kind, len);
 	*out = nv;

@@ -19,6 +19,8 @@ export const Limits = {
   V4_MAX_PROBES: 64,
   V4_HASH_MUL1: 2146121005,
   V4_HASH_MUL2: 1759714725,
+  IFACES_MAX: 65536,
+  REPLIES_DEFAULT: 262144,
 } as const;
 
 export const Action = {
@@ -35,7 +37,8 @@ export const Reason = {
   FRAG_UNKNOWN: 5,
   ICMP_RELATED: 6,
   NON_IP: 7,
-  COUNT: 8,
+  REPLY: 8,
+  COUNT: 9,
 } as const;
 
 export const SvcKind = {
@@ -66,7 +69,8 @@ export const Counter = {
   ICMP_RELATED: 14,
   FAILSAFE: 15,
   SESSION_FULL: 16,
-  COUNT: 17,
+  REPLIES: 17,
+  COUNT: 18,
 } as const;
 
 export const EventKind = {
@@ -75,7 +79,8 @@ export const EventKind = {
 } as const;
 
 export const SettingFlag = {
-  IP: 1,
+  PASS_NON_IP: 1,
+  TRACK_REPLIES: 2,
 } as const;
 
 export const SessionFlag = {
@@ -97,6 +102,11 @@ export const ExplainFlag = {
   ICMP_ERROR: 1,
   FRAG_FIRST: 2,
   FRAG_LATER: 4,
+} as const;
+
+export const IfaceRole = {
+  SOURCE: 0,
+  FABRIC: 1,
 } as const;
 
 /** Struct layouts: byte offset, size, scalar width and element count of every field. */
@@ -186,11 +196,11 @@ export const Layouts = {
     },
   },
   ds_cpu_stats: {
-    size: 400,
+    size: 440,
     fields: {
-      counters: { offset: 0, size: 136, elem: 8, count: 17 },
-      event_seq: { offset: 136, size: 8, elem: 8, count: 1 },
-      by_reason: { offset: 144, size: 256, elem: 0, count: 16 },
+      counters: { offset: 0, size: 144, elem: 8, count: 18 },
+      event_seq: { offset: 144, size: 8, elem: 8, count: 1 },
+      by_reason: { offset: 152, size: 288, elem: 0, count: 18 },
     },
   },
   ds_policy_meta: {
@@ -299,6 +309,27 @@ export const Layouts = {
       flags: { offset: 11, size: 1, elem: 1, count: 1 },
       key: { offset: 12, size: 48, elem: 0, count: 1 },
       pad: { offset: 60, size: 4, elem: 1, count: 4 },
+    },
+  },
+  ds_iface: {
+    size: 8,
+    fields: {
+      tenant: { offset: 0, size: 4, elem: 4, count: 1 },
+      role: { offset: 4, size: 1, elem: 1, count: 1 },
+      pad: { offset: 5, size: 3, elem: 1, count: 3 },
+    },
+  },
+  ds_reply_key: {
+    size: 48,
+    fields: {
+      src: { offset: 0, size: 16, elem: 1, count: 16 },
+      dst: { offset: 16, size: 16, elem: 1, count: 16 },
+      tenant: { offset: 32, size: 4, elem: 4, count: 1 },
+      sport: { offset: 36, size: 2, elem: 2, count: 1 },
+      dport: { offset: 38, size: 2, elem: 2, count: 1 },
+      proto: { offset: 40, size: 1, elem: 1, count: 1 },
+      family: { offset: 41, size: 1, elem: 1, count: 1 },
+      pad: { offset: 42, size: 6, elem: 1, count: 6 },
     },
   },
 } as const;

@@ -70,6 +70,7 @@ const COUNTER_METRICS: Record<CounterName, { name: string; help: string } | null
   ICMP_RELATED: { name: 'doorstep_icmp_related_total', help: 'ICMP errors passed with the session they quote' },
   FAILSAFE: { name: 'doorstep_failsafe_total', help: 'Packets passed by the failsafe (ARP, neighbour discovery, management)' },
   SESSION_FULL: { name: 'doorstep_session_insert_failures_total', help: 'Session inserts that failed (verdict still applied)' },
+  REPLIES: { name: 'doorstep_fabric_replies_total', help: 'Packets on fabric interfaces passed as replies of sessions allowed from a source network' },
 };
 
 

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readField, sizeOf } from '../abi/codec.js';
-import { Limits } from '../abi/generated.js';
+import { IfaceRole, Limits, SettingFlag } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -420,8 +420,46 @@ export class Engine {
 
   // ---- settings and failsafe ----
 
+  private setFlag(flag: number, on: boolean): void {
+    const flags = readField('ds_settings', this.readSettings(), 0, 'flags');
+    this.writeSettings({ flags: on ? flags | flag : flags & ~flag });
+  }
+
   setPassNonIp(pass: boolean): void {
-    this.writeSettings({ flags: pass ? 1 : 0 });
+    this.setFlag(SettingFlag.PASS_NON_IP, pass);
+  }
+
+  /**
+   * Give interfaces their role and tenant (every interface not listed is a source of tenant 0).
+   * On a fabric interface the engine passes the replies of sessions allowed on a source
+   * interface of the same tenant, and applies policy to everything else; source interfaces
+   * remember those replies only while some interface is a fabric. Returns whether anything
+   * changed.
+   */
+  setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number }[]): boolean {
+    const native = addon();
+    const fd = this.fd('ds_ifaces');
+    const size = sizeOf('ds_iface');
+    const wanted = new Map<number, Buffer>();
+    for (const e of entries) {
+      if (!Number.isInteger(e.ifindex) || e.ifindex <= 0 || e.ifindex >= Limits.IFACES_MAX) {
+        throw new DoorstepError('DS_E_NO_INTERFACE', `interface index ${e.ifindex} cannot have a role (the engine keeps roles for indexes below ${Limits.IFACES_MAX})`);
+      }
+      wanted.set(e.ifindex, encodeStruct('ds_iface', { tenant: e.tenant ?? 0, role: e.role === 'fabric' ? IfaceRole.FABRIC : IfaceRole.SOURCE }));
+    }
+    const zero = Buffer.alloc(size);
+    const dump = native.mapDump(fd, 4, size, Limits.IFACES_MAX);
+    let changed = false;
+    for (let i = 0; i < dump.count; i++) {
+      const ifindex = dump.keys.readUInt32LE(i * 4);
+      const current = dump.values.subarray(i * size, (i + 1) * size);
+      const next = wanted.get(ifindex) ?? zero;
+      if (current.equals(next)) continue;
+      native.mapUpdate(fd, u32Key(ifindex), next);
+      changed = true;
+    }
+    this.setFlag(SettingFlag.TRACK_REPLIES, entries.some((e) => e.role === 'fabric'));
+    return changed;
   }
 
   /**

@@ -61,6 +61,8 @@ describe('ABI', () => {
       ds_rule_stats: [4, L('ds_stat')],
       ds_failsafe: [L('ds_failsafe_key'), L('ds_failsafe_value')],
       ds_settings: [4, L('ds_settings')],
+      ds_ifaces: [4, L('ds_iface')],
+      ds_replies: [L('ds_reply_key'), L('ds_session_key')],
       'ds_active.inner': [4, L('ds_policy_meta')],
       'ds_src4_top.inner': [4, L('ds_v4_top')],
       'ds_dst4_top.inner': [4, L('ds_v4_top')],
