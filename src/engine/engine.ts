@@ -171,7 +171,15 @@ export class Engine {
       if (pinRoot) {
         ensureBpffs();
         const mapDir = join(pinRoot, 'maps');
-        adopted = names.every((n) => existsSync(join(mapDir, n)));
+        const present = names.filter((n) => existsSync(join(mapDir, n)));
+        if (present.length > 0 && present.length < names.length) {
+          // another build's engine: adopting part of it, or pinning over it, would mix two layouts
+          const missing = names.filter((n) => !present.includes(n));
+          throw new DoorstepError('DS_E_ABI_MISMATCH', `${mapDir} holds an engine of another doorstep version (it lacks ${missing.join(', ')})`, {
+            hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
+          });
+        }
+        adopted = present.length === names.length;
         if (adopted) {
           for (const n of names) {
             const fd = native.objGet(join(mapDir, n));

@@ -4,7 +4,7 @@
 // close. The interfaces (a bridge: no native XDP; a veth pair) are created here without addresses, so
 // they carry no traffic, and are removed after.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { DoorstepError } from '../../src/errors.js';
@@ -74,6 +74,20 @@ describe('datapath: attaching to interfaces', () => {
       second.close();
     }
     assert.equal(existsSync(pinRoot), false, 'no pins left');
+  });
+
+  it('refuses pins left by another version (some maps missing) instead of mixing two layouts', () => {
+    const first = Engine.open({ pinRoot });
+    try {
+      rmSync(`${pinRoot}/maps/ds_replies`); // what an engine pinned by an older build lacks
+      assert.throws(
+        () => Engine.open({ pinRoot }),
+        (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /another doorstep version \(it lacks ds_replies\)/.test(e.message),
+      );
+    } finally {
+      first.close();
+      rmSync(pinRoot, { recursive: true, force: true });
+    }
   });
 
   it('refuses an interface that does not exist with DS_E_NO_INTERFACE', () => {
