@@ -14,12 +14,13 @@
 //    was written.
 // 3. Policy install time (compile + map image + Engine.install) for 1,000 and 100,000 rules.
 // Prints a table of figures against targets. Cleans up its pins and files, also on failure.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { JsonLineChild } from './json-line-child.js';
 import { fileURLToPath } from 'node:url';
 import { writeStruct } from '../src/abi/codec.js';
 import { decodeEvent, decodeEventBatch, EVENT_SIZE } from '../src/abi/records.js';
@@ -322,57 +323,13 @@ async function generator(pinRoot: string, rate: number, seconds: number): Promis
 
 // ---- orchestration ----
 
-class Child {
-  private readonly replies: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
-  readonly exited: Promise<number | null>;
-
-  constructor(readonly proc: ChildProcess) {
-    const rl = createInterface({ input: proc.stdout! });
-    rl.on('line', (line) => {
-      if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = undefined;
-        w(line);
-      } else this.replies.push(line);
-    });
-    this.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  }
-
+class Child extends JsonLineChild {
   static spawn(cpu: number, args: string[]): Child {
-    return new Child(spawn('taskset', ['-c', String(cpu), process.execPath, SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }));
-  }
-
-  async reply<T>(timeoutMs = 120_000): Promise<T> {
-    const line =
-      this.replies.shift() ??
-      (await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the benchmark child did not answer in time')), timeoutMs);
-        this.exited.then((code) => reject(new Error(`the benchmark child exited (${code})`)));
-        this.waiting = (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        };
-      }));
-    return JSON.parse(line) as T;
+    return new Child(spawn('taskset', ['-c', String(cpu), process.execPath, SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }), 'the benchmark child');
   }
 
   send(msg: object): void {
-    this.proc.stdin!.write(`${JSON.stringify(msg)}\n`);
-  }
-
-  /** No more commands: the child sees the end of its input. */
-  end(): void {
-    this.proc.stdin!.end();
-  }
-
-  /** Stop the child if it still runs: SIGTERM, then SIGKILL after 5 s. */
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
+    this.sendLine(JSON.stringify(msg));
   }
 }
 

@@ -24,7 +24,6 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -37,6 +36,7 @@ import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
 import { NatsServer } from '../test/lib/nats-server.js';
 import { SIM_STATUS_TTL_MS } from './fleet-watchers.js';
+import { JsonLineChild } from './json-line-child.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const WORKER = join(dirname(SCRIPT), 'fleet-watchers.js');
@@ -188,55 +188,18 @@ function lastJson<T>(text: string): T | undefined {
 }
 
 /** A worker (bench/fleet-watchers.ts): JSON lines on stdout, commands on stdin. */
-class Worker {
-  private readonly replies: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
-  readonly exited: Promise<number | null>;
-
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = undefined;
-        w(line);
-      } else this.replies.push(line);
-    });
-    this.exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
-  }
-
-  async reply<T>(timeoutMs: number): Promise<T> {
-    const line =
-      this.replies.shift() ??
-      (await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.waiting = undefined;
-          reject(new Error(`a watcher worker did not answer within ${timeoutMs / 1000} s`));
-        }, timeoutMs);
-        void this.exited.then((code) => {
-          clearTimeout(timer);
-          reject(new Error(`a watcher worker exited (${code})`));
-        });
-        this.waiting = (l) => {
-          clearTimeout(timer);
-          resolve(l);
-        };
-      }));
-    return JSON.parse(line) as T;
+class Worker extends JsonLineChild {
+  constructor(proc: ChildProcess) {
+    super(proc, 'a watcher worker');
   }
 
   send(line: string): void {
-    this.proc.stdin!.write(`${line}\n`);
+    this.sendLine(line);
   }
 
   /** Ask it to close (its enforcers leave the status bucket); SIGTERM after 15 s, SIGKILL after 5 more. */
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.stdin!.end();
-    const term = setTimeout(() => this.proc.kill('SIGTERM'), 15_000);
-    const kill = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
-    await this.exited;
-    clearTimeout(term);
-    clearTimeout(kill);
+  override stop(): Promise<void> {
+    return super.stop(15_000);
   }
 }
 
