@@ -14,13 +14,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-static __always_inline __u32 ds_setting_flags(void)
-{
-	__u32 zero = 0;
-	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
-	return cfg ? cfg->flags : 0;
-}
-
 /* Frames neither IP nor ARP: dropped unless the controller set DS_SETTING_PASS_NON_IP. */
 static __always_inline __u8 ds_non_ip_action(void)
 {
@@ -111,8 +104,7 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 
 	/* everything else meets policy; allowed sessions from a source side leave their reply */
 	struct ds_session_value d = {};
-	int track = !fabric && (ds_setting_flags() & DS_SETTING_TRACK_REPLIES);
-	ds_session_decide(st, meta, &pkt.key, now, len, &d, track, tenant);
+	ds_session_decide(st, meta, &pkt.key, now, len, &d, !fabric, tenant);
 	if (meta && d.reason == DS_REASON_POLICY)
 		ds_rule_count(meta, d.rule, len);
 	return ds_finish(st, d.action, d.reason, len);

@@ -10,6 +10,13 @@
 #include "audit.h"
 #include "classify.h"
 
+static __always_inline __u32 ds_setting_flags(void)
+{
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+	return cfg ? cfg->flags : 0;
+}
+
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
 {
 	return meta ? meta->generation : 0;
@@ -152,12 +159,12 @@ static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 n
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. With `track_replies` (a source
- * interface while some interface is a fabric), an allowed new or re-classified session leaves
- * its expected reply in ds_replies. */
+ * Fills `out` with the decision that applies to this packet. On a source interface, while some
+ * interface is a fabric (DS_SETTING_TRACK_REPLIES, read only on this classify path), an allowed
+ * new or re-classified session leaves its expected reply in ds_replies. */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,
-					      struct ds_session_value *out, int track_replies, __u32 tenant)
+					      struct ds_session_value *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
@@ -202,7 +209,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
-	else if (track_replies && nv.action == DS_ACTION_ALLOW)
+	else if (source_side && nv.action == DS_ACTION_ALLOW && (ds_setting_flags() & DS_SETTING_TRACK_REPLIES))
 		ds_reply_remember(k, tenant);
 	if (emit)
 		ds_emit(st, k, &nv, kind, len);

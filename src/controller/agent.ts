@@ -90,11 +90,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       engine,
       store,
       enforcer: config.enforcerId,
-      emit: (record) => {
-        pipeline?.emit(record); // the controller emits from attach() on, after the pipeline exists
-        if (record.type === 'policy') reporter?.poke();
-      },
+      emit: (record) => pipeline?.emit(record), // the controller emits from attach() on, after the pipeline exists
       onInstall: (ms, outcome) => metrics?.observeInstall(ms, outcome),
+      onOutcome: () => reporter?.poke(),
     });
     const ctl = controller;
     for (const target of natsAudits) {
@@ -161,7 +159,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     if (failsafeChanged && engine.adopted) await controller.reclassify();
     const sources: PolicySourceHandle[] = [];
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
-    const paths = config.policy.filter((p) => !p.startsWith('nats://'));
+    const paths = config.policy.filter((p) => !isNats(p));
     if (paths.length > 0) sources.push(new FolderSource(paths, { onError: onSourceError }));
     for (const target of natsPolicies) {
       sources.push(new NatsSource({ connection: () => nats.get(target), bucket: target.name, labels: config.labels, ...(trusted && { trustedKeys: trusted }), onError: onSourceError }));
@@ -180,8 +178,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       fleetReporter.start();
       cleanups.push(() => fleetReporter.close());
     }
-    // every outcome (also `unchanged`, which clears a rejection) reaches the fleet's status at once
-    for (const source of sources) await source.start((candidate) => void ctl.apply(candidate).then(() => reporter?.poke()));
+    for (const source of sources) await source.start((candidate) => void ctl.apply(candidate));
     cleanups.push(async () => {
       for (const s of sources) await s.close();
     });

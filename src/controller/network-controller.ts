@@ -41,6 +41,8 @@ export interface ControllerOptions {
   emit: (record: AuditRecord) => void;
   /** Install durations and outcomes, for metrics. */
   onInstall?: (durationMs: number, outcome: 'installed' | 'rejected') => void;
+  /** After every candidate, whatever its outcome (also `unchanged`, which clears a rejection): the fleet status. */
+  onOutcome?: (outcome: ApplyOutcome) => void;
 }
 
 export class NetworkController {
@@ -142,7 +144,11 @@ export class NetworkController {
 
   /** Install a candidate; candidates are serialized, each sees the result of the one before. */
   apply(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean } = {}): Promise<ApplyOutcome> {
-    const run = this.queue.then(() => this.applyNow(candidate, options));
+    const run = this.queue.then(() => {
+      const outcome = this.applyNow(candidate, options);
+      this.options.onOutcome?.(outcome);
+      return outcome;
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }

@@ -5,8 +5,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
-import { POLICY_BUCKET_HISTORY } from '../watcher/nats-source.js';
-import { type BucketEntry, ENVELOPE_KEY_PREFIX, parseEnvelope, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, type PolicyEnvelope } from '../watcher/policy-envelope.js';
 import { type EnforcerStatus, parseStatus, STATUS_KEY_PREFIX } from './enforcer-status.js';
 
 async function bucketExists(nc: NatsConnection, bucket: string): Promise<boolean> {
@@ -20,7 +19,10 @@ export async function openBucket(nc: NatsConnection, bucket: string, hint: strin
   return new Kvm(nc).open(bucket);
 }
 
-/** The policy bucket, created (with the agents' settings) when publishing the first set. */
+/** How many revisions of each key the policy bucket keeps (when an agent or a publisher creates it). */
+export const POLICY_BUCKET_HISTORY = 10;
+
+/** The policy bucket, created when it does not exist yet (by the first agent or the first publish). */
 export function createPolicyBucket(nc: NatsConnection, bucket: string): Promise<KV> {
   return new Kvm(nc).create(bucket, { history: POLICY_BUCKET_HISTORY });
 }
@@ -33,11 +35,11 @@ async function currentValues(kv: KV, prefix: string): Promise<{ key: string; rev
   return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
 }
 
-/** The envelopes in the policy bucket (entries that are not envelopes are left out). */
+/** The envelopes in the policy bucket (entries that are not envelopes are left out, as agents ignore them). */
 export async function readEnvelopes(kv: KV): Promise<BucketEntry[]> {
   const out: BucketEntry[] = [];
   for (const v of await currentValues(kv, ENVELOPE_KEY_PREFIX)) {
-    const envelope = parseEnvelope(v.value);
+    const envelope = envelopeAt(v.key, v.value);
     if (!('problem' in envelope)) out.push({ key: v.key, revision: v.revision, envelope });
   }
   return out;

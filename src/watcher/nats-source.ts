@@ -5,14 +5,11 @@
 // only when this enforcer's set really changed. The connection is made in the background and
 // retried for ever, so an agent whose NATS is down at boot goes on with its last policy.
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
 import { DoorstepError } from '../errors.js';
+import { createPolicyBucket } from '../fleet/fleet-client.js';
 import { signatureProblem, type TrustedKeys } from '../fleet/signing.js';
-import { type BucketEntry, candidateFor, ENVELOPE_KEY_PREFIX, type Labels, parseEnvelope, selects } from './policy-envelope.js';
+import { type BucketEntry, candidateFor, ENVELOPE_KEY_PREFIX, envelopeAt, type Labels, selects } from './policy-envelope.js';
 import type { PolicyCandidate, PolicySourceHandle } from './source.js';
-
-/** How many revisions of each key the policy bucket keeps (when the agent creates it). */
-export const POLICY_BUCKET_HISTORY = 10;
 
 export interface NatsSourceOptions {
   /** The connection (shared, made in the background: src/fleet/nats-connection.ts). */
@@ -61,17 +58,16 @@ export class NatsSource implements PolicySourceHandle {
   private async run(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     const nc = await this.options.connection();
     if (this.closed) return;
-    const kv = await new Kvm(nc).create(this.options.bucket, { history: POLICY_BUCKET_HISTORY });
+    const kv = await createPolicyBucket(nc, this.options.bucket);
     const watch = await kv.watch({ key: `${ENVELOPE_KEY_PREFIX}>` });
     this.stopWatch = () => watch.stop();
     if (this.closed) return void watch.stop();
     for await (const e of watch) {
       this.bucketRevision = Math.max(this.bucketRevision, e.revision);
       if (e.operation === 'PUT') {
-        const envelope = parseEnvelope(e.value);
-        const problem = 'problem' in envelope ? envelope.problem : e.key !== `${ENVELOPE_KEY_PREFIX}${envelope.name}` ? `its name "${envelope.name}" does not match the key` : undefined;
-        if (problem !== undefined || 'problem' in envelope) {
-          this.problem(`${e.key} (revision ${e.revision}) is not a policy envelope: ${problem}; ignored`);
+        const envelope = envelopeAt(e.key, e.value);
+        if ('problem' in envelope) {
+          this.problem(`${e.key} (revision ${e.revision}) is not a policy envelope: ${envelope.problem}; ignored`);
           this.entries.delete(e.key);
         } else {
           this.entries.set(e.key, { key: e.key, revision: e.revision, envelope });

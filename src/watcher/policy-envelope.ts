@@ -46,6 +46,14 @@ export function parseEnvelope(bytes: Uint8Array): PolicyEnvelope | { problem: st
   return r.data;
 }
 
+/** The envelope stored under `key`, or why it is not one (a set lives under `sets.<its name>`). */
+export function envelopeAt(key: string, bytes: Uint8Array): PolicyEnvelope | { problem: string } {
+  const envelope = parseEnvelope(bytes);
+  if ('problem' in envelope) return envelope;
+  if (key !== `${ENVELOPE_KEY_PREFIX}${envelope.name}`) return { problem: `its name "${envelope.name}" does not match the key` };
+  return envelope;
+}
+
 export interface BucketEntry {
   key: string;
   revision: number;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { parseLabels } from '../../src/controller/config.js';
 import { DoorstepError } from '../../src/errors.js';
 import { describeTarget, natsToken, parseNatsUrl } from '../../src/fleet/nats-connection.js';
-import { candidateFor, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
+import { candidateFor, envelopeAt, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
 
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 
@@ -18,6 +18,13 @@ describe('policy envelopes', () => {
     assert.match('problem' in bad ? bad.problem : '', /^documents: /);
     const badName = parseEnvelope(bytes({ format: 1, name: 'a/b', selector: {}, documents: [{ file: 'f', text: '' }] }));
     assert.match('problem' in badName ? badName.problem : '', /^name: /);
+  });
+
+  it('a set lives under sets.<its name>; anywhere else it is not an envelope', () => {
+    const web = bytes({ format: 1, name: 'web', selector: {}, documents: [{ file: 'web.yaml', text: 'x' }] });
+    assert.equal('problem' in envelopeAt('sets.web', web), false);
+    assert.deepEqual(envelopeAt('sets.db', web), { problem: 'its name "web" does not match the key' });
+    assert.deepEqual(envelopeAt('sets.web', Buffer.from('{')), { problem: 'not JSON' });
   });
 
   it('select by every label; an empty selector selects every enforcer', () => {
