@@ -33,6 +33,7 @@ export const ErrorCodes = {
   DS_E_NATS_UNREACHABLE: 'no NATS server answers at the given address',
   DS_E_NATS: 'a NATS JetStream operation (bucket, stream, publish) failed',
   DS_E_FLEET_TIMEOUT: 'the selected enforcers did not all report the policy installed in time',
+  DS_E_FORWARDING: 'the agent could not set up (or remove) its tunnel, routes or forwarding settings',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

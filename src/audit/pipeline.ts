@@ -303,6 +303,8 @@ export class AuditPipeline {
       if (gap !== undefined) (extra ??= []).push(gap);
       records[i] = this.sessionRecord(e);
     }
+    const annotate = this.ctx.annotate;
+    if (annotate) for (const r of records) annotate(r as SessionRecord);
     // a gap's lost record comes before the batch that revealed it
     this.write(extra ? [...extra, ...records] : records);
     const t = performance.now();

@@ -89,7 +89,7 @@ export interface LostRecord extends RecordBase {
 /** The agent's own life: started, attached, detached, stopped. */
 export interface AgentRecord extends RecordBase {
   type: 'agent';
-  event: 'started' | 'attached' | 'serving' | 'detached' | 'stopping' | 'stopped' | 'error';
+  event: 'started' | 'attached' | 'serving' | 'forwarding' | 'unrouted' | 'detached' | 'stopping' | 'stopped' | 'error';
   mode?: 'native' | 'generic';
   adopted?: boolean;
   message?: string;

@@ -17,6 +17,10 @@ export interface SessionRecord extends RecordBase, FlowFields {
   generation: number;
   cpu: number;
   seq: number;
+  /** Placements: the source network (tenant) the session came from, or arrived for. */
+  tenant?: string;
+  /** Placements, allowed sessions: where it went (`edge`, `hairpin`, or `source` for what came from the edge). */
+  path?: 'edge' | 'hairpin' | 'source';
 }
 
 
@@ -38,6 +42,8 @@ export interface EnrichContext {
   interfaces: ReadonlyMap<number, string>;
   /** generation → the IR installed under it */
   policies: ReadonlyMap<number, PolicyIr>;
+  /** Adds what the enforcer's placement knows of a session (its tenant, where it went). */
+  annotate?: (record: SessionRecord) => void;
 }
 
 /** Maps the kernel's CLOCK_MONOTONIC nanoseconds to wall-clock time. */
@@ -85,5 +91,6 @@ export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigi
   setFlowDetails(record, e);
   if (policy) record.policy = policy;
   if (ir) record.policyVersion = ir.version;
+  ctx.annotate?.(record);
   return record;
 }

@@ -1,33 +1,62 @@
 // SPDX-License-Identifier: Apache-2.0
-// `doorstep demo` (what `npm start` runs): the demo of src/demo/run.ts, printed for a person —
-// the agent's audit records as they arrive, then a table of what was sent, delivered and dropped.
-import { runDemo } from '../demo/run.js';
+// `doorstep demo` (what `npm start` runs): the placement demo of src/demo/placements.ts, printed
+// for a person — each enforcer's session records as they arrive (verdict, rule, tenant, where the
+// session went), then per flow what arrived and came back, and each engine's counters.
+import { runPlacementDemo } from '../demo/placements.js';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 /** host:port, with IPv6 hosts in brackets (RFC 3986). */
 const endpoint = (host: unknown, port: unknown) => (String(host).includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
-export async function demo(options: { xdpMode: 'auto' | 'native' | 'generic' }): Promise<number> {
-  console.log('doorstep demo: client and server namespaces joined by a veth pair; the enforcer sits on the server side.\n');
-  const result = await runDemo({
-    xdpMode: options.xdpMode,
-    onRecord: (r) => {
-      if (r.type === 'agent' && r.event === 'attached') console.log(`attached to ${r.interface} (${r.mode} XDP) — default deny until the policy is in`);
-      if (r.type === 'policy') console.log(`${r.status} policy ${String(r.policyVersion).slice(0, 19)}… generation ${r.generation}, ${r.rules} rules, ${r.installMs} ms\n`);
-      if (r.type === 'session') {
-        const where = r.sport !== undefined ? `${endpoint(r.src, r.sport)} → ${endpoint(r.dst, r.dport)}` : `${r.src} → ${r.dst}`;
-        console.log(`  ${r.verdict === 'allow' ? 'ALLOW' : 'DENY '} ${pad(String(r.protocol), 6)} ${pad(where, 44)} rule ${r.rule}`);
-      }
+const MAP = `
+  region eu-1   vpc-a 10.1.0.0/24 ─┐
+                vpc-b 10.2.0.0/24 ─┴─ [infra enforcer] ══ VXLAN 101, 102 ══╗   (vpc-a ↔ vpc-b: hairpin)
+  region us-1   vpc-r 10.9.0.0/24 ─── [workload enforcer] ══ VXLAN 109 ════╬══ edge
+  data center   dc-fra 10.50.0.0/24 ─ [datacenter enforcer] ══ VXLAN 150 ══╝
+`;
+
+function describe(enforcer: string, r: Record<string, unknown>): string | undefined {
+  const tag = `[${pad(enforcer, 10)}]`;
+  if (r.type === 'agent' && r.event === 'attached') return `${tag} attached to ${r.interface} (${r.mode} XDP), default deny`;
+  if (r.type === 'agent' && r.event === 'forwarding') return `${tag} forwarding ${r.message}`;
+  if (r.type === 'agent' && r.event === 'unrouted') return `${tag} ${r.message}`;
+  if (r.type === 'agent' && r.event === 'error') return `${tag} error: ${r.message}`;
+  if (r.type === 'policy') return `${tag} ${r.status} policy ${String(r.policyVersion ?? '').slice(0, 19)}… generation ${r.generation}, ${r.rules} rules`;
+  if (r.type !== 'session') return undefined;
+  const flow = r.sport !== undefined ? `${endpoint(r.src, r.sport)} → ${endpoint(r.dst, r.dport)}` : `${r.src} → ${r.dst}`;
+  const from = r.path === 'source' || String(r.interface).startsWith('dsvx') ? `from the edge (${r.interface})` : `from ${r.tenant ?? r.interface}`;
+  const went = r.verdict === 'allow' ? `→ ${r.path ?? 'passed'}` : '→ dropped at XDP';
+  return `${tag} ${r.verdict === 'allow' ? 'ALLOW' : 'DENY '} ${pad(String(r.protocol), 4)} ${pad(flow, 36)} ${pad(from, 24)} rule ${pad(String(r.rule), 24)} ${went}`;
+}
+
+export async function demo(): Promise<number> {
+  const started = Date.now();
+  console.log(`doorstep demo: an enforcer in each placement, in network namespaces, with examples/placement/*.yaml${MAP}`);
+  const result = await runPlacementDemo({
+    onRecord: (enforcer, r) => {
+      const line = describe(enforcer, r);
+      if (line) console.log(line);
     },
+    onReady: async () => console.log('\nflows: a host in one network sends to a server in another, which echoes every byte back'),
+    onFlow: (f) => console.log(`\n── ${f.name}: ${f.proto}/${f.port}, the policy says ${f.expect}`),
+    onFlowDone: (f) => console.log(`   ${f.delivered} of ${f.sent} B arrived, ${f.echoed} B came back; the edge carried ${f.edgePackets} packets`),
   });
-  console.log('\nflow                               sent      delivered');
+  console.log('\nflow                     expect  sent     arrived  came back  edge packets');
   for (const f of result.flows) {
-    console.log(`${pad(f.name, 34)} ${pad(`${f.sentBytes} B`, 9)} ${f.deliveredBytes} B`);
+    const outcome = f.delivered > 0 ? (f.edgePackets > 0 ? 'via edge' : 'hairpin') : 'dropped';
+    console.log(`${pad(f.name, 24)} ${pad(f.expect, 7)} ${pad(`${f.sent} B`, 8)} ${pad(`${f.delivered} B`, 8)} ${pad(`${f.echoed} B`, 10)} ${pad(String(f.edgePackets), 5)} ${outcome}`);
   }
-  const counters = result.finalStats?.counters ?? {};
-  const rules = result.finalStats?.rules ?? {};
-  console.log(`\nengine: ${counters.PASS_PACKETS ?? 0} packets passed, ${counters.DROP_PACKETS ?? 0} dropped at XDP, ${counters.EVENTS ?? 0} session events, ${counters.EVENTS_LOST ?? 0} lost`);
-  console.log(`per rule: ${Object.entries(rules).map(([k, v]) => `${k}=${v.packets}`).join('  ')}`);
-  console.log('\nnamespaces, links and pins removed.');
-  return 0;
+  console.log('\nengines:');
+  for (const [name, s] of Object.entries(result.status)) {
+    const c = s.counters;
+    console.log(`  ${pad(name, 10)} ${c.PASS_PACKETS ?? 0} passed, ${c.DROP_PACKETS ?? 0} dropped at XDP, ${c.REPLIES ?? 0} replies passed as replies, ${c.EVENTS ?? 0} session events, ${c.EVENTS_LOST ?? 0} lost`);
+  }
+  const left = Object.entries(result.leftovers).filter(([, l]) => l.length > 0);
+  console.log(
+    left.length === 0
+      ? '\nevery agent removed its tunnels, routes and forwarding settings on exit; namespaces, links and pins removed.'
+      : `\nleft behind: ${left.map(([n, l]) => `${n}: ${l.join(', ')}`).join('; ')}`,
+  );
+  console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return left.length === 0 ? 0 : 1;
 }

@@ -198,9 +198,8 @@ program
 
 program
   .command('demo')
-  .description('run the agent on a veth pair between two network namespaces, with real traffic')
-  .addOption(xdpModeOption().default('auto'))
-  .action((o: { xdpMode: 'auto' | 'native' | 'generic' }) => run(() => demo(o)));
+  .description('an enforcer in each placement (workload, infra, datacenter) in network namespaces, an edge, and real traffic between them')
+  .action(() => run(() => demo()));
 
 try {
   await program.parseAsync(process.argv);

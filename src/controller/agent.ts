@@ -20,6 +20,11 @@ import { NatsConnections, parseNatsUrl } from '../fleet/nats-connection.js';
 import { trustedKeys } from '../fleet/signing.js';
 import { StatusReporter } from '../fleet/status-reporter.js';
 import { NatsSource } from '../watcher/nats-source.js';
+import { Forwarding } from '../placement/forwarding.js';
+import { forwardingPlan } from '../placement/forwarding-plan.js';
+import { enforcedInterfaces, type Placement } from '../placement/placement.js';
+import { sessionAnnotator } from '../placement/session-path.js';
+import { tenantId } from '../policy/tenants.js';
 import { formatProblem } from '../errors.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
@@ -93,6 +98,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       emit: (record) => pipeline?.emit(record), // the controller emits from attach() on, after the pipeline exists
       onInstall: (ms, outcome) => metrics?.observeInstall(ms, outcome),
       onOutcome: () => reporter?.poke(),
+      ...(config.placement && { annotate: sessionAnnotator(config.placement) }),
     });
     const ctl = controller;
     for (const target of natsAudits) {
@@ -149,14 +155,30 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       cleanups.push(() => server.close());
     }
 
+    // ---- the placement's tunnels exist before the engine attaches to them; nothing is forwarded yet ----
+    const forwarding = config.placement ? new Forwarding(config.placement, forwardingPlan(config.placement)) : undefined;
+    if (forwarding) {
+      cleanups.push(() => forwarding.removeTunnels());
+      forwarding.createTunnels();
+    }
+
     // ---- attached in default deny before any policy work: on a fresh engine every IP packet
     // is dropped from here until a policy is in ----
     controller.attach(config.interfaces, config.xdpMode);
+    const rolesChanged = applyRoles(openedEngine, config.placement);
 
     // ---- the policy: carry on from the engine, or restore the last one, then the source ----
     await controller.resume();
     // an adopted cache may hold verdicts an earlier failsafe gave: a new generation re-checks them
-    if (failsafeChanged && engine.adopted) await controller.reclassify();
+    // (and a tenant or role an interface no longer has)
+    if ((failsafeChanged || rolesChanged) && engine.adopted) await controller.reclassify();
+    // ---- forwarding on: accepted traffic now goes to the edge (or hairpins back) ----
+    if (forwarding) {
+      cleanups.push(() => forwarding.unroute());
+      forwarding.route();
+      const p = forwarding.placement;
+      pipe.emit(agentRecord({ event: 'forwarding', message: `${p.kind}: ${p.sources.map((s) => s.name).join(', ')} → edge ${p.edge.remote} over ${p.tunnels.map((t) => `${t.device} (VNI ${t.vni})`).join(', ')}${p.local.length ? `; hairpin for ${p.local.map((l) => l.text).join(', ')}` : ''}` }));
+    }
     const sources: PolicySourceHandle[] = [];
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
     const paths = config.policy.filter((p) => !isNats(p));
@@ -201,8 +223,14 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         await api.close();
         await metricsServer?.close();
         pipe.checkKernelLost(openedEngine.stats());
+        if (forwarding && !config.keepOnExit) {
+          // nothing is forwarded past a detached engine: routes go first, tunnels last
+          forwarding.unroute();
+          pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
+        }
         if (!config.keepOnExit) for (const a of openedEngine.attachments()) pipe.emit(agentRecord({ event: 'detached', interface: a.ifname }));
         openedEngine.close({ keepAttached: config.keepOnExit });
+        if (forwarding && !config.keepOnExit) forwarding.removeTunnels();
         pipe.emit(agentRecord({ event: 'stopped', message: config.keepOnExit ? 'the engine keeps enforcing (--keep-on-exit)' : 'detached' }));
         await pipe.close();
         await nats.close();
@@ -219,6 +247,25 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     await undo();
     throw err;
   }
+}
+
+/**
+ * Interface roles and tenants, and the networks each infra tenant serves (hairpin replies), for
+ * the engine; without a placement every interface is a plain source. Returns whether a role or
+ * tenant changed (an adopted cache then needs re-classifying).
+ */
+function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
+  const native = addon();
+  const roles = placement
+    ? enforcedInterfaces(placement).map((i) => ({ ifindex: interfaceIndex(i.name, native.ifNameToIndex), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0 }))
+    : [];
+  const nets =
+    placement?.kind === 'infra'
+      ? placement.sources.flatMap((s) => s.networks.map((cidr) => ({ cidr, tenant: tenantId(s.name) })))
+      : [];
+  const rolesChanged = engine.setInterfaceRoles(roles);
+  const netsChanged = engine.setTenantNetworks(nets);
+  return rolesChanged || netsChanged;
 }
 
 /** This enforcer's entry in the fleet's status bucket. */

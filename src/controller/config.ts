@@ -12,6 +12,7 @@ import { protocolNumber } from '../policy/protocols.js';
 import type { FailsafeEntry } from '../engine/engine.js';
 import { DEFAULT_STATUS_BUCKET, DEFAULT_STATUS_TTL_MS } from '../fleet/enforcer-status.js';
 import type { NatsAuth } from '../fleet/nats-connection.js';
+import { enforcedInterfaces, type Placement, placementFileSchema, resolvePlacement } from '../placement/placement.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/doorstep';
 export const DEFAULT_SOCKET = '/run/doorstep/agent.sock';
@@ -53,12 +54,17 @@ export const configFileSchema = z.strictObject({
   policyPubkey: z.union([z.string(), z.array(z.string())]).optional(),
   statusBucket: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
   statusTtl: duration.optional(),
+  /** Placement (docs/placement.md): the source networks, the edge tunnel, hairpin prefixes. */
+  ...placementFileSchema,
 });
 
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
 export interface AgentConfig {
+  /** Every interface the engine enforces on (with a placement: its sources and tunnels). */
   interfaces: string[];
+  /** Where the enforcer stands and what it forwards; undefined = enforce only, forward nothing. */
+  placement: Placement | undefined;
   /** Policy files or folders; empty = no file source (the local API and the state dir only). */
   policy: string[];
   /** Audit destinations: files, `-` = stdout, `nats://…/STREAM`. */
@@ -83,7 +89,7 @@ export interface AgentConfig {
 }
 
 /** Flags as commander hands them over: only those the operator gave are set. */
-export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe' | 'labels' | 'nats' | 'audit' | 'policyPubkey'>> & {
+export type AgentFlags = Partial<Omit<ConfigFile, 'failsafe' | 'labels' | 'nats' | 'audit' | 'policyPubkey' | keyof typeof placementFileSchema>> & {
   config?: string;
   labels?: string[];
   audit?: string[];
@@ -193,7 +199,14 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
   const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
   const pick = <K extends keyof ConfigFile & keyof AgentFlags>(key: K) => (flags[key] !== undefined ? flags[key] : file[key]);
   const many = (flag: string[] | undefined, inFile: string | string[] | undefined) => (flag?.length ? flag : list(inFile));
-  const interfaces = (flags.interfaces?.length ? flags.interfaces : file.interfaces) ?? [];
+  const placement = resolvePlacement(file, flags.config ?? 'config');
+  const given = (flags.interfaces?.length ? flags.interfaces : file.interfaces) ?? [];
+  if (placement && given.length > 0) {
+    throw new DoorstepError('DS_E_CONFIG', 'with a placement, the interfaces come from `sources:` (and the tunnels the agent creates)', {
+      hint: 'remove `interfaces:` / --interface, or the placement',
+    });
+  }
+  const interfaces = placement ? enforcedInterfaces(placement).map((i) => i.name) : given;
   if (interfaces.length === 0) {
     throw new DoorstepError('DS_E_USAGE', 'no interface to enforce on', { hint: 'give --interface NAME (repeatable) or `interfaces:` in the config file' });
   }
@@ -201,6 +214,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
   const metrics = pick('metrics');
   return {
     interfaces,
+    placement,
     policy: list(policy),
     audit: many(flags.audit, file.audit).length > 0 ? many(flags.audit, file.audit) : ['-'],
     auditBuffer: pick('auditBuffer') ?? 100_000,

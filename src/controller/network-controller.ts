@@ -43,6 +43,8 @@ export interface ControllerOptions {
   onInstall?: (durationMs: number, outcome: 'installed' | 'rejected') => void;
   /** After every candidate, whatever its outcome (also `unchanged`, which clears a rejection): the fleet status. */
   onOutcome?: (outcome: ApplyOutcome) => void;
+  /** Adds the placement's view of a session record (tenant, path). */
+  annotate?: EnrichContext['annotate'];
 }
 
 export class NetworkController {
@@ -56,7 +58,7 @@ export class NetworkController {
   readonly context: EnrichContext;
 
   constructor(private readonly options: ControllerOptions) {
-    this.context = { enforcer: options.enforcer, interfaces: this.interfaces, policies: this.policies };
+    this.context = { enforcer: options.enforcer, interfaces: this.interfaces, policies: this.policies, ...(options.annotate && { annotate: options.annotate }) };
   }
 
   get engine(): Engine {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // A bounded traffic peer, run inside a namespace by tests and the demo:
-//   peer serve  <tcp|udp> <host> <port> <seconds>   → prints {"bytes":N,"datagrams":N,"connections":N} on exit
-//   peer send   <tcp|udp> <host> <port> <count> <size> <timeoutMs> → prints {"sent":N,"connected":bool}
+//   peer serve  <tcp|udp> <host> <port> <seconds> [echo] → prints {"bytes":N,"datagrams":N,"connections":N} on exit;
+//                with `echo` it sends every byte back (the reply path)
+//   peer send   <tcp|udp> <host> <port> <count> <size> <timeoutMs> [echo] → prints {"sent":N,"connected":bool,"echoed":N};
+//                with `echo` it waits (up to timeoutMs) for the bytes to come back
 //   peer stream udp <host> <port> <perSecond> <seconds> → numbered datagrams (u32 seq, u64 send time in
 //                CLOCK_MONOTONIC ns) at a steady rate; prints {"sent":N,"first":ns,"last":ns} on exit
 //   peer sink   udp <host> <port> <seconds>   → prints {"received":[[seq, sentNs], …]} on exit
@@ -9,11 +11,12 @@
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 
-const [mode, proto, host = '', portText = '0', a = '0', b = '0', c = '1000'] = process.argv.slice(2);
+const [mode, proto, host = '', portText = '0', a = '0', b = '0', c = '1000', d = ''] = process.argv.slice(2);
 const port = Number(portText);
 
 function serve(): void {
   const seconds = Number(a);
+  const echo = b === 'echo';
   const totals = { bytes: 0, datagrams: 0, connections: 0 };
   const finish = () => {
     process.stdout.write(`${JSON.stringify(totals)}\n`);
@@ -22,15 +25,19 @@ function serve(): void {
   if (proto === 'tcp') {
     const server = createServer((sock) => {
       totals.connections++;
-      sock.on('data', (d) => (totals.bytes += d.length));
+      sock.on('data', (data) => {
+        totals.bytes += data.length;
+        if (echo) sock.write(data);
+      });
       sock.on('error', () => undefined);
     });
     server.listen(port, host, () => process.stdout.write('ready\n'));
   } else {
     const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    sock.on('message', (m) => {
+    sock.on('message', (m, from) => {
       totals.datagrams++;
       totals.bytes += m.length;
+      if (echo) sock.send(m, from.port, from.address);
     });
     sock.bind(port, host, () => process.stdout.write('ready\n'));
   }
@@ -42,35 +49,53 @@ function send(): void {
   const count = Number(a);
   const size = Number(b);
   const timeoutMs = Number(c);
+  const echo = d === 'echo';
   const payload = Buffer.alloc(size, 0x78);
+  let echoed = 0;
+  let finished = false;
+  let connected = false;
+  let sentBytes = 0;
   const done = (sent: number, connected: boolean) => {
-    process.stdout.write(`${JSON.stringify({ sent, connected })}\n`);
+    if (finished) return;
+    finished = true;
+    process.stdout.write(`${JSON.stringify({ sent, connected, ...(echo && { echoed }) })}\n`);
     process.exit(0);
   };
+  setTimeout(() => done(sentBytes, connected), timeoutMs);
   if (proto === 'tcp') {
-    const sock = connect({ host, port, timeout: timeoutMs });
-    const timer = setTimeout(() => done(0, false), timeoutMs);
+    const sock = connect({ host, port });
+    let sent = 0;
     sock.on('connect', () => {
-      clearTimeout(timer);
-      let sent = 0;
+      connected = true;
       for (let i = 0; i < count; i++) {
         sock.write(payload);
         sent += size;
       }
-      sock.end(() => done(sent, true));
+      sentBytes = sent;
+      if (!echo) sock.end(() => done(sent, true));
     });
-    sock.on('timeout', () => done(0, false));
-    sock.on('error', () => done(0, false));
+    sock.on('data', (data) => {
+      echoed += data.length;
+      if (echoed >= sent && sent > 0) sock.end(() => done(sent, true));
+    });
+    sock.on('error', () => done(sent, connected));
   } else {
     const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let sent = 0;
+    sock.on('message', (m) => {
+      echoed += m.length;
+      if (sent >= count && echoed >= count * size) done(sent * size, true);
+    });
     const next = () => {
       if (sent >= count) {
-        setTimeout(() => done(sent * size, true), 50);
+        if (!echo) setTimeout(() => done(sent * size, true), 50);
+        else if (echoed >= count * size) done(sent * size, true);
         return;
       }
       sock.send(payload, port, host, () => {
         sent++;
+        sentBytes = sent * size;
+        connected = true;
         setImmediate(next);
       });
     };

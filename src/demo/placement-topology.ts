@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+// The placement demo's network (and the placement tests'), built from the enforcers' own agent
+// config files so the two never disagree: per enforcer a namespace holding its source interfaces
+// and its underlay link `edge.device`; per source network a namespace with one host (.10) whose
+// default route is the enforcer (.1); and the edge: a namespace with the underlay bridge
+// (`edge.remote`) and, per tunnel, the other end of the VXLAN with a route to the networks behind
+// it. The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces carry a
+// per-run token; interface names live inside them. `destroy()` removes everything, twice is safe.
+import { type ChildProcess } from 'node:child_process';
+import { readConfigFile } from '../controller/config.js';
+import { formatAddress } from '../policy/cidr.js';
+import { OWNED_TABLES, type Placement, resolvePlacement } from '../placement/placement.js';
+import { execIn, ip, runToken } from './topology.js';
+
+/** Underlay MTU: room for VXLAN's 50 bytes over hosts' 1500. */
+const UNDERLAY_MTU = 1600;
+
+export interface NetworkHost {
+  /** The source's name (its tenant in the infra placement). */
+  name: string;
+  enforcer: string;
+  ns: string;
+  /** The host's IPv4 address (.10 of the network). */
+  address: string;
+  cidr: string;
+}
+
+export interface EnforcerNode {
+  name: string;
+  ns: string;
+  config: string;
+  placement: Placement;
+}
+
+function hostAddress(cidr: Placement['sources'][number]['networks'][number], last: number): string {
+  const a = Uint8Array.from(cidr.addr);
+  a[a.length - 1] = last;
+  return formatAddress(cidr.family, a);
+}
+
+export class PlacementTopology {
+  readonly token = runToken();
+  readonly edgeNs: string;
+  readonly enforcers: EnforcerNode[];
+  readonly hosts: NetworkHost[] = [];
+  private readonly namespaces: string[] = [];
+  private readonly children = new Set<ChildProcess>();
+  private destroyed = false;
+
+  /** `configs`: enforcer name → its agent config file (with a placement). */
+  constructor(configs: Record<string, string>, prefix = 'dsp') {
+    this.edgeNs = `${prefix}-edge-${this.token}`;
+    this.enforcers = Object.entries(configs).map(([name, config]) => {
+      const placement = resolvePlacement(readConfigFile(config), config);
+      if (!placement) throw new Error(`${config} has no placement`);
+      return { name, ns: `${prefix}-${name.slice(0, 8)}-${this.token}`, config, placement };
+    });
+    for (const e of this.enforcers) {
+      for (const s of e.placement.sources) {
+        const net = s.networks[0]!;
+        this.hosts.push({ name: s.name, enforcer: e.name, ns: `${prefix}-${s.name.slice(0, 8)}-${this.token}`, address: hostAddress(net, 10), cidr: net.text });
+      }
+    }
+  }
+
+  host(name: string): NetworkHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no network ${name}`);
+    return h;
+  }
+
+  enforcer(name: string): EnforcerNode {
+    const e = this.enforcers.find((x) => x.name === name);
+    if (!e) throw new Error(`no enforcer ${name}`);
+    return e;
+  }
+
+  private addNs(ns: string): void {
+    ip('netns', 'add', ns);
+    this.namespaces.push(ns);
+    execIn(ns, 'ip', ['link', 'set', 'lo', 'up']);
+  }
+
+  create(): this {
+    try {
+      const edgeAddress = this.enforcers[0]?.placement.edge.remote ?? '10.240.0.1';
+      this.addNs(this.edgeNs);
+      const edge = (...args: string[]) => execIn(this.edgeNs, 'ip', args);
+      edge('link', 'add', 'ul', 'mtu', String(UNDERLAY_MTU), 'type', 'bridge');
+      edge('addr', 'add', `${edgeAddress}/24`, 'dev', 'ul');
+      edge('link', 'set', 'ul', 'up');
+      execIn(this.edgeNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      // a network's first tunnel gets the edge's route: the edge has no VRFs, so of two tenants
+      // with the same range only the first is reachable from beyond it
+      const routed = new Set<string>();
+      this.enforcers.forEach((e, i) => {
+        const p = e.placement;
+        this.addNs(e.ns);
+        const underlay = p.edge.device ?? 'ul0';
+        const port = `ulp${i}`;
+        ip('link', 'add', underlay, 'netns', e.ns, 'mtu', String(UNDERLAY_MTU), 'type', 'veth', 'peer', 'name', port, 'mtu', String(UNDERLAY_MTU), 'netns', this.edgeNs);
+        edge('link', 'set', port, 'master', 'ul', 'up');
+        if (!p.edge.local) throw new Error(`${e.config}: the demo needs edge.local (the enforcer's underlay address)`);
+        execIn(e.ns, 'ip', ['addr', 'add', `${p.edge.local}/24`, 'dev', underlay]);
+        execIn(e.ns, 'ip', ['link', 'set', underlay, 'up']);
+        for (const s of p.sources) {
+          const host = this.host(s.name);
+          this.addNs(host.ns);
+          const net = s.networks[0]!;
+          ip('link', 'add', s.interface, 'netns', e.ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.ns);
+          execIn(e.ns, 'ip', ['addr', 'add', `${hostAddress(net, 1)}/${net.len}`, 'dev', s.interface]);
+          execIn(e.ns, 'ip', ['link', 'set', s.interface, 'up']);
+          execIn(host.ns, 'ip', ['addr', 'add', `${host.address}/${net.len}`, 'dev', 'eth0']);
+          execIn(host.ns, 'ip', ['link', 'set', 'eth0', 'up']);
+          execIn(host.ns, 'ip', ['route', 'add', 'default', 'via', hostAddress(net, 1)]);
+        }
+        // the edge's end of each tunnel, and the way back to the networks behind it
+        for (const t of p.tunnels) {
+          const dev = `vx${t.vni}`;
+          edge('link', 'add', dev, 'type', 'vxlan', 'id', String(t.vni), 'remote', p.edge.local, 'local', edgeAddress, 'dev', 'ul', 'dstport', String(p.edge.port));
+          const peer = t.peers.find((x) => x.family === 4)!;
+          const ours = t.addresses.find((a) => a.family === 4)!;
+          edge('addr', 'add', `${peer.address}/${ours.text.split('/')[1]}`, 'dev', dev);
+          edge('link', 'set', dev, 'up');
+          for (const s of p.sources.filter((x) => x.tunnel === t.device)) {
+            for (const n of s.networks.filter((x) => x.family === 4 && !routed.has(x.text))) {
+              routed.add(n.text);
+              edge('route', 'add', n.text, 'via', ours.text.split('/')[0]!, 'dev', dev);
+            }
+          }
+        }
+      });
+      return this;
+    } catch (err) {
+      this.destroy();
+      throw err;
+    }
+  }
+
+  /** Packets the edge received from and sent into the tunnel of `vni` (to tell the edge path from a hairpin). */
+  edgeTunnelPackets(vni: number): { rx: number; tx: number } {
+    const [stats] = JSON.parse(execIn(this.edgeNs, 'ip', ['-j', '-s', 'link', 'show', `vx${vni}`])) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[];
+    return { rx: stats?.stats64.rx.packets ?? 0, tx: stats?.stats64.tx.packets ?? 0 };
+  }
+
+  /** What of an enforcer's forwarding is still in its namespace: tunnels, rules and routes of its tables. */
+  forwardingLeftovers(e: EnforcerNode): string[] {
+    const out: string[] = [];
+    const from = e.placement.routeTable;
+    const to = from + OWNED_TABLES - 1;
+    for (const l of JSON.parse(execIn(e.ns, 'ip', ['-j', 'link', 'show', 'type', 'vxlan']) || '[]') as { ifname: string }[]) out.push(`link ${l.ifname}`);
+    for (const family of ['-4', '-6']) {
+      for (const r of JSON.parse(execIn(e.ns, 'ip', ['-j', family, 'rule', 'show']) || '[]') as { priority: number; iif?: string }[]) {
+        if (r.priority >= from && r.priority <= to) out.push(`rule ${family} ${r.priority} iif ${r.iif ?? '*'}`);
+      }
+      for (const t of e.placement.tunnels) {
+        let routes = '';
+        try {
+          routes = execIn(e.ns, 'ip', [family, 'route', 'show', 'table', String(t.table)]).trim();
+        } catch {
+          // the table does not exist (any more)
+        }
+        if (routes) out.push(`routes ${family} table ${t.table}: ${routes.split('\n').length}`);
+      }
+    }
+    if (execIn(e.ns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).trim() !== '0') out.push('net.ipv4.ip_forward=1');
+    return out;
+  }
+
+  own(child: ChildProcess): ChildProcess {
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const c of this.children) c.kill('SIGKILL');
+    for (const ns of this.namespaces.reverse()) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+// The placement demo (`npm start`), also the placement tests' fixture: the network of
+// placement-topology.ts, one `doorstep agent` per enforcer (a child process in its namespace,
+// with its example config and the example policy), real flows between the networks, and what
+// each one delivered and echoed back. Everything it creates goes on return, on error and on Ctrl-C.
+import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { AgentClient } from '../cli/agent-client.js';
+import type { StatusReport } from '../controller/routes.js';
+import { packageRoot } from '../paths.js';
+import { PlacementTopology } from './placement-topology.js';
+import { spawnIn } from './topology.js';
+
+export interface PlacementFlow {
+  name: string;
+  from: string;
+  to: string;
+  proto: 'tcp' | 'udp';
+  port: number;
+  /** What the policy says end to end. */
+  expect: 'allow' | 'deny';
+}
+
+export interface PlacementFlowResult extends PlacementFlow {
+  sent: number;
+  delivered: number;
+  echoed: number;
+  /** Packets the edge's tunnels carried during the flow (0 for a hairpin). */
+  edgePackets: number;
+}
+
+/** The example configs, by enforcer name. */
+export const DEMO_ENFORCERS: Record<string, string> = {
+  infra: join(packageRoot, 'examples/placement/infra.yaml'),
+  workload: join(packageRoot, 'examples/placement/workload.yaml'),
+  datacenter: join(packageRoot, 'examples/placement/datacenter.yaml'),
+};
+export const DEMO_POLICY = join(packageRoot, 'examples/placement/policy.yaml');
+
+export const DEMO_PLACEMENT_FLOWS: PlacementFlow[] = [
+  { name: 'vpc-a → vpc-b web', from: 'vpc-a', to: 'vpc-b', proto: 'tcp', port: 8080, expect: 'allow' },
+  { name: 'vpc-a → vpc-b ssh', from: 'vpc-a', to: 'vpc-b', proto: 'tcp', port: 22, expect: 'deny' },
+  { name: 'vpc-b → remote api', from: 'vpc-b', to: 'vpc-r', proto: 'tcp', port: 8443, expect: 'allow' },
+  { name: 'vpc-b → dc syslog', from: 'vpc-b', to: 'dc-fra', proto: 'udp', port: 514, expect: 'allow' },
+  { name: 'vpc-a → dc syslog', from: 'vpc-a', to: 'dc-fra', proto: 'udp', port: 514, expect: 'deny' },
+  { name: 'dc → remote db', from: 'dc-fra', to: 'vpc-r', proto: 'tcp', port: 5432, expect: 'allow' },
+  { name: 'remote → vpc-a probe', from: 'vpc-r', to: 'vpc-a', proto: 'tcp', port: 9000, expect: 'deny' },
+  { name: 'remote → dc ssh', from: 'vpc-r', to: 'dc-fra', proto: 'tcp', port: 22, expect: 'deny' },
+];
+
+const mainJs = () => join(packageRoot, 'dist/src/cli/main.js');
+const peerJs = () => join(packageRoot, 'dist/src/demo/peer.js');
+
+/** Resolves with the first stdout line that matches; rejects on exit or after `ms`. */
+function firstLine(child: ChildProcess, match: (line: string) => boolean, ms: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what}: exited (${code}) ${stderr.trim()}`));
+    });
+    if (child.stdout) {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (!match(line)) return;
+        clearTimeout(timer);
+        resolve(line);
+      });
+    }
+  });
+}
+
+/** The last stdout line as JSON once the child exits (killed after `ms`). */
+function lastJson<T>(child: ChildProcess, ms: number): Promise<T> {
+  return new Promise((resolve) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(JSON.parse(out.trim().split('\n').pop() || '{}') as T);
+    });
+  });
+}
+
+export interface RunningEnforcer {
+  name: string;
+  socket: string;
+  child: ChildProcess;
+}
+
+export interface PlacementDemoOptions {
+  enforcers?: Record<string, string>;
+  policy?: string;
+  flows?: PlacementFlow[];
+  onRecord?: (enforcer: string, record: Record<string, unknown>) => void;
+  /** Called with the network up and every agent enforcing, before the flows; tests look around here. */
+  onReady?: (topology: PlacementTopology, enforcers: RunningEnforcer[]) => Promise<void>;
+  onFlow?: (flow: PlacementFlow) => void;
+  onFlowDone?: (result: PlacementFlowResult) => void;
+}
+
+export interface PlacementDemoResult {
+  flows: PlacementFlowResult[];
+  /** Enforcer → its status just before it stopped. */
+  status: Record<string, StatusReport>;
+  records: { enforcer: string; record: Record<string, unknown> }[];
+  /** Enforcer → what was left in its namespace after it stopped (tunnels, rules of its tables). */
+  leftovers: Record<string, string[]>;
+}
+
+export class PlacementDemo {
+  readonly topology: PlacementTopology;
+  readonly enforcers: RunningEnforcer[] = [];
+  readonly records: { enforcer: string; record: Record<string, unknown> }[] = [];
+  private readonly stateDir = mkdtempSync(join(tmpdir(), 'doorstep-placement-'));
+  private readonly pins: string[] = [];
+
+  constructor(private readonly options: PlacementDemoOptions = {}) {
+    this.topology = new PlacementTopology(options.enforcers ?? DEMO_ENFORCERS);
+  }
+
+  /** Network up, then every agent attached, forwarding and enforcing the policy. */
+  async start(): Promise<void> {
+    this.topology.create();
+    await Promise.all(
+      this.topology.enforcers.map(async (e) => {
+        const socket = join(this.stateDir, `${e.name}.sock`);
+        const pinRoot = `/sys/fs/bpf/doorstep-demo-${this.topology.token}-${e.name}`;
+        this.pins.push(pinRoot);
+        const child = this.topology.own(
+          spawnIn(e.ns, process.execPath, [
+            mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
+            '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', join(this.stateDir, e.name), '--socket', socket,
+          ]),
+        );
+        const installed = firstLine(child, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 30_000, `${e.name} to install the policy`);
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          let record: Record<string, unknown>;
+          try {
+            record = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            return;
+          }
+          this.records.push({ enforcer: e.name, record });
+          this.options.onRecord?.(e.name, record);
+        });
+        await installed;
+        this.enforcers.push({ name: e.name, socket, child });
+      }),
+    );
+  }
+
+  /** One flow: a server (echoing) in the destination network, a bounded sender in the source. */
+  async flow(f: PlacementFlow, timeoutMs = 1500): Promise<PlacementFlowResult> {
+    const from = this.topology.host(f.from);
+    const to = this.topology.host(f.to);
+    const vnis = this.topology.enforcers.flatMap((e) => e.placement.tunnels.map((t) => t.vni));
+    const edgeBefore = vnis.reduce((n, v) => n + this.topology.edgeTunnelPackets(v).rx, 0);
+    const server = this.topology.own(spawnIn(to.ns, process.execPath, [peerJs(), 'serve', f.proto, '0.0.0.0', String(f.port), '20', 'echo']));
+    await firstLine(server, (l) => l === 'ready', 10_000, `the server in ${f.to}`);
+    const count = f.proto === 'tcp' ? 8 : 20;
+    const client = this.topology.own(
+      spawnIn(from.ns, process.execPath, [peerJs(), 'send', f.proto, to.address, String(f.port), String(count), '500', String(timeoutMs), 'echo']),
+    );
+    const sent = await lastJson<{ sent?: number; echoed?: number }>(client, timeoutMs + 5_000);
+    const done = lastJson<{ bytes?: number }>(server, 5_000);
+    server.kill('SIGTERM');
+    const delivered = (await done).bytes ?? 0;
+    const edgeAfter = vnis.reduce((n, v) => n + this.topology.edgeTunnelPackets(v).rx, 0);
+    return { ...f, sent: sent.sent ?? 0, delivered, echoed: sent.echoed ?? 0, edgePackets: edgeAfter - edgeBefore };
+  }
+
+  async status(): Promise<Record<string, StatusReport>> {
+    const out: Record<string, StatusReport> = {};
+    for (const e of this.enforcers) out[e.name] = await new AgentClient(e.socket).call<StatusReport>('GET', '/v1/status');
+    return out;
+  }
+
+  /** Stop every agent (SIGTERM: they take back their forwarding) and say what each left behind. */
+  async stopAgents(): Promise<Record<string, string[]>> {
+    await Promise.all(
+      this.enforcers.map(async (e) => {
+        const exited = new Promise<void>((resolve) => {
+          if (e.child.exitCode !== null) resolve();
+          else e.child.once('exit', () => resolve());
+        });
+        e.child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      }),
+    );
+    const leftovers: Record<string, string[]> = {};
+    for (const e of this.topology.enforcers) leftovers[e.name] = this.topology.forwardingLeftovers(e);
+    return leftovers;
+  }
+
+  destroy(): void {
+    this.topology.destroy();
+    for (const p of this.pins) rmSync(p, { recursive: true, force: true });
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+/** The whole demo: start, every flow, status, stop, teardown (also on Ctrl-C). */
+export async function runPlacementDemo(options: PlacementDemoOptions = {}): Promise<PlacementDemoResult> {
+  const demo = new PlacementDemo(options);
+  const onSignal = () => {
+    demo.destroy();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await demo.start();
+    await options.onReady?.(demo.topology, demo.enforcers);
+    const flows: PlacementFlowResult[] = [];
+    for (const f of options.flows ?? DEMO_PLACEMENT_FLOWS) {
+      options.onFlow?.(f);
+      const r = await demo.flow(f);
+      options.onFlowDone?.(r);
+      flows.push(r);
+    }
+    const status = await demo.status();
+    const leftovers = await demo.stopAgents();
+    return { flows, status, records: demo.records, leftovers };
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    demo.destroy();
+  }
+}

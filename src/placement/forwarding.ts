@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+// Carries out a forwarding plan with iproute2 and /proc/sys, and takes it back. Idempotent: an
+// agent restarted after a crash finds its own tunnels, rules and routes and reconciles them
+// instead of failing on "exists" (and an adopted engine keeps its attachment to the tunnel).
+//
+// Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
+// caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { DoorstepError } from '../errors.js';
+import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
+import type { Placement } from './placement.js';
+
+function ip(args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+  } catch (cause) {
+    const stderr = String((cause as { stderr?: string }).stderr ?? '').trim();
+    throw new DoorstepError('DS_E_FORWARDING', `ip ${args.join(' ')}: ${stderr || String(cause)}`, {
+      hint: 'check that the interfaces named in the config exist and that iproute2 is installed; see docs/placement.md',
+      cause,
+    });
+  }
+}
+
+function ipJson<T>(args: string[]): T[] {
+  try {
+    const out = ip(['-j', ...args]).trim();
+    return out ? (JSON.parse(out) as T[]) : [];
+  } catch {
+    return []; // a table that does not exist yet
+  }
+}
+
+function linkExists(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`);
+}
+
+interface IpRule {
+  priority: number;
+  iif?: string;
+  table?: string;
+}
+
+interface IpRoute {
+  dst: string;
+  type?: string;
+}
+
+export interface ForwardingState {
+  tunnels: string[];
+  routes: number;
+  rules: number;
+}
+
+export class Forwarding {
+  private readonly restore = new Map<string, string>();
+  private routed = false;
+
+  constructor(
+    readonly placement: Placement,
+    private readonly plan: ForwardingPlan,
+  ) {}
+
+  /** Create (or find) the tunnels to the edge and bring them up; nothing is forwarded yet. */
+  createTunnels(): void {
+    for (const t of this.plan.tunnels) {
+      if (!linkExists(t.device)) ip(tunnelArgs(t, this.placement.edge));
+      for (const a of t.addresses) ip([`-${a.family}`, 'addr', 'replace', a.text, 'dev', t.device, ...(a.family === 6 ? ['nodad'] : [])]);
+      ip(['link', 'set', t.device, ...(this.placement.edge.mtu ? ['mtu', String(this.placement.edge.mtu)] : []), 'up']);
+    }
+  }
+
+  /** Routes, rules and sysctls: from here accepted traffic flows to the edge (or back, hairpin). */
+  route(): void {
+    this.routed = true;
+    const { from, to } = this.plan.owned;
+    const ours = (table: number | string | undefined) => Number(table) >= from && Number(table) <= to;
+    for (const family of [4, 6] as const) {
+      // routes: replace what is planned, delete what a previous run left in our tables
+      const tables = new Set(this.plan.routes.filter((r) => r.family === family).map((r) => r.table));
+      for (const r of this.plan.routes.filter((x) => x.family === family)) ip(routeArgs(r));
+      for (const table of tables) {
+        for (const existing of ipJson<IpRoute>([`-${family}`, 'route', 'show', 'table', String(table)])) {
+          const dst = existing.dst === 'default' || existing.dst.includes('/') ? existing.dst : `${existing.dst}/${family === 4 ? 32 : 128}`;
+          if (!this.plan.routes.some((r) => r.family === family && r.table === table && r.dst === dst)) {
+            ip([`-${family}`, 'route', 'del', ...(existing.type === 'throw' ? ['throw'] : []), existing.dst, 'table', String(table)]);
+          }
+        }
+      }
+      // rules: add the missing ones, delete ours that are not planned
+      const present = ipJson<IpRule>([`-${family}`, 'rule', 'show']).filter((r) => ours(r.priority));
+      const planned = this.plan.rules.filter((r) => r.family === family);
+      const same = (a: IpRule, b: RulePlan) => a.priority === b.pref && a.iif === b.iif && Number(a.table) === b.table;
+      for (const r of planned) if (!present.some((e) => same(e, r))) ip(ruleArgs(r, 'add'));
+      for (const e of present) {
+        if (!planned.some((r) => same(e, r))) ip([`-${family}`, 'rule', 'del', 'pref', String(e.priority), ...(e.iif ? ['iif', e.iif] : [])]);
+      }
+    }
+    for (const s of this.plan.sysctls) {
+      const current = readFileSync(s.path, 'utf8').trim();
+      if (current === s.value) continue;
+      if (!this.restore.has(s.path)) this.restore.set(s.path, current);
+      writeFileSync(s.path, s.value);
+    }
+  }
+
+  /** Take back the rules, routes and sysctls (before the engine detaches: nothing is forwarded unenforced). */
+  unroute(): void {
+    if (!this.routed) return;
+    this.routed = false;
+    for (const r of this.plan.rules) {
+      try {
+        ip(ruleArgs(r, 'del'));
+      } catch {
+        // already gone
+      }
+    }
+    for (const family of [4, 6] as const) {
+      for (const table of new Set(this.plan.routes.filter((r) => r.family === family).map((r) => r.table))) {
+        try {
+          ip([`-${family}`, 'route', 'flush', 'table', String(table)]);
+        } catch {
+          // already empty
+        }
+      }
+    }
+    for (const [path, value] of this.restore) {
+      try {
+        writeFileSync(path, value);
+      } catch {
+        // the interface is gone with its settings
+      }
+    }
+    this.restore.clear();
+  }
+
+  /** Delete the tunnels (after the engine detached from them). */
+  removeTunnels(): void {
+    for (const t of this.plan.tunnels) {
+      if (!linkExists(t.device)) continue;
+      try {
+        ip(['link', 'del', t.device]);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
+  /** What is in place now, for status and tests. */
+  state(): ForwardingState {
+    return {
+      tunnels: this.plan.tunnels.map((t) => t.device).filter(linkExists),
+      routes: this.routed ? this.plan.routes.length : 0,
+      rules: this.routed ? this.plan.rules.length : 0,
+    };
+  }
+}
