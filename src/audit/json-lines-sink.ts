@@ -578,7 +578,9 @@ export function sessionJson(r: SessionRecord): string {
     ',"interface":' + str(r.interface) +
     ',"verdict":' + str(r.verdict) +
     ',"reason":' + str(r.reason) +
-    flowJson(r);
+    flowJson(r) +
+    (r.tenant !== undefined ? ',"tenant":' + str(r.tenant) : '') +
+    (r.path !== undefined ? ',"path":' + str(r.path) : '');
   return s + ',"generation":' + num(r.generation) + ',"cpu":' + num(r.cpu) + ',"seq":' + num(r.seq) + '}';
 }
 
@@ -722,7 +724,7 @@ export class JsonLineEncoder {
 
   /** The fast path; -2 when the record needs the string serializer (escapes, a cache that cannot hold it). */
   private session(r: SessionRecord, out: Buffer, o: number): number {
-    if (!this.time(r.time)) return -2;
+    if (!this.time(r.time) || r.tenant !== undefined || r.path !== undefined) return -2;
     const prefix = this.prefix(this.head(r));
     const tail = this.tail(r);
     if (out.length - o < FIXED_MAX + prefix.length + tail.length + r.src.length + r.dst.length + (r.vlan ? r.vlan.length * 22 : 0)) return -1;

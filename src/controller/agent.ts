@@ -52,7 +52,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   checkPrivileges();
   const store = new StateStore(config.stateDir);
   store.prepare();
-  for (const ifname of config.interfaces) interfaceIndex(ifname, addon().ifNameToIndex);
+  // (a placement's tunnels are the agent's own: they are created later, the underlay must exist)
+  const existing = config.placement
+    ? [...config.placement.sources.map((s) => s.interface), ...(config.placement.edge.device ? [config.placement.edge.device] : [])]
+    : config.interfaces;
+  for (const ifname of existing) interfaceIndex(ifname, addon().ifNameToIndex);
   const isNats = (u: string) => u.startsWith('nats://');
   const natsPolicies = config.policy.filter(isNats).map((u) => parseNatsUrl(u, 'BUCKET'));
   const natsAudits = config.audit.filter(isNats).map((u) => parseNatsUrl(u, 'STREAM'));

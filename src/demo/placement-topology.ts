@@ -75,10 +75,12 @@ export class PlacementTopology {
     return e;
   }
 
+  /** A namespace; the demo's traffic is IPv4, so IPv6 is off (no link-local chatter in the records). */
   private addNs(ns: string): void {
     ip('netns', 'add', ns);
     this.namespaces.push(ns);
     execIn(ns, 'ip', ['link', 'set', 'lo', 'up']);
+    execIn(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   }
 
   create(): this {

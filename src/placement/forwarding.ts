@@ -6,7 +6,7 @@
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { DoorstepError } from '../errors.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
@@ -32,8 +32,23 @@ function ipJson<T>(args: string[]): T[] {
   }
 }
 
+/** In this network namespace (not /sys/class/net: nsenter --net keeps the host's /sys). */
 function linkExists(name: string): boolean {
-  return existsSync(`/sys/class/net/${name}`);
+  try {
+    execFileSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Best effort: a kernel without IPv6 has no such file. */
+function writeSysctl(path: string, value: string): void {
+  try {
+    writeFileSync(path, value);
+  } catch {
+    // not there
+  }
 }
 
 interface IpRule {
@@ -66,6 +81,8 @@ export class Forwarding {
   createTunnels(): void {
     for (const t of this.plan.tunnels) {
       if (!linkExists(t.device)) ip(tunnelArgs(t, this.placement.edge));
+      // no IPv6 address planned: no link-local chatter (router solicitations, MLD) into the tunnel
+      if (!t.addresses.some((a) => a.family === 6)) writeSysctl(`/proc/sys/net/ipv6/conf/${t.device}/disable_ipv6`, '1');
       for (const a of t.addresses) ip([`-${a.family}`, 'addr', 'replace', a.text, 'dev', t.device, ...(a.family === 6 ? ['nodad'] : [])]);
       ip(['link', 'set', t.device, ...(this.placement.edge.mtu ? ['mtu', String(this.placement.edge.mtu)] : []), 'up']);
     }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
 import { cidrContains, parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
+import { tenantId } from '../policy/tenants.js';
 
 export const PLACEMENTS = ['workload', 'infra', 'datacenter'] as const;
 export type PlacementKind = (typeof PLACEMENTS)[number];
@@ -186,6 +187,8 @@ export function resolvePlacement(file: PlacementFile, path: string): Placement |
   const specs = sources.map((s, i) => {
     const where = at(`sources[${i}]`);
     if (names.has(s.name)) throw placementError(`${where}.name`, `"${s.name}" is named twice`, 'give each source network its own name');
+    const clash = [...names].find((n) => tenantId(n) === tenantId(s.name));
+    if (clash) throw placementError(`${where}.name`, `"${s.name}" and "${clash}" have the same tenant id`, 'rename one of them');
     names.add(s.name);
     if (kind === 'infra' && sources.some((o, j) => j < i && o.interface === s.interface)) {
       // the tenant of a packet is the interface it arrives on

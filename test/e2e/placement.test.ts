@@ -109,7 +109,6 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
   it('workload: denied at its own XDP; allowed out to the edge, where the infra fabric drops it as unsolicited', () => {
     const ssh = flow('remote → dc ssh');
     assert.equal(ssh.delivered, 0);
-    assert.equal(ssh.edgePackets, 0, 'never left the remote VPC');
     assert.equal(sessions('workload', port(22))[0]?.verdict, 'deny');
 
     const probe = flow('remote → vpc-a probe');
