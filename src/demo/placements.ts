@@ -208,12 +208,17 @@ export class PlacementDemo {
 /** The whole demo: start, every flow, status, stop, teardown (also on Ctrl-C). */
 export async function runPlacementDemo(options: PlacementDemoOptions = {}): Promise<PlacementDemoResult> {
   const demo = new PlacementDemo(options);
+  // `on`, not `once`: a second signal (a terminal's Ctrl-C twice, a wrapper forwarding it) must
+  // not fall through to the default exit halfway through the teardown
+  let interrupted = false;
   const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
     demo.destroy();
     process.exit(130);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await demo.start();
     await options.onReady?.(demo.topology, demo.enforcers);

@@ -7,7 +7,8 @@
 // counters), unsolicited traffic from the edge is dropped on the fabric, and every agent takes
 // its forwarding back on exit. Then two tenants with the same range on one infra enforcer.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -182,5 +183,35 @@ describe('placements: two tenants with the same range on one infra enforcer', { 
 
   it('no leftovers', () => {
     assert.deepEqual(result.leftovers, { infra: [], workload: [] });
+  });
+});
+
+describe('placements: `doorstep demo` interrupted', { timeout: 90_000 }, () => {
+  it('Ctrl-C mid-run removes every namespace, pin and agent it made', async () => {
+    const netns = () => new Set(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
+    const pins = () => new Set(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('doorstep-demo-')));
+    const before = { netns: netns(), pins: pins() };
+    const demo = spawn(process.execPath, [join(packageRoot, 'dist/src/cli/main.js'), 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let sawAgents = false;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no flow started within 60 s: ${out}`)), 60_000);
+      demo.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (!sawAgents && /── .*: (tcp|udp)\//.test(out)) {
+          sawAgents = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      demo.once('exit', (code) => reject(new Error(`the demo ended (${code}) before a flow: ${out}`)));
+    });
+    const created = [...netns()].filter((n) => !before.netns.has(n));
+    assert.ok(created.length >= 8, `the demo's namespaces exist (${created.join(' ')})`);
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    demo.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.deepEqual([...netns()].filter((n) => !before.netns.has(n)), [], 'no namespace left');
+    assert.deepEqual([...pins()].filter((n) => !before.pins.has(n)), [], 'no pin folder left');
   });
 });
