@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* doorstep's XDP policy engine: one program per enforced interface.
  *
- * ds_xdp_ingress: parse → (fragment join) → (ICMP error relation) → session cache → classify on
- * miss or stale generation → cache the verdict → session event → verdict.
+ * ds_xdp_ingress: parse → (fragment join) → (ICMP error relation) → (fabric) reply → session
+ * cache → (source, tenant networks set) hairpin reply → classify on miss or stale generation →
+ * cache the verdict → session event → verdict.
  * ds_xdp_explain: the same parser and classifier against the same (active) tables, for
  * BPF_PROG_TEST_RUN only: writes no map, and reports its decision in the packet (`doorstep
  * explain`). The topic headers do the work. */
@@ -20,25 +21,16 @@ static __always_inline __u8 ds_non_ip_action(void)
 	return ds_setting_flags() & DS_SETTING_PASS_NON_IP ? DS_ACTION_ALLOW : DS_ACTION_DENY;
 }
 
-__noinline int ds_classify_active(const struct ds_session_key *k, struct ds_explain_result *r);
-
-/* On a fabric interface: is this packet the reply of a session allowed from a source interface
- * under the active version? A forward session from an older version is classified again (the
- * reply of a flow the new version denies is no reply). Writes nothing. */
-static __always_inline int ds_reply_allowed(const struct ds_policy_meta *meta, const struct ds_reply_key *rk)
+/* An ICMP error quoting a session of this interface (either direction), or, where that
+ * session's replies arrive, a packet of a session allowed on a source interface: on a fabric, or
+ * on a source interface while tenant networks are set (hairpin). */
+static __always_inline int ds_icmp_error_related(const struct ds_packet *pkt, int fabric, __u32 tenant, __u32 generation)
 {
-	struct ds_session_key *fwd = bpf_map_lookup_elem(&ds_replies, rk);
-	struct ds_session_value *s;
-	struct ds_explain_result r = {};
-
-	if (!fwd)
+	if (ds_icmp_related(pkt, generation))
+		return 1;
+	if (!fabric && !(ds_setting_flags() & DS_SETTING_TENANT_NETS))
 		return 0;
-	s = bpf_map_lookup_elem(&ds_sessions, fwd);
-	if (!s)
-		return 0;
-	if (s->generation == ds_generation(meta))
-		return s->action == DS_ACTION_ALLOW;
-	return ds_classify_active(fwd, &r) == 0 && r.action == DS_ACTION_ALLOW;
+	return ds_icmp_reply_related(pkt, tenant, fabric ? DS_ROLE_FABRIC : DS_ROLE_SOURCE, generation);
 }
 
 static __always_inline int ds_non_ip_verdict(struct ds_cpu_stats *st, __u64 len)
@@ -87,25 +79,23 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 	__u32 tenant = ifc ? ifc->tenant : 0;
 	int fabric = ifc && ifc->role == DS_ROLE_FABRIC;
 
-	if (pkt.icmp_error && meta &&
-	    (ds_icmp_related(&pkt, meta->generation) || (fabric && ds_icmp_reply_related(&pkt, tenant, meta->generation)))) {
+	if (pkt.icmp_error && meta && ds_icmp_error_related(&pkt, fabric, tenant, meta->generation)) {
 		ds_count(st, DS_CTR_ICMP_RELATED);
 		return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_ICMP_RELATED, len);
 	}
 
-	if (fabric) {
-		struct ds_reply_key rk = {};
-		ds_reply_key_from_packet(&pkt.key, tenant, &rk);
-		if (ds_reply_allowed(meta, &rk)) {
-			ds_count(st, DS_CTR_REPLIES);
-			return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_REPLY, len);
-		}
+	if (fabric && ds_is_reply(meta, &pkt.key, tenant, DS_ROLE_FABRIC)) {
+		ds_count(st, DS_CTR_REPLIES);
+		return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_REPLY, len);
 	}
 
-	/* everything else meets policy; allowed sessions from a source side leave their reply */
+	/* everything else meets policy (a hairpin reply on a source interface aside); allowed
+	 * sessions from a source side leave their replies */
 	struct ds_session_value d = {};
 	ds_session_decide(st, meta, &pkt.key, now, len, &d, !fabric, tenant);
-	if (meta && d.reason == DS_REASON_POLICY)
+	if (d.reason == DS_REASON_REPLY)
+		ds_count(st, DS_CTR_REPLIES);
+	else if (meta && d.reason == DS_REASON_POLICY)
 		ds_rule_count(meta, d.rule, len);
 	return ds_finish(st, d.action, d.reason, len);
 }
@@ -123,16 +113,25 @@ __noinline int ds_explain_parse(struct xdp_md *ctx, struct ds_packet *pkt)
 	return ds_parse(ctx, pkt, bpf_xdp_get_buff_len(ctx));
 }
 
-/* Classify one flow against the active version, from one read of ds_active, so generation and
- * verdict belong to the same version (explain; the forward flow of a fabric reply). */
-__noinline int ds_classify_active(const struct ds_session_key *k, struct ds_explain_result *r)
+/* Declared in session.h: ds_classify, verified once. */
+__noinline int ds_classify_flow(const struct ds_policy_meta *meta, const struct ds_session_key *k, __u32 tenant,
+				struct ds_decision *d)
+{
+	if (!k || !d)
+		return -1;
+	ds_classify(meta, k, tenant, d);
+	return 0;
+}
+
+/* Classify one flow from `tenant` against the active version, from one read of ds_active, so
+ * generation and verdict belong to the same version (explain). */
+static __always_inline int ds_classify_active(const struct ds_session_key *k, __u32 tenant, struct ds_explain_result *r)
 {
 	struct ds_policy_meta *meta = ds_active_meta();
-	struct ds_decision d;
+	struct ds_decision d = {};
 
-	if (!k || !r)
+	if (ds_classify_flow(meta, k, tenant, &d) < 0)
 		return -1;
-	ds_classify(meta, k, &d);
 	r->generation = ds_generation(meta);
 	r->rule = d.rule;
 	r->action = d.action;
@@ -141,21 +140,31 @@ __noinline int ds_classify_active(const struct ds_session_key *k, struct ds_expl
 	return 0;
 }
 
-/* Explain one frame: the decision ds_xdp_ingress reaches for it as the first packet of a new
- * session, from the same parser and classifier over the same active tables. Reads ds_settings,
- * ds_failsafe, ds_active and the slot tables; writes no map (no session, fragment, counter,
- * per-rule statistic or event). Moves the packet start 64 bytes into the headroom and writes
- * struct ds_explain_result there, then returns XDP_PASS (XDP_ABORTED if it cannot). Meant for
- * BPF_PROG_TEST_RUN only: attached to an interface it would corrupt every frame. */
+/* Explain one frame, sent from a tenant: the decision ds_xdp_ingress reaches for it as the first
+ * packet of a new session arriving on a source interface of that tenant, from the same parser and
+ * classifier over the same active tables. The input is struct ds_explain_input followed by the
+ * frame; the input is stripped before parsing. Reads ds_settings, ds_failsafe, ds_active and the
+ * slot tables; writes no map (no session, fragment, counter, per-rule statistic or event). Moves
+ * the frame's start 64 bytes into the headroom and writes struct ds_explain_result there, then
+ * returns XDP_PASS (XDP_ABORTED if it cannot). Meant for BPF_PROG_TEST_RUN only: attached to an
+ * interface it would corrupt every frame. */
 SEC("xdp.frags")
 int ds_xdp_explain(struct xdp_md *ctx)
 {
 	struct ds_explain_result r = { .log = 1 };
 	struct ds_packet pkt = {};
+	struct ds_explain_input *in = (void *)(long)ctx->data;
+
+	if ((void *)(in + 1) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	r.tenant = in->tenant;
+	if (bpf_xdp_adjust_head(ctx, (int)sizeof(*in)))
+		return XDP_ABORTED;
+
 	int parsed = ds_explain_parse(ctx, &pkt);
 
 	if (parsed == DS_PARSE_IP && pkt.frag != DS_FRAG_LATER) {
-		if (ds_classify_active(&pkt.key, &r) < 0)
+		if (ds_classify_active(&pkt.key, r.tenant, &r) < 0)
 			return XDP_ABORTED;
 	} else {
 		r.generation = ds_generation(ds_active_meta());

@@ -16,7 +16,7 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 1,
+	DS_ABI_VERSION = 2,
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* session-cache entries unless the loader says otherwise */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
@@ -33,7 +33,8 @@ enum ds_limits {
 	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/image.ts) */
 	DS_V4_HASH_MUL2 = 0x68E31DA5,
 	DS_IFACES_MAX = 65536,        /* interface roles: indexed by ifindex; a higher ifindex is a source interface */
-	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions, for fabric interfaces */
+	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions (fabric and hairpin) */
+	DS_TENANT_NETS_MAX = 4096,    /* networks served by tenants on this enforcer (hairpin replies) */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -52,7 +53,8 @@ enum ds_reason {
 	DS_REASON_FRAG_UNKNOWN = 5,  /* non-first fragment whose first fragment was not seen */
 	DS_REASON_ICMP_RELATED = 6,  /* ICMP error quoting a session the engine allowed */
 	DS_REASON_NON_IP = 7,        /* neither IP nor ARP (passed only if DS_SETTING_PASS_NON_IP) */
-	DS_REASON_REPLY = 8,         /* on a fabric interface: the reply of a session allowed from the source side */
+	DS_REASON_REPLY = 8,         /* the reply of a session allowed on a source interface: on a fabric
+				      * interface, or hairpinned back to a source interface of another tenant */
 	DS_REASON_COUNT = 9,
 };
 
@@ -86,7 +88,7 @@ enum ds_counter {
 	DS_CTR_ICMP_RELATED = 14,
 	DS_CTR_FAILSAFE = 15,
 	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
-	DS_CTR_REPLIES = 17,          /* fabric packets passed as replies of allowed sessions */
+	DS_CTR_REPLIES = 17,          /* packets passed as replies of allowed sessions (fabric or hairpin) */
 	DS_CTR_COUNT = 18,
 };
 
@@ -100,6 +102,7 @@ enum ds_event_kind {
 enum ds_setting_flag {
 	DS_SETTING_PASS_NON_IP = 1,   /* pass non-IP, non-ARP frames (e.g. LACP, LLDP) instead of dropping */
 	DS_SETTING_TRACK_REPLIES = 2, /* some interface is a fabric: remember the expected reply of each allowed session */
+	DS_SETTING_TENANT_NETS = 4,   /* ds_tenant_nets is not empty: remember hairpin replies, check them on source interfaces */
 };
 
 /* What an enforced interface faces (struct ds_iface.role). */
@@ -111,6 +114,9 @@ enum ds_iface_role {
 /* Session flags (struct ds_session_value.flags). */
 enum ds_session_flag {
 	DS_SESSION_LOG = 1,           /* the deciding rule asked for audit events */
+	DS_SESSION_REPLY_CHECK = 2,   /* denied on a source interface while tenant networks were set: it may
+				       * become the reply of a hairpinned session, so a cached deny checks
+				       * ds_replies before it applies */
 };
 
 /* Address families as the datapath records them. */
@@ -150,7 +156,9 @@ struct ds_session_value {
 _Static_assert(sizeof(struct ds_session_value) == 48, "ds_session_value size");
 
 /* ds_ifaces value, indexed by ifindex: the interface's role and tenant (the source VPC it
- * serves; 0 = none). Replies are matched within one tenant, so overlapping tenant ranges stay apart. */
+ * serves, as tenantId() of src/policy/tenants.ts names it; 0 = none). Rules scoped to tenants
+ * apply by this tenant, and replies are matched within one tenant, so overlapping tenant ranges
+ * stay apart. */
 struct ds_iface {
 	__u32 tenant;
 	__u8 role;          /* enum ds_iface_role */
@@ -158,8 +166,11 @@ struct ds_iface {
 };
 _Static_assert(sizeof(struct ds_iface) == 8, "ds_iface size");
 
-/* ds_replies key: the reply a fabric interface expects for a session allowed on a source
- * interface (the forward tuple reversed; ICMP echo: the reply type), within the source's tenant. */
+/* ds_replies key: the reply expected for a session allowed on a source interface (the forward
+ * tuple reversed; ICMP echo: the reply type), on an interface of role `side` and tenant `tenant`:
+ * a fabric interface of the source's tenant, or (hairpin) a source interface of the tenant whose
+ * network holds the destination. The side keeps the two apart: a fabric's expected reply never
+ * passes on a source interface. */
 struct ds_reply_key {
 	__u8 src[16];
 	__u8 dst[16];
@@ -168,7 +179,8 @@ struct ds_reply_key {
 	__u16 dport;
 	__u8 proto;
 	__u8 family;
-	__u8 pad[6];
+	__u8 side;          /* enum ds_iface_role of the interface the reply arrives on */
+	__u8 pad[5];
 };
 _Static_assert(sizeof(struct ds_reply_key) == 48, "ds_reply_key size");
 
@@ -316,13 +328,34 @@ struct ds_lpm6_key {
 };
 _Static_assert(sizeof(struct ds_lpm6_key) == 20, "ds_lpm6_key size");
 
-/* ds_target key: (destination class, service class) → target class (__u32): the rules matching
- * both. Usually small: what is being reached, not who reaches it. */
+/* ds_target key: (destination class, service class) → struct ds_target_value. Usually small:
+ * what is being reached, not who reaches it. */
 struct ds_target_key {
 	__u32 dst_class;
 	__u32 svc_class;
 };
 _Static_assert(sizeof(struct ds_target_key) == 8, "ds_target_key size");
+
+/* ds_target value: the target class (the rules matching destination and service that apply to
+ * every tenant; 0 = none), and, when some of the rules matching both are scoped to tenants,
+ * `scoped` != 0: the packet's tenant class (ds_tenant) then refines the target through
+ * ds_tenant_tgt. A policy without tenant-scoped rules has scoped 0 everywhere: no tenant lookup. */
+struct ds_target_value {
+	__u32 target;
+	__u32 scoped;
+};
+_Static_assert(sizeof(struct ds_target_value) == 8, "ds_target_value size");
+
+/* ds_tenant_tgt key: (scoped id of a ds_target_value, tenant class) → target class (__u32): the
+ * rules of that destination and service that apply to the tenant. Present only where a rule
+ * scoped to the tenant is among them; a miss means the target of the ds_target_value.
+ * ds_tenant maps a tenant id (ds_iface.tenant) → tenant class (__u32); a tenant no rule names
+ * has no entry (class 0: only the rules for every tenant apply). */
+struct ds_tenant_target_key {
+	__u32 scoped;
+	__u32 tenant_class;
+};
+_Static_assert(sizeof(struct ds_tenant_target_key) == 8, "ds_tenant_target_key size");
 
 /* ds_verdict key: (source class, target class) → struct ds_verdict_value. Source class 0 is the
  * wildcard row (rules whose source is "any"), consulted when the source's own row has no entry. */
@@ -332,14 +365,15 @@ struct ds_verdict_key {
 };
 _Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
 
-/* ds_failsafe key/value: management prefixes that always pass (address 16 bytes, IPv4 mapped,
- * prefixlen counted over all 128 bits). */
-struct ds_failsafe_key {
+/* An IPv4 or IPv6 prefix in one LPM trie (address 16 bytes, IPv4 mapped, prefixlen counted over
+ * all 128 bits): the key of ds_failsafe and ds_tenant_nets. */
+struct ds_prefix_key {
 	__u32 prefixlen;
 	__u8 addr[16];
 };
-_Static_assert(sizeof(struct ds_failsafe_key) == 20, "ds_failsafe_key size");
+_Static_assert(sizeof(struct ds_prefix_key) == 20, "ds_prefix_key size");
 
+/* ds_failsafe value: management prefixes that always pass. */
 struct ds_failsafe_value {
 	__u8 proto;         /* 0 = any protocol */
 	__u8 pad;
@@ -377,8 +411,17 @@ struct ds_explain_result {
 	__u8 log;           /* the decision asks for an audit event */
 	__u8 flags;         /* enum ds_explain_flag */
 	struct ds_session_key key; /* the flow as parsed (family 0 when not IP) */
-	__u8 pad[4];
+	__u32 tenant;       /* the tenant the packet was explained for (from ds_explain_input) */
 };
 _Static_assert(sizeof(struct ds_explain_result) == 64, "ds_explain_result size");
+
+/* What ds_xdp_explain reads in front of the frame (and strips before it parses): who sent the
+ * packet, which ds_xdp_ingress learns from the ingress interface (ds_ifaces) but a test run
+ * cannot name without a real interface of that tenant. Written by Engine.explain. */
+struct ds_explain_input {
+	__u32 tenant;       /* tenant id as in ds_iface.tenant; 0 = none */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_explain_input) == 8, "ds_explain_input size");
 
 #endif /* DOORSTEP_ABI_H */

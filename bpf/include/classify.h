@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* Classification of a new (or stale) session against the active policy version.
  *
- * A fixed number of lookups whatever the rule count: source class and destination class (LPM),
- * service class (array), pair class (hash), rule (hash), rule action (array). Every table is read
- * from the slot named by the version's meta, so one packet sees exactly one version. */
+ * A fixed number of lookups whatever the rule count: destination and source classes, service
+ * class (array), target (hash), then the rule (inline in the source's entry, or one or two verdict
+ * hash lookups); where tenant-scoped rules meet the destination and service, two more (the
+ * tenant's class, its target). Every table is read from the slot named by the version's meta, so
+ * one packet sees exactly one version. */
 #ifndef DOORSTEP_CLASSIFY_H
 #define DOORSTEP_CLASSIFY_H
 
@@ -127,12 +129,31 @@ static __always_inline __u32 ds_svc_index(const struct ds_session_key *k)
 	}
 }
 
-/* The first rule matching `k` under the version in `slot`, or NULL (the policy default decides).
- * dst class × service class → target (small table), then the source's row for that target: inline
- * in its address entry when the row has one entry, else one lookup in ds_verdict; last, the
- * wildcard row for rules whose source is "any". */
+/* Where rules scoped to tenants meet a destination and service (`scoped` of its ds_target_value):
+ * the target for the packet's tenant, or 0 when no rule there is scoped to that tenant. */
+static __always_inline __u32 ds_tenant_target(__u32 slot, __u32 scoped, __u32 tenant)
+{
+	void *tenant_map = bpf_map_lookup_elem(&ds_tenant, &slot);
+	if (!tenant_map)
+		return 0;
+	__u32 *cls = bpf_map_lookup_elem(tenant_map, &tenant);
+	if (!cls)
+		return 0;
+	void *target_map = bpf_map_lookup_elem(&ds_tenant_tgt, &slot);
+	if (!target_map)
+		return 0;
+	struct ds_tenant_target_key key = { .scoped = scoped, .tenant_class = *cls };
+	__u32 *target = bpf_map_lookup_elem(target_map, &key);
+	return target ? *target : 0;
+}
+
+/* The first rule matching `k` from `tenant` under the version in `slot`, or NULL (the policy
+ * default decides). dst class × service class → target (small table), refined by the tenant
+ * where tenant-scoped rules are among them; then the source's row for that target: inline in its
+ * address entry when the row has one entry, else one lookup in ds_verdict; last, the wildcard row
+ * for rules whose source is "any". */
 static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_policy_meta *meta,
-							     const struct ds_session_key *k)
+							     const struct ds_session_key *k, __u32 tenant)
 {
 	__u32 slot = meta->slot;
 	struct ds_addr_class *src, *dst;
@@ -161,10 +182,18 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 	if (!target_map)
 		return 0;
 	struct ds_target_key tk = { .dst_class = dst->cls, .svc_class = *svc };
-	__u32 *target_ptr = bpf_map_lookup_elem(target_map, &tk);
-	if (!target_ptr)
+	struct ds_target_value *tv = bpf_map_lookup_elem(target_map, &tk);
+	if (!tv)
 		return 0;
-	__u32 target = *target_ptr;
+	__u32 target = tv->target;
+	if (tv->scoped && tenant) {
+		/* tenant 0 (none) is in no tenant class: only the rules for every tenant apply */
+		__u32 own = ds_tenant_target(slot, tv->scoped, tenant);
+		if (own)
+			target = own;
+	}
+	if (!target)
+		return 0;
 
 	void *verdict_map = bpf_map_lookup_elem(&ds_verdict, &slot);
 	if (!verdict_map)
@@ -185,7 +214,7 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 /* Management prefixes always pass (checked before the policy). */
 static __always_inline int ds_failsafe_match(const struct ds_session_key *k)
 {
-	struct ds_failsafe_key fk = { .prefixlen = 128 };
+	struct ds_prefix_key fk = { .prefixlen = 128 };
 	__builtin_memcpy(fk.addr, k->src, 16);
 	struct ds_failsafe_value *fv = bpf_map_lookup_elem(&ds_failsafe, &fk);
 	if (!fv)
@@ -197,9 +226,10 @@ static __always_inline int ds_failsafe_match(const struct ds_session_key *k)
 	return 1;
 }
 
-/* Decide a session: failsafe, then the active policy, else default deny. */
+/* Decide a session from `tenant` (ds_iface.tenant of its ingress interface): failsafe, then the
+ * active policy, else default deny. */
 static __always_inline void ds_classify(const struct ds_policy_meta *meta, const struct ds_session_key *k,
-					struct ds_decision *d)
+					__u32 tenant, struct ds_decision *d)
 {
 	d->rule = 0;
 	d->log = 1;
@@ -214,7 +244,7 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 		return;
 	}
 	d->reason = DS_REASON_POLICY;
-	struct ds_verdict_value *v = ds_match_rule(meta, k);
+	struct ds_verdict_value *v = ds_match_rule(meta, k, tenant);
 	if (v) {
 		d->rule = v->rule;
 		d->action = v->action;

@@ -48,9 +48,20 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, DS_FAILSAFE_MAX);
-	__type(key, struct ds_failsafe_key);
+	__type(key, struct ds_prefix_key);
 	__type(value, struct ds_failsafe_value);
 } ds_failsafe SEC(".maps");
+
+// Networks served by tenants on this enforcer → tenant id (__u32). Written by the controller
+// (Engine.setTenantNetworks), read by the datapath: an allowed session towards one of them is
+// hairpinned out of that tenant's source interface, where its reply is expected (ds_replies).
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, DS_TENANT_NETS_MAX);
+	__type(key, struct ds_prefix_key);
+	__type(value, __u32);
+} ds_tenant_nets SEC(".maps");
 
 // Per-rule packets and bytes: one row per CPU per slot, [slot][cpu][rule]. A version counts rule
 // r on CPU c at stats_base + c * stats_stride + r (its meta says where; the controller zeroes the
@@ -80,7 +91,8 @@ struct {
 	__type(value, struct ds_iface);
 } ds_ifaces SEC(".maps");
 
-// Expected replies of sessions allowed on source interfaces → the forward session's key.
+// Expected replies of sessions allowed on source interfaces (on a fabric, or hairpinned) → the
+// forward session's key. Written and read by the datapath.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DS_REPLIES_DEFAULT);
@@ -136,11 +148,27 @@ struct ds_inner_svc {
 	__uint(value_size, sizeof(__u32));
 };
 
-// (destination class, service class) → target class.
+// (destination class, service class) → target class and, if tenant-scoped rules are among them, scoped id.
 struct ds_inner_target {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct ds_target_key));
+	__uint(value_size, sizeof(struct ds_target_value));
+};
+
+// Tenant id (ds_iface.tenant) → tenant class: only tenants some rule is scoped to.
+struct ds_inner_tenant {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+};
+
+// (scoped id, tenant class) → the target class for that tenant.
+struct ds_inner_tenant_tgt {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(struct ds_tenant_target_key));
 	__uint(value_size, sizeof(__u32));
 };
 
@@ -176,6 +204,8 @@ DS_SLOT_MAP(ds_src6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_dst6, ds_inner_lpm6);
 DS_SLOT_MAP(ds_svc, ds_inner_svc);
 DS_SLOT_MAP(ds_target, ds_inner_target);
+DS_SLOT_MAP(ds_tenant, ds_inner_tenant);
+DS_SLOT_MAP(ds_tenant_tgt, ds_inner_tenant_tgt);
 DS_SLOT_MAP(ds_verdict, ds_inner_verdict);
 
 #endif /* DOORSTEP_MAPS_H */

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The session cache, fragment tracking and ICMP-error relation.
+/* The session cache, fragment tracking, ICMP-error relation and expected replies.
  *
  * A cached decision is trusted only while its generation equals the active one; otherwise the
  * packet is re-classified and the entry replaced (whole-value update, so readers never see a
- * half-written decision). Denies are cached like allows. */
+ * half-written decision). Denies are cached like allows.
+ *
+ * Replies: a session allowed on a source interface leaves its expected reply in ds_replies, keyed
+ * with the role and tenant of the interface the reply will arrive on — the fabric of its own
+ * tenant (while some interface is a fabric), and, when its destination lies in a network a tenant
+ * serves here (ds_tenant_nets), a source interface of that tenant (hairpin). */
 #ifndef DOORSTEP_SESSION_H
 #define DOORSTEP_SESSION_H
 
@@ -21,6 +26,19 @@ static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
 {
 	return meta ? meta->generation : 0;
 }
+
+/* The tenant of an interface (ds_ifaces; 0 past DS_IFACES_MAX). */
+static __always_inline __u32 ds_iface_tenant(__u32 ifindex)
+{
+	struct ds_iface *ifc = bpf_map_lookup_elem(&ds_ifaces, &ifindex);
+	return ifc ? ifc->tenant : 0;
+}
+
+/* ds_classify as a global function of engine.bpf.c: the verifier checks the classifier once, on
+ * its own, rather than inlined into every path of its callers (new sessions, the forward flows of
+ * replies, explain). Returns 0, or -1 without a flow or a decision to fill. */
+__noinline int ds_classify_flow(const struct ds_policy_meta *meta, const struct ds_session_key *k, __u32 tenant,
+				struct ds_decision *d);
 
 static __always_inline void ds_frag_key_of(const struct ds_packet *pkt, struct ds_frag_key *fk)
 {
@@ -84,14 +102,15 @@ static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 ge
 	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
 }
 
-/* The reply a fabric interface will see for the forward flow `f` (allowed on a source interface
- * of `tenant`): the tuple reversed; for an ICMP echo request, the echo reply with the same
- * identifier. Returns -1 when no reply is expected (other ICMP messages). */
-static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32 tenant, struct ds_reply_key *r)
+/* The reply an interface of role `side` and tenant `tenant` will see for the forward flow `f`
+ * (allowed on a source interface): the tuple reversed; for an ICMP echo request, the echo reply
+ * with the same identifier. Returns -1 when no reply is expected (other ICMP messages). */
+static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32 tenant, __u8 side, struct ds_reply_key *r)
 {
 	__builtin_memcpy(r->src, f->dst, 16);
 	__builtin_memcpy(r->dst, f->src, 16);
 	r->tenant = tenant;
+	r->side = side;
 	r->proto = f->proto;
 	r->family = f->family;
 	if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
@@ -112,12 +131,13 @@ static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32
 	return 0;
 }
 
-/* A fabric packet as a reply key: its own tuple, within the fabric interface's tenant. */
-static __always_inline void ds_reply_key_from_packet(const struct ds_session_key *k, __u32 tenant, struct ds_reply_key *r)
+/* A packet as a reply key: its own tuple, with the role and tenant of its ingress interface. */
+static __always_inline void ds_reply_key_from_packet(const struct ds_session_key *k, __u32 tenant, __u8 side, struct ds_reply_key *r)
 {
 	__builtin_memcpy(r->src, k->src, 16);
 	__builtin_memcpy(r->dst, k->dst, 16);
 	r->tenant = tenant;
+	r->side = side;
 	r->sport = k->sport;
 	r->dport = k->dport;
 	r->proto = k->proto;
@@ -125,22 +145,74 @@ static __always_inline void ds_reply_key_from_packet(const struct ds_session_key
 }
 
 /* Remember the reply of an allowed forward session (best effort: a full map evicts the oldest). */
-static __always_inline void ds_reply_remember(const struct ds_session_key *f, __u32 tenant)
+static __always_inline void ds_reply_remember(const struct ds_session_key *f, __u32 tenant, __u8 side)
 {
 	struct ds_reply_key r = {};
-	if (ds_reply_key_of(f, tenant, &r) == 0)
+	if (ds_reply_key_of(f, tenant, side, &r) == 0)
 		bpf_map_update_elem(&ds_replies, &r, f, BPF_ANY);
 }
 
-/* An ICMP error arriving on a fabric interface that quotes a packet of a session allowed from
- * the source side (path MTU, unreachable from beyond the edge), under the current version. */
-static __always_inline int ds_icmp_reply_related(const struct ds_packet *pkt, __u32 tenant, __u32 generation)
+/* Remember where the replies of a session allowed from `tenant`'s source interface will arrive:
+ * on its tenant's fabric (DS_SETTING_TRACK_REPLIES), and, when its destination lies in a network
+ * served by a tenant here, on that tenant's source interfaces (DS_SETTING_TENANT_NETS; any
+ * tenant, its own included: a flow hairpinned within one tenant is answered the same way). */
+static __always_inline void ds_replies_remember(const struct ds_session_key *f, __u32 tenant, __u32 flags, int source_side)
+{
+	/* allowed on a fabric (inbound, by policy): its replies leave through the tenant's source
+	 * interfaces and pass there as replies, without a rule of their own */
+	if (!source_side) {
+		if (flags & DS_SETTING_TRACK_REPLIES)
+			ds_reply_remember(f, tenant, DS_ROLE_SOURCE);
+		return;
+	}
+	if (flags & DS_SETTING_TRACK_REPLIES)
+		ds_reply_remember(f, tenant, DS_ROLE_FABRIC);
+	if (flags & DS_SETTING_TENANT_NETS) {
+		struct ds_prefix_key pk = { .prefixlen = 128 };
+		__builtin_memcpy(pk.addr, f->dst, 16);
+		__u32 *served_by = bpf_map_lookup_elem(&ds_tenant_nets, &pk);
+		if (served_by)
+			ds_reply_remember(f, *served_by, DS_ROLE_SOURCE);
+	}
+}
+
+/* Is `rk` the reply of a session allowed on a source interface under `meta` (the active
+ * version)? A forward session from an older version is classified again (the reply of a flow the
+ * new version denies is no reply), from its own interface's tenant. Writes nothing. */
+static __always_inline int ds_reply_allowed(const struct ds_policy_meta *meta, const struct ds_reply_key *rk)
+{
+	struct ds_session_key *fwd = bpf_map_lookup_elem(&ds_replies, rk);
+	struct ds_session_value *s;
+	struct ds_decision d;
+
+	if (!fwd)
+		return 0;
+	s = bpf_map_lookup_elem(&ds_sessions, fwd);
+	if (!s)
+		return 0;
+	if (s->generation == ds_generation(meta))
+		return s->action == DS_ACTION_ALLOW;
+	return ds_classify_flow(meta, fwd, ds_iface_tenant(fwd->ifindex), &d) == 0 && d.action == DS_ACTION_ALLOW;
+}
+
+/* A packet on an interface of role `side` and `tenant` that is the reply of an allowed session. */
+static __always_inline int ds_is_reply(const struct ds_policy_meta *meta, const struct ds_session_key *k, __u32 tenant, __u8 side)
+{
+	struct ds_reply_key rk = {};
+	ds_reply_key_from_packet(k, tenant, side, &rk);
+	return ds_reply_allowed(meta, &rk);
+}
+
+/* An ICMP error that quotes a packet of a session allowed from the source side, arriving where
+ * that session's replies arrive (path MTU, unreachable from beyond the edge or from a hairpinned
+ * tenant network), under the current version. */
+static __always_inline int ds_icmp_reply_related(const struct ds_packet *pkt, __u32 tenant, __u8 side, __u32 generation)
 {
 	struct ds_reply_key r = {};
 	struct ds_session_key *fwd;
 	struct ds_session_value *s;
 
-	if (ds_reply_key_of(&pkt->quoted, tenant, &r) != 0)
+	if (ds_reply_key_of(&pkt->quoted, tenant, side, &r) != 0)
 		return 0;
 	fwd = bpf_map_lookup_elem(&ds_replies, &r);
 	if (!fwd)
@@ -158,10 +230,20 @@ static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 n
 	s->bytes += len;
 }
 
+static __always_inline void ds_reply_decision(struct ds_session_value *out)
+{
+	out->action = DS_ACTION_ALLOW;
+	out->reason = DS_REASON_REPLY;
+	out->rule = 0;
+}
+
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. On a source interface, while some
- * interface is a fabric (DS_SETTING_TRACK_REPLIES, read only on this classify path), an allowed
- * new or re-classified session leaves its expected reply in ds_replies. */
+ * Fills `out` with the decision that applies to this packet. On a source interface (settings
+ * read only on this classify path):
+ * - while tenant networks are set (DS_SETTING_TENANT_NETS), a packet that is the reply of a
+ *   session hairpinned to this interface's tenant passes as `reply`, without a session of its
+ *   own; so does a packet whose cached deny (DS_SESSION_REPLY_CHECK) has since become one;
+ * - an allowed new or re-classified session leaves its expected replies (ds_replies_remember). */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,
 					      struct ds_session_value *out, int source_side, __u32 tenant)
@@ -170,6 +252,10 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
 
 	if (s && s->generation == generation) {
+		if ((s->flags & DS_SESSION_REPLY_CHECK) && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
+			ds_reply_decision(out);
+			return;
+		}
 		ds_count(st, DS_CTR_CACHE_HITS);
 		ds_session_touch(s, now, len);
 		out->action = s->action;
@@ -178,8 +264,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		return;
 	}
 
-	struct ds_decision d;
-	ds_classify(meta, k, &d);
+	__u32 flags = ds_setting_flags();
+	int expect_replies = source_side && (flags & (DS_SETTING_TENANT_NETS | DS_SETTING_TRACK_REPLIES));
+	if (expect_replies && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
+		ds_reply_decision(out);
+		return;
+	}
+
+	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
+	ds_classify_flow(meta, k, tenant, &d);
 
 	struct ds_session_value nv = {
 		.first_seen = now,
@@ -190,7 +283,8 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		.generation = generation,
 		.action = d.action,
 		.reason = d.reason,
-		.flags = d.log ? DS_SESSION_LOG : 0,
+		.flags = (d.log ? DS_SESSION_LOG : 0) |
+			 (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0),
 	};
 	__u8 kind = DS_EVENT_SESSION_NEW;
 	int emit = d.log;
@@ -209,8 +303,8 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
-	else if (source_side && nv.action == DS_ACTION_ALLOW && (ds_setting_flags() & DS_SETTING_TRACK_REPLIES))
-		ds_reply_remember(k, tenant);
+	else if (nv.action == DS_ACTION_ALLOW)
+		ds_replies_remember(k, tenant, flags, source_side);
 	if (emit)
 		ds_emit(st, k, &nv, kind, len);
 	*out = nv;

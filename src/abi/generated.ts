@@ -3,7 +3,7 @@
 // Do not edit: change abi.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 1,
+  ABI_VERSION: 2,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   FRAGS_MAX: 16384,
@@ -21,6 +21,7 @@ export const Limits = {
   V4_HASH_MUL2: 1759714725,
   IFACES_MAX: 65536,
   REPLIES_DEFAULT: 262144,
+  TENANT_NETS_MAX: 4096,
 } as const;
 
 export const Action = {
@@ -81,10 +82,12 @@ export const EventKind = {
 export const SettingFlag = {
   PASS_NON_IP: 1,
   TRACK_REPLIES: 2,
+  TENANT_NETS: 4,
 } as const;
 
 export const SessionFlag = {
   LOG: 1,
+  REPLY_CHECK: 2,
 } as const;
 
 export const Family = {
@@ -274,7 +277,7 @@ export const Layouts = {
       target_class: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
-  ds_failsafe_key: {
+  ds_prefix_key: {
     size: 20,
     fields: {
       prefixlen: { offset: 0, size: 4, elem: 4, count: 1 },
@@ -308,7 +311,7 @@ export const Layouts = {
       log: { offset: 10, size: 1, elem: 1, count: 1 },
       flags: { offset: 11, size: 1, elem: 1, count: 1 },
       key: { offset: 12, size: 48, elem: 0, count: 1 },
-      pad: { offset: 60, size: 4, elem: 1, count: 4 },
+      tenant: { offset: 60, size: 4, elem: 4, count: 1 },
     },
   },
   ds_iface: {
@@ -329,7 +332,29 @@ export const Layouts = {
       dport: { offset: 38, size: 2, elem: 2, count: 1 },
       proto: { offset: 40, size: 1, elem: 1, count: 1 },
       family: { offset: 41, size: 1, elem: 1, count: 1 },
-      pad: { offset: 42, size: 6, elem: 1, count: 6 },
+      side: { offset: 42, size: 1, elem: 1, count: 1 },
+      pad: { offset: 43, size: 5, elem: 1, count: 5 },
+    },
+  },
+  ds_target_value: {
+    size: 8,
+    fields: {
+      target: { offset: 0, size: 4, elem: 4, count: 1 },
+      scoped: { offset: 4, size: 4, elem: 4, count: 1 },
+    },
+  },
+  ds_tenant_target_key: {
+    size: 8,
+    fields: {
+      scoped: { offset: 0, size: 4, elem: 4, count: 1 },
+      tenant_class: { offset: 4, size: 4, elem: 4, count: 1 },
+    },
+  },
+  ds_explain_input: {
+    size: 8,
+    fields: {
+      tenant: { offset: 0, size: 4, elem: 4, count: 1 },
+      pad: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
 } as const;

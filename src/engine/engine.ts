@@ -25,6 +25,7 @@ import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
 import { TABLE_NAMES } from '../policy/image.js';
+import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
@@ -34,6 +35,7 @@ const PROGRAM = 'ds_xdp_ingress';
 const SLOT_TABLES = TABLE_NAMES;
 const XDP_DROP = 1;
 const XDP_PASS = 2;
+const ETH_HLEN = 14;
 
 export interface EngineOptions {
   /** The compiled engine object (default: bpf/build/engine.bpf.o of this package). */
@@ -74,12 +76,30 @@ export interface Session {
   value: SessionValue;
 }
 
+/** An IPv4 or IPv6 prefix: parsed (src/policy/cidr.ts) or as text ("10.2.0.0/16"). */
+export type Prefix = Pick<Cidr, 'family' | 'addr' | 'len'>;
+
 export interface FailsafeEntry {
-  cidr: Pick<Cidr, 'family' | 'addr' | 'len'>;
+  cidr: Prefix;
   /** IP protocol number; 0 or absent = any. */
   protocol?: number;
   /** Destination port range; absent = any. */
   ports?: { lo: number; hi: number };
+}
+
+/** A network a tenant serves behind this enforcer (Engine.setTenantNetworks). */
+export interface TenantNetwork {
+  cidr: Prefix | string;
+  /** The tenant's id (tenantId(name) of src/policy/tenants.ts). */
+  tenant: number;
+}
+
+export interface ExplainOptions {
+  /**
+   * The tenant id (tenantId(name)) the packet comes from, as ds_xdp_ingress learns it from the
+   * ingress interface; 0 or absent = none.
+   */
+  tenant?: number;
 }
 
 export interface TestRunResult {
@@ -102,6 +122,8 @@ export interface EngineExplanation {
   log: boolean;
   /** ExplainFlag.* bits: ICMP error (may pass as icmp-related), first or later fragment. */
   flags: number;
+  /** The tenant id the packet was explained for (0 = none). */
+  tenant: number;
   /** The flow as the datapath parsed it (family 0 when the frame is not IP). */
   key: SessionKey;
 }
@@ -114,6 +136,24 @@ function u32Key(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n);
   return b;
+}
+
+/** A prefix as the key of ds_failsafe and ds_tenant_nets: IPv4 mapped, length over 128 bits. */
+function prefixKey(cidr: Prefix): Buffer {
+  const addr = new Uint8Array(16);
+  if (cidr.family === 4) {
+    addr.set([0xff, 0xff], 10);
+    addr.set(cidr.addr, 12);
+  } else {
+    addr.set(cidr.addr);
+  }
+  return encodeStruct('ds_prefix_key', { prefixlen: cidr.len + (cidr.family === 4 ? 96 : 0), addr });
+}
+
+function checkTenant(tenant: number, what: string): void {
+  if (!Number.isInteger(tenant) || tenant < 0 || tenant > 0xffffffff) {
+    throw new DoorstepError('DS_E_USAGE', `${what}: tenant ${tenant} is not a tenant id`, { hint: 'give tenantId(name) (src/policy/tenants.ts), an integer from 0 to 2^32 - 1' });
+  }
 }
 
 function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH', what: string, cause: unknown): DoorstepError {
@@ -438,11 +478,12 @@ export class Engine {
   }
 
   /**
-   * Give interfaces their role and tenant (every interface not listed is a source of tenant 0).
-   * On a fabric interface the engine passes the replies of sessions allowed on a source
-   * interface of the same tenant, and applies policy to everything else; source interfaces
-   * remember those replies only while some interface is a fabric. Returns whether anything
-   * changed.
+   * Give interfaces their role and tenant id (tenantId(name); every interface not listed is a
+   * source of tenant 0, "none"). Rules scoped to tenants apply to the traffic of their tenants'
+   * interfaces. On a fabric interface the engine passes the replies of sessions allowed on a
+   * source interface of the same tenant, and applies policy to everything else; source
+   * interfaces remember those replies only while some interface is a fabric. Returns whether
+   * anything changed.
    */
   setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number }[]): boolean {
     const native = addon();
@@ -453,6 +494,7 @@ export class Engine {
       if (!Number.isInteger(e.ifindex) || e.ifindex <= 0 || e.ifindex >= Limits.IFACES_MAX) {
         throw new DoorstepError('DS_E_NO_INTERFACE', `interface index ${e.ifindex} cannot have a role (the engine keeps roles for indexes below ${Limits.IFACES_MAX})`);
       }
+      checkTenant(e.tenant ?? 0, `interface index ${e.ifindex}`);
       wanted.set(e.ifindex, encodeStruct('ds_iface', { tenant: e.tenant ?? 0, role: e.role === 'fabric' ? IfaceRole.FABRIC : IfaceRole.SOURCE }));
     }
     const zero = Buffer.alloc(size);
@@ -476,42 +518,62 @@ export class Engine {
    * failsafe under an active policy must reinstall it (a new generation re-classifies them).
    */
   setFailsafe(entries: FailsafeEntry[]): boolean {
+    const wanted = entries.map((e) => ({
+      key: prefixKey(e.cidr),
+      value: encodeStruct('ds_failsafe_value', {
+        proto: e.protocol ?? 0,
+        port_lo: e.ports?.lo ?? 0,
+        port_hi: e.ports?.hi ?? 0,
+      }),
+    }));
+    return this.replaceMap('ds_failsafe', sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
+  }
+
+  /**
+   * Replace the networks that tenants serve behind this enforcer (at most
+   * Limits.TENANT_NETS_MAX; the longest prefix decides). A session allowed on a source interface
+   * towards one of them is hairpinned out of that tenant's source interface, so its reply arrives
+   * there: it passes as `reply` (not as a new session from that tenant), while the forward flow
+   * stays allowed under the active version. Returns whether anything changed.
+   */
+  setTenantNetworks(entries: readonly TenantNetwork[]): boolean {
+    if (entries.length > Limits.TENANT_NETS_MAX) {
+      throw new DoorstepError('DS_E_USAGE', `${entries.length} tenant networks given; the engine holds at most ${Limits.TENANT_NETS_MAX}`, {
+        hint: 'merge adjacent networks of one tenant into shorter prefixes',
+      });
+    }
+    const wanted = entries.map((e) => {
+      const cidr = typeof e.cidr === 'string' ? parseCidr(e.cidr) : e.cidr;
+      if ('problem' in cidr) throw new DoorstepError('DS_E_USAGE', `tenant network ${String(e.cidr)}: ${cidr.problem}`);
+      checkTenant(e.tenant, `tenant network ${typeof e.cidr === 'string' ? e.cidr : `${cidr.len}-bit prefix`}`);
+      return { key: prefixKey(cidr), value: u32Key(e.tenant) };
+    });
+    const changed = this.replaceMap('ds_tenant_nets', sizeOf('ds_prefix_key'), 4, wanted);
+    this.setFlag(SettingFlag.TENANT_NETS, entries.length > 0);
+    return changed;
+  }
+
+  /** Make a hash-like map hold exactly `wanted` (the last of equal keys wins); whether anything changed. */
+  private replaceMap(map: string, keySize: number, valueSize: number, wanted: readonly { key: Buffer; value: Buffer }[]): boolean {
     const native = addon();
-    const fd = this.fd('ds_failsafe');
-    const keySize = sizeOf('ds_failsafe_key');
+    const fd = this.fd(map);
+    const keep = new Map(wanted.map((w) => [w.key.toString('hex'), w]));
     const stale: Buffer[] = [];
     let cursor: Buffer | null = null;
     for (;;) {
       const next = Buffer.alloc(keySize);
       if (!native.mapNextKey(fd, cursor, next)) break;
-      stale.push(next);
+      if (!keep.has(next.toString('hex'))) stale.push(next);
       cursor = next;
     }
-    const wanted = entries.map((e) => {
-      const addr = new Uint8Array(16);
-      if (e.cidr.family === 4) {
-        addr.set([0xff, 0xff], 10);
-        addr.set(e.cidr.addr, 12);
-      } else {
-        addr.set(e.cidr.addr);
-      }
-      const key = encodeStruct('ds_failsafe_key', { prefixlen: e.cidr.len + (e.cidr.family === 4 ? 96 : 0), addr });
-      const value = encodeStruct('ds_failsafe_value', {
-        proto: e.protocol ?? 0,
-        port_lo: e.ports?.lo ?? 0,
-        port_hi: e.ports?.hi ?? 0,
-      });
-      return { key, value };
-    });
     let changed = false;
-    const current = Buffer.alloc(sizeOf('ds_failsafe_value'));
-    for (const w of wanted) {
+    const current = Buffer.alloc(valueSize);
+    for (const w of keep.values()) {
       if (native.mapLookup(fd, w.key, current) && current.equals(w.value)) continue;
       native.mapUpdate(fd, w.key, w.value);
       changed = true;
     }
     for (const k of stale) {
-      if (wanted.some((w) => w.key.equals(k))) continue;
       native.mapDelete(fd, k);
       changed = true;
     }
@@ -593,12 +655,19 @@ export class Engine {
   }
 
   /**
-   * What the active policy tables decide for `frame` as the first packet of a new session: the
-   * frame runs through ds_xdp_explain (BPF_PROG_TEST_RUN), the same parser and classifier as
-   * ds_xdp_ingress over the same maps, which writes no map — no session, fragment, counter,
-   * per-rule statistic or event — and returns its decision in front of the frame.
+   * What the active policy tables decide for `frame` as the first packet of a new session on a
+   * source interface of `options.tenant` (none by default): the frame runs through
+   * ds_xdp_explain (BPF_PROG_TEST_RUN), the same parser and classifier as ds_xdp_ingress over the
+   * same maps, which writes no map — no session, fragment, counter, per-rule statistic or event —
+   * and returns its decision in front of the frame. The tenant travels in front of the frame
+   * (struct ds_explain_input), so no interface of that tenant is needed.
    */
-  explain(frame: Buffer): EngineExplanation {
+  explain(frame: Buffer, options: ExplainOptions = {}): EngineExplanation {
+    const tenant = options.tenant ?? 0;
+    checkTenant(tenant, 'explain');
+    if (frame.length < ETH_HLEN) {
+      throw new DoorstepError('DS_E_USAGE', `a ${frame.length}-byte frame cannot be explained`, { hint: `give a frame of at least ${ETH_HLEN} bytes (an Ethernet header)` });
+    }
     let fd: number;
     try {
       fd = this.live().programFd('ds_xdp_explain');
@@ -609,7 +678,7 @@ export class Engine {
         cause,
       });
     }
-    const r = addon().testRun(fd, frame, 1, 0);
+    const r = addon().testRun(fd, Buffer.concat([encodeStruct('ds_explain_input', { tenant }), frame]), 1, 0);
     const size = sizeOf('ds_explain_result');
     if (r.retval !== XDP_PASS || r.data.length !== frame.length + size) {
       throw new DoorstepError('DS_E_ABI_MISMATCH', `ds_xdp_explain returned ${r.retval} and ${r.data.length} bytes for a ${frame.length}-byte frame`, {
@@ -624,6 +693,7 @@ export class Engine {
       generation: readField(n, r.data, 0, 'generation'),
       log: readField(n, r.data, 0, 'log') !== 0,
       flags: readField(n, r.data, 0, 'flags'),
+      tenant: readField(n, r.data, 0, 'tenant'),
       key: decodeSessionKey(r.data, offsetOf(n, 'key')),
     };
   }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The IR's serializations: the canonical JSON (fixed key order, CIDRs as text, no version and no
 // source positions, so renaming or moving a file keeps the version), the version hash over it,
-// and a full JSON view of the IR for tools and tests.
+// and a full JSON view of the IR for tools and tests. A rule scoped to tenants carries their names
+// last; a rule for every tenant has no such key, so policies without tenants hash as they always did.
 
 import { createHash } from 'node:crypto';
 import type { Action, Cidr, IrRule, PolicyIr } from './ir.js';
@@ -23,6 +24,8 @@ export interface IrRuleJson {
   dst: string[];
   protocol: number | 'any';
   ports: [number, number][] | null;
+  /** Tenant names, sorted; absent = every tenant. */
+  tenants?: string[];
 }
 
 export interface IrJson {
@@ -106,7 +109,9 @@ function writeRule(rule: IrRule, out: ChunkWriter): void {
   writeCidrs(rule.dst, out);
   const ports = rule.ports ? `[${rule.ports.map((r) => `[${r.lo},${r.hi}]`).join(',')}]` : 'null';
   const protocol = rule.protocol === 'any' ? '"any"' : String(rule.protocol);
-  out.add(`,"protocol":${protocol},"ports":${ports}}`);
+  out.add(`,"protocol":${protocol},"ports":${ports}`);
+  if (rule.tenants !== null) out.add(`,"tenants":${JSON.stringify(rule.tenants.map((t) => t.name))}`);
+  out.add('}');
 }
 
 /** The prefixes' texts as a JSON list. */
@@ -119,7 +124,7 @@ function writeCidrs(list: Cidr[], out: ChunkWriter): void {
 }
 
 function ruleJson(rule: IrRule): IrRuleJson {
-  return {
+  const json: IrRuleJson = {
     index: rule.index,
     id: rule.id,
     policy: rule.policy,
@@ -132,4 +137,6 @@ function ruleJson(rule: IrRule): IrRuleJson {
     protocol: rule.protocol,
     ports: rule.ports ? rule.ports.map((r): [number, number] => [r.lo, r.hi]) : null,
   };
+  if (rule.tenants !== null) json.tenants = rule.tenants.map((t) => t.name);
+  return json;
 }

@@ -13,7 +13,7 @@ import type { Action, Decision, FlowTuple, IrRule, PolicyIr } from './ir.js';
 import { protocolLabel } from './protocols.js';
 
 /** A rule field that can change between two versions of a rule with the same id. */
-export type RuleField = 'action' | 'src' | 'dst' | 'protocol' | 'ports' | 'priority' | 'order' | 'log';
+export type RuleField = 'action' | 'tenants' | 'src' | 'dst' | 'protocol' | 'ports' | 'priority' | 'order' | 'log';
 
 export interface FieldChange {
   field: RuleField;
@@ -111,6 +111,9 @@ export function diffPolicies(installed: PolicyIr | null, candidate: PolicyIr, op
 function ruleChanges(a: IrRule, b: IrRule, moved: boolean): FieldChange[] {
   const out: FieldChange[] = [];
   if (a.action !== b.action) out.push({ field: 'action', before: a.action, after: b.action });
+  const tenantsA = tenantsText(a);
+  const tenantsB = tenantsText(b);
+  if (tenantsA !== tenantsB) out.push({ field: 'tenants', before: tenantsA, after: tenantsB });
   for (const field of ['src', 'dst'] as const) {
     const x = a[field].map((c) => c.text);
     const y = b[field].map((c) => c.text);
@@ -137,6 +140,10 @@ function ruleChanges(a: IrRule, b: IrRule, moved: boolean): FieldChange[] {
   if (moved) out.push({ field: 'order', before: `#${a.index}`, after: `#${b.index}` });
   if (a.log !== b.log) out.push({ field: 'log', before: String(a.log), after: String(b.log) });
   return out;
+}
+
+function tenantsText(rule: IrRule): string {
+  return rule.tenants === null ? 'every tenant' : rule.tenants.map((t) => t.name).join(', ');
 }
 
 function sameRanges(a: IrRule, b: IrRule): boolean {
@@ -261,6 +268,11 @@ export interface SessionImpactOptions {
   limit?: number;
   /** The installed policy's generation: cached verdicts of other generations are not trusted. */
   generation?: number;
+  /**
+   * The tenant id of an ingress interface (what the agent wrote in ds_ifaces), for policies with
+   * rules scoped to tenants; without it every session is taken as from no tenant.
+   */
+  tenantOf?: (ifindex: number) => number;
 }
 
 export const DEFAULT_SESSION_LIMIT = 50;
@@ -311,8 +323,9 @@ export function sessionImpact(
       continue;
     }
     out.compared++;
-    const tuple = flowTupleOf(key);
-    const id = memoKey(key);
+    const tenant = options.tenantOf?.(key.ifindex) ?? 0;
+    const tuple = flowTupleOf(key, tenant);
+    const id = `${tenant}|${memoKey(key)}`;
     let now: Decision = { action: value.action === AbiAction.ALLOW ? 'allow' : 'deny', rule: value.rule };
     const stale = options.generation !== undefined && value.generation !== options.generation;
     if (stale) {
@@ -328,7 +341,7 @@ export function sessionImpact(
     const bucket = next.action === 'deny' ? out.toDeny : out.toAllow;
     if (bucket.count++ < limit) {
       bucket.first.push({
-        flow: describeFlow(tuple),
+        flow: describeFlow(tuple, candidate),
         key,
         packets: value.packets,
         bytes: value.bytes,
@@ -340,7 +353,7 @@ export function sessionImpact(
   return out;
 }
 
-/** What the verdict depends on: addresses, protocol and dport (ICMP: type/code); not sport. */
+/** What the verdict depends on (besides the tenant): addresses, protocol and dport (ICMP: type/code); not sport. */
 function memoKey(k: SessionKey): string {
   return `${k.family}|${Buffer.from(k.src.buffer, k.src.byteOffset, 16).toString('hex')}|${Buffer.from(k.dst.buffer, k.dst.byteOffset, 16).toString('hex')}|${k.proto}|${k.dport}`;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The reference evaluator: first match over the IR's ordered rules, written to be obviously
-// correct rather than fast. It is the oracle the class tables and the datapath are tested against.
+// The reference evaluator: first match over the IR's ordered rules (a rule scoped to tenants
+// matches only packets from one of them), written to be obviously correct rather than fast. It is the oracle the class tables and the datapath are tested against.
 
 import type { Decision, FlowTuple, IrRule, PolicyIr } from './ir.js';
 import { cidrContains } from './cidr.js';
@@ -14,6 +14,7 @@ export function evaluate(ir: PolicyIr, tuple: FlowTuple): Decision {
 }
 
 function ruleMatches(rule: IrRule, t: FlowTuple): boolean {
+  if (rule.tenants !== null && !rule.tenants.some((x) => x.id === (t.tenant ?? 0))) return false;
   if (!rule.src.some((c) => cidrContains(c, t.family, t.src))) return false;
   if (!rule.dst.some((c) => cidrContains(c, t.family, t.dst))) return false;
   if (rule.protocol !== 'any' && rule.protocol !== t.protocol) return false;

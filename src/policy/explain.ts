@@ -1,17 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // Why a flow gets its verdict under a policy (`doorstep explain`): the deciding rule or the
-// default, and, for the rules ordered before it, the first dimension each one failed (source,
-// destination, protocol, port). Only the closest misses are listed (most dimensions matched,
+// default, and, for the rules ordered before it, the first dimension each one failed (tenant, for
+// rules scoped to tenants, then source, destination, protocol, port). Only the closest misses are listed (most dimensions matched,
 // then earliest), the rest are counted, so a 100,000-rule policy explains in one pass over the
 // rules and a handful of lines. Pure; it decides exactly as evaluate.ts does (a unit test holds
 // the two together), but finds an address in a rule's prefix list by binary search.
 
 import { cidrContains, formatAddress } from './cidr.js';
-import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, Range } from './ir.js';
+import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, Range, Tenant } from './ir.js';
 import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel, setPortFields } from './protocols.js';
+import { formatTenantId, NO_TENANT } from './tenants.js';
 
-/** A packet dimension a rule matches on, in the order explain checks them. */
-export type Dimension = 'source' | 'destination' | 'protocol' | 'port';
+/** A packet dimension a rule matches on, in the order explain checks them (tenant: scoped rules only). */
+export type Dimension = 'tenant' | 'source' | 'destination' | 'protocol' | 'port';
 
 /** A rule as explain and diff report it; index 0 is the policy set's default action. */
 export interface RuleRef {
@@ -24,12 +25,14 @@ export interface RuleRef {
   priority?: number;
   /** Where the rule was written; absent for the default. */
   source?: { file: string; line: number };
+  /** The tenants a scoped rule is for; absent for a rule for every tenant (and the default). */
+  tenants?: string[];
 }
 
 /** A rule ordered before the deciding one that did not match. */
 export interface Miss {
   rule: RuleRef;
-  /** The first dimension that failed, in the order source, destination, protocol, port. */
+  /** The first dimension that failed, in the order tenant (scoped rules), source, destination, protocol, port. */
   failed: Dimension;
   /** The dimensions that matched (at least one: rules matching none are only counted). */
   matched: Dimension[];
@@ -59,7 +62,9 @@ export interface ExplainOptions {
 }
 
 export const DEFAULT_EXPLAIN_LIMIT = 10;
-const DIMENSIONS: readonly Dimension[] = ['source', 'destination', 'protocol', 'port'];
+const DIMENSIONS: readonly Dimension[] = ['tenant', 'source', 'destination', 'protocol', 'port'];
+/** A rule for every tenant has no tenant dimension: it cannot miss on it, nor match on it. */
+const TENANT = 0;
 /** Prefix lists up to this length are scanned; longer ones are binary-searched. */
 const LINEAR_SCAN_MAX = 8;
 /** Items shown of a long list in a message. */
@@ -68,25 +73,27 @@ const SHOWN = 4;
 /** Which rule decides `tuple` under `ir`, and why the rules before it did not. */
 export function explain(ir: PolicyIr, tuple: FlowTuple, options: ExplainOptions = {}): Explanation {
   const limit = Math.max(0, options.limit ?? DEFAULT_EXPLAIN_LIMIT);
-  // closest misses first: buckets by number of matched dimensions (3, 2, 1), each kept to `limit`
-  const buckets: { rule: IrRule; matched: boolean[] }[][] = [[], [], []];
+  // closest misses first: buckets by number of dimensions missed (1, 2, 3, 4), each kept to `limit`
+  const buckets: { rule: IrRule; matched: boolean[] }[][] = [[], [], [], []];
   let nearMisses = 0;
   for (let i = 0; i < ir.rules.length; i++) {
     const rule = ir.rules[i] as IrRule;
     const matched = matchDimensions(rule, tuple);
-    const count = matched.filter(Boolean).length;
-    if (count === DIMENSIONS.length) {
-      return finish(tuple, ruleRef(rule), i, nearMisses, buckets, limit);
+    const dimensions = rule.tenants === null ? DIMENSIONS.length - 1 : DIMENSIONS.length;
+    const count = matched.filter((m, d) => m && (d !== TENANT || rule.tenants !== null)).length;
+    if (count === dimensions) {
+      return finish(ir, tuple, ruleRef(rule), i, nearMisses, buckets, limit);
     }
     if (count === 0) continue;
     nearMisses++;
-    const bucket = buckets[DIMENSIONS.length - 1 - count] as { rule: IrRule; matched: boolean[] }[];
+    const bucket = buckets[dimensions - count - 1] as { rule: IrRule; matched: boolean[] }[];
     if (bucket.length < limit) bucket.push({ rule, matched });
   }
-  return finish(tuple, defaultRef(ir), ir.rules.length, nearMisses, buckets, limit);
+  return finish(ir, tuple, defaultRef(ir), ir.rules.length, nearMisses, buckets, limit);
 }
 
 function finish(
+  ir: PolicyIr,
   tuple: FlowTuple,
   decidedBy: RuleRef,
   skipped: number,
@@ -101,23 +108,26 @@ function finish(
     return {
       rule: ruleRef(rule),
       failed,
-      matched: DIMENSIONS.filter((_, i) => matched[i]),
-      detail: missDetail(rule, tuple, failed),
+      matched: DIMENSIONS.filter((_, i) => matched[i] && (i !== TENANT || rule.tenants !== null)),
+      detail: missDetail(ir, rule, tuple, failed),
     };
   });
   return { action: decidedBy.action, rule: decidedBy.index, decidedBy, skipped, nearMisses, misses, omitted: nearMisses - misses.length };
 }
 
 export function ruleRef(rule: IrRule): RuleRef {
-  return { index: rule.index, id: rule.id, action: rule.action, log: rule.log, priority: rule.priority, source: { ...rule.source } };
+  const ref: RuleRef = { index: rule.index, id: rule.id, action: rule.action, log: rule.log, priority: rule.priority, source: { ...rule.source } };
+  if (rule.tenants !== null) ref.tenants = rule.tenants.map((t) => t.name);
+  return ref;
 }
 
 export function defaultRef(ir: PolicyIr): RuleRef {
   return { index: 0, id: `${ir.policies.join('+') || 'policy'}/default`, action: ir.defaultAction, log: ir.defaultLog };
 }
 
-/** [source, destination, protocol, port] matched, with evaluate.ts's semantics. */
+/** [tenant, source, destination, protocol, port] matched, with evaluate.ts's semantics. */
 function matchDimensions(rule: IrRule, t: FlowTuple): boolean[] {
+  const tenant = rule.tenants === null || rule.tenants.some((x) => x.id === (t.tenant ?? NO_TENANT));
   const protocol = rule.protocol === 'any' || rule.protocol === t.protocol;
   // ports are numbers of the rule's protocol: they can only match a packet of that protocol
   let port = rule.ports === null;
@@ -125,7 +135,7 @@ function matchDimensions(rule: IrRule, t: FlowTuple): boolean[] {
     const value = matchedValue(t);
     port = value !== undefined && inRanges(rule.ports as Range[], value);
   }
-  return [addressIn(rule.src, t.family, t.src), addressIn(rule.dst, t.family, t.dst), protocol, port];
+  return [tenant, addressIn(rule.src, t.family, t.src), addressIn(rule.dst, t.family, t.dst), protocol, port];
 }
 
 /** The value a rule's ranges are compared with: dport, or (type << 8 | code) for ICMP (as evaluate.ts). */
@@ -180,8 +190,10 @@ function compareStart(c: Cidr, family: 4 | 6, addr: Uint8Array): number {
   return 0;
 }
 
-function missDetail(rule: IrRule, t: FlowTuple, failed: Dimension): string {
+function missDetail(ir: PolicyIr, rule: IrRule, t: FlowTuple, failed: Dimension): string {
   switch (failed) {
+    case 'tenant':
+      return tenantDetail(ir, rule.tenants as Tenant[], t.tenant ?? NO_TENANT);
     case 'source':
       return addressDetail('source', rule.src, t.family, t.src);
     case 'destination':
@@ -196,6 +208,18 @@ function missDetail(rule: IrRule, t: FlowTuple, failed: Dimension): string {
       return `${icmp ? formatIcmpValue(value) : `destination port ${value}`} is not in ${wanted}`;
     }
   }
+}
+
+function tenantDetail(ir: PolicyIr, tenants: readonly Tenant[], id: number): string {
+  const wanted = shortList(tenants.map((x) => x.name));
+  if (id === NO_TENANT) return `the packet comes from no tenant; the rule is only for ${wanted}`;
+  return `tenant ${tenantLabel(ir, id)} is not in ${wanted}`;
+}
+
+/** A tenant id as its name where some rule of the policy names it, else as `0x…`. */
+export function tenantLabel(ir: PolicyIr, id: number): string {
+  for (const r of ir.rules) for (const x of r.tenants ?? []) if (x.id === id) return x.name;
+  return formatTenantId(id);
 }
 
 function addressDetail(what: string, list: readonly Cidr[], family: 4 | 6, addr: Uint8Array): string {
@@ -229,17 +253,21 @@ function formatIcmpRange(r: Range): string {
   return `type ${t1} code ${c1} to type ${t2} code ${c2}`;
 }
 
-/** `tcp 10.9.0.1:40000 → 10.1.2.3:80`, `icmp 10.9.0.1 → 10.1.2.3 type 8 code 0`, `gre 10.9.0.1 → 10.1.2.3`. */
-export function describeFlow(t: FlowTuple): string {
+/**
+ * `tcp 10.9.0.1:40000 → 10.1.2.3:80`, `icmp 10.9.0.1 → 10.1.2.3 type 8 code 0`, `gre 10.9.0.1 → 10.1.2.3`;
+ * from a tenant, followed by ` from tenant <name or id>` (the name from `ir` where a rule names it).
+ */
+export function describeFlow(t: FlowTuple, ir?: PolicyIr): string {
   const src = formatAddress(t.family, t.src);
   const dst = formatAddress(t.family, t.dst);
   const proto = protocolLabel(t.protocol);
+  const from = t.tenant ? ` from tenant ${ir ? tenantLabel(ir, t.tenant) : formatTenantId(t.tenant)}` : '';
   if (PORT_PROTOCOLS.has(t.protocol) && t.dport !== undefined) {
     const host = (a: string) => (t.family === 6 ? `[${a}]` : a);
-    return `${proto} ${host(src)}:${t.sport ?? '?'} → ${host(dst)}:${t.dport}`;
+    return `${proto} ${host(src)}:${t.sport ?? '?'} → ${host(dst)}:${t.dport}${from}`;
   }
-  if (ICMP_PROTOCOLS.has(t.protocol) && t.icmpType !== undefined) return `${proto} ${src} → ${dst} type ${t.icmpType} code ${t.icmpCode ?? '?'}`;
-  return `${proto} ${src} → ${dst}`;
+  if (ICMP_PROTOCOLS.has(t.protocol) && t.icmpType !== undefined) return `${proto} ${src} → ${dst} type ${t.icmpType} code ${t.icmpCode ?? '?'}${from}`;
+  return `${proto} ${src} → ${dst}${from}`;
 }
 
 /** The fields of a datapath flow (src/abi/records.ts SessionKey, or the key Engine.explain parsed). */
@@ -254,8 +282,11 @@ export interface DatapathFlow {
   dport: number;
 }
 
-/** The evaluator's tuple for a flow as the datapath keys it (ports, or ICMP type/code). */
-export function flowTupleOf(k: DatapathFlow): FlowTuple {
+/**
+ * The evaluator's tuple for a flow as the datapath keys it (ports, or ICMP type/code), arriving
+ * from `tenant` (the tenant id of its ingress interface; 0 = none).
+ */
+export function flowTupleOf(k: DatapathFlow, tenant = NO_TENANT): FlowTuple {
   const family: 4 | 6 = k.family === 4 ? 4 : 6;
   const t: FlowTuple = {
     family,
@@ -263,6 +294,7 @@ export function flowTupleOf(k: DatapathFlow): FlowTuple {
     dst: family === 4 ? k.dst.subarray(12, 16) : k.dst,
     protocol: k.proto,
   };
+  if (tenant !== NO_TENANT) t.tenant = tenant;
   setPortFields(t, k);
   return t;
 }
@@ -271,10 +303,10 @@ function where(r: RuleRef): string {
   return r.source ? `, ${r.source.file}:${r.source.line}` : '';
 }
 
-/** The explanation as terminal lines. */
-export function formatExplanation(e: Explanation, tuple?: FlowTuple): string[] {
+/** The explanation as terminal lines (tenant names from `ir` when given). */
+export function formatExplanation(e: Explanation, tuple?: FlowTuple, ir?: PolicyIr): string[] {
   const lines: string[] = [];
-  if (tuple) lines.push(describeFlow(tuple));
+  if (tuple) lines.push(describeFlow(tuple, ir));
   const d = e.decidedBy;
   lines.push(
     d.index === 0

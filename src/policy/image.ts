@@ -27,6 +27,8 @@ export const TABLE_NAMES = [
   'ds_dst6',
   'ds_svc',
   'ds_target',
+  'ds_tenant',
+  'ds_tenant_tgt',
   'ds_verdict',
 ] as const;
 export type TableName = (typeof TABLE_NAMES)[number];
@@ -266,8 +268,10 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
   };
 }
 
-/** Keys of two u32s (ds_target_key, ds_verdict_key), at the offsets the ABI gives. */
-function twoU32Keys<N extends 'ds_target_key' | 'ds_verdict_key'>(
+type TwoU32s = 'ds_target_key' | 'ds_target_value' | 'ds_tenant_target_key' | 'ds_verdict_key';
+
+/** Records of two u32s (keys such as ds_target_key, the ds_target_value), at the offsets the ABI gives. */
+function twoU32s<N extends TwoU32s>(
   name: N,
   fields: [Parameters<typeof offsetOf<N>>[1], Parameters<typeof offsetOf<N>>[1]],
   rows: { length: number },
@@ -276,23 +280,37 @@ function twoU32Keys<N extends 'ds_target_key' | 'ds_verdict_key'>(
 ): Buffer {
   const size = sizeOf(name);
   const [atA, atB] = [offsetOf(name, fields[0]), offsetOf(name, fields[1])];
-  const keys = Buffer.alloc(rows.length * size);
+  const out = Buffer.alloc(rows.length * size);
   for (let i = 0; i < rows.length; i++) {
-    keys.writeUInt32LE(a(i), i * size + atA);
-    keys.writeUInt32LE(b(i), i * size + atB);
+    out.writeUInt32LE(a(i), i * size + atA);
+    out.writeUInt32LE(b(i), i * size + atB);
   }
-  return keys;
+  return out;
+}
+
+/** A hash map image of u32 values. */
+function u32ValueImage(keys: Buffer, keySize: number, values: Uint32Array): TableImage {
+  return { count: values.length, keySize, valueSize: 4, keys, values: u32Values(values) };
 }
 
 function targetImage(t: ClassTables['target']): TableImage {
-  const keys = twoU32Keys('ds_target_key', ['dst_class', 'svc_class'], t, (i) => t[i]!.dst, (i) => t[i]!.svc);
-  const values = new Uint32Array(t.length);
-  t.forEach((e, i) => (values[i] = e.target));
-  return { count: t.length, keySize: sizeOf('ds_target_key'), valueSize: 4, keys, values: u32Values(values) };
+  const keys = twoU32s('ds_target_key', ['dst_class', 'svc_class'], t, (i) => t[i]!.dst, (i) => t[i]!.svc);
+  const values = twoU32s('ds_target_value', ['target', 'scoped'], t, (i) => t[i]!.target, (i) => t[i]!.scoped);
+  return { count: t.length, keySize: sizeOf('ds_target_key'), valueSize: sizeOf('ds_target_value'), keys, values };
+}
+
+/** ds_tenant: tenant id → tenant class. */
+function tenantImage(t: ClassTables['tenants']): TableImage {
+  return u32ValueImage(u32Values(Uint32Array.from(t, (e) => e.id)), 4, Uint32Array.from(t, (e) => e.cls));
+}
+
+function tenantTargetImage(t: ClassTables['tenantTarget']): TableImage {
+  const keys = twoU32s('ds_tenant_target_key', ['scoped', 'tenant_class'], t, (i) => t[i]!.scoped, (i) => t[i]!.tenant);
+  return u32ValueImage(keys, sizeOf('ds_tenant_target_key'), Uint32Array.from(t, (e) => e.target));
 }
 
 function verdictImage(v: ClassTables['verdict'], verdicts: Verdicts): TableImage {
-  const keys = twoU32Keys('ds_verdict_key', ['src_class', 'target_class'], v, (i) => v[i]!.src, (i) => v[i]!.target);
+  const keys = twoU32s('ds_verdict_key', ['src_class', 'target_class'], v, (i) => v[i]!.src, (i) => v[i]!.target);
   const values = Buffer.alloc(v.length * VERDICT.size);
   v.forEach((e, i) => verdicts.write(values, i * VERDICT.size, e.rule));
   return { count: v.length, keySize: sizeOf('ds_verdict_key'), valueSize: VERDICT.size, keys, values };
@@ -325,6 +343,8 @@ export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
       ds_dst6: lpm6Image(tables.dst6, noRows, verdicts),
       ds_svc: svcImage(tables.svc),
       ds_target: targetImage(tables.target),
+      ds_tenant: tenantImage(tables.tenants),
+      ds_tenant_tgt: tenantTargetImage(tables.tenantTarget),
       ds_verdict: verdictImage(rows.inTable, verdicts),
     },
   };

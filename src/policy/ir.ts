@@ -21,6 +21,12 @@ export interface Cidr {
 
 export type Action = 'allow' | 'deny';
 
+/** A tenant a rule is scoped to: its name and the id the datapath knows it by (tenantId(name)). */
+export interface Tenant {
+  name: string;
+  id: number;
+}
+
 /** A closed range of 16-bit values: destination ports, or (type << 8 | code) for ICMP. */
 export interface Range {
   lo: number;
@@ -45,6 +51,11 @@ export interface IrRule {
   protocol: number | 'any';
   /** Destination-port ranges (tcp, udp, sctp) or ICMP (type<<8|code) ranges; null = any. Merged, sorted. */
   ports: Range[] | null;
+  /**
+   * The tenants whose traffic the rule applies to (packets arriving on their source interfaces),
+   * sorted by name, without repeats; null = every tenant, and traffic from interfaces without one.
+   */
+  tenants: Tenant[] | null;
   /** Where the rule was written: for error messages and `explain`. */
   source: { file: string; line: number };
 }
@@ -71,6 +82,8 @@ export interface FlowTuple {
   /** ICMP / ICMPv6 type and code. */
   icmpType?: number;
   icmpCode?: number;
+  /** The tenant id of the interface the packet arrives on (tenantId(name)); 0 or absent = none. */
+  tenant?: number;
 }
 
 export interface Decision {
@@ -100,8 +113,20 @@ export interface ClassTables {
   dst6: PrefixClass[];
   /** Service index → class, as runs of equal class covering [0, SVC_ENTRIES). */
   svc: { lo: number; hi: number; cls: number }[];
-  /** (dst class, svc class) → target class (the rules matching both), only for non-empty intersections. */
-  target: { dst: number; svc: number; target: number }[];
+  /**
+   * (dst class, svc class) → target class: the rules matching both that apply to every tenant (0 =
+   * none), for every non-empty intersection. `scoped` ≠ 0 when some rules matching both are scoped
+   * to tenants: it names the intersection in `tenantTarget`; 0 in a policy without scoped rules.
+   */
+  target: { dst: number; svc: number; target: number; scoped: number }[];
+  /** Tenant id → tenant class (a distinct set of scoped rules), for every tenant a rule names. */
+  tenants: { id: number; name: string; cls: number }[];
+  /**
+   * (scoped, tenant class) → target class for a packet from such a tenant: the intersection's rules
+   * for every tenant plus those scoped to it. Only where some of them are scoped to it; a miss means
+   * the `target` of the (dst, svc) entry.
+   */
+  tenantTarget: { scoped: number; tenant: number; target: number }[];
   /**
    * (src class, target class) → first matching rule. `src` 0 is the wildcard row: the first rule
    * whose source is "any" (both families), which every source class holds. An entry with a real
@@ -109,7 +134,7 @@ export interface ClassTables {
    */
   verdict: { src: number; target: number; rule: number }[];
   /** Sizes for the report and for sizing maps. */
-  stats: { srcClasses: number; dstClasses: number; svcClasses: number; targetClasses: number };
+  stats: { srcClasses: number; dstClasses: number; svcClasses: number; targetClasses: number; tenantClasses: number };
 }
 
 export const DEFAULT_PRIORITY = 1000;

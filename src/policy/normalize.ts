@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// Validated model → IR: resolves AddressGroups, merges address and port sets, orders the rules of
-// all policies (priority, then document order, then rule order), drops rules whose match repeats
-// an earlier rule's, numbers the rest 1..N, combines default actions (fail-closed), and stamps
-// the content hash as the version.
+// Validated model → IR: resolves AddressGroups, merges address and port sets, resolves each rule's
+// tenants (its own, else its policy's), orders the rules of all policies (priority, then document
+// order, then rule order), drops rules whose match repeats an earlier rule's, numbers the rest
+// 1..N, combines default actions (fail-closed), and stamps the content hash as the version.
 
-import { DEFAULT_PRIORITY, type Action, type Cidr, type IrRule, type PolicyIr, type Range } from './ir.js';
+import { DEFAULT_PRIORITY, type Action, type Cidr, type IrRule, type PolicyIr, type Range, type Tenant } from './ir.js';
 import { ANY_CIDRS, mergeCidrs } from './cidr-set.js';
 import { policyVersion } from './canonical.js';
 import { mix32 } from './hash32.js';
 import { mergeRanges } from './ranges.js';
-import type { AddressRef } from './schema.js';
+import { ANY_TENANT, type AddressRef } from './schema.js';
+import { tenantId } from './tenants.js';
 import type { PolicyModel, ValidRule } from './validate.js';
 
 export interface Normalized {
@@ -20,8 +21,11 @@ export interface Normalized {
 
 export function normalize(model: PolicyModel): Normalized {
   const resolve = addressResolver(model);
+  const tenants = tenantResolver();
   const ordered: IrRule[] = [];
-  for (const policy of model.policies) for (const rule of policy.rules) ordered.push(toRule(policy.name, policy.log, rule, resolve));
+  for (const policy of model.policies) {
+    for (const rule of policy.rules) ordered.push(toRule(policy.name, policy.log, rule, resolve, tenants(rule.tenants ?? policy.tenants)));
+  }
   // Array.prototype.sort is stable: equal priorities keep document order, then rule order.
   ordered.sort((a, b) => a.priority - b.priority);
 
@@ -86,8 +90,27 @@ function addressResolver(model: PolicyModel): Resolve {
   };
 }
 
+/**
+ * A `tenants` list as the IR keeps it: null for none or one naming "any" (every tenant), else the
+ * names sorted and without repeats, with their ids. Equal lists resolve to one shared array.
+ */
+function tenantResolver(): (names: readonly string[] | undefined) => Tenant[] | null {
+  const lists = new Map<string, Tenant[]>();
+  return (names) => {
+    if (names === undefined || names.includes(ANY_TENANT)) return null;
+    const sorted = [...new Set(names)].sort();
+    const key = sorted.join(',');
+    let list = lists.get(key);
+    if (!list) {
+      list = sorted.map((name) => ({ name, id: tenantId(name) }));
+      lists.set(key, list);
+    }
+    return list;
+  };
+}
+
 /** The rule's IR form; `index` is assigned once the order is final. */
-function toRule(policy: string, policyLog: boolean | undefined, rule: ValidRule, resolve: Resolve): IrRule {
+function toRule(policy: string, policyLog: boolean | undefined, rule: ValidRule, resolve: Resolve, tenants: Tenant[] | null): IrRule {
   const ranges = rule.ports ?? rule.icmp;
   return {
     index: 0,
@@ -101,6 +124,7 @@ function toRule(policy: string, policyLog: boolean | undefined, rule: ValidRule,
     dst: resolve(rule.to),
     protocol: rule.protocol ?? 'any',
     ports: ranges ? mergeRanges(ranges) : null,
+    tenants,
     source: rule.source,
   };
 }
@@ -114,6 +138,7 @@ function matchDigest(rule: IrRule): number {
   let h = mix32(0, rule.protocol === 'any' ? -1 : rule.protocol);
   h = mixEnds(h, rule.src);
   h = mixEnds(h, rule.dst);
+  if (rule.tenants !== null) for (const t of rule.tenants) h = mix32(h, t.id);
   if (rule.ports === null) return mix32(h, -1);
   for (const r of rule.ports) h = mix32(mix32(h, r.lo), r.hi);
   return h;
@@ -137,6 +162,7 @@ function sameMatch(a: IrRule, b: IrRule): boolean {
   const sameCidrs = (x: Cidr[], y: Cidr[]) => x.length === y.length && x.every((c, i) => c.text === y[i]!.text);
   return (
     a.protocol === b.protocol &&
+    sameTenants(a.tenants, b.tenants) &&
     sameRanges(a.ports, b.ports) &&
     sameCidrs(a.src, b.src) &&
     sameCidrs(a.dst, b.dst)
@@ -146,6 +172,11 @@ function sameMatch(a: IrRule, b: IrRule): boolean {
 function sameRanges(a: Range[] | null, b: Range[] | null): boolean {
   if (a === null || b === null) return a === b;
   return a.length === b.length && a.every((r, i) => r.lo === b[i]!.lo && r.hi === b[i]!.hi);
+}
+
+function sameTenants(a: Tenant[] | null, b: Tenant[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((t, i) => t.name === b[i]!.name);
 }
 
 function familiesOverlap(src: Cidr[], dst: Cidr[]): boolean {

@@ -27,6 +27,8 @@ export interface ParsedPolicy {
   name: string;
   defaultAction: Action;
   log: boolean | undefined;
+  /** spec.tenants as written (names, or "any"); undefined = not set. */
+  tenants: string[] | undefined;
   rules: RuleDocument[];
 }
 
@@ -45,8 +47,10 @@ export function fastNetworkPolicy(doc: Fields): ParsedPolicy | undefined {
   if (name === undefined || !isRecord(spec)) return undefined;
   const { defaultAction, log, rules } = spec;
   if (!isAction(defaultAction) || (log !== undefined && typeof log !== 'boolean')) return undefined;
-  if (keyCount(spec) !== 1 + (log === undefined ? 0 : 1) + (rules === undefined ? 0 : 1)) return undefined;
-  if (rules === undefined) return { name, defaultAction, log, rules: [] };
+  const tenants = spec.tenants === undefined ? undefined : nameList(spec.tenants);
+  if (spec.tenants !== undefined && !tenants) return undefined;
+  if (keyCount(spec) !== 1 + (log === undefined ? 0 : 1) + (tenants === undefined ? 0 : 1) + (rules === undefined ? 0 : 1)) return undefined;
+  if (rules === undefined) return { name, defaultAction, log, tenants, rules: [] };
   if (!Array.isArray(rules)) return undefined;
   const addressRef = sharedCidrRefs();
   const parsed: RuleDocument[] = [];
@@ -55,7 +59,7 @@ export function fastNetworkPolicy(doc: Fields): ParsedPolicy | undefined {
     if (!rule) return undefined;
     parsed.push(rule);
   }
-  return { name, defaultAction, log, rules: parsed };
+  return { name, defaultAction, log, tenants, rules: parsed };
 }
 
 export function fastAddressGroup(doc: Fields): ParsedGroup | undefined {
@@ -70,7 +74,7 @@ export function fastAddressGroup(doc: Fields): ParsedGroup | undefined {
 /** A rule with the schema's output: the fields present, in the schema's order. */
 function fastRule(value: unknown, addressRef: (text: string) => Parsed<AddressRef>): RuleDocument | undefined {
   if (!isRecord(value)) return undefined;
-  const { name, action, priority, from, to, protocol, ports, icmp, log } = value;
+  const { name, action, priority, from, to, protocol, ports, icmp, log, tenants } = value;
   if (!isNameValue(name) || !isAction(action)) return undefined;
   const rule: RuleDocument = { name, action };
   let fields = 2;
@@ -114,6 +118,12 @@ function fastRule(value: unknown, addressRef: (text: string) => Parsed<AddressRe
     rule.log = log;
     fields++;
   }
+  if (tenants !== undefined) {
+    const names = nameList(tenants);
+    if (!names) return undefined;
+    rule.tenants = names;
+    fields++;
+  }
   // A field the schema does not know (or one set to undefined) makes the counts differ.
   return keyCount(value) === fields ? rule : undefined;
 }
@@ -130,6 +140,13 @@ function stringList<T extends object>(value: unknown, parse: (text: string) => P
     out[i] = parsed;
   }
   return out;
+}
+
+/** A non-empty list of names (tenants: "any" is a name too). */
+function nameList(value: unknown): string[] | undefined {
+  if (!Array.isArray(value) || value.length === 0) return undefined;
+  for (let i = 0; i < value.length; i++) if (!isNameValue(value[i])) return undefined;
+  return value.slice() as string[];
 }
 
 function portList(value: unknown): Range[] | undefined {

@@ -116,6 +116,16 @@ function parsedStrings<T extends object>(
 
 const addressList = parsedStrings(ADDRESS_RULE, parseAddressRef, 'address', 'corp, 10.0.0.0/8');
 
+/** `tenants` entries: tenant names; "any" (not a tenant name) stands for every tenant. */
+export const ANY_TENANT = 'any';
+const TENANT_RULE = `a tenant name (${NAME_RULE.replace('a name of ', '')}) or "any" for every tenant`;
+const tenantName = z.string({ error: expected(TENANT_RULE) }).regex(NAME_PATTERN, { error: expected(TENANT_RULE) });
+/** The messages say what an empty list should have been instead. */
+const SPEC_TENANTS_EMPTY = "or leave the field out to apply the policy's rules to every tenant";
+const RULE_TENANTS_EMPTY = 'or leave the field out to use the policy\'s spec.tenants (every tenant when it has none), or write [any]';
+const specTenants = nonEmptyList(tenantName, 'tenant', 'vpc-a, vpc-b', SPEC_TENANTS_EMPTY);
+const ruleTenants = nonEmptyList(tenantName, 'tenant', 'vpc-a, vpc-b', RULE_TENANTS_EMPTY);
+
 const PROTOCOL_RULE = `a protocol name (${Object.keys(PROTOCOL_NUMBERS).join(', ')}, any) or a number from 0 to 255`;
 
 /** A `protocol` value: a name, a number from 0 to 255, or "any"; undefined when it is none of these. */
@@ -192,6 +202,7 @@ const ruleSchema = mapping('a rule mapping', {
   ports: nonEmptyList(portEntry, 'port', '443, "8000-8080"').optional(),
   icmp: nonEmptyList(icmpEntry, 'ICMP type/code', '{type: 8}').optional(),
   log: log.optional(),
+  tenants: ruleTenants.optional(),
 }).superRefine((rule, ctx) => {
   const protocol = rule.protocol ?? 'any';
   const named = rule.protocol === undefined ? 'any (the default)' : protocolLabel(protocol);
@@ -220,6 +231,7 @@ export const networkPolicySchema = mapping('a document', {
   spec: mapping('a mapping', {
     defaultAction: action,
     log: log.optional(),
+    tenants: specTenants.optional(),
     rules: z.array(ruleSchema, { error: expected('a list of rules') }).optional(),
   }),
 });

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Classifies a packet with the class tables exactly as the datapath does, in plain TypeScript:
 // longest-prefix match for the source and destination classes (a map per prefix length, longest
-// first), the svc run holding the service index, the target table, then the verdict table's row
-// for the source class, falling back to its wildcard row 0; a miss anywhere means rule 0, the
-// policy default. Tests hold it against `evaluate`; the datapath
+// first), the svc run holding the service index, the target table (refined by the tenant's class
+// where its entry has scoped rules), then the verdict table's row for the source class, falling
+// back to its wildcard row 0; a miss anywhere means rule 0, the policy default. Tests hold it against `evaluate`; the datapath
 // mirrors its semantics. Indexes are built once per ClassTables object and cached.
 
 import type { ClassTables, Decision, FlowTuple, PolicyIr, PrefixClass } from './ir.js';
@@ -20,7 +20,9 @@ interface LookupIndex {
   dst6: PrefixMaps;
   svcStarts: number[];
   svcClasses: number[];
-  target: Map<string, number>;
+  target: Map<string, { target: number; scoped: number }>;
+  tenant: Map<number, number>;
+  tenantTarget: Map<string, number>;
   verdict: Map<string, number>;
 }
 
@@ -32,8 +34,14 @@ export function lookupRule(tables: ClassTables, t: FlowTuple): number {
   const src = longestPrefixClass(t.family === 4 ? index.src4 : index.src6, t.src);
   const dst = longestPrefixClass(t.family === 4 ? index.dst4 : index.dst6, t.dst);
   const svc = serviceClass(index, flowServiceIndex(t));
-  const target = index.target.get(`${dst},${svc}`);
-  if (target === undefined) return 0;
+  const entry = index.target.get(`${dst},${svc}`);
+  if (entry === undefined) return 0;
+  let target = entry.target;
+  if (entry.scoped !== 0 && t.tenant) {
+    const tenantClass = index.tenant.get(t.tenant);
+    if (tenantClass !== undefined) target = index.tenantTarget.get(`${entry.scoped},${tenantClass}`) ?? target;
+  }
+  if (target === 0) return 0;
   return index.verdict.get(`${src},${target}`) ?? index.verdict.get(`0,${target}`) ?? 0;
 }
 
@@ -56,7 +64,9 @@ function indexFor(tables: ClassTables): LookupIndex {
       dst6: prefixMaps(tables.dst6),
       svcStarts: tables.svc.map((r) => r.lo),
       svcClasses: tables.svc.map((r) => r.cls),
-      target: new Map(tables.target.map((e) => [`${e.dst},${e.svc}`, e.target])),
+      target: new Map(tables.target.map((e) => [`${e.dst},${e.svc}`, { target: e.target, scoped: e.scoped }])),
+      tenant: new Map(tables.tenants.map((e) => [e.id, e.cls])),
+      tenantTarget: new Map(tables.tenantTarget.map((e) => [`${e.scoped},${e.tenant}`, e.target])),
       verdict: new Map(tables.verdict.map((e) => [`${e.src},${e.target}`, e.rule])),
     };
     indexes.set(tables, index);

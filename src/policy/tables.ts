@@ -5,12 +5,16 @@
 // intersects source classes (usually many: feeds, ranges) with targets and keeps the first rule,
 // so a new session pays for one large lookup, not two. Rules whose source is "any" sit in every
 // source class; they live in one wildcard row instead of being multiplied across all of them.
-// Both tables are enumerated output-sensitively through inverted indexes (rule → classes holding
+// Rules scoped to tenants refine the target: a (dst, svc) entry's target holds only its rules for
+// every tenant, and where scoped rules are among them too, a tenant-target entry per tenant class
+// (the tenants named by the same scoped rules) adds that tenant's. A policy without scoped rules
+// has neither, and its tables are what they were before tenants existed.
+// The tables are enumerated output-sensitively through inverted indexes (rule → classes holding
 // it), so the work is proportional to the entries produced, never |S| × |T|. Budgets bound each
 // table; exceeding one throws DS_E_TABLE_BUDGET before the memory is spent.
 
 import { DoorstepError } from '../errors.js';
-import type { ClassTables, PolicyIr, PrefixClass } from './ir.js';
+import type { ClassTables, IrRule, PolicyIr, PrefixClass } from './ir.js';
 import { assignClasses, sortPrefixes, type Side } from './address-classes.js';
 import { classifyServices } from './service-classes.js';
 import { RuleSetInterner } from './rule-sets.js';
@@ -22,13 +26,34 @@ export interface TableBudget {
   maxVerdicts: number;
   /** Entries of each address table (src4, src6, dst4, dst6). */
   maxPrefixes: number;
+  /** Entries of the (scoped target, tenant class) → target table. */
+  maxTenantTargets: number;
 }
 
 export const DEFAULT_TABLE_BUDGET: Readonly<TableBudget> = Object.freeze({
   maxTargets: 4_000_000,
   maxVerdicts: 4_000_000,
   maxPrefixes: 4_000_000,
+  maxTenantTargets: 4_000_000,
 });
+
+/** What a table's DS_E_TABLE_BUDGET message says it holds and how to shrink it. */
+interface TableInfo {
+  name: string;
+  what: string;
+  advice: string;
+}
+
+const TARGET_TABLE: TableInfo = {
+  name: 'target',
+  what: '(destination class, service class) entries',
+  advice: 'use fewer rules whose "to" is "any" or a large group crossed with many distinct port sets, or split the policy',
+};
+const TENANT_TARGET_TABLE: TableInfo = {
+  name: 'tenant target',
+  what: '(target, tenant class) entries',
+  advice: 'scope fewer rules to tenants one by one (a policy per tenant set shares entries), or split the policy',
+};
 
 export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): ClassTables {
   const limits = { ...DEFAULT_TABLE_BUDGET, ...budget };
@@ -51,12 +76,36 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
   const dst6 = addresses('dst', 6);
   const svc = classifyServices(ir.rules, svcSets, ruleCount);
 
-  const targetSets = new RuleSetInterner(ruleCount);
-  const target = intersectionTable(dstSets, svcSets, targetSets, ruleCount, limits.maxTargets).map((e) => ({
-    dst: e.a,
-    svc: e.b,
-    target: e.cls,
-  }));
+  // (dst, svc) → the rules matching both, for every tenant and scoped alike
+  const pairSets = new RuleSetInterner(ruleCount);
+  const pairs = intersectionTable(dstSets, svcSets, ruleCount, limits.maxTargets, TARGET_TABLE, (rules, from, to) =>
+    to - from === 1 ? pairSets.internOne(rules[from]!) : pairSets.intern(rules.subarray(from, to)),
+  );
+  const scoped = scopedRules(ir.rules);
+  const tenantSets = new RuleSetInterner(ruleCount);
+  let targetSets = pairSets;
+  let target: ClassTables['target'];
+  let tenants: ClassTables['tenants'] = [];
+  let tenantTarget: ClassTables['tenantTarget'] = [];
+  if (!scoped) {
+    target = pairs.map((e) => ({ dst: e.a, svc: e.b, target: e.cls, scoped: 0 }));
+  } else {
+    targetSets = new RuleSetInterner(ruleCount);
+    // each pair's target for every tenant: its unscoped rules; the pair itself names the scoped part
+    const forAll = new Int32Array(pairSets.sets.length);
+    const hasScoped = new Uint8Array(pairSets.sets.length);
+    for (let p = 1; p < pairSets.sets.length; p++) {
+      const rules = pairSets.sets[p]!;
+      const unscoped = rules.filter((r) => scoped[r] === 0);
+      forAll[p] = targetSets.intern(unscoped);
+      hasScoped[p] = unscoped.length < rules.length ? 1 : 0;
+    }
+    target = pairs.map((e) => ({ dst: e.a, svc: e.b, target: forAll[e.cls]!, scoped: hasScoped[e.cls] ? e.cls : 0 }));
+    tenants = tenantClasses(ir.rules, tenantSets);
+    tenantTarget = intersectionTable(pairSets, tenantSets, ruleCount, limits.maxTenantTargets, TENANT_TARGET_TABLE, (rules, from, to, p) =>
+      targetSets.internUnion(forAll[p]!, rules.subarray(from, to)),
+    ).map((e) => ({ scoped: e.a, tenant: e.b, target: e.cls }));
+  }
   const verdict = verdictTable(srcSets, targetSets, anySourceRules(ir), ruleCount, limits.maxVerdicts);
 
   return {
@@ -66,9 +115,40 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
     dst6,
     svc,
     target,
+    tenants,
+    tenantTarget,
     verdict,
-    stats: { srcClasses: srcSets.count, dstClasses: dstSets.count, svcClasses: svcSets.count, targetClasses: targetSets.count },
+    stats: {
+      srcClasses: srcSets.count,
+      dstClasses: dstSets.count,
+      svcClasses: svcSets.count,
+      targetClasses: targetSets.count,
+      tenantClasses: tenantSets.count,
+    },
   };
+}
+
+/** 1 for each rule scoped to tenants, by rule index; null when no rule is. */
+function scopedRules(rules: readonly IrRule[]): Uint8Array | null {
+  if (!rules.some((r) => r.tenants !== null)) return null;
+  const scoped = new Uint8Array(rules.length + 1);
+  for (const r of rules) if (r.tenants !== null) scoped[r.index] = 1;
+  return scoped;
+}
+
+/** Each tenant some rule names → the class of the scoped rules naming it; sorted by name. */
+function tenantClasses(rules: readonly IrRule[], tenantSets: RuleSetInterner): ClassTables['tenants'] {
+  const named = new Map<string, { id: number; rules: number[] }>();
+  for (const r of rules) {
+    for (const t of r.tenants ?? []) {
+      const entry = named.get(t.name);
+      if (entry) entry.rules.push(r.index);
+      else named.set(t.name, { id: t.id, rules: [r.index] });
+    }
+  }
+  return [...named]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, { id, rules: own }]) => ({ id, name, cls: tenantSets.intern(own) }));
 }
 
 /** Rule → the classes of one interner that contain it: list[start[r] .. start[r + 1]), ascending. */
@@ -89,16 +169,19 @@ function invert(sets: RuleSetInterner, ruleCount: number): InvertedIndex {
 }
 
 /**
- * (class A of `aSets`, class B of `bSets`) → interned class of A ∩ B, for every non-empty
- * intersection. For each A, walking its rules through the rule → B-class index visits exactly the
- * (B, r) with r ∈ A ∩ B.
+ * (class A of `aSets`, class B of `bSets`) → class made of A ∩ B (by `make`, given the sorted
+ * rules of A ∩ B as rules[from..to), valid only during the call, and A and B), for every non-empty
+ * intersection. For
+ * each A, walking its rules through the rule → B-class index visits exactly the (B, r) with
+ * r ∈ A ∩ B.
  */
 function intersectionTable(
   aSets: RuleSetInterner,
   bSets: RuleSetInterner,
-  outSets: RuleSetInterner,
   ruleCount: number,
   maxEntries: number,
+  table: TableInfo,
+  make: (rules: Int32Array, from: number, to: number, a: number, b: number) => number,
 ): { a: number; b: number; cls: number }[] {
   const bOf = invert(bSets, ruleCount);
   const bCount = bSets.sets.length;
@@ -126,7 +209,7 @@ function intersectionTable(
     }
     if (touchedCount === 0) continue;
     if (out.length + touchedCount > maxEntries) {
-      throw overBudget('target', `at least ${count(out.length + touchedCount)}`, maxEntries, '(destination class, service class) entries', 'use fewer rules whose "to" is "any" or a large group crossed with many distinct port sets, or split the policy');
+      throw overBudget(table.name, `at least ${count(out.length + touchedCount)}`, maxEntries, table.what, table.advice);
     }
     if (scratch.length < total) scratch = new Int32Array(Math.max(total, scratch.length * 2));
     const order = touched.subarray(0, touchedCount).sort();
@@ -146,8 +229,7 @@ function intersectionTable(
     for (const bc of order) {
       const from = offset[bc]!;
       const to = size[bc]!;
-      const id = to - from === 1 ? outSets.internOne(scratch[from]!) : outSets.intern(scratch.subarray(from, to));
-      out.push({ a: ac, b: bc, cls: id });
+      out.push({ a: ac, b: bc, cls: make(scratch, from, to, ac, bc) });
     }
   }
   return out;

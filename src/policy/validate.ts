@@ -2,14 +2,15 @@
 // Policy sources → validated model, or the full list of problems. Parses every file, checks each
 // document against its schema (documents of the common shape through schema-fast-path.ts), then
 // checks the set as a whole: unique names per kind (across files), unique rule names per policy,
-// AddressGroup references, at least one NetworkPolicy.
+// AddressGroup references, tenant names the datapath can tell apart, at least one NetworkPolicy.
 // Every problem carries file, line, column and field; all of them are collected, none thrown here.
 
 import type { ErrorCode, PolicyProblem } from '../errors.js';
 import type { Action, Cidr } from './ir.js';
 import { formatField, parseSource, type FieldPath, type PolicySource, type SourceDocument } from './documents.js';
 import type * as z from 'zod';
-import { addressGroupSchema, groupReference, isName, networkPolicySchema, showValue, type RuleDocument } from './schema.js';
+import { ANY_TENANT, addressGroupSchema, groupReference, isName, networkPolicySchema, showValue, type RuleDocument } from './schema.js';
+import { formatTenantId, tenantId } from './tenants.js';
 import { fastAddressGroup, fastNetworkPolicy } from './schema-fast-path.js';
 
 export interface SourceLine {
@@ -24,6 +25,8 @@ export interface ValidPolicy {
   defaultAction: Action;
   /** The policy's default for its rules' `log`; undefined = not set. */
   log: boolean | undefined;
+  /** spec.tenants as written (names, or "any"): the default for its rules' `tenants`; undefined = not set. */
+  tenants: string[] | undefined;
   rules: ValidRule[];
 }
 
@@ -64,6 +67,7 @@ export function validatePolicySources(sources: readonly PolicySource[]): Validat
   }
   checkDuplicateNames(checked, problems);
   checkReferences(checked, problems);
+  checkTenantIds(checked, problems);
   if (!checked.some((c) => c.kind === 'NetworkPolicy') && !problems.some((p) => p.code === 'DS_E_POLICY_PARSE')) {
     problems.push(emptyProblem(sources));
   }
@@ -104,13 +108,14 @@ function checkDocument(doc: SourceDocument, problems: PolicyProblem[]): Checked 
       name: metadata.name,
       defaultAction: spec.defaultAction,
       log: spec.log,
+      tenants: spec.tenants,
       rules: spec.rules ?? [],
     }));
   if (!parsed) return { doc, kind, name };
   // The parsed rules are fresh objects (from the fast path or zod), so they can take their source in place.
   const rules = parsed.rules as ValidRule[];
   for (let i = 0; i < rules.length; i++) rules[i]!.source = sourceLine(doc, ['spec', 'rules', i]);
-  return { doc, kind, name, policy: { name: parsed.name, defaultAction: parsed.defaultAction, log: parsed.log, rules } };
+  return { doc, kind, name, policy: { name: parsed.name, defaultAction: parsed.defaultAction, log: parsed.log, tenants: parsed.tenants, rules } };
 }
 
 /** The schema's output made into `T`, or undefined after reporting the schema's issues as problems. */
@@ -209,6 +214,44 @@ function checkReferences(checked: Checked[], problems: PolicyProblem[]): void {
       if (!isRecord(rule)) continue;
       checkList(c.doc, i, 'from', rule.from);
       checkList(c.doc, i, 'to', rule.to);
+    }
+  }
+}
+
+/**
+ * Tenants reach the datapath as 32-bit ids (tenantId): two names of the set with one id would
+ * share their rules there, so the second is refused. Checked on the raw documents, like references.
+ */
+function checkTenantIds(checked: Checked[], problems: PolicyProblem[]): void {
+  const byId = new Map<number, { name: string; doc: SourceDocument; path: FieldPath }>();
+  const checkList = (doc: SourceDocument, path: FieldPath, entries: unknown) => {
+    if (!Array.isArray(entries)) return;
+    for (let j = 0; j < entries.length; j++) {
+      const name: unknown = entries[j];
+      if (typeof name !== 'string' || name === ANY_TENANT || !isName(name)) continue;
+      const id = tenantId(name);
+      const first = byId.get(id);
+      if (!first) byId.set(id, { name, doc, path: [...path, j] });
+      else if (first.name !== name) {
+        problems.push(
+          problem(
+            doc,
+            'DS_E_POLICY_INVALID',
+            [...path, j],
+            `tenant "${name}" has the same id (${formatTenantId(id)}) as tenant "${first.name}" at ${where(first.doc, first.path)}; the datapath could not tell their traffic apart, so rename one of them`,
+          ),
+        );
+      }
+    }
+  };
+  for (const c of checked) {
+    if (c.kind !== 'NetworkPolicy') continue;
+    const spec = isRecord(c.doc.value) ? c.doc.value.spec : undefined;
+    if (isRecord(spec)) checkList(c.doc, ['spec', 'tenants'], spec.tenants);
+    const rules = rawRules(c.doc.value);
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i];
+      if (isRecord(rule)) checkList(c.doc, ['spec', 'rules', i, 'tenants'], rule.tenants);
     }
   }
 }

@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Reason } from '../../src/abi/generated.js';
 import { reasonLabel } from '../../src/abi/records.js';
-import { ip, runToken } from '../../src/demo/topology.js';
 import type { Engine } from '../../src/engine/engine.js';
-import { compileYaml, openTestEngine } from '../lib/datapath.js';
+import { compileYaml, openTestEngine, TestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
 const policy = (https: 'allow' | 'deny') => `
@@ -29,31 +28,20 @@ const out: FrameSpec = { src: '10.1.0.5', dst: '198.51.100.7', proto: 6, sport: 
 const reply: FrameSpec = { src: '198.51.100.7', dst: '10.1.0.5', proto: 6, sport: 443, dport: 40000 };
 
 describe('datapath: fabric interfaces and tenants', () => {
-  const token = runToken();
-  const names = ['a', 'b', 'c', 'd'].map((n) => `dsfab${n}${token}`);
-  const index = new Map<string, number>();
+  let ifaces: TestInterfaces | undefined;
   let engine: Engine;
 
   before(() => {
-    for (let i = 0; i < names.length; i += 2) ip('link', 'add', names[i] as string, 'type', 'veth', 'peer', 'name', names[i + 1] as string);
-    for (const n of names) index.set(n, Number(/^(\d+):/.exec(ip('-o', 'link', 'show', 'dev', n))?.[1]));
+    ifaces = new TestInterfaces('fab', 4);
   });
-  after(() => {
-    for (const n of [names[0], names[2]]) {
-      try {
-        ip('link', 'del', n as string); // the peer goes with it
-      } catch {
-        // already gone
-      }
-    }
-  });
+  after(() => ifaces?.remove());
   beforeEach(() => {
     engine = openTestEngine();
     engine.install(compileYaml(policy('allow')).image);
   });
   afterEach(() => engine.close());
 
-  const ifindexOf = (i: number) => () => index.get(names[i] as string) as number;
+  const ifindexOf = (i: number) => () => ifaces?.ifindex[i] as number;
   const source = ifindexOf(0);
   const fabric = ifindexOf(1);
   const otherTenantFabric = ifindexOf(2);

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Shared pieces of the datapath tests: compile a YAML policy to an image, open an unpinned
-// engine, and turn a frame spec into the flow tuple and session key the datapath will use.
+// engine, turn a frame spec into the flow tuple and session key the datapath will use, and make
+// interfaces whose ifindexes test runs can arrive on.
 import type { SessionKey } from '../../src/abi/records.js';
+import { ip, runToken } from '../../src/demo/topology.js';
 import { Engine } from '../../src/engine/engine.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { buildImage, type PolicyImage } from '../../src/policy/image.js';
@@ -50,4 +52,37 @@ export async function waitFor(predicate: () => boolean, ms = 2000): Promise<bool
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/**
+ * Interfaces whose ifindexes BPF_PROG_TEST_RUN can give as the ingress interface: veth pairs in
+ * the host namespace, down and without addresses, so they carry no traffic. Both ends of a pair
+ * count. Names are `ds<tag><letter><token>`, unique per run; `remove()` deletes them and is safe
+ * to call after a failed creation or twice.
+ */
+export class TestInterfaces {
+  readonly names: string[];
+  readonly ifindex: number[] = [];
+
+  constructor(tag: string, count: number) {
+    const token = runToken();
+    this.names = Array.from({ length: count + (count % 2) }, (_, i) => `ds${tag}${String.fromCharCode(97 + i)}${token}`);
+    try {
+      for (let i = 0; i < this.names.length; i += 2) ip('link', 'add', this.names[i]!, 'type', 'veth', 'peer', 'name', this.names[i + 1]!);
+      for (const n of this.names) this.ifindex.push(Number(/^(\d+):/.exec(ip('-o', 'link', 'show', 'dev', n))?.[1]));
+    } catch (err) {
+      this.remove();
+      throw err;
+    }
+  }
+
+  remove(): void {
+    for (let i = 0; i < this.names.length; i += 2) {
+      try {
+        ip('link', 'del', this.names[i]!); // the peer goes with it
+      } catch {
+        // never created, or already gone
+      }
+    }
+  }
 }

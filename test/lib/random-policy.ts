@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Seeded random policies and packets for differential tests: nested and overlapping prefixes of
-// both families, groups, "any", every protocol shape, port lists and ranges, ICMP types — and
-// packets aimed at the edges of what the policy mentions.
+// both families, groups, "any", every protocol shape, port lists and ranges, ICMP types, (on
+// request) rules scoped to tenants — and packets aimed at the edges of what the policy mentions.
+import { tenantId } from '../../src/policy/tenants.js';
 import type { FrameSpec } from './packet.js';
 
 /** mulberry32: small, fast, good enough for test inputs. */
@@ -91,11 +92,27 @@ export interface RandomPolicy {
   /** Every address the policy mentions (inside its prefixes), to aim packets at. */
   addresses: { v4: string[]; v6: string[] };
   ports: number[];
+  /** The tenants the policy may scope rules to (empty unless asked for). */
+  tenants: readonly string[];
 }
+
+export interface RandomPolicyOptions {
+  /** Scope some policies (spec.tenants) and rules (tenants, sometimes [any]) to tenants of TENANTS. */
+  tenants?: boolean;
+}
+
+/** The tenants random policies scope rules to; packets also come from none and from one no rule names. */
+export const TENANTS = ['vpc-a', 'vpc-b', 'vpc-c'] as const;
+export const UNNAMED_TENANT = 'vpc-z';
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6', 'any', 'gre', 47, 50] as const;
 
-export function randomPolicy(r: Random, maxRules = 24): RandomPolicy {
+function tenantList(r: Random): string {
+  const picked = TENANTS.filter(() => r.chance(0.5));
+  return `[${(picked.length ? picked : [r.pick(TENANTS)]).join(', ')}]`;
+}
+
+export function randomPolicy(r: Random, maxRules = 24, options: RandomPolicyOptions = {}): RandomPolicy {
   const addresses = { v4: ['10.200.0.1', '10.0.0.0'], v6: ['fd00:abcd::1'] };
   const ports = [0, 1, 53, 80, 443, 65535];
   const remember = (c: RandomCidr) => {
@@ -144,10 +161,18 @@ export function randomPolicy(r: Random, maxRules = 24): RandomPolicy {
       parts.push(`icmp: [${list.join(', ')}]`);
     }
     if (r.chance(0.1)) parts.push('log: false');
+    if (options.tenants && r.chance(0.35)) parts.push(`tenants: ${r.chance(0.15) ? '[any]' : tenantList(r)}`);
     rules.push(`    - { ${parts.join(', ')} }`);
   }
-  const policy = `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: random }\nspec:\n  defaultAction: ${r.pick(['allow', 'deny'])}\n  rules:${rules.length ? `\n${rules.join('\n')}` : ' []'}\n`;
-  return { yaml: [policy, ...docs].join('---\n'), addresses, ports };
+  const specTenants = options.tenants && r.chance(0.3) ? `  tenants: ${tenantList(r)}\n` : '';
+  const policy = `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: random }\nspec:\n  defaultAction: ${r.pick(['allow', 'deny'])}\n${specTenants}  rules:${rules.length ? `\n${rules.join('\n')}` : ' []'}\n`;
+  return { yaml: [policy, ...docs].join('---\n'), addresses, ports, tenants: options.tenants ? TENANTS : [] };
+}
+
+/** The tenant id a random packet comes from: none, one the policy may name, or one it never names. */
+export function randomTenant(r: Random, p: RandomPolicy): number {
+  if (p.tenants.length === 0 || r.chance(0.25)) return 0;
+  return tenantId(r.chance(0.15) ? UNNAMED_TENANT : r.pick(p.tenants));
 }
 
 export function randomPacket(r: Random, p: RandomPolicy): FrameSpec {

@@ -59,7 +59,8 @@ describe('ABI', () => {
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_stat')],
-      ds_failsafe: [L('ds_failsafe_key'), L('ds_failsafe_value')],
+      ds_failsafe: [L('ds_prefix_key'), L('ds_failsafe_value')],
+      ds_tenant_nets: [L('ds_prefix_key'), 4],
       ds_settings: [4, L('ds_settings')],
       ds_ifaces: [4, L('ds_iface')],
       ds_replies: [L('ds_reply_key'), L('ds_session_key')],
@@ -71,7 +72,9 @@ describe('ABI', () => {
       'ds_src6.inner': [L('ds_lpm6_key'), L('ds_addr_class')],
       'ds_dst6.inner': [L('ds_lpm6_key'), L('ds_addr_class')],
       'ds_svc.inner': [4, 4],
-      'ds_target.inner': [L('ds_target_key'), 4],
+      'ds_target.inner': [L('ds_target_key'), L('ds_target_value')],
+      'ds_tenant.inner': [4, 4],
+      'ds_tenant_tgt.inner': [L('ds_tenant_target_key'), 4],
       'ds_verdict.inner': [L('ds_verdict_key'), L('ds_verdict_value')],
     };
     for (const [name, [key, value]] of Object.entries(expected)) {
@@ -80,7 +83,7 @@ describe('ABI', () => {
       assert.deepEqual([got.key, got.value], [key, value], `${name}: key/value sizes`);
     }
     // and nothing in the object goes unchecked
-    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_verdict'].includes(n));
+    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_tenant', 'ds_tenant_tgt', 'ds_verdict'].includes(n));
     assert.deepEqual(unchecked, []);
   });
 });

@@ -123,3 +123,28 @@ test('irToJson gives the whole IR with version and sources', () => {
   });
   assert.deepEqual(JSON.parse(JSON.stringify(json)), json, 'plain JSON');
 });
+
+test('a policy without tenants hashes as before tenants existed', () => {
+  // pinned from the compiler before rules could be scoped to tenants
+  assert.equal(version(BASE), 'sha256:e15ab713d73e6054bf51702faa49fd30c686a3efe2fea9bfc0c52c39d072a7ba');
+  assert.ok(!canonicalJson(compileIr([{ file: 'policy.yaml', text: BASE }]).ir).includes('tenants'));
+  assert.equal(version(BASE.replace('  rules:\n', '  tenants: [any]\n  rules:\n')), version(BASE), '[any] is every tenant, as no tenants');
+});
+
+test('tenant scoping is part of the version; where and how it is written is not', () => {
+  const scoped = (spec: string, rule: string) =>
+    BASE.replace('  rules:\n', `${spec}  rules:\n`).replace('      protocol: tcp\n', `      protocol: tcp\n${rule}`);
+  const base = version(BASE);
+  const ab = version(scoped('  tenants: [vpc-a, vpc-b]\n', ''));
+  assert.notEqual(ab, base);
+  assert.equal(version(scoped('  tenants: [vpc-b, vpc-a, vpc-b]\n', '')), ab, 'order and repeats do not count');
+  const ruleOnly = version(scoped('', '      tenants: [vpc-a, vpc-b]\n').replace('icmp: [{ type: 8 }]\n', 'icmp: [{ type: 8 }]\n      tenants: [vpc-b, vpc-a]\n'));
+  assert.equal(ruleOnly, ab, 'spec.tenants and each rule saying the same compile to the same rules');
+  const a = version(scoped('  tenants: [vpc-a]\n', ''));
+  const overridden = version(scoped('  tenants: [vpc-a, vpc-b]\n', '      tenants: [vpc-a]\n'));
+  assert.ok(new Set([base, ab, a, overridden]).size === 4, 'narrowing one rule or the policy is a new version');
+  assert.equal(version(scoped('  tenants: [vpc-a]\n', '      tenants: [any]\n')), version(BASE.replace('icmp: [{ type: 8 }]\n', 'icmp: [{ type: 8 }]\n      tenants: [vpc-a]\n')), 'a rule\'s [any] replaces the policy\'s tenants');
+  const { ir } = compileIr([{ file: 'policy.yaml', text: scoped('  tenants: [vpc-b, vpc-a]\n', '') }]);
+  assert.deepEqual(JSON.parse(canonicalJson(ir)).rules[0].tenants, ['vpc-a', 'vpc-b']);
+  assert.deepEqual(irToJson(ir).rules[1]?.tenants, ['vpc-a', 'vpc-b']);
+});

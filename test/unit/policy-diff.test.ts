@@ -12,6 +12,7 @@ import { type CachedSession, diffPolicies, formatDiff, sessionImpact } from '../
 import { evaluate } from '../../src/policy/evaluate.js';
 import { flowTupleOf } from '../../src/policy/explain.js';
 import type { PolicyIr } from '../../src/policy/ir.js';
+import { tenantId } from '../../src/policy/tenants.js';
 import { addr16, type FrameSpec } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy } from '../lib/random-policy.js';
 
@@ -130,6 +131,14 @@ describe('policy diff: rules', () => {
     );
   });
 
+  it('names a change of tenants', () => {
+    const before = ir(doc(['{ name: a, action: allow, protocol: tcp, ports: [80] }', '{ name: b, action: allow, protocol: udp, tenants: [vpc-a] }']));
+    const after = ir(doc(['{ name: a, action: allow, protocol: tcp, ports: [80], tenants: [vpc-b, vpc-a] }', '{ name: b, action: allow, protocol: udp, tenants: [vpc-a] }']));
+    const d = diffPolicies(before, after);
+    assert.deepEqual(d.counts, { added: 0, removed: 0, changed: 1, unchanged: 1 });
+    assert.deepEqual(d.changed[0]?.changes, [{ field: 'tenants', before: 'every tenant', after: 'vpc-a, vpc-b' }]);
+  });
+
   it('describes a first install and bounds its lists', () => {
     const many = Array.from({ length: 300 }, (_, i) => `{ name: r${i}, action: allow, protocol: udp, ports: [${1000 + i}] }`);
     const d = diffPolicies(null, ir(doc(many)), { limit: 20 });
@@ -190,6 +199,16 @@ describe('policy diff: cached sessions', () => {
     const fresh = sessionImpact(installed, candidate, [session(ssh, 'allow', 5, Reason.POLICY, 2)], { generation: 2 });
     assert.equal(fresh.stale, 0);
     assert.equal(fresh.toAllow.count + fresh.toDeny.count, 0);
+  });
+
+  it('judges sessions of a tenant-scoped policy by their interface\'s tenant', () => {
+    const scoped = ir(doc(['{ name: web, action: allow, protocol: tcp, ports: [80], tenants: [vpc-a] }']));
+    const sessions = [session(http, 'allow', 1)];
+    const noTenant = sessionImpact(installed, scoped, sessions);
+    assert.equal(noTenant.toDeny.count, 1, 'from no tenant, the scoped rule does not apply');
+    const tenantOf = (ifindex: number) => (ifindex === 1 ? tenantId('vpc-a') : 0);
+    const fromA = sessionImpact(installed, scoped, sessions, { tenantOf });
+    assert.deepEqual([fromA.toDeny.count, fromA.unchanged], [0, 1]);
   });
 
   it('counts every flip of a large cache and lists the first few', () => {

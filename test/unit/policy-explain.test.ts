@@ -11,7 +11,8 @@ import { evaluate } from '../../src/policy/evaluate.js';
 import { explain, flowTupleOf, formatExplanation } from '../../src/policy/explain.js';
 import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir.js';
 import { addr16, type FrameSpec, parseIp } from '../lib/packet.js';
-import { prng, Random, randomPacket, randomPolicy } from '../lib/random-policy.js';
+import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
+import { tenantId } from '../../src/policy/tenants.js';
 
 const ir = (text: string): PolicyIr => compileIr([{ file: 'p.yaml', text }]).ir;
 
@@ -47,7 +48,9 @@ function checkAgainstEvaluate(policy: PolicyIr, t: FlowTuple, limit: number, con
     assert.ok(e.rule === 0 || m.rule.index < e.rule, 'a miss comes before the deciding rule');
     const alone = { ...policy, rules: [policy.rules[m.rule.index - 1] as IrRule] };
     assert.equal(evaluate(alone, t).rule, 0, `rule ${m.rule.id} listed as a miss matches: ${context()}`);
-    assert.ok(m.matched.length >= 1 && m.matched.length <= 3);
+    assert.ok(m.matched.length >= 1 && m.matched.length <= 4);
+    assert.ok(m.failed !== 'tenant' || m.rule.tenants !== undefined, 'only a scoped rule misses on its tenant');
+    assert.ok(!m.matched.includes('tenant') || m.rule.tenants !== undefined, 'only a scoped rule matches on a tenant');
     assert.ok(!m.matched.includes(m.failed));
   }
   return e.rule;
@@ -67,6 +70,55 @@ describe('policy explain', () => {
       }
     }
     assert.equal(n, 24_000);
+  });
+
+  it('agrees with evaluate on random policies with rules scoped to tenants, packets from tenants', () => {
+    const r = new Random(prng(0x7e11));
+    const failed = new Set<string>();
+    for (let p = 0; p < 200; p++) {
+      const policy = randomPolicy(r, 24, { tenants: true });
+      const compiled = ir(policy.yaml);
+      for (let i = 0; i < 60; i++) {
+        const spec = randomPacket(r, policy);
+        const t = { ...tuple(spec), tenant: randomTenant(r, policy) };
+        checkAgainstEvaluate(compiled, t, r.int(0, 4), () => `policy ${p}, packet ${JSON.stringify(spec)} from ${t.tenant}\n${policy.yaml}`);
+        for (const m of explain(compiled, t).misses) failed.add(m.failed);
+      }
+    }
+    assert.ok(failed.has('tenant'), 'some rules miss on their tenant');
+  });
+
+  it('says when a rule is for other tenants, and names the packet\'s tenant where the policy does', () => {
+    const policy = ir(`apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: vpcs }
+spec:
+  defaultAction: deny
+  tenants: [vpc-a]
+  rules:
+    - { name: web, action: allow, from: [10.1.0.0/24], protocol: tcp, ports: [80] }
+    - { name: ssh, action: allow, from: [10.1.0.0/24], protocol: tcp, ports: [22], tenants: [vpc-b, vpc-c] }
+    - { name: ping, action: allow, protocol: icmp, tenants: [any] }
+`);
+    const web = (tenant: number) => ({ ...tuple({ src: '10.1.0.5', dst: '192.0.2.1', proto: 6, sport: 40000, dport: 80 }), tenant });
+    const a = explain(policy, web(tenantId('vpc-a')));
+    assert.deepEqual([a.rule, a.decidedBy.tenants], [1, ['vpc-a']]);
+    const b = explain(policy, web(tenantId('vpc-b')));
+    assert.equal(b.rule, 0);
+    assert.deepEqual(
+      b.misses.map((m) => [m.rule.id, m.failed, m.matched, m.detail]),
+      [
+        ['vpcs/web', 'tenant', ['source', 'destination', 'protocol', 'port'], 'tenant vpc-b is not in vpc-a'],
+        ['vpcs/ssh', 'port', ['tenant', 'source', 'destination', 'protocol'], 'destination port 80 is not in 22'],
+        ['vpcs/ping', 'protocol', ['source', 'destination', 'port'], 'protocol tcp; the rule is for icmp'],
+      ],
+    );
+    assert.equal(explain(policy, web(0)).misses[0]?.detail, 'the packet comes from no tenant; the rule is only for vpc-a');
+    assert.equal(explain(policy, web(tenantId('vpc-z'))).misses[0]?.detail, `tenant 0x${tenantId('vpc-z').toString(16).padStart(8, '0')} is not in vpc-a`);
+    assert.equal(formatExplanation(b, web(tenantId('vpc-b')), policy)[0], 'tcp 10.1.0.5:40000 → 192.0.2.1:80 from tenant vpc-b');
+    // a rule for every tenant neither misses nor matches on the tenant
+    const ping = explain(policy, { ...tuple({ src: '10.1.0.5', dst: '192.0.2.1', proto: 1, icmpType: 8, icmpCode: 0 }), tenant: tenantId('vpc-z') });
+    assert.deepEqual([ping.rule, ping.decidedBy.tenants], [3, undefined]);
   });
 
   it('agrees with evaluate when address lists are long (binary search)', () => {
@@ -202,6 +254,7 @@ spec:
         dst: [makeCidr(4, new Uint8Array([0, 0, 0, 0]), 0), makeCidr(6, new Uint8Array(16), 0)],
         protocol: 6,
         ports: [{ lo: 443, hi: 443 }],
+        tenants: null,
         source: { file: 'big.json', line: i + 1 },
       });
     }

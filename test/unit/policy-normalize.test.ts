@@ -122,6 +122,31 @@ test('a rule whose match repeats an earlier one is dropped with a warning naming
   ]);
 });
 
+test("tenants: a rule's own replace its policy's; [any] means every tenant; the same match for other tenants is no repeat", () => {
+  const { ir, warnings } = compile(
+    policy(
+      'p',
+      '  defaultAction: deny\n  tenants: [vpc-b, vpc-a, vpc-b]\n  rules:\n' +
+        '    - { name: a, action: allow, protocol: tcp, ports: [80] }\n' +
+        '    - { name: b, action: allow, protocol: tcp, ports: [80], tenants: [vpc-c] }\n' +
+        '    - { name: c, action: allow, protocol: tcp, ports: [80], tenants: [any, vpc-c] }\n' +
+        '    - { name: d, action: deny, protocol: tcp, ports: [80], tenants: [vpc-a, vpc-b] }\n',
+    ),
+    policy('q', '  defaultAction: deny\n  rules:\n    - { name: e, action: allow, protocol: udp }\n'),
+  );
+  assert.deepEqual(
+    ir.rules.map((r) => [r.id, r.tenants?.map((t) => t.name) ?? null]),
+    [
+      ['p/a', ['vpc-a', 'vpc-b']],
+      ['p/b', ['vpc-c']],
+      ['p/c', null],
+      ['q/e', null],
+    ],
+  );
+  assert.deepEqual(warnings, ['f1.yaml:11: rule p/d is dropped: rule p/a (f1.yaml:8) matches exactly the same traffic and comes first']);
+  assert.ok(ir.rules[0]!.tenants!.every((t) => Number.isInteger(t.id) && t.id > 0));
+});
+
 test('a rule that cannot match (from and to of different families) is kept, with a warning', () => {
   const { ir, warnings } = compile(policy('p', '  defaultAction: deny\n  rules:\n    - { name: a, action: allow, from: [10.0.0.0/8], to: ["2001:db8::/32"] }\n'));
   assert.equal(ir.rules.length, 1);

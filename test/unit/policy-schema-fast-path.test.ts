@@ -21,7 +21,7 @@ function viaZod(doc: Fields): ParsedPolicy | ParsedGroup | undefined {
   const result = networkPolicySchema.safeParse(doc);
   if (!result.success) return undefined;
   const { metadata, spec } = result.data;
-  return { name: metadata.name, defaultAction: spec.defaultAction, log: spec.log, rules: spec.rules ?? [] };
+  return { name: metadata.name, defaultAction: spec.defaultAction, log: spec.log, tenants: spec.tenants, rules: spec.rules ?? [] };
 }
 
 function viaFastPath(doc: Fields): ParsedPolicy | ParsedGroup | undefined {
@@ -57,6 +57,17 @@ spec:
     - { name: d, action: allow, to: [192.0.2.7] }
 ---
 apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: vpcs }
+spec:
+  defaultAction: deny
+  tenants: [vpc-a, vpc-b]
+  rules:
+    - { name: a, action: allow, to: [192.0.2.7], protocol: tcp, ports: [80] }
+    - { name: b, action: allow, to: [192.0.2.8], tenants: [vpc-c, vpc-a] }
+    - { name: c, action: deny, tenants: [any] }
+---
+apiVersion: doorstep/v1
 kind: AddressGroup
 metadata: { name: corp }
 spec: { cidrs: [10.0.0.0/8, 192.168.1.7, "2001:db8::/48", 172.16.0.0/12] }
@@ -66,7 +77,7 @@ test('documents of the common shape take the fast path, with exactly zod\'s outp
   for (const doc of documents(COMMON)) assert.ok(agrees(doc, JSON.stringify(doc)), `declined: ${JSON.stringify(doc)}`);
   const r = new Random(prng(3));
   for (let i = 0; i < 40; i++) {
-    for (const doc of documents(randomPolicy(r).yaml)) assert.ok(agrees(doc, JSON.stringify(doc)), `declined: ${JSON.stringify(doc)}`);
+    for (const doc of documents(randomPolicy(r, 24, { tenants: true }).yaml)) assert.ok(agrees(doc, JSON.stringify(doc)), `declined: ${JSON.stringify(doc)}`);
   }
 });
 
@@ -110,7 +121,7 @@ test('with any one field of a valid document changed, the fast path declines or 
 
 test('on randomly mutated documents the fast path declines or agrees with zod', () => {
   const r = new Random(prng(7));
-  const bases = [...documents(COMMON), ...Array.from({ length: 20 }, () => documents(randomPolicy(r).yaml)).flat()];
+  const bases = [...documents(COMMON), ...Array.from({ length: 20 }, () => documents(randomPolicy(r, 24, { tenants: true }).yaml)).flat()];
   let declined = 0;
   for (let round = 0; round < 1500; round++) {
     const doc = structuredClone(r.pick(bases)) as Fields;

@@ -13,6 +13,9 @@ import { evaluate } from '../../src/policy/evaluate.js';
 import { formatCidr, maskAddress } from '../../src/policy/cidr.js';
 import { DoorstepError } from '../../src/errors.js';
 import { SVC_ENTRIES, SVC_KIND, SVC_SPAN, type ClassTables, type FlowTuple, type PolicyIr } from '../../src/policy/ir.js';
+import { tenantId } from '../../src/policy/tenants.js';
+import { tupleOf } from '../lib/packet.js';
+import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
 
 function policyText(rules: string): string {
   return `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec:\n  defaultAction: deny\n  rules:\n${rules}`;
@@ -46,6 +49,12 @@ function assertWellFormed(tables: ClassTables): void {
   }
   assert.equal(new Set(tables.target.map((e) => `${e.dst},${e.svc}`)).size, tables.target.length);
   assert.equal(new Set(tables.verdict.map((e) => `${e.src},${e.target}`)).size, tables.verdict.length);
+  assert.ok(tables.target.every((e) => e.target > 0 || e.scoped > 0), 'an entry leads somewhere');
+  const scoped = new Set(tables.target.map((e) => e.scoped).filter((x) => x !== 0));
+  assert.equal(new Set(tables.tenantTarget.map((e) => `${e.scoped},${e.tenant}`)).size, tables.tenantTarget.length);
+  assert.ok(tables.tenantTarget.every((e) => scoped.has(e.scoped) && e.tenant > 0 && e.target > 0), 'tenant targets refine scoped targets');
+  assert.equal(new Set(tables.tenants.map((e) => e.id)).size, tables.tenants.length, 'one entry per tenant');
+  if (tables.tenants.length === 0) assert.deepEqual([scoped.size, tables.tenantTarget.length, tables.stats.tenantClasses], [0, 0, 0], 'no tenants, no tenant lookups');
 }
 
 test('a prefix’s class holds its own rules and those of every enclosing prefix', () => {
@@ -160,6 +169,75 @@ test('rules whose source is "any" live in one wildcard row, not in every source 
   assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 22)), { action: 'deny', rule: 8 });
   assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 1042)), { action: 'allow', rule: 343 });
   assert.deepEqual(lookupTables(ir, tables, tuple('10.0.7.1', '10.9.9.9', 6, 23)), { action: ir.defaultAction, rule: 0 });
+});
+
+test('tenants: the same source range in two tenants gets each tenant\'s rules; no tenant gets the rules for all', () => {
+  const { ir, tables } = compileSources([
+    {
+      file: 'p.yaml',
+      text: policyText(
+        '    - { name: web-a, action: allow, from: [10.1.0.0/24], protocol: tcp, ports: [80], tenants: [vpc-a] }\n' +
+          '    - { name: ssh-b, action: allow, from: [10.1.0.0/24], protocol: tcp, ports: [22], tenants: [vpc-b, vpc-c] }\n' +
+          '    - { name: dns, action: allow, from: [10.1.0.0/24], protocol: udp, ports: [53] }\n' +
+          '    - { name: no-80, action: deny, protocol: tcp, ports: [80] }\n',
+      ),
+    },
+  ]);
+  assertWellFormed(tables);
+  const [a, b, c] = ['vpc-a', 'vpc-b', 'vpc-c'].map(tenantId) as [number, number, number];
+  const from = (tenant: number, dport: number, protocol = 6) => ({ ...tuple('10.1.0.5', '192.0.2.1', protocol, dport), tenant });
+  assert.deepEqual(lookupTables(ir, tables, from(a, 80)), { action: 'allow', rule: 1 });
+  assert.deepEqual(lookupTables(ir, tables, from(b, 80)), { action: 'deny', rule: 4 });
+  assert.deepEqual(lookupTables(ir, tables, from(0, 80)), { action: 'deny', rule: 4 });
+  assert.deepEqual(lookupTables(ir, tables, from(a, 22)), { action: 'deny', rule: 0 });
+  assert.deepEqual(lookupTables(ir, tables, from(c, 22)), { action: 'allow', rule: 2 });
+  assert.deepEqual(lookupTables(ir, tables, from(tenantId('vpc-z'), 22)), { action: 'deny', rule: 0 });
+  for (const t of [a, b, c, 0, tenantId('vpc-z')]) assert.deepEqual(lookupTables(ir, tables, from(t, 53, 17)), { action: 'allow', rule: 3 });
+  // vpc-b and vpc-c are named by the same rules: one tenant class
+  assert.deepEqual(tables.tenants.map((t) => t.name), ['vpc-a', 'vpc-b', 'vpc-c']);
+  assert.equal(tables.stats.tenantClasses, 2);
+  assert.equal(tables.tenants[1]!.cls, tables.tenants[2]!.cls);
+  // only where a scoped rule meets (dst, svc) does the tenant count: port 53 needs no tenant lookup
+  assert.equal(tables.target.filter((e) => e.scoped !== 0).length, 2);
+});
+
+test('tenants: a policy without scoped rules has the tables it had before tenants existed', () => {
+  const rules = '    - { name: a, action: allow, from: [10.0.0.0/8], protocol: tcp, ports: [22] }\n    - { name: b, action: deny, to: [10.1.0.0/16] }\n';
+  const plain = compileRules(rules).tables;
+  const any = compileRules(rules.replace('ports: [22] }', 'ports: [22], tenants: [any] }')).tables;
+  assert.deepEqual(any, plain);
+  assert.deepEqual([plain.tenants, plain.tenantTarget], [[], []]);
+  assert.ok(plain.target.every((e) => e.scoped === 0));
+});
+
+test('budgets: the tenant-target table refuses to grow past its limit', () => {
+  const rules = Array.from({ length: 6 }, (_, i) => `    - { name: r${i}, action: allow, protocol: tcp, ports: [${100 + (i % 2)}], tenants: [t${i}] }\n`).join('');
+  const { ir } = compileIr([{ file: 'p.yaml', text: policyText(rules) }]);
+  assert.throws(
+    () => buildTables(ir, { maxTenantTargets: 5 }),
+    (error: unknown) => error instanceof DoorstepError && error.code === 'DS_E_TABLE_BUDGET' && /the tenant target table would hold at least 6 \(target, tenant class\) entries, over its budget of 5/.test(error.message),
+  );
+  assert.equal(buildTables(ir, { maxTenantTargets: 6 }).tenantTarget.length, 6);
+});
+
+test('property with tenants: class-table lookup decides like evaluate (random policies of test/lib, packets from tenants)', () => {
+  const r = new Random(prng(0x7e4a47));
+  let scoped = 0;
+  let byScopedRule = 0;
+  for (let p = 0; p < 300; p++) {
+    const policy = randomPolicy(r, 24, { tenants: true });
+    const { ir, tables } = compileSources([{ file: `random-${p}.yaml`, text: policy.yaml }]);
+    assertWellFormed(tables);
+    if (tables.tenants.length > 0) scoped++;
+    for (let i = 0; i < 100; i++) {
+      const t: FlowTuple = { ...tupleOf(randomPacket(r, policy)), tenant: randomTenant(r, policy) };
+      const expected = evaluate(ir, t);
+      if (expected.rule !== 0 && ir.rules[expected.rule - 1]!.tenants !== null) byScopedRule++;
+      assert.deepEqual(lookupTables(ir, tables, t), expected, `policy ${p}, packet ${i}: ${JSON.stringify({ ...t, src: [...t.src], dst: [...t.dst] })}\n${policy.yaml}`);
+    }
+  }
+  assert.ok(scoped > 100, `most random policies scope some rule (${scoped} of 300)`);
+  assert.ok(byScopedRule > 1000, `many packets are decided by scoped rules (${byScopedRule})`);
 });
 
 // ---- property: tables lookup ≡ evaluate, over random policies and packets ----

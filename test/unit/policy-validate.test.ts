@@ -64,7 +64,7 @@ test('unknown field → DS_E_POLICY_INVALID at the key, listing the allowed fiel
     line: 6,
     column: 3,
     field: 'spec.colour',
-    message: 'unknown field "colour"; allowed fields here: defaultAction, log, rules',
+    message: 'unknown field "colour"; allowed fields here: defaultAction, log, tenants, rules',
   });
 });
 
@@ -228,6 +228,42 @@ test('empty address and port lists are refused', () => {
     field: 'spec.cidrs',
     line: 10,
     message: /must not be empty/,
+  });
+});
+
+test('tenant names: a bad one is named with file, line and field; empty lists say what to write instead', () => {
+  one(check(policy('  defaultAction: deny\n  tenants: [vpc-a, VPC_B]\n')), {
+    code: 'DS_E_POLICY_INVALID',
+    line: 6,
+    column: 20,
+    field: 'spec.tenants[1]',
+    message: /got "VPC_B"; it must be a tenant name \(1 to 63 lowercase letters, digits and "-", .*\) or "any" for every tenant/,
+  });
+  one(check(policy('  defaultAction: deny\n  rules:\n    - name: a\n      action: allow\n      tenants: [vpc-a, -b]\n')), {
+    field: 'spec.rules[0].tenants[1]',
+    line: 9,
+    column: 24,
+  });
+  one(check(policy('  defaultAction: deny\n  tenants: []\n')), {
+    field: 'spec.tenants',
+    message: "must not be empty; list at least one tenant, or leave the field out to apply the policy's rules to every tenant",
+  });
+  one(check(policy('  defaultAction: deny\n  rules:\n    - { name: a, action: allow, tenants: [] }\n')), {
+    field: 'spec.rules[0].tenants',
+    message: /must not be empty; .* leave the field out to use the policy's spec\.tenants .*, or write \[any\]/,
+  });
+  one(check(policy('  defaultAction: deny\n  tenants: vpc-a\n')), { field: 'spec.tenants', message: /a list of tenants, e\.g\. \[vpc-a, vpc-b\]/ });
+  assert.deepEqual(check(policy('  defaultAction: deny\n  tenants: [vpc-a]\n  rules:\n    - { name: a, action: allow, tenants: [any] }\n    - { name: b, action: allow, tenants: [vpc-b, vpc-a] }\n')), []);
+});
+
+test('two tenant names with one datapath id → DS_E_POLICY_INVALID at the second, naming the first', () => {
+  // tenantId("tdrq") === tenantId("t13gj") === 0x9e5eef1a: found by search, as any 32-bit hash has such pairs
+  const p = check(policy('  defaultAction: deny\n  tenants: [tdrq]\n  rules:\n    - { name: a, action: allow, tenants: [tdrq, t13gj] }\n'));
+  one(p, {
+    code: 'DS_E_POLICY_INVALID',
+    field: 'spec.rules[0].tenants[1]',
+    line: 8,
+    message: 'tenant "t13gj" has the same id (0x9e5eef1a) as tenant "tdrq" at p.yaml:6:13; the datapath could not tell their traffic apart, so rename one of them',
   });
 });
 
