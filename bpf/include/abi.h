@@ -53,8 +53,9 @@ enum ds_reason {
 	DS_REASON_FRAG_UNKNOWN = 5,  /* non-first fragment whose first fragment was not seen */
 	DS_REASON_ICMP_RELATED = 6,  /* ICMP error quoting a session the engine allowed */
 	DS_REASON_NON_IP = 7,        /* neither IP nor ARP (passed only if DS_SETTING_PASS_NON_IP) */
-	DS_REASON_REPLY = 8,         /* the reply of a session allowed on a source interface: on a fabric
-				      * interface, or hairpinned back to a source interface of another tenant */
+	DS_REASON_REPLY = 8,         /* the reply of an allowed session: on a fabric, of one allowed on a
+				      * source interface; on a source interface, of one allowed in from the
+				      * fabric or hairpinned to the interface's tenant */
 	DS_REASON_COUNT = 9,
 };
 
@@ -114,9 +115,9 @@ enum ds_iface_role {
 /* Session flags (struct ds_session_value.flags). */
 enum ds_session_flag {
 	DS_SESSION_LOG = 1,           /* the deciding rule asked for audit events */
-	DS_SESSION_REPLY_CHECK = 2,   /* denied on a source interface while tenant networks were set: it may
-				       * become the reply of a hairpinned session, so a cached deny checks
-				       * ds_replies before it applies */
+	DS_SESSION_REPLY_CHECK = 2,   /* denied on a source interface while replies were expected there (a
+				       * fabric or tenant networks): it may become the reply of an allowed
+				       * session, so a cached deny checks ds_replies before it applies */
 };
 
 /* Address families as the datapath records them. */
@@ -166,11 +167,12 @@ struct ds_iface {
 };
 _Static_assert(sizeof(struct ds_iface) == 8, "ds_iface size");
 
-/* ds_replies key: the reply expected for a session allowed on a source interface (the forward
- * tuple reversed; ICMP echo: the reply type), on an interface of role `side` and tenant `tenant`:
- * a fabric interface of the source's tenant, or (hairpin) a source interface of the tenant whose
- * network holds the destination. The side keeps the two apart: a fabric's expected reply never
- * passes on a source interface. */
+/* ds_replies key: the reply expected for an allowed session (the forward tuple reversed; ICMP
+ * echo: the reply type), on an interface of role `side` and tenant `tenant`: for a session allowed
+ * on a source interface, a fabric interface of its tenant, or (hairpin) a source interface of the
+ * tenant whose network holds the destination; for one allowed in on a fabric, a source interface
+ * of the fabric's tenant. The side keeps them apart: a fabric's expected reply never passes on a
+ * source interface, nor the reverse. */
 struct ds_reply_key {
 	__u8 src[16];
 	__u8 dst[16];

@@ -152,10 +152,11 @@ static __always_inline void ds_reply_remember(const struct ds_session_key *f, __
 		bpf_map_update_elem(&ds_replies, &r, f, BPF_ANY);
 }
 
-/* Remember where the replies of a session allowed from `tenant`'s source interface will arrive:
- * on its tenant's fabric (DS_SETTING_TRACK_REPLIES), and, when its destination lies in a network
- * served by a tenant here, on that tenant's source interfaces (DS_SETTING_TENANT_NETS; any
- * tenant, its own included: a flow hairpinned within one tenant is answered the same way). */
+/* Remember where the replies of a session allowed on an interface of `tenant` will arrive. From a
+ * source interface: on its tenant's fabric (DS_SETTING_TRACK_REPLIES), and, when its destination
+ * lies in a network served by a tenant here, on that tenant's source interfaces
+ * (DS_SETTING_TENANT_NETS; any tenant, its own included: a flow hairpinned within one tenant is
+ * answered the same way). From a fabric: on its tenant's source interfaces. */
 static __always_inline void ds_replies_remember(const struct ds_session_key *f, __u32 tenant, __u32 flags, int source_side)
 {
 	/* allowed on a fabric (inbound, by policy): its replies leave through the tenant's source
@@ -238,11 +239,13 @@ static __always_inline void ds_reply_decision(struct ds_session_value *out)
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. On a source interface (settings
- * read only on this classify path):
- * - while tenant networks are set (DS_SETTING_TENANT_NETS), a packet that is the reply of a
- *   session hairpinned to this interface's tenant passes as `reply`, without a session of its
- *   own; so does a packet whose cached deny (DS_SESSION_REPLY_CHECK) has since become one;
+ * Fills `out` with the decision that applies to this packet. Settings are read only on this
+ * classify path:
+ * - on a source interface, while replies are expected there (a fabric, DS_SETTING_TRACK_REPLIES,
+ *   or tenant networks, DS_SETTING_TENANT_NETS), a packet that is the reply of a session allowed
+ *   in from the fabric or hairpinned to this interface's tenant passes as `reply`, without a
+ *   session of its own; so does a packet whose cached deny (DS_SESSION_REPLY_CHECK, left only
+ *   then) has since become one;
  * - an allowed new or re-classified session leaves its expected replies (ds_replies_remember). */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,

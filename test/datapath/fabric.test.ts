@@ -5,11 +5,11 @@
 // version denies its forward flow. Veth interfaces, down and carrying no traffic (test runs
 // only), give the source and fabric ifindexes; their names are unique per run and removed afterwards.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Reason } from '../../src/abi/generated.js';
 import { reasonLabel } from '../../src/abi/records.js';
 import type { Engine } from '../../src/engine/engine.js';
-import { compileYaml, openTestEngine, TestInterfaces } from '../lib/datapath.js';
+import { compileYaml, withTestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
 const policy = (https: 'allow' | 'deny') => `
@@ -28,20 +28,13 @@ const out: FrameSpec = { src: '10.1.0.5', dst: '198.51.100.7', proto: 6, sport: 
 const reply: FrameSpec = { src: '198.51.100.7', dst: '10.1.0.5', proto: 6, sport: 443, dport: 40000 };
 
 describe('datapath: fabric interfaces and tenants', () => {
-  let ifaces: TestInterfaces | undefined;
   let engine: Engine;
-
-  before(() => {
-    ifaces = new TestInterfaces('fab', 4);
-  });
-  after(() => ifaces?.remove());
-  beforeEach(() => {
-    engine = openTestEngine();
+  const ifindex = withTestInterfaces('fab', 4, (e) => {
+    engine = e;
     engine.install(compileYaml(policy('allow')).image);
   });
-  afterEach(() => engine.close());
 
-  const ifindexOf = (i: number) => () => ifaces?.ifindex[i] as number;
+  const ifindexOf = (i: number) => () => ifindex(i);
   const source = ifindexOf(0);
   const fabric = ifindexOf(1);
   const otherTenantFabric = ifindexOf(2);
@@ -116,6 +109,21 @@ describe('datapath: fabric interfaces and tenants', () => {
     assert.equal(engine.stats().byReason.ICMP_RELATED.pass.packets, 1);
     const stranger = ipPacket({ ...out, sport: 1 }).subarray(0, 28);
     assert.equal(run({ ...tooBig, quote: stranger }, fabric()).verdict, 'drop');
+  });
+
+  it('passes, on the source interface, the reply of a session a rule allowed in from the fabric', () => {
+    roles();
+    const sshIn: FrameSpec = { src: '203.0.113.9', dst: '10.1.0.5', proto: 6, sport: 50000, dport: 22 };
+    const sshOut: FrameSpec = { src: '10.1.0.5', dst: '203.0.113.9', proto: 6, sport: 22, dport: 50000 };
+    assert.equal(run(sshOut, source()).verdict, 'drop', 'no rule lets the source side start it');
+    assert.equal(run(sshIn, fabric()).verdict, 'pass');
+    assert.equal(run(sshOut, source()).verdict, 'pass', 'the cached deny yields to the reply');
+    assert.equal(run(sshOut, source()).verdict, 'pass');
+    assert.equal(engine.stats().byReason.REPLY.pass.packets, 2);
+    assert.equal(run(sshIn, otherTenantFabric()).verdict, 'pass', 'policy allows it on any fabric');
+    assert.equal(run({ ...sshOut, dport: 50001 }, source()).verdict, 'drop');
+    engine.install(compileYaml(policy('allow').replace('name: ssh-in, action: allow', 'name: ssh-in, action: deny')).image);
+    assert.equal(run(sshOut, source()).verdict, 'drop', 'the inbound flow is denied now');
   });
 
   it('refuses a role for an interface index the engine cannot hold', () => {

@@ -6,12 +6,12 @@
 // interface with the same addresses, not without a forward session, not once a new version denies
 // the forward flow. Veth interfaces (down, no traffic) give the tenants' ifindexes.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
 import { tenantId } from '../../src/policy/tenants.js';
-import { compileYaml, openTestEngine, sessionKeyOf, TestInterfaces } from '../lib/datapath.js';
+import { compileYaml, sessionKeyOf, withTestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
 const policy = (aToB: 'allow' | 'deny') => `
@@ -29,20 +29,13 @@ const forward: FrameSpec = { src: '10.1.0.5', dst: '10.2.0.7', proto: 6, sport: 
 const reply: FrameSpec = { src: '10.2.0.7', dst: '10.1.0.5', proto: 6, sport: 443, dport: 40000 };
 
 describe('datapath: hairpin replies on source interfaces', () => {
-  let ifaces: TestInterfaces | undefined;
   let engine: Engine;
-  before(() => {
-    ifaces = new TestInterfaces('hp', 3);
-  });
-  after(() => ifaces?.remove());
-  beforeEach(() => {
-    engine = openTestEngine();
+  const ifindex = withTestInterfaces('hp', 3, (e, ifindexes) => {
+    engine = e;
     engine.install(compileYaml(policy('allow')).image);
-    engine.setInterfaceRoles(['vpc-a', 'vpc-b', 'vpc-c'].map((t, i) => ({ ifindex: ifaces?.ifindex[i] as number, role: 'source', tenant: tenantId(t) })));
+    engine.setInterfaceRoles(['vpc-a', 'vpc-b', 'vpc-c'].map((t, i) => ({ ifindex: ifindexes[i] as number, role: 'source', tenant: tenantId(t) })));
   });
-  afterEach(() => engine.close());
-
-  const [vpcA, vpcB, vpcC] = [0, 1, 2].map((i) => () => ifaces?.ifindex[i] as number) as [() => number, () => number, () => number];
+  const [vpcA, vpcB, vpcC] = [0, 1, 2].map((i) => () => ifindex(i)) as [() => number, () => number, () => number];
   const run = (spec: FrameSpec, ifindex: number) => engine.testRun(frame(spec), { ingressIfindex: ifindex });
   /** B serves 10.2.0.0/16; A serves 10.1.0.0/16 (C, with B's addresses, serves nothing here). */
   const nets = () => {

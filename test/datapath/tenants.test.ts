@@ -4,13 +4,13 @@
 // (ds_ifaces); ds_xdp_explain takes the tenant in front of the frame and agrees with the reference
 // evaluator. Veth interfaces (down, no traffic) give the tenants' ifindexes; removed afterwards.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { explain, flowTupleOf } from '../../src/policy/explain.js';
 import { tenantId } from '../../src/policy/tenants.js';
-import { compileYaml, openTestEngine, sessionKeyOf, TestInterfaces, tupleOf } from '../lib/datapath.js';
+import { compileYaml, sessionKeyOf, tupleOf, withTestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
 
@@ -29,24 +29,16 @@ const web: FrameSpec = { src: '10.1.0.5', dst: '192.0.2.10', proto: 6, sport: 40
 const dns: FrameSpec = { src: '10.1.0.5', dst: '192.0.2.53', proto: 17, sport: 40001, dport: 53 };
 
 describe('datapath: rules scoped to tenants', () => {
-  let ifaces: TestInterfaces | undefined;
   let engine: Engine;
-  before(() => {
-    ifaces = new TestInterfaces('tnt', 2);
-  });
-  after(() => ifaces?.remove());
-  beforeEach(() => {
-    engine = openTestEngine();
-    const [a, b] = ifaces?.ifindex ?? [];
+  const ifindex = withTestInterfaces('tnt', 2, (e, [a, b]) => {
+    engine = e;
     engine.setInterfaceRoles([
       { ifindex: a as number, role: 'source', tenant: tenantId('vpc-a') },
       { ifindex: b as number, role: 'source', tenant: tenantId('vpc-b') },
     ]);
   });
-  afterEach(() => engine.close());
-
-  const vpcA = () => ifaces?.ifindex[0] as number;
-  const vpcB = () => ifaces?.ifindex[1] as number;
+  const vpcA = () => ifindex(0);
+  const vpcB = () => ifindex(1);
   const run = (spec: FrameSpec, ifindex: number) => engine.testRun(frame(spec), { ingressIfindex: ifindex });
 
   it('passes tcp/80 from vpc-a by its rule, and denies the identical packet from vpc-b by default', () => {

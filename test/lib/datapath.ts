@@ -2,6 +2,7 @@
 // Shared pieces of the datapath tests: compile a YAML policy to an image, open an unpinned
 // engine, turn a frame spec into the flow tuple and session key the datapath will use, and make
 // interfaces whose ifindexes test runs can arrive on.
+import { after, afterEach, before, beforeEach } from 'node:test';
 import type { SessionKey } from '../../src/abi/records.js';
 import { ip, runToken } from '../../src/demo/topology.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -85,4 +86,24 @@ export class TestInterfaces {
       }
     }
   }
+}
+
+/**
+ * The hooks of a suite whose tests run frames arriving on interfaces: `count` TestInterfaces for
+ * the suite, and for each test a fresh unpinned engine handed to `setup` (with the interfaces'
+ * ifindexes), closed after the test. Returns the ifindex of interface `i`.
+ */
+export function withTestInterfaces(tag: string, count: number, setup: (engine: Engine, ifindex: readonly number[]) => void): (i: number) => number {
+  let ifaces: TestInterfaces | undefined;
+  let engine: Engine | undefined;
+  before(() => {
+    ifaces = new TestInterfaces(tag, count);
+  });
+  after(() => ifaces?.remove());
+  beforeEach(() => {
+    engine = openTestEngine();
+    setup(engine, ifaces?.ifindex ?? []);
+  });
+  afterEach(() => engine?.close());
+  return (i) => ifaces?.ifindex[i] as number;
 }
