@@ -6,11 +6,10 @@
 // (`edge.remote`) and, per tunnel, the other end of the VXLAN with a route to the networks behind
 // it. The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces carry a
 // per-run token; interface names live inside them. `destroy()` removes everything, twice is safe.
-import { type ChildProcess } from 'node:child_process';
 import { readConfigFile } from '../controller/config.js';
 import { formatAddress } from '../policy/cidr.js';
 import { OWNED_TABLES, type Placement, resolvePlacement } from '../placement/placement.js';
-import { execIn, ip, runToken } from './topology.js';
+import { execIn, ip, NamespaceOwner, runToken } from './topology.js';
 
 /** Underlay MTU: room for VXLAN's 50 bytes over hosts' 1500. */
 const UNDERLAY_MTU = 1600;
@@ -38,17 +37,15 @@ function hostAddress(cidr: Placement['sources'][number]['networks'][number], las
   return formatAddress(cidr.family, a);
 }
 
-export class PlacementTopology {
+export class PlacementTopology extends NamespaceOwner {
   readonly token = runToken();
   readonly edgeNs: string;
   readonly enforcers: EnforcerNode[];
   readonly hosts: NetworkHost[] = [];
-  private readonly namespaces: string[] = [];
-  private readonly children = new Set<ChildProcess>();
-  private destroyed = false;
 
   /** `configs`: enforcer name → its agent config file (with a placement). */
   constructor(configs: Record<string, string>, prefix = 'dsp') {
+    super();
     this.edgeNs = `${prefix}-edge-${this.token}`;
     this.enforcers = Object.entries(configs).map(([name, config]) => {
       const placement = resolvePlacement(readConfigFile(config), config);
@@ -167,24 +164,5 @@ export class PlacementTopology {
     }
     if (execIn(e.ns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).trim() !== '0') out.push('net.ipv4.ip_forward=1');
     return out;
-  }
-
-  own(child: ChildProcess): ChildProcess {
-    this.children.add(child);
-    child.on('exit', () => this.children.delete(child));
-    return child;
-  }
-
-  destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    for (const c of this.children) c.kill('SIGKILL');
-    for (const ns of this.namespaces.reverse()) {
-      try {
-        ip('netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    }
   }
 }

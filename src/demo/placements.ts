@@ -12,6 +12,7 @@ import { AgentClient } from '../cli/agent-client.js';
 import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
 import { PlacementTopology } from './placement-topology.js';
+import { exitOutput, waitForLine } from './run.js';
 import { spawnIn } from './topology.js';
 
 export interface PlacementFlow {
@@ -54,37 +55,9 @@ export const DEMO_PLACEMENT_FLOWS: PlacementFlow[] = [
 const mainJs = () => join(packageRoot, 'dist/src/cli/main.js');
 const peerJs = () => join(packageRoot, 'dist/src/demo/peer.js');
 
-/** Resolves with the first stdout line that matches; rejects on exit or after `ms`. */
-function firstLine(child: ChildProcess, match: (line: string) => boolean, ms: number, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what}: exited (${code}) ${stderr.trim()}`));
-    });
-    if (child.stdout) {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        if (!match(line)) return;
-        clearTimeout(timer);
-        resolve(line);
-      });
-    }
-  });
-}
-
 /** The last stdout line as JSON once the child exits (killed after `ms`). */
-function lastJson<T>(child: ChildProcess, ms: number): Promise<T> {
-  return new Promise((resolve) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(JSON.parse(out.trim().split('\n').pop() || '{}') as T);
-    });
-  });
+async function lastJson<T>(child: ChildProcess, ms: number): Promise<T> {
+  return JSON.parse((await exitOutput(child, ms)).trim().split('\n').pop() || '{}') as T;
 }
 
 export interface RunningEnforcer {
@@ -138,7 +111,7 @@ export class PlacementDemo {
             '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', join(this.stateDir, e.name), '--socket', socket,
           ]),
         );
-        const installed = firstLine(child, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 30_000, `${e.name} to install the policy`);
+        const installed = waitForLine(child, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 30_000, `${e.name} to install the policy`);
         createInterface({ input: child.stdout! }).on('line', (line) => {
           let record: Record<string, unknown>;
           try {
@@ -162,7 +135,7 @@ export class PlacementDemo {
     const vnis = this.topology.enforcers.flatMap((e) => e.placement.tunnels.map((t) => t.vni));
     const edgeBefore = vnis.reduce((n, v) => n + this.topology.edgeTunnelPackets(v).rx, 0);
     const server = this.topology.own(spawnIn(to.ns, process.execPath, [peerJs(), 'serve', f.proto, '0.0.0.0', String(f.port), '20', 'echo']));
-    await firstLine(server, (l) => l === 'ready', 10_000, `the server in ${f.to}`);
+    await waitForLine(server, (l) => l === 'ready', 10_000, `the server in ${f.to}`);
     const count = f.proto === 'tcp' ? 8 : 20;
     const client = this.topology.own(
       spawnIn(from.ns, process.execPath, [peerJs(), 'send', f.proto, to.address, String(f.port), String(count), '500', String(timeoutMs), 'echo']),

@@ -52,7 +52,8 @@ function lines(child: ChildProcess, onLine: (line: string) => void): void {
   if (child.stdout) createInterface({ input: child.stdout }).on('line', onLine);
 }
 
-function waitForLine(child: ChildProcess, match: (line: string) => boolean, ms: number, what: string): Promise<string> {
+/** Resolves with the first stdout line that matches; rejects on exit or after `ms`. */
+export function waitForLine(child: ChildProcess, match: (line: string) => boolean, ms: number, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     let stderr = '';
@@ -70,7 +71,8 @@ function waitForLine(child: ChildProcess, match: (line: string) => boolean, ms: 
   });
 }
 
-function exitOutput(child: ChildProcess, ms: number): Promise<string> {
+/** Everything the child wrote to stdout, once it exits (killed after `ms`). */
+export function exitOutput(child: ChildProcess, ms: number): Promise<string> {
   return new Promise((resolve) => {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

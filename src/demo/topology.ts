@@ -36,35 +36,12 @@ export interface Host {
   v6: string;
 }
 
-/** Two namespaces joined by one veth pair: `client` sends, `server` holds the enforced interface. */
-export class Topology {
-  readonly client: Host;
-  readonly server: Host;
+/** Namespaces and the child processes run in them: destroy() kills the children and deletes the
+ *  namespaces, newest first; twice is safe. */
+export class NamespaceOwner {
+  protected readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
   private destroyed = false;
-
-  constructor(prefix = 'ds') {
-    const t = runToken();
-    this.client = { ns: `${prefix}-c-${t}`, ifname: `${prefix}c${t}`, v4: '10.231.0.1', v6: 'fd00:231::1' };
-    this.server = { ns: `${prefix}-s-${t}`, ifname: `${prefix}s${t}`, v4: '10.231.0.2', v6: 'fd00:231::2' };
-  }
-
-  create(): this {
-    try {
-      for (const h of [this.client, this.server]) ip('netns', 'add', h.ns);
-      ip('link', 'add', this.client.ifname, 'netns', this.client.ns, 'type', 'veth', 'peer', 'name', this.server.ifname, 'netns', this.server.ns);
-      for (const h of [this.client, this.server]) {
-        execIn(h.ns, 'ip', ['link', 'set', 'lo', 'up']);
-        execIn(h.ns, 'ip', ['addr', 'add', `${h.v4}/24`, 'dev', h.ifname]);
-        execIn(h.ns, 'ip', ['-6', 'addr', 'add', `${h.v6}/64`, 'dev', h.ifname, 'nodad']);
-        execIn(h.ns, 'ip', ['link', 'set', h.ifname, 'up']);
-      }
-      return this;
-    } catch (err) {
-      this.destroy();
-      throw err;
-    }
-  }
 
   /** Track a child so destroy() kills it. */
   own(child: ChildProcess): ChildProcess {
@@ -77,12 +54,45 @@ export class Topology {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const c of this.children) c.kill('SIGKILL');
-    for (const h of [this.client, this.server]) {
+    for (const ns of [...this.namespaces].reverse()) {
       try {
-        ip('netns', 'del', h.ns);
+        ip('netns', 'del', ns);
       } catch {
         // already gone
       }
+    }
+  }
+}
+
+/** Two namespaces joined by one veth pair: `client` sends, `server` holds the enforced interface. */
+export class Topology extends NamespaceOwner {
+  readonly client: Host;
+  readonly server: Host;
+
+  constructor(prefix = 'ds') {
+    super();
+    const t = runToken();
+    this.client = { ns: `${prefix}-c-${t}`, ifname: `${prefix}c${t}`, v4: '10.231.0.1', v6: 'fd00:231::1' };
+    this.server = { ns: `${prefix}-s-${t}`, ifname: `${prefix}s${t}`, v4: '10.231.0.2', v6: 'fd00:231::2' };
+  }
+
+  create(): this {
+    try {
+      for (const h of [this.client, this.server]) {
+        ip('netns', 'add', h.ns);
+        this.namespaces.push(h.ns);
+      }
+      ip('link', 'add', this.client.ifname, 'netns', this.client.ns, 'type', 'veth', 'peer', 'name', this.server.ifname, 'netns', this.server.ns);
+      for (const h of [this.client, this.server]) {
+        execIn(h.ns, 'ip', ['link', 'set', 'lo', 'up']);
+        execIn(h.ns, 'ip', ['addr', 'add', `${h.v4}/24`, 'dev', h.ifname]);
+        execIn(h.ns, 'ip', ['-6', 'addr', 'add', `${h.v6}/64`, 'dev', h.ifname, 'nodad']);
+        execIn(h.ns, 'ip', ['link', 'set', h.ifname, 'up']);
+      }
+      return this;
+    } catch (err) {
+      this.destroy();
+      throw err;
     }
   }
 }
