@@ -21,11 +21,14 @@ static __always_inline __u8 ds_non_ip_action(void)
 	return ds_setting_flags() & DS_SETTING_PASS_NON_IP ? DS_ACTION_ALLOW : DS_ACTION_DENY;
 }
 
-/* An ICMP error quoting a session of this interface (either direction), or, where that
- * session's replies arrive, a packet of a session allowed on a source interface: on a fabric, or
- * on a source interface while tenant networks are set (hairpin). */
+/* An ICMP error travelling towards the sender of the packet it quotes, where that packet is the
+ * reply of a session of this interface, or, where that session's replies arrive, a packet of a
+ * session allowed on a source interface: on a fabric, or on a source interface while tenant
+ * networks are set (hairpin). `generation` is 0 while no policy is installed (failsafe sessions). */
 static __always_inline int ds_icmp_error_related(const struct ds_packet *pkt, int fabric, __u32 tenant, __u32 generation)
 {
+	if (!ds_error_towards_sender(pkt))
+		return 0;
 	if (ds_icmp_related(pkt, generation))
 		return 1;
 	if (!fabric && !(ds_setting_flags() & DS_SETTING_TENANT_NETS))
@@ -79,7 +82,7 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 	__u32 tenant = ifc ? ifc->tenant : 0;
 	int fabric = ifc && ifc->role == DS_ROLE_FABRIC;
 
-	if (pkt.icmp_error && meta && ds_icmp_error_related(&pkt, fabric, tenant, meta->generation)) {
+	if (pkt.icmp_error && ds_icmp_error_related(&pkt, fabric, tenant, ds_generation(meta))) {
 		ds_count(st, DS_CTR_ICMP_RELATED);
 		return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_ICMP_RELATED, len);
 	}
@@ -143,7 +146,7 @@ static __always_inline int ds_classify_active(const struct ds_session_key *k, __
 /* Explain one frame, sent from a tenant: the decision ds_xdp_ingress reaches for it as the first
  * packet of a new session arriving on a source interface of that tenant, from the same parser and
  * classifier over the same active tables. The input is struct ds_explain_input followed by the
- * frame; the input is stripped before parsing. Reads ds_settings, ds_failsafe, ds_active and the
+ * frame; the input is stripped before parsing. Reads ds_settings, ds_failsafe_v2, ds_active and the
  * slot tables; writes no map (no session, fragment, counter, per-rule statistic or event). Moves
  * the frame's start 64 bytes into the headroom and writes struct ds_explain_result there, then
  * returns XDP_PASS (XDP_ABORTED if it cannot). Meant for BPF_PROG_TEST_RUN only: attached to an

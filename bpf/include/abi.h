@@ -16,7 +16,7 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 2,
+	DS_ABI_VERSION = 3,
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* session-cache entries unless the loader says otherwise */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
@@ -103,7 +103,7 @@ enum ds_event_kind {
 enum ds_setting_flag {
 	DS_SETTING_PASS_NON_IP = 1,   /* pass non-IP, non-ARP frames (e.g. LACP, LLDP) instead of dropping */
 	DS_SETTING_TRACK_REPLIES = 2, /* some interface is a fabric: remember the expected reply of each allowed session */
-	DS_SETTING_TENANT_NETS = 4,   /* ds_tenant_nets is not empty: remember hairpin replies, check them on source interfaces */
+	DS_SETTING_TENANT_NETS = 4,   /* ds_tenantnet_v2 is not empty: remember hairpin replies, check them on source interfaces */
 };
 
 /* What an enforced interface faces (struct ds_iface.role). */
@@ -194,18 +194,20 @@ struct ds_frag_key {
 	__u32 ifindex;
 	__u16 vlan_outer;
 	__u16 vlan_inner;
-	__u8 proto;
+	__u8 proto;         /* identity protocol: IPv4's protocol field; IPv6's fragment header's next header */
 	__u8 family;
 	__u8 pad[2];
 };
 _Static_assert(sizeof(struct ds_frag_key) == 48, "ds_frag_key size");
 
-/* ds_frags value: the first fragment's ports, so later fragments join its session. */
+/* ds_frags value: the first fragment's upper-layer protocol and ports, so later fragments join
+ * its session. */
 struct ds_frag_value {
 	__u64 last_seen;
 	__u16 sport;
 	__u16 dport;
-	__u8 pad[4];
+	__u8 proto;         /* the upper-layer protocol (IPv6: behind the fragmentable part's headers) */
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct ds_frag_value) == 16, "ds_frag_value size");
 
@@ -367,15 +369,19 @@ struct ds_verdict_key {
 };
 _Static_assert(sizeof(struct ds_verdict_key) == 8, "ds_verdict_key size");
 
-/* An IPv4 or IPv6 prefix in one LPM trie (address 16 bytes, IPv4 mapped, prefixlen counted over
- * all 128 bits): the key of ds_failsafe and ds_tenant_nets. */
+/* An IPv4 or IPv6 prefix in one LPM trie, the family first so that families never mix: an IPv4
+ * prefix never matches an IPv6 packet from an IPv4-mapped address. prefixlen counts the family
+ * byte and the address (16 bytes, IPv4 mapped): 8 + 96 + length for IPv4, 8 + length for IPv6.
+ * The key of ds_failsafe_v2 and ds_tenantnet_v2. */
 struct ds_prefix_key {
 	__u32 prefixlen;
+	__u8 family;        /* enum ds_family */
 	__u8 addr[16];
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct ds_prefix_key) == 20, "ds_prefix_key size");
+_Static_assert(sizeof(struct ds_prefix_key) == 24, "ds_prefix_key size");
 
-/* ds_failsafe value: management prefixes that always pass. */
+/* ds_failsafe_v2 value: management prefixes that always pass. */
 struct ds_failsafe_value {
 	__u8 proto;         /* 0 = any protocol */
 	__u8 pad;

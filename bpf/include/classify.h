@@ -214,9 +214,9 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 /* Management prefixes always pass (checked before the policy). */
 static __always_inline int ds_failsafe_match(const struct ds_session_key *k)
 {
-	struct ds_prefix_key fk = { .prefixlen = 128 };
+	struct ds_prefix_key fk = { .prefixlen = 8 + 128, .family = k->family };
 	__builtin_memcpy(fk.addr, k->src, 16);
-	struct ds_failsafe_value *fv = bpf_map_lookup_elem(&ds_failsafe, &fk);
+	struct ds_failsafe_value *fv = bpf_map_lookup_elem(&ds_failsafe_v2, &fk);
 	if (!fv)
 		return 0;
 	if (fv->proto && fv->proto != k->proto)

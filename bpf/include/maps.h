@@ -43,16 +43,17 @@ struct {
 	__type(value, struct ds_cpu_stats);
 } ds_stats SEC(".maps");
 
-// Management prefixes that always pass. Written by the controller.
+// Management prefixes that always pass (keyed with the family). Written by the controller. v2: the
+// family joined the key (an engine pinned by an older version lacks this map and is refused).
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, DS_FAILSAFE_MAX);
 	__type(key, struct ds_prefix_key);
 	__type(value, struct ds_failsafe_value);
-} ds_failsafe SEC(".maps");
+} ds_failsafe_v2 SEC(".maps");
 
-// Networks served by tenants on this enforcer → tenant id (__u32). Written by the controller
+// Networks served by tenants on this enforcer (keyed with the family) → tenant id (__u32). Written by the controller
 // (Engine.setTenantNetworks), read by the datapath: an allowed session towards one of them is
 // hairpinned out of that tenant's source interface, where its reply is expected (ds_replies).
 struct {
@@ -61,7 +62,7 @@ struct {
 	__uint(max_entries, DS_TENANT_NETS_MAX);
 	__type(key, struct ds_prefix_key);
 	__type(value, __u32);
-} ds_tenant_nets SEC(".maps");
+} ds_tenantnet_v2 SEC(".maps");
 
 // Per-rule packets and bytes: one row per CPU per slot, [slot][cpu][rule]. A version counts rule
 // r on CPU c at stats_base + c * stats_stride + r (its meta says where; the controller zeroes the

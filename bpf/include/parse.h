@@ -27,22 +27,25 @@
 /* ICMPv4 types (linux/icmp.h drags in libc socket headers, so not included) */
 #define DS_ICMP_ECHOREPLY 0
 #define DS_ICMP_DEST_UNREACH 3
-#define DS_ICMP_SOURCE_QUENCH 4
 #define DS_ICMP_ECHO 8
 #define DS_ICMP_TIME_EXCEEDED 11
 #define DS_ICMP_PARAMETERPROB 12
 
 #define DS_IP_MF 0x2000
 #define DS_IP_OFFSET 0x1FFF
-#define DS_IPPROTO_MH 135
-#define DS_ND_FIRST 133 /* router solicitation */
-#define DS_ND_LAST 137  /* redirect */
+#define DS_ND_SOLICIT 135   /* neighbour solicitation */
+#define DS_ND_ADVERT 136    /* neighbour advertisement */
+#define DS_ND_MIN_LEN 24    /* ICMPv6 header (4) + reserved/flags (4) + target (16) */
+
+/* No header is read past this offset into the datagram: XDP's linear data is at most a page, and
+ * the verifier wants every variable packet offset bounded. */
+#define DS_LINEAR_MAX 8192
 
 /* What the parser found. */
 enum ds_parse_result {
 	DS_PARSE_IP = 0,        /* an IPv4/IPv6 packet, fields in struct ds_packet */
 	DS_PARSE_ARP = 1,
-	DS_PARSE_ND = 2,        /* IPv6 neighbour discovery (hop limit 255) */
+	DS_PARSE_ND = 2,        /* IPv6 neighbour discovery in its link-scope form (the failsafe) */
 	DS_PARSE_NON_IP = 3,
 	DS_PARSE_MALFORMED = 4,
 };
@@ -60,19 +63,14 @@ struct ds_packet {
 	__u32 frag_id;
 	__u8 frag;                    /* enum ds_frag_state */
 	__u8 icmp_error;              /* 1 when `quoted` is valid */
-	__u8 pad[2];
+	__u8 frag_proto;              /* a fragment's identity protocol: IPv4's protocol field, or the
+				       * IPv6 fragment header's next header (the same in every fragment) */
+	__u8 pad;
 };
 
 struct ds_vlan_hdr {
 	__be16 tci;
 	__be16 proto;
-};
-
-struct ds_sctp_hdr {
-	__be16 source;
-	__be16 dest;
-	__be32 vtag;
-	__be32 checksum;
 };
 
 /* A generic 2-byte-prefixed IPv6 extension header. */
@@ -91,6 +89,19 @@ struct ds_ipv6_frag {
 #define DS_IPV6_FRAG_MF 0x0001
 #define DS_IPV6_FRAG_OFFSET 0xFFF8
 
+/* `n` bytes at `off` into a datagram of `dlen` bytes that starts at `base`, or NULL when they do
+ * not lie inside both the datagram and the frame's linear data: every header is bounded by the
+ * datagram's own length, so trailing bytes (Ethernet padding) are never parsed. */
+static __always_inline void *ds_bytes(void *base, void *end, __u32 dlen, __u32 off, __u32 n)
+{
+	if (off > DS_LINEAR_MAX || off + n > dlen)
+		return NULL;
+	void *p = base + off;
+	if (p + n > end)
+		return NULL;
+	return p;
+}
+
 static __always_inline void ds_addr_from_v4(__u8 *dst16, __be32 v4)
 {
 	__u32 *w = (__u32 *)dst16;
@@ -105,11 +116,12 @@ static __always_inline void ds_addr_from_v6(__u8 *dst16, const struct in6_addr *
 	__builtin_memcpy(dst16, a, 16);
 }
 
+/* The ICMP messages that quote the packet they are about (docs/datapath.md, "ICMP errors"):
+ * source quench (deprecated) and redirect (changes routes) are not among them. */
 static __always_inline int ds_is_icmp_error(__u8 proto, __u8 type)
 {
 	if (proto == IPPROTO_ICMP)
-		return type == DS_ICMP_DEST_UNREACH || type == DS_ICMP_TIME_EXCEEDED ||
-		       type == DS_ICMP_PARAMETERPROB || type == DS_ICMP_SOURCE_QUENCH;
+		return type == DS_ICMP_DEST_UNREACH || type == DS_ICMP_TIME_EXCEEDED || type == DS_ICMP_PARAMETERPROB;
 	return type == ICMPV6_DEST_UNREACH || type == ICMPV6_PKT_TOOBIG ||
 	       type == ICMPV6_TIME_EXCEED || type == ICMPV6_PARAMPROB;
 }
@@ -128,44 +140,38 @@ static __always_inline void ds_icmp_fields(const __u8 *h, __u8 proto, struct ds_
 	k->sport = ds_is_echo(proto, h[0]) ? (((__u16)h[4] << 8) | h[5]) : 0;
 }
 
-/* Transport fields of `proto` at `l4` into `k` (ports or ICMP type/code/id).
- * Returns 0, or -1 when the header is truncated. Other protocols carry no ports. */
-static __always_inline int ds_parse_l4(void *l4, void *end, __u8 proto, struct ds_session_key *k,
-				       __u8 *icmp_type)
+/* Transport fields of `proto` at `off` into `k` (ports or ICMP type/code/id). Returns 0, or -1
+ * when the header does not lie whole inside the datagram (TCP: its options too). Other protocols
+ * carry no ports. */
+static __always_inline int ds_parse_l4(void *base, void *end, __u32 dlen, __u32 off, __u8 proto,
+				       struct ds_session_key *k)
 {
 	switch (proto) {
 	case IPPROTO_TCP: {
-		struct tcphdr *th = l4;
-		if ((void *)(th + 1) > end || th->doff < 5)
+		struct tcphdr *th = ds_bytes(base, end, dlen, off, sizeof(*th));
+		if (!th || th->doff < 5 || off + th->doff * 4 > dlen)
 			return -1;
 		k->sport = bpf_ntohs(th->source);
 		k->dport = bpf_ntohs(th->dest);
 		return 0;
 	}
 	case IPPROTO_UDP:
-	case IPPROTO_UDPLITE: {
-		struct udphdr *uh = l4;
-		if ((void *)(uh + 1) > end)
-			return -1;
-		k->sport = bpf_ntohs(uh->source);
-		k->dport = bpf_ntohs(uh->dest);
-		return 0;
-	}
+	case IPPROTO_UDPLITE:
 	case IPPROTO_SCTP: {
-		struct ds_sctp_hdr *sh = l4;
-		if ((void *)(sh + 1) > end)
+		/* UDP's 8 bytes, SCTP's 12-byte common header: the ports come first in both */
+		__be16 *ports = ds_bytes(base, end, dlen, off, proto == IPPROTO_SCTP ? 12 : 8);
+		if (!ports)
 			return -1;
-		k->sport = bpf_ntohs(sh->source);
-		k->dport = bpf_ntohs(sh->dest);
+		k->sport = bpf_ntohs(ports[0]);
+		k->dport = bpf_ntohs(ports[1]);
 		return 0;
 	}
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6: {
 		/* type, code, checksum, then 4 bytes (echo: identifier, sequence) */
-		__u8 *ih = l4;
-		if ((void *)(ih + 8) > end)
+		__u8 *ih = ds_bytes(base, end, dlen, off, 8);
+		if (!ih)
 			return -1;
-		*icmp_type = ih[0];
 		ds_icmp_fields(ih, proto, k);
 		return 0;
 	}
@@ -176,22 +182,27 @@ static __always_inline int ds_parse_l4(void *l4, void *end, __u8 proto, struct d
 
 /* Ports of a quoted transport header: an ICMP error guarantees only its first 8 bytes, so unlike
  * ds_parse_l4 this reads ports without requiring the whole header. */
-static __always_inline int ds_parse_quoted_l4(void *l4, void *end, __u8 proto, struct ds_session_key *q)
+static __always_inline int ds_parse_quoted_l4(void *base, void *end, __u32 dlen, __u32 off, __u8 proto,
+					      struct ds_session_key *q)
 {
-	__u8 *h = l4;
+	__u8 *h;
 
-	if ((void *)(h + 8) > end)
-		return -1;
 	switch (proto) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_UDPLITE:
 	case IPPROTO_SCTP:
+		h = ds_bytes(base, end, dlen, off, 8);
+		if (!h)
+			return -1;
 		q->sport = ((__u16)h[0] << 8) | h[1];
 		q->dport = ((__u16)h[2] << 8) | h[3];
 		return 0;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
+		h = ds_bytes(base, end, dlen, off, 8);
+		if (!h)
+			return -1;
 		ds_icmp_fields(h, proto, q);
 		return 0;
 	default:
@@ -199,65 +210,166 @@ static __always_inline int ds_parse_quoted_l4(void *l4, void *end, __u8 proto, s
 	}
 }
 
-/* The flow an ICMP error quotes: its IP header plus the first 8 bytes of its payload.
- * Leaves pkt->icmp_error at 0 when the quote is absent, truncated or not a known shape. */
-static __always_inline void ds_parse_quote(struct ds_packet *pkt, void *inner, void *end)
+/* The IPv6 extension-header walk of docs/datapath.md ("IPv6 extension headers"), from `*off`
+ * (just past the fixed header) with `*next` its next header. Walks hop-by-hop (first only),
+ * destination options, routing, AH and one fragment header, at most DS_MAX_IPV6_EXT of them;
+ * anything else is the upper-layer protocol. Leaves `*off`/`*next` at the upper layer, or at the
+ * fragment header's payload of a later fragment (the walk stops there). Fills the fragment
+ * fields of `pkt` when `pkt` is not NULL (a packet), and takes a quote's routing header as it is.
+ * Returns the number of headers walked, or -1 when the chain is malformed. */
+static __always_inline int ds_walk_ipv6_ext(void *base, void *end, __u32 dlen, __u32 *off, __u8 *next,
+					    struct ds_packet *pkt, __u8 *later)
 {
+	int seen_frag = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < DS_MAX_IPV6_EXT; i++) {
+		__u8 nh = *next;
+		__u32 len;
+
+		if (nh == IPPROTO_FRAGMENT) {
+			struct ds_ipv6_frag *fh = ds_bytes(base, end, dlen, *off, sizeof(*fh));
+			if (!fh || seen_frag)
+				return -1;
+			seen_frag = 1;
+			__u16 fo = bpf_ntohs(fh->frag_off);
+			*next = fh->nexthdr;
+			*off += sizeof(*fh);
+			if (fo & DS_IPV6_FRAG_OFFSET) {
+				*later = 1;
+			}
+			if (pkt) {
+				pkt->frag_id = bpf_ntohl(fh->identification);
+				pkt->frag_proto = fh->nexthdr;
+				if (fo & DS_IPV6_FRAG_OFFSET)
+					pkt->frag = DS_FRAG_LATER;
+				else if (fo & DS_IPV6_FRAG_MF)
+					pkt->frag = DS_FRAG_FIRST;
+				/* else an atomic fragment (RFC 6946): a whole datagram, parsed as one */
+			}
+			if (*later)
+				return i + 1;
+			continue;
+		}
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_DSTOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_AH)
+			return i;
+		if (nh == IPPROTO_HOPOPTS && i != 0)
+			return -1; /* hop-by-hop only directly after the IPv6 header */
+		__u8 *ext = ds_bytes(base, end, dlen, *off, 4);
+		if (!ext)
+			return -1;
+		/* routing with segments left: the destination address is not the final one */
+		if (nh == IPPROTO_ROUTING && pkt && ext[3] != 0)
+			return -1;
+		len = nh == IPPROTO_AH ? ((__u32)ext[1] + 2) * 4 : ((__u32)ext[1] + 1) * 8;
+		if (*off + len > dlen)
+			return -1;
+		*next = ext[0];
+		*off += len;
+	}
+	/* still inside the chain after the bound */
+	if (*next == IPPROTO_HOPOPTS || *next == IPPROTO_DSTOPTS || *next == IPPROTO_ROUTING ||
+	    *next == IPPROTO_AH || *next == IPPROTO_FRAGMENT)
+		return -1;
+	return i;
+}
+
+/* The flow an ICMP error quotes, from `off` (8 bytes into the ICMP header) to `dlen`, the outer
+ * datagram's end, both counted from the frame's start: its IP header (IPv6: with its extension
+ * headers) and the first 8 bytes of its transport header. Leaves pkt->icmp_error at 0 when the
+ * quote is absent, truncated, of a later fragment, or not a known shape. A global function: the
+ * verifier checks it once, on its own, rather than once per path of the packet's own parse (the
+ * two extension-header walks would multiply). Returns 0, or -1 without a packet. */
+__noinline int ds_parse_quote(struct xdp_md *ctx, __u32 off, __u32 dlen, struct ds_packet *pkt)
+{
+	if (!ctx || !pkt)
+		return -1;
+	void *base = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
 	struct ds_session_key *q = &pkt->quoted;
 
 	if (pkt->key.family == DS_FAMILY_IPV4) {
-		struct iphdr *iph = inner;
-		if ((void *)(iph + 1) > end || iph->version != 4 || iph->ihl < 5)
-			return;
+		struct iphdr *iph = ds_bytes(base, end, dlen, off, sizeof(*iph));
+		if (!iph || iph->version != 4 || iph->ihl < 5)
+			return 0;
 		if (bpf_ntohs(iph->frag_off) & DS_IP_OFFSET)
-			return;
-		void *l4 = inner + (iph->ihl * 4);
+			return 0;
 		q->proto = iph->protocol;
 		q->family = DS_FAMILY_IPV4;
 		ds_addr_from_v4(q->src, iph->saddr);
 		ds_addr_from_v4(q->dst, iph->daddr);
-		if (l4 > end || ds_parse_quoted_l4(l4, end, q->proto, q) < 0)
-			return;
+		if (ds_parse_quoted_l4(base, end, dlen, off + iph->ihl * 4, q->proto, q) < 0)
+			return 0;
 	} else {
-		struct ipv6hdr *ip6 = inner;
-		if ((void *)(ip6 + 1) > end || ip6->version != 6)
-			return;
-		q->proto = ip6->nexthdr;
+		struct ipv6hdr *ip6 = ds_bytes(base, end, dlen, off, sizeof(*ip6));
+		if (!ip6 || ip6->version != 6)
+			return 0;
+		__u32 pos = off + sizeof(*ip6);
+		__u8 next = ip6->nexthdr;
+		__u8 later = 0;
+		if (ds_walk_ipv6_ext(base, end, dlen, &pos, &next, NULL, &later) < 0 || later)
+			return 0;
+		q->proto = next;
 		q->family = DS_FAMILY_IPV6;
 		ds_addr_from_v6(q->src, &ip6->saddr);
 		ds_addr_from_v6(q->dst, &ip6->daddr);
-		if (ds_parse_quoted_l4(ip6 + 1, end, q->proto, q) < 0)
-			return;
+		if (ds_parse_quoted_l4(base, end, dlen, pos, q->proto, q) < 0)
+			return 0;
 	}
 	q->ifindex = pkt->key.ifindex;
 	q->vlan_outer = pkt->key.vlan_outer;
 	q->vlan_inner = pkt->key.vlan_inner;
 	pkt->icmp_error = 1;
+	return 0;
 }
 
-/* After the IP header: transport fields, or ICMP error quoting, or the ND failsafe. */
-static __always_inline int ds_parse_transport(struct ds_packet *pkt, void *l4, void *end, __u8 hop_limit)
+static __always_inline int ds_is_link_local(const __u8 *a)
 {
-	__u8 icmp_type = 0;
+	return a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
+}
 
+/* Neighbour discovery in the form RFC 4861 gives it, the only ICMPv6 the failsafe passes: a
+ * solicitation or advertisement, code 0, hop limit 255, whole options, link-local source
+ * (unspecified for duplicate address detection), link-local or link-scope multicast destination.
+ * The caller has checked that ICMPv6 follows the IPv6 header directly. */
+static __always_inline int ds_is_nd_failsafe(const struct ds_session_key *k, __u8 hop_limit, __u32 msg_len)
+{
+	__u8 type = k->dport >> 8;
+	const __u32 *s = (const __u32 *)k->src;
+
+	if ((type != DS_ND_SOLICIT && type != DS_ND_ADVERT) || (k->dport & 0xff) || hop_limit != 255)
+		return 0;
+	if (msg_len < DS_ND_MIN_LEN || (msg_len - DS_ND_MIN_LEN) % 8)
+		return 0;
+	if (!ds_is_link_local(k->src) && !(type == DS_ND_SOLICIT && !(s[0] | s[1] | s[2] | s[3])))
+		return 0;
+	return ds_is_link_local(k->dst) || (k->dst[0] == 0xff && k->dst[1] == 0x02);
+}
+
+/* After the IP header: transport fields, the ND failsafe (`nd_ok`: ICMPv6 directly behind the
+ * IPv6 header), or an ICMP error's quote. `base` is the IP header, `l3_off` its offset in the frame. */
+static __always_inline int ds_parse_transport(struct xdp_md *ctx, struct ds_packet *pkt, void *base, void *end,
+					      __u32 l3_off, __u32 dlen, __u32 off, __u8 hop_limit, int nd_ok)
+{
 	if (pkt->frag == DS_FRAG_LATER)
 		return DS_PARSE_IP;
-	if (ds_parse_l4(l4, end, pkt->key.proto, &pkt->key, &icmp_type) < 0)
+	if (ds_parse_l4(base, end, dlen, off, pkt->key.proto, &pkt->key) < 0)
 		return DS_PARSE_MALFORMED;
 
 	__u8 proto = pkt->key.proto;
 	__u8 family_icmp = pkt->key.family == DS_FAMILY_IPV4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
 	if (proto != family_icmp)
 		return DS_PARSE_IP;
-	if (proto == IPPROTO_ICMPV6 && icmp_type >= DS_ND_FIRST && icmp_type <= DS_ND_LAST &&
-	    hop_limit == 255)
+	if (nd_ok && ds_is_nd_failsafe(&pkt->key, hop_limit, dlen - off))
 		return DS_PARSE_ND;
-	if (pkt->frag == DS_FRAG_NONE && ds_is_icmp_error(proto, icmp_type))
-		ds_parse_quote(pkt, l4 + 8, end);
+	if (pkt->frag == DS_FRAG_NONE && ds_is_icmp_error(proto, pkt->key.dport >> 8))
+		ds_parse_quote(ctx, l3_off + off + 8, l3_off + dlen, pkt);
 	return DS_PARSE_IP;
 }
 
-static __always_inline int ds_parse_ipv4(struct ds_packet *pkt, void *l3, void *end, __u64 l3_len)
+static __always_inline int ds_parse_ipv4(struct xdp_md *ctx, struct ds_packet *pkt, void *l3, void *end, __u32 l3_off,
+					 __u64 l3_len)
 {
 	struct iphdr *iph = l3;
 
@@ -265,11 +377,12 @@ static __always_inline int ds_parse_ipv4(struct ds_packet *pkt, void *l3, void *
 		return DS_PARSE_MALFORMED;
 	__u32 hlen = iph->ihl * 4;
 	__u32 tot = bpf_ntohs(iph->tot_len);
-	if (tot < hlen || tot > l3_len || l3 + hlen > end)
+	if (tot < hlen || tot > l3_len)
 		return DS_PARSE_MALFORMED;
 
 	pkt->key.family = DS_FAMILY_IPV4;
 	pkt->key.proto = iph->protocol;
+	pkt->frag_proto = iph->protocol;
 	ds_addr_from_v4(pkt->key.src, iph->saddr);
 	ds_addr_from_v4(pkt->key.dst, iph->daddr);
 
@@ -285,73 +398,32 @@ static __always_inline int ds_parse_ipv4(struct ds_packet *pkt, void *l3, void *
 			pkt->frag = DS_FRAG_FIRST;
 		}
 	}
-	return ds_parse_transport(pkt, l3 + hlen, end, 0);
+	return ds_parse_transport(ctx, pkt, l3, end, l3_off, tot, hlen, 0, 0);
 }
 
-static __always_inline int ds_is_ipv6_ext(__u8 next)
-{
-	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
-	       next == DS_IPPROTO_MH || next == IPPROTO_AH || next == IPPROTO_FRAGMENT;
-}
-
-static __always_inline int ds_parse_ipv6(struct ds_packet *pkt, void *l3, void *end, __u64 l3_len)
+static __always_inline int ds_parse_ipv6(struct xdp_md *ctx, struct ds_packet *pkt, void *l3, void *end, __u32 l3_off,
+					 __u64 l3_len)
 {
 	struct ipv6hdr *ip6 = l3;
 
 	if ((void *)(ip6 + 1) > end || ip6->version != 6)
 		return DS_PARSE_MALFORMED;
-	if (sizeof(*ip6) + (__u64)bpf_ntohs(ip6->payload_len) > l3_len)
+	__u32 dlen = sizeof(*ip6) + (__u32)bpf_ntohs(ip6->payload_len);
+	if (dlen > l3_len)
 		return DS_PARSE_MALFORMED;
 
 	pkt->key.family = DS_FAMILY_IPV6;
 	ds_addr_from_v6(pkt->key.src, &ip6->saddr);
 	ds_addr_from_v6(pkt->key.dst, &ip6->daddr);
 
-	void *pos = ip6 + 1;
+	__u32 off = sizeof(*ip6);
 	__u8 next = ip6->nexthdr;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < DS_MAX_IPV6_EXT; i++) {
-		if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING || next == IPPROTO_DSTOPTS ||
-		    next == DS_IPPROTO_MH) {
-			struct ds_ipv6_ext *ext = pos;
-			if ((void *)(ext + 1) > end)
-				return DS_PARSE_MALFORMED;
-			next = ext->nexthdr;
-			pos += ((__u32)ext->hdrlen + 1) * 8;
-		} else if (next == IPPROTO_AH) {
-			struct ds_ipv6_ext *ext = pos;
-			if ((void *)(ext + 1) > end)
-				return DS_PARSE_MALFORMED;
-			next = ext->nexthdr;
-			pos += ((__u32)ext->hdrlen + 2) * 4;
-		} else if (next == IPPROTO_FRAGMENT) {
-			struct ds_ipv6_frag *fh = pos;
-			if ((void *)(fh + 1) > end || pkt->frag_id != 0 || pkt->frag != DS_FRAG_NONE)
-				return DS_PARSE_MALFORMED;
-			__u16 off = bpf_ntohs(fh->frag_off);
-			next = fh->nexthdr;
-			pos = fh + 1;
-			pkt->frag_id = bpf_ntohl(fh->identification);
-			if (off & DS_IPV6_FRAG_OFFSET)
-				pkt->frag = DS_FRAG_LATER;
-			else if (off & DS_IPV6_FRAG_MF)
-				pkt->frag = DS_FRAG_FIRST;
-			/* else an atomic fragment (RFC 6946): a whole datagram, parsed as one */
-			if (pkt->frag == DS_FRAG_LATER)
-				break;
-		} else {
-			break;
-		}
-	}
-	/* still inside the chain after the bound (a later fragment stops the walk on purpose) */
-	if (pkt->frag != DS_FRAG_LATER && ds_is_ipv6_ext(next))
+	__u8 later = 0;
+	int walked = ds_walk_ipv6_ext(l3, end, dlen, &off, &next, pkt, &later);
+	if (walked < 0)
 		return DS_PARSE_MALFORMED;
 	pkt->key.proto = next;
-	if (pos > end)
-		return DS_PARSE_MALFORMED;
-	return ds_parse_transport(pkt, pos, end, ip6->hop_limit);
+	return ds_parse_transport(ctx, pkt, l3, end, l3_off, dlen, off, ip6->hop_limit, walked == 0);
 }
 
 /* Parse the frame; `frame_len` is the whole frame (all fragments of a multi-buffer frame). */
@@ -394,9 +466,9 @@ static __always_inline int ds_parse(struct xdp_md *ctx, struct ds_packet *pkt, _
 
 	switch (proto) {
 	case ETH_P_IP:
-		return ds_parse_ipv4(pkt, pos, end, l3_len);
+		return ds_parse_ipv4(ctx, pkt, pos, end, l3_off, l3_len);
 	case ETH_P_IPV6:
-		return ds_parse_ipv6(pkt, pos, end, l3_len);
+		return ds_parse_ipv6(ctx, pkt, pos, end, l3_off, l3_len);
 	case ETH_P_ARP:
 		return DS_PARSE_ARP;
 	default:

@@ -8,7 +8,7 @@
  * Replies: a session allowed on a source interface leaves its expected reply in ds_replies, keyed
  * with the role and tenant of the interface the reply will arrive on — the fabric of its own
  * tenant (while some interface is a fabric), and, when its destination lies in a network a tenant
- * serves here (ds_tenant_nets), a source interface of that tenant (hairpin). */
+ * serves here (ds_tenantnet_v2), a source interface of that tenant (hairpin). */
 #ifndef DOORSTEP_SESSION_H
 #define DOORSTEP_SESSION_H
 
@@ -48,19 +48,21 @@ static __always_inline void ds_frag_key_of(const struct ds_packet *pkt, struct d
 	fk->ifindex = pkt->key.ifindex;
 	fk->vlan_outer = pkt->key.vlan_outer;
 	fk->vlan_inner = pkt->key.vlan_inner;
-	fk->proto = pkt->key.proto;
+	fk->proto = pkt->frag_proto;
 	fk->family = pkt->key.family;
 }
 
-/* First fragment: remember its ports. Later fragment: borrow them, or fail (-1) when the first
- * fragment was never seen. */
+/* First fragment: remember its upper-layer protocol and ports under the datagram's identity.
+ * Later fragment: borrow them, or fail (-1) when the first fragment was never seen. */
 static __always_inline int ds_frag_track(struct ds_packet *pkt, __u64 now)
 {
 	struct ds_frag_key fk = {};
 	ds_frag_key_of(pkt, &fk);
 
 	if (pkt->frag == DS_FRAG_FIRST) {
-		struct ds_frag_value fv = { .last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport };
+		struct ds_frag_value fv = {
+			.last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport, .proto = pkt->key.proto,
+		};
 		bpf_map_update_elem(&ds_frags, &fk, &fv, BPF_ANY);
 		return 0;
 	}
@@ -68,20 +70,31 @@ static __always_inline int ds_frag_track(struct ds_packet *pkt, __u64 now)
 	if (!fv)
 		return -1;
 	fv->last_seen = now;
+	pkt->key.proto = fv->proto;
 	pkt->key.sport = fv->sport;
 	pkt->key.dport = fv->dport;
 	return 0;
 }
 
-/* Is the quoted flow (or its reverse) a session this engine allowed under the current version? */
+/* Does the error travel towards the endpoint that sent the quoted packet (its destination is the
+ * quote's source)? Only then can it be about that endpoint's session, as conntrack relates it. */
+static __always_inline int ds_error_towards_sender(const struct ds_packet *pkt)
+{
+	const __u32 *d = (const __u32 *)pkt->key.dst;
+	const __u32 *s = (const __u32 *)pkt->quoted.src;
+	return d[0] == s[0] && d[1] == s[1] && d[2] == s[2] && d[3] == s[3];
+}
+
+/* Is the quoted packet the reply of a session that arrived on this interface, allowed under the
+ * current version? The session is the quote reversed; for a quoted ICMP message only an echo
+ * reply is a reply (of the echo request with its identifier), so an error quoting the peer's
+ * echo request never matches the pinger's own session. */
 static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 generation)
 {
 	const struct ds_session_key *q = &pkt->quoted;
 	struct ds_session_key rev = {};
 	struct ds_session_value *s;
 
-	/* The error travels towards the quoted packet's sender: the quote is usually a reply
-	 * (dst→src) of a session that came in here, so try the reverse first. */
 	__builtin_memcpy(rev.src, q->dst, 16);
 	__builtin_memcpy(rev.dst, q->src, 16);
 	rev.ifindex = q->ifindex;
@@ -90,15 +103,21 @@ static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 ge
 	rev.proto = q->proto;
 	rev.family = q->family;
 	if (q->proto == IPPROTO_ICMP || q->proto == IPPROTO_ICMPV6) {
+		__u8 type = q->dport >> 8;
+		__u8 request;
+		if (q->proto == IPPROTO_ICMP && type == DS_ICMP_ECHOREPLY)
+			request = DS_ICMP_ECHO;
+		else if (q->proto == IPPROTO_ICMPV6 && type == ICMPV6_ECHO_REPLY)
+			request = ICMPV6_ECHO_REQUEST;
+		else
+			return 0;
 		rev.sport = q->sport;  /* echo identifier */
-		rev.dport = q->dport;
+		rev.dport = (__u16)request << 8 | (q->dport & 0xff);
 	} else {
 		rev.sport = q->dport;
 		rev.dport = q->sport;
 	}
 	s = bpf_map_lookup_elem(&ds_sessions, &rev);
-	if (!s)
-		s = bpf_map_lookup_elem(&ds_sessions, q);
 	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
 }
 
@@ -116,10 +135,10 @@ static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32
 	if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
 		__u8 type = f->dport >> 8;
 		__u8 reply;
-		if (f->proto == IPPROTO_ICMP && type == 8)
-			reply = 0;
-		else if (f->proto == IPPROTO_ICMPV6 && type == 128)
-			reply = 129;
+		if (f->proto == IPPROTO_ICMP && type == DS_ICMP_ECHO)
+			reply = DS_ICMP_ECHOREPLY;
+		else if (f->proto == IPPROTO_ICMPV6 && type == ICMPV6_ECHO_REQUEST)
+			reply = ICMPV6_ECHO_REPLY;
 		else
 			return -1;
 		r->sport = f->sport; /* echo identifier */
@@ -169,9 +188,9 @@ static __always_inline void ds_replies_remember(const struct ds_session_key *f, 
 	if (flags & DS_SETTING_TRACK_REPLIES)
 		ds_reply_remember(f, tenant, DS_ROLE_FABRIC);
 	if (flags & DS_SETTING_TENANT_NETS) {
-		struct ds_prefix_key pk = { .prefixlen = 128 };
+		struct ds_prefix_key pk = { .prefixlen = 8 + 128, .family = f->family };
 		__builtin_memcpy(pk.addr, f->dst, 16);
-		__u32 *served_by = bpf_map_lookup_elem(&ds_tenant_nets, &pk);
+		__u32 *served_by = bpf_map_lookup_elem(&ds_tenantnet_v2, &pk);
 		if (served_by)
 			ds_reply_remember(f, *served_by, DS_ROLE_SOURCE);
 	}

@@ -3,7 +3,7 @@
 // Do not edit: change abi.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 2,
+  ABI_VERSION: 3,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   FRAGS_MAX: 16384,
@@ -164,7 +164,8 @@ export const Layouts = {
       last_seen: { offset: 0, size: 8, elem: 8, count: 1 },
       sport: { offset: 8, size: 2, elem: 2, count: 1 },
       dport: { offset: 10, size: 2, elem: 2, count: 1 },
-      pad: { offset: 12, size: 4, elem: 1, count: 4 },
+      proto: { offset: 12, size: 1, elem: 1, count: 1 },
+      pad: { offset: 13, size: 3, elem: 1, count: 3 },
     },
   },
   ds_event: {
@@ -278,10 +279,12 @@ export const Layouts = {
     },
   },
   ds_prefix_key: {
-    size: 20,
+    size: 24,
     fields: {
       prefixlen: { offset: 0, size: 4, elem: 4, count: 1 },
-      addr: { offset: 4, size: 16, elem: 1, count: 16 },
+      family: { offset: 4, size: 1, elem: 1, count: 1 },
+      addr: { offset: 5, size: 16, elem: 1, count: 16 },
+      pad: { offset: 21, size: 3, elem: 1, count: 3 },
     },
   },
   ds_failsafe_value: {

@@ -138,7 +138,10 @@ function u32Key(n: number): Buffer {
   return b;
 }
 
-/** A prefix as the key of ds_failsafe and ds_tenant_nets: IPv4 mapped, length over 128 bits. */
+/**
+ * A prefix as the key of ds_failsafe_v2 and ds_tenantnet_v2: the family byte, then the address
+ * (IPv4 mapped); the length counts both, so an IPv4 prefix never matches an IPv6 packet.
+ */
 function prefixKey(cidr: Prefix): Buffer {
   const addr = new Uint8Array(16);
   if (cidr.family === 4) {
@@ -147,7 +150,7 @@ function prefixKey(cidr: Prefix): Buffer {
   } else {
     addr.set(cidr.addr);
   }
-  return encodeStruct('ds_prefix_key', { prefixlen: cidr.len + (cidr.family === 4 ? 96 : 0), addr });
+  return encodeStruct('ds_prefix_key', { prefixlen: 8 + cidr.len + (cidr.family === 4 ? 96 : 0), family: cidr.family, addr });
 }
 
 function checkTenant(tenant: number, what: string): void {
@@ -526,7 +529,7 @@ export class Engine {
         port_hi: e.ports?.hi ?? 0,
       }),
     }));
-    return this.replaceMap('ds_failsafe', sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
+    return this.replaceMap('ds_failsafe_v2', sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
   }
 
   /**
@@ -548,7 +551,7 @@ export class Engine {
       checkTenant(e.tenant, `tenant network ${typeof e.cidr === 'string' ? e.cidr : `${cidr.len}-bit prefix`}`);
       return { key: prefixKey(cidr), value: u32Key(e.tenant) };
     });
-    const changed = this.replaceMap('ds_tenant_nets', sizeOf('ds_prefix_key'), 4, wanted);
+    const changed = this.replaceMap('ds_tenantnet_v2', sizeOf('ds_prefix_key'), 4, wanted);
     this.setFlag(SettingFlag.TENANT_NETS, entries.length > 0);
     return changed;
   }

@@ -116,7 +116,7 @@ describe('datapath: ds_xdp_explain', () => {
     const arp = engine.explain(arpFrame());
     assert.deepEqual([arp.action, arp.reason, arp.rule, arp.generation, arp.key.family], [Action.ALLOW, Reason.FAILSAFE, 0, generation, 0]);
 
-    const ns: FrameSpec = { src: 'fe80::1', dst: 'ff02::1:ff00:5', proto: 58, icmpType: 135, hopLimit: 255 };
+    const ns: FrameSpec = { src: 'fe80::1', dst: 'ff02::1:ff00:5', proto: 58, icmpType: 135, hopLimit: 255, payload: 16 };
     assert.deepEqual([engine.explain(frame(ns)).action, engine.explain(frame(ns)).reason], [Action.ALLOW, Reason.FAILSAFE]);
     // with hop limit 64 it is not neighbour discovery: the policy decides
     assert.deepEqual([engine.explain(frame({ ...ns, hopLimit: 64 })).reason], [Reason.POLICY]);

@@ -157,7 +157,7 @@ describe('datapath: header parsing and classification', () => {
   });
 
   it('IPv6 neighbour solicitation with hop limit 255 passes; with hop limit 64 it is classified', () => {
-    const ns = v6({ src: 'fe80::1', dst: 'ff02::1:ff00:5', proto: 58, icmpType: 135 });
+    const ns = v6({ src: 'fe80::1', dst: 'ff02::1:ff00:5', proto: 58, icmpType: 135, payload: 16 });
     assert.equal(engine.testRun(frame({ ...ns, hopLimit: 255 })).verdict, 'pass');
     assert.equal(engine.testRun(frame({ ...ns, hopLimit: 64 })).verdict, 'drop');
     const s = engine.lookupSession(sessionKeyOf(ns));
