@@ -21,14 +21,27 @@ export interface FrameSpec {
   vlans?: number[];
   /** IPv4 options bytes (padded to 4). */
   ipv4Options?: number[];
-  /** IPv6 extension headers before the transport header, in order. */
-  ipv6Ext?: ('hop' | 'dst' | 'routing' | 'ah')[];
+  /** IPv6 extension headers before the transport header (and before a fragment header), in order. */
+  ipv6Ext?: ('hop' | 'dst' | 'routing' | 'ah' | 'mh')[];
+  /** IPv6 routing headers' segments left (0 unless given). */
+  routingSegmentsLeft?: number;
+  /**
+   * IPv6 extension headers in the fragmentable part, behind the fragment header: a first fragment
+   * carries them, a later one only names the first of them in its fragment header.
+   */
+  fragmentableExt?: ('dst' | 'routing')[];
   /** IP fragment: offset in bytes (multiple of 8), more-fragments flag, identification. */
   fragment?: { offset: number; more: boolean; id: number };
   payload?: number;
   hopLimit?: number;
   /** ICMP error quoting: the frame bytes of the quoted IP packet (from its IP header on). */
   quote?: Buffer;
+  /** TCP data offset in 32-bit words (5 unless given), whatever the header's real length. */
+  tcpDataOffset?: number;
+  /** IPv4 total length or IPv6 payload length as written, whatever the datagram's real length. */
+  ipLength?: number;
+  /** Bytes after the datagram, inside the frame (Ethernet padding, a trailer). */
+  trailer?: Buffer;
 }
 
 export function parseIp(text: string): Buffer {
@@ -61,7 +74,7 @@ function transport(spec: FrameSpec): Buffer {
       const h = Buffer.alloc(20);
       h.writeUInt16BE(spec.sport ?? 40000, 0);
       h.writeUInt16BE(spec.dport ?? 80, 2);
-      h.writeUInt8(5 << 4, 12);
+      h.writeUInt8((spec.tcpDataOffset ?? 5) << 4, 12);
       h.writeUInt8(0x02, 13); // SYN
       h.writeUInt16BE(65535, 14);
       return Buffer.concat([h, payload]);
@@ -98,7 +111,7 @@ function ipv4(spec: FrameSpec, l4: Buffer): Buffer {
   const optLen = Math.ceil(opts.length / 4) * 4;
   const h = Buffer.alloc(20 + optLen);
   h.writeUInt8(0x40 | ((20 + optLen) / 4), 0);
-  h.writeUInt16BE(h.length + l4.length, 2);
+  h.writeUInt16BE(spec.ipLength ?? h.length + l4.length, 2);
   const f = spec.fragment;
   h.writeUInt16BE(f?.id ?? 0x1234, 4);
   h.writeUInt16BE(f ? (f.more ? 0x2000 : 0) | (f.offset / 8) : 0x4000, 6);
@@ -110,28 +123,35 @@ function ipv4(spec: FrameSpec, l4: Buffer): Buffer {
   return Buffer.concat([h, l4]);
 }
 
-const EXT_NUMBER = { hop: 0, routing: 43, dst: 60, ah: 51 } as const;
+const EXT_NUMBER = { hop: 0, routing: 43, dst: 60, ah: 51, mh: 135 } as const;
+
+function extHeader(spec: FrameSpec, e: keyof typeof EXT_NUMBER): { next: number; body: Buffer } {
+  // hop/dst/routing/mh: 8 bytes (hdrlen 0); ah: 12 bytes (hdrlen 1 → (1+2)*4)
+  const body = Buffer.alloc(e === 'ah' ? 12 : 8);
+  if (e === 'ah') body.writeUInt8(1, 1);
+  if (e === 'routing') body.writeUInt8(spec.routingSegmentsLeft ?? 0, 3);
+  return { next: EXT_NUMBER[e], body };
+}
 
 function ipv6(spec: FrameSpec, l4: Buffer): Buffer {
-  const chain: { next: number; body: Buffer }[] = [];
-  for (const e of spec.ipv6Ext ?? []) {
-    // hop/dst/routing: 8 bytes (hdrlen 0); ah: 12 bytes (hdrlen 1 → (1+2)*4)
-    chain.push({ next: EXT_NUMBER[e], body: Buffer.alloc(e === 'ah' ? 12 : 8) });
-    if (e === 'ah') chain[chain.length - 1]!.body.writeUInt8(1, 1);
-  }
+  const chain: { next: number; body: Buffer }[] = (spec.ipv6Ext ?? []).map((e) => extHeader(spec, e));
+  const fragmentable = (spec.fragmentableExt ?? []).map((e) => extHeader(spec, e));
   if (spec.fragment) {
     const fh = Buffer.alloc(8);
     fh.writeUInt16BE(spec.fragment.offset | (spec.fragment.more ? 1 : 0), 2);
     fh.writeUInt32BE(spec.fragment.id, 4);
     chain.push({ next: 44, body: fh });
+    // a later fragment carries none of the fragmentable part's headers, only names the first
+    if (spec.fragment.offset === 0) chain.push(...fragmentable);
   }
   // link next-header fields: each header names the one after it
-  const numbers = [...chain.map((c) => c.next), spec.proto];
+  const later = spec.fragment !== undefined && spec.fragment.offset > 0 && fragmentable.length > 0;
+  const numbers = [...chain.map((c) => c.next), later ? fragmentable[0]!.next : spec.proto];
   chain.forEach((c, i) => c.body.writeUInt8(numbers[i + 1]!, 0));
   const ext = Buffer.concat(chain.map((c) => c.body));
   const h = Buffer.alloc(40);
   h.writeUInt32BE(0x60000000, 0);
-  h.writeUInt16BE(ext.length + l4.length, 4);
+  h.writeUInt16BE(spec.ipLength ?? ext.length + l4.length, 4);
   h.writeUInt8(numbers[0]!, 6);
   h.writeUInt8(spec.hopLimit ?? 64, 7);
   parseIp(spec.src).copy(h, 8);
@@ -162,7 +182,7 @@ export function ethernet(etherType: number, body: Buffer, vlans: number[] = []):
 }
 
 export function frame(spec: FrameSpec): Buffer {
-  const ip = ipPacket(spec);
+  const ip = spec.trailer ? Buffer.concat([ipPacket(spec), spec.trailer]) : ipPacket(spec);
   return ethernet(isIPv4(spec.src) ? 0x0800 : 0x86dd, ip, spec.vlans);
 }
 
