@@ -329,11 +329,46 @@ static __always_inline int ds_is_link_local(const __u8 *a)
 	return a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
 }
 
+/* ff02::1:ff00:0/104, the solicited-node groups: where duplicate address detection sends. */
+static __always_inline int ds_is_solicited_node(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+	return w[0] == bpf_htonl(0xff020000) && w[1] == 0 && w[2] == bpf_htonl(1) && a[12] == 0xff;
+}
+
+/* Is the unicast destination of a neighbour-discovery message on this link, so that it can reach
+ * no routed host? The kernel's FIB, from the ingress interface, says so: not forwarded (one of this
+ * host's addresses, or no route at all), forwarding off on the interface, or a connected route
+ * (no gateway) out of the ingress interface itself. Anything else, and any lookup error, is not. */
+static __always_inline int ds_nd_dst_on_link(struct xdp_md *ctx, const struct ds_session_key *k)
+{
+	struct bpf_fib_lookup fib = {};
+	__u32 ifindex = ctx->ingress_ifindex;
+
+	fib.family = 10; /* AF_INET6 */
+	fib.l4_protocol = IPPROTO_ICMPV6;
+	fib.ifindex = ifindex;
+	__builtin_memcpy(fib.ipv6_src, k->src, 16);
+	__builtin_memcpy(fib.ipv6_dst, k->dst, 16);
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return 1;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	/* a gateway replaces the destination; a connected route leaves it as it was */
+	const __u32 *d = (const __u32 *)k->dst;
+	return fib.ifindex == ifindex && fib.ipv6_dst[0] == d[0] && fib.ipv6_dst[1] == d[1] &&
+	       fib.ipv6_dst[2] == d[2] && fib.ipv6_dst[3] == d[3];
+}
+
 /* Neighbour discovery in the form RFC 4861 gives it, the only ICMPv6 the failsafe passes: a
- * solicitation or advertisement, code 0, hop limit 255, whole options, link-local source
- * (unspecified for duplicate address detection), link-local or link-scope multicast destination.
- * The caller has checked that ICMPv6 follows the IPv6 header directly. */
-static __always_inline int ds_is_nd_failsafe(const struct ds_session_key *k, __u8 hop_limit, __u32 msg_len)
+ * solicitation or advertisement, code 0, hop limit 255, whole options, from a unicast source (the
+ * unspecified one only for duplicate address detection, to a solicited-node group), to a
+ * link-local address, a link-scope group (ff02::/16), or a unicast address on this link
+ * (ds_nd_dst_on_link): never a way to a routed host. The caller has checked that ICMPv6 follows
+ * the IPv6 header directly. */
+static __always_inline int ds_is_nd_failsafe(struct xdp_md *ctx, const struct ds_session_key *k, __u8 hop_limit,
+					     __u32 msg_len)
 {
 	__u8 type = k->dport >> 8;
 	const __u32 *s = (const __u32 *)k->src;
@@ -342,9 +377,13 @@ static __always_inline int ds_is_nd_failsafe(const struct ds_session_key *k, __u
 		return 0;
 	if (msg_len < DS_ND_MIN_LEN || (msg_len - DS_ND_MIN_LEN) % 8)
 		return 0;
-	if (!ds_is_link_local(k->src) && !(type == DS_ND_SOLICIT && !(s[0] | s[1] | s[2] | s[3])))
+	if (k->src[0] == 0xff)
 		return 0;
-	return ds_is_link_local(k->dst) || (k->dst[0] == 0xff && k->dst[1] == 0x02);
+	if (!(s[0] | s[1] | s[2] | s[3]))
+		return type == DS_ND_SOLICIT && ds_is_solicited_node(k->dst);
+	if (k->dst[0] == 0xff)
+		return k->dst[1] == 0x02;
+	return ds_is_link_local(k->dst) || ds_nd_dst_on_link(ctx, k);
 }
 
 /* After the IP header: transport fields, the ND failsafe (`nd_ok`: ICMPv6 directly behind the
@@ -361,7 +400,7 @@ static __always_inline int ds_parse_transport(struct xdp_md *ctx, struct ds_pack
 	__u8 family_icmp = pkt->key.family == DS_FAMILY_IPV4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
 	if (proto != family_icmp)
 		return DS_PARSE_IP;
-	if (nd_ok && ds_is_nd_failsafe(&pkt->key, hop_limit, dlen - off))
+	if (nd_ok && ds_is_nd_failsafe(ctx, &pkt->key, hop_limit, dlen - off))
 		return DS_PARSE_ND;
 	if (pkt->frag == DS_FRAG_NONE && ds_is_icmp_error(proto, pkt->key.dport >> 8))
 		ds_parse_quote(ctx, l3_off + off + 8, l3_off + dlen, pkt);

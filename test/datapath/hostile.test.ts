@@ -8,6 +8,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { type ReasonName } from '../../src/abi/records.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
+import { writeFileSync } from 'node:fs';
+import { ip, runToken } from '../../src/demo/topology.js';
 import { compileYaml, openTestEngine, TestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
@@ -37,6 +39,9 @@ const HOSTS = {
 const ICMP_OF = { 4: 1, 6: 58 } as const;
 const ECHO = { 4: { request: 8, reply: 0 }, 6: { request: 128, reply: 129 } } as const;
 const UNREACH = { 4: { type: 3, code: 3 }, 6: { type: 1, code: 4 } } as const;
+
+/** A neighbour solicitation in its RFC 4861 form (24 bytes: header, reserved, target). */
+const nd = (over: Partial<FrameSpec>): FrameSpec => ({ src: 'fe80::1', dst: 'ff02::1:ff00:3', proto: 58, icmpType: 135, hopLimit: 255, payload: 16, ...over });
 
 /** Frame through the engine; its verdict and the reason whose counter moved. */
 function run(engine: Engine, f: Buffer, ingressIfindex?: number): { verdict: string; reason: ReasonName | 'none' } {
@@ -225,22 +230,20 @@ describe('datapath under hostile input (issue 11)', () => {
     }
   });
 
-  it('6. neighbour discovery passes only in its link-scope form; RA, RS and redirects meet policy', () => {
-    const nd = (over: Partial<FrameSpec>): FrameSpec => ({ src: 'fe80::1', dst: 'ff02::1:ff00:3', proto: 58, icmpType: 135, hopLimit: 255, payload: 16, ...over });
+  it('6. neighbour discovery passes only in the form RFC 4861 gives it; RA, RS and redirects meet policy', () => {
     for (const vlans of VLANS) {
       const v = { vlans };
       expectRun(engine, nd(v), 'pass', 'FAILSAFE', 'solicitation to the solicited-node group');
-      expectRun(engine, nd({ ...v, dst: 'fe80::2' }), 'pass', 'FAILSAFE', 'unicast solicitation (NUD)');
+      expectRun(engine, nd({ ...v, dst: 'fe80::2' }), 'pass', 'FAILSAFE', 'unicast link-local solicitation (NUD)');
       expectRun(engine, nd({ ...v, icmpType: 136, dst: 'ff02::1' }), 'pass', 'FAILSAFE', 'advertisement to all nodes');
       expectRun(engine, nd({ ...v, src: '::' }), 'pass', 'FAILSAFE', 'duplicate address detection');
       expectRun(engine, nd({ ...v, payload: 24 }), 'pass', 'FAILSAFE', 'one 8-byte option');
-      // as a tunnel to routed hosts, or from them
-      expectRun(engine, nd({ ...v, dst: HOSTS[6].server, payload: 400 }), 'drop', 'POLICY', 'solicitation to a global host with a payload');
-      expectRun(engine, nd({ ...v, icmpType: 136, dst: HOSTS[6].server }), 'drop', 'POLICY', 'advertisement to a global host');
-      expectRun(engine, nd({ ...v, src: HOSTS[6].client }), 'drop', 'POLICY', 'solicitation from a global source');
+      expectRun(engine, nd({ ...v, src: HOSTS[6].client }), 'pass', 'FAILSAFE', 'solicitation from a global source (RFC 4861 7.2.2)');
+      // not its form
       expectRun(engine, nd({ ...v, dst: 'ff05::1' }), 'drop', 'POLICY', 'to site-scope multicast');
+      expectRun(engine, nd({ ...v, src: 'ff02::1' }), 'drop', 'POLICY', 'from a multicast source');
       expectRun(engine, nd({ ...v, icmpType: 136, src: '::', dst: 'ff02::1' }), 'drop', 'POLICY', 'advertisement from ::');
-      // malformed shapes
+      expectRun(engine, nd({ ...v, src: '::', dst: 'ff02::1' }), 'drop', 'POLICY', 'solicitation from :: to all nodes');
       expectRun(engine, nd({ ...v, hopLimit: 254 }), 'drop', 'POLICY', 'hop limit 254');
       expectRun(engine, nd({ ...v, icmpCode: 1 }), 'drop', 'POLICY', 'code 1');
       expectRun(engine, nd({ ...v, payload: 0 }), 'drop', 'POLICY', '8 bytes: no target');
@@ -311,5 +314,53 @@ describe('datapath: tenant networks never mix families', () => {
     // the same over IPv6 to the IPv4-mapped address: no tenant network, so no reply passes
     expectRun(e, { src: 'fd00:9::5', dst: '::ffff:10.50.0.1', proto: 17, sport: 50001, dport: 53 }, 'pass', 'POLICY', 'IPv6 session to ::ffff:10.50.0.1', a);
     expectRun(e, { src: '::ffff:10.50.0.1', dst: 'fd00:9::5', proto: 17, sport: 53, dport: 50001 }, 'drop', 'POLICY', 'no hairpin reply for it', b);
+  });
+});
+
+describe('datapath: neighbour discovery to a unicast address is never a way to a routed host', () => {
+  // Two veth pairs in the host namespace, one end of each up and the other down, so that no frame
+  // can flow: `a` is the ingress and holds a route on its link, `b` holds a route to another test
+  // prefix and one address of this host. Prefixes are unique per run.
+  let engine: Engine | undefined;
+  let ifaces: TestInterfaces | undefined;
+  const tag = runToken().slice(0, 4);
+  const routed = `fd00:7e57:${tag}:1::9`;
+  const local = `fd00:7e57:${tag}:2::1`;
+  const onLink = `fd00:7e57:${tag}:3::9`;
+  const sysctl = (name: string, dev: string, value: number) => writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/${name}`, String(value));
+  before(() => {
+    ifaces = new TestInterfaces('hnd', 4);
+    const [a, , b] = ifaces.names as [string, string, string];
+    for (const dev of [a, b]) {
+      sysctl('accept_ra', dev, 0);
+      sysctl('accept_dad', dev, 0);
+      ip('link', 'set', dev, 'up');
+    }
+    ip('-6', 'route', 'add', `fd00:7e57:${tag}:1::/64`, 'dev', b);
+    ip('-6', 'addr', 'add', `${local}/128`, 'dev', b, 'nodad');
+    ip('-6', 'route', 'add', `fd00:7e57:${tag}:3::/64`, 'dev', a);
+    engine = openTestEngine();
+  });
+  after(() => {
+    engine?.close();
+    ifaces?.remove(); // its routes and address go with it
+  });
+
+  it('passes it to this host or on the ingress link, and meets policy towards a route elsewhere, unless forwarding is off', () => {
+    const e = engine as Engine;
+    const [a] = ifaces?.names as [string];
+    const ingress = ifaces?.ifindex[0] as number;
+    e.install(compileYaml(POLICY).image);
+    sysctl('forwarding', a, 1);
+    for (const vlans of VLANS) {
+      for (const type of [135, 136]) {
+        const v = { vlans, icmpType: type, src: HOSTS[6].client };
+        expectRun(e, nd({ ...v, dst: routed, payload: 400 }), 'drop', 'POLICY', `ND ${type} to a host routed out of another interface`, ingress);
+        expectRun(e, nd({ ...v, dst: local }), 'pass', 'FAILSAFE', `ND ${type} to an address of this host`, ingress);
+        expectRun(e, nd({ ...v, dst: onLink }), 'pass', 'FAILSAFE', `ND ${type} to a host on the ingress link`, ingress);
+      }
+    }
+    sysctl('forwarding', a, 0);
+    expectRun(e, nd({ dst: routed }), 'pass', 'FAILSAFE', 'forwarding off: nothing is routed', ingress);
   });
 });
