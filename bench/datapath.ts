@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   let cachedRatio = 0;
   let cachedVariedRatio = 0;
   let compileInstallMax = 0;
+  let verified = { ingress: 0, explain: 0 };
   console.log('doorstep datapath benchmark — BPF_PROG_TEST_RUN, kernel-measured ns per packet\n');
 
   for (const cfg of CONFIGS) {
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
     const image = buildImage(compiled.ir, compiled.tables);
     const t1 = performance.now();
     const engine = Engine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: Math.max(65_536, cfg.rules + 1) });
+    verified = engine.verifiedInstructions();
     engine.onEvents(() => undefined); // drain the ring buffer as an agent would
     const installed = engine.install(image);
     const t2 = performance.now();
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
   console.log(header.map((h, i) => pad(h, widths[i] ?? 0)).join('  '));
   for (const row of rows) console.log(row.map((c, i) => pad(c, widths[i] ?? 0)).join('  '));
   console.log(`\nnew: median of ${RUNS} runs of ${fmt(NEW_SESSIONS)} distinct flows, one pass each · cached: median of ${CACHED_RUNS} runs of ${fmt(CACHED_FLOWS)} cached flows × ${CACHED_ROUNDS} rounds · 1-flow: median of ${CACHED_RUNS} runs of one cached flow, ${fmt(REPEAT)} passes in the kernel's loop`);
+  console.log(`\nverified size (instructions the verifier processed): ds_xdp_ingress ${fmt(verified.ingress)}, ds_xdp_explain ${fmt(verified.explain)} (limit 1,000,000)`);
   console.log('\ntargets');
   console.log(`  cached session / floor, worst row  ${fmt(cachedRatio, 2)}×  (1-flow)   ${fmt(cachedVariedRatio, 2)}×  (1,024 flows)   target ≤ 1.50×`);
   console.log(`  new @100k rules / new @10 rules   ${fmt(newAtMax / newAt10, 2)}×                                  target ≤ 2.00×`);

@@ -54,7 +54,7 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// progInfo(fd) → { id, name, tag }
+// progInfo(fd) → { id, name, verifiedInsns } (instructions the verifier processed at load)
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_prog_info pi{};
@@ -64,6 +64,7 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", Napi::Number::New(env, pi.id));
   out.Set("name", Napi::String::New(env, pi.name));
+  out.Set("verifiedInsns", Napi::Number::New(env, pi.verified_insns));
   return out;
 }
 

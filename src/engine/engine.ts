@@ -264,6 +264,15 @@ export class Engine {
     return this.live().programFd(PROGRAM);
   }
 
+  /** Instructions the verifier processed to load each program (its verified size): ingress, explain. */
+  verifiedInstructions(): { ingress: number; explain: number } {
+    const native = addon();
+    return {
+      ingress: native.progInfo(this.programFd).verifiedInsns,
+      explain: native.progInfo(this.live().programFd('ds_xdp_explain')).verifiedInsns,
+    };
+  }
+
   // ---- attachment ----
 
   /** Attach to an interface: native XDP, falling back to generic (reported) unless a mode is forced. */

@@ -59,7 +59,7 @@ export interface Addon {
   xdpAttach(progFd: number, ifindex: number, mode: 'native' | 'generic'): number;
   linkDetach(linkFd: number): void;
   xdpQuery(ifindex: number): { mode: string; progId: number };
-  progInfo(fd: number): { id: number; name: string };
+  progInfo(fd: number): { id: number; name: string; verifiedInsns: number };
   linkInfo(fd: number): { id: number; progId: number; ifindex: number };
   testRun(progFd: number, frame: Buffer, repeat?: number, ingressIfindex?: number): { retval: number; duration: number; data: Buffer };
   testRunEach(progFd: number, frames: Buffer, frameSize: number, count: number): { retvals: Buffer; duration: number };
