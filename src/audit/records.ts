@@ -86,13 +86,24 @@ export interface LostRecord extends RecordBase {
   lastSeq?: number;
 }
 
+/** One kernel setting the agent changed or found (`hardening`, `unhardened`): sysctl(8) name, old → new. */
+export interface SysctlChange {
+  key: string;
+  from?: string;
+  to?: string;
+  /** no such key (no IPv6 on the interface; the interface is gone): skipped */
+  absent?: true;
+}
+
 /** The agent's own life: started, attached, detached, stopped. */
 export interface AgentRecord extends RecordBase {
   type: 'agent';
-  event: 'started' | 'attached' | 'serving' | 'forwarding' | 'unrouted' | 'detached' | 'stopping' | 'stopped' | 'error';
+  event: 'started' | 'attached' | 'hardening' | 'serving' | 'forwarding' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error';
   mode?: 'native' | 'generic';
   adopted?: boolean;
   message?: string;
+  /** for `hardening` and `unhardened` */
+  sysctls?: SysctlChange[];
 }
 
 /** An `agent` record of `enforcer`, now; about the whole enforcer unless an interface is given. */

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep agent`: the enforcer's daemon. Composes the parts in the order that keeps the host
 // safe: checks that touch nothing (state dir, socket, audit file, metrics port, interfaces),
-// then the engine attached in default deny (or adopted from a previous agent), then the policy
+// then the engine attached in default deny (or adopted from a previous agent) and the enforced
+// interfaces closed to Router Advertisements, redirects and source routes, then the policy
 // (adopted, restored from the state dir, or installed from the source), then the watcher.
-// SIGTERM/SIGINT detach cleanly unless keepOnExit; SIGKILL leaves the pinned engine enforcing.
+// SIGTERM/SIGINT detach cleanly and restore those settings unless keepOnExit; SIGKILL leaves the
+// pinned engine enforcing.
 import { AuditPipeline } from '../audit/pipeline.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
 import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
@@ -28,6 +30,8 @@ import { tenantId } from '../policy/tenants.js';
 import { formatProblem } from '../errors.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
+import { Hardening } from './hardening.js';
+import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
 import { LocalApi } from './local-api.js';
 import { NetworkController } from './network-controller.js';
 import { agentRoutes } from './routes.js';
@@ -170,6 +174,16 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     // is dropped from here until a policy is in ----
     controller.attach(config.interfaces, config.xdpMode);
     const rolesChanged = applyRoles(openedEngine, config.placement);
+    // ---- closed to Router Advertisements, redirects and source routes before a policy could let
+    // one through (a rule may allow ICMP), so no host on a source network steers the enforcer ----
+    const hardening = new Hardening(hardeningPlan(config.interfaces));
+    const unharden = () => {
+      const { restored, failed } = hardening.restore();
+      for (const r of hardeningRecords(restored, 'unhardened')) pipe.emit(agentRecord(r));
+      if (failed.length > 0) pipe.emit(agentRecord({ event: 'error', message: `hardening: could not restore ${failed.join('; ')}` }));
+    };
+    cleanups.push(unharden); // also what a failing apply() set before it failed
+    for (const r of hardeningRecords(hardening.apply(), 'hardening')) pipe.emit(agentRecord(r));
 
     // ---- the policy: carry on from the engine, or restore the last one, then the source ----
     await controller.resume();
@@ -234,6 +248,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         }
         if (!config.keepOnExit) for (const a of openedEngine.attachments()) pipe.emit(agentRecord({ event: 'detached', interface: a.ifname }));
         openedEngine.close({ keepAttached: config.keepOnExit });
+        // the settings go back once the engine is off the interfaces, before the tunnels go
+        if (!config.keepOnExit) unharden();
         if (forwarding && !config.keepOnExit) forwarding.removeTunnels();
         pipe.emit(agentRecord({ event: 'stopped', message: config.keepOnExit ? 'the engine keeps enforcing (--keep-on-exit)' : 'detached' }));
         await pipe.close();

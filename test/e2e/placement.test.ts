@@ -5,7 +5,8 @@
 // allowed traffic arrives over the right path (the edge's tunnels carry it, or not: hairpin),
 // echoes come back (replies), denied traffic is dropped at XDP (session records and engine
 // counters), unsolicited traffic from the edge is dropped on the fabric, and every agent takes
-// its forwarding back on exit. Then two tenants with the same range on one infra enforcer.
+// its forwarding back on exit, and each closed its interfaces to Router Advertisements while it
+// ran. Then two tenants with the same range on one infra enforcer.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type PlacementDemoResult, type PlacementFlow, runPlacementDemo } from '../../src/demo/placements.js';
 import { execIn } from '../../src/demo/topology.js';
+import { enforcedInterfaces } from '../../src/placement/placement.js';
 import { packageRoot } from '../../src/paths.js';
 
 type Rec = Record<string, unknown>;
@@ -22,12 +24,15 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
   let result: PlacementDemoResult;
   /** While the agents ran: each enforcer's rules and routes as `ip` printed them. */
   const seen: Record<string, string> = {};
+  /** While the agents ran: each enforced interface's accept_ra, as `name value`. */
+  const acceptRa: Record<string, string[]> = {};
 
   before(async () => {
     result = await runPlacementDemo({
       onReady: async (topology) => {
         for (const e of topology.enforcers) {
           seen[e.name] = [execIn(e.ns, 'ip', ['rule', 'show']), execIn(e.ns, 'ip', ['route', 'show', 'table', 'all']), execIn(e.ns, 'ip', ['-d', 'link', 'show', 'type', 'vxlan'])].join('\n');
+          acceptRa[e.name] = enforcedInterfaces(e.placement).map((i) => `${i.name} ${execIn(e.ns, 'cat', [`/proc/sys/net/ipv6/conf/${i.name}/accept_ra`]).trim()}`);
         }
       },
     });
@@ -123,6 +128,18 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
 
   it('every agent removed its tunnels, rules, routes and forwarding setting on exit', () => {
     assert.deepEqual(result.leftovers, { infra: [], workload: [], datacenter: [] });
+  });
+
+  it('every agent turned Router Advertisements off on its source interfaces and tunnels, and back on at exit', () => {
+    for (const enforcer of ['infra', 'workload', 'datacenter']) {
+      const names = (acceptRa[enforcer] ?? []).map((x) => x.split(' ')[0]);
+      assert.ok(names.some((n) => n?.startsWith('dsvx')) && names.some((n) => !n?.startsWith('dsvx')), `${enforcer}: sources and tunnels`);
+      assert.deepEqual(acceptRa[enforcer], names.map((n) => `${n} 0`), `${enforcer}: accept_ra off while it ran`);
+      const agent = (event: string) => result.records.filter((x) => x.enforcer === enforcer && x.record.type === 'agent' && x.record.event === event).map((x) => x.record);
+      assert.deepEqual(agent('hardening').map((r) => r.interface), [...names, '*']);
+      const back = agent('unhardened').flatMap((r) => r.sysctls as { key: string; from?: string; to?: string }[]).filter((c) => c.key.endsWith('.accept_ra'));
+      assert.deepEqual(back.map((c) => `${c.key} ${c.from} → ${c.to}`), names.map((n) => `net.ipv6.conf.${n}.accept_ra 0 → 1`), `${enforcer}: put back before the tunnels went`);
+    }
   });
 });
 

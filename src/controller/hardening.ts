@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// Carries out a hardening plan (hardening-plan.ts) on the kernel's settings and takes it back.
+// The settings are reached through SysctlFiles: /proc/sys for real — in the agent's own network
+// namespace, since /proc/sys/net follows the namespace of the process that opens it (an agent
+// started under `nsenter --net` sets its namespace's interfaces, as forwarding.ts does; /sys is
+// not used, it stays the host's) — or a map in memory for tests without root.
+//
+// apply() remembers each key as found; restore() puts back every key whose value now differs
+// from that, changed by the agent or not: when forwarding turns ip_forward off again at exit, the
+// kernel itself rewrites net.ipv4.conf.all.accept_redirects (to 1), and restore() undoes that too.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { DoorstepError } from '../errors.js';
+import type { HardeningPlan, SysctlOutcome } from './hardening-plan.js';
+
+/** Kernel settings by /proc/sys path. */
+export interface SysctlFiles {
+  /** The value, trimmed; undefined when there is no such key. */
+  read(path: string): string | undefined;
+  /** Throws when the key cannot be written (ENOENT when there is no such key). */
+  write(path: string, value: string): void;
+}
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+/** The real settings of this process's network namespace. */
+export const procSysctls: SysctlFiles = {
+  read(path) {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  },
+  write(path, value) {
+    writeFileSync(path, value);
+  },
+};
+
+/** The same semantics in memory: a key that was never given does not exist. */
+export class MemorySysctls implements SysctlFiles {
+  readonly values: Map<string, string>;
+
+  constructor(values: Record<string, string> = {}) {
+    this.values = new Map(Object.entries(values));
+  }
+
+  read(path: string): string | undefined {
+    return this.values.get(path);
+  }
+
+  write(path: string, value: string): void {
+    if (!this.values.has(path)) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
+    this.values.set(path, value.trim());
+  }
+}
+
+export class Hardening {
+  /** path → the value found by apply() (keys that exist only) */
+  private readonly found = new Map<string, { interface: string; value: string }>();
+
+  constructor(
+    private readonly plan: HardeningPlan,
+    private readonly files: SysctlFiles = procSysctls,
+  ) {}
+
+  /** Set every planned key that exists; a key that cannot be set fails the agent's start. */
+  apply(): SysctlOutcome[] {
+    const outcomes: SysctlOutcome[] = [];
+    for (const s of this.plan.sysctls) {
+      try {
+        const current = this.files.read(s.path);
+        if (current === undefined) {
+          outcomes.push({ interface: s.interface, path: s.path, absent: true });
+          continue;
+        }
+        if (!this.found.has(s.path)) this.found.set(s.path, { interface: s.interface, value: current });
+        if (current !== s.value) this.files.write(s.path, s.value);
+        outcomes.push({ interface: s.interface, path: s.path, from: current, to: s.value });
+      } catch (cause) {
+        throw new DoorstepError('DS_E_HARDENING', `cannot set ${s.path} to ${s.value}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+          hint: 'the agent needs /proc/sys writable in its network namespace (root, and /proc/sys not mounted read-only); see docs/operations.md',
+          cause,
+        });
+      }
+    }
+    return outcomes;
+  }
+
+  /**
+   * Put back every key whose value differs from what apply() found. Keys gone meanwhile (a
+   * tunnel deleted) are reported absent; keys that could not be written are in `failed`, for an
+   * `error` record. Best effort: every key is tried.
+   */
+  restore(): { restored: SysctlOutcome[]; failed: string[] } {
+    const restored: SysctlOutcome[] = [];
+    const failed: string[] = [];
+    for (const [path, was] of this.found) {
+      try {
+        const current = this.files.read(path);
+        if (current === was.value) continue;
+        if (current !== undefined) this.files.write(path, was.value);
+        restored.push(current === undefined ? { interface: was.interface, path, absent: true } : { interface: was.interface, path, from: current, to: was.value });
+      } catch (err) {
+        if (isMissing(err)) restored.push({ interface: was.interface, path, absent: true });
+        else failed.push(`${path} back to ${was.value}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    this.found.clear();
+    return { restored, failed };
+  }
+}
