@@ -348,7 +348,10 @@ static __always_inline int ds_nd_dst_on_link(struct xdp_md *ctx, const struct ds
 	fib.family = 10; /* AF_INET6 */
 	fib.l4_protocol = IPPROTO_ICMPV6;
 	fib.ifindex = ifindex;
-	__builtin_memcpy(fib.ipv6_src, k->src, 16);
+	/* a link-local source makes the kernel answer "not forwarded" before it looks at the
+	 * destination; the source only matters to source-specific routes, which it cannot have */
+	if (!ds_is_link_local(k->src))
+		__builtin_memcpy(fib.ipv6_src, k->src, 16);
 	__builtin_memcpy(fib.ipv6_dst, k->dst, 16);
 	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED)

@@ -356,6 +356,7 @@ describe('datapath: neighbour discovery to a unicast address is never a way to a
       for (const type of [135, 136]) {
         const v = { vlans, icmpType: type, src: HOSTS[6].client };
         expectRun(e, nd({ ...v, dst: routed, payload: 400 }), 'drop', 'POLICY', `ND ${type} to a host routed out of another interface`, ingress);
+        expectRun(e, nd({ ...v, src: 'fe80::1', dst: routed }), 'drop', 'POLICY', `ND ${type} from a link-local source to a routed host`, ingress);
         expectRun(e, nd({ ...v, dst: local }), 'pass', 'FAILSAFE', `ND ${type} to an address of this host`, ingress);
         expectRun(e, nd({ ...v, dst: onLink }), 'pass', 'FAILSAFE', `ND ${type} to a host on the ingress link`, ingress);
       }
