@@ -318,13 +318,26 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c:
         ['137 redirect', `ICMPv6ND_Redirect(tgt='${l.attacker6}', dst='${NET.other6}')`],
       ];
       for (const [what, msg] of tunnels) {
-        c.add('nd-tunnel', l, `${what}, hop limit 255, to the sink (global), with payload`, 'deny', (t) => v6(l, t, `${msg}/${PAYLOAD}`, hl));
+        c.add('nd-tunnel', l, `${what}, hop limit 255, to the sink (routed), with payload`, 'deny', (t) => v6(l, t, `${msg}/${PAYLOAD}`, hl));
       }
-      c.add('nd-tunnel', l, 'neighbour solicitation from a link-local source to the sink (global), with payload', 'deny', (t) =>
+      c.add('nd-tunnel', l, 'neighbour solicitation from a link-local source to the sink (routed), with payload', 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${NET.sink6}')/${PAYLOAD}`, { src: NET.attackerLinkLocal, ip: 'hlim=255' }),
       );
-      c.add('nd-tunnel', l, 'neighbour solicitation between global addresses (attacker → enforcer)', 'deny', (t) =>
-        v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { dst: l.enforcer6, ip: 'hlim=255' }),
+      c.add(
+        'nd-tunnel', l, 'neighbour solicitation between global addresses (attacker → an address on this link)', 'allow',
+        (t) => v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { dst: l.enforcer6, ip: 'hlim=255' }),
+        'enforcer',
+      );
+      c.add(
+        'nd-tunnel', l, 'solicited neighbour advertisement between global addresses (attacker → an address on this link)', 'allow',
+        (t) => v6(l, t, `ICMPv6ND_NA(tgt='${l.attacker6}', R=0, S=1, O=1)/ICMPv6NDOptDstLLAddr(lladdr='${NET.attackerMac}')`, { dst: l.enforcer6, ip: 'hlim=255' }),
+        'enforcer',
+      );
+      c.add('nd-tunnel', l, `neighbour solicitation to the router (${NET.routerLink6}: on the enforcer's other link, not this one)`, 'deny', (t) =>
+        v6(l, t, `ICMPv6ND_NS(tgt='${NET.routerLink6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { dst: NET.routerLink6, ip: 'hlim=255' }),
+      );
+      c.add('nd-tunnel', l, 'neighbour solicitation to a site-scope group (ff05::1:ff00:1)', 'deny', (t) =>
+        v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { src: NET.attackerLinkLocal, dst: 'ff05::1:ff00:1', mac: MCAST_SOLICITED.mac, ip: 'hlim=255' }),
       );
       c.add(
         'nd-tunnel', l, `router advertisement from the attacker (default route, prefix ${l.raPrefix}/64)`, 'deny',
@@ -403,15 +416,6 @@ describe('attacks: crafted frames from an attacker through the enforcer to a sin
     attacker = new ScapySender(topo.attacker, 'eth0', (c) => topo.own(c));
     await Promise.all([atEnforcer.ready, atSink.ready]);
 
-    // the control for the RA check: an advertisement on the router side, where nothing enforces,
-    // shows that one reaching the kernel gives the enforcer a default route and an address
-    const router = new ScapySender(topo.router, 'dn0', (c) => topo.own(c));
-    await router.send([
-      `Ether(dst='${MCAST_ALL_NODES.mac}')/IPv6(src='fe80::77:8:2', dst='${MCAST_ALL_NODES.ip}', hlim=255)/ICMPv6ND_RA(routerlifetime=1800)/ICMPv6NDOptPrefixInfo(prefix='${CONTROL_RA_PREFIX}:', prefixlen=64, L=1, A=1, validlifetime=3600, preferredlifetime=1800)`,
-    ]);
-    router.close();
-    ra.control = await until(() => topo.enforcerRaState(), (s) => /dev up0/.test(s.defaultRoutes) && s.raAddresses.length > 0, 5_000);
-
     await sync('start-up'); // also resolves the neighbours on the way
     for (const cls of CLASSES) {
       const probes = cat.probes.filter((p) => p.cls === cls.id);
@@ -419,6 +423,16 @@ describe('attacks: crafted frames from an attacker through the enforcer to a sin
       await sync(cls.id);
     }
     ra.attacked = topo.enforcerRaState();
+    // the control for the RA check, after the attack (its route would change the FIB that the
+    // datapath asks about neighbour discovery): an advertisement on the router side, where
+    // nothing enforces, shows that one reaching the kernel gives the enforcer a default route
+    // and an address
+    const router = new ScapySender(topo.router, 'dn0', (c) => topo.own(c));
+    await router.send([
+      `Ether(dst='${MCAST_ALL_NODES.mac}')/IPv6(src='fe80::77:8:2', dst='${MCAST_ALL_NODES.ip}', hlim=255)/ICMPv6ND_RA(routerlifetime=1800)/ICMPv6NDOptPrefixInfo(prefix='${CONTROL_RA_PREFIX}:', prefixlen=64, L=1, A=1, validlifetime=3600, preferredlifetime=1800)`,
+    ]);
+    router.close();
+    ra.control = await until(() => topo.enforcerRaState(), (s) => /dev up0/.test(s.defaultRoutes) && s.raAddresses.length > 0, 5_000);
     status = harness.cliJson<StatusReport>(['status']);
     [captureDrops.atEnforcer, captureDrops.atSink] = await Promise.all([atEnforcer.stop(), atSink.stop()]).then((r) => r.map((x) => x.dropped));
 

@@ -37,6 +37,8 @@ export const NET = {
   other4: '10.77.9.3',
   sink6: 'fd00:77:9::2',
   other6: 'fd00:77:9::3',
+  /** The router's address on the enforcer's other link. */
+  routerLink6: 'fd00:77:8::2',
   sinkNet4: '10.77.9.0/24',
   sinkNet6: 'fd00:77:9::/64',
   /** The attacker's sources: its links, spoofed floods (10.200/16, fd00:200::/64), IPv4-mapped, link-local. */
