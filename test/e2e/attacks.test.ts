@@ -126,8 +126,16 @@ const syn = (sport: number, dport: number, more = '') => `TCP(sport=${sport}, dp
 /** A mobility header (8 bytes, header length 0) whose payload-protocol field says `next`. */
 const mobility = (next: number) => `Raw(bytes([${next}, 0, 0, 0, 0, 0, 0, 0]))`;
 const PAYLOAD = `Raw(b'T' * 64)`;
+/** The sink's replies in the DNS session (IPv4, IPv6): what the ICMP errors quote. */
+const dnsReplies = (l: AttackLink) => [
+  `IP(src='${NET.sink4}', dst='${l.attacker4}')/UDP(sport=53, dport=${DNS_SPORT})`,
+  `IPv6(src='${NET.sink6}', dst='${l.attacker6}')/UDP(sport=53, dport=${DNS_SPORT})`,
+] as const;
 
 // ── the catalogue ──────────────────────────────────────────────────────────────────────────────
+
+/** Adds a probe: its frames from its tag and a source port of its own; `reach` for allowed ones. */
+type AddProbe = (name: string, expect: Probe['expect'], build: (tag: number, sport: number) => string | string[], reach?: Probe['reach']) => void;
 
 class Catalogue {
   readonly probes: Probe[] = [];
@@ -140,72 +148,74 @@ class Catalogue {
   /** `vlanForwarded`: whether the kernel forwards what passes on the VLAN (else it is judged past XDP only). */
   constructor(private readonly vlanForwarded: boolean) {}
 
-  add(cls: ClassId, l: AttackLink, name: string, expect: Probe['expect'], build: (tag: number, sport: number) => string | string[], linkReach: Probe['reach'] = 'sink'): void {
-    const reach = l.vlan && !this.vlanForwarded ? 'enforcer' : linkReach;
-    const tag = this.tag();
-    const exprs = build(tag, 20_000 + (tag - TAG_BASE));
-    this.probes.push({ cls, link: l.name, name, expect, reach, tag, exprs: Array.isArray(exprs) ? exprs : [exprs] });
+  /** Adds probes of class `cls` on link `l`. */
+  adder(cls: ClassId, l: AttackLink): AddProbe {
+    return (name, expect, build, linkReach = 'sink') => {
+      const reach = l.vlan && !this.vlanForwarded ? 'enforcer' : linkReach;
+      const tag = this.tag();
+      const exprs = build(tag, 20_000 + (tag - TAG_BASE));
+      this.probes.push({ cls, link: l.name, name, expect, reach, tag, exprs: Array.isArray(exprs) ? exprs : [exprs] });
+    };
   }
 }
 
-const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c: Catalogue, l: AttackLink) => void }[] = [
+const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (add: AddProbe, l: AttackLink) => void }[] = [
   {
     id: 'path',
     title: 'the path: the engine is on it (plain allowed and denied traffic; the sessions later classes quote)',
     links: 'both',
-    build: (c, l) => {
-      c.add('path', l, 'UDP/53 (the DNS session)', 'allow', (t) => v4(l, t, udp(DNS_SPORT, 53)));
-      c.add('path', l, 'UDP/53 IPv6 (the DNS session)', 'allow', (t) => v6(l, t, udp(DNS_SPORT, 53)));
-      c.add('path', l, 'ping (the echo session)', 'allow', (t) => v4(l, t, `ICMP(type=8, id=${ECHO_ID}, seq=1)`));
-      c.add('path', l, 'ping IPv6 (the echo session)', 'allow', (t) => v6(l, t, `ICMPv6EchoRequest(id=${ECHO_ID}, seq=1)`));
-      c.add('path', l, 'TCP/80 SYN', 'allow', (t, s) => v4(l, t, syn(s, 80)));
-      c.add('path', l, 'TCP/80 SYN IPv6', 'allow', (t, s) => v6(l, t, syn(s, 80)));
-      c.add('path', l, 'UDP/9999', 'deny', (t, s) => v4(l, t, udp(s, 9999)));
-      c.add('path', l, 'UDP/9999 IPv6', 'deny', (t, s) => v6(l, t, udp(s, 9999)));
+    build: (add, l) => {
+      add('UDP/53 (the DNS session)', 'allow', (t) => v4(l, t, udp(DNS_SPORT, 53)));
+      add('UDP/53 IPv6 (the DNS session)', 'allow', (t) => v6(l, t, udp(DNS_SPORT, 53)));
+      add('ping (the echo session)', 'allow', (t) => v4(l, t, `ICMP(type=8, id=${ECHO_ID}, seq=1)`));
+      add('ping IPv6 (the echo session)', 'allow', (t) => v6(l, t, `ICMPv6EchoRequest(id=${ECHO_ID}, seq=1)`));
+      add('TCP/80 SYN', 'allow', (t, s) => v4(l, t, syn(s, 80)));
+      add('TCP/80 SYN IPv6', 'allow', (t, s) => v6(l, t, syn(s, 80)));
+      add('UDP/9999', 'deny', (t, s) => v4(l, t, udp(s, 9999)));
+      add('UDP/9999 IPv6', 'deny', (t, s) => v6(l, t, udp(s, 9999)));
     },
   },
   {
     id: 'mapped',
     title: '1. IPv6 from an IPv4-mapped source in the management prefix',
     links: 'both',
-    build: (c, l) => {
-      c.add('mapped', l, `IPv4 from ${l.attacker4} to the management port tcp/${MGMT.port}`, 'allow', (t, s) => v4(l, t, syn(s, MGMT.port)));
-      c.add('mapped', l, `IPv6 from ::ffff:${l.attacker4} to tcp/${MGMT.port}`, 'deny', (t, s) => v6(l, t, syn(s, MGMT.port), { src: `::ffff:${l.attacker4}` }));
-      c.add('mapped', l, `IPv6 from ::ffff:${l.attacker4} to tcp/${MGMT.port} of ::ffff:${NET.sink4}`, 'deny', (t, s) =>
+    build: (add, l) => {
+      add(`IPv4 from ${l.attacker4} to the management port tcp/${MGMT.port}`, 'allow', (t, s) => v4(l, t, syn(s, MGMT.port)));
+      add(`IPv6 from ::ffff:${l.attacker4} to tcp/${MGMT.port}`, 'deny', (t, s) => v6(l, t, syn(s, MGMT.port), { src: `::ffff:${l.attacker4}` }));
+      add(`IPv6 from ::ffff:${l.attacker4} to tcp/${MGMT.port} of ::ffff:${NET.sink4}`, 'deny', (t, s) =>
         v6(l, t, syn(s, MGMT.port), { src: `::ffff:${l.attacker4}`, dst: `::ffff:${NET.sink4}` }),
       );
-      c.add('mapped', l, `IPv6 from ${l.attacker6} to tcp/${MGMT.port}`, 'deny', (t, s) => v6(l, t, syn(s, MGMT.port)));
+      add(`IPv6 from ${l.attacker6} to tcp/${MGMT.port}`, 'deny', (t, s) => v6(l, t, syn(s, MGMT.port)));
     },
   },
   {
     id: 'icmp-errors',
     title: '2. forged ICMP errors quoting allowed sessions',
     links: 'both',
-    build: (c, l) => {
-      const dnsReply4 = `IP(src='${NET.sink4}', dst='${l.attacker4}')/UDP(sport=53, dport=${DNS_SPORT})`;
-      const dnsReply6 = `IPv6(src='${NET.sink6}', dst='${l.attacker6}')/UDP(sport=53, dport=${DNS_SPORT})`;
-      c.add('icmp-errors', l, 'port unreachable to the sink, quoting its DNS reply', 'allow', (t) => v4(l, t, `ICMP(type=3, code=3)/${dnsReply4}`));
-      c.add('icmp-errors', l, 'fragmentation needed (PMTU) to the sink, quoting its DNS reply', 'allow', (t) => v4(l, t, `ICMP(type=3, code=4, nexthopmtu=1400)/${dnsReply4}`));
-      c.add('icmp-errors', l, 'port unreachable to ANOTHER host, quoting the DNS reply, with payload', 'deny', (t) =>
+    build: (add, l) => {
+      const [dnsReply4, dnsReply6] = dnsReplies(l);
+      add('port unreachable to the sink, quoting its DNS reply', 'allow', (t) => v4(l, t, `ICMP(type=3, code=3)/${dnsReply4}`));
+      add('fragmentation needed (PMTU) to the sink, quoting its DNS reply', 'allow', (t) => v4(l, t, `ICMP(type=3, code=4, nexthopmtu=1400)/${dnsReply4}`));
+      add('port unreachable to ANOTHER host, quoting the DNS reply, with payload', 'deny', (t) =>
         v4(l, t, `ICMP(type=3, code=3)/${dnsReply4}/Raw(b'P' * 200)`, { dst: NET.other4 }),
       );
-      c.add('icmp-errors', l, 'time exceeded to ANOTHER host, quoting the DNS reply', 'deny', (t) => v4(l, t, `ICMP(type=11, code=0)/${dnsReply4}`, { dst: NET.other4 }));
-      c.add('icmp-errors', l, 'host unreachable to the sink, quoting its echo reply', 'allow', (t) =>
+      add('time exceeded to ANOTHER host, quoting the DNS reply', 'deny', (t) => v4(l, t, `ICMP(type=11, code=0)/${dnsReply4}`, { dst: NET.other4 }));
+      add('host unreachable to the sink, quoting its echo reply', 'allow', (t) =>
         v4(l, t, `ICMP(type=3, code=1)/IP(src='${NET.sink4}', dst='${l.attacker4}')/ICMP(type=0, id=${ECHO_ID}, seq=1)`),
       );
-      c.add('icmp-errors', l, "host unreachable to the sink, quoting the peer's echo REQUEST, with payload", 'deny', (t) =>
+      add("host unreachable to the sink, quoting the peer's echo REQUEST, with payload", 'deny', (t) =>
         v4(l, t, `ICMP(type=3, code=1)/IP(src='${NET.sink4}', dst='${l.attacker4}')/ICMP(type=8, id=${ECHO_ID}, seq=1)/Raw(b'P' * 200)`),
       );
-      c.add('icmp-errors', l, 'IPv6 port unreachable to the sink, quoting its DNS reply', 'allow', (t) => v6(l, t, `ICMPv6DestUnreach(code=4)/${dnsReply6}`));
-      c.add('icmp-errors', l, 'IPv6 packet too big (PMTU) to the sink, quoting its DNS reply', 'allow', (t) => v6(l, t, `ICMPv6PacketTooBig(mtu=1280)/${dnsReply6}`));
-      c.add('icmp-errors', l, 'IPv6 port unreachable to ANOTHER host, quoting the DNS reply, with payload', 'deny', (t) =>
+      add('IPv6 port unreachable to the sink, quoting its DNS reply', 'allow', (t) => v6(l, t, `ICMPv6DestUnreach(code=4)/${dnsReply6}`));
+      add('IPv6 packet too big (PMTU) to the sink, quoting its DNS reply', 'allow', (t) => v6(l, t, `ICMPv6PacketTooBig(mtu=1280)/${dnsReply6}`));
+      add('IPv6 port unreachable to ANOTHER host, quoting the DNS reply, with payload', 'deny', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=4)/${dnsReply6}/Raw(b'P' * 200)`, { dst: NET.other6 }),
       );
-      c.add('icmp-errors', l, 'IPv6 packet too big to ANOTHER host, quoting the DNS reply', 'deny', (t) => v6(l, t, `ICMPv6PacketTooBig(mtu=1280)/${dnsReply6}`, { dst: NET.other6 }));
-      c.add('icmp-errors', l, 'IPv6 unreachable to the sink, quoting its echo reply', 'allow', (t) =>
+      add('IPv6 packet too big to ANOTHER host, quoting the DNS reply', 'deny', (t) => v6(l, t, `ICMPv6PacketTooBig(mtu=1280)/${dnsReply6}`, { dst: NET.other6 }));
+      add('IPv6 unreachable to the sink, quoting its echo reply', 'allow', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=1)/IPv6(src='${NET.sink6}', dst='${l.attacker6}')/ICMPv6EchoReply(id=${ECHO_ID}, seq=1)`),
       );
-      c.add('icmp-errors', l, "IPv6 unreachable to the sink, quoting the peer's echo REQUEST, with payload", 'deny', (t) =>
+      add("IPv6 unreachable to the sink, quoting the peer's echo REQUEST, with payload", 'deny', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=1)/IPv6(src='${NET.sink6}', dst='${l.attacker6}')/ICMPv6EchoRequest(id=${ECHO_ID}, seq=1)/Raw(b'P' * 200)`),
       );
     },
@@ -214,45 +224,44 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c:
     id: 'lengths',
     title: '3. lengths that lie (trailing bytes, lengths past the frame, short first fragments)',
     links: 'both',
-    build: (c, l) => {
-      const dnsReply4 = `IP(src='${NET.sink4}', dst='${l.attacker4}')/UDP(sport=53, dport=${DNS_SPORT})`;
-      const dnsReply6 = `IPv6(src='${NET.sink6}', dst='${l.attacker6}')/UDP(sport=53, dport=${DNS_SPORT})`;
+    build: (add, l) => {
+      const [dnsReply4, dnsReply6] = dnsReplies(l);
       // IPv4
-      c.add('lengths', l, 'UDP/53 followed by 18 bytes of Ethernet padding', 'allow', (t, s) => v4(l, t, `${udp(s, 53)}/Raw(b'x' * 4)/Padding(b'\\xff' * 18)`));
-      c.add('lengths', l, 'fragmented UDP/53 (16 bytes, then 32)', 'allow', (t, s) => [
+      add('UDP/53 followed by 18 bytes of Ethernet padding', 'allow', (t, s) => v4(l, t, `${udp(s, 53)}/Raw(b'x' * 4)/Padding(b'\\xff' * 18)`));
+      add('fragmented UDP/53 (16 bytes, then 32)', 'allow', (t, s) => [
         v4(l, t, `Raw(bytes(UDP(sport=${s}, dport=53, len=48, chksum=0)) + b'a' * 8)`, { ip: "flags='MF', proto=17" }),
         v4(l, t, `Raw(b'a' * 32)`, { ip: 'frag=2, proto=17' }),
       ]);
-      c.add('lengths', l, 'total length 20: the UDP/53 header only in trailing bytes', 'deny', (t, s) => v4(l, t, udp(s, 53), { ip: 'len=20' }));
-      c.add('lengths', l, 'total length 24: a TCP/80 SYN header cut at 4 bytes, the rest trailing', 'deny', (t, s) => v4(l, t, syn(s, 80), { ip: 'len=24' }));
-      c.add('lengths', l, 'total length 28: an ICMP error whose quote (the DNS reply) is trailing', 'deny', (t) => v4(l, t, `ICMP(type=3, code=3)/${dnsReply4}`, { ip: 'len=28' }));
-      c.add('lengths', l, 'total length 1000 in a 62-byte frame, UDP/53', 'deny', (t, s) => v4(l, t, `${udp(s, 53)}/Raw(b'x' * 20)`, { ip: 'len=1000' }));
-      c.add('lengths', l, 'first fragment ending inside the ports (2 bytes of UDP/53), then a later fragment', 'deny', (t, s) => [
+      add('total length 20: the UDP/53 header only in trailing bytes', 'deny', (t, s) => v4(l, t, udp(s, 53), { ip: 'len=20' }));
+      add('total length 24: a TCP/80 SYN header cut at 4 bytes, the rest trailing', 'deny', (t, s) => v4(l, t, syn(s, 80), { ip: 'len=24' }));
+      add('total length 28: an ICMP error whose quote (the DNS reply) is trailing', 'deny', (t) => v4(l, t, `ICMP(type=3, code=3)/${dnsReply4}`, { ip: 'len=28' }));
+      add('total length 1000 in a 62-byte frame, UDP/53', 'deny', (t, s) => v4(l, t, `${udp(s, 53)}/Raw(b'x' * 20)`, { ip: 'len=1000' }));
+      add('first fragment ending inside the ports (2 bytes of UDP/53), then a later fragment', 'deny', (t, s) => [
         v4(l, t, udp(s, 53), { ip: "flags='MF', len=22, proto=17" }),
         v4(l, t, `Raw(b'Z' * 8)`, { ip: 'frag=1, proto=17' }),
       ]);
-      c.add('lengths', l, 'first fragment with 16 of the 20 bytes of a TCP/80 SYN, then the rest', 'deny', (t, s) => [
+      add('first fragment with 16 of the 20 bytes of a TCP/80 SYN, then the rest', 'deny', (t, s) => [
         v4(l, t, `Raw(bytes(TCP(sport=${s}, dport=80, flags='S', chksum=0))[:16])`, { ip: "flags='MF', proto=6" }),
         v4(l, t, `Raw(bytes(TCP(sport=${s}, dport=80, flags='S', chksum=0))[16:] + b'Z' * 4)`, { ip: 'frag=2, proto=6' }),
       ]);
       // IPv6
-      c.add('lengths', l, 'IPv6 UDP/53 followed by 18 bytes of Ethernet padding', 'allow', (t, s) => v6(l, t, `${udp(s, 53)}/Raw(b'x' * 4)/Padding(b'\\xff' * 18)`));
-      c.add('lengths', l, 'IPv6 fragmented UDP/53 (16 bytes, then 32)', 'allow', (t, s) => [
+      add('IPv6 UDP/53 followed by 18 bytes of Ethernet padding', 'allow', (t, s) => v6(l, t, `${udp(s, 53)}/Raw(b'x' * 4)/Padding(b'\\xff' * 18)`));
+      add('IPv6 fragmented UDP/53 (16 bytes, then 32)', 'allow', (t, s) => [
         v6(l, t, `IPv6ExtHdrFragment(nh=17, m=1, offset=0, id=${t})/Raw(bytes(UDP(sport=${s}, dport=53, len=48, chksum=0)) + b'a' * 8)`),
         v6(l, t, `IPv6ExtHdrFragment(nh=17, m=0, offset=2, id=${t})/Raw(b'a' * 32)`),
       ]);
-      c.add('lengths', l, 'IPv6 payload length 0: the UDP/53 header only in trailing bytes', 'deny', (t, s) => v6(l, t, udp(s, 53), { ip: 'plen=0' }));
-      c.add('lengths', l, 'IPv6 payload length 0, next header 58, a neighbour solicitation (hop limit 255) trailing', 'deny', (t) =>
+      add('IPv6 payload length 0: the UDP/53 header only in trailing bytes', 'deny', (t, s) => v6(l, t, udp(s, 53), { ip: 'plen=0' }));
+      add('IPv6 payload length 0, next header 58, a neighbour solicitation (hop limit 255) trailing', 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${NET.sink6}')`, { ip: 'plen=0, hlim=255' }),
       );
-      c.add('lengths', l, 'IPv6 payload length 4: ICMPv6 type 135 present, the rest of the solicitation trailing', 'deny', (t) =>
+      add('IPv6 payload length 4: ICMPv6 type 135 present, the rest of the solicitation trailing', 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${NET.sink6}')`, { ip: 'plen=4, hlim=255' }),
       );
-      c.add('lengths', l, 'IPv6 payload length 8: an ICMPv6 error whose quote (the DNS reply) is trailing', 'deny', (t) =>
+      add('IPv6 payload length 8: an ICMPv6 error whose quote (the DNS reply) is trailing', 'deny', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=4)/${dnsReply6}`, { ip: 'plen=8' }),
       );
-      c.add('lengths', l, 'IPv6 payload length 1000 in a short frame, UDP/53', 'deny', (t, s) => v6(l, t, `${udp(s, 53)}/Raw(b'x' * 20)`, { ip: 'plen=1000' }));
-      c.add('lengths', l, 'IPv6 first fragment ending inside the ports (2 bytes of UDP/53), then a later fragment', 'deny', (t, s) => [
+      add('IPv6 payload length 1000 in a short frame, UDP/53', 'deny', (t, s) => v6(l, t, `${udp(s, 53)}/Raw(b'x' * 20)`, { ip: 'plen=1000' }));
+      add('IPv6 first fragment ending inside the ports (2 bytes of UDP/53), then a later fragment', 'deny', (t, s) => [
         v6(l, t, `IPv6ExtHdrFragment(nh=17, m=1, offset=0, id=${t})/${udp(s, 53)}`, { ip: 'plen=10' }),
         v6(l, t, `IPv6ExtHdrFragment(nh=17, m=0, offset=1, id=${t})/Raw(b'Z' * 8)`),
       ]);
@@ -262,51 +271,48 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c:
     id: 'tcp-offset',
     title: '4. TCP with a data offset beyond the segment',
     links: 'both',
-    build: (c, l) => {
+    build: (add, l) => {
       const opts = ", options=[('MSS', 1460), ('WScale', 7)]";
-      c.add('tcp-offset', l, 'TCP/80 SYN with options (data offset 8)', 'allow', (t, s) => v4(l, t, syn(s, 80, opts)));
-      c.add('tcp-offset', l, 'TCP/80 SYN, data offset 15 in a 20-byte segment', 'deny', (t, s) => v4(l, t, syn(s, 80, ', dataofs=15')));
-      c.add('tcp-offset', l, 'TCP/80 SYN, data offset 2', 'deny', (t, s) => v4(l, t, syn(s, 80, ', dataofs=2')));
-      c.add('tcp-offset', l, 'IPv6 TCP/80 SYN with options (data offset 8)', 'allow', (t, s) => v6(l, t, syn(s, 80, opts)));
-      c.add('tcp-offset', l, 'IPv6 TCP/80 SYN, data offset 15 in a 20-byte segment', 'deny', (t, s) => v6(l, t, syn(s, 80, ', dataofs=15')));
-      c.add('tcp-offset', l, 'IPv6 TCP/80 SYN, data offset 2', 'deny', (t, s) => v6(l, t, syn(s, 80, ', dataofs=2')));
+      add('TCP/80 SYN with options (data offset 8)', 'allow', (t, s) => v4(l, t, syn(s, 80, opts)));
+      add('TCP/80 SYN, data offset 15 in a 20-byte segment', 'deny', (t, s) => v4(l, t, syn(s, 80, ', dataofs=15')));
+      add('TCP/80 SYN, data offset 2', 'deny', (t, s) => v4(l, t, syn(s, 80, ', dataofs=2')));
+      add('IPv6 TCP/80 SYN with options (data offset 8)', 'allow', (t, s) => v6(l, t, syn(s, 80, opts)));
+      add('IPv6 TCP/80 SYN, data offset 15 in a 20-byte segment', 'deny', (t, s) => v6(l, t, syn(s, 80, ', dataofs=15')));
+      add('IPv6 TCP/80 SYN, data offset 2', 'deny', (t, s) => v6(l, t, syn(s, 80, ', dataofs=2')));
     },
   },
   {
     id: 'ipv6-ext',
     title: '5. IPv6 mobility header (135) and routing header with segments left',
     links: 'both',
-    build: (c, l) => {
-      c.add('ipv6-ext', l, 'destination options, then UDP/53', 'allow', (t, s) => v6(l, t, `IPv6ExtHdrDestOpt()/${udp(s, 53)}`));
-      c.add('ipv6-ext', l, 'routing header, segments left 0, then UDP/53', 'allow', (t, s) => v6(l, t, `IPv6ExtHdrRouting(addresses=['${NET.other6}'], segleft=0)/${udp(s, 53)}`));
-      c.add('ipv6-ext', l, 'mobility header, then UDP/9999', 'deny', (t, s) => v6(l, t, `${mobility(17)}/${udp(s, 9999)}`, { ip: 'nh=135' }));
-      c.add('ipv6-ext', l, 'mobility header, then UDP/53', 'deny', (t, s) => v6(l, t, `${mobility(17)}/${udp(s, 53)}`, { ip: 'nh=135' }));
-      c.add('ipv6-ext', l, 'mobility header, then a neighbour solicitation to the sink (hop limit 255), with payload', 'deny', (t) =>
+    build: (add, l) => {
+      add('destination options, then UDP/53', 'allow', (t, s) => v6(l, t, `IPv6ExtHdrDestOpt()/${udp(s, 53)}`));
+      add('routing header, segments left 0, then UDP/53', 'allow', (t, s) => v6(l, t, `IPv6ExtHdrRouting(addresses=['${NET.other6}'], segleft=0)/${udp(s, 53)}`));
+      add('mobility header, then UDP/9999', 'deny', (t, s) => v6(l, t, `${mobility(17)}/${udp(s, 9999)}`, { ip: 'nh=135' }));
+      add('mobility header, then UDP/53', 'deny', (t, s) => v6(l, t, `${mobility(17)}/${udp(s, 53)}`, { ip: 'nh=135' }));
+      add('mobility header, then a neighbour solicitation to the sink (hop limit 255), with payload', 'deny', (t) =>
         v6(l, t, `${mobility(58)}/ICMPv6ND_NS(tgt='${NET.sink6}')/${PAYLOAD}`, { ip: 'nh=135, hlim=255' }),
       );
-      c.add(
-        'ipv6-ext', l, 'mobility header, then a link-scope neighbour solicitation for the enforcer', 'deny',
+      add('mobility header, then a link-scope neighbour solicitation for the enforcer', 'deny',
         (t) => v6(l, t, `${mobility(58)}/ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { src: NET.attackerLinkLocal, dst: MCAST_SOLICITED.ip, mac: MCAST_SOLICITED.mac, ip: 'nh=135, hlim=255' }),
         'enforcer',
       );
-      c.add('ipv6-ext', l, 'routing header, segments left 1, then UDP/53', 'deny', (t, s) => v6(l, t, `IPv6ExtHdrRouting(addresses=['${NET.other6}'], segleft=1)/${udp(s, 53)}`));
+      add('routing header, segments left 1, then UDP/53', 'deny', (t, s) => v6(l, t, `IPv6ExtHdrRouting(addresses=['${NET.other6}'], segleft=1)/${udp(s, 53)}`));
     },
   },
   {
     id: 'nd-tunnel',
     title: '6. neighbour discovery as a tunnel; router advertisements and redirects',
     links: 'both',
-    build: (c, l) => {
+    build: (add, l) => {
       const hl = { ip: 'hlim=255' };
       const ll = (group = MCAST_ALL_NODES) => ({ src: NET.attackerLinkLocal, dst: group.ip, mac: group.mac, ip: 'hlim=255' });
-      c.add('nd-tunnel', l, 'IPv6 ping to the sink', 'allow', (t) => v6(l, t, `ICMPv6EchoRequest(id=${ECHO_ID + 1}, seq=1)`));
-      c.add(
-        'nd-tunnel', l, 'link-scope neighbour solicitation for the enforcer', 'allow',
+      add('IPv6 ping to the sink', 'allow', (t) => v6(l, t, `ICMPv6EchoRequest(id=${ECHO_ID + 1}, seq=1)`));
+      add('link-scope neighbour solicitation for the enforcer', 'allow',
         (t) => v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, ll(MCAST_SOLICITED)),
         'enforcer',
       );
-      c.add(
-        'nd-tunnel', l, 'link-scope unsolicited neighbour advertisement', 'allow',
+      add('link-scope unsolicited neighbour advertisement', 'allow',
         (t) => v6(l, t, `ICMPv6ND_NA(tgt='${l.attacker6}', R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr='${NET.attackerMac}')`, ll()),
         'enforcer',
       );
@@ -318,48 +324,45 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c:
         ['137 redirect', `ICMPv6ND_Redirect(tgt='${l.attacker6}', dst='${NET.other6}')`],
       ];
       for (const [what, msg] of tunnels) {
-        c.add('nd-tunnel', l, `${what}, hop limit 255, to the sink (routed), with payload`, 'deny', (t) => v6(l, t, `${msg}/${PAYLOAD}`, hl));
+        add(`${what}, hop limit 255, to the sink (routed), with payload`, 'deny', (t) => v6(l, t, `${msg}/${PAYLOAD}`, hl));
       }
-      c.add('nd-tunnel', l, 'neighbour solicitation from a link-local source to the sink (routed), with payload', 'deny', (t) =>
+      add('neighbour solicitation from a link-local source to the sink (routed), with payload', 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${NET.sink6}')/${PAYLOAD}`, { src: NET.attackerLinkLocal, ip: 'hlim=255' }),
       );
-      c.add(
-        'nd-tunnel', l, 'neighbour solicitation between global addresses (attacker → an address on this link)', 'allow',
+      add('neighbour solicitation between global addresses (attacker → an address on this link)', 'allow',
         (t) => v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { dst: l.enforcer6, ip: 'hlim=255' }),
         'enforcer',
       );
-      c.add(
-        'nd-tunnel', l, 'solicited neighbour advertisement between global addresses (attacker → an address on this link)', 'allow',
+      add('solicited neighbour advertisement between global addresses (attacker → an address on this link)', 'allow',
         (t) => v6(l, t, `ICMPv6ND_NA(tgt='${l.attacker6}', R=0, S=1, O=1)/ICMPv6NDOptDstLLAddr(lladdr='${NET.attackerMac}')`, { dst: l.enforcer6, ip: 'hlim=255' }),
         'enforcer',
       );
-      c.add('nd-tunnel', l, `neighbour solicitation to the router (${NET.routerLink6}: on the enforcer's other link, not this one)`, 'deny', (t) =>
+      add(`neighbour solicitation to the router (${NET.routerLink6}: on the enforcer's other link, not this one)`, 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${NET.routerLink6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { dst: NET.routerLink6, ip: 'hlim=255' }),
       );
-      c.add('nd-tunnel', l, 'neighbour solicitation to a site-scope group (ff05::1:ff00:1)', 'deny', (t) =>
+      add('neighbour solicitation to a site-scope group (ff05::1:ff00:1)', 'deny', (t) =>
         v6(l, t, `ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { src: NET.attackerLinkLocal, dst: 'ff05::1:ff00:1', mac: MCAST_SOLICITED.mac, ip: 'hlim=255' }),
       );
-      c.add(
-        'nd-tunnel', l, `router advertisement from the attacker (default route, prefix ${l.raPrefix}/64)`, 'deny',
+      add(`router advertisement from the attacker (default route, prefix ${l.raPrefix}/64)`, 'deny',
         (t) =>
           v6(l, t, `ICMPv6ND_RA(routerlifetime=1800)/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')/ICMPv6NDOptPrefixInfo(prefix='${l.raPrefix}', prefixlen=64, L=1, A=1, validlifetime=3600, preferredlifetime=1800)`, ll()),
         'enforcer',
       );
-      c.add('nd-tunnel', l, 'link-scope redirect from the attacker', 'deny', (t) => v6(l, t, `ICMPv6ND_Redirect(tgt='${NET.attackerLinkLocal}', dst='${NET.sink6}')`, ll()), 'enforcer');
+      add('link-scope redirect from the attacker', 'deny', (t) => v6(l, t, `ICMPv6ND_Redirect(tgt='${NET.attackerLinkLocal}', dst='${NET.sink6}')`, ll()), 'enforcer');
     },
   },
   {
     id: 'floods',
     title: 'smoke: scans and floods from spoofed sources',
     links: 'plain',
-    build: (c, l) => {
-      c.add('floods', l, 'SYN scan of 200 ports from 200 spoofed sources (10.200/16)', 'deny', (t) =>
+    build: (add, l) => {
+      add('SYN scan of 200 ports from 200 spoofed sources (10.200/16)', 'deny', (t) =>
         Array.from({ length: 200 }, (_, i) => v4(l, t, syn(1024 + i, 1000 + i), { src: `10.200.${i >> 4}.${(i & 15) + 1}` })),
       );
-      c.add('floods', l, '100 UDP datagrams from 100 spoofed sources (fd00:200::/64) to ports 9000–9099', 'deny', (t) =>
+      add('100 UDP datagrams from 100 spoofed sources (fd00:200::/64) to ports 9000–9099', 'deny', (t) =>
         Array.from({ length: 100 }, (_, i) => v6(l, t, udp(1024 + i, 9000 + i), { src: `fd00:200::${(i + 1).toString(16)}` })),
       );
-      c.add('floods', l, '50 SYNs to tcp/80 from 50 spoofed sources (allowed by policy)', 'allow', (t) =>
+      add('50 SYNs to tcp/80 from 50 spoofed sources (allowed by policy)', 'allow', (t) =>
         Array.from({ length: 50 }, (_, i) => v4(l, t, syn(2048 + i, 80), { src: `10.200.100.${i + 1}` })),
       );
     },
@@ -368,7 +371,7 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (c:
 
 function catalogue(vlanForwarded: boolean): Catalogue {
   const c = new Catalogue(vlanForwarded);
-  for (const cls of CLASSES) for (const l of cls.links === 'both' ? LINKS : LINKS.slice(0, 1)) cls.build(c, l);
+  for (const cls of CLASSES) for (const l of cls.links === 'both' ? LINKS : LINKS.slice(0, 1)) cls.build(c.adder(cls.id, l), l);
   return c;
 }
 

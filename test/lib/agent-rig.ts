@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runToken, spawnIn, Topology } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
+import { Arrivals } from './arrivals.js';
 
 export const mainJs = join(packageRoot, 'dist/src/cli/main.js');
 const peerJs = join(packageRoot, 'dist/src/demo/peer.js');
@@ -22,7 +23,10 @@ export class AgentProcess {
   readonly records: Rec[] = [];
   stderr = '';
   readonly exited: Promise<number | null>;
-  private readonly waiters = new Set<() => void>();
+  private readonly arrivals = new Arrivals({
+    gone: () => (this.child.exitCode !== null || this.child.signalCode !== null ? `agent exited (${this.child.exitCode ?? this.child.signalCode})` : undefined),
+    detail: () => `; stderr: ${this.stderr.trim()}`,
+  });
 
   constructor(readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -31,34 +35,18 @@ export class AgentProcess {
       } catch {
         this.stderr += `(not JSON on stdout) ${line}\n`;
       }
-      for (const w of this.waiters) w();
+      this.arrivals.notify();
     });
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => child.on('exit', (code) => {
-      for (const w of this.waiters) w();
+      this.arrivals.notify();
       resolve(code);
     }));
   }
 
   /** The first record (from index `from`) matching `match`; rejects after `ms` or if the agent exits. */
   waitFor(match: (r: Rec) => boolean, what: string, ms = 20_000, from = 0): Promise<Rec> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.records.slice(from).find(match);
-        if (found) return done(() => resolve(found));
-        if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          done(() => reject(new Error(`agent exited (${this.child.exitCode ?? this.child.signalCode}) waiting for ${what}: ${this.stderr.trim()}`)));
-        }
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${this.stderr.trim()}`))), ms);
-      const done = (settle: () => void) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        settle();
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.arrivals.until(() => this.records.slice(from).find(match), what, ms);
   }
 
   async terminate(signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {

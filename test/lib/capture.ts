@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { spawnIn } from '../../src/demo/topology.js';
+import { Arrivals } from './arrivals.js';
 
 const LINKTYPE_ETHERNET = 1;
 /** Bytes kept of each frame: more than any crafted frame. */
@@ -45,7 +46,9 @@ export function describeFrames(frames: Buffer[]): string[] {
 export class Capture {
   readonly frames: Buffer[] = [];
   private readonly child: ChildProcess;
-  private readonly waiters = new Set<() => void>();
+  private readonly arrivals = new Arrivals({
+    gone: () => (this.child.exitCode !== null || this.child.signalCode !== null ? 'tcpdump exited' : undefined),
+  });
   private stderr = '';
   private pending = Buffer.alloc(0);
   private littleEndian: boolean | undefined;
@@ -69,7 +72,7 @@ export class Capture {
       this.child.on('exit', (code) => {
         clearTimeout(timer);
         reject(new Error(`tcpdump on ${where} exited (${code}): ${this.stderr.trim()}`));
-        for (const w of this.waiters) w();
+        this.arrivals.notify();
       });
     });
   }
@@ -91,25 +94,12 @@ export class Capture {
       b = b.subarray(16 + len);
     }
     this.pending = Buffer.from(b);
-    for (const w of this.waiters) w();
+    this.arrivals.notify();
   }
 
   /** Resolves when a frame matching `match` has arrived (counting those already captured). */
   waitFor(match: (frame: Buffer) => boolean, what: string, ms = 10_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.frames.some(match)) done(resolve);
-        else if (this.child.exitCode !== null || this.child.signalCode !== null) done(() => reject(new Error(`tcpdump on ${this.where} exited waiting for ${what}`)));
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`${what} not seen on ${this.where} within ${ms} ms`))), ms);
-      const done = (settle: () => void) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        settle();
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.arrivals.until(() => (this.frames.some(match) ? true : undefined), `${what} on ${this.where}`, ms).then(() => undefined);
   }
 
   /** Stops tcpdump; resolves with what it says the kernel dropped (frames it never saw). */
