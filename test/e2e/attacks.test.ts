@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Live attacks (docs/datapath.md, "Packet semantics"): an attacker namespace sends crafted frames
-// (scapy, raw on the wire, untagged and on VLAN 100) to the enforcer, where `doorstep agent`
+// (scapy, raw on the wire, untagged and tagged VLAN 100; a kernel without 802.1Q forwards no
+// tagged frame, so there they are judged past XDP only) to the enforcer, where `doorstep agent`
 // enforces on the attacker-facing interface and the kernel forwards to a router and a sink
 // behind it. Every frame of a probe carries the probe's tag (IPv4 identification, IPv6 flow
 // label); two captures see what got through: inbound on the enforced interface, which shows
