@@ -18,7 +18,7 @@ import type { StatusReport } from '../../src/controller/routes.js';
 import { formatAddress } from '../../src/policy/cidr.js';
 import { AgentHarness, type AgentProcess } from '../lib/agent-rig.js';
 import { AttackTopology, type AttackLink, LINKS, NET } from '../lib/attack-topology.js';
-import { Capture, describeFrames } from '../lib/capture.js';
+import { Capture, describeFrames } from '../lib/live-capture.js';
 import { ScapySender } from '../lib/scapy.js';
 
 const POLICY = `apiVersion: doorstep/v1
