@@ -178,7 +178,7 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (ad
   },
   {
     id: 'mapped',
-    title: '1. IPv6 from an IPv4-mapped source in the management prefix',
+    title: '1. IPv4-mapped IPv6 addresses: a source in the management prefix, a destination in a rule',
     links: 'both',
     build: (add, l) => {
       add(`IPv4 from ${l.attacker4} to the management port tcp/${MGMT.port}`, 'allow', (t, s) => v4(l, t, syn(s, MGMT.port)));
@@ -186,6 +186,7 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (ad
       add(`IPv6 from ::ffff:${l.attacker4} to tcp/${MGMT.port} of ::ffff:${NET.sink4}`, 'deny', (t, s) =>
         v6(l, t, syn(s, MGMT.port), { src: `::ffff:${l.attacker4}`, dst: `::ffff:${NET.sink4}` }),
       );
+      add(`IPv6 to ::ffff:${NET.sink4} (inside the IPv4 prefix of the dns rule), udp/53`, 'deny', (t, s) => v6(l, t, udp(s, 53), { dst: `::ffff:${NET.sink4}` }));
       add(`IPv6 from ${l.attacker6} to tcp/${MGMT.port}`, 'deny', (t, s) => v6(l, t, syn(s, MGMT.port)));
     },
   },
@@ -215,6 +216,12 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (ad
       add('IPv6 packet too big to ANOTHER host, quoting the DNS reply', 'deny', (t) => v6(l, t, `ICMPv6PacketTooBig(mtu=1280)/${dnsReply6}`, { dst: NET.other6 }));
       add('IPv6 unreachable to the sink, quoting its echo reply', 'allow', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=1)/IPv6(src='${NET.sink6}', dst='${l.attacker6}')/ICMPv6EchoReply(id=${ECHO_ID}, seq=1)`),
+      );
+      add('port unreachable to the sink, quoting a LATER fragment of its DNS reply (no ports: no quote)', 'deny', (t) =>
+        v4(l, t, `ICMP(type=3, code=3)/IP(src='${NET.sink4}', dst='${l.attacker4}', frag=1, proto=17)/Raw(bytes([0, 53, ${DNS_SPORT >> 8}, ${DNS_SPORT & 255}]) + b'Q' * 4)`),
+      );
+      add('IPv6 port unreachable to the sink, quoting a LATER fragment of its DNS reply (no ports: no quote)', 'deny', (t) =>
+        v6(l, t, `ICMPv6DestUnreach(code=4)/IPv6(src='${NET.sink6}', dst='${l.attacker6}')/IPv6ExtHdrFragment(nh=17, offset=1, m=0, id=7)/Raw(bytes([0, 53, ${DNS_SPORT >> 8}, ${DNS_SPORT & 255}]) + b'Q' * 4)`),
       );
       add("IPv6 unreachable to the sink, quoting the peer's echo REQUEST, with payload", 'deny', (t) =>
         v6(l, t, `ICMPv6DestUnreach(code=1)/IPv6(src='${NET.sink6}', dst='${l.attacker6}')/ICMPv6EchoRequest(id=${ECHO_ID}, seq=1)/Raw(b'P' * 200)`),
@@ -298,6 +305,10 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (ad
         (t) => v6(l, t, `${mobility(58)}/ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, { src: NET.attackerLinkLocal, dst: MCAST_SOLICITED.ip, mac: MCAST_SOLICITED.mac, ip: 'nh=135, hlim=255' }),
         'enforcer',
       );
+      add('hop-by-hop options after a destination-options header, then UDP/53', 'deny', (t, s) => v6(l, t, `IPv6ExtHdrDestOpt()/IPv6ExtHdrHopByHop()/${udp(s, 53)}`));
+      add('two fragment headers (atomic), then UDP/53', 'deny', (t, s) => v6(l, t, `IPv6ExtHdrFragment(id=1)/IPv6ExtHdrFragment(id=2)/${udp(s, 53)}`));
+      add('eight destination-options headers, then UDP/53', 'allow', (t, s) => v6(l, t, `${'IPv6ExtHdrDestOpt()/'.repeat(8)}${udp(s, 53)}`));
+      add('nine destination-options headers, then UDP/53', 'deny', (t, s) => v6(l, t, `${'IPv6ExtHdrDestOpt()/'.repeat(9)}${udp(s, 53)}`));
       add('routing header, segments left 1, then UDP/53', 'deny', (t, s) => v6(l, t, `IPv6ExtHdrRouting(addresses=['${NET.other6}'], segleft=1)/${udp(s, 53)}`));
     },
   },
@@ -347,6 +358,11 @@ const CLASSES: { id: ClassId; title: string; links: 'both' | 'plain'; build: (ad
       add(`router advertisement from the attacker (default route, prefix ${l.raPrefix}/64)`, 'deny',
         (t) =>
           v6(l, t, `ICMPv6ND_RA(routerlifetime=1800)/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')/ICMPv6NDOptPrefixInfo(prefix='${l.raPrefix}', prefixlen=64, L=1, A=1, validlifetime=3600, preferredlifetime=1800)`, ll()),
+        'enforcer',
+      );
+      add(
+        'link-scope neighbour solicitation in an atomic fragment (RFC 6946)', 'deny',
+        (t) => v6(l, t, `IPv6ExtHdrFragment(id=${t})/ICMPv6ND_NS(tgt='${l.enforcer6}')/ICMPv6NDOptSrcLLAddr(lladdr='${NET.attackerMac}')`, ll(MCAST_SOLICITED)),
         'enforcer',
       );
       add('link-scope redirect from the attacker', 'deny', (t) => v6(l, t, `ICMPv6ND_Redirect(tgt='${NET.attackerLinkLocal}', dst='${NET.sink6}')`, ll()), 'enforcer');
