@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// An agent under test: two namespaces joined by a veth pair, `doorstep agent` on the server side
-// with its own pin folder, state dir, socket and policy folder (all unique per run), numbered
-// UDP streams from the client, and the CLI pointed at the agent. `cleanup()` removes everything
-// and is safe to call twice, also after a failure.
+// An agent under test: `doorstep agent` with its own pin folder, state dir, socket and policy
+// folder (all unique per run) on the enforced interface of a topology (`AgentHarness`), the CLI
+// pointed at it; `AgentRig` is the common case, two namespaces joined by a veth pair with the
+// agent on the server side and numbered UDP streams from the client. `cleanup()` removes
+// everything and is safe to call twice, also after a failure.
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runToken, spawnIn, Topology } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
+import { Arrivals } from './arrivals.js';
 
 export const mainJs = join(packageRoot, 'dist/src/cli/main.js');
 const peerJs = join(packageRoot, 'dist/src/demo/peer.js');
@@ -21,7 +23,10 @@ export class AgentProcess {
   readonly records: Rec[] = [];
   stderr = '';
   readonly exited: Promise<number | null>;
-  private readonly waiters = new Set<() => void>();
+  private readonly arrivals = new Arrivals({
+    gone: () => (this.child.exitCode !== null || this.child.signalCode !== null ? `agent exited (${this.child.exitCode ?? this.child.signalCode})` : undefined),
+    detail: () => `; stderr: ${this.stderr.trim()}`,
+  });
 
   constructor(readonly child: ChildProcess) {
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -30,34 +35,18 @@ export class AgentProcess {
       } catch {
         this.stderr += `(not JSON on stdout) ${line}\n`;
       }
-      for (const w of this.waiters) w();
+      this.arrivals.notify();
     });
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exited = new Promise((resolve) => child.on('exit', (code) => {
-      for (const w of this.waiters) w();
+      this.arrivals.notify();
       resolve(code);
     }));
   }
 
   /** The first record (from index `from`) matching `match`; rejects after `ms` or if the agent exits. */
   waitFor(match: (r: Rec) => boolean, what: string, ms = 20_000, from = 0): Promise<Rec> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.records.slice(from).find(match);
-        if (found) return done(() => resolve(found));
-        if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          done(() => reject(new Error(`agent exited (${this.child.exitCode ?? this.child.signalCode}) waiting for ${what}: ${this.stderr.trim()}`)));
-        }
-      };
-      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}; stderr: ${this.stderr.trim()}`))), ms);
-      const done = (settle: () => void) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        settle();
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.arrivals.until(() => this.records.slice(from).find(match), what, ms);
   }
 
   async terminate(signal: NodeJS.Signals = 'SIGTERM', ms = 15_000): Promise<number | null> {
@@ -74,8 +63,16 @@ export interface StreamResult {
   sent: number;
 }
 
-export class AgentRig {
-  readonly topo: Topology;
+/** What an agent under test enforces: the namespace and interface it runs on, and an owner of the
+ *  namespaces and child processes that `cleanup()` destroys. */
+export interface EnforcedTopology {
+  readonly enforced: { ns: string; ifname: string };
+  own(child: ChildProcess): ChildProcess;
+  destroy(): void;
+}
+
+/** An agent's pin folder, state dir, socket and policy folder (unique per run), on any topology. */
+export class AgentHarness<T extends EnforcedTopology> {
   readonly pinRoot = `/sys/fs/bpf/doorstep-test-${runToken()}`;
   readonly dir = mkdtempSync(join(tmpdir(), 'doorstep-agent-'));
   readonly stateDir = join(this.dir, 'state');
@@ -83,8 +80,8 @@ export class AgentRig {
   readonly policyDir = join(this.dir, 'policy');
   private cleaned = false;
 
-  constructor(prefix = 'dsa') {
-    this.topo = new Topology(prefix).create();
+  /** `topo` is already created; cleanup() destroys it. */
+  constructor(readonly topo: T) {
     spawnSync('mkdir', ['-p', this.policyDir]);
   }
 
@@ -95,11 +92,12 @@ export class AgentRig {
     return path;
   }
 
-  /** `doorstep agent` in the server namespace; `folder: false` leaves out the policy folder. */
+  /** `doorstep agent` on the enforced interface; `folder: false` leaves out the policy folder. */
   startAgent(extra: string[] = [], o: { folder?: boolean; enforcerId?: string } = {}): AgentProcess {
+    const { ns, ifname } = this.topo.enforced;
     const child = this.topo.own(
-      spawnIn(this.topo.server.ns, process.execPath, [
-        mainJs, 'agent', '--interface', this.topo.server.ifname, ...(o.folder === false ? [] : ['--policy', this.policyDir]),
+      spawnIn(ns, process.execPath, [
+        mainJs, 'agent', '--interface', ifname, ...(o.folder === false ? [] : ['--policy', this.policyDir]),
         '--pin-root', this.pinRoot, '--state-dir', this.stateDir, '--socket', this.socket,
         '--enforcer-id', o.enforcerId ?? 'test', '--xdp-mode', 'native', ...extra,
       ]),
@@ -113,10 +111,26 @@ export class AgentRig {
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
-  cliJson<T>(args: string[]): T {
+  cliJson<U>(args: string[]): U {
     const r = this.cli([...args, '-o', 'json']);
     if (r.code !== 0) throw new Error(`doorstep ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as T;
+    return JSON.parse(r.stdout) as U;
+  }
+
+  cleanup(): void {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    this.topo.destroy();
+    rmSync(this.pinRoot, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The agent on the server side of a client–server veth pair, with numbered UDP streams. */
+export class AgentRig extends AgentHarness<Topology & EnforcedTopology> {
+  constructor(prefix = 'dsa') {
+    const topo = new Topology(prefix).create();
+    super(Object.assign(topo, { enforced: topo.server }));
   }
 
   /** A receiver of numbered datagrams on the server; resolves with [seq, sentNs] pairs once stopped. */
@@ -151,13 +165,6 @@ export class AgentRig {
     };
   }
 
-  cleanup(): void {
-    if (this.cleaned) return;
-    this.cleaned = true;
-    this.topo.destroy();
-    rmSync(this.pinRoot, { recursive: true, force: true });
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 function collect(child: ChildProcess): Promise<string> {
