@@ -645,6 +645,21 @@ export class Engine {
     return out;
   }
 
+  /**
+   * Forget every session, fragment record and expected reply (ds_sessions, ds_frags, ds_replies),
+   * so tests can start a run of frames from a known state. Policy, settings and counters stay.
+   */
+  clearFlowState(): void {
+    const native = addon();
+    for (const map of ['ds_sessions', 'ds_frags', 'ds_replies']) {
+      const fd = this.fd(map);
+      const { keySize, valueSize } = native.mapInfo(fd);
+      for (let dump = native.mapDump(fd, keySize, valueSize, 4096); dump.count > 0; dump = native.mapDump(fd, keySize, valueSize, 4096)) {
+        for (let i = 0; i < dump.count; i++) native.mapDelete(fd, dump.keys.subarray(i * keySize, (i + 1) * keySize));
+      }
+    }
+  }
+
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */
   onEvents(handler: (events: RawEvent[]) => void): () => void {
     this.eventHandlers.add(handler);

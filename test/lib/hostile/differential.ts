@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+// The hostile differential's runner: runs of frames through the XDP engine (BPF_PROG_TEST_RUN)
+// and through the reference datapath, from the same empty state and configuration. Per frame it
+// compares the verdict; per run, the counts by reason and verdict and the whole session table.
+// A run that differs is replayed frame by frame (counters and sessions read after each frame) to
+// name every frame that differs, grouped by the doc sentence the reference decided by.
+import { Action, Reason } from '../../../src/abi/generated.js';
+import type { CpuStats, ReasonName, SessionValue } from '../../../src/abi/records.js';
+import type { Engine, FailsafeEntry } from '../../../src/engine/engine.js';
+import type { PolicyImage } from '../../../src/policy/image.js';
+import type { PolicyIr } from '../../../src/policy/ir.js';
+import { hex } from '../reference/bytes.js';
+import type { Outcome, ReferenceDatapath, RefSession } from '../reference/datapath.js';
+import { engineSessionKey } from '../reference/keys.js';
+import type { Step } from './sequences.js';
+
+export interface Interface {
+  /** The ingress ifindex given to the test run (0: none, the run's default). */
+  engine: number;
+  /** The ifindex the datapath sees (1 for the default). */
+  ref: number;
+}
+
+export interface Run {
+  /** Index into the compiled policies, or null: none installed. */
+  policy: number | null;
+  failsafe: readonly FailsafeEntry[];
+  steps: Step[];
+}
+
+export interface Disagreement {
+  count: number;
+  /** The first frame that showed it. */
+  example: string;
+}
+
+const REASONS = (Object.keys(Reason) as (ReasonName | 'COUNT')[]).filter((n): n is ReasonName => n !== 'COUNT');
+
+/** Reason × verdict packet counts, as "REASON/pass". */
+function byReason(s: CpuStats): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of REASONS) {
+    out.set(`${r}/pass`, s.byReason[r].pass.packets);
+    out.set(`${r}/drop`, s.byReason[r].drop.packets);
+  }
+  return out;
+}
+
+function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) if (v !== before.get(k)) out.set(k, v - (before.get(k) ?? 0));
+  return out;
+}
+
+function sameCounts(a: Map<string, number>, b: Map<string, number>): boolean {
+  for (const k of new Set([...a.keys(), ...b.keys()])) if ((a.get(k) ?? 0) !== (b.get(k) ?? 0)) return false;
+  return true;
+}
+
+const show = (m: Map<string, number>) => [...m].map(([k, v]) => `${k}+${v}`).join(' ') || 'nothing';
+
+/** Why an engine session differs from the reference's, or null. */
+function sessionDiff(got: SessionValue | null, want: RefSession | undefined): string | null {
+  if (!got && !want) return null;
+  if (!got) return `no session in the engine; reference ${want!.action}/${want!.reason} rule ${want!.rule}`;
+  if (!want) return `engine session ${got.action === Action.ALLOW ? 'allow' : 'deny'} reason ${got.reason} rule ${got.rule}; none in the reference`;
+  const problems: string[] = [];
+  if (got.action !== (want.action === 'allow' ? Action.ALLOW : Action.DENY)) problems.push(`action ${got.action}≠${want.action}`);
+  if (got.reason !== Reason[want.reason]) problems.push(`reason ${got.reason}≠${want.reason}`);
+  if (want.reason === 'POLICY' && got.rule !== want.rule) problems.push(`rule ${got.rule}≠${want.rule}`);
+  if (got.generation !== want.generation) problems.push(`generation ${got.generation}≠${want.generation}`);
+  if (got.packets !== want.packets) problems.push(`packets ${got.packets}≠${want.packets}`);
+  return problems.length ? problems.join(', ') : null;
+}
+
+export class HostileDifferential {
+  readonly frames = new Map<string, number>();
+  readonly reasons = new Map<string, number>();
+  readonly disagreements = new Map<string, Disagreement>();
+  framesRun = 0;
+  replays = 0;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly ref: ReferenceDatapath,
+    private readonly ifaces: readonly Interface[],
+    private readonly policies: readonly { ir: PolicyIr; image: PolicyImage }[],
+    /** Printed with every example: what reproduces it. */
+    private readonly origin: string,
+  ) {}
+
+  private apply(policy: number | null): void {
+    if (policy === null) {
+      this.engine.uninstall();
+      this.ref.setPolicy(null);
+      return;
+    }
+    const p = this.policies[policy]!;
+    const { generation } = this.engine.install(p.image);
+    this.ref.setPolicy({ ir: p.ir, generation });
+  }
+
+  private start(run: Run): void {
+    this.engine.clearFlowState();
+    this.ref.clearFlowState();
+    this.engine.setFailsafe([...run.failsafe]);
+    this.ref.setFailsafe(run.failsafe);
+    this.apply(run.policy);
+  }
+
+  private record(group: string, example: string): void {
+    const d = this.disagreements.get(group);
+    if (d) d.count++;
+    else this.disagreements.set(group, { count: 1, example });
+  }
+
+  /** Run `run` (number `index`); replay it frame by frame when anything differs. */
+  execute(index: number, run: Run): void {
+    this.start(run);
+    const expected = new Map<string, number>();
+    const before = byReason(this.engine.stats());
+    let differs = false;
+    let counted = 0;
+    for (const step of run.steps) {
+      if (step.kind !== 'frame') {
+        this.apply(step.kind === 'install' ? step.policy : null);
+        continue;
+      }
+      const iface = this.ifaces[step.iface]!;
+      const frame = Buffer.from(step.frame.buffer, step.frame.byteOffset, step.frame.length);
+      const got = this.engine.testRun(frame, { ingressIfindex: iface.engine });
+      const want = this.ref.run(step.frame, iface.ref);
+      this.count(step.cls, want);
+      counted++;
+      const k = `${want.reason}/${want.verdict}`;
+      expected.set(k, (expected.get(k) ?? 0) + 1);
+      if (got.verdict !== want.verdict) {
+        differs = true;
+        break;
+      }
+    }
+    if (!differs) {
+      differs = !sameCounts(delta(before, byReason(this.engine.stats())), expected) || this.suspectSessions().length > 0;
+    }
+    if (differs) this.replay(index, run, counted);
+  }
+
+  private count(cls: string, want: Outcome): void {
+    this.framesRun++;
+    this.frames.set(cls, (this.frames.get(cls) ?? 0) + 1);
+    this.reasons.set(want.reason, (this.reasons.get(want.reason) ?? 0) + 1);
+  }
+
+  /** Session keys (engine form) whose entries differ between the engine and the reference now. */
+  private suspectSessions(): string[] {
+    const suspects: string[] = [];
+    const seen = new Set<string>();
+    for (const s of this.engine.sessions()) {
+      const key = engineSessionKey(s.key);
+      seen.add(key);
+      if (sessionDiff(s.value, this.ref.sessions.get(key))) suspects.push(key);
+    }
+    for (const key of this.ref.sessions.keys()) if (!seen.has(key)) suspects.push(key);
+    return suspects;
+  }
+
+  /** Frame by frame from the same start: record each frame that differs, then start both sides afresh. */
+  private replay(index: number, run: Run, counted: number): void {
+    this.replays++;
+    this.start(run);
+    let stats = byReason(this.engine.stats());
+    let frames = 0;
+    run.steps.forEach((step, i) => {
+      if (step.kind !== 'frame') {
+        this.apply(step.kind === 'install' ? step.policy : null);
+        stats = byReason(this.engine.stats());
+        return;
+      }
+      const iface = this.ifaces[step.iface]!;
+      const got = this.engine.testRun(Buffer.from(step.frame), { ingressIfindex: iface.engine });
+      const want = this.ref.run(step.frame, iface.ref);
+      if (++frames > counted) this.count(step.cls, want);
+      const now = byReason(this.engine.stats());
+      const moved = show(delta(stats, now));
+      stats = now;
+      const problems: string[] = [];
+      if (got.verdict !== want.verdict || moved !== `${want.reason}/${want.verdict}+1`) problems.push(`engine ${moved}`);
+      const refSession = want.session ? this.ref.sessions.get(want.session) : undefined;
+      const sessionProblem = refSession ? sessionDiff(this.engine.lookupSession(refSession.key), refSession) : null;
+      if (sessionProblem) problems.push(`session: ${sessionProblem}`);
+      if (problems.length === 0) return;
+      const group = `${want.because} → reference ${want.reason}/${want.verdict}; ${problems.join('; ').replace(/rule \d+≠\d+/, 'rule')}`;
+      this.record(group, `${this.origin}, run ${index}, step ${i}, class ${step.cls}, ifindex ${iface.ref}: ${hex(step.frame)}`);
+      // both sides forget their state, so what follows is compared afresh
+      this.engine.clearFlowState();
+      this.ref.clearFlowState();
+    });
+    const left = this.suspectSessions();
+    if (left.length) this.record(`session table differs at the end of a run (${left.length} keys)`, `${this.origin}, run ${index}: ${left[0]}`);
+  }
+}

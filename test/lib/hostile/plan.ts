@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// Hostile-frame generators, the plan of one run of frames: structured frames, stateful sequences
+// and mutations mixed by weight, every frame labelled with the class that made it. A run without
+// a policy also carries errors about failsafe sessions; a run has at most one policy change.
+import { MUTATIONS } from './mutations.js';
+import { SEQUENCES, type SequenceCtx, type Step } from './sequences.js';
+import { STRUCTURED } from './structured.js';
+
+const STRUCTURED_NAMES = Object.keys(STRUCTURED);
+const MUTATION_NAMES = Object.keys(MUTATIONS);
+const NO_POLICY_ONLY = 'icmp-error-failsafe-no-policy';
+const POLICY_CHANGE = 'sequence-policy-change';
+
+/** Every class a run can label a frame with: a test fails when one of them made no frame. */
+export const ALL_CLASSES: readonly string[] = [...STRUCTURED_NAMES, ...Object.keys(SEQUENCES), ...MUTATION_NAMES];
+
+export function planRun(c: SequenceCtx, frames: number): Step[] {
+  const r = c.r;
+  const sequences = Object.keys(SEQUENCES).filter((n) => n !== POLICY_CHANGE && (n !== NO_POLICY_ONLY || c.noPolicy));
+  const steps: Step[] = [];
+  let count = 0;
+  let changed = false;
+  const add = (xs: Step[]) => {
+    for (const s of xs) if (s.kind === 'frame') count++;
+    steps.push(...xs);
+  };
+  const structured = () => ({ kind: 'frame' as const, cls: '', frame: STRUCTURED[r.pick(STRUCTURED_NAMES)]!(c), iface: r.int(0, c.ifaces - 1) });
+  while (count < frames) {
+    const roll = r.next();
+    if (roll < 0.55) {
+      const cls = r.pick(STRUCTURED_NAMES);
+      add([{ kind: 'frame', cls, frame: STRUCTURED[cls]!(c), iface: r.int(0, c.ifaces - 1) }]);
+    } else if (roll < 0.8) {
+      const name: string = !changed && r.chance(0.02) ? POLICY_CHANGE : r.pick(sequences);
+      changed ||= name === POLICY_CHANGE;
+      add(SEQUENCES[name]!(c));
+    } else {
+      const cls = r.pick(MUTATION_NAMES);
+      if (r.chance(0.7)) {
+        const base = structured();
+        add([{ ...base, cls, frame: MUTATIONS[cls]!(c, base.frame) }]);
+      } else {
+        // a sequence whose last frame (an ICMP error, a fragment) is mutated
+        const seq = SEQUENCES[r.pick(sequences)]!(c);
+        const last = seq[seq.length - 1];
+        if (last?.kind === 'frame') seq[seq.length - 1] = { ...last, cls, frame: MUTATIONS[cls]!(c, last.frame) };
+        add(seq);
+      }
+    }
+  }
+  return steps;
+}
+
