@@ -653,10 +653,9 @@ export class Engine {
     const native = addon();
     for (const map of ['ds_sessions', 'ds_frags', 'ds_replies']) {
       const fd = this.fd(map);
-      const { keySize, valueSize } = native.mapInfo(fd);
-      for (let dump = native.mapDump(fd, keySize, valueSize, 4096); dump.count > 0; dump = native.mapDump(fd, keySize, valueSize, 4096)) {
-        for (let i = 0; i < dump.count; i++) native.mapDelete(fd, dump.keys.subarray(i * keySize, (i + 1) * keySize));
-      }
+      const { keySize, valueSize, maxEntries } = native.mapInfo(fd);
+      const dump = native.mapDump(fd, keySize, valueSize, maxEntries);
+      for (let i = 0; i < dump.count; i++) native.mapDelete(fd, dump.keys.subarray(i * keySize, (i + 1) * keySize));
     }
   }
 

@@ -52,11 +52,6 @@ function delta(before: Map<string, number>, after: Map<string, number>): Map<str
   return out;
 }
 
-function sameCounts(a: Map<string, number>, b: Map<string, number>): boolean {
-  for (const k of new Set([...a.keys(), ...b.keys()])) if ((a.get(k) ?? 0) !== (b.get(k) ?? 0)) return false;
-  return true;
-}
-
 const show = (m: Map<string, number>) => [...m].map(([k, v]) => `${k}+${v}`).join(' ') || 'nothing';
 
 /** Why an engine session differs from the reference's, or null. */
@@ -114,34 +109,53 @@ export class HostileDifferential {
     else this.disagreements.set(group, { count: 1, example });
   }
 
-  /** Run `run` (number `index`); replay it frame by frame when anything differs. */
+  /**
+   * Run `run` (number `index`); replay it frame by frame when anything differs. Each frame adds
+   * one to one (reason, verdict) counter, so the counters are read only where the reference's
+   * (reason, verdict) changes from one frame to the next: a stretch of frames that all expect
+   * the same pair and together add exactly that many to it got it frame by frame.
+   */
   execute(index: number, run: Run): void {
     this.start(run);
-    const expected = new Map<string, number>();
-    const before = byReason(this.engine.stats());
-    let differs = false;
+    let stats = byReason(this.engine.stats());
+    let stretch = '';
+    let length = 0;
     let counted = 0;
+    const stretchHolds = () => {
+      const now = byReason(this.engine.stats());
+      const moved = delta(stats, now);
+      stats = now;
+      return length === 0 ? moved.size === 0 : moved.size === 1 && moved.get(stretch) === length;
+    };
+    let differs = false;
     for (const step of run.steps) {
       if (step.kind !== 'frame') {
+        differs = !stretchHolds();
+        length = 0;
+        if (differs) break;
         this.apply(step.kind === 'install' ? step.policy : null);
+        stats = byReason(this.engine.stats());
         continue;
       }
       const iface = this.ifaces[step.iface]!;
       const frame = Buffer.from(step.frame.buffer, step.frame.byteOffset, step.frame.length);
-      const got = this.engine.testRun(frame, { ingressIfindex: iface.engine });
       const want = this.ref.run(step.frame, iface.ref);
       this.count(step.cls, want);
       counted++;
-      const k = `${want.reason}/${want.verdict}`;
-      expected.set(k, (expected.get(k) ?? 0) + 1);
-      if (got.verdict !== want.verdict) {
-        differs = true;
-        break;
+      const cell = `${want.reason}/${want.verdict}`;
+      if (cell !== stretch) {
+        // the stretch before this frame ends: check it before the engine runs the frame
+        if (!stretchHolds()) {
+          differs = true;
+          break;
+        }
+        [stretch, length] = [cell, 0];
       }
+      length++;
+      differs = this.engine.testRun(frame, { ingressIfindex: iface.engine }).verdict !== want.verdict;
+      if (differs) break;
     }
-    if (!differs) {
-      differs = !sameCounts(delta(before, byReason(this.engine.stats())), expected) || this.suspectSessions().length > 0;
-    }
+    differs ||= !stretchHolds() || this.suspectSessions().length > 0;
     if (differs) this.replay(index, run, counted);
   }
 

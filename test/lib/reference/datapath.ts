@@ -40,6 +40,7 @@ export class ReferenceDatapath {
   private policy: { ir: PolicyIr; generation: number } | null = null;
   private failsafe: readonly FailsafeEntry[] = [];
   private readonly tenants = new Map<number, number>();
+  private onLink: (ifindex: number, dst: Uint8Array) => boolean = () => false;
   readonly sessions = new Map<string, RefSession>();
   readonly fragments = new Map<string, Flow>();
 
@@ -56,6 +57,14 @@ export class ReferenceDatapath {
   setTenants(entries: readonly { ifindex: number; tenant: number }[]): void {
     this.tenants.clear();
     for (const e of entries) this.tenants.set(e.ifindex, e.tenant);
+  }
+
+  /**
+   * The kernel FIB's answer for a unicast neighbour-discovery destination arriving on `ifindex`:
+   * is it on this link (a local address, no route, forwarding off, or a connected route out of it)?
+   */
+  setOnLink(onLink: (ifindex: number, dst: Uint8Array) => boolean): void {
+    this.onLink = onLink;
   }
 
   /** Forget sessions and fragment records (Engine.clearFlowState). */
@@ -76,7 +85,7 @@ export class ReferenceDatapath {
     const { ip, fragment } = p;
     const where: Where = { ifindex, vlanOuter: p.link.vlanOuter, vlanInner: p.link.vlanInner };
     let flow = p.flow;
-    if (flow && isFailsafeNeighbour(ip, fragment, flow)) return pass('FAILSAFE', 'failsafe: neighbour discovery');
+    if (flow && isFailsafeNeighbour(ip, fragment, flow, (dst) => this.onLink(ifindex, dst))) return pass('FAILSAFE', 'failsafe: neighbour discovery');
     if (fragment) {
       const id = fragmentKey(ip.family, ip.src, ip.dst, where, fragment.id, fragment.identityProto);
       if (fragment.later) {
