@@ -203,7 +203,7 @@ export class HostileDifferential {
       const sessionProblem = refSession ? sessionDiff(this.engine.lookupSession(refSession.key), refSession) : null;
       if (sessionProblem) problems.push(`session: ${sessionProblem}`);
       if (problems.length === 0) return;
-      const group = `${want.because} → reference ${want.reason}/${want.verdict}; ${problems.join('; ').replace(/rule \d+≠\d+/, 'rule')}`;
+      const group = `${want.because} → reference ${want.reason}/${want.verdict}; ${problems.join('; ').replace(/(rule|packets) \d+≠\d+/g, '$1')}`;
       this.record(group, `${this.origin}, run ${index}, step ${i}, class ${step.cls}, ifindex ${iface.ref}: ${hex(step.frame)}`);
       // both sides forget their state, so what follows is compared afresh
       this.engine.clearFlowState();

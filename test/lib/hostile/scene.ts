@@ -8,18 +8,11 @@ import type { FailsafeEntry } from '../../../src/engine/engine.js';
 import { parseCidr } from '../../../src/policy/cidr.js';
 import type { Cidr } from '../../../src/policy/ir.js';
 import { type Random, randomPolicy } from '../random-policy.js';
+import { parseIp } from '../packet.js';
 import type { Bytes } from './wire.js';
 
 /** "10.1.2.3" or "fd00::1" as 4 or 16 bytes. */
-export function addressBytes(text: string): Bytes {
-  if (!text.includes(':')) return new Uint8Array(text.split('.').map(Number));
-  const [head = '', tail] = text.split('::');
-  const groups = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const all = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  return new Uint8Array(all.flatMap((g) => [g >> 8, g & 0xff]));
-}
+export const addressBytes = (text: string): Bytes => new Uint8Array(parseIp(text));
 
 const HAND_WRITTEN = [
   `apiVersion: doorstep/v1

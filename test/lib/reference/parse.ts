@@ -84,11 +84,7 @@ function parseIpv4(f: Uint8Array, link: Link): Parsed {
   const proto = ip.fixedNext;
   if (offset === 1 && proto === 6) return malformed('Fragments: IPv4 TCP fragment at offset 8 (RFC 1858)');
   const fragment = offset !== 0 || more ? { id: u16(f, at + 4), identityProto: proto, later: offset !== 0 } : null;
-  const l4 = at + ihl * 4;
-  if (fragment?.later) return { kind: 'ip', link, ip, fragment, flow: null, l4 };
-  const ports = readPorts(f, proto, l4, ip.end, false);
-  if (typeof ports === 'string') return malformed(ports);
-  return { kind: 'ip', link, ip, fragment, flow: { proto, ...ports }, l4 };
+  return transport(f, link, ip, fragment, proto, at + ihl * 4);
 }
 
 function parseIpv6(f: Uint8Array, link: Link): Parsed {
@@ -111,8 +107,13 @@ function parseIpv6(f: Uint8Array, link: Link): Parsed {
   if (typeof walk === 'string') return malformed(walk);
   const h = walk.fragment;
   const fragment = h && (h.offset !== 0 || h.more) ? { id: h.id, identityProto: h.next, later: h.offset !== 0 } : null;
-  if (fragment?.later) return { kind: 'ip', link, ip, fragment, flow: null, l4: walk.at };
-  const ports = readPorts(f, walk.upper, walk.at, ip.end, false);
+  return transport(f, link, ip, fragment, walk.upper, walk.at);
+}
+
+/** The flow of the upper-layer header `proto` at `l4`; none read for a later fragment. */
+function transport(f: Uint8Array, link: Link, ip: Datagram, fragment: Fragment | null, proto: number, l4: number): Parsed {
+  if (fragment?.later) return { kind: 'ip', link, ip, fragment, flow: null, l4 };
+  const ports = readPorts(f, proto, l4, ip.end, false);
   if (typeof ports === 'string') return malformed(ports);
-  return { kind: 'ip', link, ip, fragment, flow: { proto: walk.upper, ...ports }, l4: walk.at };
+  return { kind: 'ip', link, ip, fragment, flow: { proto, ...ports }, l4 };
 }
