@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile-frame generators, the plan of one run of frames: structured frames, stateful sequences
-// and mutations mixed by weight, every frame labelled with the class that made it. A run without
-// a policy also carries errors about failsafe sessions; a run has at most one policy change.
+// and mutations mixed by weight, with real captured frames among them, every frame labelled with
+// the class that made it. A run without a policy also carries errors about failsafe sessions; a
+// run has at most one policy change.
+import { capturedFrames } from '../captures.js';
 import { MUTATIONS } from './mutations.js';
 import { SEQUENCES, type SequenceCtx, type Step } from './sequences.js';
 import { STRUCTURED } from './structured.js';
@@ -9,10 +11,13 @@ import { STRUCTURED } from './structured.js';
 const STRUCTURED_NAMES = Object.keys(STRUCTURED);
 const MUTATION_NAMES = Object.keys(MUTATIONS);
 const NO_POLICY_ONLY = 'icmp-error-failsafe-no-policy';
+const CAPTURED = 'captured';
+/** Real frames (test/lib/captures.ts), verbatim or as the base of a mutation. */
+const CAPTURES = capturedFrames().map((c) => new Uint8Array(c.frame));
 const POLICY_CHANGE = 'sequence-policy-change';
 
 /** Every class a run can label a frame with: a test fails when one of them made no frame. */
-export const ALL_CLASSES: readonly string[] = [...STRUCTURED_NAMES, ...Object.keys(SEQUENCES), ...MUTATION_NAMES];
+export const ALL_CLASSES: readonly string[] = [...STRUCTURED_NAMES, ...Object.keys(SEQUENCES), ...MUTATION_NAMES, CAPTURED];
 
 export function planRun(c: SequenceCtx, frames: number): Step[] {
   const r = c.r;
@@ -27,16 +32,20 @@ export function planRun(c: SequenceCtx, frames: number): Step[] {
   const structured = () => ({ kind: 'frame' as const, cls: '', frame: STRUCTURED[r.pick(STRUCTURED_NAMES)]!(c), iface: r.int(0, c.ifaces - 1) });
   while (count < frames) {
     const roll = r.next();
-    if (roll < 0.55) {
+    if (roll < 0.52) {
       const cls = r.pick(STRUCTURED_NAMES);
       add([{ kind: 'frame', cls, frame: STRUCTURED[cls]!(c), iface: r.int(0, c.ifaces - 1) }]);
+    } else if (roll < 0.55) {
+      add([{ kind: 'frame', cls: CAPTURED, frame: r.pick(CAPTURES), iface: r.int(0, c.ifaces - 1) }]);
     } else if (roll < 0.8) {
       const name: string = !changed && r.chance(0.02) ? POLICY_CHANGE : r.pick(sequences);
       changed ||= name === POLICY_CHANGE;
       add(SEQUENCES[name]!(c));
     } else {
       const cls = r.pick(MUTATION_NAMES);
-      if (r.chance(0.7)) {
+      if (r.chance(0.1)) {
+        add([{ kind: 'frame', cls, frame: MUTATIONS[cls]!(c, r.pick(CAPTURES)), iface: r.int(0, c.ifaces - 1) }]);
+      } else if (r.chance(0.7)) {
         const base = structured();
         add([{ ...base, cls, frame: MUTATIONS[cls]!(c, base.frame) }]);
       } else {

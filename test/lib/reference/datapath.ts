@@ -128,6 +128,8 @@ export class ReferenceDatapath {
       return { ...verdictOf(cached), because: `cached ${label(cached)}${how}`, session: key };
     }
     const s = { key: engineKeyOf(ip.family, ip.src, ip.dst, where, flow.proto, flow.sport, flow.dport), ...this.decide(ip, where, flow) };
+    // re-classified: the decision is new, the session's traffic carries on
+    if (cached) s.packets = cached.packets + 1;
     this.sessions.set(key, s);
     return { ...verdictOf(s), because: `${label(s)}${cached ? ' (stale session)' : ''}${how}`, session: key };
   }
