@@ -76,6 +76,20 @@ static __always_inline int ds_frag_track(struct ds_packet *pkt, __u64 now)
 	return 0;
 }
 
+/* The other half of an ICMP/ICMPv6 echo exchange: for `dport` (type << 8 | code) an echo request
+ * (`from_request`) or an echo reply, the reply or request with the same code into `*out`.
+ * Returns -1 when `dport` is not of that type. */
+static __always_inline int ds_echo_turn(__u8 proto, __u16 dport, int from_request, __u16 *out)
+{
+	__u8 request = proto == IPPROTO_ICMP ? DS_ICMP_ECHO : ICMPV6_ECHO_REQUEST;
+	__u8 reply = proto == IPPROTO_ICMP ? DS_ICMP_ECHOREPLY : ICMPV6_ECHO_REPLY;
+
+	if ((dport >> 8) != (from_request ? request : reply))
+		return -1;
+	*out = (__u16)(from_request ? reply : request) << 8 | (dport & 0xff);
+	return 0;
+}
+
 /* Does the error travel towards the endpoint that sent the quoted packet (its destination is the
  * quote's source)? Only then can it be about that endpoint's session, as conntrack relates it. */
 static __always_inline int ds_error_towards_sender(const struct ds_packet *pkt)
@@ -103,16 +117,9 @@ static __always_inline int ds_icmp_related(const struct ds_packet *pkt, __u32 ge
 	rev.proto = q->proto;
 	rev.family = q->family;
 	if (q->proto == IPPROTO_ICMP || q->proto == IPPROTO_ICMPV6) {
-		__u8 type = q->dport >> 8;
-		__u8 request;
-		if (q->proto == IPPROTO_ICMP && type == DS_ICMP_ECHOREPLY)
-			request = DS_ICMP_ECHO;
-		else if (q->proto == IPPROTO_ICMPV6 && type == ICMPV6_ECHO_REPLY)
-			request = ICMPV6_ECHO_REQUEST;
-		else
+		if (ds_echo_turn(q->proto, q->dport, 0, &rev.dport) < 0)
 			return 0;
 		rev.sport = q->sport;  /* echo identifier */
-		rev.dport = (__u16)request << 8 | (q->dport & 0xff);
 	} else {
 		rev.sport = q->dport;
 		rev.dport = q->sport;
@@ -133,16 +140,9 @@ static __always_inline int ds_reply_key_of(const struct ds_session_key *f, __u32
 	r->proto = f->proto;
 	r->family = f->family;
 	if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
-		__u8 type = f->dport >> 8;
-		__u8 reply;
-		if (f->proto == IPPROTO_ICMP && type == DS_ICMP_ECHO)
-			reply = DS_ICMP_ECHOREPLY;
-		else if (f->proto == IPPROTO_ICMPV6 && type == ICMPV6_ECHO_REQUEST)
-			reply = ICMPV6_ECHO_REPLY;
-		else
+		if (ds_echo_turn(f->proto, f->dport, 1, &r->dport) < 0)
 			return -1;
 		r->sport = f->sport; /* echo identifier */
-		r->dport = (__u16)reply << 8 | (f->dport & 0xff);
 		return 0;
 	}
 	r->sport = f->dport;
