@@ -68,12 +68,11 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 		return ds_finish(st, DS_ACTION_DENY, DS_REASON_MALFORMED, len);
 	}
 
-	if (pkt.frag != DS_FRAG_NONE) {
+	if (pkt.frag != DS_FRAG_NONE)
 		ds_count(st, DS_CTR_FRAGMENTS);
-		if (ds_frag_track(&pkt, now) < 0) {
-			ds_count(st, DS_CTR_FRAG_UNKNOWN);
-			return ds_finish(st, DS_ACTION_DENY, DS_REASON_FRAG_UNKNOWN, len);
-		}
+	if (pkt.frag == DS_FRAG_LATER && ds_frag_follow(&pkt, now) < 0) {
+		ds_count(st, DS_CTR_FRAG_UNKNOWN);
+		return ds_finish(st, DS_ACTION_DENY, DS_REASON_FRAG_UNKNOWN, len);
 	}
 
 	struct ds_policy_meta *meta = ds_active_meta();
@@ -89,6 +88,7 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 
 	if (fabric && ds_is_reply(meta, &pkt.key, tenant, DS_ROLE_FABRIC)) {
 		ds_count(st, DS_CTR_REPLIES);
+		ds_frag_record(&pkt, now);
 		return ds_finish(st, DS_ACTION_ALLOW, DS_REASON_REPLY, len);
 	}
 
@@ -100,6 +100,8 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 		ds_count(st, DS_CTR_REPLIES);
 	else if (meta && d.reason == DS_REASON_POLICY)
 		ds_rule_count(meta, d.rule, len);
+	if (d.action == DS_ACTION_ALLOW)
+		ds_frag_record(&pkt, now);
 	return ds_finish(st, d.action, d.reason, len);
 }
 

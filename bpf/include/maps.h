@@ -13,13 +13,23 @@
 
 /* ---- global maps ---- */
 
-// Session cache: flow → cached decision and traffic. Written by the datapath, read by the CLI.
+// Session cache of allowed sessions: flow → cached decision and traffic. Written by the datapath,
+// read by the CLI. Denied traffic never inserts here, so no flood of it evicts an allowed session.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DS_SESSIONS_DEFAULT);
 	__type(key, struct ds_session_key);
 	__type(value, struct ds_session_value);
 } ds_sessions SEC(".maps");
+
+// Session cache of denied sessions, the same layout: a flood of denied flows evicts only denied
+// sessions. A session moves between the two when a new version changes its verdict.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DS_DENIES_DEFAULT);
+	__type(key, struct ds_session_key);
+	__type(value, struct ds_session_value);
+} ds_denies SEC(".maps");
 
 // Fragment tracking: datagram → first fragment's ports. Written and read by the datapath.
 struct {

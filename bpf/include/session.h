@@ -52,20 +52,29 @@ static __always_inline void ds_frag_key_of(const struct ds_packet *pkt, struct d
 	fk->family = pkt->key.family;
 }
 
-/* First fragment: remember its upper-layer protocol and ports under the datagram's identity.
- * Later fragment: borrow them, or fail (-1) when the first fragment was never seen. */
-static __always_inline int ds_frag_track(struct ds_packet *pkt, __u64 now)
+/* A first fragment that passes: remember its upper-layer protocol and ports under the datagram's
+ * identity. Only passing ones: the later fragments of a dropped first fragment drop as unknown,
+ * and so denied traffic never takes a place in ds_frags from an allowed datagram. */
+static __always_inline void ds_frag_record(const struct ds_packet *pkt, __u64 now)
+{
+	struct ds_frag_key fk = {};
+	struct ds_frag_value fv = {
+		.last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport, .proto = pkt->key.proto,
+	};
+
+	if (pkt->frag != DS_FRAG_FIRST)
+		return;
+	ds_frag_key_of(pkt, &fk);
+	bpf_map_update_elem(&ds_frags, &fk, &fv, BPF_ANY);
+}
+
+/* A later fragment: borrow its first fragment's protocol and ports, or fail (-1) when no first
+ * fragment of the datagram passed. */
+static __always_inline int ds_frag_follow(struct ds_packet *pkt, __u64 now)
 {
 	struct ds_frag_key fk = {};
 	ds_frag_key_of(pkt, &fk);
 
-	if (pkt->frag == DS_FRAG_FIRST) {
-		struct ds_frag_value fv = {
-			.last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport, .proto = pkt->key.proto,
-		};
-		bpf_map_update_elem(&ds_frags, &fk, &fv, BPF_ANY);
-		return 0;
-	}
 	struct ds_frag_value *fv = bpf_map_lookup_elem(&ds_frags, &fk);
 	if (!fv)
 		return -1;
@@ -271,7 +280,13 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 					      struct ds_session_value *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
+	/* allowed sessions first: their packets pay one lookup; a denied flow's pay two */
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
+	int was_denied = 0;
+	if (!s) {
+		s = bpf_map_lookup_elem(&ds_denies, k);
+		was_denied = s != NULL;
+	}
 
 	if (s && s->generation == generation) {
 		if ((s->flags & DS_SESSION_REPLY_CHECK) && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
@@ -323,7 +338,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	} else {
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
-	if (bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY) != 0)
+	/* a session whose verdict changed moves to the other cache */
+	if (s && was_denied != (nv.action == DS_ACTION_DENY))
+		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
+	long err;
+	if (nv.action == DS_ACTION_ALLOW)
+		err = bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY);
+	else
+		err = bpf_map_update_elem(&ds_denies, k, &nv, BPF_ANY);
+	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (nv.action == DS_ACTION_ALLOW)
 		ds_replies_remember(k, tenant, flags, source_side);

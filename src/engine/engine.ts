@@ -42,8 +42,10 @@ export interface EngineOptions {
   objectPath?: string;
   /** bpffs folder for pins; null = pin nothing (tests, benchmarks). */
   pinRoot?: string | null;
-  /** Session-cache capacity (LRU). */
+  /** Capacity of the allowed-session cache (LRU, ds_sessions). */
   sessionEntries?: number;
+  /** Capacity of the denied-session cache (LRU, ds_denies); denied traffic evicts only these. */
+  denyEntries?: number;
   /** Rules per version with their own counters (memory: 2 × 16 B × this × possible CPUs). */
   ruleStatsCapacity?: number;
 }
@@ -132,6 +134,9 @@ interface LinkState extends Attachment {
   fd: number;
 }
 
+/** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
+const SESSION_MAPS = ['ds_sessions', 'ds_denies'] as const;
+
 function u32Key(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n);
@@ -202,6 +207,7 @@ export class Engine {
     const obj = new native.BpfObject(objectPath);
     try {
       if (options.sessionEntries) obj.setMaxEntries('ds_sessions', options.sessionEntries);
+      if (options.denyEntries) obj.setMaxEntries('ds_denies', options.denyEntries);
       // per-rule counters: [slot][cpu][rule] rows in one plain array
       const cpus = native.numPossibleCpus();
       const ruleStatsCapacity = options.ruleStatsCapacity ?? Limits.RULE_STATS_DEFAULT;
@@ -622,36 +628,42 @@ export class Engine {
     return out;
   }
 
-  /** The cached decision for one flow, or null. */
+  /** The cached decision for one flow (allowed or denied), or null. */
   lookupSession(key: SessionKey): SessionValue | null {
     const value = Buffer.alloc(SESSION_VALUE_SIZE);
-    return addon().mapLookup(this.fd('ds_sessions'), encodeSessionKey(key), value) ? decodeSessionValue(value) : null;
+    const k = encodeSessionKey(key);
+    const found = SESSION_MAPS.some((map) => addon().mapLookup(this.fd(map), k, value));
+    return found ? decodeSessionValue(value) : null;
   }
 
-  /** Entries in the session cache, counted without decoding them (metrics, status). */
+  /** Entries in the session caches, allowed and denied, counted without decoding them (metrics, status). */
   sessionCount(limit = 1 << 24): number {
-    return addon().mapCount(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
+    return SESSION_MAPS.reduce((n, map) => n + addon().mapCount(this.fd(map), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit), 0);
   }
 
+  /** The cached sessions, allowed ones first, at most `limit` of each cache. */
   sessions(limit = 1 << 20): Session[] {
-    const dump = addon().mapDump(this.fd('ds_sessions'), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
     const out: Session[] = [];
-    for (let i = 0; i < dump.count; i++) {
-      out.push({
-        key: decodeSessionKey(dump.keys, i * SESSION_KEY_SIZE),
-        value: decodeSessionValue(dump.values, i * SESSION_VALUE_SIZE),
-      });
+    for (const map of SESSION_MAPS) {
+      const dump = addon().mapDump(this.fd(map), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
+      for (let i = 0; i < dump.count; i++) {
+        out.push({
+          key: decodeSessionKey(dump.keys, i * SESSION_KEY_SIZE),
+          value: decodeSessionValue(dump.values, i * SESSION_VALUE_SIZE),
+        });
+      }
     }
     return out;
   }
 
   /**
-   * Forget every session, fragment record and expected reply (ds_sessions, ds_frags, ds_replies),
-   * so tests can start a run of frames from a known state. Policy, settings and counters stay.
+   * Forget every session, fragment record and expected reply (ds_sessions, ds_denies, ds_frags,
+   * ds_replies), so tests can start a run of frames from a known state. Policy, settings and
+   * counters stay.
    */
   clearFlowState(): void {
     const native = addon();
-    for (const map of ['ds_sessions', 'ds_frags', 'ds_replies']) {
+    for (const map of [...SESSION_MAPS, 'ds_frags', 'ds_replies']) {
       const fd = this.fd(map);
       const { keySize, valueSize, maxEntries } = native.mapInfo(fd);
       const dump = native.mapDump(fd, keySize, valueSize, maxEntries);

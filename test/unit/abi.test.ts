@@ -57,6 +57,7 @@ describe('ABI', () => {
     const expected: Record<string, [number, number]> = {
       ds_sessions: [L('ds_session_key'), L('ds_session_value')],
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
+      ds_denies: [L('ds_session_key'), L('ds_session_value')],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_stat')],
       ds_failsafe_v2: [L('ds_prefix_key'), L('ds_failsafe_value')],

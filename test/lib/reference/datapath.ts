@@ -86,14 +86,10 @@ export class ReferenceDatapath {
     const where: Where = { ifindex, vlanOuter: p.link.vlanOuter, vlanInner: p.link.vlanInner };
     let flow = p.flow;
     if (flow && isFailsafeNeighbour(ip, fragment, flow, (dst) => this.onLink(ifindex, dst))) return pass('FAILSAFE', 'failsafe: neighbour discovery');
-    if (fragment) {
-      const id = fragmentKey(ip.family, ip.src, ip.dst, where, fragment.id, fragment.identityProto);
-      if (fragment.later) {
-        flow = this.fragments.get(id) ?? null;
-        if (!flow) return drop('FRAG_UNKNOWN', 'frag-unknown: a later fragment without a record');
-      } else if (flow) {
-        this.fragments.set(id, flow);
-      }
+    const fragmentId = fragment ? fragmentKey(ip.family, ip.src, ip.dst, where, fragment.id, fragment.identityProto) : '';
+    if (fragment?.later) {
+      flow = this.fragments.get(fragmentId) ?? null;
+      if (!flow) return drop('FRAG_UNKNOWN', 'frag-unknown: a later fragment without a record');
     }
     if (!flow) throw new Error('unreachable: an IP packet without a flow');
     const how = fragment ? (fragment.later ? ' (later fragment)' : ' (first fragment)') : '';
@@ -101,7 +97,10 @@ export class ReferenceDatapath {
       const quote = parseQuote(frame, ip.family, p.l4, ip.end);
       if (quote && this.relates(ip, quote, where)) return pass('ICMP_RELATED', 'icmp-related: the reply of a session here');
     }
-    return this.session(ip, where, flow, how);
+    const outcome = this.session(ip, where, flow, how);
+    // only a first fragment that passes leaves a record
+    if (fragment && !fragment.later && outcome.verdict === 'pass') this.fragments.set(fragmentId, flow);
+    return outcome;
   }
 
   /** ICMP errors, relation 1 and the first way of 2 (the second needs ds_replies, not modelled). */
