@@ -18,6 +18,8 @@ struct ds_frag_key ds_btf_frag_key;
 struct ds_frag_value ds_btf_frag_value;
 struct ds_event ds_btf_event;
 struct ds_stat ds_btf_stat;
+struct ds_budget ds_btf_budget;
+struct ds_rule_stat ds_btf_rule_stat;
 struct ds_cpu_stats ds_btf_cpu_stats;
 struct ds_policy_meta ds_btf_policy_meta;
 enum ds_row_kind ds_btf_row_kind;

@@ -91,7 +91,8 @@ enum ds_counter {
 	DS_CTR_FAILSAFE = 15,
 	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
 	DS_CTR_REPLIES = 17,          /* packets passed as replies of allowed sessions (fabric or hairpin) */
-	DS_CTR_COUNT = 18,
+	DS_CTR_EVENTS_HELD = 18,      /* denied sessions whose event the budget held back (counted per rule too) */
+	DS_CTR_COUNT = 19,
 };
 
 /* Event kinds. */
@@ -236,12 +237,32 @@ struct ds_event {
 };
 _Static_assert(sizeof(struct ds_event) == 88, "ds_event size");
 
-/* A (packets, bytes) pair: per-reason and per-rule statistics. */
+/* A (packets, bytes) pair: per-reason statistics. */
 struct ds_stat {
 	__u64 packets;
 	__u64 bytes;
 };
 _Static_assert(sizeof(struct ds_stat) == 16, "ds_stat size");
+
+/* The event budget of denied sessions on one CPU, for one rule (or, in ds_cpu_stats, for denies
+ * no counted rule decided: no policy, a rule past the counters' capacity): at most
+ * ds_settings.deny_event_budget events a second; the sessions past it emit no event and are
+ * counted in `held`, so events plus held equal the denied sessions exactly. */
+struct ds_budget {
+	__u64 window_start;   /* bpf_ktime_get_coarse_ns() when the current second began */
+	__u32 window_events;  /* events emitted in it */
+	__u32 pad;
+	__u64 held;           /* sessions held back, ever (monotonic) */
+};
+_Static_assert(sizeof(struct ds_budget) == 24, "ds_budget size");
+
+/* ds_rule_stats value: one rule's packets and bytes on one CPU, and its deny-event budget. */
+struct ds_rule_stat {
+	__u64 packets;
+	__u64 bytes;
+	struct ds_budget budget;
+};
+_Static_assert(sizeof(struct ds_rule_stat) == 40, "ds_rule_stat size");
 
 /* ds_stats value (one per CPU): every global counter in one place, so the datapath pays one
  * per-CPU lookup per packet. by_reason is indexed reason * 2 + action. */
@@ -249,8 +270,9 @@ struct ds_cpu_stats {
 	__u64 counters[DS_CTR_COUNT];
 	__u64 event_seq;    /* last event sequence number used on this CPU */
 	struct ds_stat by_reason[DS_REASON_COUNT * 2];
+	struct ds_budget deny_budget; /* denies no counted rule decided (no policy, beyond capacity) */
 };
-_Static_assert(sizeof(struct ds_cpu_stats) == 440, "ds_cpu_stats size");
+_Static_assert(sizeof(struct ds_cpu_stats) == 472, "ds_cpu_stats size");
 
 /* The active policy's descriptor: the single inner map of ds_active, created per version,
  * written once and frozen before it is made active. */
@@ -394,10 +416,12 @@ _Static_assert(sizeof(struct ds_failsafe_value) == 8, "ds_failsafe_value size");
 
 /* ds_settings value: runtime settings written by the controller. */
 struct ds_settings {
-	__u32 flags;          /* enum ds_setting_flag */
-	__u32 generation_hwm; /* highest generation ever published; controller-owned, datapath ignores */
+	__u32 flags;              /* enum ds_setting_flag */
+	__u32 generation_hwm;     /* highest generation ever published; controller-owned, datapath ignores */
+	__u32 deny_event_budget;  /* events a second per CPU per rule for denied sessions; 0 = no limit */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct ds_settings) == 8, "ds_settings size");
+_Static_assert(sizeof(struct ds_settings) == 16, "ds_settings size");
 
 /* Facts about an explained packet that ds_xdp_explain reports but does not decide, because they
  * depend on session state it does not read (struct ds_explain_result.flags). */

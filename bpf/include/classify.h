@@ -255,13 +255,19 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 	}
 }
 
-/* Count a packet against the rule that decided it. */
-static __always_inline void ds_rule_count(const struct ds_policy_meta *meta, __u32 rule, __u64 len)
+/* This CPU's counters of `rule` under `meta`, or NULL beyond the loader's capacity. */
+static __always_inline struct ds_rule_stat *ds_rule_row(const struct ds_policy_meta *meta, __u32 rule)
 {
 	if (rule >= meta->stats_count)
-		return; /* beyond the loader's capacity: counted in the totals only */
+		return NULL;
 	__u32 key = meta->stats_base + bpf_get_smp_processor_id() * meta->stats_stride + rule;
-	struct ds_stat *st = bpf_map_lookup_elem(&ds_rule_stats, &key);
+	return bpf_map_lookup_elem(&ds_rule_stats, &key);
+}
+
+/* Count a packet against the rule that decided it (beyond capacity: in the totals only). */
+static __always_inline void ds_rule_count(const struct ds_policy_meta *meta, __u32 rule, __u64 len)
+{
+	struct ds_rule_stat *st = ds_rule_row(meta, rule);
 	if (!st)
 		return;
 	st->packets++;

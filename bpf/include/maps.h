@@ -83,7 +83,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DS_SLOTS * DS_RULE_STATS_DEFAULT);
 	__type(key, __u32);
-	__type(value, struct ds_stat);
+	__type(value, struct ds_rule_stat);
 } ds_rule_stats SEC(".maps");
 
 // Runtime settings (one entry). Written by the controller.

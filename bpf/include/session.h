@@ -22,6 +22,53 @@ static __always_inline __u32 ds_setting_flags(void)
 	return cfg ? cfg->flags : 0;
 }
 
+/* Events a second per CPU per rule for denied sessions (0: no limit). */
+static __always_inline __u32 ds_deny_event_budget(void)
+{
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+	return cfg ? cfg->deny_event_budget : 0;
+}
+
+/* May one more denied session emit its event under budget `b`, this second? Otherwise it is
+ * counted as held back. Plain increments: `b` belongs to this CPU. */
+static __always_inline int ds_budget_admit(struct ds_budget *b, __u64 now, __u32 budget)
+{
+	if (now - b->window_start >= 1000000000ULL) {
+		b->window_start = now;
+		b->window_events = 0;
+	}
+	if (b->window_events < budget) {
+		b->window_events++;
+		return 1;
+	}
+	b->held++;
+	return 0;
+}
+
+/* The event of a denied session, under the budget of its rule on this CPU (or of this CPU's
+ * denies without a counted rule): 1 to emit it, 0 when it is held back (counted). */
+static __always_inline int ds_deny_event_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
+					       const struct ds_session_value *nv, __u64 now)
+{
+	__u32 budget = ds_deny_event_budget();
+	struct ds_budget *b = NULL;
+
+	if (!budget)
+		return 1;
+	if (meta && nv->reason == DS_REASON_POLICY) {
+		struct ds_rule_stat *row = ds_rule_row(meta, nv->rule);
+		if (row)
+			b = &row->budget;
+	}
+	if (!b && st)
+		b = &st->deny_budget;
+	if (!b || ds_budget_admit(b, now, budget))
+		return 1;
+	ds_count(st, DS_CTR_EVENTS_HELD);
+	return 0;
+}
+
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
 {
 	return meta ? meta->generation : 0;
@@ -350,7 +397,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (nv.action == DS_ACTION_ALLOW)
 		ds_replies_remember(k, tenant, flags, source_side);
-	if (emit)
+	if (emit && (nv.action == DS_ACTION_ALLOW || ds_deny_event_admit(st, meta, &nv, now)))
 		ds_emit(st, k, &nv, kind, len);
 	*out = nv;
 }

@@ -72,7 +72,8 @@ export const Counter = {
   FAILSAFE: 15,
   SESSION_FULL: 16,
   REPLIES: 17,
-  COUNT: 18,
+  EVENTS_HELD: 18,
+  COUNT: 19,
 } as const;
 
 export const EventKind = {
@@ -200,12 +201,30 @@ export const Layouts = {
       bytes: { offset: 8, size: 8, elem: 8, count: 1 },
     },
   },
-  ds_cpu_stats: {
-    size: 440,
+  ds_budget: {
+    size: 24,
     fields: {
-      counters: { offset: 0, size: 144, elem: 8, count: 18 },
-      event_seq: { offset: 144, size: 8, elem: 8, count: 1 },
-      by_reason: { offset: 152, size: 288, elem: 0, count: 18 },
+      window_start: { offset: 0, size: 8, elem: 8, count: 1 },
+      window_events: { offset: 8, size: 4, elem: 4, count: 1 },
+      pad: { offset: 12, size: 4, elem: 4, count: 1 },
+      held: { offset: 16, size: 8, elem: 8, count: 1 },
+    },
+  },
+  ds_rule_stat: {
+    size: 40,
+    fields: {
+      packets: { offset: 0, size: 8, elem: 8, count: 1 },
+      bytes: { offset: 8, size: 8, elem: 8, count: 1 },
+      budget: { offset: 16, size: 24, elem: 0, count: 1 },
+    },
+  },
+  ds_cpu_stats: {
+    size: 472,
+    fields: {
+      counters: { offset: 0, size: 152, elem: 8, count: 19 },
+      event_seq: { offset: 152, size: 8, elem: 8, count: 1 },
+      by_reason: { offset: 160, size: 288, elem: 0, count: 18 },
+      deny_budget: { offset: 448, size: 24, elem: 0, count: 1 },
     },
   },
   ds_policy_meta: {
@@ -299,10 +318,12 @@ export const Layouts = {
     },
   },
   ds_settings: {
-    size: 8,
+    size: 16,
     fields: {
       flags: { offset: 0, size: 4, elem: 4, count: 1 },
       generation_hwm: { offset: 4, size: 4, elem: 4, count: 1 },
+      deny_event_budget: { offset: 8, size: 4, elem: 4, count: 1 },
+      pad: { offset: 12, size: 4, elem: 4, count: 1 },
     },
   },
   ds_explain_result: {

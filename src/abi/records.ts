@@ -126,8 +126,15 @@ export interface Stat {
   bytes: number;
 }
 
+/** One rule's counters: packets and bytes, and its denied sessions whose event the budget held back. */
+export interface RuleStat extends Stat {
+  held: number;
+}
+
 export interface CpuStats {
   counters: Record<CounterName, number>;
+  /** Denied sessions whose event the budget held back, of denies no counted rule decided (ds_cpu_stats.deny_budget.held). */
+  heldWithoutRule: number;
   /** Last event sequence number used, per CPU (index = CPU). */
   eventSeq: number[];
   byReason: Record<ReasonName, { pass: Stat; drop: Stat }>;
@@ -149,6 +156,8 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
   ) as CpuStats['byReason'];
   const eventSeq: number[] = [];
   const reasons = arrayField(n, 'by_reason');
+  const budget = Layouts.ds_cpu_stats.fields.deny_budget.offset;
+  let heldWithoutRule = 0;
 
   for (let cpu = 0; cpu < cpus; cpu++) {
     const at = cpu * stride;
@@ -156,6 +165,7 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
       counters[name] += readElement(n, buf, at, 'counters', Counter[name]);
     }
     eventSeq.push(readField(n, buf, at, 'event_seq'));
+    heldWithoutRule += readField('ds_budget', buf, at + budget, 'held');
     for (const name of Object.keys(byReason) as ReasonName[]) {
       for (const [action, slot] of [
         [0, 'drop'],
@@ -167,7 +177,7 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
       }
     }
   }
-  return { counters, eventSeq, byReason };
+  return { counters, heldWithoutRule, eventSeq, byReason };
 }
 
 // ---- the event reader's hot path ----

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readField, sizeOf } from '../abi/codec.js';
-import { IfaceRole, Limits, SettingFlag } from '../abi/generated.js';
+import { IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -19,7 +19,7 @@ import {
   SESSION_VALUE_SIZE,
   type SessionKey,
   type SessionValue,
-  type Stat,
+  type RuleStat,
 } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
@@ -233,6 +233,14 @@ export class Engine {
           for (const n of names) {
             const fd = native.objGet(join(mapDir, n));
             try {
+              // the same name with another layout (a build of another ABI): refuse, never mix
+              const pinned = native.mapInfo(fd);
+              const ours = obj.mapSpec(n);
+              if (pinned.type !== ours.type || pinned.keySize !== ours.keySize || pinned.valueSize !== ours.valueSize) {
+                throw new DoorstepError('DS_E_ABI_MISMATCH', `${join(mapDir, n)} has ${pinned.keySize}/${pinned.valueSize}-byte keys/values (type ${pinned.type}); this engine's ${n} has ${ours.keySize}/${ours.valueSize} (type ${ours.type})`, {
+                  hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
+                });
+              }
               obj.reuseMapFd(n, fd); // libbpf keeps its own duplicate
             } finally {
               native.closeFd(fd);
@@ -268,6 +276,19 @@ export class Engine {
 
   get programFd(): number {
     return this.live().programFd(PROGRAM);
+  }
+
+  /**
+   * At most `perSecond` session events a second, per CPU and per rule, for denied sessions (0: no
+   * limit). The sessions past it emit no event; each rule counts them (`ruleStats().held`, and
+   * `stats().heldWithoutRule` for denies no counted rule decided), so events plus held equal the
+   * denied sessions exactly. Allowed sessions are never held back.
+   */
+  setDenyEventBudget(perSecond: number): void {
+    if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 0xffffffff) {
+      throw new DoorstepError('DS_E_USAGE', `deny event budget ${perSecond} is not a count`, { hint: 'give events a second per CPU per rule, 0 for no limit' });
+    }
+    this.writeSettings({ deny_event_budget: perSecond });
   }
 
   /** Instructions the verifier processed to load each program (its verified size): ingress, explain. */
@@ -373,11 +394,12 @@ export class Engine {
     return value;
   }
 
-  private writeSettings(values: { flags?: number; generation_hwm?: number }): void {
+  private writeSettings(values: { flags?: number; generation_hwm?: number; deny_event_budget?: number }): void {
     const current = this.readSettings();
     const next = encodeStruct('ds_settings', {
       flags: values.flags ?? readField('ds_settings', current, 0, 'flags'),
       generation_hwm: values.generation_hwm ?? readField('ds_settings', current, 0, 'generation_hwm'),
+      deny_event_budget: values.deny_event_budget ?? readField('ds_settings', current, 0, 'deny_event_budget'),
     });
     addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
   }
@@ -468,7 +490,7 @@ export class Engine {
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       for (let i = 0; i < count; i++) keys.writeUInt32LE(base + cpu * this.ruleStatsCapacity + i, (cpu * count + i) * 4);
     }
-    const valueSize = sizeOf('ds_stat');
+    const valueSize = sizeOf('ds_rule_stat');
     addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * this.cpus * valueSize), count * this.cpus, 4, valueSize);
   }
 
@@ -608,21 +630,23 @@ export class Engine {
   }
 
   /** Per-rule packets and bytes of the active version (index 0 = the default action), summed over CPUs. */
-  ruleStats(): Map<number, Stat> {
-    const out = new Map<number, Stat>();
+  ruleStats(): Map<number, RuleStat> {
+    const out = new Map<number, RuleStat>();
     const active = this.activePolicy();
     if (!active) return out;
     const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
-    const valueSize = sizeOf('ds_stat');
-    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0 });
+    const valueSize = sizeOf('ds_rule_stat');
+    const budget = Layouts.ds_rule_stat.fields.budget.offset;
+    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0, held: 0 });
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
       const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, start > 0 ? u32Key(start - 1) : null);
       for (let i = 0; i < dump.count; i++) {
         const stat = out.get(dump.keys.readUInt32LE(i * 4) - start);
         if (!stat) continue;
-        stat.packets += readField('ds_stat', dump.values, i * valueSize, 'packets');
-        stat.bytes += readField('ds_stat', dump.values, i * valueSize, 'bytes');
+        stat.packets += readField('ds_rule_stat', dump.values, i * valueSize, 'packets');
+        stat.bytes += readField('ds_rule_stat', dump.values, i * valueSize, 'bytes');
+        stat.held += readField('ds_budget', dump.values, i * valueSize + budget, 'held');
       }
     }
     return out;

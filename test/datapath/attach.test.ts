@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
+import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
 import { ip, runToken } from '../../src/demo/topology.js';
 import { compileYaml } from '../lib/datapath.js';
@@ -83,6 +84,28 @@ describe('datapath: attaching to interfaces', () => {
       assert.throws(
         () => Engine.open({ pinRoot }),
         (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /another doorstep version \(it lacks ds_replies\)/.test(e.message),
+      );
+    } finally {
+      first.close();
+      rmSync(pinRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a pinned map of the same name with another layout instead of adopting it', () => {
+    const first = Engine.open({ pinRoot });
+    try {
+      // what an engine pinned by a build with a smaller ds_settings value leaves
+      rmSync(`${pinRoot}/maps/ds_settings`);
+      const native = addon();
+      const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, 8, 1, 0, -1, 'ds_settings');
+      try {
+        native.objPin(fd, `${pinRoot}/maps/ds_settings`);
+      } finally {
+        native.closeFd(fd);
+      }
+      assert.throws(
+        () => Engine.open({ pinRoot }),
+        (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /ds_settings has 4\/8-byte keys\/values/.test(e.message),
       );
     } finally {
       first.close();

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// The event budget of denied sessions (issue 12, point 3): at most N events a second per CPU and
+// per rule; the sessions past it emit no event and are counted per rule (or per CPU when no
+// counted rule decided), so events plus held back equal the denied sessions exactly. Allowed
+// sessions are never held back, and the per-rule and per-reason packet counters stay exact.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Action } from '../../src/abi/generated.js';
+import type { RawEvent } from '../../src/abi/records.js';
+import type { Engine } from '../../src/engine/engine.js';
+import { compileYaml, openTestEngine, waitFor } from '../lib/datapath.js';
+import { frame } from '../lib/packet.js';
+
+const POLICY = `
+apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: budget }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: block, action: deny, protocol: udp, ports: [9999] }
+    - { name: dns, action: allow, protocol: udp, ports: [53] }
+`;
+const BUDGET = 10;
+const BLOCKED = 1000;
+const DEFAULTED = 500;
+const ALLOWED = 300;
+const UNPOLICED = 200;
+
+/** The i-th flow from a spoofed source to `dport`. */
+const flood = (i: number, dport: number) => frame({ src: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, dst: '10.1.0.1', proto: 17, sport: 1000 + dport, dport });
+
+describe('datapath: the event budget of denied sessions', () => {
+  let engine: Engine;
+  const events: RawEvent[] = [];
+  before(() => {
+    engine = openTestEngine();
+    engine.onEvents((batch) => events.push(...batch));
+  });
+  after(() => engine?.close());
+
+  it(`holds back denied sessions' events past ${BUDGET} a second per CPU and rule, and counts every one`, async () => {
+    const { ir, image } = compileYaml(POLICY);
+    engine.install(image);
+    engine.setDenyEventBudget(BUDGET);
+    const block = ir.rules.find((r) => r.name === 'block')?.index ?? -1;
+    const dns = ir.rules.find((r) => r.name === 'dns')?.index ?? -1;
+
+    let dropped = 0;
+    let passed = 0;
+    for (let i = 0; i < BLOCKED; i++) if (engine.testRun(flood(i, 9999)).verdict === 'drop') dropped++;
+    for (let i = 0; i < DEFAULTED; i++) if (engine.testRun(flood(i, 7777)).verdict === 'drop') dropped++;
+    for (let i = 0; i < ALLOWED; i++) if (engine.testRun(flood(i, 53)).verdict === 'pass') passed++;
+    assert.deepEqual([dropped, passed], [BLOCKED + DEFAULTED, ALLOWED]);
+
+    const c = engine.stats().counters;
+    assert.ok(await waitFor(() => events.length === c.EVENTS, 5000), `read ${events.length} of ${c.EVENTS} events`);
+    const rules = engine.ruleStats();
+    const eventsOf = (rule: number, action: number) => events.filter((e) => e.rule === rule && e.action === action).length;
+    // exact: events plus held back equal the sessions, per rule
+    assert.equal(eventsOf(block, Action.DENY) + (rules.get(block)?.held ?? 0), BLOCKED);
+    assert.equal(eventsOf(0, Action.DENY) + (rules.get(0)?.held ?? 0), DEFAULTED);
+    assert.equal(c.EVENTS_HELD, (rules.get(block)?.held ?? 0) + (rules.get(0)?.held ?? 0));
+    // the budget held most of them back (a few seconds and both CPUs at the most)
+    assert.ok((rules.get(block)?.held ?? 0) >= BLOCKED - BUDGET * 2 * 10, `held back for block: ${rules.get(block)?.held}`);
+    // allowed sessions are never held back
+    assert.equal(eventsOf(dns, Action.ALLOW), ALLOWED);
+    assert.equal(rules.get(dns)?.held, 0);
+    // the packet counters stay exact
+    assert.equal(rules.get(block)?.packets, BLOCKED);
+    assert.equal(rules.get(0)?.packets, DEFAULTED);
+    assert.equal(engine.stats().byReason.POLICY.drop.packets, BLOCKED + DEFAULTED);
+    assert.equal(c.EVENTS_LOST, 0, 'nothing lost');
+  });
+
+  it('counts the held-back denies no rule decided (no policy) per CPU', async () => {
+    engine.uninstall();
+    const before = engine.stats();
+    const seen = events.length;
+    for (let i = 0; i < UNPOLICED; i++) assert.equal(engine.testRun(flood(i, 4444)).verdict, 'drop');
+    const after = engine.stats();
+    const emitted = after.counters.EVENTS - before.counters.EVENTS;
+    assert.ok(await waitFor(() => events.length - seen === emitted, 5000));
+    assert.equal(emitted + (after.heldWithoutRule - before.heldWithoutRule), UNPOLICED);
+    assert.ok(after.heldWithoutRule - before.heldWithoutRule > 0, 'the budget held some back');
+  });
+
+  it('emits every event again when the budget is 0 (no limit)', async () => {
+    engine.setDenyEventBudget(0);
+    const before = engine.stats();
+    for (let i = 0; i < 300; i++) engine.testRun(flood(i, 5555));
+    const after = engine.stats();
+    assert.equal(after.counters.EVENTS - before.counters.EVENTS, 300);
+    assert.equal(after.counters.EVENTS_HELD, before.counters.EVENTS_HELD);
+  });
+});
