@@ -91,7 +91,7 @@ function isRefusal(err: unknown): boolean {
 }
 
 /** Records the data bound does not apply to. */
-const isControl = (r: AuditRecord): boolean => r.type === 'policy' || r.type === 'lost' || r.type === 'agent';
+const isControl = (r: AuditRecord): boolean => r.type === 'policy' || r.type === 'lost' || r.type === 'agent' || r.type === 'flood';
 
 /** One message: formed once, retried as is (same id, same bytes). */
 interface Batch {

@@ -10,7 +10,8 @@ import { BatchEvent, type RawEvent, reasonLabel, type SessionKey, type SessionVa
 import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { protocolLabel } from '../policy/protocols.js';
-import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from './records.js';
+import { FloodAccounting, type FloodReading } from './flood-accounting.js';
+import type { AuditRecord, AuditSink, FloodRecord, LostRecord, SummaryRecord } from './records.js';
 import { type EnrichContext, ruleName, type SessionRecord, setFlowDetails } from './session-record.js';
 
 /** What the pipeline reads from the engine's counters (Engine.stats() fits). */
@@ -45,6 +46,11 @@ export interface AuditPipelineOptions {
    * reconciliation with the kernel's counter.
    */
   kernelStats?: () => KernelEventStats;
+  /**
+   * The engine's per-rule counters and held-back denied sessions (Engine.ruleStats, .stats and
+   * .takeRetiredRuleStats): read on every summary tick, and at close, for `flood` records.
+   */
+  floods?: () => FloodReading;
   /** Wall clock for record times and the monotonic → wall offset (tests). */
   now?: () => Date;
   /** A periodic task failed (reading the session cache for summaries); the pipeline goes on. */
@@ -62,6 +68,8 @@ export interface AuditPipelineStats {
   recordsWritten: number;
   /** Summary records written. */
   summaries: number;
+  /** Flood records written. */
+  floods: number;
   /** Lost records written (both causes). */
   lostRecords: number;
   /** Events that arrived after their sequence number had been accounted as lost (should stay 0). */
@@ -231,7 +239,10 @@ export class AuditPipeline {
   private readonly remembered = new Map<string, Remembered>();
   private summaryTick = 0;
 
-  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, lostRecords: 0, lateEvents: 0 };
+  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, floods: 0, lostRecords: 0, lateEvents: 0 };
+  private readonly floods: (() => FloodReading) | undefined;
+  private readonly floodAccounting = new FloodAccounting();
+  private floodsReadAt = '';
 
   constructor(options: AuditPipelineOptions) {
     this.ctx = options.context;
@@ -239,18 +250,22 @@ export class AuditPipeline {
     this.sinks = [...options.sinks];
     this.now = options.now ?? (() => new Date());
     this.sessions = options.sessions;
+    this.floods = options.floods;
     this.onError = options.onError;
     const mono = process.hrtime.bigint();
     this.startNs = mono;
     this.wallOffsetMs = this.now().getTime() - Number(mono) / 1e6;
     if (options.kernelStats) this.startReconciliation(options.kernelStats());
+    this.reportFloods(); // the baseline: an adopted engine's past floods are not ours
     const interval = options.summaryIntervalMs ?? 10_000;
-    if (interval > 0 && this.sessions) {
+    if (interval > 0 && (this.sessions || this.floods)) {
       this.summaryTimer = setInterval(() => {
-        try {
-          this.summarize();
-        } catch (err) {
-          this.onError?.(err);
+        for (const task of [() => this.summarize(), () => this.reportFloods()]) {
+          try {
+            task();
+          } catch (err) {
+            this.onError?.(err);
+          }
         }
       }, interval);
       this.summaryTimer.unref();
@@ -613,6 +628,43 @@ export class AuditPipeline {
     return r;
   }
 
+  /**
+   * One `flood` record per rule whose denied sessions the datapath's event budget held back since
+   * the previous reading (and one for denies no counted rule decided), with the rule's packets and
+   * bytes over the interval: with the rule's session records, an exact count of its denied sessions.
+   */
+  reportFloods(): void {
+    if (!this.floods || this.closed) return;
+    const reading = this.floods();
+    const to = this.now().toISOString();
+    const from = this.floodsReadAt || to;
+    this.floodsReadAt = to;
+    const out: FloodRecord[] = [];
+    for (const d of this.floodAccounting.update(reading)) {
+      const names = this.names(d.generation);
+      const r: FloodRecord = {
+        time: to,
+        type: 'flood',
+        enforcer: this.ctx.enforcer,
+        interface: '*',
+        rule: d.rule === null ? 'no-rule' : names.rule(d.rule),
+        generation: d.generation,
+        from,
+        to,
+        heldBack: d.held,
+        packets: d.packets,
+        bytes: d.bytes,
+      };
+      const policy = d.rule === null ? undefined : names.policy(d.rule);
+      if (policy !== undefined) r.policy = policy;
+      if (names.version !== undefined) r.policyVersion = names.version;
+      out.push(r);
+    }
+    this.memoGeneration = -1;
+    this.counts.floods += out.length;
+    this.write(out);
+  }
+
   // ---- life ----
 
   stats(): AuditPipelineStats {
@@ -624,6 +676,11 @@ export class AuditPipeline {
     if (this.closed) return;
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.summaryTimer = undefined;
+    try {
+      this.reportFloods(); // what the budget held back since the last tick
+    } catch (err) {
+      this.onError?.(err);
+    }
     this.reportSinkDrops();
     this.closed = true;
     const sinks = this.sinks;

@@ -179,7 +179,7 @@ export function compileFilter(filter: RecordFilter): (record: FilterableRecord) 
     if (sinceCheck && !sinceCheck(r)) return false;
     if (flowChecks === 0) return true;
     const isFlow = r.type === undefined || r.type === 'session' || r.type === 'summary';
-    if (!isFlow) return r.type === 'lost';
+    if (!isFlow) return r.type === 'lost' || r.type === 'flood';
     for (let i = 0; i < flowChecks; i++) if (!checks[i]!(r)) return false;
     return true;
   };

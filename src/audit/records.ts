@@ -86,6 +86,27 @@ export interface LostRecord extends RecordBase {
   lastSeq?: number;
 }
 
+/**
+ * Denied sessions whose `session` record the datapath's event budget held back (a flood), for one
+ * rule over one interval: with the session records of the same rule they count its denied
+ * sessions exactly; `packets` and `bytes` are the rule's over the interval.
+ */
+export interface FloodRecord extends RecordBase {
+  type: 'flood';
+  /** `<policy>/<rule>`, `<policy>/default`, or `no-rule` for denies no counted rule decided. */
+  rule: string;
+  policy?: string;
+  policyVersion?: string;
+  generation: number;
+  /** The interval: the previous reading and this one. */
+  from: string;
+  to: string;
+  /** Denied sessions that got no session record. */
+  heldBack: number;
+  packets: number;
+  bytes: number;
+}
+
 /** One kernel setting the agent changed or found (`hardening`, `unhardened`): sysctl(8) name, old → new. */
 export interface SysctlChange {
   key: string;
@@ -111,7 +132,7 @@ export function agentRecord(enforcer: string, fields: Omit<AgentRecord, 'time' |
   return { time: new Date().toISOString(), type: 'agent', enforcer, interface: '*', ...fields };
 }
 
-export type AuditRecord = SessionRecord | SummaryRecord | PolicyRecord | LostRecord | AgentRecord;
+export type AuditRecord = SessionRecord | SummaryRecord | PolicyRecord | LostRecord | AgentRecord | FloodRecord;
 
 /** A destination for audit records. `write` must not block the event loop for long; a sink that
  *  cannot keep up drops and counts (reported as `lost` records with cause `sink`). */

@@ -24,6 +24,8 @@ export function recordLine(r: AuditRecord): string {
       return `${t} lost    ${r.count} events (${r.cause}${r.cpu !== undefined ? `, cpu ${r.cpu}` : ''})`;
     case 'agent':
       return `${t} agent   ${r.event} ${r.interface === '*' ? '' : r.interface} ${r.message ?? ''}`.trimEnd();
+    case 'flood':
+      return `${t} flood   ${r.heldBack} denied sessions held back  ${r.rule}  +${r.packets} pkts +${r.bytes} B since ${r.from.slice(11, 23)}`;
   }
 }
 

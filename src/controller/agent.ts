@@ -98,6 +98,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
     const failsafeChanged = engine.setFailsafe(config.failsafe);
+    engine.setDenyEventBudget(config.denyEventBudget);
 
     controller = new NetworkController({
       engine,
@@ -126,6 +127,12 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       sinks: [...sinks, recent],
       summaryIntervalMs: config.summaryIntervalMs,
       sessions: () => openedEngine.sessions(),
+      floods: () => ({
+        retired: openedEngine.takeRetiredRuleStats(),
+        generation: openedEngine.activePolicy()?.generation ?? 0,
+        rules: openedEngine.ruleStats(),
+        heldWithoutRule: openedEngine.stats().heldWithoutRule,
+      }),
       kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
       onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err instanceof Error ? err.message : String(err)}` })),
     });

@@ -38,6 +38,8 @@ export const configFileSchema = z.strictObject({
   auditMaxBytes: size.optional(),
   auditKeep: z.number().int().min(1).max(100).optional(),
   summaryInterval: duration.optional(),
+  /** Session records a second, per CPU and per rule, for denied sessions; past it, `flood` records count them. 0 = no limit. */
+  denyEventBudget: z.number().int().min(0).max(0xffffffff).optional(),
   metrics: z.string().optional(),
   stateDir: z.string().optional(),
   enforcerId: z.string().min(1).optional(),
@@ -73,6 +75,7 @@ export interface AgentConfig {
   auditMaxBytes: number;
   auditKeep: number;
   summaryIntervalMs: number;
+  denyEventBudget: number;
   metrics: { host: string; port: number } | null;
   stateDir: string;
   enforcerId: string;
@@ -194,6 +197,9 @@ function natsAuth(flags: AgentFlags, file: ConfigFile): NatsAuth {
   return auth;
 }
 
+/** Session records a second per CPU and rule for denied sessions, unless configured: about 35 KB/s of audit per flooded rule and CPU. */
+export const DEFAULT_DENY_EVENT_BUDGET = 100;
+
 /** Defaults ← config file ← flags. */
 export function resolveConfig(flags: AgentFlags): AgentConfig {
   const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
@@ -221,6 +227,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     auditMaxBytes: parseSize(pick('auditMaxBytes') ?? '100M'),
     auditKeep: pick('auditKeep') ?? 5,
     summaryIntervalMs: durationSetting(pick('summaryInterval') ?? '10s'),
+    denyEventBudget: pick('denyEventBudget') ?? DEFAULT_DENY_EVENT_BUDGET,
     metrics: metrics ? parseListen(metrics) : null,
     stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
     enforcerId: pick('enforcerId') ?? hostname(),

@@ -176,8 +176,18 @@ function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH',
   return new DoorstepError(code, `${what}: ${detail}`, { cause });
 }
 
+/** Retired versions whose final per-rule counters the engine keeps until they are taken. */
+const RETIRED_KEPT = 16;
+
+/** A version's per-rule counters as they stood when it stopped being active. */
+export interface RetiredRuleStats {
+  generation: number;
+  rules: Map<number, RuleStat>;
+}
+
 export class Engine {
   private readonly links = new Map<string, LinkState>();
+  private readonly retired: RetiredRuleStats[] = [];
   private reader: RingBufferReaderHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
   private closed = false;
@@ -479,7 +489,10 @@ export class Engine {
     } finally {
       for (const fd of created) native.closeFd(fd);
     }
-    if (current) this.releaseSlot(current.slot);
+    if (current) {
+      this.retire(current);
+      this.releaseSlot(current.slot);
+    }
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
     return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs, countedRules };
   }
@@ -503,7 +516,28 @@ export class Engine {
   uninstall(): void {
     const current = this.activePolicy();
     addon().mapDelete(this.fd('ds_active'), u32Key(0));
-    if (current) this.releaseSlot(current.slot);
+    if (current) {
+      this.retire(current);
+      this.releaseSlot(current.slot);
+    }
+  }
+
+  /**
+   * Keep the final per-rule counters of a version that was just switched away from. Read after
+   * the switch, whose grace period means no packet counts there any more: exact. At most
+   * RETIRED_KEPT are kept for takeRetiredRuleStats(); the oldest go first.
+   */
+  private retire(version: ActivePolicy): void {
+    this.retired.push({ generation: version.generation, rules: this.ruleStatsOf(version) });
+    if (this.retired.length > RETIRED_KEPT) this.retired.shift();
+  }
+
+  /**
+   * The final per-rule counters of the versions retired (replaced or uninstalled) since the last
+   * call, oldest first: what a reader of ruleStats() needs to account for a version's last moments.
+   */
+  takeRetiredRuleStats(): RetiredRuleStats[] {
+    return this.retired.splice(0);
   }
 
   // ---- settings and failsafe ----
@@ -631,9 +665,13 @@ export class Engine {
 
   /** Per-rule packets and bytes of the active version (index 0 = the default action), summed over CPUs. */
   ruleStats(): Map<number, RuleStat> {
-    const out = new Map<number, RuleStat>();
     const active = this.activePolicy();
-    if (!active) return out;
+    return active ? this.ruleStatsOf(active) : new Map();
+  }
+
+  /** The per-rule counters of `version`, summed over CPUs (rule 0 = the policy default). */
+  private ruleStatsOf(active: ActivePolicy): Map<number, RuleStat> {
+    const out = new Map<number, RuleStat>();
     const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
     const valueSize = sizeOf('ds_rule_stat');
     const budget = Layouts.ds_rule_stat.fields.budget.offset;

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// FloodAccounting: which denied sessions the datapath's event budget held back since the last
+// reading, per rule, with the rule's packets and bytes over the same interval — the numbers of a
+// `flood` record. Pure: the engine's counters come in as values; it keeps the previous reading
+// as its baseline. Counters are monotonic within a version; a version's rows start at zero when
+// it is installed, and its final counts arrive as "retired" when it is replaced, so every
+// held-back session is counted exactly once.
+
+/** One rule's counters as the engine reads them (Engine.ruleStats()). */
+export interface RuleCounters {
+  packets: number;
+  bytes: number;
+  held: number;
+}
+
+export interface FloodReading {
+  /** The active version (0 = none installed). */
+  generation: number;
+  rules: ReadonlyMap<number, RuleCounters>;
+  /** Held back among denies no counted rule decided (no policy, beyond capacity): monotonic. */
+  heldWithoutRule: number;
+  /** Versions switched away from since the previous reading, with their final counters. */
+  retired: readonly { generation: number; rules: ReadonlyMap<number, RuleCounters> }[];
+}
+
+/** Held-back sessions of one rule (or of no rule: `rule` null) over an interval. */
+export interface FloodDelta {
+  generation: number;
+  /** Rule index (0 = the policy default), or null for denies no counted rule decided. */
+  rule: number | null;
+  held: number;
+  /** The rule's packets and bytes over the same interval (null rule: none counted). */
+  packets: number;
+  bytes: number;
+}
+
+export class FloodAccounting {
+  private baseline: { generation: number; rules: ReadonlyMap<number, RuleCounters>; heldWithoutRule: number } | undefined;
+
+  /**
+   * The rules with sessions held back since the previous call. The first call sets the baseline
+   * and reports nothing: an adopted engine's past is not this reader's.
+   */
+  update(now: FloodReading): FloodDelta[] {
+    const before = this.baseline;
+    this.baseline = { generation: now.generation, rules: now.rules, heldWithoutRule: now.heldWithoutRule };
+    if (!before) return [];
+    const out: FloodDelta[] = [];
+    // versions retired since: their final counts against our baseline of them (none: from zero)
+    for (const r of now.retired) {
+      out.push(...deltas(r.generation, r.rules, r.generation === before.generation ? before.rules : undefined));
+    }
+    if (now.generation !== 0) out.push(...deltas(now.generation, now.rules, now.generation === before.generation ? before.rules : undefined));
+    const heldWithoutRule = now.heldWithoutRule - before.heldWithoutRule;
+    if (heldWithoutRule > 0) out.push({ generation: now.generation, rule: null, held: heldWithoutRule, packets: 0, bytes: 0 });
+    return out;
+  }
+}
+
+function deltas(generation: number, rules: ReadonlyMap<number, RuleCounters>, from: ReadonlyMap<number, RuleCounters> | undefined): FloodDelta[] {
+  const out: FloodDelta[] = [];
+  for (const [rule, c] of rules) {
+    const b = from?.get(rule);
+    const held = c.held - (b?.held ?? 0);
+    if (held > 0) out.push({ generation, rule, held, packets: c.packets - (b?.packets ?? 0), bytes: c.bytes - (b?.bytes ?? 0) });
+  }
+  return out;
+}

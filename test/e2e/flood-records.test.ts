@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// A flood of denied sessions through a real agent (issue 12, point 3): with a small event budget
+// the agent writes a `session` record for the first few denied sessions a second and `flood`
+// records for the rest, so that session records plus held-back sessions equal the sessions sent,
+// exactly. Frames are sent raw (scapy) from the client namespace, each a new flow.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AgentRig, type AgentProcess, type Rec } from '../lib/agent-rig.js';
+import { ScapySender } from '../lib/scapy.js';
+
+const FLOWS = 400;
+const BUDGET = 5;
+const BLOCKED_PORT = 7000;
+
+const POLICY = `apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: floods }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: block, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${BLOCKED_PORT}] }
+    - { name: dns, action: allow, protocol: udp, ports: [53] }
+`;
+
+describe('agent: flood records count what the event budget held back', { timeout: 120_000 }, () => {
+  let rig: AgentRig | undefined;
+  let agent: AgentProcess | undefined;
+  before(() => {
+    rig = new AgentRig('dsf');
+  });
+  after(async () => {
+    await agent?.terminate();
+    rig?.cleanup();
+  });
+
+  it(`${FLOWS} denied flows: session records plus flood records' held-back count equal ${FLOWS}`, async () => {
+    const r = rig as AgentRig;
+    r.writePolicy('floods.yaml', POLICY);
+    agent = r.startAgent(['--deny-event-budget', String(BUDGET), '--summary-interval', '1s']);
+    await agent.waitFor((x) => x.type === 'policy' && x.status === 'installed', 'the policy installed');
+
+    const { client, server } = r.topo;
+    const sender = new ScapySender(client.ns, client.ifname, (c) => r.topo.own(c));
+    const frames = Array.from(
+      { length: FLOWS },
+      (_, i) => `Ether(dst='ff:ff:ff:ff:ff:ff')/IP(src='${client.v4}', dst='${server.v4}')/UDP(sport=${10000 + i}, dport=${BLOCKED_PORT})`,
+    );
+    await sender.send(frames);
+
+    const records = (agent as AgentProcess).records;
+    const isBlock = (x: Rec) => x.rule === 'floods/block';
+    const sessions = () => records.filter((x) => x.type === 'session' && isBlock(x) && x.verdict === 'deny').length;
+    const heldBack = () => records.filter((x) => x.type === 'flood' && isBlock(x)).reduce((n, x) => n + Number(x.heldBack), 0);
+    // flood records come with every summary tick: wait for the count to be complete
+    await agent.waitFor(() => sessions() + heldBack() >= FLOWS, `session and flood records for ${FLOWS} sessions`, 30_000);
+    assert.equal(sessions() + heldBack(), FLOWS, `${sessions()} session records + ${heldBack()} held back`);
+    assert.ok(heldBack() > 0, 'the budget held sessions back');
+    assert.ok(sessions() >= BUDGET, `at least the budget's worth of session records: ${sessions()}`);
+    const flood = records.find((x) => x.type === 'flood' && isBlock(x));
+    assert.ok(flood && Number(flood.packets) >= Number(flood.heldBack) && typeof flood.from === 'string' && typeof flood.to === 'string', JSON.stringify(flood));
+    const held = r.cliJson<{ counters: Record<string, number> }>(['status']).counters;
+    assert.equal(held?.EVENTS_HELD ?? heldBack(), heldBack());
+  });
+});
