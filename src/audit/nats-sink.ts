@@ -12,6 +12,7 @@ import { DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type Je
 import { headers, nanos, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
+import { isControlRecord } from './control-sink.js';
 import { encodeRecords, JsonLineEncoder } from './json-lines-sink.js';
 import type { AuditRecord, AuditSink } from './records.js';
 
@@ -91,7 +92,7 @@ function isRefusal(err: unknown): boolean {
 }
 
 /** Records the data bound does not apply to. */
-const isControl = (r: AuditRecord): boolean => r.type === 'policy' || r.type === 'lost' || r.type === 'agent' || r.type === 'flood';
+const isControl = isControlRecord;
 
 /** One message: formed once, retried as is (same id, same bytes). */
 interface Batch {

@@ -7,6 +7,7 @@
 // SIGTERM/SIGINT detach cleanly and restore those settings unless keepOnExit; SIGKILL leaves the
 // pinned engine enforcing.
 import { AuditPipeline } from '../audit/pipeline.js';
+import { ControlRecordsSink } from '../audit/control-sink.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
 import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
@@ -74,6 +75,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const sink = new JsonLinesSink(a === '-' ? { stdout: true } : { path: a, maxBytes: config.auditMaxBytes, keep: config.auditKeep });
     sinks.push(sink);
     cleanups.push(() => sink.close());
+    if (a === '-') continue;
+    // the records about the enforcer itself, in a file no flood of sessions rotates away
+    const control = new ControlRecordsSink(new JsonLinesSink({ path: `${a}.control`, maxBytes: config.auditMaxBytes, keep: config.auditKeep }));
+    sinks.push(control);
+    cleanups.push(() => control.close());
   }
   const recent = new RecentRecords();
   const undo = async () => {

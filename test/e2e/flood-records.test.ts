@@ -2,14 +2,18 @@
 // A flood of denied sessions through a real agent (issue 12, point 3): with a small event budget
 // the agent writes a `session` record for the first few denied sessions a second and `flood`
 // records for the rest, so that session records plus held-back sessions equal the sessions sent,
-// exactly. Frames are sent raw (scapy) from the client namespace, each a new flow.
+// exactly; and a flood that rotates the audit file away leaves the records about the enforcer
+// (policy, agent, flood) in the control file beside it. Frames are sent raw (scapy) from the
+// client namespace, each a new flow.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentRig, type AgentProcess, type Rec } from '../lib/agent-rig.js';
 import { ScapySender } from '../lib/scapy.js';
 
 const FLOWS = 400;
-const BUDGET = 5;
+const BUDGET = 50;
 const BLOCKED_PORT = 7000;
 
 const POLICY = `apiVersion: doorstep/v1
@@ -36,7 +40,10 @@ describe('agent: flood records count what the event budget held back', { timeout
   it(`${FLOWS} denied flows: session records plus flood records' held-back count equal ${FLOWS}`, async () => {
     const r = rig as AgentRig;
     r.writePolicy('floods.yaml', POLICY);
-    agent = r.startAgent(['--deny-event-budget', String(BUDGET), '--summary-interval', '1s']);
+    // stdout for the test to follow, and a file rotated every 4 KiB with one old file kept
+    const auditFile = join(r.dir, 'audit.jsonl');
+    const audit = ['--audit', '-', '--audit', auditFile, '--audit-max-bytes', '4K', '--audit-keep', '1'];
+    agent = r.startAgent(['--deny-event-budget', String(BUDGET), '--summary-interval', '1s', ...audit]);
     await agent.waitFor((x) => x.type === 'policy' && x.status === 'installed', 'the policy installed');
 
     const { client, server } = r.topo;
@@ -60,5 +67,16 @@ describe('agent: flood records count what the event budget held back', { timeout
     assert.ok(flood && Number(flood.packets) >= Number(flood.heldBack) && typeof flood.from === 'string' && typeof flood.to === 'string', JSON.stringify(flood));
     const held = r.cliJson<{ counters: Record<string, number> }>(['status']).counters;
     assert.equal(held?.EVENTS_HELD ?? heldBack(), heldBack());
+
+    // the session records rotated the first file away; the control file kept what the enforcer did
+    await agent.terminate();
+    const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []);
+    const main = [...lines(`${auditFile}.1`), ...lines(auditFile)];
+    assert.ok(!main.some((x) => x.type === 'agent' && x.event === 'started'), 'the audit file rotated past the start');
+    const control = lines(`${auditFile}.control`);
+    assert.ok(control.some((x) => x.type === 'agent' && x.event === 'started'), 'the control file has the start');
+    assert.ok(control.some((x) => x.type === 'policy' && x.status === 'installed'), 'and the policy installed');
+    assert.equal(control.filter((x) => x.type === 'flood' && isBlock(x)).reduce((n, x) => n + Number(x.heldBack), 0), heldBack(), 'and every flood record');
+    assert.ok(!control.some((x) => x.type === 'session' || x.type === 'summary'), 'and no flow record');
   });
 });
