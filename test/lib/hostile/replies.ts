@@ -7,11 +7,10 @@
 // across the fabric; replies on a source to sessions allowed in from a fabric, after a cached
 // deny; and, for ICMP messages other than echo requests (which expect no reply), what their tuple
 // reversed literally would be.
-import { pickAddress, pickTags } from './build.js';
+import { packet, pickAddress, pickTags, quoteOf } from './build.js';
 import { type Conversation, conversation, cut, datagram, errorMessage, fragmentFrame, frameStep, onLink, type Place, type SequenceCtx, type Step } from './sequences.js';
 import { TENANT_NETS, type Side } from './topology.js';
 import { type Bytes, cat, filler, icmp } from './wire.js';
-import { quoteOf, packet } from './build.js';
 
 // where ------------------------------------------------------------------------------------
 
