@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile differential: a million generated frames (structured, stateful, mutated) through the XDP
 // program and through the reference datapath of test/lib/reference/, written from
-// docs/datapath.md "Packet semantics". Verdicts, reasons and sessions must agree on every frame;
+// docs/datapath.md "Packet semantics" and "Interface roles and replies", over four interfaces
+// whose roles (sources, fabrics) and tenant networks change from run to run. Verdicts, reasons
+// and sessions must agree on every frame;
 // every class of frame and every reason must occur. HOSTILE_SEED and HOSTILE_FRAMES reproduce or
 // shorten a run; a disagreement prints the seed, run, step, class and the frame in hex.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Engine } from '../../src/engine/engine.js';
-import { tenantId } from '../../src/policy/tenants.js';
 import { FAILSAFE_SETS, buildScene } from '../lib/hostile/scene.js';
 import { HostileDifferential, type Interface } from '../lib/hostile/differential.js';
 import { ALL_CLASSES, planRun } from '../lib/hostile/plan.js';
+import { pickTopology } from '../lib/hostile/topology.js';
 import { compileYaml, openTestEngine, TEST_IFINDEX, TestInterfaces } from '../lib/datapath.js';
 import { prng, Random } from '../lib/random-policy.js';
 import { ReferenceDatapath } from '../lib/reference/datapath.js';
@@ -20,14 +22,14 @@ const SEED = Number(process.env.HOSTILE_SEED ?? 0x5eed_0001);
 const FRAMES = Number(process.env.HOSTILE_FRAMES ?? 1_000_000);
 const RUN_FRAMES = 8000;
 const RANDOM_POLICIES = 12;
-const REASONS_THAT_MUST_OCCUR = ['MALFORMED', 'FAILSAFE', 'NON_IP', 'FRAG_UNKNOWN', 'ICMP_RELATED', 'POLICY', 'NO_POLICY'];
+const REASONS_THAT_MUST_OCCUR = ['MALFORMED', 'FAILSAFE', 'NON_IP', 'FRAG_UNKNOWN', 'ICMP_RELATED', 'POLICY', 'NO_POLICY', 'REPLY'];
 
 describe('datapath ≡ reference datapath on hostile frames', () => {
   let engine: Engine;
   let ifaces: TestInterfaces | undefined;
   before(() => {
     engine = openTestEngine();
-    ifaces = new TestInterfaces('hd', 2);
+    ifaces = new TestInterfaces('hd', 4);
   });
   after(() => {
     engine?.close();
@@ -36,17 +38,14 @@ describe('datapath ≡ reference datapath on hostile frames', () => {
 
   it(`agrees on ${FRAMES.toLocaleString('en')} frames (seed ${SEED})`, () => {
     const ref = new ReferenceDatapath();
-    const tenants = ['vpc-a', 'vpc-b'].map(tenantId);
-    const roles = ifaces!.ifindex.map((ifindex, i) => ({ ifindex, role: 'source' as const, tenant: tenants[i]! }));
-    engine.setInterfaceRoles(roles);
-    ref.setTenants(roles);
     // Neighbour discovery to a unicast address passes when the FIB says it is on this link; with
     // IPv6 forwarding off on the ingress interface it always is. Our interfaces have it off; the
     // test run's default interface (lo) takes part only when it has too.
     for (const name of ifaces!.names) writeFileSync(`/proc/sys/net/ipv6/conf/${name}/forwarding`, '0');
     const loForwards = readFileSync('/proc/sys/net/ipv6/conf/lo/forwarding', 'utf8').trim() !== '0';
     ref.setOnLink(() => true);
-    const interfaces: Interface[] = [...(loForwards ? [] : [{ engine: 0, ref: TEST_IFINDEX }]), ...roles.map((x) => ({ engine: x.ifindex, ref: x.ifindex }))];
+    const interfaces: Interface[] = [...(loForwards ? [] : [{ engine: 0, ref: TEST_IFINDEX }]), ...ifaces!.ifindex.map((x) => ({ engine: x, ref: x }))];
+    const assignable = interfaces.map((i) => ({ ifindex: i.ref, assignable: i.engine !== 0 }));
 
     const scene = buildScene(new Random(prng(SEED)), RANDOM_POLICIES);
     const policies = scene.policies.map((yaml, i) => compileYaml(yaml, `hostile-${i}.yaml`));
@@ -57,8 +56,9 @@ describe('datapath ≡ reference datapath on hostile frames', () => {
       const r = new Random(prng((SEED ^ Math.imul(run + 1, 0x9e3779b1)) >>> 0));
       const noPolicy = r.chance(0.15);
       const failsafe = noPolicy ? r.pick(FAILSAFE_SETS.slice(1)) : r.pick(FAILSAFE_SETS);
-      const steps = planRun({ r, scene, ifaces: interfaces.length, policies: policies.length, noPolicy }, Math.min(RUN_FRAMES, FRAMES - diff.framesRun));
-      diff.execute(run, { policy: noPolicy ? null : r.int(0, policies.length - 1), failsafe, steps });
+      const topology = pickTopology(r, assignable);
+      const steps = planRun({ r, scene, ifaces: interfaces.length, policies: policies.length, noPolicy, topology }, Math.min(RUN_FRAMES, FRAMES - diff.framesRun));
+      diff.execute(run, { policy: noPolicy ? null : r.int(0, policies.length - 1), failsafe, topology, steps });
     }
     const seconds = (Date.now() - started) / 1000;
 

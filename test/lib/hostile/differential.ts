@@ -4,7 +4,7 @@
 // compares the verdict; per run, the counts by reason and verdict and the whole session table.
 // A run that differs is replayed frame by frame (counters and sessions read after each frame) to
 // name every frame that differs, grouped by the doc sentence the reference decided by.
-import { Action, Reason } from '../../../src/abi/generated.js';
+import { Action, Reason, SessionFlag } from '../../../src/abi/generated.js';
 import type { CpuStats, ReasonName, SessionValue } from '../../../src/abi/records.js';
 import type { Engine, FailsafeEntry } from '../../../src/engine/engine.js';
 import type { PolicyImage } from '../../../src/policy/image.js';
@@ -13,6 +13,7 @@ import { hex } from '../reference/bytes.js';
 import type { Outcome, ReferenceDatapath, RefSession } from '../reference/datapath.js';
 import { engineSessionKey } from '../reference/keys.js';
 import type { Step } from './sequences.js';
+import type { Topology } from './topology.js';
 
 export interface Interface {
   /** The ingress ifindex given to the test run (0: none, the run's default). */
@@ -25,6 +26,8 @@ export interface Run {
   /** Index into the compiled policies, or null: none installed. */
   policy: number | null;
   failsafe: readonly FailsafeEntry[];
+  /** Interface roles (by the ifindex both sides see) and tenant networks of the run. */
+  topology: Topology;
   steps: Step[];
 }
 
@@ -65,6 +68,7 @@ function sessionDiff(got: SessionValue | null, want: RefSession | undefined): st
   if (want.reason === 'POLICY' && got.rule !== want.rule) problems.push(`rule ${got.rule}≠${want.rule}`);
   if (got.generation !== want.generation) problems.push(`generation ${got.generation}≠${want.generation}`);
   if (got.packets !== want.packets) problems.push(`packets ${got.packets}≠${want.packets}`);
+  if (((got.flags & SessionFlag.REPLY_CHECK) !== 0) !== want.replyCheck) problems.push(`reply-check ${(got.flags & SessionFlag.REPLY_CHECK) !== 0}≠${want.replyCheck}`);
   return problems.length ? problems.join(', ') : null;
 }
 
@@ -100,6 +104,10 @@ export class HostileDifferential {
     this.ref.clearFlowState();
     this.engine.setFailsafe([...run.failsafe]);
     this.ref.setFailsafe(run.failsafe);
+    this.engine.setInterfaceRoles(run.topology.roles);
+    this.ref.setInterfaceRoles(run.topology.roles);
+    this.engine.setTenantNetworks(run.topology.nets);
+    this.ref.setTenantNetworks(run.topology.nets);
     this.apply(run.policy);
   }
 

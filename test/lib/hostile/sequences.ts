@@ -6,6 +6,7 @@
 // quotes with IPv6 extension headers, truncated quotes, on another interface or VLAN, as
 // fragments); policy changes in between.
 import { type Ctx, ERRORS, packet, pickAddress, pickPort, pickTags, quoteOf, randomExtensions } from './build.js';
+import type { Topology } from './topology.js';
 import { type Bytes, cat, type Extension, extensionChain, filler, icmp, ipv4, ipv6, sctp, type Tag, tcp, udp, ethernet } from './wire.js';
 
 export type Step =
@@ -20,10 +21,12 @@ export interface SequenceCtx extends Ctx {
   policies: number;
   /** The run of frames starts with no policy installed. */
   noPolicy: boolean;
+  /** The roles of the interfaces (by index) and the tenant networks of the run. */
+  topology: Topology;
 }
 
 /** Where a conversation happens: an interface and the VLAN tags on it. */
-interface Place {
+export interface Place {
   iface: number;
   tags: Tag[];
 }
@@ -42,7 +45,7 @@ function shuffle<T>(c: Ctx, xs: T[]): T[] {
 
 // one flow, both directions -----------------------------------------------------------------
 
-interface Conversation {
+export interface Conversation {
   family: 4 | 6;
   proto: number;
   a: Bytes;
@@ -52,7 +55,7 @@ interface Conversation {
   reverse: Bytes;
 }
 
-function conversation(c: SequenceCtx, o: { echo?: boolean; fromFailsafe?: boolean; family?: 4 | 6 } = {}): Conversation {
+export function conversation(c: SequenceCtx, o: { echo?: boolean; fromFailsafe?: boolean; family?: 4 | 6 } = {}): Conversation {
   const r = c.r;
   const family = o.family ?? (r.chance(0.5) ? 4 : 6);
   const proto = o.echo ? (family === 4 ? 1 : 58) : r.pick([6, 6, 17, 17, 136, 132, 47, 50, family === 4 ? 1 : 58]);
@@ -76,26 +79,26 @@ function conversation(c: SequenceCtx, o: { echo?: boolean; fromFailsafe?: boolea
 }
 
 /** The IP datagram of one direction (no link header), optionally with IPv6 extension headers. */
-function datagram(v: Conversation, reverse: boolean, exts: Extension[] = [], proto = v.proto): Bytes {
+export function datagram(v: Conversation, reverse: boolean, exts: Extension[] = [], proto = v.proto): Bytes {
   const [src, dst, l4] = reverse ? [v.b, v.a, v.reverse] : [v.a, v.b, v.forward];
   if (v.family === 4) return ipv4({ src, dst, proto, ttl: 64 }, l4);
   const chain = extensionChain(exts, proto, l4);
   return ipv6({ src, dst, next: chain.first }, chain.bytes);
 }
 
-const onLink = (family: 4 | 6, p: Place, ip: Bytes): Bytes => cat(ethernet(family === 4 ? 0x0800 : 0x86dd, p.tags), ip);
-const frameStep = (cls: string, p: Place, frame: Bytes): Step => ({ kind: 'frame', cls, frame, iface: p.iface });
+export const onLink = (family: 4 | 6, p: Place, ip: Bytes): Bytes => cat(ethernet(family === 4 ? 0x0800 : 0x86dd, p.tags), ip);
+export const frameStep = (cls: string, p: Place, frame: Bytes): Step => ({ kind: 'frame', cls, frame, iface: p.iface });
 
 // fragments ---------------------------------------------------------------------------------
 
-interface Piece {
+export interface Piece {
   offset: number;
   more: boolean;
   data: Bytes;
 }
 
 /** Cut a payload into fragments at multiples of 8 bytes; the first one is `first` bytes long. */
-function cut(c: Ctx, payload: Bytes, first: number): Piece[] {
+export function cut(c: Ctx, payload: Bytes, first: number): Piece[] {
   const out: Piece[] = [];
   let at = 0;
   let size = first;
@@ -108,7 +111,7 @@ function cut(c: Ctx, payload: Bytes, first: number): Piece[] {
   return out;
 }
 
-function fragmentFrame(v: Conversation, p: Place, id: number, piece: Piece, identity: number, unfragmentable: Extension[]): Bytes {
+export function fragmentFrame(v: Conversation, p: Place, id: number, piece: Piece, identity: number, unfragmentable: Extension[]): Bytes {
   if (v.family === 4) return onLink(4, p, ipv4({ src: v.a, dst: v.b, proto: identity, id, offset: piece.offset / 8, more: piece.more }, piece.data));
   const chain = extensionChain([...unfragmentable, { type: 44, fragment: { offset: piece.offset, more: piece.more, id } }], identity, piece.data);
   return onLink(6, p, ipv6({ src: v.a, dst: v.b, next: chain.first }, chain.bytes));
@@ -151,7 +154,7 @@ function fragments(c: SequenceCtx, cls: string, o: { fragmentableExts?: boolean;
 
 type ErrorVariant = 'reverse' | 'forward' | 'wrong-direction' | 'echo-reply' | 'echo-request' | 'quote-extensions' | 'truncated' | 'elsewhere' | 'fragmented';
 
-function errorMessage(c: Ctx, family: 4 | 6, quote: Bytes): Bytes {
+export function errorMessage(c: Ctx, family: 4 | 6, quote: Bytes): Bytes {
   const proto = family === 4 ? 1 : 58;
   const type = c.r.chance(0.9) ? c.r.pick(ERRORS[proto]) : c.r.pick(family === 4 ? [4, 5, 0, 8] : [128, 129, 135]);
   return icmp(type, c.r.chance(0.8) ? 0 : c.r.int(0, 5), c.r.int(0, 3), quote);

@@ -1,20 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 // The reference datapath: docs/datapath.md "What a packet is, in order", over the reference
-// parse and its own state (session cache with generations, fragment records), deciding new
-// sessions by management prefixes, then the policy language's reference evaluator
-// (src/policy/evaluate.ts), or no-policy. Interfaces are all sources here, and no replies are
-// expected (no fabric, no tenant networks): the reference does not model ds_replies.
+// parse and its own state (session cache with generations, fragment records, expected replies),
+// deciding new sessions by management prefixes, then the policy language's reference evaluator
+// (src/policy/evaluate.ts), or no-policy. Interface roles and tenant networks (step 4a) decide
+// where a session's replies are expected and where a packet is looked up as a reply.
 // Written from the documentation, never from bpf/: it is the oracle the XDP program is held to.
 import type { ReasonName, SessionKey } from '../../../src/abi/records.js';
 import type { FailsafeEntry } from '../../../src/engine/engine.js';
 import { evaluate } from '../../../src/policy/evaluate.js';
-import type { FlowTuple, PolicyIr } from '../../../src/policy/ir.js';
+import type { Cidr, FlowTuple, PolicyIr } from '../../../src/policy/ir.js';
 import { sameBytes } from './bytes.js';
 import { failsafeAllows } from './failsafe.js';
 import { isIcmpError, parseQuote, type Quote } from './icmp-quote.js';
-import { engineKeyOf, fragmentKey, sessionKey, type Where } from './keys.js';
+import { engineKeyOf, flowOfEngineKey, fragmentKey, sessionKey, type Where } from './keys.js';
 import { isFailsafeNeighbour } from './neighbour.js';
 import { type Datagram, type Flow, parseFrame } from './parse.js';
+import { expectedReply, replyKey, type Tuple } from './replies.js';
+import { type Role, Roles, type Side } from './roles.js';
 
 export interface RefSession {
   /** The key as the engine writes it (for lookups). */
@@ -25,6 +27,8 @@ export interface RefSession {
   rule: number;
   generation: number;
   packets: number;
+  /** DS_SESSION_REPLY_CHECK: denied on a source interface while replies were expected there. */
+  replyCheck: boolean;
 }
 
 export interface Outcome {
@@ -32,17 +36,21 @@ export interface Outcome {
   reason: ReasonName;
   /** Which sentence of the doc decided: the label disagreements are grouped by. */
   because: string;
-  /** The session the packet hit or created, if any. */
+  /** The session the packet hit or created (for a reply: its forward session), if any. */
   session: string | null;
 }
+
+type Decision = Omit<RefSession, 'key' | 'packets'>;
 
 export class ReferenceDatapath {
   private policy: { ir: PolicyIr; generation: number } | null = null;
   private failsafe: readonly FailsafeEntry[] = [];
-  private readonly tenants = new Map<number, number>();
+  private readonly roles = new Roles();
   private onLink: (ifindex: number, dst: Uint8Array) => boolean = () => false;
   readonly sessions = new Map<string, RefSession>();
   readonly fragments = new Map<string, Flow>();
+  /** ds_replies: expected reply (replyKey) → the forward session's key. */
+  readonly replies = new Map<string, string>();
 
   /** The active policy and its generation, or none (generation 0). */
   setPolicy(active: { ir: PolicyIr; generation: number } | null): void {
@@ -53,10 +61,14 @@ export class ReferenceDatapath {
     this.failsafe = entries;
   }
 
-  /** The tenant of each source interface (every other interface: tenant 0). */
-  setTenants(entries: readonly { ifindex: number; tenant: number }[]): void {
-    this.tenants.clear();
-    for (const e of entries) this.tenants.set(e.ifindex, e.tenant);
+  /** Engine.setInterfaceRoles: role and tenant per interface (others: a source of tenant 0). */
+  setInterfaceRoles(entries: readonly { ifindex: number; role: Side; tenant?: number }[]): void {
+    this.roles.setInterfaceRoles(entries);
+  }
+
+  /** Engine.setTenantNetworks: where hairpinned replies arrive. */
+  setTenantNetworks(entries: readonly { cidr: Cidr; tenant: number }[]): void {
+    this.roles.setTenantNetworks(entries);
   }
 
   /**
@@ -67,14 +79,20 @@ export class ReferenceDatapath {
     this.onLink = onLink;
   }
 
-  /** Forget sessions and fragment records (Engine.clearFlowState). */
+  /** Forget sessions, fragment records and expected replies (Engine.clearFlowState). */
   clearFlowState(): void {
     this.sessions.clear();
     this.fragments.clear();
+    this.replies.clear();
   }
 
   get generation(): number {
     return this.policy?.generation ?? 0;
+  }
+
+  /** "On a source interface, while replies are expected there (either setting above)". */
+  private get repliesOnSources(): boolean {
+    return this.roles.anyFabric || this.roles.tenantNetworks;
   }
 
   run(frame: Uint8Array, ifindex: number): Outcome {
@@ -93,51 +111,112 @@ export class ReferenceDatapath {
     }
     if (!flow) throw new Error('unreachable: an IP packet without a flow');
     const how = fragment ? (fragment.later ? ' (later fragment)' : ' (first fragment)') : '';
+    const role = this.roles.of(ifindex);
     if (!fragment && isIcmpError(ip.family, flow)) {
       const quote = parseQuote(frame, ip.family, p.l4, ip.end);
-      if (quote && this.relates(ip, quote, where)) return pass('ICMP_RELATED', 'icmp-related: the reply of a session here');
+      const way = quote ? this.relates(ip, quote, where, role) : null;
+      if (way) return pass('ICMP_RELATED', `icmp-related: ${way}`);
     }
-    const outcome = this.session(ip, where, flow, how);
-    // only a first fragment that passes leaves a record
+    const outcome = this.session(ip, where, role, flow, how);
+    // only a first fragment that passes (by its session's verdict, or as a reply) leaves a record
     if (fragment && !fragment.later && outcome.verdict === 'pass') this.fragments.set(fragmentId, flow);
     return outcome;
   }
 
-  /** ICMP errors, relation 1 and the first way of 2 (the second needs ds_replies, not modelled). */
-  private relates(ip: Datagram, q: Quote, where: Where): boolean {
-    if (!sameBytes(ip.dst, q.src)) return false;
+  /** ICMP errors, relation 1 and its two ways; which way related, or null. */
+  private relates(ip: Datagram, q: Quote, where: Where, role: Role): string | null {
+    if (!sameBytes(ip.dst, q.src)) return null;
+    // way 1: Q is the reply of a session that arrived on this interface
     let sport = q.dport;
     let dport = q.sport;
+    let reply = true;
     if (q.proto === 1 || q.proto === 58) {
       const type = q.dport >> 8;
-      const [reply, request] = q.proto === 1 ? [0, 8] : [129, 128];
-      if (type !== reply) return false;
+      const [echoReply, request] = q.proto === 1 ? [0, 8] : [129, 128];
+      reply = type === echoReply;
       sport = q.sport;
       dport = (request << 8) | (q.dport & 0xff);
     }
-    const s = this.sessions.get(sessionKey(ip.family, q.dst, q.src, where, q.proto, sport, dport));
-    return s !== undefined && s.generation === this.generation && s.action === 'allow';
+    if (reply) {
+      const s = this.sessions.get(sessionKey(ip.family, q.dst, q.src, where, q.proto, sport, dport));
+      if (s !== undefined && s.generation === this.generation && s.action === 'allow') return 'the reply of a session here';
+    }
+    // way 2: Q is a packet of a session allowed on a source interface, and its replies arrive
+    // here: Q's expected reply, with this interface's role and tenant, is in ds_replies, and its
+    // forward session is cached as allowed
+    const expected = expectedReply({ family: ip.family, ...q });
+    const forward = expected ? this.replies.get(replyKey(expected, role.role, role.tenant)) : undefined;
+    const s = forward === undefined ? undefined : this.sessions.get(forward);
+    if (s === undefined || s.generation !== this.generation || s.action !== 'allow') return null;
+    if (this.roles.of(s.key.ifindex).role !== 'source') return null;
+    return `a packet of a session whose replies arrive here (${role.role})`;
   }
 
-  private session(ip: Datagram, where: Where, flow: Flow, how: string): Outcome {
+  /**
+   * Is the packet the expected reply of an allowed session, arriving where `role` says? Looks it
+   * up in ds_replies; a forward session of an older version is classified again under the active
+   * one, from its own interface's tenant. That classification decides this reply only: step 4a
+   * does not say the forward session's entry is rewritten (step 4 says so of a packet's own
+   * session), and it is not. Returns the forward session's key, or null.
+   */
+  private reply(t: Tuple, role: Role): string | null {
+    const forward = this.replies.get(replyKey(t, role.role, role.tenant));
+    const s = forward === undefined ? undefined : this.sessions.get(forward);
+    if (forward === undefined || s === undefined) return null;
+    if (s.generation === this.generation) return s.action === 'allow' ? forward : null;
+    const f = flowOfEngineKey(s.key);
+    return this.decide(f.family, f.src, f.dst, f.where, f).action === 'allow' ? forward : null;
+  }
+
+  private session(ip: Datagram, where: Where, role: Role, flow: Flow, how: string): Outcome {
+    const t: Tuple = { family: ip.family, src: ip.src, dst: ip.dst, proto: flow.proto, sport: flow.sport, dport: flow.dport };
+    if (role.role === 'fabric') {
+      const forward = this.reply(t, role);
+      if (forward) return { verdict: 'pass', reason: 'REPLY', because: `reply on a fabric${how}`, session: forward };
+    }
     const key = sessionKey(ip.family, ip.src, ip.dst, where, flow.proto, flow.sport, flow.dport);
     const cached = this.sessions.get(key);
     if (cached && cached.generation === this.generation) {
+      if (cached.replyCheck) {
+        const forward = this.reply(t, role);
+        if (forward) return { verdict: 'pass', reason: 'REPLY', because: `reply on a source, over a cached deny${how}`, session: forward };
+      }
       cached.packets++;
       return { ...verdictOf(cached), because: `cached ${label(cached)}${how}`, session: key };
     }
-    const s = { key: engineKeyOf(ip.family, ip.src, ip.dst, where, flow.proto, flow.sport, flow.dport), ...this.decide(ip, where, flow) };
+    if (role.role === 'source' && this.repliesOnSources) {
+      const forward = this.reply(t, role);
+      if (forward) return { verdict: 'pass', reason: 'REPLY', because: `reply on a source${cached ? ' (stale session)' : ''}${how}`, session: forward };
+    }
+    const s: RefSession = { key: engineKeyOf(ip.family, ip.src, ip.dst, where, flow.proto, flow.sport, flow.dport), ...this.decide(ip.family, ip.src, ip.dst, where, flow), packets: 1 };
     // re-classified: the decision is new, the session's traffic carries on
     if (cached) s.packets = cached.packets + 1;
     this.sessions.set(key, s);
+    if (s.action === 'allow') this.expectReplies(t, where, key);
     return { ...verdictOf(s), because: `${label(s)}${cached ? ' (stale session)' : ''}${how}`, session: key };
   }
 
-  private decide(ip: Datagram, where: Where, flow: Flow): Omit<RefSession, 'key'> {
+  /** Step 4a "Expected replies": where the replies of the session `key`, just allowed, arrive. */
+  private expectReplies(t: Tuple, where: Where, key: string): void {
+    const role = this.roles.of(where.ifindex);
+    const reply = expectedReply(t);
+    if (!reply) return;
+    if (role.role === 'fabric') {
+      this.replies.set(replyKey(reply, 'source', role.tenant), key);
+      return;
+    }
+    if (this.roles.anyFabric) this.replies.set(replyKey(reply, 'fabric', role.tenant), key);
+    const served = this.roles.tenantNetworks ? this.roles.servedBy(t.family, t.dst) : null;
+    if (served !== null) this.replies.set(replyKey(reply, 'source', served), key);
+  }
+
+  private decide(family: 4 | 6, src: Uint8Array, dst: Uint8Array, where: Where, flow: Flow): Decision {
     const generation = this.generation;
-    if (failsafeAllows(this.failsafe, ip.family, ip.src, flow)) return { action: 'allow', reason: 'FAILSAFE', rule: 0, generation, packets: 1 };
-    if (!this.policy) return { action: 'deny', reason: 'NO_POLICY', rule: 0, generation, packets: 1 };
-    const tuple: FlowTuple = { family: ip.family, src: ip.src, dst: ip.dst, protocol: flow.proto, tenant: this.tenants.get(where.ifindex) ?? 0 };
+    const role = this.roles.of(where.ifindex);
+    const replyCheck = role.role === 'source' && this.repliesOnSources;
+    if (failsafeAllows(this.failsafe, family, src, flow)) return { action: 'allow', reason: 'FAILSAFE', rule: 0, generation, replyCheck: false };
+    if (!this.policy) return { action: 'deny', reason: 'NO_POLICY', rule: 0, generation, replyCheck };
+    const tuple: FlowTuple = { family, src, dst, protocol: flow.proto, tenant: role.tenant };
     if (flow.proto === 6 || flow.proto === 17 || flow.proto === 132) {
       tuple.sport = flow.sport;
       tuple.dport = flow.dport;
@@ -146,7 +225,7 @@ export class ReferenceDatapath {
       tuple.icmpCode = flow.dport & 0xff;
     }
     const d = evaluate(this.policy.ir, tuple);
-    return { action: d.action, reason: 'POLICY', rule: d.rule, generation, packets: 1 };
+    return { action: d.action, reason: 'POLICY', rule: d.rule, generation, replyCheck: d.action === 'deny' && replyCheck };
   }
 }
 

@@ -38,3 +38,9 @@ export function engineKeyOf(family: 4 | 6, src: Uint8Array, dst: Uint8Array, w: 
   };
   return { family, src: wide(src), dst: wide(dst), ifindex: w.ifindex, vlanOuter: w.vlanOuter, vlanInner: w.vlanInner, proto, sport, dport };
 }
+
+/** An engine session key back as the flow it names: addresses of the family's length, and where. */
+export function flowOfEngineKey(k: SessionKey): { family: 4 | 6; src: Uint8Array; dst: Uint8Array; where: Where; proto: number; sport: number; dport: number } {
+  const cut = (a: Uint8Array) => (k.family === 4 ? a.slice(12) : a.slice());
+  return { family: k.family, src: cut(k.src), dst: cut(k.dst), where: { ifindex: k.ifindex, vlanOuter: k.vlanOuter, vlanInner: k.vlanInner }, proto: k.proto, sport: k.sport, dport: k.dport };
+}
