@@ -22,16 +22,18 @@ static __always_inline __u8 ds_non_ip_action(void)
 }
 
 /* An ICMP error travelling towards the sender of the packet it quotes, where that packet is the
- * reply of a session of this interface, or, where that session's replies arrive, a packet of a
- * session allowed on a source interface: on a fabric, or on a source interface while tenant
- * networks are set (hairpin). `generation` is 0 while no policy is installed (failsafe sessions). */
+ * reply of a session of this interface, or a packet of an allowed session whose replies arrive on
+ * this interface: on a fabric, of sessions allowed from its tenant's sources; on a source
+ * interface, of sessions allowed in from its tenant's fabric or hairpinned to its tenant.
+ * `generation` is 0 while no policy is installed (failsafe sessions). */
 static __always_inline int ds_icmp_error_related(const struct ds_packet *pkt, int fabric, __u32 tenant, __u32 generation)
 {
 	if (!ds_error_towards_sender(pkt))
 		return 0;
 	if (ds_icmp_related(pkt, generation))
 		return 1;
-	if (!fabric && !(ds_setting_flags() & DS_SETTING_TENANT_NETS))
+	/* a source interface expects replies only while a fabric or tenant networks exist */
+	if (!fabric && !(ds_setting_flags() & (DS_SETTING_TRACK_REPLIES | DS_SETTING_TENANT_NETS)))
 		return 0;
 	return ds_icmp_reply_related(pkt, tenant, fabric ? DS_ROLE_FABRIC : DS_ROLE_SOURCE, generation);
 }

@@ -141,14 +141,13 @@ export class ReferenceDatapath {
       const s = this.sessions.get(sessionKey(ip.family, q.dst, q.src, where, q.proto, sport, dport));
       if (s !== undefined && s.generation === this.generation && s.action === 'allow') return 'the reply of a session here';
     }
-    // way 2: Q is a packet of a session allowed on a source interface, and its replies arrive
-    // here: Q's expected reply, with this interface's role and tenant, is in ds_replies, and its
-    // forward session is cached as allowed
+    // way 2: Q is a packet of an allowed session whose replies arrive here: Q's expected reply,
+    // with this interface's role and tenant, is in ds_replies, and its forward session is cached
+    // as allowed
     const expected = expectedReply({ family: ip.family, ...q });
     const forward = expected ? this.replies.get(replyKey(expected, role.role, role.tenant)) : undefined;
     const s = forward === undefined ? undefined : this.sessions.get(forward);
     if (s === undefined || s.generation !== this.generation || s.action !== 'allow') return null;
-    if (this.roles.of(s.key.ifindex).role !== 'source') return null;
     return `a packet of a session whose replies arrive here (${role.role})`;
   }
 
