@@ -199,6 +199,19 @@ function cpuBusyNs(cpu: number): number {
   return ((user! + nice! + system! + irq! + softirq! + steal!) * 1e9) / USER_HZ;
 }
 
+/** NET_RX softirqs raised so far, per CPU: threaded NAPI wakes its thread instead of raising them. */
+function netRxSoftirqs(): number[] {
+  const line = readFileSync('/proc/softirqs', 'utf8').split('\n').find((l) => l.trim().startsWith('NET_RX:'))!;
+  return line.trim().split(/\s+/).slice(1).map(Number);
+}
+
+/** The CPU a task last ran on (/proc/PID/stat field 39). */
+function lastCpu(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[36]);
+}
+
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
 interface Sample {
   sent: number;
   seen: number;
@@ -206,6 +219,8 @@ interface Sample {
   wallNs: number;
   senderNs: number;
   napiNs: number;
+  napiCpus: number[];
+  netRx: number[];
   cpu0Ns: number;
   auditBytesPerS?: number;
   agentCpu?: number;
@@ -239,7 +254,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     doorstep.truncateAudit();
   }
   const frames = wire(flood.specs, sender, receiver);
-  const before = { seen: topo.received(receiver), dropped: peer.dropped(), napi: schedNs(napi), cpu0: cpuBusyNs(NAPI_CPU), agent: isDoorstep ? doorstep.cpuNs() : 0 };
+  const before = { seen: topo.received(receiver), dropped: peer.dropped(), napi: schedNs(napi), cpu0: cpuBusyNs(NAPI_CPU), agent: isDoorstep ? doorstep.cpuNs() : 0, netRx: netRxSoftirqs() };
   const r = await packetFlood({
     netns, ifname: sender.ifname, frames, frameSize: frames.length / flood.specs.length, count: FRAMES, maxSeconds: MAX_SECONDS, cpu: SENDER_CPU, spoofBits: flood.spoofBits,
   });
@@ -252,6 +267,8 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     wallNs: r.wallNs,
     senderNs: r.userNs + r.systemNs,
     napiNs: schedNs(napi) - before.napi,
+    napiCpus: napi.map(lastCpu),
+    netRx: netRxSoftirqs().map((n, cpu) => n - (before.netRx[cpu] ?? 0)),
     cpu0Ns: cpuBusyNs(NAPI_CPU) - before.cpu0,
   };
   if (isDoorstep) {
@@ -356,6 +373,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
+    const loadBefore = loadavg();
     console.log(`doorstep flood benchmark — ${ROUNDS} rounds × ${FLOODS.length} floods × ${ENFORCERS.length} enforcers, ≤ ${fmt(FRAMES)} frames and ≤ ${MAX_SECONDS} s per flood (64-byte UDP frames to port ${DENIED_PORT}, denied by every enforcer)\n`);
     await doorstep.start();
     const xdpFilter = new XdpFilterPeer(topo, topo.pair('xdp-filter').receiver);
@@ -411,6 +429,25 @@ async function main(): Promise<void> {
         rows,
       ),
     );
+
+    const all = samples.flatMap((m) => [...m.values()].flat());
+    const cpus = [...new Set(all.flatMap((s) => s.napiCpus))].sort();
+    const netRx = all.reduce((acc, s) => acc.map((n, cpu) => n + (s.netRx[cpu] ?? 0)), netRxSoftirqs().map(() => 0));
+    const frames = all.reduce((n, s) => n + s.seen, 0);
+    console.log(
+      `\nwhere the receive work ran (measured): the NAPI threads last ran on CPU ${cpus.join(', ')}; NET_RX softirqs raised during all floods: ${netRx.map((n, cpu) => `CPU${cpu} ${fmt(n)}`).join(', ')}, for ${fmt(frames)} frames received (threaded NAPI wakes its thread instead, so few means the work was the threads')`,
+    );
+    console.log(`load average before / after: ${loadBefore} / ${loadavg()} (2 CPUs; anything else running shares them)`);
+
+    const at = (f: number, name: EnforcerName) => samples[f]!.get(name)!;
+    const ratio = (f: number) => median(at(f, 'doorstep').map((s, i) => s.napiNs / s.seen / (at(f, 'xdp-filter')[i]!.napiNs / at(f, 'xdp-filter')[i]!.seen)));
+    const worst = (pick: (s: Sample) => number) => Math.max(...FLOODS.map((_, f) => median(at(f, 'doorstep').map(pick))));
+    console.log('\ntargets (issue 12)');
+    console.log(`  cached deny, rx CPU ÷ xdp-filter         ${fmt(ratio(0), 2)}×   (64 flows ${fmt(ratio(1), 2)}×)   target ≤ 1.00×`);
+    console.log(`  spoofed deny, rx CPU ÷ xdp-filter        ${fmt(ratio(2), 2)}×   (10,000 rules ${fmt(ratio(3), 2)}×)   target ≤ 1.10×`);
+    console.log(`  audit output, worst flood                ${fmt(worst((s) => s.auditBytesPerS! / 1e6), 1)} MB/s   target ≤ 1 MB/s`);
+    console.log(`  agent CPU, worst flood                   ${fmt(worst((s) => s.agentCpu! * 100))} % of a core   target ≤ 25 %`);
+    console.log(`  allowed sessions evicted, worst flood    ${fmt(worst((s) => s.evicted!))} of ${ALLOWED_SESSIONS}   target 0`);
 
     const xdpFilterProg = ForeignProgram.byId(topo.xdpProgId(topo.pair('xdp-filter').receiver)!);
     const xdpFilterName = xdpFilterProg.name;
