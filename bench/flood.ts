@@ -33,6 +33,7 @@ const MAX_SECONDS = 5; // every flood is bounded in time as well as in count
 const ALLOWED_SESSIONS = 300;
 const SPOOF_BITS = 22; // 4,194,304 spoofed sources: 10.64.0.0/10
 const SPOOF_NET = '10.64.0.0';
+const TEST_RUNS = 9; // BPF_PROG_TEST_RUN figures are the median of this many alternating runs
 const USER_HZ = 100; // /proc/stat and /proc/PID/stat count in these
 
 interface Flood {
@@ -453,11 +454,11 @@ async function main(): Promise<void> {
     const xdpFilterName = xdpFilterProg.name;
     let trRows: TestRunRow[];
     try {
-      trRows = testRuns(xdpFilter, xdpFilterProg, 5);
+      trRows = testRuns(xdpFilter, xdpFilterProg, TEST_RUNS);
     } finally {
       xdpFilterProg.close();
     }
-    console.log(`\nBPF_PROG_TEST_RUN, kernel-timed ns per packet on the same frames (median of 5 alternating runs): doorstep's ds_xdp_ingress in an unpinned engine of this process with the same policies; xdp-filter's ${xdpFilterName} as \`xdp-filter load\` attached it (found by id, its live maps)\n`);
+    console.log(`\nBPF_PROG_TEST_RUN, kernel-timed ns per packet on the same frames (median of ${TEST_RUNS} alternating runs): doorstep's ds_xdp_ingress in an unpinned engine of this process with the same policies; xdp-filter's ${xdpFilterName} as \`xdp-filter load\` attached it (found by id, its live maps)\n`);
     console.log(
       table(
         ['flood', 'doorstep ns', 'xdp-filter ns', 'ratio'],
