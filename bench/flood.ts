@@ -47,7 +47,7 @@ const udp = (src: string, sport: number, dport = DENIED_PORT): FrameSpec => ({ s
 const FLOODS: Flood[] = [
   { name: 'one cached flow', specs: [udp(CLIENT_V4, 40_000)], spoofBits: 0, rules10k: false },
   { name: '64 flows', specs: Array.from({ length: 64 }, (_, i) => udp(CLIENT_V4, 40_000 + i)), spoofBits: 0, rules10k: false },
-  { name: `spoofed (${fmt(2 ** SPOOF_BITS)} sources)`, specs: [udp(SPOOF_NET, 40_000)], spoofBits: SPOOF_BITS, rules10k: false },
+  { name: `spoofed (${fmt(2 ** SPOOF_BITS / 1e6, 1)} M pool)`, specs: [udp(SPOOF_NET, 40_000)], spoofBits: SPOOF_BITS, rules10k: false },
   { name: '10,000 rules + spoofed', specs: [udp(SPOOF_NET, 40_000)], spoofBits: SPOOF_BITS, rules10k: true },
 ];
 const ALLOWED_SPECS = Array.from({ length: ALLOWED_SESSIONS }, (_, i) => udp(CLIENT_V4, 20_000 + i, ALLOWED_PORT));
@@ -225,6 +225,8 @@ interface Sample {
   cpu0Ns: number;
   auditBytesPerS?: number;
   agentCpu?: number;
+  /** The agent's CPU seconds from the flood's start until its audit file stopped growing. */
+  agentCpuS?: number;
   evicted?: number;
 }
 
@@ -276,6 +278,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     await doorstep.drained();
     s.auditBytesPerS = doorstep.auditBytes() / (r.wallNs / 1e9);
     s.agentCpu = (agentAfter - before.agent) / r.wallNs;
+    s.agentCpuS = (doorstep.cpuNs() - before.agent) / 1e9;
     s.evicted = ALLOWED_SESSIONS - doorstep.allowedPresent(ifindex);
     doorstep.truncateAudit();
   }
@@ -419,6 +422,7 @@ async function main(): Promise<void> {
           fmt(median(ss.map((s) => s.seen / (s.wallNs / 1e9) / 1000))),
           d ? fmt(median(ss.map((s) => s.auditBytesPerS! / 1e6)), 1) : '',
           d ? fmt(median(ss.map((s) => s.agentCpu! * 100))) : '',
+          d ? fmt(median(ss.map((s) => s.agentCpuS!)), 2) : '',
           d ? `${fmt(median(ss.map((s) => s.evicted!)))}/${ALLOWED_SESSIONS}` : '',
         ]);
       }
@@ -426,7 +430,7 @@ async function main(): Promise<void> {
     console.log('live floods (medians over rounds; ratio = ns/frame ÷ xdp-filter\'s ns/frame in the same round and flood)\n');
     console.log(
       table(
-        ['flood', 'enforcer', 'rx ns/frame', '÷ xdp-filter', 'range', 'CPU0 ns/frame', 'sent', 'seen', 'dropped', 'kframes/s', 'audit MB/s', 'agent %CPU', 'evicted'],
+        ['flood', 'enforcer', 'rx ns/frame', '÷ xdp-filter', 'range', 'CPU0 ns/frame', 'sent', 'seen', 'dropped', 'kframes/s', 'audit MB/s', 'agent %CPU', 'agent CPU s', 'evicted'],
         rows,
       ),
     );
@@ -470,18 +474,19 @@ async function main(): Promise<void> {
 how it is measured
   sender     packetFlood (native/src/flood.cc): one AF_PACKET socket, PACKET_QDISC_BYPASS, sendmmsg of 64, on a
              thread pinned to CPU ${SENDER_CPU} inside the client namespace; spoofed floods rewrite the IPv4 source
-             (${SPOOF_NET}/${32 - SPOOF_BITS}) and the source port per frame. TSO is off on every sending veth.
+             (random in ${SPOOF_NET}/${32 - SPOOF_BITS}) and the source port per frame, and fix the IPv4 header checksum. TSO is off on every sending veth.
   rx ns/frame  each receiving veth runs threaded NAPI (its kernel thread pinned to CPU ${NAPI_CPU}; threads found: ${napiCheck});
              the NAPI thread's own CPU time (/proc/PID/schedstat, ns) over the flood ÷ frames the veth received
              ("seen", its rx packets). For the XDP enforcers that is veth's copy of the frame into a fresh page
              plus the program; for nft/iptables, the skb path up to the raw PREROUTING hook.
-             CPU0 ns/frame is the cross-check: all busy time of CPU ${NAPI_CPU} (/proc/stat, 10 ms ticks) ÷ frames seen.
+             CPU0 ns/frame is the cross-check: all busy time of CPU ${NAPI_CPU} (/proc/stat, 10 ms ticks) ÷ frames seen;
+             it also holds whatever else ran on CPU ${NAPI_CPU} (other processes of the machine, ring-buffer wake-ups).
   sent/seen/dropped  frames the sender wrote · frames the receiving veth took in · frames the enforcer dropped
              (XDP: the veth's rx_queue_0_xdp_drops; nft: its rule counters; iptables: its rule counters)
   audit MB/s bytes the agent wrote to its JSON-lines file (--audit FILE) from the flood's start until the file stopped
              growing, ÷ the flood's duration (doorstep only; the others write nothing)
   agent %CPU the agent's utime+stime (/proc/PID/stat, all threads) during the flood, % of one core (it shares CPU ${SENDER_CPU}
-             with the sender)
+             with the sender); agent CPU s: the same from the flood's start until the audit file stopped growing
   evicted    ${ALLOWED_SESSIONS} allowed UDP sessions (to port ${ALLOWED_PORT}) are set up by their first packets before each flood;
              how many of them are missing from the agent's pinned ds_sessions after it
   10,000 rules, per enforcer:
