@@ -11,6 +11,7 @@
 // FLOOD_FRAMES (frames per flood) and FLOOD_ROUNDS override the defaults for quick runs.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { encodeSessionKey } from '../src/abi/records.js';
 import { Engine } from '../src/engine/engine.js';
@@ -350,6 +351,10 @@ function table(header: string[], rows: string[][]): string {
 }
 
 async function main(): Promise<void> {
+  if (availableParallelism() < 2) {
+    console.log('bench:flood needs two CPUs: the sender on one, the receiving NAPI threads on the other');
+    return;
+  }
   // the bench's own threads (and the agent, below) share CPU 1 with the sender; CPU 0 is the NAPI threads'
   execFileSync('taskset', ['-a', '-p', String(1 << SENDER_CPU), String(process.pid)], { stdio: 'ignore' });
   const topo = new FloodTopology().create();
