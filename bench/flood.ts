@@ -164,8 +164,12 @@ class DoorstepPeer implements Peer {
     }
   }
 
+  /** Bytes written to the audit file and truncated away so far (the whole run's total, with auditBytes()). */
+  auditTruncated = 0;
+
   /** Start the file afresh (the agent appends; a flood's records need not pile up on disk). */
   truncateAudit(): void {
+    this.auditTruncated += this.auditBytes();
     truncateSync(this.auditFile);
   }
 
@@ -393,6 +397,7 @@ async function main(): Promise<void> {
     // samples[flood][enforcer][round]
     const samples = FLOODS.map(() => new Map<EnforcerName, Sample[]>(ENFORCERS.map((e) => [e, []])));
     const t0 = performance.now();
+    const whole = { agentNs: doorstep.cpuNs(), audit: doorstep.auditTruncated + doorstep.auditBytes() };
     for (let round = 0; round < ROUNDS; round++) {
       for (const [f, flood] of FLOODS.entries()) {
         for (const p of peers) await p.configure(flood.rules10k);
@@ -404,6 +409,9 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`round ${round + 1}/${ROUNDS} done (${fmt((performance.now() - t0) / 1000, 1)} s)\n`);
     }
+    const wholeS = (performance.now() - t0) / 1000;
+    const wholeAgentS = (doorstep.cpuNs() - whole.agentNs) / 1e9;
+    const wholeAudit = doorstep.auditTruncated + doorstep.auditBytes() - whole.audit;
     for (const p of peers) await p.configure(false);
 
     const rows: string[][] = [];
@@ -440,6 +448,11 @@ async function main(): Promise<void> {
       ),
     );
 
+    const floodedS = samples.reduce((n, m) => n + m.get('doorstep')!.reduce((t, x) => t + x.wallNs / 1e9, 0), 0);
+    console.log(
+      `\ndoorstep's agent over the whole live phase (${fmt(wholeS, 1)} s, of which doorstep was flooded ${fmt(floodedS, 1)} s; periodic summary and flood records included): ` +
+        `CPU ${fmt(wholeAgentS, 2)} s (${fmt((wholeAgentS / wholeS) * 100)} % of a core), audit ${fmt(wholeAudit / 1e6, 2)} MB (${fmt(wholeAudit / 1e6 / floodedS, 2)} MB per second flooded)`,
+    );
     const all = samples.flatMap((m) => [...m.values()].flat());
     const cpus = [...new Set(all.flatMap((s) => s.napiCpus))].sort();
     const netRx = all.reduce((acc, s) => acc.map((n, cpu) => n + (s.netRx[cpu] ?? 0)), netRxSoftirqs().map(() => 0));
