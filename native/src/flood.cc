@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -188,8 +189,12 @@ class FloodWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    std::thread sender([this] { Send(options_, result_); });
-    sender.join();
+    try {
+      std::thread sender([this] { Send(options_, result_); });
+      sender.join();
+    } catch (const std::system_error& e) {  // no thread could be made
+      SetError(std::string("std::thread: ") + e.what());
+    }
   }
 
   void OnOK() override {
