@@ -9,7 +9,8 @@
         "native/src/map.cc",
         "native/src/link.cc",
         "native/src/ringbuf.cc",
-        "native/src/testrun.cc"
+        "native/src/testrun.cc",
+        "native/src/flood.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

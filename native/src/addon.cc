@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ds::InitLink(env, exports);
   ds::InitRingBuffer(env, exports);
   ds::InitTestRun(env, exports);
+  ds::InitFlood(env, exports);
   exports.Set("numPossibleCpus", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 int n = libbpf_num_possible_cpus();
                 if (n < 0) ds::ThrowErrno(info.Env(), "libbpf_num_possible_cpus", n);

@@ -32,5 +32,6 @@ void InitMap(Napi::Env env, Napi::Object exports);
 void InitLink(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
+void InitFlood(Napi::Env env, Napi::Object exports);
 
 }  // namespace ds

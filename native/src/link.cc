@@ -68,6 +68,14 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// progFdById(id) → a new fd for a loaded program (a program another tool loaded, e.g. for a
+// BPF_PROG_TEST_RUN beside ours); close it with closeFd.
+Napi::Value ProgFdById(const Napi::CallbackInfo& info) {
+  int fd = bpf_prog_get_fd_by_id(GetUint(info, 0, "id"));
+  if (fd < 0) ThrowErrno(info.Env(), "bpf_prog_get_fd_by_id", fd);
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // linkInfo(fd) → { id, progId, ifindex }
 Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -96,6 +104,7 @@ void InitLink(Napi::Env env, Napi::Object exports) {
   exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+  exports.Set("progFdById", Napi::Function::New(env, ProgFdById));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
 }

@@ -34,6 +34,34 @@ export interface RingBufferReaderHandle {
   unref(): void;
 }
 
+/** packetFlood's options: see native/src/flood.cc. */
+export interface PacketFloodOptions {
+  /** /run/netns/NAME to send from (the sending thread alone enters it); absent: this namespace. */
+  netns?: string;
+  ifname: string;
+  /** Template frames, back to back, each `frameSize` bytes; sent round robin. */
+  frames: Buffer;
+  frameSize: number;
+  count: number;
+  maxSeconds?: number;
+  /** Pin the sending thread to this CPU. */
+  cpu?: number;
+  /** Randomize the low bits of the IPv4 source (and the source port) per frame. */
+  spoofBits?: number;
+  /** Byte offset of the IPv4 source in the frame (26 for untagged Ethernet). */
+  spoofOffset?: number;
+}
+
+export interface PacketFloodResult {
+  sent: number;
+  /** CPU time of the sending thread, user and system, in ns. */
+  userNs: number;
+  systemNs: number;
+  wallNs: number;
+  /** sendmmsg calls that answered ENOBUFS/EAGAIN and were repeated. */
+  retries: number;
+}
+
 export interface Addon {
   BpfObject: new (path: string) => BpfObjectHandle;
   RingBufferReader: new (mapFd: number, onBatch: (batch: Buffer, count: number) => void) => RingBufferReaderHandle;
@@ -59,11 +87,13 @@ export interface Addon {
   xdpAttach(progFd: number, ifindex: number, mode: 'native' | 'generic'): number;
   linkDetach(linkFd: number): void;
   xdpQuery(ifindex: number): { mode: string; progId: number };
+  progFdById(id: number): number;
   progInfo(fd: number): { id: number; name: string; verifiedInsns: number };
   linkInfo(fd: number): { id: number; progId: number; ifindex: number };
   testRun(progFd: number, frame: Buffer, repeat?: number, ingressIfindex?: number): { retval: number; duration: number; data: Buffer };
   testRunEach(progFd: number, frames: Buffer, frameSize: number, count: number): { retvals: Buffer; duration: number };
   numPossibleCpus(): number;
+  packetFlood(options: PacketFloodOptions): Promise<PacketFloodResult>;
   ifNameToIndex(name: string): number;
 }
 
