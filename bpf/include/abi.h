@@ -20,6 +20,7 @@ enum ds_limits {
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
+	DS_DENY_FILTER_WORDS = 16384, /* ds_deny_filter: 64-bit words, 2^20 bits (128 KiB) */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
 	DS_EVENTS_BYTES = 16777216,   /* ring buffer size (16 MiB) */
 	DS_FAILSAFE_MAX = 256,        /* management prefixes */

@@ -31,6 +31,17 @@ struct {
 	__type(value, struct ds_session_value);
 } ds_denies SEC(".maps");
 
+// A filter of the keys ever put in ds_denies: one bit per hash of a session key, set (atomically)
+// on every insert, never cleared. A clear bit proves the key is not in ds_denies, so a new flow
+// skips that probe (a cache miss in a large hash); a set bit may be another key's. Written and
+// read by the datapath.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DS_DENY_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ds_deny_filter SEC(".maps");
+
 // Fragment tracking: datagram → first fragment's ports. Written and read by the datapath.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -69,6 +69,23 @@ static __always_inline int ds_deny_event_admit(struct ds_cpu_stats *st, const st
 	return 0;
 }
 
+/* The word of ds_deny_filter that holds `k`'s bit, and the bit (a hash of the whole key). */
+static __always_inline __u64 *ds_deny_filter_word(const struct ds_session_key *k, __u64 *bit)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0x9e3779b9;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
+		h ^= w[i];
+		h *= 0x85ebca6b;
+		h ^= h >> 13;
+	}
+	__u32 word = (h >> 6) & (DS_DENY_FILTER_WORDS - 1);
+	*bit = 1ULL << (h & 63);
+	return bpf_map_lookup_elem(&ds_deny_filter, &word);
+}
+
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
 {
 	return meta ? meta->generation : 0;
@@ -330,9 +347,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	/* allowed sessions first: their packets pay one lookup; a denied flow's pay two */
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
 	int was_denied = 0;
+	__u64 bit = 0;
+	__u64 *filter = NULL;
 	if (!s) {
-		s = bpf_map_lookup_elem(&ds_denies, k);
-		was_denied = s != NULL;
+		/* a clear bit proves the flow was never denied here: no probe of ds_denies */
+		filter = ds_deny_filter_word(k, &bit);
+		if (!filter || (*filter & bit)) {
+			s = bpf_map_lookup_elem(&ds_denies, k);
+			was_denied = s != NULL;
+		}
 	}
 
 	if (s && s->generation == generation) {
@@ -389,10 +412,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	if (s && was_denied != (nv.action == DS_ACTION_DENY))
 		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
 	long err;
-	if (nv.action == DS_ACTION_ALLOW)
+	if (nv.action == DS_ACTION_ALLOW) {
 		err = bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY);
-	else
+	} else {
+		if (!filter)
+			filter = ds_deny_filter_word(k, &bit);
+		if (filter && !(*filter & bit))
+			__sync_fetch_and_or(filter, bit);
 		err = bpf_map_update_elem(&ds_denies, k, &nv, BPF_ANY);
+	}
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (nv.action == DS_ACTION_ALLOW)
