@@ -344,19 +344,21 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 					      struct ds_session_value *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
-	/* allowed sessions first: their packets pay one lookup; a denied flow's pay two */
-	struct ds_session_value *s = bpf_map_lookup_elem(&ds_sessions, k);
-	int was_denied = 0;
+	/* The filter says where to look first: a clear bit proves the flow was never denied (only
+	 * ds_sessions can hold it); a set bit means it probably was (ds_denies first, ds_sessions if
+	 * not there). So a packet pays one probe of a large hash, allowed or denied, cached or new,
+	 * but for another key's bit. */
 	__u64 bit = 0;
-	__u64 *filter = NULL;
-	if (!s) {
-		/* a clear bit proves the flow was never denied here: no probe of ds_denies */
-		filter = ds_deny_filter_word(k, &bit);
-		if (!filter || (*filter & bit)) {
-			s = bpf_map_lookup_elem(&ds_denies, k);
-			was_denied = s != NULL;
-		}
+	__u64 *filter = ds_deny_filter_word(k, &bit);
+	int maybe_denied = !filter || (*filter & bit);
+	struct ds_session_value *s = NULL;
+	int was_denied = 0;
+	if (maybe_denied) {
+		s = bpf_map_lookup_elem(&ds_denies, k);
+		was_denied = s != NULL;
 	}
+	if (!s)
+		s = bpf_map_lookup_elem(&ds_sessions, k);
 
 	if (s && s->generation == generation) {
 		if ((s->flags & DS_SESSION_REPLY_CHECK) && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
@@ -415,8 +417,6 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	if (nv.action == DS_ACTION_ALLOW) {
 		err = bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY);
 	} else {
-		if (!filter)
-			filter = ds_deny_filter_word(k, &bit);
 		if (filter && !(*filter & bit))
 			__sync_fetch_and_or(filter, bit);
 		err = bpf_map_update_elem(&ds_denies, k, &nv, BPF_ANY);
