@@ -32,9 +32,9 @@ struct {
 } ds_denies SEC(".maps");
 
 // A filter of the keys ever put in ds_denies: one bit per hash of a session key, set (atomically)
-// on every insert, never cleared. A clear bit proves the key is not in ds_denies, so a new flow
-// skips that probe (a cache miss in a large hash); a set bit may be another key's. Written and
-// read by the datapath.
+// on every insert, never cleared. A clear bit proves the key is not in ds_denies (only ds_sessions
+// is probed); a set bit says it probably is (ds_denies is probed first). So a packet pays one
+// probe of a large hash, allowed or denied. Written and read by the datapath.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DS_DENY_FILTER_WORDS);
