@@ -523,18 +523,22 @@ export class Engine {
   }
 
   /**
-   * Keep the final per-rule counters of a version that was just switched away from. Read after
-   * the switch, whose grace period means no packet counts there any more: exact. At most
-   * RETIRED_KEPT are kept for takeRetiredRuleStats(); the oldest go first.
+   * Keep the final counters of the rules of a version just switched away from that held denied
+   * sessions back (only they can owe a flood record). Read after the switch, whose grace period
+   * means no packet counts there any more: exact. At most RETIRED_KEPT versions are kept for
+   * takeRetiredRuleStats(); the oldest go first.
    */
   private retire(version: ActivePolicy): void {
-    this.retired.push({ generation: version.generation, rules: this.ruleStatsOf(version) });
+    const rules = new Map([...this.ruleStatsOf(version)].filter(([, s]) => s.held > 0));
+    if (rules.size === 0) return;
+    this.retired.push({ generation: version.generation, rules });
     if (this.retired.length > RETIRED_KEPT) this.retired.shift();
   }
 
   /**
-   * The final per-rule counters of the versions retired (replaced or uninstalled) since the last
-   * call, oldest first: what a reader of ruleStats() needs to account for a version's last moments.
+   * The final counters of the rules that held denied sessions back, of the versions retired
+   * (replaced or uninstalled) since the last call, oldest first: what a reader of ruleStats()
+   * needs to account for a version's last moments.
    */
   takeRetiredRuleStats(): RetiredRuleStats[] {
     return this.retired.splice(0);
