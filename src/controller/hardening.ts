@@ -8,52 +8,11 @@
 // apply() remembers each key as found; restore() puts back every key whose value now differs
 // from that, changed by the agent or not: when forwarding turns ip_forward off again at exit, the
 // kernel itself rewrites net.ipv4.conf.all.accept_redirects (to 1), and restore() undoes that too.
-import { readFileSync, writeFileSync } from 'node:fs';
 import { DoorstepError } from '../errors.js';
 import type { HardeningPlan, SysctlOutcome } from './hardening-plan.js';
+import { isMissing, procSysctls, type SysctlFiles } from './sysctl-files.js';
 
-/** Kernel settings by /proc/sys path. */
-export interface SysctlFiles {
-  /** The value, trimmed; undefined when there is no such key. */
-  read(path: string): string | undefined;
-  /** Throws when the key cannot be written (ENOENT when there is no such key). */
-  write(path: string, value: string): void;
-}
-
-const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
-
-/** The real settings of this process's network namespace. */
-export const procSysctls: SysctlFiles = {
-  read(path) {
-    try {
-      return readFileSync(path, 'utf8').trim();
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-  },
-  write(path, value) {
-    writeFileSync(path, value);
-  },
-};
-
-/** The same semantics in memory: a key that was never given does not exist. */
-export class MemorySysctls implements SysctlFiles {
-  readonly values: Map<string, string>;
-
-  constructor(values: Record<string, string> = {}) {
-    this.values = new Map(Object.entries(values));
-  }
-
-  read(path: string): string | undefined {
-    return this.values.get(path);
-  }
-
-  write(path: string, value: string): void {
-    if (!this.values.has(path)) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT' });
-    this.values.set(path, value.trim());
-  }
-}
+export { MemorySysctls, procSysctls, type SysctlFiles } from './sysctl-files.js';
 
 export class Hardening {
   /** path → the value found by apply() (keys that exist only) */

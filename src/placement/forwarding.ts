@@ -6,7 +6,7 @@
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { procSysctls } from '../controller/sysctl-files.js';
 import { DoorstepError } from '../errors.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
@@ -45,7 +45,7 @@ function linkExists(name: string): boolean {
 /** Best effort: a kernel without IPv6 has no such file. */
 function writeSysctl(path: string, value: string): void {
   try {
-    writeFileSync(path, value);
+    procSysctls.write(path, value);
   } catch {
     // not there
   }
@@ -115,10 +115,11 @@ export class Forwarding {
       }
     }
     for (const s of this.plan.sysctls) {
-      const current = readFileSync(s.path, 'utf8').trim();
+      const current = procSysctls.read(s.path);
+      if (current === undefined) throw new Error(`${s.path}: no such kernel setting`);
       if (current === s.value) continue;
       if (!this.restore.has(s.path)) this.restore.set(s.path, current);
-      writeFileSync(s.path, s.value);
+      procSysctls.write(s.path, s.value);
     }
   }
 
@@ -144,7 +145,7 @@ export class Forwarding {
     }
     for (const [path, value] of this.restore) {
       try {
-        writeFileSync(path, value);
+        procSysctls.write(path, value);
       } catch {
         // the interface is gone with its settings
       }
