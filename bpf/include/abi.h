@@ -16,7 +16,7 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 3,
+	DS_ABI_VERSION = 4,
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
@@ -37,6 +37,8 @@ enum ds_limits {
 	DS_IFACES_MAX = 65536,        /* interface roles: indexed by ifindex; a higher ifindex is a source interface */
 	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions (fabric and hairpin) */
 	DS_TENANT_NETS_MAX = 4096,    /* networks served by tenants on this enforcer (hairpin replies) */
+	DS_SKETCH_REGISTERS = 32,     /* HyperLogLog registers of a distinct-sources sketch (ds_sketch) */
+	DS_FLOOD_SAMPLES = 256,       /* held-back sessions' sources sampled per CPU (ds_flood_samples) */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -93,7 +95,8 @@ enum ds_counter {
 	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
 	DS_CTR_REPLIES = 17,          /* packets passed as replies of allowed sessions (fabric or hairpin) */
 	DS_CTR_EVENTS_HELD = 18,      /* denied sessions whose event the budget held back (counted per rule too) */
-	DS_CTR_COUNT = 19,
+	DS_CTR_STATELESS = 19,        /* new denied sessions past the budget: decided without a cache entry */
+	DS_CTR_COUNT = 20,
 };
 
 /* Event kinds. */
@@ -245,25 +248,54 @@ struct ds_stat {
 };
 _Static_assert(sizeof(struct ds_stat) == 16, "ds_stat size");
 
-/* The event budget of denied sessions on one CPU, for one rule (or, in ds_cpu_stats, for denies
- * no counted rule decided: no policy, a rule past the counters' capacity): at most
- * ds_settings.deny_event_budget events a second; the sessions past it emit no event and are
- * counted in `held`, so events plus held equal the denied sessions exactly. */
+/* The admission budget of new denied sessions on one CPU, for one rule (or, in ds_cpu_stats, for
+ * denies no counted rule decided: no policy, a rule past the counters' capacity): at most
+ * ds_settings.deny_event_budget a second, and at most ds_settings.deny_event_cap a second for all
+ * rules of the CPU together (ds_cpu_stats.deny_cap). An admitted session is cached in ds_denies
+ * and, if its rule logs, emits its event. One past the budget is decided statelessly: no cache
+ * entry, no event; if its rule logs it is counted in `held` (a later packet of its flow is
+ * decided, and counted, again), so events plus held equal the logged denied sessions exactly. */
 struct ds_budget {
 	__u64 window_start;   /* bpf_ktime_get_coarse_ns() when the current second began */
-	__u32 window_events;  /* events emitted in it */
+	__u32 window_events;  /* sessions admitted in it */
 	__u32 pad;
-	__u64 held;           /* sessions held back, ever (monotonic) */
+	__u64 held;           /* logged sessions held back, ever (monotonic) */
 };
 _Static_assert(sizeof(struct ds_budget) == 24, "ds_budget size");
 
-/* ds_rule_stats value: one rule's packets and bytes on one CPU, and its deny-event budget. */
+/* The distinct sources of one rule's held-back sessions on one CPU over one flood interval
+ * (ds_settings.flood_epoch): HyperLogLog registers, reset by the datapath when it first writes
+ * them in a new interval. Register i holds the highest rank (leading zeros + 1) of the hashes of
+ * the sources that fell in it (ds_sketch_add). The agent merges CPUs by maximum. */
+struct ds_sketch {
+	__u32 epoch;          /* the interval the registers belong to */
+	__u32 pad;
+	__u8 regs[DS_SKETCH_REGISTERS];
+};
+_Static_assert(sizeof(struct ds_sketch) == 40, "ds_sketch size");
+
+/* ds_rule_stats value: one rule's packets and bytes on one CPU, its deny budget and the sketch
+ * of its held-back sessions' sources. */
 struct ds_rule_stat {
 	__u64 packets;
 	__u64 bytes;
 	struct ds_budget budget;
+	struct ds_sketch sketch;
 };
-_Static_assert(sizeof(struct ds_rule_stat) == 40, "ds_rule_stat size");
+_Static_assert(sizeof(struct ds_rule_stat) == 80, "ds_rule_stat size");
+
+/* ds_flood_samples value (per CPU, written at a random index): the source of a held-back session,
+ * so the agent can name a flood's top sources and prefixes. */
+struct ds_flood_sample {
+	__u8 src[16];
+	__u32 rule;           /* deciding rule (counted = 1), as in ds_event */
+	__u32 generation;
+	__u32 epoch;          /* ds_settings.flood_epoch when it was written */
+	__u8 family;          /* 0: the slot was never written */
+	__u8 counted;         /* 1: `rule` is a counted rule of `generation`; 0: no counted rule */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct ds_flood_sample) == 32, "ds_flood_sample size");
 
 /* ds_stats value (one per CPU): every global counter in one place, so the datapath pays one
  * per-CPU lookup per packet. by_reason is indexed reason * 2 + action. */
@@ -272,8 +304,10 @@ struct ds_cpu_stats {
 	__u64 event_seq;    /* last event sequence number used on this CPU */
 	struct ds_stat by_reason[DS_REASON_COUNT * 2];
 	struct ds_budget deny_budget; /* denies no counted rule decided (no policy, beyond capacity) */
+	struct ds_budget deny_cap;    /* all new denied sessions of this CPU (ds_settings.deny_event_cap) */
+	struct ds_sketch deny_sketch; /* sources of held-back denies no counted rule decided */
 };
-_Static_assert(sizeof(struct ds_cpu_stats) == 472, "ds_cpu_stats size");
+_Static_assert(sizeof(struct ds_cpu_stats) == 544, "ds_cpu_stats size");
 
 /* The active policy's descriptor: the single inner map of ds_active, created per version,
  * written once and frozen before it is made active. */
@@ -419,10 +453,12 @@ _Static_assert(sizeof(struct ds_failsafe_value) == 8, "ds_failsafe_value size");
 struct ds_settings {
 	__u32 flags;              /* enum ds_setting_flag */
 	__u32 generation_hwm;     /* highest generation ever published; controller-owned, datapath ignores */
-	__u32 deny_event_budget;  /* events a second per CPU per rule for denied sessions; 0 = no limit */
+	__u32 deny_event_budget;  /* new denied sessions admitted a second per CPU per rule; 0 = no limit */
+	__u32 deny_event_cap;     /* new denied sessions admitted a second per CPU, all rules; 0 = no limit */
+	__u32 flood_epoch;        /* the agent's flood interval (ds_sketch, ds_flood_sample); it moves it on */
 	__u32 pad;
 };
-_Static_assert(sizeof(struct ds_settings) == 16, "ds_settings size");
+_Static_assert(sizeof(struct ds_settings) == 24, "ds_settings size");
 
 /* Facts about an explained packet that ds_xdp_explain reports but does not decide, because they
  * depend on session state it does not read (struct ds_explain_result.flags). */

@@ -42,6 +42,16 @@ struct {
 	__type(value, __u64);
 } ds_deny_filter SEC(".maps");
 
+// Sources of held-back denied sessions, sampled: each one overwrites a random slot of its CPU's
+// array, so the array holds a sample of the most recent ones (tagged with the flood interval).
+// Written by the datapath, read by the agent for a flood record's top sources and prefixes.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DS_FLOOD_SAMPLES);
+	__type(key, __u32);
+	__type(value, struct ds_flood_sample);
+} ds_flood_samples SEC(".maps");
+
 // Fragment tracking: datagram → first fragment's ports. Written and read by the datapath.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

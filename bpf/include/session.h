@@ -22,50 +22,108 @@ static __always_inline __u32 ds_setting_flags(void)
 	return cfg ? cfg->flags : 0;
 }
 
-/* Events a second per CPU per rule for denied sessions (0: no limit). */
-static __always_inline __u32 ds_deny_event_budget(void)
-{
-	__u32 zero = 0;
-	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
-	return cfg ? cfg->deny_event_budget : 0;
-}
-
-/* May one more denied session emit its event under budget `b`, this second? Otherwise it is
- * counted as held back. Plain increments: `b` belongs to this CPU. */
-static __always_inline int ds_budget_admit(struct ds_budget *b, __u64 now, __u32 budget)
+/* Room left in budget `b`'s current one-second window for `limit` sessions (a window that has
+ * ended is started afresh). Plain writes: `b` belongs to this CPU. */
+static __always_inline int ds_window_room(struct ds_budget *b, __u64 now, __u32 limit)
 {
 	if (now - b->window_start >= 1000000000ULL) {
 		b->window_start = now;
 		b->window_events = 0;
 	}
-	if (b->window_events < budget) {
-		b->window_events++;
-		return 1;
-	}
-	b->held++;
-	return 0;
+	return b->window_events < limit;
 }
 
-/* The event of a denied session, under the budget of its rule on this CPU (or of this CPU's
- * denies without a counted rule): 1 to emit it, 0 when it is held back (counted). */
-static __always_inline int ds_deny_event_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
-					       const struct ds_session_value *nv, __u64 now)
+static __always_inline __u32 ds_mix32(__u32 h)
 {
-	__u32 budget = ds_deny_event_budget();
-	struct ds_budget *b = NULL;
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
 
-	if (!budget)
+/* Add a source address to a HyperLogLog sketch of interval `epoch` (reset first if it holds an
+ * older interval): the hash's low 5 bits pick the register, the rank is the number of leading
+ * zeros of the other 27 bits plus one (28 when they are all zero); a register keeps its highest. */
+static __always_inline void ds_sketch_add(struct ds_sketch *sk, const __u8 *src, __u32 epoch)
+{
+	const __u32 *w = (const __u32 *)src;
+	__u32 h = ds_mix32(ds_mix32(ds_mix32(ds_mix32(w[0]) ^ w[1]) ^ w[2]) ^ w[3]);
+	__u32 x = h & ~(__u32)(DS_SKETCH_REGISTERS - 1);
+	__u8 rank = 1;
+
+	if (sk->epoch != epoch) {
+		__builtin_memset(sk->regs, 0, sizeof(sk->regs));
+		sk->epoch = epoch;
+	}
+	if (!x) {
+		rank = 28;
+	} else {
+		if (!(x & 0xFFFF0000u)) { rank += 16; x <<= 16; }
+		if (!(x & 0xFF000000u)) { rank += 8; x <<= 8; }
+		if (!(x & 0xF0000000u)) { rank += 4; x <<= 4; }
+		if (!(x & 0xC0000000u)) { rank += 2; x <<= 2; }
+		if (!(x & 0x80000000u)) rank += 1;
+	}
+	__u32 i = h & (DS_SKETCH_REGISTERS - 1);
+	if (sk->regs[i] < rank)
+		sk->regs[i] = rank;
+}
+
+/* Remember the source of a held-back session in a random slot of this CPU's sample. */
+static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, const struct ds_session_value *nv,
+						__u8 counted, __u32 epoch)
+{
+	__u32 slot = bpf_get_prandom_u32() & (DS_FLOOD_SAMPLES - 1);
+	struct ds_flood_sample *fs = bpf_map_lookup_elem(&ds_flood_samples, &slot);
+
+	if (!fs)
+		return;
+	__builtin_memcpy(fs->src, k->src, 16);
+	fs->rule = nv->rule;
+	fs->generation = nv->generation;
+	fs->epoch = epoch;
+	fs->family = k->family;
+	fs->counted = counted;
+}
+
+/* A new denied session, under the admission budget of its rule on this CPU (or of this CPU's
+ * denies without a counted rule) and this CPU's cap for all rules: 1 to admit it (cache it in
+ * ds_denies and, if it logs, emit its event); 0 to decide it statelessly, without a cache entry or
+ * an event, counting it as held back (with its source sketched and sampled) when it logs. */
+static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
+					 const struct ds_session_key *k, const struct ds_session_value *nv, __u64 now)
+{
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+
+	if (!cfg || !st || !(cfg->deny_event_budget | cfg->deny_event_cap))
 		return 1;
+	struct ds_budget *b = &st->deny_budget;
+	struct ds_sketch *sk = &st->deny_sketch;
+	__u8 counted = 0;
 	if (meta && nv->reason == DS_REASON_POLICY) {
 		struct ds_rule_stat *row = ds_rule_row(meta, nv->rule);
-		if (row)
+		if (row) {
 			b = &row->budget;
+			sk = &row->sketch;
+			counted = 1;
+		}
 	}
-	if (!b && st)
-		b = &st->deny_budget;
-	if (!b || ds_budget_admit(b, now, budget))
+	if ((!cfg->deny_event_budget || ds_window_room(b, now, cfg->deny_event_budget)) &&
+	    (!cfg->deny_event_cap || ds_window_room(&st->deny_cap, now, cfg->deny_event_cap))) {
+		b->window_events++;
+		st->deny_cap.window_events++;
 		return 1;
-	ds_count(st, DS_CTR_EVENTS_HELD);
+	}
+	ds_count(st, DS_CTR_STATELESS);
+	if (nv->flags & DS_SESSION_LOG) {
+		b->held++;
+		ds_count(st, DS_CTR_EVENTS_HELD);
+		ds_sketch_add(sk, k->src, cfg->flood_epoch);
+		ds_flood_sample_put(k, nv, counted, cfg->flood_epoch);
+	}
 	return 0;
 }
 
@@ -410,6 +468,11 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	} else {
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
+	/* a new denied session past its budget is decided statelessly: no entry, no event */
+	if (!s && nv.action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, &nv, now)) {
+		*out = nv;
+		return;
+	}
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv.action == DS_ACTION_DENY))
 		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
@@ -425,7 +488,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (nv.action == DS_ACTION_ALLOW)
 		ds_replies_remember(k, tenant, flags, source_side);
-	if (emit && (nv.action == DS_ACTION_ALLOW || ds_deny_event_admit(st, meta, &nv, now)))
+	if (emit)
 		ds_emit(st, k, &nv, kind, len);
 	*out = nv;
 }

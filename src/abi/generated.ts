@@ -3,7 +3,7 @@
 // Do not edit: change abi.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 3,
+  ABI_VERSION: 4,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
@@ -24,6 +24,8 @@ export const Limits = {
   IFACES_MAX: 65536,
   REPLIES_DEFAULT: 262144,
   TENANT_NETS_MAX: 4096,
+  SKETCH_REGISTERS: 32,
+  FLOOD_SAMPLES: 256,
 } as const;
 
 export const Action = {
@@ -74,7 +76,8 @@ export const Counter = {
   SESSION_FULL: 16,
   REPLIES: 17,
   EVENTS_HELD: 18,
-  COUNT: 19,
+  STATELESS: 19,
+  COUNT: 20,
 } as const;
 
 export const EventKind = {
@@ -211,21 +214,44 @@ export const Layouts = {
       held: { offset: 16, size: 8, elem: 8, count: 1 },
     },
   },
-  ds_rule_stat: {
+  ds_sketch: {
     size: 40,
+    fields: {
+      epoch: { offset: 0, size: 4, elem: 4, count: 1 },
+      pad: { offset: 4, size: 4, elem: 4, count: 1 },
+      regs: { offset: 8, size: 32, elem: 1, count: 32 },
+    },
+  },
+  ds_rule_stat: {
+    size: 80,
     fields: {
       packets: { offset: 0, size: 8, elem: 8, count: 1 },
       bytes: { offset: 8, size: 8, elem: 8, count: 1 },
       budget: { offset: 16, size: 24, elem: 0, count: 1 },
+      sketch: { offset: 40, size: 40, elem: 0, count: 1 },
+    },
+  },
+  ds_flood_sample: {
+    size: 32,
+    fields: {
+      src: { offset: 0, size: 16, elem: 1, count: 16 },
+      rule: { offset: 16, size: 4, elem: 4, count: 1 },
+      generation: { offset: 20, size: 4, elem: 4, count: 1 },
+      epoch: { offset: 24, size: 4, elem: 4, count: 1 },
+      family: { offset: 28, size: 1, elem: 1, count: 1 },
+      counted: { offset: 29, size: 1, elem: 1, count: 1 },
+      pad: { offset: 30, size: 2, elem: 1, count: 2 },
     },
   },
   ds_cpu_stats: {
-    size: 472,
+    size: 544,
     fields: {
-      counters: { offset: 0, size: 152, elem: 8, count: 19 },
-      event_seq: { offset: 152, size: 8, elem: 8, count: 1 },
-      by_reason: { offset: 160, size: 288, elem: 0, count: 18 },
-      deny_budget: { offset: 448, size: 24, elem: 0, count: 1 },
+      counters: { offset: 0, size: 160, elem: 8, count: 20 },
+      event_seq: { offset: 160, size: 8, elem: 8, count: 1 },
+      by_reason: { offset: 168, size: 288, elem: 0, count: 18 },
+      deny_budget: { offset: 456, size: 24, elem: 0, count: 1 },
+      deny_cap: { offset: 480, size: 24, elem: 0, count: 1 },
+      deny_sketch: { offset: 504, size: 40, elem: 0, count: 1 },
     },
   },
   ds_policy_meta: {
@@ -319,12 +345,14 @@ export const Layouts = {
     },
   },
   ds_settings: {
-    size: 16,
+    size: 24,
     fields: {
       flags: { offset: 0, size: 4, elem: 4, count: 1 },
       generation_hwm: { offset: 4, size: 4, elem: 4, count: 1 },
       deny_event_budget: { offset: 8, size: 4, elem: 4, count: 1 },
-      pad: { offset: 12, size: 4, elem: 4, count: 1 },
+      deny_event_cap: { offset: 12, size: 4, elem: 4, count: 1 },
+      flood_epoch: { offset: 16, size: 4, elem: 4, count: 1 },
+      pad: { offset: 20, size: 4, elem: 4, count: 1 },
     },
   },
   ds_explain_result: {

@@ -2,7 +2,7 @@
 // The datapath's records as TypeScript values: session keys and values, events, per-CPU
 // statistics. Built on codec.ts; addresses are 16 bytes (IPv4 mapped) as in abi.h.
 import { arrayField, encodeStruct, readBigField, readBytes, readElement, readField, sizeOf } from './codec.js';
-import { Counter, Layouts, Reason } from './generated.js';
+import { Counter, Layouts, Limits, Reason } from './generated.js';
 
 export interface SessionKey {
   family: 4 | 6;
@@ -126,22 +126,51 @@ export interface Stat {
   bytes: number;
 }
 
-/** One rule's counters: packets and bytes, and its denied sessions whose event the budget held back. */
+/**
+ * One rule's counters: packets and bytes, its logged denied sessions held back past the admission
+ * budget, and the registers of its sketch of their sources in the current flood interval (merged
+ * over CPUs; null when no CPU wrote one in it).
+ */
 export interface RuleStat extends Stat {
   held: number;
+  sketch: Uint8Array | null;
+}
+
+/** The source of one held-back denied session, as the datapath sampled it (ds_flood_sample). */
+export interface FloodSample {
+  family: number;
+  src: Uint8Array;
+  generation: number;
+  /** The deciding rule, or null for denies no counted rule decided. */
+  rule: number | null;
+}
+
+/**
+ * Merge the ds_sketch at `at` in `buf` into `into` (register-wise maximum) when it belongs to flood
+ * interval `epoch`; returns the merged registers (a new array the first time), or `into`.
+ */
+export function mergeSketch(into: Uint8Array | null, buf: Buffer, at: number, epoch: number): Uint8Array | null {
+  if (readField('ds_sketch', buf, at, 'epoch') !== epoch) return into;
+  const regs = readBytes('ds_sketch', buf, at, 'regs');
+  if (regs.every((r) => r === 0)) return into;
+  const out = into ?? new Uint8Array(Limits.SKETCH_REGISTERS);
+  for (let i = 0; i < out.length; i++) if (regs[i]! > out[i]!) out[i] = regs[i]!;
+  return out;
 }
 
 export interface CpuStats {
   counters: Record<CounterName, number>;
   /** Denied sessions whose event the budget held back, of denies no counted rule decided (ds_cpu_stats.deny_budget.held). */
   heldWithoutRule: number;
+  /** Their sources' sketch in flood interval `epoch` given to decodeCpuStats (null: none, or no epoch given). */
+  sketchWithoutRule: Uint8Array | null;
   /** Last event sequence number used, per CPU (index = CPU). */
   eventSeq: number[];
   byReason: Record<ReasonName, { pass: Stat; drop: Stat }>;
 }
 
 /** Sum the per-CPU ds_stats value (one CPU_STATS_SIZE record per possible CPU, 8-byte aligned). */
-export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
+export function decodeCpuStats(buf: Buffer, cpus: number, epoch?: number): CpuStats {
   const n = 'ds_cpu_stats';
   const stride = Math.ceil(CPU_STATS_SIZE / 8) * 8;
   const counters = Object.fromEntries(
@@ -157,7 +186,9 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
   const eventSeq: number[] = [];
   const reasons = arrayField(n, 'by_reason');
   const budget = Layouts.ds_cpu_stats.fields.deny_budget.offset;
+  const sketch = Layouts.ds_cpu_stats.fields.deny_sketch.offset;
   let heldWithoutRule = 0;
+  let sketchWithoutRule: Uint8Array | null = null;
 
   for (let cpu = 0; cpu < cpus; cpu++) {
     const at = cpu * stride;
@@ -166,6 +197,7 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
     }
     eventSeq.push(readField(n, buf, at, 'event_seq'));
     heldWithoutRule += readField('ds_budget', buf, at + budget, 'held');
+    if (epoch !== undefined) sketchWithoutRule = mergeSketch(sketchWithoutRule, buf, at + sketch, epoch);
     for (const name of Object.keys(byReason) as ReasonName[]) {
       for (const [action, slot] of [
         [0, 'drop'],
@@ -177,7 +209,7 @@ export function decodeCpuStats(buf: Buffer, cpus: number): CpuStats {
       }
     }
   }
-  return { counters, heldWithoutRule, eventSeq, byReason };
+  return { counters, heldWithoutRule, sketchWithoutRule, eventSeq, byReason };
 }
 
 // ---- the event reader's hot path ----

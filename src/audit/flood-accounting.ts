@@ -6,11 +6,15 @@
 // it is installed, and its final counts arrive as "retired" when it is replaced, so every
 // held-back session is counted exactly once.
 
+import type { FloodSample } from '../abi/records.js';
+
 /** One rule's counters as the engine reads them (Engine.ruleStats()). */
 export interface RuleCounters {
   packets: number;
   bytes: number;
   held: number;
+  /** The sketch of its held-back sessions' sources in the interval being read (null: none). */
+  sketch?: Uint8Array | null;
 }
 
 export interface FloodReading {
@@ -19,6 +23,10 @@ export interface FloodReading {
   rules: ReadonlyMap<number, RuleCounters>;
   /** Held back among denies no counted rule decided (no policy, beyond capacity): monotonic. */
   heldWithoutRule: number;
+  /** Their sources' sketch in the interval being read. */
+  sketchWithoutRule?: Uint8Array | null;
+  /** The datapath's samples of held-back sessions' sources in the interval being read. */
+  samples?: readonly FloodSample[];
   /** Versions switched away from since the previous reading, with their final counters. */
   retired: readonly { generation: number; rules: ReadonlyMap<number, RuleCounters> }[];
 }
@@ -32,6 +40,8 @@ export interface FloodDelta {
   /** The rule's packets and bytes over the same interval (null rule: none counted). */
   packets: number;
   bytes: number;
+  /** The sketch of the held-back sessions' sources in this interval (null: none). */
+  sketch: Uint8Array | null;
 }
 
 export class FloodAccounting {
@@ -52,7 +62,9 @@ export class FloodAccounting {
     }
     if (now.generation !== 0) out.push(...deltas(now.generation, now.rules, now.generation === before.generation ? before.rules : undefined));
     const heldWithoutRule = now.heldWithoutRule - before.heldWithoutRule;
-    if (heldWithoutRule > 0) out.push({ generation: now.generation, rule: null, held: heldWithoutRule, packets: 0, bytes: 0 });
+    if (heldWithoutRule > 0) {
+      out.push({ generation: now.generation, rule: null, held: heldWithoutRule, packets: 0, bytes: 0, sketch: now.sketchWithoutRule ?? null });
+    }
     return out;
   }
 }
@@ -62,7 +74,7 @@ function deltas(generation: number, rules: ReadonlyMap<number, RuleCounters>, fr
   for (const [rule, c] of rules) {
     const b = from?.get(rule);
     const held = c.held - (b?.held ?? 0);
-    if (held > 0) out.push({ generation, rule, held, packets: c.packets - (b?.packets ?? 0), bytes: c.bytes - (b?.bytes ?? 0) });
+    if (held > 0) out.push({ generation, rule, held, packets: c.packets - (b?.packets ?? 0), bytes: c.bytes - (b?.bytes ?? 0), sketch: c.sketch ?? null });
   }
   return out;
 }

@@ -71,7 +71,8 @@ const COUNTER_METRICS: Record<CounterName, { name: string; help: string } | null
   FAILSAFE: { name: 'doorstep_failsafe_total', help: 'Packets passed by the failsafe (ARP, neighbour discovery, management)' },
   SESSION_FULL: { name: 'doorstep_session_insert_failures_total', help: 'Session inserts that failed (verdict still applied)' },
   REPLIES: { name: 'doorstep_fabric_replies_total', help: 'Packets on fabric interfaces passed as replies of sessions allowed from a source network' },
-  EVENTS_HELD: { name: 'doorstep_datapath_events_held_total', help: 'Denied sessions whose event the per-CPU, per-rule budget held back (counted, not lost)' },
+  EVENTS_HELD: { name: 'doorstep_datapath_events_held_total', help: 'Logged denied sessions past the admission budget: their event held back (counted, not lost)' },
+  STATELESS: { name: 'doorstep_stateless_denies_total', help: 'New denied sessions past the per-CPU admission budget, decided without a cache entry' },
 };
 
 

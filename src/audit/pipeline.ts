@@ -11,6 +11,7 @@ import { formatAddress } from '../policy/cidr.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { protocolLabel } from '../policy/protocols.js';
 import { FloodAccounting, type FloodReading } from './flood-accounting.js';
+import { estimateDistinct, topSources } from './flood-sources.js';
 import type { AuditRecord, AuditSink, FloodRecord, LostRecord, SummaryRecord } from './records.js';
 import { type EnrichContext, ruleName, type SessionRecord, setFlowDetails } from './session-record.js';
 
@@ -655,6 +656,13 @@ export class AuditPipeline {
         packets: d.packets,
         bytes: d.bytes,
       };
+      if (d.sketch) r.distinctSources = Math.min(d.held, Math.round(estimateDistinct(d.sketch)));
+      const sources = topSources(reading.samples ?? [], d.generation, d.rule, d.held);
+      if (sources.sampled > 0) {
+        r.sampled = sources.sampled;
+        r.topSources = sources.topSources;
+        r.topPrefixes = sources.topPrefixes.map((p) => ({ prefix: p.source, sessions: p.sessions }));
+      }
       const policy = d.rule === null ? undefined : names.policy(d.rule);
       if (policy !== undefined) r.policy = policy;
       if (names.version !== undefined) r.policyVersion = names.version;

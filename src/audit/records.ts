@@ -105,6 +105,13 @@ export interface FloodRecord extends RecordBase {
   heldBack: number;
   packets: number;
   bytes: number;
+  /** Distinct sources among the held-back sessions: an estimate (HyperLogLog, ~18 % standard error). */
+  distinctSources?: number;
+  /** How many held-back sessions of this rule the datapath's sample held when it was read. */
+  sampled?: number;
+  /** The sources and prefixes (IPv4 /24, IPv6 /48) most frequent in the sample, with the held-back sessions each is estimated to account for. */
+  topSources?: { source: string; sessions: number }[];
+  topPrefixes?: { prefix: string; sessions: number }[];
 }
 
 /** One kernel setting the agent changed or found (`hardening`, `unhardened`): sysctl(8) name, old → new. */

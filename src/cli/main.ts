@@ -64,6 +64,7 @@ program
   .option('--audit-keep <n>', 'rotated audit files to keep (default 5)', (v) => Number(v))
   .option('--summary-interval <duration>', 'how often active sessions get a summary record (default 10s; 0 = never)')
   .option('--deny-event-budget <n>', 'session records a second, per CPU and rule, for denied sessions; the rest are counted in flood records (default 100; 0 = no limit)', (v) => Number(v))
+  .option('--deny-event-cap <n>', 'session records a second for denied sessions on the whole enforcer, all rules together; the rest are counted in flood records (default 2000; 0 = no limit)', (v) => Number(v))
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
   .option('--state-dir <dir>', 'where the last installed policy is kept (default /var/lib/doorstep)')
   .option('--enforcer-id <id>', 'this enforcer\'s name in records (default: the host name)')

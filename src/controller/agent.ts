@@ -105,6 +105,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
     const failsafeChanged = engine.setFailsafe(config.failsafe);
     engine.setDenyEventBudget(config.denyEventBudget);
+    engine.setDenyEventCap(config.denyEventCap);
 
     controller = new NetworkController({
       engine,
@@ -133,12 +134,19 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       sinks: [...sinks, recent],
       summaryIntervalMs: config.summaryIntervalMs,
       sessions: () => openedEngine.sessions(),
-      floods: () => ({
-        retired: openedEngine.takeRetiredRuleStats(),
-        generation: openedEngine.activePolicy()?.generation ?? 0,
-        rules: openedEngine.ruleStats(),
-        heldWithoutRule: openedEngine.stats().heldWithoutRule,
-      }),
+      floods: () => {
+        const stats = openedEngine.stats();
+        const reading = {
+          retired: openedEngine.takeRetiredRuleStats(),
+          generation: openedEngine.activePolicy()?.generation ?? 0,
+          rules: openedEngine.ruleStats(),
+          heldWithoutRule: stats.heldWithoutRule,
+          sketchWithoutRule: stats.sketchWithoutRule,
+          samples: openedEngine.floodSamples(),
+        };
+        openedEngine.advanceFloodEpoch(); // the next interval's sketches and samples start empty
+        return reading;
+      },
       kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
       onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err instanceof Error ? err.message : String(err)}` })),
     });

@@ -40,6 +40,8 @@ export const configFileSchema = z.strictObject({
   summaryInterval: duration.optional(),
   /** Session records a second, per CPU and per rule, for denied sessions; past it, `flood` records count them. 0 = no limit. */
   denyEventBudget: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Session records a second for denied sessions on the whole enforcer, all rules together; past it, `flood` records count them. 0 = no limit. */
+  denyEventCap: z.number().int().min(0).max(0xffffffff).optional(),
   metrics: z.string().optional(),
   stateDir: z.string().optional(),
   enforcerId: z.string().min(1).optional(),
@@ -76,6 +78,7 @@ export interface AgentConfig {
   auditKeep: number;
   summaryIntervalMs: number;
   denyEventBudget: number;
+  denyEventCap: number;
   metrics: { host: string; port: number } | null;
   stateDir: string;
   enforcerId: string;
@@ -200,6 +203,9 @@ function natsAuth(flags: AgentFlags, file: ConfigFile): NatsAuth {
 /** Session records a second per CPU and rule for denied sessions, unless configured: about 35 KB/s of audit per flooded rule and CPU. */
 export const DEFAULT_DENY_EVENT_BUDGET = 100;
 
+/** Session records a second for denied sessions on the whole enforcer, unless configured: ~0.7 MB/s of audit at ~350 bytes a record, under 1 MB/s whatever a flood meets. */
+export const DEFAULT_DENY_EVENT_CAP = 2000;
+
 /** Defaults ← config file ← flags. */
 export function resolveConfig(flags: AgentFlags): AgentConfig {
   const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
@@ -228,6 +234,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     auditKeep: pick('auditKeep') ?? 5,
     summaryIntervalMs: durationSetting(pick('summaryInterval') ?? '10s'),
     denyEventBudget: pick('denyEventBudget') ?? DEFAULT_DENY_EVENT_BUDGET,
+    denyEventCap: pick('denyEventCap') ?? DEFAULT_DENY_EVENT_CAP,
     metrics: metrics ? parseListen(metrics) : null,
     stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
     enforcerId: pick('enforcerId') ?? hostname(),

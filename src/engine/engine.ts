@@ -4,7 +4,7 @@
 // events, run test packets. The only importer of the native addon.
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeStruct, offsetOf, readField, sizeOf } from '../abi/codec.js';
+import { encodeStruct, offsetOf, readBytes, readField, sizeOf } from '../abi/codec.js';
 import { IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
@@ -19,6 +19,8 @@ import {
   SESSION_VALUE_SIZE,
   type SessionKey,
   type SessionValue,
+  type FloodSample,
+  mergeSketch,
   type RuleStat,
 } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
@@ -158,6 +160,14 @@ function prefixKey(cidr: Prefix): Buffer {
   return encodeStruct('ds_prefix_key', { prefixlen: 8 + cidr.len + (cidr.family === 4 ? 96 : 0), family: cidr.family, addr });
 }
 
+/** A rate for a datapath budget: a u32 count a second. */
+function checkRate(perSecond: number, what: string, hint: string): number {
+  if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 0xffffffff) {
+    throw new DoorstepError('DS_E_USAGE', `${what} ${perSecond} is not a count`, { hint });
+  }
+  return perSecond;
+}
+
 function checkTenant(tenant: number, what: string): void {
   if (!Number.isInteger(tenant) || tenant < 0 || tenant > 0xffffffff) {
     throw new DoorstepError('DS_E_USAGE', `${what}: tenant ${tenant} is not a tenant id`, { hint: 'give tenantId(name) (src/policy/tenants.ts), an integer from 0 to 2^32 - 1' });
@@ -178,6 +188,8 @@ function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH',
 
 /** Retired versions whose final per-rule counters the engine keeps until they are taken. */
 const RETIRED_KEPT = 16;
+
+type SettingsField = keyof (typeof Layouts)['ds_settings']['fields'];
 
 /** A version's per-rule counters as they stood when it stopped being active. */
 export interface RetiredRuleStats {
@@ -289,16 +301,25 @@ export class Engine {
   }
 
   /**
-   * At most `perSecond` session events a second, per CPU and per rule, for denied sessions (0: no
-   * limit). The sessions past it emit no event; each rule counts them (`ruleStats().held`, and
-   * `stats().heldWithoutRule` for denies no counted rule decided), so events plus held equal the
-   * denied sessions exactly. Allowed sessions are never held back.
+   * Admit at most `perSecond` new denied sessions a second, per CPU and per rule (0: no limit).
+   * An admitted one is cached and, if its rule logs, emits its session event; one past the budget
+   * is decided statelessly (no cache entry, no event) and, if its rule logs, counted as held back
+   * (`ruleStats().held`, and `stats().heldWithoutRule` for denies no counted rule decided), so
+   * events plus held equal the logged denied sessions exactly. Allowed sessions are never held back.
    */
   setDenyEventBudget(perSecond: number): void {
-    if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 0xffffffff) {
-      throw new DoorstepError('DS_E_USAGE', `deny event budget ${perSecond} is not a count`, { hint: 'give events a second per CPU per rule, 0 for no limit' });
-    }
-    this.writeSettings({ deny_event_budget: perSecond });
+    this.writeSettings({ deny_event_budget: checkRate(perSecond, 'deny event budget', 'give sessions a second per CPU per rule, 0 for no limit') });
+  }
+
+  /**
+   * Admit at most `perSecond` new denied sessions a second on the whole engine, whatever their
+   * rule (0: no limit): the datapath gets an equal share per CPU (rounded up). The sessions past it
+   * are held back like those past a rule's budget. With the per-rule budget it bounds the session
+   * records of denied traffic, however many rules a flood meets.
+   */
+  setDenyEventCap(perSecond: number): void {
+    const total = checkRate(perSecond, 'deny event cap', 'give sessions a second for the whole enforcer, 0 for no limit');
+    this.writeSettings({ deny_event_cap: total === 0 ? 0 : Math.ceil(total / this.cpus) });
   }
 
   /** Instructions the verifier processed to load each program (its verified size): ingress, explain. */
@@ -404,14 +425,13 @@ export class Engine {
     return value;
   }
 
-  private writeSettings(values: { flags?: number; generation_hwm?: number; deny_event_budget?: number }): void {
+  /** Write the settings given, keeping the others (the datapath only reads ds_settings). */
+  private writeSettings(values: Partial<Record<SettingsField, number>>): void {
     const current = this.readSettings();
-    const next = encodeStruct('ds_settings', {
-      flags: values.flags ?? readField('ds_settings', current, 0, 'flags'),
-      generation_hwm: values.generation_hwm ?? readField('ds_settings', current, 0, 'generation_hwm'),
-      deny_event_budget: values.deny_event_budget ?? readField('ds_settings', current, 0, 'deny_event_budget'),
-    });
-    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
+    const fields = Object.fromEntries(
+      (Object.keys(Layouts.ds_settings.fields) as SettingsField[]).map((f) => [f, values[f] ?? readField('ds_settings', current, 0, f)]),
+    );
+    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), encodeStruct('ds_settings', fields));
   }
 
   /** A fresh inner map for `table`, filled from the image. The caller owns the returned fd. */
@@ -544,6 +564,46 @@ export class Engine {
     return this.retired.splice(0);
   }
 
+  // ---- flood intervals ----
+
+  /** The flood interval the datapath's sketches and samples of held-back sessions belong to. */
+  floodEpoch(): number {
+    return readField('ds_settings', this.readSettings(), 0, 'flood_epoch');
+  }
+
+  /** Start the next flood interval: sketches and samples of the previous one stop growing. Returns it. */
+  advanceFloodEpoch(): number {
+    const next = (this.floodEpoch() + 1) >>> 0;
+    this.writeSettings({ flood_epoch: next });
+    return next;
+  }
+
+  /**
+   * The sampled sources of held-back denied sessions in the current flood interval, from every
+   * CPU's sample (each held-back session overwrites a random one of Limits.FLOOD_SAMPLES slots).
+   */
+  floodSamples(): FloodSample[] {
+    const epoch = this.floodEpoch();
+    const n = 'ds_flood_sample';
+    const stride = Math.ceil(sizeOf(n) / 8) * 8;
+    const dump = addon().mapDump(this.fd('ds_flood_samples'), 4, stride * this.cpus, Limits.FLOOD_SAMPLES);
+    const out: FloodSample[] = [];
+    for (let i = 0; i < dump.count; i++) {
+      for (let cpu = 0; cpu < this.cpus; cpu++) {
+        const at = (i * this.cpus + cpu) * stride;
+        const family = readField(n, dump.values, at, 'family');
+        if (family === 0 || readField(n, dump.values, at, 'epoch') !== epoch) continue;
+        out.push({
+          family,
+          src: readBytes(n, dump.values, at, 'src'),
+          generation: readField(n, dump.values, at, 'generation'),
+          rule: readField(n, dump.values, at, 'counted') ? readField(n, dump.values, at, 'rule') : null,
+        });
+      }
+    }
+    return out;
+  }
+
   // ---- settings and failsafe ----
 
   private setFlag(flag: number, on: boolean): void {
@@ -664,7 +724,7 @@ export class Engine {
     const stride = Math.ceil(CPU_STATS_SIZE / 8) * 8;
     const value = Buffer.alloc(stride * this.cpus);
     addon().mapLookup(this.fd('ds_stats'), u32Key(0), value);
-    return decodeCpuStats(value, this.cpus);
+    return decodeCpuStats(value, this.cpus, this.floodEpoch());
   }
 
   /** Per-rule packets and bytes of the active version (index 0 = the default action), summed over CPUs. */
@@ -679,7 +739,9 @@ export class Engine {
     const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
     const valueSize = sizeOf('ds_rule_stat');
     const budget = Layouts.ds_rule_stat.fields.budget.offset;
-    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0, held: 0 });
+    const sketch = Layouts.ds_rule_stat.fields.sketch.offset;
+    const epoch = this.floodEpoch();
+    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0, held: 0, sketch: null });
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
       const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, start > 0 ? u32Key(start - 1) : null);
@@ -689,6 +751,7 @@ export class Engine {
         stat.packets += readField('ds_rule_stat', dump.values, i * valueSize, 'packets');
         stat.bytes += readField('ds_rule_stat', dump.values, i * valueSize, 'bytes');
         stat.held += readField('ds_budget', dump.values, i * valueSize + budget, 'held');
+        stat.sketch = mergeSketch(stat.sketch, dump.values, i * valueSize + sketch, epoch);
       }
     }
     return out;

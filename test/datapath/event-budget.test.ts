@@ -5,11 +5,12 @@
 // sessions are never held back, and the per-rule and per-reason packet counters stay exact.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Action } from '../../src/abi/generated.js';
+import { Action, Limits } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
 import type { Engine } from '../../src/engine/engine.js';
-import { compileYaml, openTestEngine, waitFor } from '../lib/datapath.js';
-import { frame } from '../lib/packet.js';
+import { estimateDistinct } from '../../src/audit/flood-sources.js';
+import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
+import { frame, type FrameSpec } from '../lib/packet.js';
 
 const POLICY = `
 apiVersion: doorstep/v1
@@ -28,7 +29,8 @@ const ALLOWED = 300;
 const UNPOLICED = 200;
 
 /** The i-th flow from a spoofed source to `dport`. */
-const flood = (i: number, dport: number) => frame({ src: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, dst: '10.1.0.1', proto: 17, sport: 1000 + dport, dport });
+const floodSpec = (i: number, dport: number): FrameSpec => ({ src: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, dst: '10.1.0.1', proto: 17, sport: 1000 + dport, dport });
+const flood = (i: number, dport: number) => frame(floodSpec(i, dport));
 
 describe('datapath: the event budget of denied sessions', () => {
   let engine: Engine;
@@ -92,5 +94,79 @@ describe('datapath: the event budget of denied sessions', () => {
     const after = engine.stats();
     assert.equal(after.counters.EVENTS - before.counters.EVENTS, 300);
     assert.equal(after.counters.EVENTS_HELD, before.counters.EVENTS_HELD);
+  });
+});
+
+describe('datapath: stateless denies past the admission budget', () => {
+  let engine: Engine;
+  const events: RawEvent[] = [];
+  before(() => {
+    engine = openTestEngine();
+    engine.onEvents((batch) => events.push(...batch));
+  });
+  after(() => engine?.close());
+
+  it('caches only the admitted denied sessions, decides the rest without an entry, and sketches and samples their sources', async () => {
+    const { ir, image } = compileYaml(POLICY);
+    engine.install(image);
+    engine.setDenyEventBudget(BUDGET);
+    const block = ir.rules.find((r) => r.name === 'block')?.index ?? -1;
+    const epoch = engine.advanceFloodEpoch();
+    const before = engine.stats();
+    const sources = 3000;
+    for (let i = 0; i < sources; i++) assert.equal(engine.testRun(flood(i, 9999)).verdict, 'drop');
+    const after = engine.stats();
+    const admitted = after.counters.CACHE_MISSES - before.counters.CACHE_MISSES - (after.counters.STATELESS - before.counters.STATELESS);
+    const held = engine.ruleStats().get(block)?.held ?? 0;
+    // every session past the budget is stateless and, its rule logging, held back; the rest cached
+    assert.equal(after.counters.STATELESS - before.counters.STATELESS, held);
+    assert.ok(held >= sources - BUDGET * 2 * 10, `held back ${held} of ${sources}`);
+    assert.equal(engine.sessions().filter((s) => s.value.rule === block).length, admitted, 'only admitted sessions are cached');
+    for (let i = 0; i < sources; i++) {
+      const cached = engine.lookupSession(sessionKeyOf(floodSpec(i, 9999)));
+      if (cached) assert.equal(cached.action, Action.DENY);
+    }
+    // a stateless deny's next packet is decided (and counted) again, still dropped
+    const lastHeld = engine.stats().counters.STATELESS;
+    const again = [...Array(sources).keys()].find((i) => !engine.lookupSession(sessionKeyOf(floodSpec(i, 9999)))) ?? -1;
+    assert.equal(engine.testRun(flood(again, 9999)).verdict, 'drop');
+    assert.equal(engine.stats().counters.STATELESS, lastHeld + 1);
+    assert.equal(engine.ruleStats().get(block)?.packets, sources + 1, 'packets stay exact');
+    // allowed traffic is unaffected
+    assert.equal(engine.testRun(flood(1, 53)).verdict, 'pass');
+    assert.equal(engine.testRun(flood(1, 53)).verdict, 'pass');
+
+    // the sketch of this interval estimates the distinct sources (held + 1 sessions from `held` sources)
+    assert.equal(engine.floodEpoch(), epoch);
+    const sketch = engine.ruleStats().get(block)?.sketch;
+    assert.ok(sketch, 'the rule has a sketch in this interval');
+    const estimate = estimateDistinct(sketch);
+    assert.ok(Math.abs(estimate - held) <= 0.55 * held, `${held} distinct sources estimated as ${estimate.toFixed(0)}`);
+    // the samples are this flood's sources, under this rule and version
+    const samples = engine.floodSamples();
+    assert.ok(samples.length >= 100 && samples.length <= Limits.FLOOD_SAMPLES * 2, `${samples.length} samples`);
+    const flooded = new Set(Array.from({ length: sources }, (_, i) => sessionKeyOf(floodSpec(i, 9999)).src.join('.')));
+    for (const s of samples) {
+      assert.deepEqual([s.rule, s.generation, s.family], [block, engine.activePolicy()?.generation, 4]);
+      assert.ok(flooded.has([...s.src].join('.')), 'a sampled source is one of the flood');
+    }
+    // the next interval starts empty
+    engine.advanceFloodEpoch();
+    assert.equal(engine.ruleStats().get(block)?.sketch, null);
+    assert.deepEqual(engine.floodSamples(), []);
+  });
+
+  it('caps the admitted denied sessions of all rules together per CPU (deny event cap)', () => {
+    engine.clearFlowState();
+    engine.setDenyEventBudget(1_000_000);
+    engine.setDenyEventCap(4); // 2 per CPU on two CPUs, at least 1 on more
+    const before = engine.stats();
+    for (let i = 0; i < 200; i++) engine.testRun(flood(10_000 + i, i % 2 ? 9999 : 7777));
+    const after = engine.stats();
+    const admitted = after.counters.CACHE_MISSES - before.counters.CACHE_MISSES - (after.counters.STATELESS - before.counters.STATELESS);
+    assert.ok(admitted >= 1 && admitted <= 4 * 10, `admitted ${admitted} of 200 (a few seconds at most)`);
+    assert.equal(after.counters.EVENTS - before.counters.EVENTS, admitted, 'only admitted sessions emit events');
+    assert.equal(after.counters.EVENTS_HELD - before.counters.EVENTS_HELD, 200 - admitted);
+    engine.setDenyEventCap(0);
   });
 });

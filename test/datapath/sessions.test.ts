@@ -150,7 +150,7 @@ describe('datapath: sessions, generations and events', () => {
     engine.testRun(frame({ ...web, dport: 99 }));
     const stats = engine.ruleStats();
     const webIndex = ir.rules.find((r) => r.name === 'web')?.index ?? -1;
-    assert.deepEqual(stats.get(webIndex), { packets: 7, bytes: 7 * f.length, held: 0 });
+    assert.deepEqual(stats.get(webIndex), { packets: 7, bytes: 7 * f.length, held: 0, sketch: null });
     assert.equal(stats.get(0)?.packets, 1);
   });
 

@@ -59,6 +59,7 @@ describe('ABI', () => {
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
       ds_denies: [L('ds_session_key'), L('ds_session_value')],
       ds_deny_filter: [4, 8],
+      ds_flood_samples: [4, L('ds_flood_sample')],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_rule_stat')],
       ds_failsafe_v2: [L('ds_prefix_key'), L('ds_failsafe_value')],

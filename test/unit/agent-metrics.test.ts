@@ -21,7 +21,7 @@ function fakeStats(): CpuStats {
       .filter((k) => k !== 'COUNT')
       .map((k, i) => [k, { pass: { packets: 10 * i + 1, bytes: 100 * i + 1 }, drop: { packets: 10 * i + 2, bytes: 100 * i + 2 } }]),
   ) as CpuStats['byReason'];
-  return { counters, heldWithoutRule: 0, eventSeq: [0, 0], byReason };
+  return { counters, heldWithoutRule: 0, sketchWithoutRule: null, eventSeq: [0, 0], byReason };
 }
 
 function fakeSource(over: Partial<MetricsSource> = {}): MetricsSource & { calls: number } {
