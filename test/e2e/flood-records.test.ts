@@ -65,6 +65,14 @@ describe('agent: flood records count what the event budget held back', { timeout
     assert.ok(sessions() >= BUDGET, `at least the budget's worth of session records: ${sessions()}`);
     const flood = records.find((x) => x.type === 'flood' && isBlock(x));
     assert.ok(flood && Number(flood.packets) >= Number(flood.heldBack) && typeof flood.from === 'string' && typeof flood.to === 'string', JSON.stringify(flood));
+    // one source sent them all: the sketch counts one, and the sample names it and its /24
+    for (const f of records.filter((x) => x.type === 'flood' && isBlock(x))) {
+      assert.equal(f.distinctSources, 1, JSON.stringify(f));
+      const top = f.topSources as { source: string; sessions: number }[];
+      const prefixes = f.topPrefixes as { prefix: string; sessions: number }[];
+      assert.deepEqual([top.length, top[0]?.source, top[0]?.sessions], [1, client.v4, f.heldBack], JSON.stringify(f));
+      assert.equal(prefixes[0]?.prefix, `${client.v4.split('.').slice(0, 3).join('.')}.0/24`);
+    }
     const held = r.cliJson<{ counters: Record<string, number> }>(['status']).counters;
     assert.equal(held?.EVENTS_HELD ?? heldBack(), heldBack());
 
