@@ -39,6 +39,7 @@ enum ds_limits {
 	DS_TENANT_NETS_MAX = 4096,    /* networks served by tenants on this enforcer (hairpin replies) */
 	DS_SKETCH_REGISTERS = 32,     /* HyperLogLog registers of a distinct-sources sketch (ds_sketch) */
 	DS_FLOOD_SAMPLES = 256,       /* held-back sessions' sources sampled per CPU (ds_flood_samples) */
+	DS_FLOOD_SAMPLE_EVERY = 8,    /* one held-back session in this many (per CPU and rule) is sampled */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */

@@ -33,14 +33,25 @@ static __always_inline int ds_window_room(struct ds_budget *b, __u64 now, __u32 
 	return b->window_events < limit;
 }
 
-static __always_inline __u32 ds_mix32(__u32 h)
+/* The multilinear constants of ds_hash_words: odd, 64-bit. */
+#define DS_HASH_K(i)                                                                                   \
+	((i) == 0 ? 0x9e3779b97f4a7c15ULL : (i) == 1 ? 0xc2b2ae3d27d4eb4fULL : (i) == 2 ? 0x165667b19e3779f9ULL : \
+	 (i) == 3 ? 0xd6e8feb86659fd93ULL : (i) == 4 ? 0xff51afd7ed558ccdULL : (i) == 5 ? 0xc4ceb9fe1a85ec53ULL : \
+	 (i) == 6 ? 0x94d049bb133111ebULL : (i) == 7 ? 0xbf58476d1ce4e5b9ULL : (i) == 8 ? 0x2545f4914f6cdd1dULL : \
+	 (i) == 9 ? 0x9fb21c651e98df25ULL : (i) == 10 ? 0xd1b54a32d192ed03ULL : 0xaef17502108ef2d9ULL)
+
+/* A hash of `n` (at most 12) 32-bit words: multilinear, a sum of their products with odd 64-bit
+ * constants, whose high 32 bits depend on every input bit. The products do not depend on each
+ * other, so they run in parallel, unlike a chain of mixing rounds. */
+static __always_inline __u32 ds_hash_words(const __u32 *w, int n, __u64 seed)
 {
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
+	__u64 h = seed;
+
+#pragma unroll
+	for (int i = 0; i < 12; i++)
+		if (i < n)
+			h += (__u64)w[i] * DS_HASH_K(i);
+	return (__u32)(h >> 32);
 }
 
 /* Add a source address to a HyperLogLog sketch of interval `epoch` (reset first if it holds an
@@ -48,8 +59,7 @@ static __always_inline __u32 ds_mix32(__u32 h)
  * zeros of the other 27 bits plus one (28 when they are all zero); a register keeps its highest. */
 static __always_inline void ds_sketch_add(struct ds_sketch *sk, const __u8 *src, __u32 epoch)
 {
-	const __u32 *w = (const __u32 *)src;
-	__u32 h = ds_mix32(ds_mix32(ds_mix32(ds_mix32(w[0]) ^ w[1]) ^ w[2]) ^ w[3]);
+	__u32 h = ds_hash_words((const __u32 *)src, 4, 0x5851f42d4c957f2dULL);
 	__u32 x = h & ~(__u32)(DS_SKETCH_REGISTERS - 1);
 	__u8 rank = 1;
 
@@ -71,7 +81,8 @@ static __always_inline void ds_sketch_add(struct ds_sketch *sk, const __u8 *src,
 		sk->regs[i] = rank;
 }
 
-/* Remember the source of a held-back session in a random slot of this CPU's sample. */
+/* Remember the source of a held-back session in a random slot of this CPU's sample (called for
+ * one held-back session in DS_FLOOD_SAMPLE_EVERY of each rule). */
 static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, const struct ds_session_value *nv,
 						__u8 counted, __u32 epoch)
 {
@@ -122,7 +133,8 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 		b->held++;
 		ds_count(st, DS_CTR_EVENTS_HELD);
 		ds_sketch_add(sk, k->src, cfg->flood_epoch);
-		ds_flood_sample_put(k, nv, counted, cfg->flood_epoch);
+		if (!(b->held & (DS_FLOOD_SAMPLE_EVERY - 1)))
+			ds_flood_sample_put(k, nv, counted, cfg->flood_epoch);
 	}
 	return 0;
 }
@@ -130,16 +142,9 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 /* The word of ds_deny_filter that holds `k`'s bit, and the bit (a hash of the whole key). */
 static __always_inline __u64 *ds_deny_filter_word(const struct ds_session_key *k, __u64 *bit)
 {
-	const __u32 *w = (const __u32 *)k;
-	__u32 h = 0x9e3779b9;
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
-		h ^= w[i];
-		h *= 0x85ebca6b;
-		h ^= h >> 13;
-	}
+	__u32 h = ds_hash_words((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
 	__u32 word = (h >> 6) & (DS_DENY_FILTER_WORDS - 1);
+
 	*bit = 1ULL << (h & 63);
 	return bpf_map_lookup_elem(&ds_deny_filter, &word);
 }

@@ -26,6 +26,7 @@ export const Limits = {
   TENANT_NETS_MAX: 4096,
   SKETCH_REGISTERS: 32,
   FLOOD_SAMPLES: 256,
+  FLOOD_SAMPLE_EVERY: 8,
 } as const;
 
 export const Action = {
