@@ -14,6 +14,7 @@ enum ds_session_flag ds_btf_session_flag;
 enum ds_family ds_btf_family;
 struct ds_session_key ds_btf_session_key;
 struct ds_session_value ds_btf_session_value;
+struct ds_flow_filter_entry ds_btf_flow_filter_entry;
 struct ds_frag_key ds_btf_frag_key;
 struct ds_frag_value ds_btf_frag_value;
 struct ds_event ds_btf_event;

@@ -20,7 +20,7 @@ enum ds_limits {
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
-	DS_DENY_FILTER_WORDS = 16384, /* ds_deny_filter: 64-bit words, 2^20 bits (128 KiB) */
+	DS_FLOW_FILTER_ENTRIES = 32768, /* ds_flow_filter: 2 banks × (32 deny + 32 allow bits) each: 2^20 bits a kind and bank (512 KiB) */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
 	DS_EVENTS_BYTES = 16777216,   /* ring buffer size (16 MiB) */
 	DS_FAILSAFE_MAX = 256,        /* management prefixes */
@@ -147,6 +147,17 @@ struct ds_session_key {
 	__u8 pad[2];
 };
 _Static_assert(sizeof(struct ds_session_key) == 48, "ds_session_key size");
+
+/* ds_flow_filter value: which session cache may hold a flow. A key hashes to one entry and a bit
+ * position p (0..31): bit p of a bank says "maybe in ds_denies", bit 32 + p "maybe in ds_sessions";
+ * a bit clear in both banks proves the flow is in neither cache (so a new flow is classified
+ * without probing either). The datapath sets a session's bit in both banks when it caches the
+ * session, and again when a cached session finds its bit missing from one; the agent clears the
+ * banks in turn (Engine.ageFlowFilter), so a bit goes only from a session idle for two agings. */
+struct ds_flow_filter_entry {
+	__u64 bank[2];
+};
+_Static_assert(sizeof(struct ds_flow_filter_entry) == 16, "ds_flow_filter_entry size");
 
 /* ds_sessions value: the cached decision and the session's traffic, written by the datapath. */
 struct ds_session_value {

@@ -31,16 +31,16 @@ struct {
 	__type(value, struct ds_session_value);
 } ds_denies SEC(".maps");
 
-// A filter of the keys ever put in ds_denies: one bit per hash of a session key, set (atomically)
-// on every insert, never cleared. A clear bit proves the key is not in ds_denies (only ds_sessions
-// is probed); a set bit says it probably is (ds_denies is probed first). So a packet pays one
-// probe of a large hash, allowed or denied. Written and read by the datapath.
+// Which cache may hold a flow (struct ds_flow_filter_entry): a flow whose bits are clear is in
+// neither cache and is classified without a probe, so a flood of new flows (spoofed sources) pays
+// no lookup in a large hash; a cached flow probes the cache its bit names (ds_denies first). Set
+// (atomically) by the datapath, cleared one bank at a time by the agent.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DS_DENY_FILTER_WORDS);
+	__uint(max_entries, DS_FLOW_FILTER_ENTRIES);
 	__type(key, __u32);
-	__type(value, __u64);
-} ds_deny_filter SEC(".maps");
+	__type(value, struct ds_flow_filter_entry);
+} ds_flow_filter SEC(".maps");
 
 // Sources of held-back denied sessions, sampled: each one overwrites a random slot of its CPU's
 // array, so the array holds a sample of the most recent ones (tagged with the flood interval).

@@ -15,6 +15,8 @@
 #include "audit.h"
 #include "classify.h"
 
+#define DS_EEXIST 17 /* what bpf_map_update_elem(BPF_NOEXIST) returns, negated, for a key present */
+
 static __always_inline __u32 ds_setting_flags(void)
 {
 	__u32 zero = 0;
@@ -139,14 +141,27 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 	return 0;
 }
 
-/* The word of ds_deny_filter that holds `k`'s bit, and the bit (a hash of the whole key). */
-static __always_inline __u64 *ds_deny_filter_word(const struct ds_session_key *k, __u64 *bit)
+/* The hash of `k` that places it in ds_flow_filter: entry ds_flow_entry(h), bit position h & 31. */
+static __always_inline __u32 ds_flow_hash(const struct ds_session_key *k)
 {
-	__u32 h = ds_hash_words((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
-	__u32 word = (h >> 6) & (DS_DENY_FILTER_WORDS - 1);
+	return ds_hash_words((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
+}
 
-	*bit = 1ULL << (h & 63);
-	return bpf_map_lookup_elem(&ds_deny_filter, &word);
+static __always_inline struct ds_flow_filter_entry *ds_flow_entry(__u32 h)
+{
+	__u32 i = (h >> 5) & (DS_FLOW_FILTER_ENTRIES - 1);
+	return bpf_map_lookup_elem(&ds_flow_filter, &i);
+}
+
+/* Set `bit` in both banks where it is missing (a plain read first: the atomic write is rare). */
+static __always_inline void ds_flow_filter_mark(struct ds_flow_filter_entry *fe, __u64 bit)
+{
+	if (!fe)
+		return;
+	if (!(fe->bank[0] & bit))
+		__sync_fetch_and_or(&fe->bank[0], bit);
+	if (!(fe->bank[1] & bit))
+		__sync_fetch_and_or(&fe->bank[1], bit);
 }
 
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
@@ -181,18 +196,23 @@ static __always_inline void ds_frag_key_of(const struct ds_packet *pkt, struct d
 
 /* A first fragment that passes: remember its upper-layer protocol and ports under the datagram's
  * identity. Only passing ones: the later fragments of a dropped first fragment drop as unknown,
- * and so denied traffic never takes a place in ds_frags from an allowed datagram. */
-static __always_inline void ds_frag_record(const struct ds_packet *pkt, __u64 now)
+ * and so denied traffic never takes a place in ds_frags from an allowed datagram. Not inlined (the
+ * caller's stack budget is spent); ds_frag_record calls it for first fragments only. */
+static __noinline void ds_frag_remember(const struct ds_packet *pkt, __u64 now)
 {
 	struct ds_frag_key fk = {};
 	struct ds_frag_value fv = {
 		.last_seen = now, .sport = pkt->key.sport, .dport = pkt->key.dport, .proto = pkt->key.proto,
 	};
 
-	if (pkt->frag != DS_FRAG_FIRST)
-		return;
 	ds_frag_key_of(pkt, &fk);
 	bpf_map_update_elem(&ds_frags, &fk, &fv, BPF_ANY);
+}
+
+static __always_inline void ds_frag_record(const struct ds_packet *pkt, __u64 now)
+{
+	if (pkt->frag == DS_FRAG_FIRST)
+		ds_frag_remember(pkt, now);
 }
 
 /* A later fragment: borrow its first fragment's protocol and ports, or fail (-1) when no first
@@ -311,8 +331,9 @@ static __always_inline void ds_reply_remember(const struct ds_session_key *f, __
  * source interface: on its tenant's fabric (DS_SETTING_TRACK_REPLIES), and, when its destination
  * lies in a network served by a tenant here, on that tenant's source interfaces
  * (DS_SETTING_TENANT_NETS; any tenant, its own included: a flow hairpinned within one tenant is
- * answered the same way). From a fabric: on its tenant's source interfaces. */
-static __always_inline void ds_replies_remember(const struct ds_session_key *f, __u32 tenant, __u32 flags, int source_side)
+ * answered the same way). From a fabric: on its tenant's source interfaces. Not inlined (the
+ * caller's stack budget is spent); called once per allowed new session. */
+static __noinline void ds_replies_remember(const struct ds_session_key *f, __u32 tenant, __u32 flags, int source_side)
 {
 	/* allowed on a fabric (inbound, by policy): its replies leave through the tenant's source
 	 * interfaces and pass there as replies, without a rule of their own */
@@ -393,6 +414,55 @@ static __always_inline void ds_reply_decision(struct ds_session_value *out)
 	out->rule = 0;
 }
 
+/* A session new to the filter that is about to be cached in one cache may still have an entry in
+ * the other (its bits aged away while it was idle, and a later version changed its verdict): that
+ * entry is moved, as a re-classified session's: `nv` carries its traffic on, and it leaves the
+ * other cache. Returns -1 when there was none, 1 when the change is to be audited, 2 when not.
+ * Not inlined (the caller's stack budget is spent); called once per cached new session. */
+static __noinline int ds_session_adopt(void *other, const struct ds_session_key *k, struct ds_session_value *nv, __u64 len)
+{
+	struct ds_session_value *e = bpf_map_lookup_elem(other, k);
+
+	if (!e)
+		return -1;
+	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
+		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
+	nv->first_seen = e->first_seen;
+	nv->packets = e->packets + 1;
+	nv->bytes = e->bytes + len;
+	bpf_map_delete_elem(other, k);
+	return audit ? 1 : 2;
+}
+
+/* A new session's insert found its key cached after all (its filter bit aged away while it was
+ * idle): the entry carries on. When it holds the same decision (`nv`'s generation, action, rule
+ * and reason), it is touched as on a cache hit: returns 0. Otherwise (an older version decided
+ * it) it is replaced by `nv` with its traffic carried over, as a re-classified session: returns 1
+ * when the change is to be audited, 2 when not. 3 when the entry was evicted meanwhile and `nv`
+ * is cached as the new session it is. A negative error if nothing could be written.
+ * Not inlined: the verifier's stack budget for the caller is spent. */
+static __noinline long ds_session_recover(void *cache, const struct ds_session_key *k, struct ds_session_value *nv,
+					  __u64 now, __u64 len)
+{
+	struct ds_session_value *e = bpf_map_lookup_elem(cache, k);
+
+	if (!e) { /* evicted since: cache `nv` after all, as the new session it is */
+		long err = bpf_map_update_elem(cache, k, nv, BPF_ANY);
+		return err ? err : 3;
+	}
+	if (e->generation == nv->generation && e->action == nv->action && e->rule == nv->rule && e->reason == nv->reason) {
+		ds_session_touch(e, now, len);
+		return 0;
+	}
+	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
+		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
+	nv->first_seen = e->first_seen;
+	nv->packets = e->packets + 1;
+	nv->bytes = e->bytes + len;
+	long err = bpf_map_update_elem(cache, k, nv, BPF_ANY);
+	return err ? err : audit ? 1 : 2;
+}
+
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
  * Fills `out` with the decision that applies to this packet. Settings are read only on this
  * classify path:
@@ -407,20 +477,22 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 					      struct ds_session_value *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
-	/* The filter says where to look first: a clear bit proves the flow was never denied (only
-	 * ds_sessions can hold it); a set bit means it probably was (ds_denies first, ds_sessions if
-	 * not there). So a packet pays one probe of a large hash, allowed or denied, cached or new,
-	 * but for another key's bit. */
-	__u64 bit = 0;
-	__u64 *filter = ds_deny_filter_word(k, &bit);
-	int maybe_denied = !filter || (*filter & bit);
+	/* The filter says which cache to probe: its deny bit, ds_denies (first); its allow bit,
+	 * ds_sessions; neither, no probe at all: a new flow, classified at once (a flood of spoofed
+	 * sources pays no lookup in a large hash). A cached flow pays one probe, but for another
+	 * key's bit. */
+	__u32 h = ds_flow_hash(k);
+	struct ds_flow_filter_entry *fe = ds_flow_entry(h);
+	__u64 deny_bit = 1ULL << (h & 31);
+	__u64 allow_bit = deny_bit << 32;
+	__u64 maybe = fe ? fe->bank[0] | fe->bank[1] : ~0ULL;
 	struct ds_session_value *s = NULL;
 	int was_denied = 0;
-	if (maybe_denied) {
+	if (maybe & deny_bit) {
 		s = bpf_map_lookup_elem(&ds_denies, k);
 		was_denied = s != NULL;
 	}
-	if (!s)
+	if (!s && (maybe & allow_bit))
 		s = bpf_map_lookup_elem(&ds_sessions, k);
 
 	if (s && s->generation == generation) {
@@ -430,6 +502,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		}
 		ds_count(st, DS_CTR_CACHE_HITS);
 		ds_session_touch(s, now, len);
+		ds_flow_filter_mark(fe, was_denied ? deny_bit : allow_bit); /* kept while in use */
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -446,7 +519,9 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
 	ds_classify_flow(meta, k, tenant, &d);
 
-	struct ds_session_value nv = {
+	/* the new decision is built in `out`, the caller's (one value on the stack, not two) */
+	struct ds_session_value *nv = out;
+	*nv = (struct ds_session_value){
 		.first_seen = now,
 		.last_seen = now,
 		.packets = 1,
@@ -464,9 +539,9 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	if (s) {
 		ds_count(st, DS_CTR_CACHE_STALE);
 		kind = DS_EVENT_SESSION_CHANGED;
-		nv.first_seen = s->first_seen;
-		nv.packets = s->packets + 1;
-		nv.bytes = s->bytes + len;
+		nv->first_seen = s->first_seen;
+		nv->packets = s->packets + 1;
+		nv->bytes = s->bytes + len;
 		/* same outcome under the new version: nothing to audit */
 		emit = (d.log || (s->flags & DS_SESSION_LOG)) &&
 		       (s->action != d.action || s->rule != d.rule || s->reason != d.reason);
@@ -474,28 +549,38 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
 	/* a new denied session past its budget is decided statelessly: no entry, no event */
-	if (!s && nv.action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, &nv, now)) {
-		*out = nv;
+	if (!s && nv->action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, nv, now)) {
 		return;
 	}
 	/* a session whose verdict changed moves to the other cache */
-	if (s && was_denied != (nv.action == DS_ACTION_DENY))
+	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
-	long err;
-	if (nv.action == DS_ACTION_ALLOW) {
-		err = bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY);
-	} else {
-		if (filter && !(*filter & bit))
-			__sync_fetch_and_or(filter, bit);
-		err = bpf_map_update_elem(&ds_denies, k, &nv, BPF_ANY);
+	void *cache = nv->action == DS_ACTION_ALLOW ? (void *)&ds_sessions : (void *)&ds_denies;
+	/* a flow new to the filter may still be cached (its bits aged away while it was idle): in
+	 * the other cache, its entry moves here; in this one, the insert fails and the entry carries on */
+	if (!s) {
+		int moved = ds_session_adopt(nv->action == DS_ACTION_ALLOW ? (void *)&ds_denies : (void *)&ds_sessions, k, nv, len);
+		if (moved > 0) {
+			kind = DS_EVENT_SESSION_CHANGED;
+			emit = moved == 1;
+		}
 	}
+	long err = bpf_map_update_elem(cache, k, nv, s ? BPF_ANY : BPF_NOEXIST);
+	if (err == -DS_EEXIST) {
+		long r = ds_session_recover(cache, k, nv, now, len);
+		err = r < 0 ? r : 0;
+		if (r >= 0 && r != 3) {
+			kind = DS_EVENT_SESSION_CHANGED;
+			emit = r == 1;
+		}
+	}
+	ds_flow_filter_mark(fe, nv->action == DS_ACTION_ALLOW ? allow_bit : deny_bit);
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
-	else if (nv.action == DS_ACTION_ALLOW)
+	else if (nv->action == DS_ACTION_ALLOW)
 		ds_replies_remember(k, tenant, flags, source_side);
 	if (emit)
-		ds_emit(st, k, &nv, kind, len);
-	*out = nv;
+		ds_emit(st, k, nv, kind, len);
 }
 
 #endif /* DOORSTEP_SESSION_H */

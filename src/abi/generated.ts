@@ -7,7 +7,7 @@ export const Limits = {
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
-  DENY_FILTER_WORDS: 16384,
+  FLOW_FILTER_ENTRIES: 32768,
   FRAGS_MAX: 16384,
   EVENTS_BYTES: 16777216,
   FAILSAFE_MAX: 256,
@@ -149,6 +149,12 @@ export const Layouts = {
       reason: { offset: 41, size: 1, elem: 1, count: 1 },
       flags: { offset: 42, size: 1, elem: 1, count: 1 },
       pad: { offset: 43, size: 5, elem: 1, count: 5 },
+    },
+  },
+  ds_flow_filter_entry: {
+    size: 16,
+    fields: {
+      bank: { offset: 0, size: 16, elem: 8, count: 2 },
     },
   },
   ds_frag_key: {

@@ -13,7 +13,7 @@ import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
 import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, FLOW_FILTER_AGING_MS } from '../engine/engine.js';
 import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
@@ -246,6 +246,15 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
 
     const lostTimer = setInterval(() => pipe.checkKernelLost(openedEngine.stats()), LOST_CHECK_MS);
     cleanups.push(() => clearInterval(lostTimer));
+    // a session idle for one to two periods is classified again when it resumes (its entry carries on)
+    const agingTimer = setInterval(() => {
+      try {
+        openedEngine.ageFlowFilter();
+      } catch (err) {
+        pipe.emit(agentRecord({ event: 'error', message: `flow filter: ${err instanceof Error ? err.message : String(err)}` }));
+      }
+    }, FLOW_FILTER_AGING_MS);
+    cleanups.push(() => clearInterval(agingTimer));
 
     const toWall = monotonicToWall();
     api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall }));

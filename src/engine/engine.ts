@@ -189,6 +189,9 @@ function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH',
 /** Retired versions whose final per-rule counters the engine keeps until they are taken. */
 const RETIRED_KEPT = 16;
 
+/** How often the agent ages ds_flow_filter (Engine.ageFlowFilter): a session idle for one to two periods is classified again when it resumes. */
+export const FLOW_FILTER_AGING_MS = 30_000;
+
 type SettingsField = keyof (typeof Layouts)['ds_settings']['fields'];
 
 /** A version's per-rule counters as they stood when it stopped being active. */
@@ -200,6 +203,8 @@ export interface RetiredRuleStats {
 export class Engine {
   private readonly links = new Map<string, LinkState>();
   private readonly retired: RetiredRuleStats[] = [];
+  /** The bank of ds_flow_filter that ageFlowFilter() clears next. */
+  private nextAgedBank = 0;
   private reader: RingBufferReaderHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
   private closed = false;
@@ -798,6 +803,29 @@ export class Engine {
       const dump = native.mapDump(fd, keySize, valueSize, maxEntries);
       for (let i = 0; i < dump.count; i++) native.mapDelete(fd, dump.keys.subarray(i * keySize, (i + 1) * keySize));
     }
+    this.ageFlowFilter();
+    this.ageFlowFilter();
+  }
+
+  /**
+   * Clear one bank of ds_flow_filter, the other bank next time. A cached session sets its bit in
+   * both banks again on its next packet, so only a session idle since the previous call loses it;
+   * its next packet is then classified as a new one's, and finds its entry when it inserts (the
+   * entry carries on: same traffic, no new event). Call it periodically (the agent: every
+   * FLOW_FILTER_AGING_MS), or the filter fills and every new flow pays a probe of the caches again.
+   * Bits the datapath sets in the other bank while this runs may be lost: that costs the flow one
+   * classification, never a verdict.
+   */
+  ageFlowFilter(): void {
+    const native = addon();
+    const fd = this.fd('ds_flow_filter');
+    const n = Limits.FLOW_FILTER_ENTRIES;
+    const size = sizeOf('ds_flow_filter_entry');
+    const dump = native.mapDump(fd, 4, size, n);
+    const at = Layouts.ds_flow_filter_entry.fields.bank.offset + this.nextAgedBank * 8;
+    for (let i = 0; i < dump.count; i++) dump.values.writeBigUInt64LE(0n, i * size + at);
+    native.mapUpdateBatch(fd, dump.keys, dump.values, dump.count, 4, size);
+    this.nextAgedBank = 1 - this.nextAgedBank;
   }
 
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */

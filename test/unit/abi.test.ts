@@ -58,7 +58,7 @@ describe('ABI', () => {
       ds_sessions: [L('ds_session_key'), L('ds_session_value')],
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
       ds_denies: [L('ds_session_key'), L('ds_session_value')],
-      ds_deny_filter: [4, 8],
+      ds_flow_filter: [4, L('ds_flow_filter_entry')],
       ds_flood_samples: [4, L('ds_flood_sample')],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_rule_stat')],
