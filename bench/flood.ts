@@ -14,6 +14,7 @@ import { readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { encodeSessionKey } from '../src/abi/records.js';
+import { DEFAULT_DENY_EVENT_BUDGET, DEFAULT_DENY_EVENT_CAP } from '../src/controller/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { runEach, runRepeat } from '../src/engine/floor.js';
 import { frame, type FrameSpec } from '../src/engine/frame.js';
@@ -310,6 +311,8 @@ function testRuns(xdpFilter: XdpFilterPeer, xdpFilterProg: ForeignProgram, runs:
     const compiled = compileSources([{ file: 'flood.json', text: policyText(rules10k) }]);
     const engine = Engine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: 65_536 });
     engine.onEvents(() => undefined); // drain the ring buffer as an agent would
+    engine.setDenyEventBudget(DEFAULT_DENY_EVENT_BUDGET); // the agent's admission budget and cap
+    engine.setDenyEventCap(DEFAULT_DENY_EVENT_CAP);
     engine.install(buildImage(compiled.ir, compiled.tables));
     return engine;
   });

@@ -153,15 +153,17 @@ static __always_inline struct ds_flow_filter_entry *ds_flow_entry(__u32 h)
 	return bpf_map_lookup_elem(&ds_flow_filter, &i);
 }
 
-/* Set `bit` in both banks where it is missing (a plain read first: the atomic write is rare). */
+/* Set `bit` in both banks where it is missing. Plain writes, not atomics: a bit lost to another
+ * CPU's write of the same word costs its flow one classification (the insert then finds the entry,
+ * ds_session_recover), never a verdict, and it is set again on the next packet. */
 static __always_inline void ds_flow_filter_mark(struct ds_flow_filter_entry *fe, __u64 bit)
 {
 	if (!fe)
 		return;
 	if (!(fe->bank[0] & bit))
-		__sync_fetch_and_or(&fe->bank[0], bit);
+		fe->bank[0] |= bit;
 	if (!(fe->bank[1] & bit))
-		__sync_fetch_and_or(&fe->bank[1], bit);
+		fe->bank[1] |= bit;
 }
 
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
@@ -414,14 +416,49 @@ static __always_inline void ds_reply_decision(struct ds_session_value *out)
 	out->rule = 0;
 }
 
+/* The session caches by verdict. Each call names its map, never a pointer chosen at run time: the
+ * verifier then inlines a lookup or calls the map's own update directly, where a chosen pointer
+ * would cost an indirect call each (a retpoline here). The empty asm after one of the two calls
+ * keeps clang from merging them into one call on a selected pointer. */
+static __always_inline struct ds_session_value *ds_cache_lookup(int allowed, const struct ds_session_key *k)
+{
+	if (allowed) {
+		struct ds_session_value *v = bpf_map_lookup_elem(&ds_sessions, k);
+		asm volatile("" : "+r"(v));
+		return v;
+	}
+	return bpf_map_lookup_elem(&ds_denies, k);
+}
+
+static __always_inline long ds_cache_update(int allowed, const struct ds_session_key *k, struct ds_session_value *nv, __u64 flags)
+{
+	if (allowed) {
+		long err = bpf_map_update_elem(&ds_sessions, k, nv, flags);
+		asm volatile("" : "+r"(err));
+		return err;
+	}
+	return bpf_map_update_elem(&ds_denies, k, nv, flags);
+}
+
+static __always_inline long ds_cache_delete(int allowed, const struct ds_session_key *k)
+{
+	if (allowed) {
+		long err = bpf_map_delete_elem(&ds_sessions, k);
+		asm volatile("" : "+r"(err));
+		return err;
+	}
+	return bpf_map_delete_elem(&ds_denies, k);
+}
+
 /* A session new to the filter that is about to be cached in one cache may still have an entry in
  * the other (its bits aged away while it was idle, and a later version changed its verdict): that
  * entry is moved, as a re-classified session's: `nv` carries its traffic on, and it leaves the
  * other cache. Returns -1 when there was none, 1 when the change is to be audited, 2 when not.
  * Not inlined (the caller's stack budget is spent); called once per cached new session. */
-static __noinline int ds_session_adopt(void *other, const struct ds_session_key *k, struct ds_session_value *nv, __u64 len)
+static __noinline int ds_session_adopt(const struct ds_session_key *k, struct ds_session_value *nv, __u64 len)
 {
-	struct ds_session_value *e = bpf_map_lookup_elem(other, k);
+	int other_allowed = nv->action != DS_ACTION_ALLOW;
+	struct ds_session_value *e = ds_cache_lookup(other_allowed, k);
 
 	if (!e)
 		return -1;
@@ -430,7 +467,7 @@ static __noinline int ds_session_adopt(void *other, const struct ds_session_key 
 	nv->first_seen = e->first_seen;
 	nv->packets = e->packets + 1;
 	nv->bytes = e->bytes + len;
-	bpf_map_delete_elem(other, k);
+	ds_cache_delete(other_allowed, k);
 	return audit ? 1 : 2;
 }
 
@@ -441,13 +478,13 @@ static __noinline int ds_session_adopt(void *other, const struct ds_session_key 
  * when the change is to be audited, 2 when not. 3 when the entry was evicted meanwhile and `nv`
  * is cached as the new session it is. A negative error if nothing could be written.
  * Not inlined: the verifier's stack budget for the caller is spent. */
-static __noinline long ds_session_recover(void *cache, const struct ds_session_key *k, struct ds_session_value *nv,
-					  __u64 now, __u64 len)
+static __noinline long ds_session_recover(const struct ds_session_key *k, struct ds_session_value *nv, __u64 now, __u64 len)
 {
-	struct ds_session_value *e = bpf_map_lookup_elem(cache, k);
+	int allowed = nv->action == DS_ACTION_ALLOW;
+	struct ds_session_value *e = ds_cache_lookup(allowed, k);
 
 	if (!e) { /* evicted since: cache `nv` after all, as the new session it is */
-		long err = bpf_map_update_elem(cache, k, nv, BPF_ANY);
+		long err = ds_cache_update(allowed, k, nv, BPF_ANY);
 		return err ? err : 3;
 	}
 	if (e->generation == nv->generation && e->action == nv->action && e->rule == nv->rule && e->reason == nv->reason) {
@@ -459,7 +496,7 @@ static __noinline long ds_session_recover(void *cache, const struct ds_session_k
 	nv->first_seen = e->first_seen;
 	nv->packets = e->packets + 1;
 	nv->bytes = e->bytes + len;
-	long err = bpf_map_update_elem(cache, k, nv, BPF_ANY);
+	long err = ds_cache_update(allowed, k, nv, BPF_ANY);
 	return err ? err : audit ? 1 : 2;
 }
 
@@ -554,30 +591,30 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
-		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
-	void *cache = nv->action == DS_ACTION_ALLOW ? (void *)&ds_sessions : (void *)&ds_denies;
+		ds_cache_delete(!was_denied, k);
+	int allowed = nv->action == DS_ACTION_ALLOW;
 	/* a flow new to the filter may still be cached (its bits aged away while it was idle): in
 	 * the other cache, its entry moves here; in this one, the insert fails and the entry carries on */
 	if (!s) {
-		int moved = ds_session_adopt(nv->action == DS_ACTION_ALLOW ? (void *)&ds_denies : (void *)&ds_sessions, k, nv, len);
+		int moved = ds_session_adopt(k, nv, len);
 		if (moved > 0) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = moved == 1;
 		}
 	}
-	long err = bpf_map_update_elem(cache, k, nv, s ? BPF_ANY : BPF_NOEXIST);
+	long err = ds_cache_update(allowed, k, nv, s ? BPF_ANY : BPF_NOEXIST);
 	if (err == -DS_EEXIST) {
-		long r = ds_session_recover(cache, k, nv, now, len);
+		long r = ds_session_recover(k, nv, now, len);
 		err = r < 0 ? r : 0;
 		if (r >= 0 && r != 3) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = r == 1;
 		}
 	}
-	ds_flow_filter_mark(fe, nv->action == DS_ACTION_ALLOW ? allow_bit : deny_bit);
+	ds_flow_filter_mark(fe, allowed ? allow_bit : deny_bit);
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
-	else if (nv->action == DS_ACTION_ALLOW)
+	else if (allowed)
 		ds_replies_remember(k, tenant, flags, source_side);
 	if (emit)
 		ds_emit(st, k, nv, kind, len);
