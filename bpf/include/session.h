@@ -593,16 +593,21 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		ds_cache_delete(!was_denied, k);
 	int allowed = nv->action == DS_ACTION_ALLOW;
-	/* a flow new to the filter may still be cached (its bits aged away while it was idle): in
-	 * the other cache, its entry moves here; in this one, the insert fails and the entry carries on */
-	if (!s) {
+	/* A flow new to the filter may still be cached (its bits aged away while it was idle). In the
+	 * cache of its verdict, the insert fails and the entry carries on (ds_session_recover). A
+	 * denied one (admitted: budgeted) also takes over an entry of the allowed cache, so no stale
+	 * allowed entry stays listed; an allowed one does not look (that probe would cost every new
+	 * allowed session a second cache miss): a stale denied entry may stay behind, unreachable
+	 * unless a bit of its own leads a packet to it, which then finds it stale and re-classifies,
+	 * and a move into a cache never overwrites a live entry there (BPF_NOEXIST). */
+	if (!s && !allowed) {
 		int moved = ds_session_adopt(k, nv, len);
 		if (moved > 0) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = moved == 1;
 		}
 	}
-	long err = ds_cache_update(allowed, k, nv, s ? BPF_ANY : BPF_NOEXIST);
+	long err = ds_cache_update(allowed, k, nv, s && was_denied == !allowed ? BPF_ANY : BPF_NOEXIST);
 	if (err == -DS_EEXIST) {
 		long r = ds_session_recover(k, nv, now, len);
 		err = r < 0 ? r : 0;

@@ -98,7 +98,29 @@ describe('datapath: the flow filter', () => {
     // back to allow: the cached deny is stale, and the session moves back with its traffic
     engine.install(compileYaml(policy('allow')).image);
     assert.equal(send(allowed), 'pass');
-    assert.equal(engine.lookupSession(key)?.action, Action.ALLOW);
+    assert.deepEqual([engine.lookupSession(key)?.action, engine.lookupSession(key)?.packets], [Action.ALLOW, was.packets + 2]);
+    assert.equal(engine.sessions().filter((x) => x.key.sport === allowed.sport).length, 1, 'in one cache only');
+  });
+
+  it('lets an allowed flow resuming after both agings pass as new, and never lets a stale denied entry overwrite it', async () => {
+    const key = sessionKeyOf(denied);
+    assert.equal(engine.lookupSession(key)?.action, Action.DENY);
+    engine.ageFlowFilter();
+    engine.ageFlowFilter();
+    const relaxed = policy('allow').replace('action: deny, protocol: udp, ports: [9999]', 'action: allow, protocol: udp, ports: [9999]');
+    engine.install(compileYaml(relaxed).image);
+    const seen = events.length;
+    assert.equal(send(denied), 'pass');
+    assert.equal(send(denied), 'pass');
+    const live = engine.lookupSession(key);
+    assert.deepEqual([live?.action, live?.packets], [Action.ALLOW, 2], 'a new allowed session');
+    assert.ok(await waitFor(() => events.length === counters().EVENTS));
+    assert.deepEqual(events.slice(seen).filter((e) => e.sport === denied.sport).map((e) => [e.kind, e.action]), [[EventKind.NEW, Action.ALLOW]]);
+    // the idle denied entry stays behind under its old version; were a packet led to it, it would
+    // be stale and the move would find the live entry and keep it (BPF_NOEXIST)
+    const behind = engine.sessions().filter((x) => x.key.sport === denied.sport && x.value.action === Action.DENY);
+    assert.ok(behind.every((x) => x.value.generation < (engine.activePolicy()?.generation ?? 0)));
+    engine.install(compileYaml(policy('allow')).image);
   });
 
   it('admits a flood of new flows without an entry and keeps allowed ones passing', () => {
