@@ -32,7 +32,7 @@ const UNPOLICED = 200;
 const floodSpec = (i: number, dport: number): FrameSpec => ({ src: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, dst: '10.1.0.1', proto: 17, sport: 1000 + dport, dport });
 const flood = (i: number, dport: number) => frame(floodSpec(i, dport));
 
-describe('datapath: the event budget of denied sessions', () => {
+describe('datapath: the admission budget of denied sessions', () => {
   let engine: Engine;
   const events: RawEvent[] = [];
   before(() => {
@@ -95,20 +95,11 @@ describe('datapath: the event budget of denied sessions', () => {
     assert.equal(after.counters.EVENTS - before.counters.EVENTS, 300);
     assert.equal(after.counters.EVENTS_HELD, before.counters.EVENTS_HELD);
   });
-});
-
-describe('datapath: stateless denies past the admission budget', () => {
-  let engine: Engine;
-  const events: RawEvent[] = [];
-  before(() => {
-    engine = openTestEngine();
-    engine.onEvents((batch) => events.push(...batch));
-  });
-  after(() => engine?.close());
 
   it('caches only the admitted denied sessions, decides the rest without an entry, and sketches and samples their sources', async () => {
     const { ir, image } = compileYaml(POLICY);
     engine.install(image);
+    engine.clearFlowState();
     engine.setDenyEventBudget(BUDGET);
     const block = ir.rules.find((r) => r.name === 'block')?.index ?? -1;
     const epoch = engine.advanceFloodEpoch();
