@@ -47,6 +47,16 @@ describe('agent config', () => {
     assert.deepEqual([o.interfaces, o.summaryIntervalMs, o.policy], [['eth9'], 500, ['/q', '/r']]);
   });
 
+  it('bounds denied sessions per rule and for the whole enforcer, by default and as told', () => {
+    const c = resolveConfig({ interfaces: ['eth1'] });
+    assert.deepEqual([c.denyEventBudget, c.denyEventCap], [100, 2000]);
+    const f = resolveConfig({ config: file('b.yaml', 'interfaces: [eth0]\ndenyEventBudget: 5\ndenyEventCap: 40\n') });
+    assert.deepEqual([f.denyEventBudget, f.denyEventCap], [5, 40]);
+    const o = resolveConfig({ config: file('c.yaml', 'interfaces: [eth0]\ndenyEventCap: 40\n'), denyEventCap: 0 });
+    assert.equal(o.denyEventCap, 0, 'a flag overrides the file; 0 is no limit');
+    assert.match(code(() => resolveConfig({ config: file('d.yaml', 'interfaces: [eth0]\ndenyEventCap: -1\n') })), /^DS_E_CONFIG/);
+  });
+
   it('one clear error per mistake', () => {
     assert.match(code(() => resolveConfig({})), /^DS_E_USAGE: no interface/);
     assert.match(code(() => resolveConfig({ config: join(dir, 'missing.yaml') })), /^DS_E_CONFIG: cannot read the config file .*missing\.yaml: ENOENT/);
