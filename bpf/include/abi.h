@@ -37,6 +37,7 @@ enum ds_limits {
 	DS_IFACES_MAX = 65536,        /* interface roles: indexed by ifindex; a higher ifindex is a source interface */
 	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions (fabric and hairpin) */
 	DS_TENANT_NETS_MAX = 4096,    /* networks served by tenants on this enforcer (hairpin replies) */
+	DS_DIRTY_BYTES = 16777216,    /* ds_dirty ring buffer size (16 MiB: 262,144 struct ds_dirty records) */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -93,7 +94,8 @@ enum ds_counter {
 	DS_CTR_SESSION_FULL = 16,     /* session insert failed (verdict still applied) */
 	DS_CTR_REPLIES = 17,          /* packets passed as replies of allowed sessions (fabric or hairpin) */
 	DS_CTR_EVENTS_HELD = 18,      /* denied sessions whose event the budget held back (counted per rule too) */
-	DS_CTR_COUNT = 19,
+	DS_CTR_DIRTY_LOST = 19,       /* sessions marked for a summary epoch whose ds_dirty record found the ring full */
+	DS_CTR_COUNT = 20,
 };
 
 /* Event kinds. */
@@ -123,6 +125,12 @@ enum ds_session_flag {
 				       * session, so a cached deny checks ds_replies before it applies */
 };
 
+/* Summary mark flags (struct ds_session_value.mark_flags). */
+enum ds_mark_flag {
+	DS_MARK_PREV_ADJACENT = 1,    /* prev_* is the base of epoch mark - 1: the session was marked in
+				       * the epoch just before its last mark */
+};
+
 /* Address families as the datapath records them. */
 enum ds_family {
 	DS_FAMILY_IPV4 = 4,
@@ -144,7 +152,15 @@ struct ds_session_key {
 };
 _Static_assert(sizeof(struct ds_session_key) == 48, "ds_session_key size");
 
-/* ds_sessions value: the cached decision and the session's traffic, written by the datapath. */
+/* ds_sessions value: the cached decision and the session's traffic, written by the datapath.
+ *
+ * Summary marks: the first packet of a session in a summary epoch (ds_settings.summary_epoch)
+ * other than `mark` marks it: the previous base moves to prev_*, the counters before this packet
+ * become the base (a session never marked, mark 0, keeps base 0: it counts from its first
+ * packet), mark becomes the epoch, and the key goes to ds_dirty. So the agent reads, for a
+ * session marked in epoch E, its traffic in E: (packets, bytes) - base while mark == E, or
+ * base - prev once it was marked again in epoch E + 1 (DS_MARK_PREV_ADJACENT). A new session starts
+ * unmarked (mark 0): its second packet marks it. */
 struct ds_session_value {
 	__u64 first_seen;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 last_seen;
@@ -155,9 +171,24 @@ struct ds_session_value {
 	__u8 action;        /* enum ds_action */
 	__u8 reason;        /* enum ds_reason */
 	__u8 flags;         /* enum ds_session_flag */
-	__u8 pad[5];
+	__u8 mark_flags;    /* enum ds_mark_flag */
+	__u32 mark;         /* the summary epoch of the last mark; 0 = never marked */
+	__u64 base_packets; /* packets and bytes before the first packet of epoch `mark` */
+	__u64 base_bytes;
+	__u64 prev_packets; /* the base of the mark before (DS_MARK_PREV_ADJACENT: of epoch mark - 1) */
+	__u64 prev_bytes;
 };
-_Static_assert(sizeof(struct ds_session_value) == 48, "ds_session_value size");
+_Static_assert(sizeof(struct ds_session_value) == 80, "ds_session_value size");
+
+/* ds_dirty record: a session marked in a summary epoch (pushed once per session and epoch in
+ * which it had traffic, new sessions from their second packet on). Read by the agent at each
+ * summary tick. */
+struct ds_dirty {
+	struct ds_session_key key;
+	__u32 epoch;        /* the summary epoch it was marked in */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_dirty) == 56, "ds_dirty size");
 
 /* ds_ifaces value, indexed by ifindex: the interface's role and tenant (the source VPC it
  * serves, as tenantId() of src/policy/tenants.ts names it; 0 = none). Rules scoped to tenants
@@ -273,7 +304,7 @@ struct ds_cpu_stats {
 	struct ds_stat by_reason[DS_REASON_COUNT * 2];
 	struct ds_budget deny_budget; /* denies no counted rule decided (no policy, beyond capacity) */
 };
-_Static_assert(sizeof(struct ds_cpu_stats) == 472, "ds_cpu_stats size");
+_Static_assert(sizeof(struct ds_cpu_stats) == 480, "ds_cpu_stats size");
 
 /* The active policy's descriptor: the single inner map of ds_active, created per version,
  * written once and frozen before it is made active. */
@@ -421,8 +452,10 @@ struct ds_settings {
 	__u32 generation_hwm;     /* highest generation ever published; controller-owned, datapath ignores */
 	__u32 deny_event_budget;  /* events a second per CPU per rule for denied sessions; 0 = no limit */
 	__u32 pad;
+	__u32 summary_epoch;      /* the agent's summary epoch (bumped every summary tick); 0 = no summaries: nothing marked */
+	__u32 pad2;
 };
-_Static_assert(sizeof(struct ds_settings) == 16, "ds_settings size");
+_Static_assert(sizeof(struct ds_settings) == 24, "ds_settings size");
 
 /* Facts about an explained packet that ds_xdp_explain reports but does not decide, because they
  * depend on session state it does not read (struct ds_explain_result.flags). */

@@ -314,16 +314,88 @@ static __always_inline int ds_icmp_reply_related(const struct ds_packet *pkt, __
 	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
 }
 
-/* Plain increments: XDP runs a flow on one CPU (RSS hashes it to one queue, and the ifindex is
- * part of the key), so the read-modify-write is not shared; atomics would cost ~10 ns a packet. */
-static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 now, __u64 len)
+/* The agent's summary epoch (ds_settings.summary_epoch; 0: no summaries). */
+static __always_inline __u32 ds_summary_epoch(void)
 {
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+	return cfg ? cfg->summary_epoch : 0;
+}
+
+/* The first packet of session `k` in summary epoch `epoch` (before it is counted): keep the
+ * counters at the epoch's start (a session never marked keeps base 0, so its first summary counts
+ * from its first packet) and the previous base, and push the key to ds_dirty for the agent. Once
+ * per session and epoch; never for a new session's first packet. Not inlined into the cached path:
+ * that path pays only the epoch read and the compare. */
+static __always_inline void ds_session_mark(struct ds_cpu_stats *st, struct ds_session_value *s, const struct ds_session_key *k,
+				       __u32 epoch)
+{
+	struct ds_dirty *rec;
+
+	s->mark_flags = s->mark && s->mark + 1 == epoch ? DS_MARK_PREV_ADJACENT : 0;
+	s->prev_packets = s->base_packets;
+	s->prev_bytes = s->base_bytes;
+	if (s->mark) {
+		s->base_packets = s->packets;
+		s->base_bytes = s->bytes;
+	}
+	s->mark = epoch;
+	if (!epoch || !k)
+		return;
+	/* written in place (no stack: this call's frame adds to the program's), no wake-up: the
+	 * agent drains at its tick */
+	rec = bpf_ringbuf_reserve(&ds_dirty, sizeof(*rec), 0);
+	if (!rec) {
+		ds_count(st, DS_CTR_DIRTY_LOST);
+		return;
+	}
+	__builtin_memcpy(&rec->key, k, sizeof(rec->key));
+	rec->epoch = epoch;
+	rec->pad = 0;
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+/* Plain increments: XDP runs a flow on one CPU (RSS hashes it to one queue, and the ifindex is
+ * part of the key), so the read-modify-write is not shared; atomics would cost ~10 ns a packet.
+ * The summary mark costs the cached path one settings read and a compare. */
+static __always_inline void ds_session_touch(struct ds_cpu_stats *st, struct ds_session_value *s,
+					     const struct ds_session_key *k, __u64 now, __u64 len)
+{
+	__u32 epoch = ds_summary_epoch();
+
+	if (s->mark != epoch)
+		ds_session_mark(st, s, k, epoch);
 	s->last_seen = now;
 	s->packets++;
 	s->bytes += len;
 }
 
-static __always_inline void ds_reply_decision(struct ds_session_value *out)
+/* A re-classified session's new value `nv` carries on its traffic and summary marks from `s`,
+ * this packet included (marked like a packet of a cached session). */
+static __always_inline void ds_session_carry(struct ds_cpu_stats *st, struct ds_session_value *nv,
+					     const struct ds_session_value *s, const struct ds_session_key *k,
+					     __u64 now, __u64 len)
+{
+	nv->first_seen = s->first_seen;
+	nv->packets = s->packets;
+	nv->bytes = s->bytes;
+	nv->mark = s->mark;
+	nv->mark_flags = s->mark_flags;
+	nv->base_packets = s->base_packets;
+	nv->base_bytes = s->base_bytes;
+	nv->prev_packets = s->prev_packets;
+	nv->prev_bytes = s->prev_bytes;
+	ds_session_touch(st, nv, k, now, len);
+}
+
+/* This CPU's scratch session value (ds_scratch). */
+static __always_inline struct ds_session_value *ds_value_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ds_scratch, &zero);
+}
+
+static __always_inline void ds_reply_decision(struct ds_decision *out)
 {
 	out->action = DS_ACTION_ALLOW;
 	out->reason = DS_REASON_REPLY;
@@ -331,7 +403,7 @@ static __always_inline void ds_reply_decision(struct ds_session_value *out)
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. Settings are read only on this
+ * Fills `out` (action, reason, rule) with the decision that applies to this packet. Settings are read only on this
  * classify path:
  * - on a source interface, while replies are expected there (a fabric, DS_SETTING_TRACK_REPLIES,
  *   or tenant networks, DS_SETTING_TENANT_NETS), a packet that is the reply of a session allowed
@@ -341,7 +413,7 @@ static __always_inline void ds_reply_decision(struct ds_session_value *out)
  * - an allowed new or re-classified session leaves its expected replies (ds_replies_remember). */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,
-					      struct ds_session_value *out, int source_side, __u32 tenant)
+					      struct ds_decision *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
 	/* The filter says where to look first: a clear bit proves the flow was never denied (only
@@ -366,7 +438,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 			return;
 		}
 		ds_count(st, DS_CTR_CACHE_HITS);
-		ds_session_touch(s, now, len);
+		ds_session_touch(st, s, k, now, len);
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -383,27 +455,33 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
 	ds_classify_flow(meta, k, tenant, &d);
 
-	struct ds_session_value nv = {
-		.first_seen = now,
-		.last_seen = now,
-		.packets = 1,
-		.bytes = len,
-		.rule = d.rule,
-		.generation = generation,
-		.action = d.action,
-		.reason = d.reason,
-		.flags = (d.log ? DS_SESSION_LOG : 0) |
-			 (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0),
-	};
+	/* the new value is built in this CPU's scratch, not on the stack: with the summary marks it
+	 * would take the program past the verifier's 512-byte combined stack */
+	struct ds_session_value *nv = ds_value_scratch();
+	if (!nv) {
+		out->action = d.action;
+		out->reason = d.reason;
+		out->rule = d.rule;
+		return;
+	}
+	__builtin_memset(nv, 0, sizeof(*nv));
+	nv->first_seen = now;
+	nv->last_seen = now;
+	nv->packets = 1;
+	nv->bytes = len;
+	nv->rule = d.rule;
+	nv->generation = generation;
+	nv->action = d.action;
+	nv->reason = d.reason;
+	nv->flags = (d.log ? DS_SESSION_LOG : 0) |
+		    (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0);
 	__u8 kind = DS_EVENT_SESSION_NEW;
 	int emit = d.log;
 
 	if (s) {
 		ds_count(st, DS_CTR_CACHE_STALE);
 		kind = DS_EVENT_SESSION_CHANGED;
-		nv.first_seen = s->first_seen;
-		nv.packets = s->packets + 1;
-		nv.bytes = s->bytes + len;
+		ds_session_carry(st, nv, s, k, now, len);
 		/* same outcome under the new version: nothing to audit */
 		emit = (d.log || (s->flags & DS_SESSION_LOG)) &&
 		       (s->action != d.action || s->rule != d.rule || s->reason != d.reason);
@@ -411,23 +489,25 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
 	/* a session whose verdict changed moves to the other cache */
-	if (s && was_denied != (nv.action == DS_ACTION_DENY))
+	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		bpf_map_delete_elem(was_denied ? (void *)&ds_denies : (void *)&ds_sessions, k);
 	long err;
-	if (nv.action == DS_ACTION_ALLOW) {
-		err = bpf_map_update_elem(&ds_sessions, k, &nv, BPF_ANY);
+	if (nv->action == DS_ACTION_ALLOW) {
+		err = bpf_map_update_elem(&ds_sessions, k, nv, BPF_ANY);
 	} else {
 		if (filter && !(*filter & bit))
 			__sync_fetch_and_or(filter, bit);
-		err = bpf_map_update_elem(&ds_denies, k, &nv, BPF_ANY);
+		err = bpf_map_update_elem(&ds_denies, k, nv, BPF_ANY);
 	}
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
-	else if (nv.action == DS_ACTION_ALLOW)
+	else if (nv->action == DS_ACTION_ALLOW)
 		ds_replies_remember(k, tenant, flags, source_side);
-	if (emit && (nv.action == DS_ACTION_ALLOW || ds_deny_event_admit(st, meta, &nv, now)))
-		ds_emit(st, k, &nv, kind, len);
-	*out = nv;
+	if (emit && (nv->action == DS_ACTION_ALLOW || ds_deny_event_admit(st, meta, nv, now)))
+		ds_emit(st, k, nv, kind, len);
+	out->action = nv->action;
+	out->reason = nv->reason;
+	out->rule = nv->rule;
 }
 
 #endif /* DOORSTEP_SESSION_H */

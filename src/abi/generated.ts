@@ -24,6 +24,7 @@ export const Limits = {
   IFACES_MAX: 65536,
   REPLIES_DEFAULT: 262144,
   TENANT_NETS_MAX: 4096,
+  DIRTY_BYTES: 16777216,
 } as const;
 
 export const Action = {
@@ -74,7 +75,8 @@ export const Counter = {
   SESSION_FULL: 16,
   REPLIES: 17,
   EVENTS_HELD: 18,
-  COUNT: 19,
+  DIRTY_LOST: 19,
+  COUNT: 20,
 } as const;
 
 export const EventKind = {
@@ -91,6 +93,10 @@ export const SettingFlag = {
 export const SessionFlag = {
   LOG: 1,
   REPLY_CHECK: 2,
+} as const;
+
+export const MarkFlag = {
+  ADJACENT: 1,
 } as const;
 
 export const Family = {
@@ -133,7 +139,7 @@ export const Layouts = {
     },
   },
   ds_session_value: {
-    size: 48,
+    size: 80,
     fields: {
       first_seen: { offset: 0, size: 8, elem: 8, count: 1 },
       last_seen: { offset: 8, size: 8, elem: 8, count: 1 },
@@ -144,7 +150,20 @@ export const Layouts = {
       action: { offset: 40, size: 1, elem: 1, count: 1 },
       reason: { offset: 41, size: 1, elem: 1, count: 1 },
       flags: { offset: 42, size: 1, elem: 1, count: 1 },
-      pad: { offset: 43, size: 5, elem: 1, count: 5 },
+      mark_flags: { offset: 43, size: 1, elem: 1, count: 1 },
+      mark: { offset: 44, size: 4, elem: 4, count: 1 },
+      base_packets: { offset: 48, size: 8, elem: 8, count: 1 },
+      base_bytes: { offset: 56, size: 8, elem: 8, count: 1 },
+      prev_packets: { offset: 64, size: 8, elem: 8, count: 1 },
+      prev_bytes: { offset: 72, size: 8, elem: 8, count: 1 },
+    },
+  },
+  ds_dirty: {
+    size: 56,
+    fields: {
+      key: { offset: 0, size: 48, elem: 0, count: 1 },
+      epoch: { offset: 48, size: 4, elem: 4, count: 1 },
+      pad: { offset: 52, size: 4, elem: 4, count: 1 },
     },
   },
   ds_frag_key: {
@@ -220,12 +239,12 @@ export const Layouts = {
     },
   },
   ds_cpu_stats: {
-    size: 472,
+    size: 480,
     fields: {
-      counters: { offset: 0, size: 152, elem: 8, count: 19 },
-      event_seq: { offset: 152, size: 8, elem: 8, count: 1 },
-      by_reason: { offset: 160, size: 288, elem: 0, count: 18 },
-      deny_budget: { offset: 448, size: 24, elem: 0, count: 1 },
+      counters: { offset: 0, size: 160, elem: 8, count: 20 },
+      event_seq: { offset: 160, size: 8, elem: 8, count: 1 },
+      by_reason: { offset: 168, size: 288, elem: 0, count: 18 },
+      deny_budget: { offset: 456, size: 24, elem: 0, count: 1 },
     },
   },
   ds_policy_meta: {
@@ -319,12 +338,14 @@ export const Layouts = {
     },
   },
   ds_settings: {
-    size: 16,
+    size: 24,
     fields: {
       flags: { offset: 0, size: 4, elem: 4, count: 1 },
       generation_hwm: { offset: 4, size: 4, elem: 4, count: 1 },
       deny_event_budget: { offset: 8, size: 4, elem: 4, count: 1 },
       pad: { offset: 12, size: 4, elem: 4, count: 1 },
+      summary_epoch: { offset: 16, size: 4, elem: 4, count: 1 },
+      pad2: { offset: 20, size: 4, elem: 4, count: 1 },
     },
   },
   ds_explain_result: {

@@ -27,6 +27,15 @@ export interface SessionValue {
   action: number;
   reason: number;
   flags: number;
+  /** Summary marks (abi.h, struct ds_session_value): the epoch of the last mark (0: never) … */
+  mark?: number;
+  /** … the counters before its first packet in that epoch … */
+  basePackets?: number;
+  baseBytes?: number;
+  /** … and the base of the mark before, when that mark was in epoch mark - 1 (markFlags & MarkFlag.ADJACENT). */
+  markFlags?: number;
+  prevPackets?: number;
+  prevBytes?: number;
 }
 
 export interface RawEvent extends SessionKey {
@@ -91,6 +100,12 @@ export function decodeSessionValue(buf: Buffer, at = 0): SessionValue {
     action: readField(n, buf, at, 'action'),
     reason: readField(n, buf, at, 'reason'),
     flags: readField(n, buf, at, 'flags'),
+    mark: readField(n, buf, at, 'mark'),
+    basePackets: readField(n, buf, at, 'base_packets'),
+    baseBytes: readField(n, buf, at, 'base_bytes'),
+    markFlags: readField(n, buf, at, 'mark_flags'),
+    prevPackets: readField(n, buf, at, 'prev_packets'),
+    prevBytes: readField(n, buf, at, 'prev_bytes'),
   };
 }
 

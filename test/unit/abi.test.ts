@@ -58,6 +58,7 @@ describe('ABI', () => {
       ds_sessions: [L('ds_session_key'), L('ds_session_value')],
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
       ds_denies: [L('ds_session_key'), L('ds_session_value')],
+      ds_scratch: [4, L('ds_session_value')],
       ds_deny_filter: [4, 8],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_rule_stat')],
@@ -85,7 +86,7 @@ describe('ABI', () => {
       assert.deepEqual([got.key, got.value], [key, value], `${name}: key/value sizes`);
     }
     // and nothing in the object goes unchecked
-    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_tenant', 'ds_tenant_tgt', 'ds_verdict'].includes(n));
+    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_dirty', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_tenant', 'ds_tenant_tgt', 'ds_verdict'].includes(n));
     assert.deepEqual(unchecked, []);
   });
 });
