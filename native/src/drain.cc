@@ -150,10 +150,11 @@ Napi::Value MapLookupMany(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// mapReadBatch(fd, keySize, valueSize, maxCount, cursor | null) → { keys, values, count, cursor }:
-// one slice of a hash map's entries (BPF_MAP_LOOKUP_BATCH) from `cursor` (null: the start);
-// cursor null in the result = the walk is over. maxCount must exceed the longest bucket (any
-// value ≥ 256 does in practice). Entries racing with the datapath may be missed.
+// mapReadBatch(fd, keySize, valueSize, maxCount, cursor | null, countOnly = false) → { keys, values,
+// count, cursor }: one slice of a hash map's entries (BPF_MAP_LOOKUP_BATCH) from `cursor` (null:
+// the start); cursor null in the result = the walk is over. maxCount must exceed the longest
+// bucket (any value ≥ 256 does in practice). countOnly: read into a buffer of this thread's and
+// return only the count (keys and values empty). Entries racing with the datapath may be missed.
 Napi::Value MapReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = GetInt(info, 0, "fd");
@@ -167,11 +168,26 @@ Napi::Value MapReadBatch(const Napi::CallbackInfo& info) {
     memcpy(in_batch, c.data, 8);
     first = false;
   }
-  Napi::Buffer<uint8_t> keys = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(max) * key_size);
-  Napi::Buffer<uint8_t> values = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(max) * value_size);
+  bool count_only = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  static thread_local std::vector<uint8_t> scratch_keys, scratch_values;
+  Napi::Buffer<uint8_t> keys, values;
+  uint8_t *key_data, *value_data;
+  if (count_only) {
+    scratch_keys.resize(static_cast<size_t>(max) * key_size);
+    scratch_values.resize(static_cast<size_t>(max) * value_size);
+    key_data = scratch_keys.data();
+    value_data = scratch_values.data();
+    keys = Napi::Buffer<uint8_t>::New(env, 0);
+    values = Napi::Buffer<uint8_t>::New(env, 0);
+  } else {
+    keys = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(max) * key_size);
+    values = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(max) * value_size);
+    key_data = keys.Data();
+    value_data = values.Data();
+  }
   uint32_t n = max;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch, out_batch, keys.Data(), values.Data(), &n, &opts);
+  int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch, out_batch, key_data, value_data, &n, &opts);
   if (err && err != -ENOENT) ThrowErrno(env, "bpf_map_lookup_batch", err);
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", keys);

@@ -197,7 +197,7 @@ class TextCaches {
 }
 
 /** Marked sessions drained, and looked up, per slice of a summary: a few ms of work. */
-const SUMMARY_SLICE = 4096;
+const SUMMARY_SLICE = 1024;
 /** Records drained per summary at most (a ring's worth): the drain ends even under a storm of marks. */
 const SUMMARY_DRAIN_MAX = 1 << 20;
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -588,7 +588,7 @@ export class AuditPipeline {
     this.marksLost = lost;
     const { finished, current } = src.advance();
     const time = this.now().toISOString();
-    const done = new Set<string>();
+    const done = new Map<number, Set<string>>(); // per epoch: the sessions summarized
     const carried = this.carry;
     this.carry = [];
     let drained = 0;
@@ -602,14 +602,15 @@ export class AuditPipeline {
         }
         // marks from before this pipeline, and (after a loss) the finished epoch, which the walk below covers
         if (r.epoch < this.firstEpoch || r.epoch > current || (overflowed && r.epoch === finished)) continue;
-        const id = `${r.epoch}|${r.id}`;
-        if (done.has(id)) continue; // a session evicted and marked again in the same epoch
-        done.add(id);
+        let seen = done.get(r.epoch);
+        if (!seen) done.set(r.epoch, (seen = new Set()));
+        if (seen.has(r.id)) continue; // a session evicted and marked again in the same epoch
+        seen.add(r.id);
         todo.push(r);
       }
       if (todo.length > 0) {
         this.counts.summaryLookups += todo.length;
-        const values = src.lookup(todo.map((r) => r.key));
+        const values = src.lookup(todo);
         const out: SummaryRecord[] = [];
         for (let i = 0; i < todo.length; i++) {
           const v = values[i];
@@ -617,6 +618,7 @@ export class AuditPipeline {
         }
         if (this.stopping) return;
         this.writeSummaries(out);
+        await this.sinksReady();
       }
       if (drained >= SUMMARY_DRAIN_MAX) break;
       batch = src.drain(SUMMARY_SLICE);
@@ -631,6 +633,7 @@ export class AuditPipeline {
         const out: SummaryRecord[] = [];
         for (const { key, value } of slice) this.summaryOf(out, time, key, value, finished);
         this.writeSummaries(out);
+        await this.sinksReady();
       }
     }
     this.reportSinkDrops();
@@ -649,6 +652,14 @@ export class AuditPipeline {
     if (out.length === 0) return;
     this.counts.summaries += out.length;
     this.write(out);
+  }
+
+  /** Wait, between slices of a summary, until every sink that says so has room again. */
+  private async sinksReady(): Promise<void> {
+    for (const sink of this.sinks) {
+      const wait = sink.ready?.();
+      if (wait) await wait.catch(() => undefined);
+    }
   }
 
   private summaryRecord(time: string, key: SessionKey, value: SessionValue, t: EpochTraffic): SummaryRecord {

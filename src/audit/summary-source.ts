@@ -20,6 +20,8 @@ export interface DirtyRecord {
   key: SessionKey;
   /** The key's bytes as a string: equal keys, equal ids. */
   id: string;
+  /** The key as the datapath wrote it (the engine looks it up as is). */
+  raw?: Uint8Array;
 }
 
 export interface SummarySource {
@@ -29,8 +31,8 @@ export interface SummarySource {
   lost(): number;
   /** Up to `max` records of marked sessions, oldest first, consumed. */
   drain(max: number): DirtyRecord[];
-  /** The cached values of these keys, in one call (null: no longer cached). */
-  lookup(keys: readonly SessionKey[]): (SessionValue | null)[];
+  /** The cached values of these sessions' keys, in one call (null: no longer cached). */
+  lookup(records: readonly Pick<DirtyRecord, 'key' | 'raw'>[]): (SessionValue | null)[];
   /** Every cached session, a slice at a time (the fallback after lost records). */
   scan(): AsyncIterable<readonly SessionEntry[]>;
 }
@@ -161,13 +163,19 @@ export class MemorySessionCache implements SummarySource {
     return this.ring.splice(0, max);
   }
 
-  lookup(keys: readonly SessionKey[]): (SessionValue | null)[] {
+  lookup(records: readonly Pick<DirtyRecord, 'key'>[]): (SessionValue | null)[] {
     this.lookups.calls++;
-    this.lookups.keys += keys.length;
-    return keys.map((k) => {
-      const e = this.entries.get(hex(k));
+    this.lookups.keys += records.length;
+    return records.map(({ key }) => {
+      const e = this.entries.get(hex(key));
       return e ? { ...e.value } : null;
     });
+  }
+
+  /** The cached value of one session (tests). */
+  get(key: SessionKey): SessionValue | undefined {
+    const e = this.entries.get(hex(key));
+    return e && { ...e.value };
   }
 
   async *scan(): AsyncIterable<readonly SessionEntry[]> {

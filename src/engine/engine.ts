@@ -15,6 +15,8 @@ import {
   decodeSessionValue,
   encodeSessionKey,
   type RawEvent,
+  readSessionKey,
+  readSessionValue,
   SESSION_KEY_SIZE,
   SESSION_VALUE_SIZE,
   type SessionKey,
@@ -137,7 +139,9 @@ interface LinkState extends Attachment {
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
 const SESSION_MAPS = ['ds_sessions', 'ds_denies'] as const;
 /** Entries per slice of a walk of the session caches: one batch read, a few ms at most. */
-const SESSION_SLICE = 4096;
+const SESSION_SLICE = 1024;
+/** Entries per slice of a count: read into the addon's own buffer, nothing reaches JavaScript. */
+const COUNT_SLICE = 16384;
 /** Bytes of a ds_dirty record. */
 export const DIRTY_SIZE = sizeOf('ds_dirty');
 
@@ -731,17 +735,18 @@ export class Engine {
    * `cursor` (null: the start), raw (SESSION_KEY_SIZE / SESSION_VALUE_SIZE each), and the cursor
    * of the next slice (null: the walk is over). A slice costs one batch read of one cache.
    */
-  readSessionSlice(cursor: SessionCursor | null, max = SESSION_SLICE): SessionSlice {
+  readSessionSlice(cursor: SessionCursor | null, max = SESSION_SLICE, countOnly = false): SessionSlice {
     let at: SessionCursor = cursor ?? { map: 0, token: null };
     for (;;) {
-      const r = addon().mapReadBatch(this.fd(SESSION_MAPS[at.map]!), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, max, at.token);
+      const r = addon().mapReadBatch(this.fd(SESSION_MAPS[at.map]!), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, max, at.token, countOnly);
       const next: SessionCursor | null = r.cursor ? { map: at.map, token: r.cursor } : at.map + 1 < SESSION_MAPS.length ? { map: at.map + 1, token: null } : null;
       if (r.count > 0 || next === null) return { keys: r.keys, values: r.values, count: r.count, cursor: next };
       at = next;
     }
   }
 
-  /** The cached sessions, decoded a slice at a time, yielding to the event loop between slices. */
+  /** The cached sessions, decoded a slice at a time, yielding to the event loop between slices
+   *  (a key's addresses are views into its slice's buffer). */
   async *sessionSlices(max = SESSION_SLICE): AsyncGenerator<Session[]> {
     let cursor: SessionCursor | null = null;
     do {
@@ -749,7 +754,7 @@ export class Engine {
       cursor = slice.cursor;
       const out: Session[] = new Array(slice.count);
       for (let i = 0; i < slice.count; i++) {
-        out[i] = { key: decodeSessionKey(slice.keys, i * SESSION_KEY_SIZE), value: decodeSessionValue(slice.values, i * SESSION_VALUE_SIZE) };
+        out[i] = { key: readSessionKey(slice.keys, i * SESSION_KEY_SIZE), value: readSessionValue(slice.values, i * SESSION_VALUE_SIZE) };
       }
       yield out;
       if (cursor) await yieldToEventLoop();
@@ -761,7 +766,7 @@ export class Engine {
     let n = 0;
     let cursor: SessionCursor | null = null;
     do {
-      const slice: SessionSlice = this.readSessionSlice(cursor);
+      const slice: SessionSlice = this.readSessionSlice(cursor, COUNT_SLICE, true);
       n += slice.count;
       cursor = slice.cursor;
       if (cursor) await yieldToEventLoop();

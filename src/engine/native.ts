@@ -80,7 +80,7 @@ export interface Addon {
   /** Many keys looked up in the maps `fds` (in order): found[i] = 1 + index of the map holding key i, 0 = none. */
   mapLookupMany(fds: number[], keys: Buffer, count: number, keySize: number, valueSize: number): { values: Buffer; found: Buffer };
   /** One slice of a hash map (BPF_MAP_LOOKUP_BATCH) from an opaque cursor; cursor null = the end. */
-  mapReadBatch(fd: number, keySize: number, valueSize: number, maxCount: number, cursor: Buffer | null): { keys: Buffer; values: Buffer; count: number; cursor: Buffer | null };
+  mapReadBatch(fd: number, keySize: number, valueSize: number, maxCount: number, cursor: Buffer | null, countOnly?: boolean): { keys: Buffer; values: Buffer; count: number; cursor: Buffer | null };
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
   /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */

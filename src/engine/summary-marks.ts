@@ -2,10 +2,12 @@
 // The engine as the audit pipeline's SummarySource: the summary epoch in ds_settings, the keys
 // of marked sessions from the ds_dirty ring, one native call to look many of them up, and a
 // sliced walk of the caches for the fallback after the ring overflowed.
-import { decodeSessionKey, decodeSessionValue, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionKey, type SessionValue, encodeSessionKey } from '../abi/records.js';
-import { readField } from '../abi/codec.js';
+import { encodeSessionKey, readSessionKey, readSessionValue, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionValue } from '../abi/records.js';
+import { offsetOf } from '../abi/codec.js';
 import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
 import { DIRTY_SIZE, type Engine } from './engine.js';
+
+const EPOCH_AT = offsetOf('ds_dirty', 'epoch');
 
 export class EngineSummaryMarks implements SummarySource {
   constructor(private readonly engine: Engine) {}
@@ -27,19 +29,26 @@ export class EngineSummaryMarks implements SummarySource {
     for (let i = 0; i < count; i++) {
       const at = i * DIRTY_SIZE;
       out[i] = {
-        key: decodeSessionKey(records, at),
-        epoch: readField('ds_dirty', records, at, 'epoch'),
+        key: readSessionKey(records, at),
+        epoch: records.readUInt32LE(at + EPOCH_AT),
         id: records.toString('latin1', at, at + SESSION_KEY_SIZE),
+        raw: records.subarray(at, at + SESSION_KEY_SIZE),
       };
     }
     return out;
   }
 
-  lookup(keys: readonly SessionKey[]): (SessionValue | null)[] {
-    const buf = Buffer.allocUnsafe(keys.length * SESSION_KEY_SIZE);
-    keys.forEach((k, i) => encodeSessionKey(k).copy(buf, i * SESSION_KEY_SIZE));
-    const { values, found } = this.engine.lookupSessions(buf, keys.length);
-    return keys.map((_, i) => (found[i] ? decodeSessionValue(values, i * SESSION_VALUE_SIZE) : null));
+  lookup(records: readonly Pick<DirtyRecord, 'key' | 'raw'>[]): (SessionValue | null)[] {
+    const n = records.length;
+    const buf = Buffer.allocUnsafe(n * SESSION_KEY_SIZE);
+    for (let i = 0; i < n; i++) {
+      const r = records[i]!;
+      buf.set(r.raw ?? encodeSessionKey(r.key), i * SESSION_KEY_SIZE);
+    }
+    const { values, found } = this.engine.lookupSessions(buf, n);
+    const out: (SessionValue | null)[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : null;
+    return out;
   }
 
   scan(): AsyncIterable<readonly SessionEntry[]> {

@@ -100,7 +100,7 @@ describe('datapath: summary marks', () => {
       const model = new MemorySessionCache();
       const packets = (i: number, n: number) => {
         if (source === 'kernel') send(flow(i), n);
-        else if (model.lookup([sessionKeyOf(flow(i))])[0]) model.touch(sessionKeyOf(flow(i)), n, frame(flow(i)).length);
+        else if (model.get(sessionKeyOf(flow(i)))) model.touch(sessionKeyOf(flow(i)), n, frame(flow(i)).length);
         else {
           model.create(sessionKeyOf(flow(i)), { firstSeenNs: process.hrtime.bigint() + 10_000_000_000n, generation: 1 }, frame(flow(i)).length);
           if (n > 1) model.touch(sessionKeyOf(flow(i)), n - 1, frame(flow(i)).length);

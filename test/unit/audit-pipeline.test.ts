@@ -359,7 +359,7 @@ describe('audit pipeline: summaries', () => {
         }
         return cache.drain(max);
       },
-      lookup: (keys: readonly SessionKey[]) => cache.lookup(keys),
+      lookup: (records: Parameters<MemorySessionCache['lookup']>[0]) => cache.lookup(records),
       scan: () => cache.scan(),
     };
     const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: source });
@@ -394,7 +394,7 @@ describe('audit pipeline: summaries', () => {
       total.set(s.sport!, [pk + s.packets, b + s.bytes]);
       assert.deepEqual(total.get(s.sport!), [s.totalPackets, s.totalBytes], 'deltas add up to the totals');
     }
-    const final = cache.lookup([...total.keys()].map(key));
+    const final = [...total.keys()].map((sport) => cache.get(key(sport)));
     assert.deepEqual([...total.values()], final.map((v) => [v!.packets, v!.bytes]));
   });
 
