@@ -325,8 +325,8 @@ static __always_inline __u32 ds_summary_epoch(void)
 /* The first packet of session `k` in summary epoch `epoch` (before it is counted): keep the
  * counters at the epoch's start (a session never marked keeps base 0, so its first summary counts
  * from its first packet) and the previous base, and push the key to ds_dirty for the agent. Once
- * per session and epoch; never for a new session's first packet. Not inlined into the cached path:
- * that path pays only the epoch read and the compare. */
+ * per session and epoch; never for a new session's first packet. Behind the compare in
+ * ds_session_touch: the cached path pays only the epoch read and the compare. */
 static __always_inline void ds_session_mark(struct ds_cpu_stats *st, struct ds_session_value *s, const struct ds_session_key *k,
 				       __u32 epoch)
 {
@@ -403,8 +403,8 @@ static __always_inline void ds_reply_decision(struct ds_decision *out)
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` (action, reason, rule) with the decision that applies to this packet. Settings are read only on this
- * classify path:
+ * Fills `out` (action, reason, rule) with the decision that applies to this packet. Settings are
+ * read on this classify path (and, on the cached path, the summary epoch only):
  * - on a source interface, while replies are expected there (a fabric, DS_SETTING_TRACK_REPLIES,
  *   or tenant networks, DS_SETTING_TENANT_NETS), a packet that is the reply of a session allowed
  *   in from the fabric or hairpinned to this interface's tenant passes as `reply`, without a
