@@ -10,7 +10,8 @@
         "native/src/link.cc",
         "native/src/ringbuf.cc",
         "native/src/testrun.cc",
-        "native/src/flood.cc"
+        "native/src/flood.cc",
+        "native/src/drain.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -5,7 +5,8 @@
 // sendmmsg, qdisc bypass) pinned to CPU 1; each receiving veth runs threaded NAPI pinned to CPU 0,
 // and receive CPU per frame is that NAPI thread's own CPU time (/proc/PID/schedstat) over the
 // frames the veth received. For doorstep, a real `doorstep agent` enforces: its audit bytes (JSON
-// lines file), its CPU (/proc/PID/stat) and the allowed sessions a flood evicted are printed too.
+// lines file), its CPU (/proc/PID/stat), its longest event-loop stall (`doorstep status`) and the
+// allowed sessions a flood evicted are printed too.
 // Beside the live figures: BPF_PROG_TEST_RUN ns per packet of doorstep's and xdp-filter's programs
 // on the same frames. Prints figures and ratios; asserts nothing.
 // FLOOD_FRAMES (frames per flood) and FLOOD_ROUNDS override the defaults for quick runs.
@@ -86,6 +87,12 @@ function policyText(rules10k: boolean): string {
   return JSON.stringify({ apiVersion: 'doorstep/v1', kind: 'NetworkPolicy', metadata: { name: 'flood' }, spec: { defaultAction: 'deny', rules } });
 }
 
+/** What bench:flood reads from `doorstep status -o json`. */
+interface StatusWithAgent {
+  policy: { version: string | null } | null;
+  agent?: { maxStallMs: number; maxStallSinceLastReadMs: number };
+}
+
 class DoorstepPeer implements Peer {
   readonly name = 'doorstep';
   readonly rulesNote = 'a policy of 10,000 rules (deny 172.16.x.y/32 → UDP 9999, no match) between the allow rule and the deny';
@@ -112,13 +119,31 @@ class DoorstepPeer implements Peer {
     execFileSync('taskset', ['-a', '-p', String(1 << SENDER_CPU), String(this.pid)], { stdio: 'ignore' });
   }
 
+  /** The longest event-loop stall any status reading saw since resetStall() (ms). */
+  runMaxStallMs = 0;
+
+  /** Read the agent's status: its longest event-loop stall since the previous status (ms), kept in runMaxStallMs. */
+  stallSinceLastRead(): number {
+    const r = this.harness.cli(['status', '-o', 'json']);
+    if (r.code !== 0) throw new Error(`doorstep status failed: ${r.stderr}`);
+    return this.noteStall(JSON.parse(r.stdout) as StatusWithAgent);
+  }
+
+  private noteStall(s: StatusWithAgent): number {
+    const ms = s.agent?.maxStallSinceLastReadMs ?? 0;
+    this.runMaxStallMs = Math.max(this.runMaxStallMs, ms);
+    return ms;
+  }
+
   /** Wait until the agent enforces a policy version other than the last one seen. */
   private async installed(): Promise<void> {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const r = this.harness.cli(['status', '-o', 'json']);
       if (r.code === 0) {
-        const v = (JSON.parse(r.stdout) as { policy: { version: string | null } | null }).policy?.version ?? null;
+        const status = JSON.parse(r.stdout) as StatusWithAgent;
+        this.noteStall(status);
+        const v = status.policy?.version ?? null;
         if (v && v !== this.version) {
           this.version = v;
           return;
@@ -233,6 +258,8 @@ interface Sample {
   agentCpu?: number;
   /** The agent's CPU seconds from the flood's start until its audit file stopped growing. */
   agentCpuS?: number;
+  /** The agent's longest event-loop stall from the flood's start until its audit file stopped growing (ms). */
+  agentStallMs?: number;
   evicted?: number;
 }
 
@@ -263,6 +290,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     doorstep.truncateAudit();
   }
   const frames = wire(flood.specs, sender, receiver);
+  if (isDoorstep) doorstep.stallSinceLastRead(); // the agent's stall window starts with the flood
   const before = { seen: topo.received(receiver), dropped: peer.dropped(), napi: schedNs(napi), cpu0: cpuBusyNs(NAPI_CPU), agent: isDoorstep ? doorstep.cpuNs() : 0, netRx: netRxSoftirqs() };
   const r = await packetFlood({
     netns, ifname: sender.ifname, frames, frameSize: frames.length / flood.specs.length, count: FRAMES, maxSeconds: MAX_SECONDS, cpu: SENDER_CPU, spoofBits: flood.spoofBits,
@@ -286,6 +314,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     s.agentCpu = (agentAfter - before.agent) / r.wallNs;
     s.agentCpuS = (doorstep.cpuNs() - before.agent) / 1e9;
     s.evicted = ALLOWED_SESSIONS - doorstep.allowedPresent(ifindex);
+    s.agentStallMs = doorstep.stallSinceLastRead();
     doorstep.truncateAudit();
   }
   return s;
@@ -401,6 +430,8 @@ async function main(): Promise<void> {
     const samples = FLOODS.map(() => new Map<EnforcerName, Sample[]>(ENFORCERS.map((e) => [e, []])));
     const t0 = performance.now();
     const whole = { agentNs: doorstep.cpuNs(), audit: doorstep.auditTruncated + doorstep.auditBytes() };
+    doorstep.stallSinceLastRead();
+    doorstep.runMaxStallMs = 0; // from here on, every status reading of the live phase counts
     for (let round = 0; round < ROUNDS; round++) {
       for (const [f, flood] of FLOODS.entries()) {
         for (const p of peers) await p.configure(flood.rules10k);
@@ -414,6 +445,8 @@ async function main(): Promise<void> {
     }
     const wholeS = (performance.now() - t0) / 1000;
     const wholeAgentS = (doorstep.cpuNs() - whole.agentNs) / 1e9;
+    doorstep.stallSinceLastRead();
+    const wholeStallMs = doorstep.runMaxStallMs;
     const wholeAudit = doorstep.auditTruncated + doorstep.auditBytes() - whole.audit;
     for (const p of peers) await p.configure(false);
 
@@ -439,6 +472,7 @@ async function main(): Promise<void> {
           d ? fmt(median(ss.map((s) => s.auditBytesPerS! / 1e6)), 1) : '',
           d ? fmt(median(ss.map((s) => s.agentCpu! * 100))) : '',
           d ? fmt(median(ss.map((s) => s.agentCpuS!)), 2) : '',
+          d ? fmt(Math.max(...ss.map((s) => s.agentStallMs!)), 1) : '',
           d ? `${fmt(median(ss.map((s) => s.evicted!)))}/${ALLOWED_SESSIONS}` : '',
         ]);
       }
@@ -446,7 +480,7 @@ async function main(): Promise<void> {
     console.log('live floods (medians over rounds; ratio = ns/frame ÷ xdp-filter\'s ns/frame in the same round and flood)\n');
     console.log(
       table(
-        ['flood', 'enforcer', 'rx ns/frame', '÷ xdp-filter', 'range', 'CPU0 ns/frame', 'sent', 'seen', 'dropped', 'kframes/s', 'audit MB/s', 'agent %CPU', 'agent CPU s', 'evicted'],
+        ['flood', 'enforcer', 'rx ns/frame', '÷ xdp-filter', 'range', 'CPU0 ns/frame', 'sent', 'seen', 'dropped', 'kframes/s', 'audit MB/s', 'agent %CPU (≤ 25)', 'agent CPU s', 'max stall ms (≤ 50)', 'evicted'],
         rows,
       ),
     );
@@ -454,7 +488,8 @@ async function main(): Promise<void> {
     const floodedS = samples.reduce((n, m) => n + m.get('doorstep')!.reduce((t, x) => t + x.wallNs / 1e9, 0), 0);
     console.log(
       `\ndoorstep's agent over the whole live phase (${fmt(wholeS, 1)} s, of which doorstep was flooded ${fmt(floodedS, 1)} s; periodic summary and flood records included): ` +
-        `CPU ${fmt(wholeAgentS, 2)} s (${fmt((wholeAgentS / wholeS) * 100)} % of a core), audit ${fmt(wholeAudit / 1e6, 2)} MB (${fmt(wholeAudit / 1e6 / floodedS, 2)} MB per second flooded)`,
+        `CPU ${fmt(wholeAgentS, 2)} s (${fmt((wholeAgentS / wholeS) * 100)} % of a core; target ≤ 25 %), longest event-loop stall ${fmt(wholeStallMs, 1)} ms (target ≤ 50 ms), ` +
+        `audit ${fmt(wholeAudit / 1e6, 2)} MB (${fmt(wholeAudit / 1e6 / floodedS, 2)} MB per second flooded)`,
     );
     const all = samples.flatMap((m) => [...m.values()].flat());
     const cpus = [...new Set(all.flatMap((s) => s.napiCpus))].sort();
@@ -473,6 +508,7 @@ async function main(): Promise<void> {
     console.log(`  spoofed deny, rx CPU ÷ xdp-filter        ${fmt(ratio(2), 2)}×   (10,000 rules ${fmt(ratio(3), 2)}×)   target ≤ 1.10×`);
     console.log(`  audit output, worst flood                ${fmt(worst((s) => s.auditBytesPerS! / 1e6), 1)} MB/s   target ≤ 1 MB/s`);
     console.log(`  agent CPU, worst flood                   ${fmt(worst((s) => s.agentCpu! * 100))} % of a core   target ≤ 25 %`);
+    console.log(`  agent event-loop stall, worst flood      ${fmt(Math.max(...samples.flatMap((m) => m.get('doorstep')!.map((s) => s.agentStallMs!))), 1)} ms (whole run ${fmt(wholeStallMs, 1)} ms)   target ≤ 50 ms`);
     console.log(`  allowed sessions evicted, worst flood    ${fmt(worst((s) => s.evicted!))} of ${ALLOWED_SESSIONS}   target 0`);
 
     const xdpFilterProg = ForeignProgram.byId(topo.xdpProgId(topo.pair('xdp-filter').receiver)!);
@@ -508,6 +544,8 @@ how it is measured
              growing, ÷ the flood's duration (doorstep only; the others write nothing)
   agent %CPU the agent's utime+stime (/proc/PID/stat, all threads) during the flood, % of one core (it shares CPU ${SENDER_CPU}
              with the sender); agent CPU s: the same from the flood's start until the audit file stopped growing
+  max stall  the agent's longest event-loop stall (perf_hooks.monitorEventLoopDelay, as \`doorstep status\` reports it
+             since its previous reading) from the flood's start until the audit file stopped growing; worst round
   evicted    ${ALLOWED_SESSIONS} allowed UDP sessions (to port ${ALLOWED_PORT}) are set up by their first packets before each flood;
              how many of them are missing from the agent's pinned ds_sessions after it
   10,000 rules, per enforcer:

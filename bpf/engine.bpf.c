@@ -96,7 +96,7 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 
 	/* everything else meets policy (a hairpin reply on a source interface aside); allowed
 	 * sessions from a source side leave their replies */
-	struct ds_session_value d = {};
+	struct ds_decision d = {};
 	ds_session_decide(st, meta, &pkt.key, now, len, &d, !fabric, tenant);
 	if (d.reason == DS_REASON_REPLY)
 		ds_count(st, DS_CTR_REPLIES);

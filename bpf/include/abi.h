@@ -40,6 +40,7 @@ enum ds_limits {
 	DS_SKETCH_REGISTERS = 32,     /* HyperLogLog registers of a distinct-sources sketch (ds_sketch) */
 	DS_FLOOD_SAMPLES = 256,       /* held-back sessions' sources sampled per CPU (ds_flood_samples) */
 	DS_FLOOD_SAMPLE_EVERY = 8,    /* one held-back session in this many (per CPU and rule) is sampled */
+	DS_DIRTY_BYTES = 16777216,    /* ds_dirty ring buffer size (16 MiB: 262,144 struct ds_dirty records) */
 };
 
 /* Verdicts. Numerically equal to the rule actions in the compiled tables. */
@@ -97,7 +98,8 @@ enum ds_counter {
 	DS_CTR_REPLIES = 17,          /* packets passed as replies of allowed sessions (fabric or hairpin) */
 	DS_CTR_EVENTS_HELD = 18,      /* denied sessions whose event the budget held back (counted per rule too) */
 	DS_CTR_STATELESS = 19,        /* new denied sessions past the budget: decided without a cache entry */
-	DS_CTR_COUNT = 20,
+	DS_CTR_DIRTY_LOST = 20,       /* sessions marked for a summary epoch whose ds_dirty record found the ring full */
+	DS_CTR_COUNT = 21,
 };
 
 /* Event kinds. */
@@ -125,6 +127,12 @@ enum ds_session_flag {
 	DS_SESSION_REPLY_CHECK = 2,   /* denied on a source interface while replies were expected there (a
 				       * fabric or tenant networks): it may become the reply of an allowed
 				       * session, so a cached deny checks ds_replies before it applies */
+};
+
+/* Summary mark flags (struct ds_session_value.mark_flags). */
+enum ds_mark_flag {
+	DS_MARK_PREV_ADJACENT = 1,    /* prev_* is the base of epoch mark - 1: the session was marked in
+				       * the epoch just before its last mark */
 };
 
 /* Address families as the datapath records them. */
@@ -159,7 +167,15 @@ struct ds_flow_filter_entry {
 };
 _Static_assert(sizeof(struct ds_flow_filter_entry) == 16, "ds_flow_filter_entry size");
 
-/* ds_sessions value: the cached decision and the session's traffic, written by the datapath. */
+/* ds_sessions value: the cached decision and the session's traffic, written by the datapath.
+ *
+ * Summary marks: the first packet of a session in a summary epoch (ds_settings.summary_epoch)
+ * other than `mark` marks it: the previous base moves to prev_*, the counters before this packet
+ * become the base (a session never marked, mark 0, keeps base 0: it counts from its first
+ * packet), mark becomes the epoch, and the key goes to ds_dirty. So the agent reads, for a
+ * session marked in epoch E, its traffic in E: (packets, bytes) - base while mark == E, or
+ * base - prev once it was marked again in epoch E + 1 (DS_MARK_PREV_ADJACENT). A new session starts
+ * unmarked (mark 0): its second packet marks it. */
 struct ds_session_value {
 	__u64 first_seen;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 last_seen;
@@ -170,9 +186,24 @@ struct ds_session_value {
 	__u8 action;        /* enum ds_action */
 	__u8 reason;        /* enum ds_reason */
 	__u8 flags;         /* enum ds_session_flag */
-	__u8 pad[5];
+	__u8 mark_flags;    /* enum ds_mark_flag */
+	__u32 mark;         /* the summary epoch of the last mark; 0 = never marked */
+	__u64 base_packets; /* packets and bytes before the first packet of epoch `mark` */
+	__u64 base_bytes;
+	__u64 prev_packets; /* the base of the mark before (DS_MARK_PREV_ADJACENT: of epoch mark - 1) */
+	__u64 prev_bytes;
 };
-_Static_assert(sizeof(struct ds_session_value) == 48, "ds_session_value size");
+_Static_assert(sizeof(struct ds_session_value) == 80, "ds_session_value size");
+
+/* ds_dirty record: a session marked in a summary epoch (pushed once per session and epoch in
+ * which it had traffic, new sessions from their second packet on). Read by the agent at each
+ * summary tick. */
+struct ds_dirty {
+	struct ds_session_key key;
+	__u32 epoch;        /* the summary epoch it was marked in */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_dirty) == 56, "ds_dirty size");
 
 /* ds_ifaces value, indexed by ifindex: the interface's role and tenant (the source VPC it
  * serves, as tenantId() of src/policy/tenants.ts names it; 0 = none). Rules scoped to tenants
@@ -319,7 +350,7 @@ struct ds_cpu_stats {
 	struct ds_budget deny_cap;    /* all new denied sessions of this CPU (ds_settings.deny_event_cap) */
 	struct ds_sketch deny_sketch; /* sources of held-back denies no counted rule decided */
 };
-_Static_assert(sizeof(struct ds_cpu_stats) == 544, "ds_cpu_stats size");
+_Static_assert(sizeof(struct ds_cpu_stats) == 552, "ds_cpu_stats size");
 
 /* The active policy's descriptor: the single inner map of ds_active, created per version,
  * written once and frozen before it is made active. */
@@ -468,7 +499,7 @@ struct ds_settings {
 	__u32 deny_event_budget;  /* new denied sessions admitted a second per CPU per rule; 0 = no limit */
 	__u32 deny_event_cap;     /* new denied sessions admitted a second per CPU, all rules; 0 = no limit */
 	__u32 flood_epoch;        /* the agent's flood interval (ds_sketch, ds_flood_sample); it moves it on */
-	__u32 pad;
+	__u32 summary_epoch;      /* the agent's summary epoch (bumped every summary tick); 0 = no summaries: nothing marked */
 };
 _Static_assert(sizeof(struct ds_settings) == 24, "ds_settings size");
 

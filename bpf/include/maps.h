@@ -66,6 +66,24 @@ struct {
 	__uint(max_entries, DS_EVENTS_BYTES);
 } ds_events SEC(".maps");
 
+// Sessions marked in a summary epoch (struct ds_dirty): the keys of the sessions with traffic
+// since the last summary tick, so the agent summarizes those and never walks the caches. Written
+// by the datapath without wake-ups; drained by the agent at each tick. Full: counted
+// (DS_CTR_DIRTY_LOST), and the agent scans the caches once instead.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, DS_DIRTY_BYTES);
+} ds_dirty SEC(".maps");
+
+// Per-CPU scratch for the session value a new or re-classified session is written with (too
+// large for the program's stack beside the classifier's frame). Datapath only.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ds_session_value);
+} ds_scratch SEC(".maps");
+
 // Per-CPU counters, event sequence and per-reason stats. Written by the datapath, read by userspace.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -400,16 +400,88 @@ static __always_inline int ds_icmp_reply_related(const struct ds_packet *pkt, __
 	return s && s->generation == generation && s->action == DS_ACTION_ALLOW;
 }
 
-/* Plain increments: XDP runs a flow on one CPU (RSS hashes it to one queue, and the ifindex is
- * part of the key), so the read-modify-write is not shared; atomics would cost ~10 ns a packet. */
-static __always_inline void ds_session_touch(struct ds_session_value *s, __u64 now, __u64 len)
+/* The agent's summary epoch (ds_settings.summary_epoch; 0: no summaries). */
+static __always_inline __u32 ds_summary_epoch(void)
 {
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+	return cfg ? cfg->summary_epoch : 0;
+}
+
+/* The first packet of session `k` in summary epoch `epoch` (before it is counted): keep the
+ * counters at the epoch's start (a session never marked keeps base 0, so its first summary counts
+ * from its first packet) and the previous base, and push the key to ds_dirty for the agent. Once
+ * per session and epoch; never for a new session's first packet. Behind the compare in
+ * ds_session_touch: the cached path pays only the epoch read and the compare. */
+static __always_inline void ds_session_mark(struct ds_cpu_stats *st, struct ds_session_value *s, const struct ds_session_key *k,
+				       __u32 epoch)
+{
+	struct ds_dirty *rec;
+
+	s->mark_flags = s->mark && s->mark + 1 == epoch ? DS_MARK_PREV_ADJACENT : 0;
+	s->prev_packets = s->base_packets;
+	s->prev_bytes = s->base_bytes;
+	if (s->mark) {
+		s->base_packets = s->packets;
+		s->base_bytes = s->bytes;
+	}
+	s->mark = epoch;
+	if (!epoch || !k)
+		return;
+	/* written in place (no stack: this call's frame adds to the program's), no wake-up: the
+	 * agent drains at its tick */
+	rec = bpf_ringbuf_reserve(&ds_dirty, sizeof(*rec), 0);
+	if (!rec) {
+		ds_count(st, DS_CTR_DIRTY_LOST);
+		return;
+	}
+	__builtin_memcpy(&rec->key, k, sizeof(rec->key));
+	rec->epoch = epoch;
+	rec->pad = 0;
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+/* Plain increments: XDP runs a flow on one CPU (RSS hashes it to one queue, and the ifindex is
+ * part of the key), so the read-modify-write is not shared; atomics would cost ~10 ns a packet.
+ * The summary mark costs the cached path one settings read and a compare. */
+static __always_inline void ds_session_touch(struct ds_cpu_stats *st, struct ds_session_value *s,
+					     const struct ds_session_key *k, __u64 now, __u64 len)
+{
+	__u32 epoch = ds_summary_epoch();
+
+	if (s->mark != epoch)
+		ds_session_mark(st, s, k, epoch);
 	s->last_seen = now;
 	s->packets++;
 	s->bytes += len;
 }
 
-static __always_inline void ds_reply_decision(struct ds_session_value *out)
+/* A re-classified session's new value `nv` carries on its traffic and summary marks from `s`,
+ * this packet included (marked like a packet of a cached session). */
+static __always_inline void ds_session_carry(struct ds_cpu_stats *st, struct ds_session_value *nv,
+					     const struct ds_session_value *s, const struct ds_session_key *k,
+					     __u64 now, __u64 len)
+{
+	nv->first_seen = s->first_seen;
+	nv->packets = s->packets;
+	nv->bytes = s->bytes;
+	nv->mark = s->mark;
+	nv->mark_flags = s->mark_flags;
+	nv->base_packets = s->base_packets;
+	nv->base_bytes = s->base_bytes;
+	nv->prev_packets = s->prev_packets;
+	nv->prev_bytes = s->prev_bytes;
+	ds_session_touch(st, nv, k, now, len);
+}
+
+/* This CPU's scratch session value (ds_scratch). */
+static __always_inline struct ds_session_value *ds_value_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ds_scratch, &zero);
+}
+
+static __always_inline void ds_reply_decision(struct ds_decision *out)
 {
 	out->action = DS_ACTION_ALLOW;
 	out->reason = DS_REASON_REPLY;
@@ -455,7 +527,8 @@ static __always_inline long ds_cache_delete(int allowed, const struct ds_session
  * entry is moved, as a re-classified session's: `nv` carries its traffic on, and it leaves the
  * other cache. Returns -1 when there was none, 1 when the change is to be audited, 2 when not.
  * Not inlined (the caller's stack budget is spent); called once per cached new session. */
-static __noinline int ds_session_adopt(const struct ds_session_key *k, struct ds_session_value *nv, __u64 len)
+static __noinline int ds_session_adopt(struct ds_cpu_stats *st, const struct ds_session_key *k, struct ds_session_value *nv,
+					__u64 now, __u64 len)
 {
 	int other_allowed = nv->action != DS_ACTION_ALLOW;
 	struct ds_session_value *e = ds_cache_lookup(other_allowed, k);
@@ -464,9 +537,7 @@ static __noinline int ds_session_adopt(const struct ds_session_key *k, struct ds
 		return -1;
 	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
 		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
-	nv->first_seen = e->first_seen;
-	nv->packets = e->packets + 1;
-	nv->bytes = e->bytes + len;
+	ds_session_carry(st, nv, e, k, now, len);
 	ds_cache_delete(other_allowed, k);
 	return audit ? 1 : 2;
 }
@@ -478,7 +549,8 @@ static __noinline int ds_session_adopt(const struct ds_session_key *k, struct ds
  * when the change is to be audited, 2 when not. 3 when the entry was evicted meanwhile and `nv`
  * is cached as the new session it is. A negative error if nothing could be written.
  * Not inlined: the verifier's stack budget for the caller is spent. */
-static __noinline long ds_session_recover(const struct ds_session_key *k, struct ds_session_value *nv, __u64 now, __u64 len)
+static __noinline long ds_session_recover(struct ds_cpu_stats *st, const struct ds_session_key *k, struct ds_session_value *nv,
+					  __u64 now, __u64 len)
 {
 	int allowed = nv->action == DS_ACTION_ALLOW;
 	struct ds_session_value *e = ds_cache_lookup(allowed, k);
@@ -488,21 +560,19 @@ static __noinline long ds_session_recover(const struct ds_session_key *k, struct
 		return err ? err : 3;
 	}
 	if (e->generation == nv->generation && e->action == nv->action && e->rule == nv->rule && e->reason == nv->reason) {
-		ds_session_touch(e, now, len);
+		ds_session_touch(st, e, k, now, len);
 		return 0;
 	}
 	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
 		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
-	nv->first_seen = e->first_seen;
-	nv->packets = e->packets + 1;
-	nv->bytes = e->bytes + len;
+	ds_session_carry(st, nv, e, k, now, len);
 	long err = ds_cache_update(allowed, k, nv, BPF_ANY);
 	return err ? err : audit ? 1 : 2;
 }
 
 /* Look the flow up, (re-)classify on a miss or a stale generation, emit the session event.
- * Fills `out` with the decision that applies to this packet. Settings are read only on this
- * classify path:
+ * Fills `out` (action, reason, rule) with the decision that applies to this packet. Settings are
+ * read on this classify path (and, on the cached path, the summary epoch only):
  * - on a source interface, while replies are expected there (a fabric, DS_SETTING_TRACK_REPLIES,
  *   or tenant networks, DS_SETTING_TENANT_NETS), a packet that is the reply of a session allowed
  *   in from the fabric or hairpinned to this interface's tenant passes as `reply`, without a
@@ -511,7 +581,7 @@ static __noinline long ds_session_recover(const struct ds_session_key *k, struct
  * - an allowed new or re-classified session leaves its expected replies (ds_replies_remember). */
 static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
 					      const struct ds_session_key *k, __u64 now, __u64 len,
-					      struct ds_session_value *out, int source_side, __u32 tenant)
+					      struct ds_decision *out, int source_side, __u32 tenant)
 {
 	__u32 generation = ds_generation(meta);
 	/* The filter says which cache to probe: its deny bit, ds_denies (first); its allow bit,
@@ -538,7 +608,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 			return;
 		}
 		ds_count(st, DS_CTR_CACHE_HITS);
-		ds_session_touch(s, now, len);
+		ds_session_touch(st, s, k, now, len);
 		ds_flow_filter_mark(fe, was_denied ? deny_bit : allow_bit); /* kept while in use */
 		out->action = s->action;
 		out->reason = s->reason;
@@ -556,39 +626,45 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
 	ds_classify_flow(meta, k, tenant, &d);
 
-	/* the new decision is built in `out`, the caller's (one value on the stack, not two) */
-	struct ds_session_value *nv = out;
-	*nv = (struct ds_session_value){
-		.first_seen = now,
-		.last_seen = now,
-		.packets = 1,
-		.bytes = len,
-		.rule = d.rule,
-		.generation = generation,
-		.action = d.action,
-		.reason = d.reason,
-		.flags = (d.log ? DS_SESSION_LOG : 0) |
-			 (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0),
-	};
+	/* the new value is built in this CPU's scratch, not on the stack: with the summary marks it
+	 * would take the program past the verifier's 512-byte combined stack */
+	struct ds_session_value *nv = ds_value_scratch();
+	if (!nv) {
+		out->action = d.action;
+		out->reason = d.reason;
+		out->rule = d.rule;
+		return;
+	}
+	__builtin_memset(nv, 0, sizeof(*nv));
+	nv->first_seen = now;
+	nv->last_seen = now;
+	nv->packets = 1;
+	nv->bytes = len;
+	nv->rule = d.rule;
+	nv->generation = generation;
+	nv->action = d.action;
+	nv->reason = d.reason;
+	nv->flags = (d.log ? DS_SESSION_LOG : 0) |
+		    (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0);
 	__u8 kind = DS_EVENT_SESSION_NEW;
 	int emit = d.log;
 
 	if (s) {
 		ds_count(st, DS_CTR_CACHE_STALE);
 		kind = DS_EVENT_SESSION_CHANGED;
-		nv->first_seen = s->first_seen;
-		nv->packets = s->packets + 1;
-		nv->bytes = s->bytes + len;
+		ds_session_carry(st, nv, s, k, now, len);
 		/* same outcome under the new version: nothing to audit */
 		emit = (d.log || (s->flags & DS_SESSION_LOG)) &&
 		       (s->action != d.action || s->rule != d.rule || s->reason != d.reason);
 	} else {
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
+	out->action = nv->action;
+	out->reason = nv->reason;
+	out->rule = nv->rule;
 	/* a new denied session past its budget is decided statelessly: no entry, no event */
-	if (!s && nv->action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, nv, now)) {
+	if (!s && nv->action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, nv, now))
 		return;
-	}
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		ds_cache_delete(!was_denied, k);
@@ -601,7 +677,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * unless a bit of its own leads a packet to it, which then finds it stale and re-classifies,
 	 * and a move into a cache never overwrites a live entry there (BPF_NOEXIST). */
 	if (!s && !allowed) {
-		int moved = ds_session_adopt(k, nv, len);
+		int moved = ds_session_adopt(st, k, nv, now, len);
 		if (moved > 0) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = moved == 1;
@@ -609,7 +685,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 	long err = ds_cache_update(allowed, k, nv, s && was_denied == !allowed ? BPF_ANY : BPF_NOEXIST);
 	if (err == -DS_EEXIST) {
-		long r = ds_session_recover(k, nv, now, len);
+		long r = ds_session_recover(st, k, nv, now, len);
 		err = r < 0 ? r : 0;
 		if (r >= 0 && r != 3) {
 			kind = DS_EVENT_SESSION_CHANGED;

@@ -33,5 +33,6 @@ void InitLink(Napi::Env env, Napi::Object exports);
 void InitRingBuffer(Napi::Env env, Napi::Object exports);
 void InitTestRun(Napi::Env env, Napi::Object exports);
 void InitFlood(Napi::Env env, Napi::Object exports);
+void InitDrain(Napi::Env env, Napi::Object exports);
 
 }  // namespace ds

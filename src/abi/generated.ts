@@ -27,6 +27,7 @@ export const Limits = {
   SKETCH_REGISTERS: 32,
   FLOOD_SAMPLES: 256,
   FLOOD_SAMPLE_EVERY: 8,
+  DIRTY_BYTES: 16777216,
 } as const;
 
 export const Action = {
@@ -78,7 +79,8 @@ export const Counter = {
   REPLIES: 17,
   EVENTS_HELD: 18,
   STATELESS: 19,
-  COUNT: 20,
+  DIRTY_LOST: 20,
+  COUNT: 21,
 } as const;
 
 export const EventKind = {
@@ -95,6 +97,10 @@ export const SettingFlag = {
 export const SessionFlag = {
   LOG: 1,
   REPLY_CHECK: 2,
+} as const;
+
+export const MarkFlag = {
+  ADJACENT: 1,
 } as const;
 
 export const Family = {
@@ -137,7 +143,7 @@ export const Layouts = {
     },
   },
   ds_session_value: {
-    size: 48,
+    size: 80,
     fields: {
       first_seen: { offset: 0, size: 8, elem: 8, count: 1 },
       last_seen: { offset: 8, size: 8, elem: 8, count: 1 },
@@ -148,13 +154,26 @@ export const Layouts = {
       action: { offset: 40, size: 1, elem: 1, count: 1 },
       reason: { offset: 41, size: 1, elem: 1, count: 1 },
       flags: { offset: 42, size: 1, elem: 1, count: 1 },
-      pad: { offset: 43, size: 5, elem: 1, count: 5 },
+      mark_flags: { offset: 43, size: 1, elem: 1, count: 1 },
+      mark: { offset: 44, size: 4, elem: 4, count: 1 },
+      base_packets: { offset: 48, size: 8, elem: 8, count: 1 },
+      base_bytes: { offset: 56, size: 8, elem: 8, count: 1 },
+      prev_packets: { offset: 64, size: 8, elem: 8, count: 1 },
+      prev_bytes: { offset: 72, size: 8, elem: 8, count: 1 },
     },
   },
   ds_flow_filter_entry: {
     size: 16,
     fields: {
       bank: { offset: 0, size: 16, elem: 8, count: 2 },
+    },
+  },
+  ds_dirty: {
+    size: 56,
+    fields: {
+      key: { offset: 0, size: 48, elem: 0, count: 1 },
+      epoch: { offset: 48, size: 4, elem: 4, count: 1 },
+      pad: { offset: 52, size: 4, elem: 4, count: 1 },
     },
   },
   ds_frag_key: {
@@ -251,14 +270,14 @@ export const Layouts = {
     },
   },
   ds_cpu_stats: {
-    size: 544,
+    size: 552,
     fields: {
-      counters: { offset: 0, size: 160, elem: 8, count: 20 },
-      event_seq: { offset: 160, size: 8, elem: 8, count: 1 },
-      by_reason: { offset: 168, size: 288, elem: 0, count: 18 },
-      deny_budget: { offset: 456, size: 24, elem: 0, count: 1 },
-      deny_cap: { offset: 480, size: 24, elem: 0, count: 1 },
-      deny_sketch: { offset: 504, size: 40, elem: 0, count: 1 },
+      counters: { offset: 0, size: 168, elem: 8, count: 21 },
+      event_seq: { offset: 168, size: 8, elem: 8, count: 1 },
+      by_reason: { offset: 176, size: 288, elem: 0, count: 18 },
+      deny_budget: { offset: 464, size: 24, elem: 0, count: 1 },
+      deny_cap: { offset: 488, size: 24, elem: 0, count: 1 },
+      deny_sketch: { offset: 512, size: 40, elem: 0, count: 1 },
     },
   },
   ds_policy_meta: {
@@ -359,7 +378,7 @@ export const Layouts = {
       deny_event_budget: { offset: 8, size: 4, elem: 4, count: 1 },
       deny_event_cap: { offset: 12, size: 4, elem: 4, count: 1 },
       flood_epoch: { offset: 16, size: 4, elem: 4, count: 1 },
-      pad: { offset: 20, size: 4, elem: 4, count: 1 },
+      summary_epoch: { offset: 20, size: 4, elem: 4, count: 1 },
     },
   },
   ds_explain_result: {

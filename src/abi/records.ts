@@ -27,6 +27,15 @@ export interface SessionValue {
   action: number;
   reason: number;
   flags: number;
+  /** Summary marks (abi.h, struct ds_session_value): the epoch of the last mark (0: never) … */
+  mark?: number;
+  /** … the counters before its first packet in that epoch … */
+  basePackets?: number;
+  baseBytes?: number;
+  /** … and the base of the mark before, when that mark was in epoch mark - 1 (markFlags & MarkFlag.ADJACENT). */
+  markFlags?: number;
+  prevPackets?: number;
+  prevBytes?: number;
 }
 
 export interface RawEvent extends SessionKey {
@@ -91,6 +100,55 @@ export function decodeSessionValue(buf: Buffer, at = 0): SessionValue {
     action: readField(n, buf, at, 'action'),
     reason: readField(n, buf, at, 'reason'),
     flags: readField(n, buf, at, 'flags'),
+    mark: readField(n, buf, at, 'mark'),
+    basePackets: readField(n, buf, at, 'base_packets'),
+    baseBytes: readField(n, buf, at, 'base_bytes'),
+    markFlags: readField(n, buf, at, 'mark_flags'),
+    prevPackets: readField(n, buf, at, 'prev_packets'),
+    prevBytes: readField(n, buf, at, 'prev_bytes'),
+  };
+}
+
+// ---- fast paths of decodeSessionKey / decodeSessionValue (the specification above) ----
+// Offsets resolved once from the generated layouts; the summaries decode a few hundred thousand
+// of these per tick. test/unit/abi.test.ts holds each pair equal on random bytes.
+const KF = Layouts.ds_session_key.fields;
+const VF = Layouts.ds_session_value.fields;
+const u64 = (buf: Buffer, at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
+
+/** decodeSessionKey, fast: the same value; `src` and `dst` are views into `buf`, not copies. */
+export function readSessionKey(buf: Buffer, at = 0): SessionKey {
+  return {
+    family: buf[at + KF.family.offset] as 4 | 6,
+    src: buf.subarray(at + KF.src.offset, at + KF.src.offset + 16),
+    dst: buf.subarray(at + KF.dst.offset, at + KF.dst.offset + 16),
+    ifindex: buf.readUInt32LE(at + KF.ifindex.offset),
+    vlanOuter: buf.readUInt16LE(at + KF.vlan_outer.offset),
+    vlanInner: buf.readUInt16LE(at + KF.vlan_inner.offset),
+    proto: buf[at + KF.proto.offset]!,
+    sport: buf.readUInt16LE(at + KF.sport.offset),
+    dport: buf.readUInt16LE(at + KF.dport.offset),
+  };
+}
+
+/** decodeSessionValue, fast: the same value. */
+export function readSessionValue(buf: Buffer, at = 0): SessionValue {
+  return {
+    firstSeenNs: buf.readBigUInt64LE(at + VF.first_seen.offset),
+    lastSeenNs: buf.readBigUInt64LE(at + VF.last_seen.offset),
+    packets: u64(buf, at + VF.packets.offset),
+    bytes: u64(buf, at + VF.bytes.offset),
+    rule: buf.readUInt32LE(at + VF.rule.offset),
+    generation: buf.readUInt32LE(at + VF.generation.offset),
+    action: buf[at + VF.action.offset]!,
+    reason: buf[at + VF.reason.offset]!,
+    flags: buf[at + VF.flags.offset]!,
+    mark: buf.readUInt32LE(at + VF.mark.offset),
+    basePackets: u64(buf, at + VF.base_packets.offset),
+    baseBytes: u64(buf, at + VF.base_bytes.offset),
+    markFlags: buf[at + VF.mark_flags.offset]!,
+    prevPackets: u64(buf, at + VF.prev_packets.offset),
+    prevBytes: u64(buf, at + VF.prev_bytes.offset),
   };
 }
 

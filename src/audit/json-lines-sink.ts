@@ -342,6 +342,15 @@ export class JsonLinesSink implements AuditSink {
     this.onClosed?.();
   }
 
+  /** Room for producers that can wait (AuditSink.ready): while more than a quarter of the
+   *  buffer bound waits for the writer, a flush; so a summary of a full cache never makes write()
+   *  wait for a slab on the event loop. */
+  ready(): Promise<void> | undefined {
+    if (this.closed || this.broken || this.dead) return undefined;
+    const queued = this.postedBytes - this.counters[C_CONSUMED]! + this.fill;
+    return queued > (this.maxSlabs * SLAB_BYTES) / 4 ? this.flush() : undefined;
+  }
+
   /** Resolves when everything handed over so far has been written (or dropped). */
   async flush(): Promise<void> {
     this.handover();

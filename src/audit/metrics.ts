@@ -24,7 +24,10 @@ export interface MetricsSource {
   stats(): CpuStats;
   /** Per-rule hits of the active version: rule id (`policy/rule` or `policy/default`) → counts. */
   ruleStats(): Map<string, { packets: number; bytes: number }>;
-  sessionCount(): number;
+  /** Entries in the session caches (the agent counts them a slice at a time: a Promise). */
+  sessionCount(): number | Promise<number>;
+  /** The agent's longest event-loop stalls: since the start, and since the previous scrape. */
+  eventLoop?(): { maxStallMs: number; maxStallSinceLastReadMs: number };
   /** From the audit pipeline. */
   events(): { read: number; lost: number };
   /** The active policy generation (0 = none) and version. */
@@ -73,6 +76,7 @@ const COUNTER_METRICS: Record<CounterName, { name: string; help: string } | null
   REPLIES: { name: 'doorstep_fabric_replies_total', help: 'Packets on fabric interfaces passed as replies of sessions allowed from a source network' },
   EVENTS_HELD: { name: 'doorstep_datapath_events_held_total', help: 'Logged denied sessions past the admission budget: their event held back (counted, not lost)' },
   STATELESS: { name: 'doorstep_stateless_denies_total', help: 'New denied sessions past the per-CPU admission budget, decided without a cache entry' },
+  DIRTY_LOST: { name: 'doorstep_summary_marks_lost_total', help: 'Sessions marked for a summary whose ds_dirty record found the ring full (the next summary scans the caches instead)' },
 };
 
 
@@ -89,6 +93,7 @@ interface Snapshot {
   policy: { generation: number; version: string | null };
   interfaces: { name: string; mode: 'native' | 'generic' }[];
   auditSinks: AuditSinkStats[];
+  eventLoop: { maxStallMs: number; maxStallSinceLastReadMs: number } | undefined;
 }
 
 export class AgentMetrics {
@@ -97,6 +102,8 @@ export class AgentMetrics {
   private readonly installSeconds: Histogram<'outcome'>;
   private readonly installs: PromCounter<'outcome'>;
   private snap: Snapshot | undefined;
+  /** The last session count read (a direct registry read cannot wait for a sliced count). */
+  private lastSessions = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(source: MetricsSource) {
@@ -168,6 +175,24 @@ export class AgentMetrics {
       registers,
       collect(this: Gauge) {
         this.set(snapshot().sessions);
+      },
+    });
+    new Gauge({
+      name: 'doorstep_agent_event_loop_stall_max_seconds',
+      help: "The agent's longest event-loop stall since it started (perf_hooks.monitorEventLoopDelay); the target is at most 0.05",
+      registers,
+      collect(this: Gauge) {
+        const e = snapshot().eventLoop;
+        if (e) this.set(e.maxStallMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'doorstep_agent_event_loop_stall_recent_max_seconds',
+      help: "The agent's longest event-loop stall since the previous scrape",
+      registers,
+      collect(this: Gauge) {
+        const e = snapshot().eventLoop;
+        if (e) this.set(e.maxStallSinceLastReadMs / 1000);
       },
     });
     new PromCounter({
@@ -276,7 +301,7 @@ export class AgentMetrics {
   /** The exposition text (Prometheus text format 0.0.4). */
   text(): Promise<string> {
     const run = this.queue.then(async () => {
-      this.snap = this.readSource();
+      this.snap = this.readSource(await this.source.sessionCount());
       try {
         return await this.registry.metrics();
       } finally {
@@ -351,15 +376,20 @@ export class AgentMetrics {
 
   /** The snapshot of the scrape in progress, or a fresh one for a direct registry read. */
   private snapshot(): Snapshot {
-    return this.snap ?? this.readSource();
+    if (this.snap) return this.snap;
+    const sessions = this.source.sessionCount();
+    if (typeof sessions !== 'number') sessions.catch(() => undefined);
+    return this.readSource(typeof sessions === 'number' ? sessions : this.lastSessions);
   }
 
-  private readSource(): Snapshot {
+  private readSource(sessions: number): Snapshot {
     const s = this.source;
+    this.lastSessions = sessions;
     return {
       stats: s.stats(),
       rules: s.ruleStats(),
-      sessions: s.sessionCount(),
+      sessions,
+      eventLoop: s.eventLoop?.(),
       events: s.events(),
       policy: s.policy(),
       interfaces: s.interfaces(),

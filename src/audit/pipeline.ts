@@ -13,6 +13,7 @@ import { protocolLabel } from '../policy/protocols.js';
 import { FloodAccounting, type FloodReading } from './flood-accounting.js';
 import { estimateDistinct, topSources } from './flood-sources.js';
 import type { AuditRecord, AuditSink, FloodRecord, LostRecord, SummaryRecord } from './records.js';
+import { type DirtyRecord, epochTraffic, type EpochTraffic, type SummarySource } from './summary-source.js';
 import { type EnrichContext, ruleName, type SessionRecord, setFlowDetails } from './session-record.js';
 
 /** What the pipeline reads from the engine's counters (Engine.stats() fits). */
@@ -22,11 +23,7 @@ export interface KernelEventStats {
   counters: { EVENTS_LOST: number };
 }
 
-/** A session-cache entry (Engine.sessions() returns these). */
-export interface SessionEntry {
-  key: SessionKey;
-  value: SessionValue;
-}
+export type { SessionEntry, SummarySource } from './summary-source.js';
 
 /** A sink that drops records when it cannot keep up and counts them (monotonically). */
 export interface DroppingSink extends AuditSink {
@@ -36,10 +33,13 @@ export interface DroppingSink extends AuditSink {
 export interface AuditPipelineOptions {
   context: EnrichContext;
   sinks: AuditSink[];
-  /** Per-session summaries every this many ms (default 10,000); 0 = off. Needs `sessions`. */
+  /** Per-session summaries every this many ms (default 10,000); 0 = off (summarize() still works). Needs `summaries`. */
   summaryIntervalMs?: number;
-  /** The session cache (Engine.sessions). */
-  sessions?: () => readonly SessionEntry[];
+  /**
+   * The sessions the datapath marked as having traffic (EngineSummaryMarks; MemorySessionCache in
+   * tests). The pipeline starts a summary epoch when it is created and at every summary.
+   */
+  summaries?: SummarySource;
   /**
    * The engine's counters (Engine.stats), read once now: the baseline of the lost accounting, so
    * an agent adopting a running engine reports exactly the events lost from now on. Without it the
@@ -75,8 +75,12 @@ export interface AuditPipelineStats {
   lostRecords: number;
   /** Events that arrived after their sequence number had been accounted as lost (should stay 0). */
   lateEvents: number;
-  /** Sessions whose counts the summarizer remembers (bounded by the session cache). */
+  /** Records of sessions marked in the current epoch, drained early and kept for the next summary. */
   trackedSessions: number;
+  /** Summaries that scanned the caches because marks were lost (the ring was full). */
+  summaryScans: number;
+  /** Sessions looked up by summaries (one per marked session and epoch). */
+  summaryLookups: number;
 }
 
 /**
@@ -89,7 +93,6 @@ const intern = (s: string): string => Object.keys({ [s]: 0 })[0] ?? s;
 const REASON_NAMES = Array.from({ length: Reason.COUNT }, (_, r) => intern(reasonLabel(r)));
 const reasonName = (r: number): string => REASON_NAMES[r] ?? String(r);
 const PROTOCOLS = Array.from({ length: 256 }, (_, p) => intern(protocolLabel(p)));
-const OCTETS = Array.from({ length: 256 }, (_, i) => String(i));
 const OCTET_CODES = Array.from({ length: 256 }, (_, i) => Array.from(String(i), (c) => c.charCodeAt(0)));
 const fromCodes = String.fromCharCode;
 const codes = new Uint8Array(16);
@@ -194,20 +197,18 @@ class TextCaches {
   }
 }
 
-interface Remembered {
-  packets: number;
-  bytes: number;
-  firstSeenNs: bigint;
-  /** The summary tick that last saw this session in the cache. */
-  tick: number;
-}
+/** Marked sessions drained, and looked up, per slice of a summary: a few ms of work. */
+const SUMMARY_SLICE = 1024;
+/** Records drained per summary at most (a ring's worth): the drain ends even under a storm of marks. */
+const SUMMARY_DRAIN_MAX = 1 << 20;
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class AuditPipeline {
   private readonly ctx: EnrichContext;
   private readonly enforcer: string;
   private sinks: AuditSink[];
   private readonly now: () => Date;
-  private readonly sessions: (() => readonly SessionEntry[]) | undefined;
+  private readonly summaries: SummarySource | undefined;
   private readonly onError: ((err: unknown) => void) | undefined;
   private readonly text = new TextCaches();
   /** Wall-clock ms minus CLOCK_MONOTONIC ms. */
@@ -236,11 +237,16 @@ export class AuditPipeline {
   private readonly reportedDrops = new Map<AuditSink, number>();
   private lastDropCheck = 0;
 
-  // summaries
-  private readonly remembered = new Map<string, Remembered>();
-  private summaryTick = 0;
+  // summaries: no per-session state survives a summary but the records of sessions marked in the
+  // current epoch that a drain took early (`carry`)
+  /** The first epoch of this pipeline: marks of earlier epochs belong to an earlier agent. */
+  private firstEpoch = 0;
+  private marksLost = 0;
+  private carry: DirtyRecord[] = [];
+  private summarizing: Promise<void> | undefined;
+  private stopping = false;
 
-  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, floods: 0, lostRecords: 0, lateEvents: 0 };
+  private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, floods: 0, lostRecords: 0, lateEvents: 0, summaryScans: 0, summaryLookups: 0 };
   private readonly floods: (() => FloodReading) | undefined;
   private readonly floodAccounting = new FloodAccounting();
   private floodsReadAt = '';
@@ -250,7 +256,7 @@ export class AuditPipeline {
     this.enforcer = intern(options.context.enforcer);
     this.sinks = [...options.sinks];
     this.now = options.now ?? (() => new Date());
-    this.sessions = options.sessions;
+    this.summaries = options.summaries;
     this.floods = options.floods;
     this.onError = options.onError;
     const mono = process.hrtime.bigint();
@@ -258,15 +264,19 @@ export class AuditPipeline {
     this.wallOffsetMs = this.now().getTime() - Number(mono) / 1e6;
     if (options.kernelStats) this.startReconciliation(options.kernelStats());
     this.reportFloods(); // the baseline: an adopted engine's past floods are not ours
+    if (this.summaries) {
+      // our first epoch: what was marked before belongs to an earlier agent
+      this.marksLost = this.summaries.lost();
+      this.firstEpoch = this.summaries.advance().current;
+    }
     const interval = options.summaryIntervalMs ?? 10_000;
-    if (interval > 0 && (this.sessions || this.floods)) {
+    if (interval > 0 && (this.summaries || this.floods)) {
       this.summaryTimer = setInterval(() => {
-        for (const task of [() => this.summarize(), () => this.reportFloods()]) {
-          try {
-            task();
-          } catch (err) {
-            this.onError?.(err);
-          }
+        this.summarize().catch((err: unknown) => this.onError?.(err));
+        try {
+          this.reportFloods();
+        } catch (err) {
+          this.onError?.(err);
         }
       }, interval);
       this.summaryTimer.unref();
@@ -554,50 +564,106 @@ export class AuditPipeline {
   // ---- summaries ----
 
   /**
-   * One `summary` record per session with traffic since the previous summary: deltas and totals
-   * from the session cache. A session's first summary counts from its first packet; a session
-   * with one packet needs none (its session record said it all). Sessions that were in the cache
-   * before this pipeline started are counted from the first summary on. Sessions gone from the
-   * cache are forgotten, so memory stays bounded by the cache.
+   * One `summary` record per session with traffic since the previous summary: its deltas and
+   * totals. The datapath marks a session on its first packet in a summary epoch and queues its key
+   * (ds_dirty); this starts a new epoch, then looks up the sessions marked in the one that ended,
+   * a slice at a time (yielding to the event loop between slices), so a summary costs in
+   * proportion to the sessions with traffic, not to the cache. A session's first summary counts
+   * from its first packet; a session with one packet is never marked, so needs none (its session
+   * record said it all). Sessions that were in the cache before this pipeline started and were
+   * never summarized count from their first epoch after that. When marks were lost (the ring was
+   * full), the epoch's summaries come from one walk of the caches instead, in slices. Resolves
+   * when the summary is written; a summary in progress is joined, not repeated.
    */
-  summarize(): void {
-    if (!this.sessions || this.closed) return;
-    const entries = this.sessions();
-    const tick = ++this.summaryTick;
+  summarize(): Promise<void> {
+    if (!this.summaries || this.closed || this.stopping) return Promise.resolve();
+    this.summarizing ??= this.runSummary(this.summaries).finally(() => {
+      this.summarizing = undefined;
+    });
+    return this.summarizing;
+  }
+
+  private async runSummary(src: SummarySource): Promise<void> {
+    const lost = src.lost();
+    const overflowed = lost !== this.marksLost;
+    this.marksLost = lost;
+    const { finished, current } = src.advance();
     const time = this.now().toISOString();
-    this.memoGeneration = -1;
-    this.memoIfindex = -1;
-    const out: SummaryRecord[] = [];
-    for (const { key, value } of entries) {
-      const id = sessionId(key);
-      let seen = this.remembered.get(id);
-      let fromPackets = 0;
-      let fromBytes = 0;
-      if (seen && seen.firstSeenNs === value.firstSeenNs) {
-        fromPackets = seen.packets;
-        fromBytes = seen.bytes;
-        seen.tick = tick;
-        // no traffic since the last summary, or still just the packet its session record told of
-        if (value.packets <= fromPackets || value.packets <= 1) continue;
-      } else {
-        // new to us (or a new session under a known key): count from its first packet, unless
-        // it predates this pipeline
-        const before = value.firstSeenNs + COARSE_CLOCK_SLACK_NS < this.startNs;
-        seen = { packets: before ? value.packets : 0, bytes: before ? value.bytes : 0, firstSeenNs: value.firstSeenNs, tick };
-        this.remembered.set(id, seen);
-        if (before || value.packets <= 1) continue;
+    const done = new Map<number, Set<string>>(); // per epoch: the sessions summarized
+    const carried = this.carry;
+    this.carry = [];
+    let drained = 0;
+    let batch = carried;
+    for (;;) {
+      const todo: DirtyRecord[] = [];
+      for (const r of batch) {
+        if (r.epoch === current) {
+          this.carry.push(r); // marked after this summary began: the next one's
+          continue;
+        }
+        // marks from before this pipeline, and (after a loss) the finished epoch, which the walk below covers
+        if (r.epoch < this.firstEpoch || r.epoch > current || (overflowed && r.epoch === finished)) continue;
+        let seen = done.get(r.epoch);
+        if (!seen) done.set(r.epoch, (seen = new Set()));
+        if (seen.has(r.id)) continue; // a session evicted and marked again in the same epoch
+        seen.add(r.id);
+        todo.push(r);
       }
-      seen.packets = value.packets;
-      seen.bytes = value.bytes;
-      out.push(this.summaryRecord(time, key, value, value.packets - fromPackets, value.bytes - fromBytes));
+      if (todo.length > 0) {
+        this.counts.summaryLookups += todo.length;
+        const values = src.lookup(todo);
+        const out: SummaryRecord[] = [];
+        for (let i = 0; i < todo.length; i++) {
+          const v = values[i];
+          if (v) this.summaryOf(out, time, todo[i]!.key, v, todo[i]!.epoch);
+        }
+        if (this.stopping) return;
+        this.writeSummaries(out);
+        await this.sinksReady();
+      }
+      if (drained >= SUMMARY_DRAIN_MAX) break;
+      batch = src.drain(SUMMARY_SLICE);
+      drained += batch.length;
+      if (batch.length === 0) break;
+      await yieldToEventLoop();
     }
-    for (const [id, s] of this.remembered) if (s.tick !== tick) this.remembered.delete(id);
-    this.counts.summaries += out.length;
-    this.write(out);
+    if (overflowed && finished >= this.firstEpoch) {
+      this.counts.summaryScans++;
+      for await (const slice of src.scan()) {
+        if (this.stopping) return;
+        const out: SummaryRecord[] = [];
+        for (const { key, value } of slice) this.summaryOf(out, time, key, value, finished);
+        this.writeSummaries(out);
+        await this.sinksReady();
+      }
+    }
     this.reportSinkDrops();
   }
 
-  private summaryRecord(time: string, key: SessionKey, value: SessionValue, packets: number, bytes: number): SummaryRecord {
+  /** Push the summary of session (key, v) for `epoch`, if it had traffic there that needs one. */
+  private summaryOf(out: SummaryRecord[], time: string, key: SessionKey, v: SessionValue, epoch: number): void {
+    const t = epochTraffic(v, epoch);
+    if (!t || t.packets <= 0 || t.totalPackets <= 1) return;
+    // never summarized, and older than this pipeline: counts from its next epoch on
+    if (t.fromFirstPacket && v.firstSeenNs + COARSE_CLOCK_SLACK_NS < this.startNs) return;
+    out.push(this.summaryRecord(time, key, v, t));
+  }
+
+  private writeSummaries(out: SummaryRecord[]): void {
+    if (out.length === 0) return;
+    this.counts.summaries += out.length;
+    this.write(out);
+  }
+
+  /** Wait, between slices of a summary, until every sink that says so has room again. */
+  private async sinksReady(): Promise<void> {
+    for (const sink of this.sinks) {
+      const wait = sink.ready?.();
+      if (wait) await wait.catch(() => undefined);
+    }
+  }
+
+  private summaryRecord(time: string, key: SessionKey, value: SessionValue, t: EpochTraffic): SummaryRecord {
     const names = this.names(value.generation);
     let rule = reasonName(value.reason);
     let policy: string | undefined;
@@ -616,10 +682,10 @@ export class AuditPipeline {
       dst: this.text.address(key.family, key.dst),
       rule,
       generation: value.generation,
-      packets,
-      bytes,
-      totalPackets: value.packets,
-      totalBytes: value.bytes,
+      packets: t.packets,
+      bytes: t.bytes,
+      totalPackets: t.totalPackets,
+      totalBytes: t.totalBytes,
       firstSeen: this.wallTime(value.firstSeenNs),
       lastSeen: this.wallTime(value.lastSeenNs),
     };
@@ -676,7 +742,7 @@ export class AuditPipeline {
   // ---- life ----
 
   stats(): AuditPipelineStats {
-    return { ...this.counts, trackedSessions: this.remembered.size };
+    return { ...this.counts, trackedSessions: this.carry.length };
   }
 
   /** Stop the timers, report what sinks dropped, and close every sink. Idempotent. */
@@ -684,6 +750,9 @@ export class AuditPipeline {
     if (this.closed) return;
     if (this.summaryTimer) clearInterval(this.summaryTimer);
     this.summaryTimer = undefined;
+    this.stopping = true; // a summary in progress stops at its next slice
+    await this.summarizing?.catch(() => undefined);
+    if (this.closed) return;
     try {
       this.reportFloods(); // what the budget held back since the last tick
     } catch (err) {
@@ -695,12 +764,4 @@ export class AuditPipeline {
     this.sinks = [];
     await Promise.allSettled(sinks.map((s) => s.close()));
   }
-}
-
-/** The session cache's key as a string: one Map entry per live session. */
-function sessionId(k: SessionKey): string {
-  let s = `${k.family}|${k.ifindex}|${k.vlanOuter}|${k.vlanInner}|${k.proto}|${k.sport}|${k.dport}|`;
-  for (let i = 0; i < 16; i++) s += OCTETS[k.src[i]!] + ',';
-  for (let i = 0; i < 16; i++) s += OCTETS[k.dst[i]!] + ',';
-  return s;
 }

@@ -147,6 +147,12 @@ export interface AuditSink {
   /** How `lost` records name this sink: `file`, `stdout`, `nats:<stream>`. */
   readonly name?: string;
   write(records: readonly AuditRecord[]): void;
+  /**
+   * For producers that can wait (summaries, written a slice at a time): a promise that resolves
+   * once the sink has room again, while its buffers are filling up; undefined when there is room
+   * now. A sink without it never makes them wait.
+   */
+  ready?(): Promise<void> | undefined;
   /** Flush what is buffered and release resources. */
   close(): Promise<void>;
 }

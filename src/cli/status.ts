@@ -21,6 +21,12 @@ export async function status(o: { socket: string; output: OutputFormat }): Promi
   console.log(`interfaces ${s.interfaces.map((i) => `${i.name} (${i.mode} XDP${i.adopted ? ', adopted' : ''})`).join(', ')}`);
   console.log(`sessions   ${s.sessions} cached`);
   console.log(`events     ${s.events.read} read, ${s.events.lost} lost`);
+  const a = s.agent;
+  if (a) {
+    console.log(
+      `agent      longest event-loop stall ${a.maxStallMs.toFixed(1)} ms (since the last status ${a.maxStallSinceLastReadMs.toFixed(1)} ms; target ≤ 50 ms), RSS ${(a.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }
   const c = s.counters;
   console.log(`packets    ${c.PASS_PACKETS} passed, ${c.DROP_PACKETS} dropped (${c.PARSE_ERRORS} malformed); cache ${c.CACHE_HITS} hits, ${c.CACHE_MISSES} misses`);
   const rows = Object.entries(s.byReason)

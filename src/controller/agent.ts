@@ -14,6 +14,7 @@ import { RecentRecords } from '../audit/recent-records.js';
 import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
 import { Engine, FLOW_FILTER_AGING_MS } from '../engine/engine.js';
+import { EngineSummaryMarks } from '../engine/summary-marks.js';
 import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
@@ -36,6 +37,7 @@ import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
 import { LocalApi } from './local-api.js';
 import { NetworkController } from './network-controller.js';
 import { agentRoutes } from './routes.js';
+import { StallMonitor } from './stall-monitor.js';
 import { StateStore } from './state-store.js';
 
 /** How often the agent reconciles lost events with the kernel's counters. */
@@ -133,7 +135,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       context: controller.context,
       sinks: [...sinks, recent],
       summaryIntervalMs: config.summaryIntervalMs,
-      sessions: () => openedEngine.sessions(),
+      ...(config.summaryIntervalMs > 0 && { summaries: new EngineSummaryMarks(openedEngine) }),
       floods: () => {
         const stats = openedEngine.stats();
         const reading = {
@@ -150,7 +152,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       kernelStats: () => openedEngine.stats(), // the lost-event baseline: an adopted engine's past losses are not ours
       onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err instanceof Error ? err.message : String(err)}` })),
     });
+    if (config.summaryIntervalMs <= 0) openedEngine.setSummaryEpoch(0); // nothing to mark for
     const pipe = pipeline;
+    const stalls = new StallMonitor();
+    cleanups.push(() => stalls.close());
+    const sessionCount = new SessionCounter(openedEngine);
     pipe.emit(agentRecord({ event: 'started', message: `doorstep agent pid ${process.pid}` }));
     engine.onEvents((events) => pipe.handleEvents(events));
 
@@ -164,7 +170,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
           for (const [index, stat] of openedEngine.ruleStats()) named.set(ruleName(ir, index), stat);
           return named;
         },
-        sessionCount: () => openedEngine.sessionCount(),
+        sessionCount: () => sessionCount.count(),
+        eventLoop: () => stalls.read('metrics'),
         events: () => {
           const s = pipe.stats();
           return { read: s.eventsRead, lost: s.eventsLost };
@@ -232,7 +239,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         bucket: config.statusBucket,
         ttlMs: config.statusTtlMs,
         enforcer: config.enforcerId,
-        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe),
+        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe, sessionCount.latest()),
         onError: onSourceError,
       });
       reporter = fleetReporter;
@@ -257,7 +264,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => clearInterval(agingTimer));
 
     const toWall = monotonicToWall();
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall }));
+    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls }));
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -319,7 +326,7 @@ function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
 }
 
 /** This enforcer's entry in the fleet's status bucket. */
-function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline): EnforcerStatus {
+function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline, sessions: number): EnforcerStatus {
   const active = engine.activePolicy();
   const current = ctl.current;
   const rejected = ctl.lastRejected;
@@ -346,7 +353,7 @@ function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkControll
     counters: {
       passed: stats.counters.PASS_PACKETS,
       dropped: stats.counters.DROP_PACKETS,
-      sessions: engine.sessionCount(),
+      sessions,
       eventsLost: events.eventsLost,
       auditDropped: events.sinkDropped,
     },
@@ -354,4 +361,41 @@ function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkControll
     agent: { pid: process.pid, startedAt: startedAt.toISOString() },
     updatedAt: new Date().toISOString(),
   };
+}
+
+/** How old a session count may be when status, metrics or the fleet report read it. */
+const SESSION_COUNT_MAX_AGE_MS = 5000;
+
+/**
+ * The session caches' entry count for status, metrics and the fleet report, counted a slice at a
+ * time (Engine.sessionCountSliced) so no reader stalls the event loop; concurrent readers share
+ * one walk, and a count younger than SESSION_COUNT_MAX_AGE_MS is reused (a walk of two full
+ * caches costs ~0.1 s of CPU, not to be paid on every request).
+ */
+class SessionCounter {
+  private last = 0;
+  private at = -Infinity;
+  private running: Promise<number> | undefined;
+
+  constructor(private readonly engine: Engine) {}
+
+  count(): Promise<number> {
+    if (performance.now() - this.at < SESSION_COUNT_MAX_AGE_MS) return Promise.resolve(this.last);
+    this.running ??= this.engine
+      .sessionCountSliced()
+      .then((n) => {
+        this.at = performance.now();
+        return (this.last = n);
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  /** The last count, and a new one started (for readers that cannot wait). */
+  latest(): number {
+    this.count().catch(() => undefined);
+    return this.last;
+  }
 }

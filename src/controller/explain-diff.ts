@@ -11,7 +11,7 @@ import type { FlowFields } from '../audit/records.js';
 import { formatAddress16, ruleName, setFlowDetails } from '../audit/session-record.js';
 import { frame, tupleOf, type FrameSpec } from '../engine/frame.js';
 import { compileIr } from '../policy/compile.js';
-import { diffPolicies, formatDiff, sessionImpact, type SessionFlip } from '../policy/diff.js';
+import { diffPolicies, formatDiff, sessionImpactSliced, type SessionFlip } from '../policy/diff.js';
 import { explain, formatExplanation } from '../policy/explain.js';
 import { protocolLabel, protocolNumber } from '../policy/protocols.js';
 import type { PolicyText } from '../watcher/source.js';
@@ -118,11 +118,16 @@ export interface DiffReport {
   flipCounts: { toDeny: number; toAllow: number };
 }
 
-export function diffRoute(d: RouteDeps, sources: PolicyText[]): DiffReport {
+/** Cached sessions compared per slice of a diff. */
+const DIFF_SLICE = 256;
+
+export async function diffRoute(d: RouteDeps, sources: PolicyText[]): Promise<DiffReport> {
   const { ir: candidate } = compileIr(sources);
   const installed = d.controller.current?.ir ?? null;
   const diff = diffPolicies(installed, candidate);
-  const impact = sessionImpact(installed, candidate, d.engine.sessions(), { generation: d.engine.activePolicy()?.generation ?? 0 });
+  // the cache a small slice at a time (each session may need the reference evaluator): the
+  // agent's event loop runs between slices
+  const impact = await sessionImpactSliced(installed, candidate, d.engine.sessionSlices(DIFF_SLICE), { generation: d.engine.activePolicy()?.generation ?? 0 });
   const view = (f: SessionFlip): DiffReport['flips'][number] => {
     const flip: DiffReport['flips'][number] = {
       protocol: protocolLabel(f.key.proto),

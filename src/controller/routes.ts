@@ -13,6 +13,7 @@ import type { AgentConfig } from './config.js';
 import type { NetworkController } from './network-controller.js';
 import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
+import type { StallMonitor } from './stall-monitor.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -22,6 +23,10 @@ export interface RouteDeps {
   recent: RecentRecords;
   startedAt: Date;
   toWall: (ns: bigint) => Date;
+  /** Entries in the session caches, counted a slice at a time (Engine.sessionCountSliced). */
+  sessionCount: () => Promise<number>;
+  /** The agent's event-loop stalls (read as the reader `status`). */
+  stalls?: StallMonitor;
 }
 
 export interface StatusReport {
@@ -36,6 +41,8 @@ export interface StatusReport {
   rules: Record<string, { packets: number; bytes: number }>;
   events: { read: number; lost: number };
   sessions: number;
+  /** The agent process: its longest event-loop stalls (target: at most 50 ms) and memory. */
+  agent: { maxStallMs: number; maxStallSinceLastReadMs: number; rssBytes: number; summaryScans: number };
 }
 
 /** Filter options as the CLI sends them: the same names as the flags. */
@@ -59,7 +66,8 @@ function sourcesOf(body: unknown): PolicyText[] {
 }
 
 export function agentRoutes(d: RouteDeps): Routes {
-  const status = (): StatusReport => {
+  const status = async (): Promise<StatusReport> => {
+    const sessions = await d.sessionCount();
     const active = d.engine.activePolicy();
     const current = d.controller.current;
     const stats = d.engine.stats();
@@ -82,7 +90,12 @@ export function agentRoutes(d: RouteDeps): Routes {
       byReason: stats.byReason,
       rules: Object.fromEntries([...d.engine.ruleStats()].map(([index, stat]) => [ruleName(active ? d.controller.context.policies.get(active.generation) : undefined, index), stat])),
       events: { read: events.eventsRead, lost: events.eventsLost },
-      sessions: d.engine.sessionCount(),
+      sessions,
+      agent: {
+        ...(d.stalls?.read('status') ?? { maxStallMs: 0, maxStallSinceLastReadMs: 0 }),
+        rssBytes: process.memoryUsage.rss(),
+        summaryScans: events.summaryScans,
+      },
     };
   };
 
@@ -100,17 +113,20 @@ export function agentRoutes(d: RouteDeps): Routes {
 
     'GET /v1/sessions': {
       kind: 'json',
-      handle: (query) => {
+      handle: async (query) => {
         const keep = filterOf(query);
         const limit = Number(query.get('limit') ?? 1000);
         const all: SessionView[] = [];
         let matched = 0;
         const active = d.engine.activePolicy()?.generation ?? 0;
-        for (const s of d.engine.sessions()) {
-          const view = sessionView(s, d.controller.context, d.toWall, active);
-          if (!keep(view as unknown as { [k: string]: unknown })) continue;
-          matched++;
-          if (all.length < limit) all.push(view);
+        // a slice at a time: the agent's event loop runs between slices
+        for await (const slice of d.engine.sessionSlices()) {
+          for (const s of slice) {
+            const view = sessionView(s, d.controller.context, d.toWall, active);
+            if (!keep(view as unknown as { [k: string]: unknown })) continue;
+            matched++;
+            if (all.length < limit) all.push(view);
+          }
         }
         return { matched, sessions: all };
       },

@@ -4,7 +4,7 @@
 // events, run test packets. The only importer of the native addon.
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeStruct, offsetOf, readBytes, readField, sizeOf } from '../abi/codec.js';
+import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
 import { IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
@@ -15,6 +15,8 @@ import {
   decodeSessionValue,
   encodeSessionKey,
   type RawEvent,
+  readSessionKey,
+  readSessionValue,
   SESSION_KEY_SIZE,
   SESSION_VALUE_SIZE,
   type SessionKey,
@@ -30,7 +32,7 @@ import { TABLE_NAMES } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
-import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle } from './native.js';
+import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
@@ -138,6 +140,28 @@ interface LinkState extends Attachment {
 
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
 const SESSION_MAPS = ['ds_sessions', 'ds_denies'] as const;
+/** Entries per slice of a walk of the session caches: one batch read, a few ms at most. */
+const SESSION_SLICE = 1024;
+/** Entries per slice of a count: read into the addon's own buffer, nothing reaches JavaScript. */
+const COUNT_SLICE = 16384;
+/** Bytes of a ds_dirty record. */
+export const DIRTY_SIZE = sizeOf('ds_dirty');
+
+/** Where a sliced walk of the session caches stands (Engine.readSessionSlice). */
+export interface SessionCursor {
+  map: number;
+  token: Buffer | null;
+}
+
+export interface SessionSlice {
+  keys: Buffer;
+  values: Buffer;
+  count: number;
+  cursor: SessionCursor | null;
+}
+
+/** Let the event loop run (I/O, timers) before the next slice of a long walk. */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function u32Key(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -206,6 +230,7 @@ export class Engine {
   /** The bank of ds_flow_filter that ageFlowFilter() clears next. */
   private nextAgedBank = 0;
   private reader: RingBufferReaderHandle | undefined;
+  private dirty: RingDrainHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
   private closed = false;
 
@@ -430,13 +455,11 @@ export class Engine {
     return value;
   }
 
-  /** Write the settings given, keeping the others (the datapath only reads ds_settings). */
+  /** Change the given fields of ds_settings; every other field keeps its value. */
   private writeSettings(values: Partial<Record<SettingsField, number>>): void {
-    const current = this.readSettings();
-    const fields = Object.fromEntries(
-      (Object.keys(Layouts.ds_settings.fields) as SettingsField[]).map((f) => [f, values[f] ?? readField('ds_settings', current, 0, f)]),
-    );
-    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), encodeStruct('ds_settings', fields));
+    const next = this.readSettings();
+    writeStruct('ds_settings', next, 0, values);
+    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
   }
 
   /** A fresh inner map for `table`, filled from the image. The caller owns the returned fd. */
@@ -770,9 +793,79 @@ export class Engine {
     return found ? decodeSessionValue(value) : null;
   }
 
-  /** Entries in the session caches, allowed and denied, counted without decoding them (metrics, status). */
+  /** Entries in the session caches, allowed and denied, counted without decoding them. Walks both
+   *  caches in one call: for tools and tests; the agent counts with sessionCountSliced(). */
   sessionCount(limit = 1 << 24): number {
     return SESSION_MAPS.reduce((n, map) => n + addon().mapCount(this.fd(map), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit), 0);
+  }
+
+  /**
+   * One slice of a walk of the session caches (allowed, then denied): at most `max` entries from
+   * `cursor` (null: the start), raw (SESSION_KEY_SIZE / SESSION_VALUE_SIZE each), and the cursor
+   * of the next slice (null: the walk is over). A slice costs one batch read of one cache.
+   */
+  readSessionSlice(cursor: SessionCursor | null, max = SESSION_SLICE, countOnly = false): SessionSlice {
+    let at: SessionCursor = cursor ?? { map: 0, token: null };
+    for (;;) {
+      const r = addon().mapReadBatch(this.fd(SESSION_MAPS[at.map]!), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, max, at.token, countOnly);
+      const next: SessionCursor | null = r.cursor ? { map: at.map, token: r.cursor } : at.map + 1 < SESSION_MAPS.length ? { map: at.map + 1, token: null } : null;
+      if (r.count > 0 || next === null) return { keys: r.keys, values: r.values, count: r.count, cursor: next };
+      at = next;
+    }
+  }
+
+  /** The cached sessions, decoded a slice at a time, yielding to the event loop between slices
+   *  (a key's addresses are views into its slice's buffer). */
+  async *sessionSlices(max = SESSION_SLICE): AsyncGenerator<Session[]> {
+    let cursor: SessionCursor | null = null;
+    do {
+      const slice: SessionSlice = this.readSessionSlice(cursor, max);
+      cursor = slice.cursor;
+      const out: Session[] = new Array(slice.count);
+      for (let i = 0; i < slice.count; i++) {
+        out[i] = { key: readSessionKey(slice.keys, i * SESSION_KEY_SIZE), value: readSessionValue(slice.values, i * SESSION_VALUE_SIZE) };
+      }
+      yield out;
+      if (cursor) await yieldToEventLoop();
+    } while (cursor);
+  }
+
+  /** Entries in the session caches, counted a slice at a time without blocking the event loop. */
+  async sessionCountSliced(): Promise<number> {
+    let n = 0;
+    let cursor: SessionCursor | null = null;
+    do {
+      const slice: SessionSlice = this.readSessionSlice(cursor, COUNT_SLICE, true);
+      n += slice.count;
+      cursor = slice.cursor;
+      if (cursor) await yieldToEventLoop();
+    } while (cursor);
+    return n;
+  }
+
+  // ---- summary marks (ds_settings.summary_epoch, ds_dirty) ----
+
+  /** The summary epoch the datapath marks sessions with (0: none). */
+  summaryEpoch(): number {
+    return readField('ds_settings', this.readSettings(), 0, 'summary_epoch');
+  }
+
+  /** Start summary epoch `epoch` (> 0; 0 stops marking): from the next packet on, a session's first packet in it marks it. */
+  setSummaryEpoch(epoch: number): void {
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch > 0xffffffff) throw new DoorstepError('DS_E_USAGE', `summary epoch ${epoch} is not a u32`);
+    this.writeSettings({ summary_epoch: epoch });
+  }
+
+  /** Up to `max` records (struct ds_dirty, DIRTY_SIZE bytes each) from ds_dirty, consumed. */
+  drainDirty(max: number): { records: Buffer; count: number } {
+    this.dirty ??= new (addon().RingDrain)(this.fd('ds_dirty'));
+    return this.dirty.drain(max, DIRTY_SIZE);
+  }
+
+  /** Look `count` keys (SESSION_KEY_SIZE bytes each) up in both caches in one call: their values
+   *  (SESSION_VALUE_SIZE each) and, per key, whether it was found (0: gone). */
+  lookupSessions(keys: Buffer, count: number): { values: Buffer; found: Buffer } {
+    return addon().mapLookupMany(SESSION_MAPS.map((m) => this.fd(m)), keys, count, SESSION_KEY_SIZE, SESSION_VALUE_SIZE);
   }
 
   /** The cached sessions, allowed ones first, at most `limit` of each cache. */
@@ -901,6 +994,8 @@ export class Engine {
     if (this.closed) return;
     this.reader?.close();
     this.reader = undefined;
+    this.dirty?.close();
+    this.dirty = undefined;
     if (!options.keepAttached) {
       for (const ifname of [...this.links.keys()]) this.detach(ifname);
       if (this.pinRoot) rmSync(this.pinRoot, { recursive: true, force: true });

@@ -34,6 +34,15 @@ export interface RingBufferReaderHandle {
   unref(): void;
 }
 
+/** An on-demand consumer of a BPF ring buffer (native/src/drain.cc). */
+export interface RingDrainHandle {
+  /** Up to maxRecords records, each cut or zero-padded to recordSize bytes, consumed. */
+  drain(maxRecords: number, recordSize: number): { records: Buffer; count: number };
+  /** Bytes written and not yet consumed. */
+  pending(): number;
+  close(): void;
+}
+
 /** packetFlood's options: see native/src/flood.cc. */
 export interface PacketFloodOptions {
   /** /run/netns/NAME to send from (the sending thread alone enters it); absent: this namespace. */
@@ -67,6 +76,11 @@ export interface Addon {
   RingBufferReader: new (mapFd: number, onBatch: (batch: Buffer, count: number) => void) => RingBufferReaderHandle;
   mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, flags: number, innerFd?: number, name?: string): number;
   mapLookup(fd: number, key: Buffer, value: Buffer): boolean;
+  RingDrain: new (mapFd: number) => RingDrainHandle;
+  /** Many keys looked up in the maps `fds` (in order): found[i] = 1 + index of the map holding key i, 0 = none. */
+  mapLookupMany(fds: number[], keys: Buffer, count: number, keySize: number, valueSize: number): { values: Buffer; found: Buffer };
+  /** One slice of a hash map (BPF_MAP_LOOKUP_BATCH) from an opaque cursor; cursor null = the end. */
+  mapReadBatch(fd: number, keySize: number, valueSize: number, maxCount: number, cursor: Buffer | null, countOnly?: boolean): { keys: Buffer; values: Buffer; count: number; cursor: Buffer | null };
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
   /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */

@@ -66,6 +66,15 @@ export class PinnedMap {
     return addon().mapDelete(this.fd, key);
   }
 
+  /** `count` entries, keys and values back to back, in kernel batches. */
+  updateBatch(keys: Buffer, values: Buffer, count: number): void {
+    addon().mapUpdateBatch(this.fd, keys, values, count, this.keySize, this.valueSize);
+  }
+
+  maxEntries(): number {
+    return addon().mapInfo(this.fd).maxEntries;
+  }
+
   close(): void {
     addon().closeFd(this.fd);
   }

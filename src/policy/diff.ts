@@ -291,6 +291,29 @@ export function sessionImpact(
   sessions: Iterable<CachedSession>,
   options: SessionImpactOptions = {},
 ): SessionImpact {
+  const impact = impactAccumulator(installed, candidate, options);
+  for (const s of sessions) impact.add(s);
+  return impact.result;
+}
+
+/** sessionImpact over the cache a slice at a time (Engine.sessionSlices, which yields to the
+ *  event loop between slices): the same result. */
+export async function sessionImpactSliced(
+  installed: PolicyIr | null,
+  candidate: PolicyIr,
+  slices: AsyncIterable<readonly CachedSession[]>,
+  options: SessionImpactOptions = {},
+): Promise<SessionImpact> {
+  const impact = impactAccumulator(installed, candidate, options);
+  for await (const slice of slices) for (const s of slice) impact.add(s);
+  return impact.result;
+}
+
+function impactAccumulator(
+  installed: PolicyIr | null,
+  candidate: PolicyIr,
+  options: SessionImpactOptions,
+): { add: (s: CachedSession) => void; result: SessionImpact } {
   const limit = Math.max(0, options.limit ?? DEFAULT_SESSION_LIMIT);
   const out: SessionImpact = {
     total: 0,
@@ -314,13 +337,13 @@ export function sessionImpact(
     return d;
   };
 
-  for (const { key, value } of sessions) {
+  const add = ({ key, value }: CachedSession): void => {
     out.total++;
     if (value.reason !== Reason.POLICY) {
       if (value.reason === Reason.FAILSAFE) out.notPolicy.failsafe++;
       else if (value.reason === Reason.NO_POLICY) out.notPolicy.noPolicy++;
       else out.notPolicy.other++;
-      continue;
+      return;
     }
     out.compared++;
     const tenant = options.tenantOf?.(key.ifindex) ?? 0;
@@ -336,7 +359,7 @@ export function sessionImpact(
     if (next.action === now.action) {
       if (next.rule === now.rule) out.unchanged++;
       else out.ruleChanged++;
-      continue;
+      return;
     }
     const bucket = next.action === 'deny' ? out.toDeny : out.toAllow;
     if (bucket.count++ < limit) {
@@ -349,8 +372,8 @@ export function sessionImpact(
         candidate: { ...next, ruleId: ruleId(candidate, next.rule) },
       });
     }
-  }
-  return out;
+  };
+  return { add, result: out };
 }
 
 /** What the verdict depends on (besides the tenant): addresses, protocol and dport (ICMP: type/code); not sport. */

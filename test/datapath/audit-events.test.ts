@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Engine } from '../../src/engine/engine.js';
 import { runEach } from '../../src/engine/floor.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
+import { EngineSummaryMarks } from '../../src/engine/summary-marks.js';
 import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from '../../src/audit/records.js';
 import type { EnrichContext, SessionRecord } from '../../src/audit/session-record.js';
 import type { PolicyIr } from '../../src/policy/ir.js';
@@ -73,7 +74,7 @@ describe('datapath → audit pipeline', () => {
   });
 
   const start = () => {
-    pipeline = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => engine.sessions(), kernelStats: () => engine.stats() });
+    pipeline = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: new EngineSummaryMarks(engine), kernelStats: () => engine.stats() });
     engine.onEvents((events) => pipeline.handleEvents(events));
   };
 
@@ -136,10 +137,10 @@ describe('datapath → audit pipeline', () => {
     const flood = frame({ src: '192.0.2.66', dst: '10.1.2.3', proto: 6, sport: 6666, dport: 22 });
     for (let i = 0; i < 300; i++) engine.testRun(flood);
     assert.ok(await waitFor(() => sink.of('session').length === 1));
-    pipeline.summarize();
+    await pipeline.summarize();
     for (let i = 0; i < 200; i++) engine.testRun(flood);
-    pipeline.summarize();
-    pipeline.summarize(); // nothing since: no record
+    await pipeline.summarize();
+    await pipeline.summarize(); // nothing since: no record
     assert.equal(sink.of('session').length, 1, 'the kernel emits one event per session, not per packet');
     const summaries = sink.of('summary');
     assert.deepEqual(

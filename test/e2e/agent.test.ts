@@ -293,9 +293,13 @@ describe('agent: the CLI against known traffic', () => {
     assert.ok((s.rules['web/default']?.packets ?? 0) >= sent[2]!);
     assert.equal(s.events.lost, 0);
     assert.equal(statSync(rig.socket).mode & 0o777, 0o600, 'the local API is root-only');
+    assert.equal(typeof s.agent.maxStallMs, 'number', 'the longest event-loop stall is exposed');
+    assert.ok(s.agent.maxStallSinceLastReadMs <= s.agent.maxStallMs);
+    assert.ok(s.agent.rssBytes > 0);
     const table = rig.cli(['status']);
     assert.equal(table.code, 0);
     assert.match(table.stdout, new RegExp(`generation ${installed.generation}, 2 rules`));
+    assert.match(table.stdout, /agent +longest event-loop stall [\d.]+ ms \(since the last status [\d.]+ ms; target ≤ 50 ms\)/);
   });
 
   it('audit: a flood on a denied flow is one session record, then summaries with exact counts', async () => {

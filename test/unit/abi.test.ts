@@ -4,11 +4,13 @@
 // with the layout the TypeScript side writes into it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type BtfType, btfToTypeScript } from '../../src/abi/btf-to-ts.js';
 import { Layouts } from '../../src/abi/generated.js';
+import { decodeSessionKey, decodeSessionValue, readSessionKey, readSessionValue, SESSION_VALUE_SIZE } from '../../src/abi/records.js';
 import { abiObjectPath, engineObjectPath, packageRoot } from '../../src/paths.js';
 
 const btf = (object: string) => JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
@@ -60,6 +62,7 @@ describe('ABI', () => {
       ds_denies: [L('ds_session_key'), L('ds_session_value')],
       ds_flow_filter: [4, L('ds_flow_filter_entry')],
       ds_flood_samples: [4, L('ds_flood_sample')],
+      ds_scratch: [4, L('ds_session_value')],
       ds_stats: [4, L('ds_cpu_stats')],
       ds_rule_stats: [4, L('ds_rule_stat')],
       ds_failsafe_v2: [L('ds_prefix_key'), L('ds_failsafe_value')],
@@ -86,7 +89,21 @@ describe('ABI', () => {
       assert.deepEqual([got.key, got.value], [key, value], `${name}: key/value sizes`);
     }
     // and nothing in the object goes unchecked
-    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_tenant', 'ds_tenant_tgt', 'ds_verdict'].includes(n));
+    const unchecked = [...defs.keys()].filter((n) => !(n in expected) && !['ds_events', 'ds_dirty', 'ds_active', 'ds_src4_top', 'ds_dst4_top', 'ds_src4_long', 'ds_dst4_long', 'ds_src6', 'ds_dst6', 'ds_svc', 'ds_target', 'ds_tenant', 'ds_tenant_tgt', 'ds_verdict'].includes(n));
     assert.deepEqual(unchecked, []);
   });
 });
+
+describe('ABI: fast session decoders', () => {
+  it('readSessionKey and readSessionValue equal decodeSessionKey and decodeSessionValue on random bytes', () => {
+    const buf = randomBytes(SESSION_VALUE_SIZE * 64 + 7);
+    for (let at = 0; at + SESSION_VALUE_SIZE <= buf.length; at += 13) {
+      assert.deepEqual({ ...readSessionKey(buf, at), src: [...readSessionKey(buf, at).src], dst: [...readSessionKey(buf, at).dst] }, { ...decodeSessionKey(buf, at), src: [...decodeSessionKey(buf, at).src], dst: [...decodeSessionKey(buf, at).dst] });
+      // u64 counters beyond 2^53 read differently by construction (both lossy): keep them small
+      const v = Buffer.from(buf.subarray(at, at + SESSION_VALUE_SIZE));
+      for (const f of ['packets', 'bytes', 'base_packets', 'base_bytes', 'prev_packets', 'prev_bytes'] as const) v.fill(0, Layouts.ds_session_value.fields[f].offset + 6, Layouts.ds_session_value.fields[f].offset + 8);
+      assert.deepEqual(readSessionValue(v), decodeSessionValue(v));
+    }
+  });
+});
+

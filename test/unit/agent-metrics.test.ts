@@ -243,3 +243,15 @@ test('buffering audit destinations: published, buffered and dropped per sink', a
   assert.equal(sample(text, 'doorstep_audit_records_buffered', { sink: 'nats:AUDIT' }), 20);
   assert.equal(sample(text, 'doorstep_audit_records_dropped_total', { sink: 'nats:AUDIT' }), 3);
 });
+
+test('the agent event-loop stalls and a session count that resolves later are exposed', async () => {
+  const m = new AgentMetrics(
+    fakeSource({ sessionCount: () => Promise.resolve(524_288), eventLoop: () => ({ maxStallMs: 37.5, maxStallSinceLastReadMs: 12 }) }),
+  );
+  const text = await m.text();
+  assert.equal(typeOf(text, 'doorstep_agent_event_loop_stall_max_seconds'), 'gauge');
+  assert.equal(sample(text, 'doorstep_agent_event_loop_stall_max_seconds', {}), 0.0375);
+  assert.equal(sample(text, 'doorstep_agent_event_loop_stall_recent_max_seconds', {}), 0.012);
+  assert.equal(sample(text, 'doorstep_sessions', {}), 524_288);
+  assert.equal(sample(text, 'doorstep_summary_marks_lost_total', {}), fakeStats().counters.DIRTY_LOST);
+});

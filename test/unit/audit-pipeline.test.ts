@@ -2,14 +2,16 @@
 // AuditPipeline without a kernel: enrichment (the same records as sessionRecord(), from plain and
 // batch-decoded events), lost accounting (sequence gaps, trailing losses reconciled with the
 // kernel's counters, the baseline of an agent that adopts a running engine, sink drops),
-// summaries (deltas and totals, the first summary, sessions from before the start, pruning),
+// summaries from the marks of sessions with traffic (deltas and totals, the first summary, idle
+// sessions, a session touched during the drain, lost marks, sessions from before the start),
 // and the sink set.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { writeStruct } from '../../src/abi/codec.js';
 import { Action, EventKind, Reason } from '../../src/abi/generated.js';
-import { decodeEventBatch, EVENT_SIZE, type RawEvent, type SessionKey, type SessionValue } from '../../src/abi/records.js';
-import { AuditPipeline, type KernelEventStats, type SessionEntry } from '../../src/audit/pipeline.js';
+import { decodeEventBatch, EVENT_SIZE, type RawEvent, type SessionKey } from '../../src/abi/records.js';
+import { AuditPipeline, type KernelEventStats } from '../../src/audit/pipeline.js';
+import { MemorySessionCache } from '../../src/audit/summary-source.js';
 import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from '../../src/audit/records.js';
 import { type EnrichContext, monotonicToWall, type SessionRecord, sessionRecord } from '../../src/audit/session-record.js';
 import { compileSources } from '../../src/policy/compile.js';
@@ -274,39 +276,27 @@ describe('audit pipeline: lost events', () => {
 
 describe('audit pipeline: summaries', () => {
   const key = (sport: number): SessionKey => ({ family: 4, src: addr16('192.0.2.10'), dst: addr16('10.1.2.3'), ifindex: 3, vlanOuter: 0, vlanInner: 0, proto: 6, sport, dport: 443 });
-  const value = (packets: number, firstSeenNs: bigint): SessionValue => ({
-    firstSeenNs,
-    lastSeenNs: firstSeenNs + BigInt(packets) * 1000n,
-    packets,
-    bytes: packets * 100,
-    rule: 1,
-    generation: GEN,
-    action: Action.ALLOW,
-    reason: Reason.POLICY,
-    flags: 1,
-  });
+  const fields = { rule: 1, generation: GEN, action: Action.ALLOW, reason: Reason.POLICY, flags: 1 };
+  const rows = (sink: MemorySink) => sink.of('summary').map((s) => [s.sport, s.packets, s.bytes, s.totalPackets, s.totalBytes]);
 
-  it('a flood on one session: one session record, then one summary per interval with deltas and totals', () => {
+  it('a flood on one session: one session record, then one summary per interval with deltas and totals', async () => {
     const sink = new MemorySink();
     const born = process.hrtime.bigint() + 1_000_000_000n; // after the pipeline started
-    let cache: SessionEntry[] = [];
-    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
+    const cache = new MemorySessionCache();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
     p.handleEvents([event({ sport: 1 })]); // the kernel emits one event per new session
-    cache = [{ key: key(1), value: value(1000, born) }];
-    p.summarize();
-    cache = [{ key: key(1), value: value(1500, born) }];
-    p.summarize();
-    p.summarize(); // no traffic since: no record
+    cache.create(key(1), { ...fields, firstSeenNs: born });
+    cache.touch(key(1), 999);
+    await p.summarize();
+    cache.touch(key(1), 500);
+    await p.summarize();
+    await p.summarize(); // no traffic since: no record
     assert.equal(sink.of('session').length, 1);
-    const summaries = sink.of('summary');
-    assert.deepEqual(
-      summaries.map((s) => [s.packets, s.bytes, s.totalPackets, s.totalBytes]),
-      [
-        [1000, 100_000, 1000, 100_000],
-        [500, 50_000, 1500, 150_000],
-      ],
-    );
-    const s = summaries[1] as SummaryRecord;
+    assert.deepEqual(rows(sink), [
+      [1, 1000, 100_000, 1000, 100_000],
+      [1, 500, 50_000, 1500, 150_000],
+    ]);
+    const s = sink.of('summary')[1] as SummaryRecord;
     assert.equal(s.rule, 'web/https');
     assert.equal(s.policy, 'web');
     assert.equal(s.policyVersion, ir.version);
@@ -314,56 +304,159 @@ describe('audit pipeline: summaries', () => {
     assert.equal(s.protocol, 'tcp');
     assert.equal(s.src, '192.0.2.10');
     assert.equal(s.dst, '10.1.2.3');
-    assert.equal(s.sport, 1);
     assert.equal(s.dport, 443);
     assert.equal(s.interface, 'eth1');
     assert.ok(Date.parse(s.lastSeen) >= Date.parse(s.firstSeen));
     assert.equal(p.stats().summaries, 2);
   });
 
-  it('needs no summary for a one-packet session, and counts a later one from its first packet', () => {
+  it('needs no summary for a one-packet session, and counts a later one from its first packet', async () => {
     const sink = new MemorySink();
     const born = process.hrtime.bigint() + 1_000_000_000n;
-    let cache: SessionEntry[] = [{ key: key(2), value: value(1, born) }];
-    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
-    p.summarize();
-    p.summarize();
+    const cache = new MemorySessionCache();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+    cache.create(key(2), { ...fields, firstSeenNs: born });
+    await p.summarize();
+    await p.summarize();
     assert.equal(sink.of('summary').length, 0);
-    cache = [{ key: key(2), value: value(4, born) }];
-    p.summarize();
-    assert.deepEqual(
-      sink.of('summary').map((s) => [s.packets, s.totalPackets]),
-      [[4, 4]],
-    );
+    cache.touch(key(2), 3);
+    await p.summarize();
+    assert.deepEqual(rows(sink), [[2, 4, 400, 4, 400]]);
   });
 
-  it('counts sessions older than the pipeline from its first summary on', () => {
+  it('an idle session writes no summary and costs no lookup', async () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    const cache = new MemorySessionCache();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+    for (let i = 0; i < 1000; i++) {
+      cache.create(key(i), { ...fields, firstSeenNs: born });
+      cache.touch(key(i), 2);
+    }
+    await p.summarize();
+    assert.equal(sink.of('summary').length, 1000);
+    assert.equal(cache.lookups.keys, 1000);
+    cache.touch(key(7), 5);
+    await p.summarize();
+    await p.summarize();
+    assert.deepEqual(rows(sink).slice(1000), [[7, 5, 500, 8, 800]]);
+    assert.equal(cache.lookups.keys, 1001, 'only the session with traffic was looked up');
+  });
+
+  it('counts a session touched after the epoch turned, before its record was read, exactly', async () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    const cache = new MemorySessionCache();
+    // the cache's kernel keeps marking while the pipeline drains: touch between advance and drain
+    let touchDuringDrain = 0;
+    const source = {
+      advance: () => cache.advance(),
+      lost: () => cache.lost(),
+      drain: (max: number) => {
+        if (touchDuringDrain > 0) {
+          cache.touch(key(1), touchDuringDrain);
+          touchDuringDrain = 0;
+        }
+        return cache.drain(max);
+      },
+      lookup: (records: Parameters<MemorySessionCache['lookup']>[0]) => cache.lookup(records),
+      scan: () => cache.scan(),
+    };
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: source });
+    cache.create(key(1), { ...fields, firstSeenNs: born });
+    cache.touch(key(1), 9); // 10 packets in epoch 1
+    touchDuringDrain = 7; // 7 more in epoch 2, before epoch 1's record is read
+    await p.summarize();
+    cache.touch(key(1), 3); // 3 more in epoch 2
+    await p.summarize();
+    await p.summarize();
+    assert.deepEqual(rows(sink), [
+      [1, 10, 1000, 10, 1000],
+      [1, 10, 1000, 20, 2000],
+    ]);
+  });
+
+  it('marks a session once per epoch and the deltas add up to its totals over many epochs', async () => {
+    const sink = new MemorySink();
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    const cache = new MemorySessionCache();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+    for (let i = 0; i < 50; i++) cache.create(key(i), { ...fields, firstSeenNs: born });
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    for (let epoch = 0; epoch < 20; epoch++) {
+      for (let t = 0; t < 100; t++) cache.touch(key(rand(50)), 1 + rand(3), 60 + rand(1000));
+      await p.summarize();
+    }
+    const total = new Map<number, [number, number]>();
+    for (const s of sink.of('summary')) {
+      const [pk, b] = total.get(s.sport!) ?? [0, 0];
+      total.set(s.sport!, [pk + s.packets, b + s.bytes]);
+      assert.deepEqual(total.get(s.sport!), [s.totalPackets, s.totalBytes], 'deltas add up to the totals');
+    }
+    const final = [...total.keys()].map((sport) => cache.get(key(sport)));
+    assert.deepEqual([...total.values()], final.map((v) => [v!.packets, v!.bytes]));
+  });
+
+  it('after lost marks (the ring was full) one walk of the cache gives the same summaries', async () => {
+    const born = process.hrtime.bigint() + 1_000_000_000n;
+    const run = async (capacity: number) => {
+      const sink = new MemorySink();
+      const cache = new MemorySessionCache(capacity);
+      const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+      for (let i = 0; i < 40; i++) cache.create(key(i), { ...fields, firstSeenNs: born });
+      for (let epoch = 0; epoch < 4; epoch++) {
+        for (let i = epoch; i < 40; i += 1 + epoch) cache.touch(key(i), 1 + epoch, 100 + i);
+        await p.summarize();
+      }
+      return { rows: rows(sink).sort((a, b) => a[0]! - b[0]! || a[3]! - b[3]!), scans: p.stats().summaryScans, lost: cache.lost() };
+    };
+    const whole = await run(Infinity);
+    const overflowing = await run(5);
+    assert.equal(whole.scans, 0);
+    assert.ok(overflowing.lost > 0 && overflowing.scans > 0, `${overflowing.lost} lost, ${overflowing.scans} scans`);
+    assert.deepEqual(overflowing.rows, whole.rows);
+  });
+
+  it('counts sessions older than the pipeline from their next epoch on', async () => {
     const sink = new MemorySink();
     const old = process.hrtime.bigint() - 60_000_000_000n;
-    let cache: SessionEntry[] = [{ key: key(3), value: value(10_000, old) }];
-    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
-    p.summarize();
-    assert.equal(sink.of('summary').length, 0);
-    cache = [{ key: key(3), value: value(10_020, old) }];
-    p.summarize();
-    assert.deepEqual(
-      sink.of('summary').map((s) => [s.packets, s.totalPackets]),
-      [[20, 10_020]],
-    );
+    const cache = new MemorySessionCache();
+    cache.advance(); // an earlier agent's epoch
+    cache.create(key(3), { ...fields, firstSeenNs: old });
+    cache.touch(key(3), 9_999);
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+    cache.create(key(4), { ...fields, firstSeenNs: old }); // never marked before the start
+    cache.touch(key(3), 5);
+    cache.touch(key(4), 5);
+    await p.summarize();
+    assert.deepEqual(rows(sink), [[3, 5, 500, 10_005, 1_000_500]], 'the earlier agent\'s epoch is not ours; key 4 counts from its next epoch');
+    cache.touch(key(3), 20);
+    cache.touch(key(4), 20);
+    await p.summarize();
+    assert.deepEqual(rows(sink).slice(1), [
+      [3, 20, 2000, 10_025, 1_002_500],
+      [4, 20, 2000, 26, 2600],
+    ]);
   });
 
-  it('starts over for a new session under a known key, and forgets sessions gone from the cache', () => {
+  it('starts over for a new session under a known key, and keeps nothing per session', async () => {
     const sink = new MemorySink();
     const born = process.hrtime.bigint() + 1_000_000_000n;
-    let cache: SessionEntry[] = [1, 2, 3].map((i) => ({ key: key(i), value: value(10, born) }));
-    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, sessions: () => cache });
-    p.summarize();
-    assert.equal(p.stats().trackedSessions, 3);
-    cache = [{ key: key(1), value: value(3, born + 5_000_000_000n) }];
-    p.summarize();
-    assert.equal(p.stats().trackedSessions, 1);
+    const cache = new MemorySessionCache();
+    const p = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, summaries: cache });
+    for (const i of [1, 2, 3]) {
+      cache.create(key(i), { ...fields, firstSeenNs: born });
+      cache.touch(key(i), 9);
+    }
+    await p.summarize();
+    assert.equal(p.stats().trackedSessions, 0);
+    for (const i of [1, 2, 3]) cache.remove(key(i));
+    cache.create(key(1), { ...fields, firstSeenNs: born + 5_000_000_000n });
+    cache.touch(key(1), 2);
+    await p.summarize();
     assert.deepEqual(
-      sink.of('summary').map((s) => [s.sport, s.packets, s.totalPackets]),
+      rows(sink).map((r) => [r[0], r[1], r[3]]),
       [
         [1, 10, 10],
         [2, 10, 10],
@@ -375,15 +468,25 @@ describe('audit pipeline: summaries', () => {
 
   it('reports a failing session read to onError from its timer', async () => {
     const errors: unknown[] = [];
+    const cache = new MemorySessionCache();
+    let fail = false;
     const p = new AuditPipeline({
       context,
       sinks: [],
       summaryIntervalMs: 1,
-      sessions: () => {
-        throw new Error('engine closed');
+      summaries: {
+        advance: () => cache.advance(),
+        lost: () => cache.lost(),
+        drain: () => {
+          if (fail) throw new Error('engine closed');
+          return [];
+        },
+        lookup: () => [],
+        scan: () => cache.scan(),
       },
       onError: (err) => errors.push(err),
     });
+    fail = true;
     while (errors.length === 0) await new Promise((r) => setTimeout(r, 5));
     await p.close();
     assert.match(String(errors[0]), /engine closed/);

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
 import type { SessionKey, SessionValue } from '../../src/abi/records.js';
 import { compileIr } from '../../src/policy/compile.js';
-import { type CachedSession, diffPolicies, formatDiff, sessionImpact } from '../../src/policy/diff.js';
+import { type CachedSession, diffPolicies, formatDiff, sessionImpact, sessionImpactSliced } from '../../src/policy/diff.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { flowTupleOf } from '../../src/policy/explain.js';
 import type { PolicyIr } from '../../src/policy/ir.js';
@@ -188,6 +188,14 @@ describe('policy diff: cached sessions', () => {
       '  cut   tcp 10.9.0.1:40000 → 10.1.2.3:80: web/web → web/default',
       '  allow tcp 10.9.0.1:40001 → 10.1.2.3:22: web/default → web/ssh',
     ]);
+  });
+
+  it('gives the same impact over the cache in slices (what the agent does)', async () => {
+    const sessions = [session(http, 'allow', 1), session(ssh, 'deny', 0), session(dns, 'allow', 2), session(https, 'allow', 1), session({ ...ssh, sport: 1 }, 'allow', 0, Reason.FAILSAFE)];
+    async function* slices() {
+      for (let i = 0; i < sessions.length; i += 2) yield sessions.slice(i, i + 2);
+    }
+    assert.deepEqual(await sessionImpactSliced(installed, candidate, slices(), { limit: 1 }), sessionImpact(installed, candidate, sessions, { limit: 1 }));
   });
 
   it('judges a stale entry by what the installed policy gives it now', () => {

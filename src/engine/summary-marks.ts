@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine as the audit pipeline's SummarySource: the summary epoch in ds_settings, the keys
+// of marked sessions from the ds_dirty ring, one native call to look many of them up, and a
+// sliced walk of the caches for the fallback after the ring overflowed.
+import { encodeSessionKey, readSessionKey, readSessionValue, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionValue } from '../abi/records.js';
+import { offsetOf } from '../abi/codec.js';
+import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
+import { DIRTY_SIZE, type Engine } from './engine.js';
+
+const EPOCH_AT = offsetOf('ds_dirty', 'epoch');
+
+export class EngineSummaryMarks implements SummarySource {
+  constructor(private readonly engine: Engine) {}
+
+  advance(): { finished: number; current: number } {
+    const finished = this.engine.summaryEpoch();
+    const current = (finished + 1) >>> 0 || 1;
+    this.engine.setSummaryEpoch(current);
+    return { finished, current };
+  }
+
+  lost(): number {
+    return this.engine.stats().counters.DIRTY_LOST;
+  }
+
+  drain(max: number): DirtyRecord[] {
+    const { records, count } = this.engine.drainDirty(max);
+    const out: DirtyRecord[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const at = i * DIRTY_SIZE;
+      out[i] = {
+        key: readSessionKey(records, at),
+        epoch: records.readUInt32LE(at + EPOCH_AT),
+        id: records.toString('latin1', at, at + SESSION_KEY_SIZE),
+        raw: records.subarray(at, at + SESSION_KEY_SIZE),
+      };
+    }
+    return out;
+  }
+
+  lookup(records: readonly Pick<DirtyRecord, 'key' | 'raw'>[]): (SessionValue | null)[] {
+    const n = records.length;
+    const buf = Buffer.allocUnsafe(n * SESSION_KEY_SIZE);
+    for (let i = 0; i < n; i++) {
+      const r = records[i]!;
+      buf.set(r.raw ?? encodeSessionKey(r.key), i * SESSION_KEY_SIZE);
+    }
+    const { values, found } = this.engine.lookupSessions(buf, n);
+    const out: (SessionValue | null)[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : null;
+    return out;
+  }
+
+  scan(): AsyncIterable<readonly SessionEntry[]> {
+    return this.engine.sessionSlices();
+  }
+}
