@@ -121,7 +121,9 @@ describe('datapath: the admission budget of denied sessions', () => {
     const lastHeld = engine.stats().counters.STATELESS;
     const again = [...Array(sources).keys()].find((i) => !engine.lookupSession(sessionKeyOf(floodSpec(i, 9999)))) ?? -1;
     assert.equal(engine.testRun(flood(again, 9999)).verdict, 'drop');
-    assert.equal(engine.stats().counters.STATELESS, lastHeld + 1);
+    // decided statelessly again, or (a new second's budget) admitted and cached now: one or the other
+    const cachedNow = engine.lookupSession(sessionKeyOf(floodSpec(again, 9999))) !== null;
+    assert.equal(engine.stats().counters.STATELESS - lastHeld + (cachedNow ? 1 : 0), 1);
     assert.equal(engine.ruleStats().get(block)?.packets, sources + 1, 'packets stay exact');
     // allowed traffic is unaffected
     assert.equal(engine.testRun(flood(1, 53)).verdict, 'pass');
