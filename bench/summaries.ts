@@ -187,7 +187,7 @@ async function main(): Promise<void> {
     const polled = await phase(Math.min(SECONDS, 20), true);
     // phase 3: every allowed session has traffic, twice, a summary interval apart (the first time
     // marks sessions older than the agent, which count from their next epoch on); then one summary
-    // interval is measured: the tick that summarizes all 262,144
+    // interval is measured: the tick that summarizes them all (249,036)
     const active = { summaries: 0, cpuS: 0, wallS: 0, stall: undefined as number | undefined, rssMax: 0, scans: undefined as number | undefined };
     if (process.env.BENCH_FILL !== '0') {
       const native = addon();
@@ -195,7 +195,11 @@ async function main(): Promise<void> {
       const progFd = native.progFdById(native.linkInfo(linkFd).progId);
       native.closeFd(linkFd);
       const sessions = PinnedMap.open(join(b.pinRoot, 'maps', 'ds_sessions'));
-      const n = sessions.maxEntries();
+      // 95 % of the cache: these flows are new keys (test runs arrive on another ifindex than the
+      // written sessions), and an LRU hash fed from two CPUs evicts before it is full (each CPU
+      // keeps free nodes of its own), which at 100 % turns two passes over a cycle of keys into
+      // two passes of misses
+      const n = Math.floor(sessions.maxEntries() * 0.95);
       sessions.close();
       const one = frame({ src: '10.0.0.0', dst: '10.1.2.3', proto: 6, sport: 40000, dport: 443 });
       const frames = Buffer.alloc(one.length * n);
