@@ -119,6 +119,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       ...(config.placement && { annotate: sessionAnnotator(config.placement) }),
     });
     const ctl = controller;
+    cleanups.push(() => ctl.close()); // its compile thread
     for (const target of natsAudits) {
       natsSinks.push(
         new NatsAuditSink({
@@ -277,6 +278,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         await reporter?.close();
         await api.close();
         await metricsServer?.close();
+        await ctl.close(); // no candidate can arrive any more: the last one finishes, the compile thread stops
         pipe.checkKernelLost(openedEngine.stats());
         if (forwarding && !config.keepOnExit) {
           // nothing is forwarded past a detached engine: routes go first, tunnels last

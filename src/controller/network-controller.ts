@@ -3,15 +3,15 @@
 // what a previous agent left pinned), then turns policy candidates into installed versions one at
 // a time: validate and compile the whole set, write it into the inactive slot, activate it with
 // one atomic switch, read the engine's generation back, persist it. A candidate that fails any
-// step is rejected with an audit record and the version in force stays in force.
+// step is rejected with an audit record and the version in force stays in force. Compiles run
+// on the compile worker's thread (compile-worker.ts), never on the event loop; close() stops it.
 import { DoorstepError, PolicyError } from '../errors.js';
 import type { Attachment, Engine, XdpMode } from '../engine/engine.js';
 import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
 import type { EnrichContext } from '../audit/session-record.js';
-import { compileIr, compileSources } from '../policy/compile.js';
-import { buildImage } from '../policy/image.js';
 import type { PolicyIr } from '../policy/ir.js';
 import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
+import { CompileWorker, type CompiledImage } from './compile-worker.js';
 import type { StateStore } from './state-store.js';
 
 /** How many past generations keep their IR, so late events from the ring buffer still get names. */
@@ -54,6 +54,7 @@ export class NetworkController {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly interfaces = new Map<number, string>();
   private readonly policies = new Map<number, PolicyIr>();
+  private readonly compiler = new CompileWorker();
   /** Names for the audit pipeline: ifindex → interface, generation → IR. Live views, not copies. */
   readonly context: EnrichContext;
 
@@ -108,7 +109,7 @@ export class NetworkController {
     const active = this.engine.activePolicy();
     if (active && state && active.generation === state.generation) {
       try {
-        const { ir } = compileIr(state.sources); // the IR names events; the tables are already in the kernel
+        const { ir } = await this.compiler.compile(state.sources); // the IR names events; the tables are already in the kernel
         this.remember(active.generation, ir);
         this.installed = {
           version: ir.version,
@@ -146,8 +147,8 @@ export class NetworkController {
 
   /** Install a candidate; candidates are serialized, each sees the result of the one before. */
   apply(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean } = {}): Promise<ApplyOutcome> {
-    const run = this.queue.then(() => {
-      const outcome = this.applyNow(candidate, options);
+    const run = this.queue.then(async () => {
+      const outcome = await this.applyNow(candidate, options);
       this.options.onOutcome?.(outcome);
       return outcome;
     });
@@ -155,14 +156,20 @@ export class NetworkController {
     return run;
   }
 
-  private applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean }): ApplyOutcome {
+  /** Wait for the candidates already given, then stop the compile thread. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.compiler.close();
+  }
+
+  private async applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean }): Promise<ApplyOutcome> {
     const started = process.hrtime.bigint();
     if (candidate.refusals?.length) {
       return this.reject(candidate, new PolicyError(candidate.refusals.map((r) => ({ code: r.code, file: r.file, line: 0, column: 0, field: 'signature', message: r.message }))), started);
     }
-    let compiled: ReturnType<typeof compileSources>;
+    let compiled: CompiledImage;
     try {
-      compiled = compileSources(candidate.sources);
+      compiled = await this.compiler.compile(candidate.sources);
     } catch (err) {
       return this.reject(candidate, err, started);
     }
@@ -174,7 +181,7 @@ export class NetworkController {
     }
     let result: ReturnType<Engine['install']>;
     try {
-      result = this.engine.install(buildImage(ir, compiled.tables));
+      result = this.engine.install(compiled.image);
       const realized = this.engine.activePolicy();
       if (realized?.generation !== result.generation) {
         throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);
