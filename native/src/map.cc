@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -69,28 +70,33 @@ Napi::Value MapUpdateFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// mapUpdateFdMany([[outerFd, key, innerFd | -1], …]): map-in-map writes (innerFd -1 = delete) on
-// one thread each. The kernel waits an RCU grace period after every map-in-map write; issued
-// together, the waits overlap, so N writes cost about one grace period instead of N.
-Napi::Value MapUpdateFdMany(const Napi::CallbackInfo& info) {
+// Map-in-map writes (innerFd -1 = delete), one thread each. The kernel waits an RCU grace period
+// after every map-in-map write; issued together, the waits overlap, so N writes cost about one
+// grace period instead of N.
+struct FdWrite {
+  int outer;
+  std::vector<uint8_t> key;
+  int inner;
+  int err;
+};
+
+std::vector<FdWrite> GetFdWrites(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "writes must be an array");
   Napi::Array list = info[0].As<Napi::Array>();
-  struct Write {
-    int outer;
-    std::vector<uint8_t> key;
-    int inner;
-    int err;
-  };
-  std::vector<Write> writes;
+  std::vector<FdWrite> writes;
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Array item = list.Get(i).As<Napi::Array>();
     Napi::Buffer<uint8_t> key = item.Get(1u).As<Napi::Buffer<uint8_t>>();
     writes.push_back({item.Get(0u).As<Napi::Number>().Int32Value(), std::vector<uint8_t>(key.Data(), key.Data() + key.Length()),
                       item.Get(2u).As<Napi::Number>().Int32Value(), 0});
   }
+  return writes;
+}
+
+void RunFdWrites(std::vector<FdWrite>& writes) {
   std::vector<std::thread> threads;
-  for (Write& w : writes) {
+  for (FdWrite& w : writes) {
     threads.emplace_back([&w] {
       if (w.inner < 0) {
         w.err = bpf_map_delete_elem(w.outer, w.key.data());
@@ -102,9 +108,61 @@ Napi::Value MapUpdateFdMany(const Napi::CallbackInfo& info) {
     });
   }
   for (std::thread& t : threads) t.join();
-  for (const Write& w : writes)
-    if (w.err) ThrowErrno(env, "bpf_map_update_elem(map-in-map)", w.err);
-  return env.Undefined();
+}
+
+// mapUpdateFdMany([[outerFd, key, innerFd | -1], …]): the writes, waited for here.
+Napi::Value MapUpdateFdMany(const Napi::CallbackInfo& info) {
+  std::vector<FdWrite> writes = GetFdWrites(info);
+  RunFdWrites(writes);
+  for (const FdWrite& w : writes)
+    if (w.err) ThrowErrno(info.Env(), "bpf_map_update_elem(map-in-map)", w.err);
+  return info.Env().Undefined();
+}
+
+// The same writes on a libuv pool thread, so the event loop never waits for the grace periods.
+class FdWritesWorker : public Napi::AsyncWorker {
+ public:
+  FdWritesWorker(Napi::Env env, std::vector<FdWrite> writes)
+      : Napi::AsyncWorker(env, "doorstep-map-in-map"), writes_(std::move(writes)), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      RunFdWrites(writes_);
+    } catch (const std::system_error& e) {  // no thread could be made
+      SetError(std::string("std::thread: ") + e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    for (const FdWrite& w : writes_) {
+      if (!w.err) continue;
+      int err = w.err < 0 ? -w.err : w.err;
+      Napi::Error e = Napi::Error::New(env, std::string("bpf_map_update_elem(map-in-map): ") + strerror(err));
+      e.Set("errno", Napi::Number::New(env, err));
+      e.Set("op", Napi::String::New(env, "bpf_map_update_elem(map-in-map)"));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    deferred_.Resolve(env.Undefined());
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  std::vector<FdWrite> writes_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// mapUpdateFdManyAsync([[outerFd, key, innerFd | -1], …]) → Promise<void>. The caller keeps the
+// inner fds open until it settles.
+Napi::Value MapUpdateFdManyAsync(const Napi::CallbackInfo& info) {
+  auto* worker = new FdWritesWorker(info.Env(), GetFdWrites(info));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
 }
 
 // mapDelete(fd, key) → boolean (false when absent)
@@ -342,6 +400,7 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate));
   exports.Set("mapUpdateFd", Napi::Function::New(env, MapUpdateFd));
   exports.Set("mapUpdateFdMany", Napi::Function::New(env, MapUpdateFdMany));
+  exports.Set("mapUpdateFdManyAsync", Napi::Function::New(env, MapUpdateFdManyAsync));
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));

@@ -179,9 +179,9 @@ export class NetworkController {
       this.lastRejected = null;
       return { status: 'unchanged', version: ir.version, generation: this.installed.generation, rules: ir.rules.length, installMs: 0, warnings };
     }
-    let result: ReturnType<Engine['install']>;
+    let result: Awaited<ReturnType<Engine['installAsync']>>;
     try {
-      result = this.engine.install(compiled.image);
+      result = await this.engine.installAsync(compiled.image); // the grace periods off the event loop
       const realized = this.engine.activePolicy();
       if (realized?.generation !== result.generation) {
         throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);

@@ -184,6 +184,21 @@ function prefixKey(cidr: Prefix): Buffer {
   return encodeStruct('ds_prefix_key', { prefixlen: 8 + cidr.len + (cidr.family === 4 ? 96 : 0), family: cidr.family, addr });
 }
 
+/** What an install does past its planning: the writes, then the fds closed and the result read. */
+interface InstallPlan {
+  /** The version it replaces, if any. */
+  current: ActivePolicy | null;
+  generation: number;
+  slotWrites: [number, Buffer, number][];
+  metaFd: number;
+  close(): void;
+  result(): InstallResult;
+}
+
+function installError(err: unknown): unknown {
+  return err instanceof DoorstepError ? err : kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
+}
+
 /** A rate for a datapath budget: a u32 count a second. */
 function checkRate(perSecond: number, what: string, hint: string): number {
   if (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 0xffffffff) {
@@ -492,6 +507,51 @@ export class Engine {
    * slot is released.
    */
   install(image: PolicyImage): InstallResult {
+    const plan = this.planInstall(image);
+    try {
+      addon().mapUpdateFdMany(plan.slotWrites);
+      addon().mapUpdateFdMany(this.publishWrites(plan));
+    } catch (err) {
+      throw installError(err);
+    } finally {
+      plan.close();
+    }
+    if (plan.current) {
+      this.retire(plan.current);
+      addon().mapUpdateFdMany(this.releaseWrites(plan.current.slot));
+    }
+    return plan.result();
+  }
+
+  /**
+   * install(), with the map-in-map writes (each waits for an RCU grace period: ~15–70 ms in all
+   * here) on a thread of the addon's, so the caller's event loop keeps turning. The caller must not
+   * start another install, or an uninstall, before this settles (the agent's controller
+   * serializes them).
+   */
+  async installAsync(image: PolicyImage): Promise<InstallResult> {
+    const plan = this.planInstall(image);
+    try {
+      await addon().mapUpdateFdManyAsync(plan.slotWrites);
+      await addon().mapUpdateFdManyAsync(this.publishWrites(plan));
+    } catch (err) {
+      throw installError(err);
+    } finally {
+      plan.close();
+    }
+    if (plan.current) {
+      this.retire(plan.current);
+      await addon().mapUpdateFdManyAsync(this.releaseWrites(plan.current.slot));
+    }
+    return plan.result();
+  }
+
+  /**
+   * Everything of an install up to the map-in-map writes: the fresh inner maps of the inactive
+   * slot (filled), its zeroed per-rule counters and the new version's frozen meta. The caller
+   * writes `slotWrites`, then publishWrites(), then closes the plan (its fds) either way.
+   */
+  private planInstall(image: PolicyImage): InstallPlan {
     const started = process.hrtime.bigint();
     const native = addon();
     const current = this.activePolicy();
@@ -499,18 +559,17 @@ export class Engine {
     const hwm = readField('ds_settings', this.readSettings(), 0, 'generation_hwm');
     const generation = Math.max(hwm, current?.generation ?? 0) + 1;
     const countedRules = Math.min(image.ruleCount + 1, this.ruleStatsCapacity);
-
     const created: number[] = [];
+    const close = () => {
+      for (const fd of created.splice(0)) native.closeFd(fd);
+    };
     try {
       for (const table of TABLE_NAMES) {
         const t = image.tables[table];
         created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity));
       }
-      // fill the inactive slot: no packet reads it until the meta below points at it
-      native.mapUpdateFdMany(SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]));
       const statsBase = slot * this.cpus * this.ruleStatsCapacity;
       this.zeroRuleStats(statsBase, countedRules);
-
       const meta = encodeStruct('ds_policy_meta', {
         generation,
         slot,
@@ -524,25 +583,32 @@ export class Engine {
         dst4_bits: image.v4Bits.dst,
       });
       const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
-      try {
-        native.mapFreeze(metaFd);
-        this.writeSettings({ generation_hwm: generation });
-        native.mapUpdateFd(this.fd('ds_active'), u32Key(0), metaFd); // the atomic switch
-      } finally {
-        native.closeFd(metaFd);
-      }
+      created.push(metaFd);
+      native.mapFreeze(metaFd);
     } catch (err) {
-      if (err instanceof DoorstepError) throw err;
-      throw kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
-    } finally {
-      for (const fd of created) native.closeFd(fd);
+      close();
+      throw installError(err);
     }
-    if (current) {
-      this.retire(current);
-      this.releaseSlot(current.slot);
-    }
-    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-    return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs, countedRules };
+    return {
+      current,
+      generation,
+      // fill the inactive slot: no packet reads it until the meta points at it
+      slotWrites: SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]),
+      metaFd: created[created.length - 1] as number,
+      close,
+      result: () => ({ generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs: Number(process.hrtime.bigint() - started) / 1e6, countedRules }),
+    };
+  }
+
+  /** The atomic switch to a planned version (its generation recorded first). */
+  private publishWrites(plan: InstallPlan): [number, Buffer, number][] {
+    this.writeSettings({ generation_hwm: plan.generation });
+    return [[this.fd('ds_active'), u32Key(0), plan.metaFd]];
+  }
+
+  /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
+  private releaseWrites(slot: number): [number, Buffer, number][] {
+    return SLOT_TABLES.map((table) => [this.fd(table), u32Key(slot), -1]);
   }
 
   /** Zero every CPU's row of per-rule counters, rules [0, count), of a version at `base` (not yet published). */
@@ -555,10 +621,6 @@ export class Engine {
     addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * this.cpus * valueSize), count * this.cpus, 4, valueSize);
   }
 
-  /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
-  private releaseSlot(slot: number): void {
-    addon().mapUpdateFdMany(SLOT_TABLES.map((table) => [this.fd(table), u32Key(slot), -1]));
-  }
 
   /** Remove the active policy: back to default deny (failsafe still passes). */
   uninstall(): void {
@@ -566,7 +628,7 @@ export class Engine {
     addon().mapDelete(this.fd('ds_active'), u32Key(0));
     if (current) {
       this.retire(current);
-      this.releaseSlot(current.slot);
+      addon().mapUpdateFdMany(this.releaseWrites(current.slot));
     }
   }
 

@@ -85,6 +85,8 @@ export interface Addon {
   mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
   /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */
   mapUpdateFdMany(writes: [number, Buffer, number][]): void;
+  /** mapUpdateFdMany on a libuv pool thread: the event loop does not wait for the grace periods. Keep the inner fds open until it settles. */
+  mapUpdateFdManyAsync(writes: [number, Buffer, number][]): Promise<void>;
   mapDelete(fd: number, key: Buffer): boolean;
   /** skipZeroValues: leave out all-zero values (only for a fresh array map, where every slot already reads as zero). */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): void;

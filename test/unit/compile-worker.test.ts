@@ -171,7 +171,7 @@ test('jobs given at once run one at a time, in call order; close() stops the thr
 function fakeEngine(installs: string[]): Engine {
   let generation = 0;
   return {
-    install(image: PolicyImage) {
+    async installAsync(image: PolicyImage) {
       installs.push(image.version);
       generation++;
       return { generation, slot: generation % 2, installMs: 0 };
