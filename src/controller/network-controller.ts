@@ -181,7 +181,9 @@ export class NetworkController {
     }
     let result: Awaited<ReturnType<Engine['installAsync']>>;
     try {
-      result = await this.engine.installAsync(compiled.image); // the grace periods off the event loop
+      // the grace periods off the event loop; the audit names the new generation's rules from the
+      // moment packets can meet it, as events of it arrive while the install settles
+      result = await this.engine.installAsync(compiled.image, (generation) => this.remember(generation, ir));
       const realized = this.engine.activePolicy();
       if (realized?.generation !== result.generation) {
         throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);

@@ -527,12 +527,14 @@ export class Engine {
    * install(), with the map-in-map writes (each waits for an RCU grace period: ~15–70 ms in all
    * here) on a thread of the addon's, so the caller's event loop keeps turning. The caller must not
    * start another install, or an uninstall, before this settles (the agent's controller
-   * serializes them).
+   * serializes them). `beforeSwitch` hears the new generation just before packets can meet it:
+   * events of that generation may be read while this is still settling.
    */
-  async installAsync(image: PolicyImage): Promise<InstallResult> {
+  async installAsync(image: PolicyImage, beforeSwitch?: (generation: number) => void): Promise<InstallResult> {
     const plan = this.planInstall(image);
     try {
       await addon().mapUpdateFdManyAsync(plan.slotWrites);
+      beforeSwitch?.(plan.generation);
       await addon().mapUpdateFdManyAsync(this.publishWrites(plan));
     } catch (err) {
       throw installError(err);
