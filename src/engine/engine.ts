@@ -184,20 +184,8 @@ function prefixKey(cidr: Prefix): Buffer {
   return encodeStruct('ds_prefix_key', { prefixlen: 8 + cidr.len + (cidr.family === 4 ? 96 : 0), family: cidr.family, addr });
 }
 
-/** What an install does past its planning: the writes, then the fds closed and the result read. */
-interface InstallPlan {
-  /** The version it replaces, if any. */
-  current: ActivePolicy | null;
-  generation: number;
-  slotWrites: [number, Buffer, number][];
-  metaFd: number;
-  close(): void;
-  result(): InstallResult;
-}
-
-function installError(err: unknown): unknown {
-  return err instanceof DoorstepError ? err : kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
-}
+/** A step of an install (Engine.installSteps): a point to let the event loop turn, or map-in-map writes to perform. */
+type InstallStep = { kind: 'pause' } | { kind: 'writes'; writes: [number, Buffer, number][] };
 
 /** A rate for a datapath budget: a u32 count a second. */
 function checkRate(perSecond: number, what: string, hint: string): number {
@@ -507,53 +495,60 @@ export class Engine {
    * slot is released.
    */
   install(image: PolicyImage): InstallResult {
-    const plan = this.planInstall(image);
-    try {
-      addon().mapUpdateFdMany(plan.slotWrites);
-      addon().mapUpdateFdMany(this.publishWrites(plan));
-    } catch (err) {
-      throw installError(err);
-    } finally {
-      plan.close();
+    const steps = this.installSteps(image);
+    for (let step = steps.next(); ; ) {
+      if (step.done) return step.value;
+      if (step.value.kind === 'pause') {
+        step = steps.next();
+        continue;
+      }
+      try {
+        addon().mapUpdateFdMany(step.value.writes);
+      } catch (err) {
+        step = steps.throw(err);
+        continue;
+      }
+      step = steps.next();
     }
-    if (plan.current) {
-      this.retire(plan.current);
-      addon().mapUpdateFdMany(this.releaseWrites(plan.current.slot));
-    }
-    return plan.result();
   }
 
   /**
-   * install(), with the map-in-map writes (each waits for an RCU grace period: ~15–70 ms in all
-   * here) on a thread of the addon's, so the caller's event loop keeps turning. The caller must not
-   * start another install, or an uninstall, before this settles (the agent's controller
-   * serializes them). `beforeSwitch` hears the new generation just before packets can meet it:
-   * events of that generation may be read while this is still settling.
+   * install(), without holding the caller's event loop for long: the event loop turns between the
+   * inner maps it fills, and the map-in-map writes (each waits for an RCU grace period: ~15–70 ms
+   * in all here) run on a thread of the addon's. The caller must not start another install, or an
+   * uninstall, before this settles (the agent's controller serializes them). `beforeSwitch` hears
+   * the new generation just before packets can meet it: events of that generation may be read
+   * while this is still settling.
    */
   async installAsync(image: PolicyImage, beforeSwitch?: (generation: number) => void): Promise<InstallResult> {
-    const plan = this.planInstall(image);
-    try {
-      await addon().mapUpdateFdManyAsync(plan.slotWrites);
-      beforeSwitch?.(plan.generation);
-      await addon().mapUpdateFdManyAsync(this.publishWrites(plan));
-    } catch (err) {
-      throw installError(err);
-    } finally {
-      plan.close();
+    const steps = this.installSteps(image, beforeSwitch);
+    for (let step = steps.next(); ; ) {
+      if (step.done) return step.value;
+      if (step.value.kind === 'pause') {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        step = steps.next();
+        continue;
+      }
+      try {
+        await addon().mapUpdateFdManyAsync(step.value.writes);
+      } catch (err) {
+        step = steps.throw(err);
+        continue;
+      }
+      step = steps.next();
     }
-    if (plan.current) {
-      this.retire(plan.current);
-      await addon().mapUpdateFdManyAsync(this.releaseWrites(plan.current.slot));
-    }
-    return plan.result();
   }
 
   /**
-   * Everything of an install up to the map-in-map writes: the fresh inner maps of the inactive
-   * slot (filled), its zeroed per-rule counters and the new version's frozen meta. The caller
-   * writes `slotWrites`, then publishWrites(), then closes the plan (its fds) either way.
+   * An install as steps, for install() and installAsync() to drive: `pause` where an asynchronous
+   * caller may let its event loop turn (between the inner maps it fills), `writes` for the
+   * map-in-map writes, which the driver performs (and whose failure it throws back in). The steps:
+   * fresh inner maps for the inactive slot, filled; its per-rule counters zeroed; the new
+   * version's meta frozen; the slot written; the generation recorded and ds_active swapped (the
+   * atomic switch: the kernel waits for in-flight packets, so after it no packet uses the previous
+   * version); the replaced version's counters kept and its slot released.
    */
-  private planInstall(image: PolicyImage): InstallPlan {
+  private *installSteps(image: PolicyImage, beforeSwitch?: (generation: number) => void): Generator<InstallStep, InstallResult, void> {
     const started = process.hrtime.bigint();
     const native = addon();
     const current = this.activePolicy();
@@ -562,13 +557,11 @@ export class Engine {
     const generation = Math.max(hwm, current?.generation ?? 0) + 1;
     const countedRules = Math.min(image.ruleCount + 1, this.ruleStatsCapacity);
     const created: number[] = [];
-    const close = () => {
-      for (const fd of created.splice(0)) native.closeFd(fd);
-    };
     try {
       for (const table of TABLE_NAMES) {
         const t = image.tables[table];
         created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity));
+        yield { kind: 'pause' };
       }
       const statsBase = slot * this.cpus * this.ruleStatsCapacity;
       this.zeroRuleStats(statsBase, countedRules);
@@ -587,25 +580,21 @@ export class Engine {
       const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
       created.push(metaFd);
       native.mapFreeze(metaFd);
-    } catch (err) {
-      close();
-      throw installError(err);
-    }
-    return {
-      current,
-      generation,
       // fill the inactive slot: no packet reads it until the meta points at it
-      slotWrites: SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]),
-      metaFd: created[created.length - 1] as number,
-      close,
-      result: () => ({ generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs: Number(process.hrtime.bigint() - started) / 1e6, countedRules }),
-    };
-  }
-
-  /** The atomic switch to a planned version (its generation recorded first). */
-  private publishWrites(plan: InstallPlan): [number, Buffer, number][] {
-    this.writeSettings({ generation_hwm: plan.generation });
-    return [[this.fd('ds_active'), u32Key(0), plan.metaFd]];
+      yield { kind: 'writes', writes: SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]) };
+      beforeSwitch?.(generation);
+      this.writeSettings({ generation_hwm: generation });
+      yield { kind: 'writes', writes: [[this.fd('ds_active'), u32Key(0), metaFd]] }; // the atomic switch
+    } catch (err) {
+      throw err instanceof DoorstepError ? err : kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
+    } finally {
+      for (const fd of created) native.closeFd(fd);
+    }
+    if (current) {
+      this.retire(current);
+      yield { kind: 'writes', writes: this.releaseWrites(current.slot) };
+    }
+    return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs: Number(process.hrtime.bigint() - started) / 1e6, countedRules };
   }
 
   /** Drop the inner maps of a slot no packet can reach any more, freeing their memory. */
@@ -842,8 +831,10 @@ export class Engine {
         if (!stat) continue;
         stat.packets += readField('ds_rule_stat', dump.values, i * valueSize, 'packets');
         stat.bytes += readField('ds_rule_stat', dump.values, i * valueSize, 'bytes');
-        stat.held += readField('ds_budget', dump.values, i * valueSize + budget, 'held');
-        stat.sketch = mergeSketch(stat.sketch, dump.values, i * valueSize + sketch, epoch);
+        const held = readField('ds_budget', dump.values, i * valueSize + budget, 'held');
+        stat.held += held;
+        // only a row that held sessions back was ever sketched (most rows of a large policy did not)
+        if (held > 0) stat.sketch = mergeSketch(stat.sketch, dump.values, i * valueSize + sketch, epoch);
       }
     }
     return out;
