@@ -91,6 +91,7 @@ function policyText(rules10k: boolean): string {
 interface StatusWithAgent {
   policy: { version: string | null } | null;
   agent?: { maxStallMs: number; maxStallSinceLastReadMs: number };
+  counters?: Record<string, number>;
 }
 
 class DoorstepPeer implements Peer {
@@ -124,9 +125,20 @@ class DoorstepPeer implements Peer {
 
   /** Read the agent's status: its longest event-loop stall since the previous status (ms), kept in runMaxStallMs. */
   stallSinceLastRead(): number {
+    return this.noteStall(this.status());
+  }
+
+  /** Session events the datapath could not queue so far (EVENTS_LOST: the ring buffer was full). */
+  eventsLost(): number {
+    const s = this.status();
+    this.noteStall(s); // a stall since the previous reading still counts for the run
+    return s.counters?.EVENTS_LOST ?? 0;
+  }
+
+  private status(): StatusWithAgent {
     const r = this.harness.cli(['status', '-o', 'json']);
     if (r.code !== 0) throw new Error(`doorstep status failed: ${r.stderr}`);
-    return this.noteStall(JSON.parse(r.stdout) as StatusWithAgent);
+    return JSON.parse(r.stdout) as StatusWithAgent;
   }
 
   private noteStall(s: StatusWithAgent): number {
@@ -261,6 +273,8 @@ interface Sample {
   /** The agent's longest event-loop stall from the flood's start until its audit file stopped growing (ms). */
   agentStallMs?: number;
   evicted?: number;
+  /** Session events lost over the flood (the datapath's EVENTS_LOST). */
+  eventsLost?: number;
 }
 
 async function settle(count: () => number): Promise<void> {
@@ -291,6 +305,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
   }
   const frames = wire(flood.specs, sender, receiver);
   if (isDoorstep) doorstep.stallSinceLastRead(); // the agent's stall window starts with the flood
+  const lost = isDoorstep ? doorstep.eventsLost() : 0;
   const before = { seen: topo.received(receiver), dropped: peer.dropped(), napi: schedNs(napi), cpu0: cpuBusyNs(NAPI_CPU), agent: isDoorstep ? doorstep.cpuNs() : 0, netRx: netRxSoftirqs() };
   const r = await packetFlood({
     netns, ifname: sender.ifname, frames, frameSize: frames.length / flood.specs.length, count: FRAMES, maxSeconds: MAX_SECONDS, cpu: SENDER_CPU, spoofBits: flood.spoofBits,
@@ -314,6 +329,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     s.agentCpu = (agentAfter - before.agent) / r.wallNs;
     s.agentCpuS = (doorstep.cpuNs() - before.agent) / 1e9;
     s.evicted = ALLOWED_SESSIONS - doorstep.allowedPresent(ifindex);
+    s.eventsLost = doorstep.eventsLost() - lost;
     s.agentStallMs = doorstep.stallSinceLastRead();
     doorstep.truncateAudit();
   }
@@ -510,6 +526,7 @@ async function main(): Promise<void> {
     console.log(`  agent CPU, worst flood                   ${fmt(worst((s) => s.agentCpu! * 100))} % of a core   target ≤ 25 %`);
     console.log(`  agent event-loop stall, worst flood      ${fmt(Math.max(...samples.flatMap((m) => m.get('doorstep')!.map((s) => s.agentStallMs!))), 1)} ms (whole run ${fmt(wholeStallMs, 1)} ms)   target ≤ 50 ms`);
     console.log(`  allowed sessions evicted, worst flood    ${fmt(worst((s) => s.evicted!))} of ${ALLOWED_SESSIONS}   target 0`);
+    console.log(`  session events lost, worst flood         ${fmt(worst((s) => s.eventsLost!))}   target 0`);
 
     const xdpFilterProg = ForeignProgram.byId(topo.xdpProgId(topo.pair('xdp-filter').receiver)!);
     const xdpFilterName = xdpFilterProg.name;
