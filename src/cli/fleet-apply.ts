@@ -59,7 +59,11 @@ export async function fleetApply(paths: string[], o: FleetApplyFlags): Promise<n
     }
     if (o.output !== 'json') console.log(`published ${head.key} revision ${revision} (version ${version}${head.signed ? `, signed by ${head.signed}` : ''}) to ${head.bucket}; waiting for the enforcers`);
 
-    const expected = new ExpectedVersions(target.name, await readEnvelopes(policy));
+    // what each enforcer should run: the sets in the bucket, with this one as just published (a
+    // listing right after the put may not show it yet, and an enforcer would then seem to be done)
+    const entries = (await readEnvelopes(policy)).filter((e) => e.key !== head.key);
+    entries.push({ key: head.key, revision, envelope });
+    const expected = new ExpectedVersions(target.name, entries);
     const results = new Map<string, EnforcerResult>();
     const consider = (s: EnforcerStatus) => {
       if (!selects(envelope.selector, s.labels)) return;
