@@ -232,6 +232,8 @@ export class Engine {
   private readonly retired: RetiredRuleStats[] = [];
   /** The bank of ds_flow_filter that ageFlowFilter() clears next. */
   private nextAgedBank = 0;
+  /** ds_settings.flood_epoch as last read or written (floodEpoch()). */
+  private floodEpochKnown: number | undefined;
   private reader: RingBufferReaderHandle | undefined;
   private dirty: RingDrainHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
@@ -647,15 +649,21 @@ export class Engine {
 
   // ---- flood intervals ----
 
-  /** The flood interval the datapath's sketches and samples of held-back sessions belong to. */
+  /**
+   * The flood interval the datapath's sketches and samples of held-back sessions belong to. Only
+   * this engine object moves it on (advanceFloodEpoch), so it is read from ds_settings once (an
+   * adopted engine's) and kept: stats() and ruleStats() need it on every call.
+   */
   floodEpoch(): number {
-    return readField('ds_settings', this.readSettings(), 0, 'flood_epoch');
+    this.floodEpochKnown ??= readField('ds_settings', this.readSettings(), 0, 'flood_epoch');
+    return this.floodEpochKnown;
   }
 
   /** Start the next flood interval: sketches and samples of the previous one stop growing. Returns it. */
   advanceFloodEpoch(): number {
     const next = (this.floodEpoch() + 1) >>> 0;
     this.writeSettings({ flood_epoch: next });
+    this.floodEpochKnown = next;
     return next;
   }
 
