@@ -7,10 +7,13 @@
 // an entry from an older version is replaced as a re-classified session (moving to the other
 // cache if its verdict changed). Verdicts never depend on the filter.
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Action, EventKind } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import { Engine } from '../../src/engine/engine.js';
+import { PinnedMap } from '../../src/engine/packet-flood.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { frame, type FrameSpec } from '../lib/packet.js';
 
@@ -132,5 +135,44 @@ describe('datapath: the flow filter', () => {
     assert.ok(after.STATELESS - before.STATELESS >= 2000 - 2 * 10, `stateless: ${after.STATELESS - before.STATELESS}`);
     assert.equal(send(allowed), 'pass');
     engine.setDenyEventBudget(0);
+  });
+});
+
+describe('datapath: the flow filter cannot change a verdict', () => {
+  it('decides the same flows alike whether every bit is set (a saturated filter) or none is (just aged)', () => {
+    const pinRoot = `/sys/fs/bpf/doorstep-flowfilter-test-${process.pid}`;
+    const engine = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
+    const filter = PinnedMap.open(join(pinRoot, 'maps', 'ds_flow_filter'));
+    try {
+      engine.install(compileYaml(policy('allow')).image);
+      engine.setDenyEventBudget(1_000_000);
+      const flows: FrameSpec[] = Array.from({ length: 300 }, (_, i) => ({
+        src: `10.9.${i >> 8}.${i & 255}`, dst: '10.7.1.1', proto: 17, sport: 2000 + i, dport: [53, 9999, 7777][i % 3]!,
+      }));
+      const expected = flows.map((f) => (f.dport === 53 ? 'pass' : 'drop'));
+      const saturate = () => {
+        const n = filter.maxEntries();
+        const keys = Buffer.alloc(4 * n);
+        for (let i = 0; i < n; i++) keys.writeUInt32LE(i, 4 * i);
+        filter.updateBatch(keys, Buffer.alloc(filter.valueSize * n, 0xff), n);
+      };
+      const run = () => flows.map((f) => engine.testRun(frame(f)).verdict);
+      saturate(); // every flow looks cached: both caches probed, none holds it yet
+      assert.deepEqual(run(), expected, 'first packets, filter saturated');
+      assert.deepEqual(run(), expected, 'second packets, filter saturated');
+      engine.ageFlowFilter();
+      engine.ageFlowFilter(); // every flow looks new: classified, and the insert finds the entry
+      const before = engine.stats().counters;
+      assert.deepEqual(run(), expected, 'packets after the filter was cleared');
+      const after = engine.stats().counters;
+      assert.equal(after.EVENTS, before.EVENTS, 'no session became new again');
+      const cached = engine.sessions().filter((s) => s.key.dst[15] === 1 && s.key.dst[14] === 1);
+      assert.equal(cached.length, flows.length, 'one entry per flow, in one cache');
+      assert.ok(cached.every((s) => s.value.packets === 3), 'each entry carried on: 3 packets');
+    } finally {
+      filter.close();
+      engine.close();
+      rmSync(pinRoot, { recursive: true, force: true });
+    }
   });
 });
