@@ -174,58 +174,123 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// mapUpdateBatch(fd, keys, values, count, keySize, valueSize, skipZeroValues = false): kernel batch
-// update where the map type supports it, else one update per element (still one call from JS).
-// skipZeroValues: leave out entries whose value is all zero bytes; only for a fresh array map,
-// whose every slot already reads as zero, so writing only the rest gives the same map.
-Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = GetInt(info, 0, "fd");
-  Bytes keys = GetBytes(info, 1, "keys");
-  Bytes values = GetBytes(info, 2, "values");
-  uint32_t count = GetUint(info, 3, "count");
-  uint32_t key_size = GetUint(info, 4, "keySize");
-  uint32_t value_size = GetUint(info, 5, "valueSize");
-  bool skip_zero = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
-  if (static_cast<uint64_t>(count) * key_size > keys.size || static_cast<uint64_t>(count) * value_size > values.size)
-    throw Napi::RangeError::New(env, "batch buffers are smaller than count entries");
-  std::vector<uint8_t> kept_keys, kept_values;
-  if (skip_zero) {
-    for (uint32_t i = 0; i < count; i++) {
-      const uint8_t* v = values.data + static_cast<size_t>(i) * value_size;
-      bool zero = true;
-      for (uint32_t b = 0; b < value_size && zero; b++) zero = v[b] == 0;
-      if (zero) continue;
-      kept_keys.insert(kept_keys.end(), keys.data + static_cast<size_t>(i) * key_size, keys.data + static_cast<size_t>(i + 1) * key_size);
-      kept_values.insert(kept_values.end(), v, v + value_size);
-    }
-    count = static_cast<uint32_t>(kept_values.size() / std::max<uint32_t>(value_size, 1));
-    keys.data = kept_keys.data();
-    values.data = kept_values.data();
-  }
-  if (count == 0) return env.Undefined();
+// A batch of entries to write into one map: kernel batch update where the map type supports it,
+// else one update per element. skip_zero: leave out entries whose value is all zero bytes; only for
+// a fresh array map, whose every slot already reads as zero, so writing only the rest gives the
+// same map.
+struct BatchUpdate {
+  int fd;
+  const uint8_t* keys;
+  const uint8_t* values;
+  uint32_t count;
+  uint32_t key_size;
+  uint32_t value_size;
+  bool skip_zero;
+};
 
+// Performs `u`; returns 0 or a negative errno, with the failing call in `op`. Touches no JS.
+int RunBatchUpdate(BatchUpdate u, const char** op) {
+  std::vector<uint8_t> kept_keys, kept_values;
+  if (u.skip_zero) {
+    for (uint32_t i = 0; i < u.count; i++) {
+      const uint8_t* v = u.values + static_cast<size_t>(i) * u.value_size;
+      bool zero = true;
+      for (uint32_t b = 0; b < u.value_size && zero; b++) zero = v[b] == 0;
+      if (zero) continue;
+      kept_keys.insert(kept_keys.end(), u.keys + static_cast<size_t>(i) * u.key_size, u.keys + static_cast<size_t>(i + 1) * u.key_size);
+      kept_values.insert(kept_values.end(), v, v + u.value_size);
+    }
+    u.count = static_cast<uint32_t>(kept_values.size() / std::max<uint32_t>(u.value_size, 1));
+    u.keys = kept_keys.data();
+    u.values = kept_values.data();
+  }
   constexpr uint32_t kChunk = 65536;
   uint32_t done = 0;
-  bool batch_ok = true;
-  while (done < count && batch_ok) {
-    uint32_t n = std::min(kChunk, count - done);
+  while (done < u.count) {
+    uint32_t n = std::min(kChunk, u.count - done);
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-    int err = bpf_map_update_batch(fd, keys.data + static_cast<size_t>(done) * key_size,
-                                   values.data + static_cast<size_t>(done) * value_size, &n, &opts);
-    if (IsUnsupported(err)) {
-      batch_ok = false;  // e.g. LPM tries: single updates from `done` (repeats are harmless)
-      break;
+    int err = bpf_map_update_batch(u.fd, u.keys + static_cast<size_t>(done) * u.key_size,
+                                   u.values + static_cast<size_t>(done) * u.value_size, &n, &opts);
+    if (IsUnsupported(err)) break;  // e.g. LPM tries: single updates from `done` (repeats are harmless)
+    if (err) {
+      *op = "bpf_map_update_batch";
+      return err;
     }
-    if (err) ThrowErrno(env, "bpf_map_update_batch", err);
     done += n;
   }
-  for (; done < count; done++) {
-    int err = bpf_map_update_elem(fd, keys.data + static_cast<size_t>(done) * key_size,
-                                  values.data + static_cast<size_t>(done) * value_size, BPF_ANY);
-    if (err) ThrowErrno(env, "bpf_map_update_elem", err);
+  for (; done < u.count; done++) {
+    int err = bpf_map_update_elem(u.fd, u.keys + static_cast<size_t>(done) * u.key_size,
+                                  u.values + static_cast<size_t>(done) * u.value_size, BPF_ANY);
+    if (err) {
+      *op = "bpf_map_update_elem";
+      return err;
+    }
   }
-  return env.Undefined();
+  return 0;
+}
+
+BatchUpdate GetBatchUpdate(const Napi::CallbackInfo& info) {
+  Bytes keys = GetBytes(info, 1, "keys");
+  Bytes values = GetBytes(info, 2, "values");
+  BatchUpdate u{GetInt(info, 0, "fd"), keys.data, values.data, GetUint(info, 3, "count"), GetUint(info, 4, "keySize"),
+                GetUint(info, 5, "valueSize"), info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value()};
+  if (static_cast<uint64_t>(u.count) * u.key_size > keys.size || static_cast<uint64_t>(u.count) * u.value_size > values.size)
+    throw Napi::RangeError::New(info.Env(), "batch buffers are smaller than count entries");
+  return u;
+}
+
+// mapUpdateBatch(fd, keys, values, count, keySize, valueSize, skipZeroValues = false): `BatchUpdate`.
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  const char* op = "";
+  int err = RunBatchUpdate(GetBatchUpdate(info), &op);
+  if (err) ThrowErrno(info.Env(), op, err);
+  return info.Env().Undefined();
+}
+
+// The same on a libuv pool thread: a large table (65,536 entries) takes the kernel ~10–30 ms to
+// fill, which the event loop should not wait out. The worker holds the key and value buffers.
+class BatchUpdateWorker : public Napi::AsyncWorker {
+ public:
+  BatchUpdateWorker(const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(info.Env(), "doorstep-map-fill"), update_(GetBatchUpdate(info)), deferred_(Napi::Promise::Deferred::New(info.Env())) {
+    keys_ = Napi::Persistent(info[1].As<Napi::Object>());
+    values_ = Napi::Persistent(info[2].As<Napi::Object>());
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { err_ = RunBatchUpdate(update_, &op_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!err_) {
+      deferred_.Resolve(env.Undefined());
+      return;
+    }
+    int err = err_ < 0 ? -err_ : err_;
+    Napi::Error e = Napi::Error::New(env, std::string(op_) + ": " + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("op", Napi::String::New(env, op_));
+    deferred_.Reject(e.Value());
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  BatchUpdate update_;
+  Napi::ObjectReference keys_, values_;
+  int err_ = 0;
+  const char* op_ = "";
+  Napi::Promise::Deferred deferred_;
+};
+
+// mapUpdateBatchAsync(fd, keys, values, count, keySize, valueSize, skipZeroValues = false) → Promise<void>.
+// The caller keeps the map's fd open until it settles.
+Napi::Value MapUpdateBatchAsync(const Napi::CallbackInfo& info) {
+  auto* worker = new BatchUpdateWorker(info);
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
 }
 
 // mapNextKey(fd, key | null, nextOut) → boolean (false at the end)
@@ -403,6 +468,7 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateFdManyAsync", Napi::Function::New(env, MapUpdateFdManyAsync));
   exports.Set("mapDelete", Napi::Function::New(env, MapDelete));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch));
+  exports.Set("mapUpdateBatchAsync", Napi::Function::New(env, MapUpdateBatchAsync));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
   exports.Set("mapDump", Napi::Function::New(env, MapDump));
   exports.Set("mapCount", Napi::Function::New(env, MapCount));

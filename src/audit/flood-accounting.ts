@@ -20,6 +20,7 @@ export interface RuleCounters {
 export interface FloodReading {
   /** The active version (0 = none installed). */
   generation: number;
+  /** Its rules' counters: every rule that matched a packet (one left out counts as all zeros). */
   rules: ReadonlyMap<number, RuleCounters>;
   /** Held back among denies no counted rule decided (no policy, beyond capacity): monotonic. */
   heldWithoutRule: number;
@@ -27,7 +28,8 @@ export interface FloodReading {
   sketchWithoutRule?: Uint8Array | null;
   /** The datapath's samples of held-back sessions' sources in the interval being read. */
   samples?: readonly FloodSample[];
-  /** Versions switched away from since the previous reading, with their final counters. */
+  /** Versions switched away from since the previous reading, with their final counters (at least
+   *  every rule that held sessions back). */
   retired: readonly { generation: number; rules: ReadonlyMap<number, RuleCounters> }[];
 }
 

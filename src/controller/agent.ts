@@ -142,7 +142,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         const reading = {
           retired: openedEngine.takeRetiredRuleStats(),
           generation: openedEngine.activePolicy()?.generation ?? 0,
-          rules: openedEngine.ruleStats(),
+          rules: openedEngine.ruleStats('matched'), // a rule that never matched owes no flood record, nor a baseline
           heldWithoutRule: stats.heldWithoutRule,
           sketchWithoutRule: stats.sketchWithoutRule,
           samples: openedEngine.floodSamples(),
@@ -168,7 +168,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         ruleStats: () => {
           const ir = ctl.current?.ir;
           const named = new Map<string, { packets: number; bytes: number }>();
-          for (const [index, stat] of openedEngine.ruleStats()) named.set(ruleName(ir, index), stat);
+          // the rules that matched: a quiet rule of a 10,000-rule blocklist costs a scrape two series for nothing
+          for (const [index, stat] of openedEngine.ruleStats('matched')) named.set(ruleName(ir, index), stat);
           return named;
         },
         sessionCount: () => sessionCount.count(),
@@ -255,14 +256,16 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const lostTimer = setInterval(() => pipe.checkKernelLost(openedEngine.stats()), LOST_CHECK_MS);
     cleanups.push(() => clearInterval(lostTimer));
     // a session idle for one to two periods is classified again when it resumes (its entry carries on)
+    let aging = Promise.resolve();
     const agingTimer = setInterval(() => {
-      try {
-        openedEngine.ageFlowFilter();
-      } catch (err) {
+      aging = openedEngine.ageFlowFilterAsync().catch((err: unknown) => {
         pipe.emit(agentRecord({ event: 'error', message: `flow filter: ${err instanceof Error ? err.message : String(err)}` }));
-      }
+      });
     }, FLOW_FILTER_AGING_MS);
-    cleanups.push(() => clearInterval(agingTimer));
+    cleanups.push(async () => {
+      clearInterval(agingTimer);
+      await aging; // the engine's maps stay open until the write is done
+    });
 
     const toWall = monotonicToWall();
     api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls }));

@@ -206,7 +206,7 @@ export class NetworkController {
     };
     this.lastRejected = null;
     try {
-      this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
+      await this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
     } catch (err) {
       this.options.emit(agentRecord(this.options.enforcer, { event: 'error', message: `installed, but could not persist the policy in the state dir: ${String(err)}` }));
     }

@@ -14,6 +14,7 @@ import type { NetworkController } from './network-controller.js';
 import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
+import type { PolicyIr } from '../policy/ir.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -37,8 +38,11 @@ export interface StatusReport {
   interfaces: { name: string; ifindex: number; mode: 'native' | 'generic'; adopted: boolean }[];
   counters: Record<string, number>;
   byReason: Record<string, { pass: { packets: number; bytes: number }; drop: { packets: number; bytes: number } }>;
-  /** Per-rule hits of the version in force, by rule id (`policy/rule`, `policy/default`). */
+  /** Per-rule hits of the version in force, by rule id (`policy/rule`, `policy/default`): the rules
+   *  that matched at least one packet (a blocklist of 10,000 rules mostly did not). */
   rules: Record<string, { packets: number; bytes: number }>;
+  /** The version's rules (and default) that matched no packet yet, left out of `rules`. */
+  quietRules: number;
   events: { read: number; lost: number };
   sessions: number;
   /** The agent process: its longest event-loop stalls (target: at most 50 ms) and memory. */
@@ -65,6 +69,13 @@ function sourcesOf(body: unknown): PolicyText[] {
   return sources as PolicyText[];
 }
 
+/** The rules that matched packets, by id, and how many did not. */
+function rulesWithHits(matched: ReadonlyMap<number, { packets: number; bytes: number }>, active: { ruleCount: number } | null, ir: PolicyIr | undefined): Pick<StatusReport, 'rules' | 'quietRules'> {
+  const rules: StatusReport['rules'] = {};
+  for (const [index, { packets, bytes }] of matched) rules[ruleName(ir, index)] = { packets, bytes };
+  return { rules, quietRules: active ? active.ruleCount + 1 - matched.size : 0 };
+}
+
 export function agentRoutes(d: RouteDeps): Routes {
   const status = async (): Promise<StatusReport> => {
     const sessions = await d.sessionCount();
@@ -88,7 +99,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       interfaces: d.engine.attachments().map((a) => ({ name: a.ifname, ifindex: a.ifindex, mode: a.mode, adopted: a.adopted })),
       counters: stats.counters,
       byReason: stats.byReason,
-      rules: Object.fromEntries([...d.engine.ruleStats()].map(([index, stat]) => [ruleName(active ? d.controller.context.policies.get(active.generation) : undefined, index), stat])),
+      ...rulesWithHits(d.engine.ruleStats('matched'), active, active ? d.controller.context.policies.get(active.generation) : undefined),
       events: { read: events.eventsRead, lost: events.eventsLost },
       sessions,
       agent: {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // StallMonitor: how long the agent's event loop was kept from running, measured with
-// perf_hooks.monitorEventLoopDelay. Keeps the longest stall since the start and, per reader (the
+// perf_hooks.monitorEventLoopDelay. Its histogram records the whole time between two ticks of
+// a `resolutionMs` timer (an idle loop reads ~resolutionMs), so a stall is that less the
+// resolution: how late a tick that was due ran. Keeps the longest stall since the start and, per reader (the
 // local API's status, the metrics scrape), the longest since that reader's last read, so two
 // readers never reset each other's window. Touches nothing but its own timers.
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
@@ -22,7 +24,10 @@ export class StallMonitor {
   private readonly sinceRead = new Map<string, number>();
 
   /** `resolutionMs`: the sampling period of the delay monitor (stalls shorter than it show as ~it). */
+  private readonly resolutionNs: number;
+
   constructor(resolutionMs = 10) {
+    this.resolutionNs = resolutionMs * 1e6;
     this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
     this.histogram.enable();
     this.timer = setInterval(() => this.fold(), FOLD_MS);
@@ -31,7 +36,7 @@ export class StallMonitor {
 
   /** Move the histogram's maximum into the kept maxima and start it afresh. */
   private fold(): number {
-    const max = this.histogram.count > 0 ? this.histogram.max : 0;
+    const max = this.histogram.count > 0 ? Math.max(0, this.histogram.max - this.resolutionNs) : 0;
     this.histogram.reset();
     if (max > this.maxNs) this.maxNs = max;
     for (const [reader, m] of this.sinceRead) if (max > m) this.sinceRead.set(reader, max);

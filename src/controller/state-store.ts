@@ -4,6 +4,7 @@
 // or unreachable enforces the last good policy instead of deny-all. Writes are atomic
 // (temporary file, fsync, rename): a crash leaves the old state or the new, never half of one.
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
@@ -56,8 +57,19 @@ export class StateStore {
     }
   }
 
-  save(state: Omit<InstalledState, 'format'>): void {
-    writeAtomic(join(this.dir, STATE_FILE), JSON.stringify({ format: 1, ...state }));
+  /** Keep `state` as the last installed policy. The writes and fsync run off the event loop (a
+   *  10,000-rule set is a megabyte); callers serialize their saves. */
+  async save(state: Omit<InstalledState, 'format'>): Promise<void> {
+    const path = join(this.dir, STATE_FILE);
+    const tmp = `${path}.tmp-${process.pid}`;
+    const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    try {
+      await file.writeFile(JSON.stringify({ format: 1, ...state }));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
   }
 }
 

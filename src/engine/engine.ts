@@ -41,6 +41,23 @@ const XDP_DROP = 1;
 const XDP_PASS = 2;
 const ETH_HLEN = 14;
 
+/** Which rules' counters Engine.ruleStats() reads out: all, those that matched a packet, those that held sessions back. */
+export type RuleStatsFilter = 'all' | 'matched' | 'held';
+
+/** Offsets in a ds_rule_stat row, for the hot decode of ruleStatsOf. */
+const RULE_STAT = {
+  size: sizeOf('ds_rule_stat'),
+  packets: Layouts.ds_rule_stat.fields.packets.offset,
+  bytes: Layouts.ds_rule_stat.fields.bytes.offset,
+  held: Layouts.ds_rule_stat.fields.budget.offset + Layouts.ds_budget.fields.held.offset,
+  sketch: Layouts.ds_rule_stat.fields.sketch.offset,
+};
+
+/** A u64 counter as a number (exact below 2^53). */
+function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 0x1_0000_0000;
+}
+
 export interface EngineOptions {
   /** The compiled engine object (default: bpf/build/engine.bpf.o of this package). */
   objectPath?: string;
@@ -184,8 +201,31 @@ function prefixKey(cidr: Prefix): Buffer {
   return encodeStruct('ds_prefix_key', { prefixlen: 8 + cidr.len + (cidr.family === 4 ? 96 : 0), family: cidr.family, addr });
 }
 
-/** A step of an install (Engine.installSteps): a point to let the event loop turn, or map-in-map writes to perform. */
-type InstallStep = { kind: 'pause' } | { kind: 'writes'; writes: [number, Buffer, number][] };
+/** A batch of entries to write into one map (native mapUpdateBatch's arguments). */
+interface MapFill {
+  fd: number;
+  keys: Buffer;
+  values: Buffer;
+  count: number;
+  keySize: number;
+  valueSize: number;
+  /** Leave out all-zero values: only for a fresh array, which reads as zero everywhere. */
+  skipZero: boolean;
+}
+
+/**
+ * A step of an install (Engine.installSteps), for its driver to perform: a point to let the event
+ * loop turn, a map to fill, or map-in-map writes.
+ */
+type InstallStep = { kind: 'pause' } | { kind: 'fill'; fill: MapFill } | { kind: 'writes'; writes: [number, Buffer, number][] };
+
+function fillMap(f: MapFill): void {
+  addon().mapUpdateBatch(f.fd, f.keys, f.values, f.count, f.keySize, f.valueSize, f.skipZero);
+}
+
+function fillMapAsync(f: MapFill): Promise<void> {
+  return addon().mapUpdateBatchAsync(f.fd, f.keys, f.values, f.count, f.keySize, f.valueSize, f.skipZero);
+}
 
 /** A rate for a datapath budget: a u32 count a second. */
 function checkRate(perSecond: number, what: string, hint: string): number {
@@ -467,9 +507,8 @@ export class Engine {
     addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
   }
 
-  /** A fresh inner map for `table`, filled from the image. The caller owns the returned fd. */
-  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer, capacity = count): number {
-    const native = addon();
+  /** A fresh, empty inner map for `table` (the caller owns the fd), and the fill that gives it the image's entries. */
+  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer, capacity = count): { fd: number; fill: MapFill } {
     const spec = this.innerSpecs.get(table);
     if (!spec) throw new Error(`no inner spec for ${table}`);
     if (spec.keySize !== keySize || spec.valueSize !== valueSize) {
@@ -479,15 +518,9 @@ export class Engine {
         { hint: 'rebuild (npm run build) so the object and the TypeScript ABI agree' },
       );
     }
-    const fd = native.mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(capacity, count, 1), spec.flags, -1, table.slice(0, 15));
-    try {
-      // a fresh array reads as zero everywhere: only the rest is written (most of a small policy's tables)
-      native.mapUpdateBatch(fd, keys, values, count, keySize, valueSize, spec.type === BPF_MAP_TYPE_ARRAY);
-      return fd;
-    } catch (err) {
-      native.closeFd(fd);
-      throw err;
-    }
+    const fd = addon().mapCreate(spec.type, spec.keySize, spec.valueSize, Math.max(capacity, count, 1), spec.flags, -1, table.slice(0, 15));
+    // a fresh array reads as zero everywhere: only the rest is written (most of a small policy's tables)
+    return { fd, fill: { fd, keys, values, count, keySize, valueSize, skipZero: spec.type === BPF_MAP_TYPE_ARRAY } };
   }
 
   /**
@@ -500,12 +533,10 @@ export class Engine {
     const steps = this.installSteps(image);
     for (let step = steps.next(); ; ) {
       if (step.done) return step.value;
-      if (step.value.kind === 'pause') {
-        step = steps.next();
-        continue;
-      }
       try {
-        addon().mapUpdateFdMany(step.value.writes);
+        const s = step.value;
+        if (s.kind === 'fill') fillMap(s.fill);
+        else if (s.kind === 'writes') addon().mapUpdateFdMany(s.writes);
       } catch (err) {
         step = steps.throw(err);
         continue;
@@ -526,13 +557,11 @@ export class Engine {
     const steps = this.installSteps(image, beforeSwitch);
     for (let step = steps.next(); ; ) {
       if (step.done) return step.value;
-      if (step.value.kind === 'pause') {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        step = steps.next();
-        continue;
-      }
       try {
-        await addon().mapUpdateFdManyAsync(step.value.writes);
+        const s = step.value;
+        if (s.kind === 'pause') await new Promise<void>((resolve) => setImmediate(resolve));
+        else if (s.kind === 'fill') await fillMapAsync(s.fill);
+        else await addon().mapUpdateFdManyAsync(s.writes);
       } catch (err) {
         step = steps.throw(err);
         continue;
@@ -562,11 +591,13 @@ export class Engine {
     try {
       for (const table of TABLE_NAMES) {
         const t = image.tables[table];
-        created.push(this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity));
+        const { fd, fill } = this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity);
+        created.push(fd);
+        yield { kind: 'fill', fill };
         yield { kind: 'pause' };
       }
       const statsBase = slot * this.cpus * this.ruleStatsCapacity;
-      this.zeroRuleStats(statsBase, countedRules);
+      yield { kind: 'fill', fill: this.zeroRuleStats(statsBase, countedRules) };
       const meta = encodeStruct('ds_policy_meta', {
         generation,
         slot,
@@ -579,8 +610,9 @@ export class Engine {
         src4_bits: image.v4Bits.src,
         dst4_bits: image.v4Bits.dst,
       });
-      const metaFd = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
+      const { fd: metaFd, fill: metaFill } = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
       created.push(metaFd);
+      fillMap(metaFill); // one entry
       native.mapFreeze(metaFd);
       // fill the inactive slot: no packet reads it until the meta points at it
       yield { kind: 'writes', writes: SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]) };
@@ -604,16 +636,15 @@ export class Engine {
     return SLOT_TABLES.map((table) => [this.fd(table), u32Key(slot), -1]);
   }
 
-  /** Zero every CPU's row of per-rule counters, rules [0, count), of a version at `base` (not yet published). */
-  private zeroRuleStats(base: number, count: number): void {
+  /** The fill that zeroes every CPU's row of per-rule counters, rules [0, count), of a version at `base` (not yet published). */
+  private zeroRuleStats(base: number, count: number): MapFill {
     const keys = Buffer.alloc(count * this.cpus * 4);
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       for (let i = 0; i < count; i++) keys.writeUInt32LE(base + cpu * this.ruleStatsCapacity + i, (cpu * count + i) * 4);
     }
     const valueSize = sizeOf('ds_rule_stat');
-    addon().mapUpdateBatch(this.fd('ds_rule_stats'), keys, Buffer.alloc(count * this.cpus * valueSize), count * this.cpus, 4, valueSize);
+    return { fd: this.fd('ds_rule_stats'), keys, values: Buffer.alloc(count * this.cpus * valueSize), count: count * this.cpus, keySize: 4, valueSize, skipZero: false };
   }
-
 
   /** Remove the active policy: back to default deny (failsafe still passes). */
   uninstall(): void {
@@ -632,7 +663,7 @@ export class Engine {
    * takeRetiredRuleStats(); the oldest go first.
    */
   private retire(version: ActivePolicy): void {
-    const rules = new Map([...this.ruleStatsOf(version)].filter(([, s]) => s.held > 0));
+    const rules = this.ruleStatsOf(version, 'held');
     if (rules.size === 0) return;
     this.retired.push({ generation: version.generation, rules });
     if (this.retired.length > RETIRED_KEPT) this.retired.shift();
@@ -816,34 +847,46 @@ export class Engine {
     return decodeCpuStats(value, this.cpus, this.floodEpoch());
   }
 
-  /** Per-rule packets and bytes of the active version (index 0 = the default action), summed over CPUs. */
-  ruleStats(): Map<number, RuleStat> {
+  /**
+   * Per-rule packets and bytes of the active version (index 0 = the default action), summed over
+   * CPUs: every rule, or only those that `matched` a packet, or only those that `held` sessions
+   * back (a 10,000-rule blocklist is mostly rules that did neither, and a reader that needs only
+   * the others should not pay for them).
+   */
+  ruleStats(which: RuleStatsFilter = 'all'): Map<number, RuleStat> {
     const active = this.activePolicy();
-    return active ? this.ruleStatsOf(active) : new Map();
+    return active ? this.ruleStatsOf(active, which) : new Map();
   }
 
   /** The per-rule counters of `version`, summed over CPUs (rule 0 = the policy default). */
-  private ruleStatsOf(active: ActivePolicy): Map<number, RuleStat> {
-    const out = new Map<number, RuleStat>();
+  private ruleStatsOf(active: ActivePolicy, which: RuleStatsFilter): Map<number, RuleStat> {
     const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
-    const valueSize = sizeOf('ds_rule_stat');
-    const budget = Layouts.ds_rule_stat.fields.budget.offset;
-    const sketch = Layouts.ds_rule_stat.fields.sketch.offset;
     const epoch = this.floodEpoch();
-    for (let rule = 0; rule < count; rule++) out.set(rule, { packets: 0, bytes: 0, held: 0, sketch: null });
+    // one row per rule and CPU (an array: every index, in order); read as plain offsets, not
+    // readField: tens of thousands of rows on every status, scrape and flood reading
+    const rows: Buffer[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
-      const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, valueSize, count, start > 0 ? u32Key(start - 1) : null);
-      for (let i = 0; i < dump.count; i++) {
-        const stat = out.get(dump.keys.readUInt32LE(i * 4) - start);
-        if (!stat) continue;
-        stat.packets += readField('ds_rule_stat', dump.values, i * valueSize, 'packets');
-        stat.bytes += readField('ds_rule_stat', dump.values, i * valueSize, 'bytes');
-        const held = readField('ds_budget', dump.values, i * valueSize + budget, 'held');
+      const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, RULE_STAT.size, count, start > 0 ? u32Key(start - 1) : null);
+      if (dump.count !== count || (count > 0 && dump.keys.readUInt32LE(0) !== start)) {
+        throw new DoorstepError('DS_E_BPF_MAP', `ds_rule_stats: read ${dump.count} rows of CPU ${cpu} from ${start}, expected ${count}`);
+      }
+      rows.push(dump.values);
+    }
+    const out = new Map<number, RuleStat>();
+    const field = which === 'matched' ? RULE_STAT.packets : RULE_STAT.held;
+    for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
+      if (which !== 'all' && rows.every((r) => readU64(r, at + field) === 0)) continue;
+      const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
+      for (const r of rows) {
+        stat.packets += readU64(r, at + RULE_STAT.packets);
+        stat.bytes += readU64(r, at + RULE_STAT.bytes);
+        const held = readU64(r, at + RULE_STAT.held);
         stat.held += held;
         // only a row that held sessions back was ever sketched (most rows of a large policy did not)
-        if (held > 0) stat.sketch = mergeSketch(stat.sketch, dump.values, i * valueSize + sketch, epoch);
+        if (held > 0) stat.sketch = mergeSketch(stat.sketch, r, at + RULE_STAT.sketch, epoch);
       }
+      out.set(rule, stat);
     }
     return out;
   }
@@ -973,15 +1016,26 @@ export class Engine {
    * classification, never a verdict.
    */
   ageFlowFilter(): void {
-    const native = addon();
+    fillMap(this.flowFilterAging());
+  }
+
+  /** ageFlowFilter() with the kernel's write of the array (~32,768 entries) off the event loop. */
+  ageFlowFilterAsync(): Promise<void> {
+    return fillMapAsync(this.flowFilterAging());
+  }
+
+  /** The fill that clears the next bank of ds_flow_filter (and moves the bank on). */
+  private flowFilterAging(): MapFill {
     const fd = this.fd('ds_flow_filter');
-    const n = Limits.FLOW_FILTER_ENTRIES;
     const size = sizeOf('ds_flow_filter_entry');
-    const dump = native.mapDump(fd, 4, size, n);
+    const dump = addon().mapDump(fd, 4, size, Limits.FLOW_FILTER_ENTRIES);
     const at = Layouts.ds_flow_filter_entry.fields.bank.offset + this.nextAgedBank * 8;
-    for (let i = 0; i < dump.count; i++) dump.values.writeBigUInt64LE(0n, i * size + at);
-    native.mapUpdateBatch(fd, dump.keys, dump.values, dump.count, 4, size);
+    for (let i = 0, o = at; i < dump.count; i++, o += size) {
+      dump.values.writeUInt32LE(0, o);
+      dump.values.writeUInt32LE(0, o + 4);
+    }
     this.nextAgedBank = 1 - this.nextAgedBank;
+    return { fd, keys: dump.keys, values: dump.values, count: dump.count, keySize: 4, valueSize: size, skipZero: false };
   }
 
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */

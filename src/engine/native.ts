@@ -90,6 +90,8 @@ export interface Addon {
   mapDelete(fd: number, key: Buffer): boolean;
   /** skipZeroValues: leave out all-zero values (only for a fresh array map, where every slot already reads as zero). */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): void;
+  /** mapUpdateBatch on a thread of the addon's; the caller keeps `fd` open until it settles. */
+  mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): Promise<void>;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
   /** Entries in the map (up to maxCount), walked in fixed-size batches. */

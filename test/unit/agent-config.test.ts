@@ -70,12 +70,12 @@ describe('agent config', () => {
 });
 
 describe('state store', () => {
-  it('round-trips the installed policy and ignores a damaged file', () => {
+  it('round-trips the installed policy and ignores a damaged file', async () => {
     const store = new StateStore(join(dir, 'state'));
     store.prepare();
     assert.equal(store.load(), null);
     const state = { version: 'sha256:x', generation: 7, origin: 'api', installedAt: '2026-01-01T00:00:00.000Z', sources: [{ file: 'a.yaml', text: 'x: 1' }] };
-    store.save(state);
+    await store.save(state);
     assert.deepEqual(store.load(), { format: 1, ...state });
     writeFileSync(join(dir, 'state', 'policy.json'), '{"format":1,');
     const problems: string[] = [];
