@@ -14,6 +14,7 @@ import type { NetworkController } from './network-controller.js';
 import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
+import type { TunnelStatus } from '../placement/tunnel-status.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -27,6 +28,8 @@ export interface RouteDeps {
   sessionCount: () => Promise<number>;
   /** The agent's event-loop stalls (read as the reader `status`). */
   stalls?: StallMonitor;
+  /** A placement's tunnels to the edge, read now (WireGuard: from `wg show`). */
+  tunnels?: () => TunnelStatus[];
 }
 
 export interface StatusReport {
@@ -43,6 +46,8 @@ export interface StatusReport {
   sessions: number;
   /** The agent process: its longest event-loop stalls (target: at most 50 ms) and memory. */
   agent: { maxStallMs: number; maxStallSinceLastReadMs: number; rssBytes: number; summaryScans: number };
+  /** A placement's tunnels to the edge (none without a placement). */
+  tunnels: TunnelStatus[];
 }
 
 /** Filter options as the CLI sends them: the same names as the flags. */
@@ -91,6 +96,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       rules: Object.fromEntries([...d.engine.ruleStats()].map(([index, stat]) => [ruleName(active ? d.controller.context.policies.get(active.generation) : undefined, index), stat])),
       events: { read: events.eventsRead, lost: events.eventsLost },
       sessions,
+      tunnels: d.tunnels?.() ?? [],
       agent: {
         ...(d.stalls?.read('status') ?? { maxStallMs: 0, maxStallSinceLastReadMs: 0 }),
         rssBytes: process.memoryUsage.rss(),
