@@ -139,32 +139,41 @@ export class PlacementDemo {
   /** Network up, then every agent attached, forwarding and enforcing the policy. */
   async start(): Promise<void> {
     this.topology.create(this.keys);
-    await Promise.all(
-      this.topology.enforcers.map(async (e) => {
-        const socket = join(this.stateDir, `${e.name}.sock`);
-        const pinRoot = `/sys/fs/bpf/doorstep-demo-${this.topology.token}-${e.name}`;
-        this.pins.push(pinRoot);
-        const child = this.topology.own(
-          spawnIn(e.ns, process.execPath, [
-            mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
-            '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', this.enforcerStateDir(e.name), '--socket', socket,
-          ]),
-        );
-        const installed = waitForLine(child, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 30_000, `${e.name} to install the policy`);
-        createInterface({ input: child.stdout! }).on('line', (line) => {
-          let record: Record<string, unknown>;
-          try {
-            record = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            return;
-          }
-          this.records.push({ enforcer: e.name, record });
-          this.options.onRecord?.(e.name, record);
-        });
-        await installed;
-        this.enforcers.push({ name: e.name, socket, child });
-      }),
+    await Promise.all(this.topology.enforcers.map((e) => this.startAgent(e.name)));
+  }
+
+  /**
+   * Start (or start again, after it stopped or was killed) one enforcer's agent; resolves once its
+   * policy is in force (installed, restored from its state dir, or adopted from the engine a killed agent left).
+   */
+  async startAgent(name: string): Promise<RunningEnforcer> {
+    const e = this.topology.enforcer(name);
+    const socket = join(this.stateDir, `${e.name}.sock`);
+    const pinRoot = `/sys/fs/bpf/doorstep-demo-${this.topology.token}-${e.name}`;
+    if (!this.pins.includes(pinRoot)) this.pins.push(pinRoot);
+    const child = this.topology.own(
+      spawnIn(e.ns, process.execPath, [
+        mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
+        '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', this.enforcerStateDir(e.name), '--socket', socket,
+      ]),
     );
+    const inForce = waitForLine(child, (l) => l.includes('"type":"policy"') && /"status":"(installed|unchanged|adopted|restored)"/.test(l), 30_000, `${e.name} to enforce the policy`);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      this.records.push({ enforcer: e.name, record });
+      this.options.onRecord?.(e.name, record);
+    });
+    await inForce;
+    const running = { name: e.name, socket, child };
+    const at = this.enforcers.findIndex((x) => x.name === name);
+    if (at >= 0) this.enforcers[at] = running;
+    else this.enforcers.push(running);
+    return running;
   }
 
   /** One flow: a server (echoing) in the destination network, a bounded sender in the source. */
