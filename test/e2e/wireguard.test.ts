@@ -20,6 +20,7 @@ import { withConfFile } from '../../src/placement/wireguard.js';
 import { newWireguardPrivateKey, wireguardPublicKey } from '../../src/placement/wireguard-keys.js';
 import { packageRoot } from '../../src/paths.js';
 import { AgentProcess, mainJs } from '../lib/agent-rig.js';
+import { NatsServer } from '../lib/nats-server.js';
 
 const peerJs = join(packageRoot, 'dist/src/demo/peer.js');
 const POLICY = [
@@ -228,12 +229,28 @@ describe('WireGuard: bad input', { timeout: 90_000 }, () => {
     assert.deepEqual(wireguardGo(ns), []);
   });
 
-  it('an unreachable edge: the agent runs, `doorstep status` says the handshake is pending; SIGTERM leaves no interface, rule, route or wireguard-go', async () => {
-    const agent = new AgentProcess(owner.own(spawnIn(ns, process.execPath, agentArgs(config('unreachable.yaml', `, publicKey: "${key}"`)))));
-    await agent.waitFor((r) => r.type === 'agent' && r.event === 'forwarding', 'forwarding');
+  it('an unreachable edge: the agent runs, `doorstep status` says the handshake is pending; the fleet sees its key and the edge\'s peer list comes from it; SIGTERM leaves no interface, rule, route or wireguard-go', async () => {
+    const nats = await NatsServer.startIn(ns, '127.0.0.1');
+    const url = `${nats.url}/wgpolicy`;
+    const cfg = config('unreachable.yaml', `, publicKey: "${key}", local: 10.240.9.1`);
+    const agent = new AgentProcess(owner.own(spawnIn(ns, process.execPath, [...agentArgs(cfg), '--policy', url])));
+    try {
+      await agent.waitFor((r) => r.type === 'agent' && r.event === 'forwarding', 'forwarding');
+      const cli = (args: string[]) => spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, mainJs, ...args], { encoding: 'utf8', timeout: 30_000 });
+      const ours = (agent.records.find((r) => r.event === 'tunnel' && r.tunnel) as { tunnel: { publicKey: string } } | undefined)?.tunnel.publicKey;
+      const edge = await until('the enforcer in the fleet status bucket', () => {
+        const r = cli(['fleet', 'edge-config', '--nats', url, '--edge-port', '51820']);
+        return r.status === 0 && r.stdout.includes('[Peer]') ? r.stdout : undefined;
+      });
+      assert.equal(edge, `# the peers of the edge's WireGuard interface listening on port 51820\n\n# bad dswg9 (tenant net)\n[Peer]\nPublicKey = ${ours}\nEndpoint = 10.240.9.1:51820\nAllowedIPs = 10.70.0.0/24, 169.254.9.2/32\n`);
+      const fleet = cli(['fleet', 'status', '--nats', url]);
+      assert.match(fleet.stdout, new RegExp(`bad WireGuard key ${ours!.replace(/[+/]/g, (c) => `\\${c}`)}, endpoint 10\\.240\\.9\\.1:51820`));
+    } finally {
+      await nats.cleanup();
+    }
     const status = spawnSync(process.execPath, [mainJs, 'status', '--socket', join(dir, 'agent.sock')], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(status.status, 0, status.stderr);
-    assert.match(status.stdout, /tunnel {5}dswg9: WireGuard \((kernel|wireguard-go)\), public key \S+=, endpoint \(any\):51820 → edge 10\.240\.9\.9:51820 \(key \S+=\); handshake pending/);
+    assert.match(status.stdout, /tunnel {5}dswg9: WireGuard \((kernel|wireguard-go)\), public key \S+=, endpoint 10\.240\.9\.1:51820 → edge 10\.240\.9\.9:51820 \(key \S+=\); handshake pending/);
     assert.equal(wireguardGo(ns).length, 1);
     assert.equal(await agent.terminate(), 0);
     assert.doesNotMatch(links(), /dswg/);
