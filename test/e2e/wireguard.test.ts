@@ -4,7 +4,8 @@
 // new handshake), and SIGTERM afterwards leaves nothing; the edge's key changes and the agents
 // reload (SIGHUP): what a numbered UDP stream lost, reported; bad input: a malformed key, a
 // missing wireguard-go (one clear error each, nothing set up), an unreachable edge (a clear
-// status while the handshake is pending, and nothing left after SIGTERM).
+// status while the handshake is pending, and nothing left after SIGTERM). And the contrast that
+// shows the underlay check can fail: the same flow over `edge.tunnel: vxlan` is seen in clear.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -257,5 +258,37 @@ describe('WireGuard: bad input', { timeout: 90_000 }, () => {
     assert.deepEqual(wireguardGo(ns), []);
     assert.doesNotMatch(execIn(ns, 'ip', ['rule', 'show']), /lookup 4200/);
     assert.equal(execIn(ns, 'ip', ['route', 'show', 'table', '4200']).trim(), '');
+  });
+});
+
+describe('VXLAN, for a trusted underlay: says so, and the underlay check sees it in clear', { timeout: 90_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'doorstep-vxlan-e2e-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the tunnel record says clear text; every packet of the flow on the underlay is VXLAN with the flow inside', async () => {
+    const configs: Record<string, string> = {};
+    for (const name of ['workload', 'datacenter']) {
+      const doc = parseDocument(readFileSync(join(packageRoot, `examples/placement/${name}.yaml`), 'utf8'));
+      doc.setIn(['edge', 'tunnel'], 'vxlan');
+      for (const key of ['publicKey', 'port']) doc.deleteIn(['edge', key]);
+      configs[name] = join(dir, `${name}.yaml`);
+      writeFileSync(configs[name]!, doc.toString());
+    }
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, POLICY);
+    const demo = new PlacementDemo({ enforcers: configs, policy });
+    try {
+      await demo.start();
+      const f = await demo.flow({ name: 'dc → remote db', from: 'dc-fra', to: 'vpc-r', proto: 'tcp', port: 5432, expect: 'allow' });
+      assert.equal(f.delivered, f.sent);
+      assert.equal(f.underlay.wireguard, 0);
+      assert.ok(f.underlay.other > 0 && f.underlay.clear > 0, `the flow in clear on the underlay (${f.underlay.clear} of ${f.underlay.packets} packets)`);
+      const tunnel = demo.records.find((r) => r.enforcer === 'datacenter' && r.record.event === 'tunnel')?.record;
+      assert.deepEqual([(tunnel?.tunnel as Record<string, unknown>)?.kind, (tunnel?.tunnel as Record<string, unknown>)?.encrypted], ['vxlan', false]);
+      assert.match(String(tunnel?.message), /clear text: only for an underlay you trust/);
+      assert.deepEqual(await demo.stopAgents(), { workload: [], datacenter: [] });
+    } finally {
+      demo.destroy();
+    }
   });
 });
