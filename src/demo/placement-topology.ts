@@ -205,6 +205,19 @@ export class PlacementTopology extends NamespaceOwner {
     }
   }
 
+  /** The edge's WireGuard devices go first: their wireguard-go exits and removes its control socket
+   *  (killed, it would leave the socket file behind in the shared /var/run/wireguard). */
+  override destroy(): void {
+    for (const dev of this.edgeDevices.filter((d) => d.startsWith('e'))) {
+      try {
+        execIn(this.edgeNs, 'ip', ['link', 'del', dev]);
+      } catch {
+        // gone, or never made
+      }
+    }
+    super.destroy();
+  }
+
   /** Packets the edge received from and sent into all its tunnels (to tell the edge path from a hairpin). */
   edgeTunnelPackets(): { rx: number; tx: number } {
     let rx = 0;
