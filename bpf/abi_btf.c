@@ -41,6 +41,7 @@ struct ds_settings ds_btf_settings;
 enum ds_explain_flag ds_btf_explain_flag;
 struct ds_explain_result ds_btf_explain_result;
 enum ds_iface_role ds_btf_iface_role;
+enum ds_iface_flag ds_btf_iface_flag;
 struct ds_iface ds_btf_iface;
 struct ds_reply_key ds_btf_reply_key;
 struct ds_target_value ds_btf_target_value;

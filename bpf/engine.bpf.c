@@ -51,12 +51,14 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 	/* coarse (tick) time for session timestamps: a fine clock read costs ~20 ns under kvm-clock */
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct ds_packet pkt = {};
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct ds_iface *ifc = bpf_map_lookup_elem(&ds_ifaces, &ifindex); /* NULL past DS_IFACES_MAX: a source */
 
 	ds_count(st, DS_CTR_RX_PACKETS);
 	if (st)
 		st->counters[DS_CTR_RX_BYTES] += len;
 
-	switch (ds_parse(ctx, &pkt, len)) {
+	switch (ds_parse(ctx, &pkt, len, ifc && (ifc->flags & DS_IFACE_L3))) {
 	case DS_PARSE_IP:
 		break;
 	case DS_PARSE_ARP:
@@ -78,8 +80,6 @@ int ds_xdp_ingress(struct xdp_md *ctx)
 	}
 
 	struct ds_policy_meta *meta = ds_active_meta();
-	__u32 ifindex = ctx->ingress_ifindex;
-	struct ds_iface *ifc = bpf_map_lookup_elem(&ds_ifaces, &ifindex); /* NULL past DS_IFACES_MAX: a source */
 	__u32 tenant = ifc ? ifc->tenant : 0;
 	int fabric = ifc && ifc->role == DS_ROLE_FABRIC;
 
@@ -117,7 +117,7 @@ __noinline int ds_explain_parse(struct xdp_md *ctx, struct ds_packet *pkt)
 {
 	if (!pkt)
 		return DS_PARSE_MALFORMED;
-	return ds_parse(ctx, pkt, bpf_xdp_get_buff_len(ctx));
+	return ds_parse(ctx, pkt, bpf_xdp_get_buff_len(ctx), 0);
 }
 
 /* Declared in session.h: ds_classify, verified once. */

@@ -18,7 +18,7 @@ int ds_xdp_floor(struct xdp_md *ctx)
 {
 	struct ds_packet pkt = {};
 
-	if (ds_parse(ctx, &pkt, bpf_xdp_get_buff_len(ctx)) != DS_PARSE_IP)
+	if (ds_parse(ctx, &pkt, bpf_xdp_get_buff_len(ctx), 0) != DS_PARSE_IP)
 		return XDP_DROP;
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_floor, &pkt.key);
 	return s && s->action == DS_ACTION_DENY ? XDP_DROP : XDP_PASS;

@@ -34,6 +34,7 @@ export const ErrorCodes = {
   DS_E_NATS: 'a NATS JetStream operation (bucket, stream, publish) failed',
   DS_E_FLEET_TIMEOUT: 'the selected enforcers did not all report the policy installed in time',
   DS_E_FORWARDING: 'the agent could not set up (or remove) its tunnel, routes or forwarding settings',
+  DS_E_WIREGUARD: 'WireGuard is unavailable (no kernel module and no wireguard-go), or its tunnel device could not be created or configured',
   DS_E_HARDENING: 'the agent could not turn off (or restore) Router Advertisements, redirects or source routing on an enforced interface',
 } as const;
 

@@ -121,6 +121,11 @@ enum ds_iface_role {
 	DS_ROLE_FABRIC = 1,  /* towards the edge: replies of sessions allowed from a source pass, the rest meets policy */
 };
 
+/* Interface flags (struct ds_iface.flags). */
+enum ds_iface_flag {
+	DS_IFACE_L3 = 1,     /* no link-layer header: a frame starts at its IP header (WireGuard, TUN devices) */
+};
+
 /* Session flags (struct ds_session_value.flags). */
 enum ds_session_flag {
 	DS_SESSION_LOG = 1,           /* the deciding rule asked for audit events */
@@ -212,7 +217,8 @@ _Static_assert(sizeof(struct ds_dirty) == 56, "ds_dirty size");
 struct ds_iface {
 	__u32 tenant;
 	__u8 role;          /* enum ds_iface_role */
-	__u8 pad[3];
+	__u8 flags;         /* enum ds_iface_flag */
+	__u8 pad[2];
 };
 _Static_assert(sizeof(struct ds_iface) == 8, "ds_iface size");
 

@@ -468,8 +468,29 @@ static __always_inline int ds_parse_ipv6(struct xdp_md *ctx, struct ds_packet *p
 	return ds_parse_transport(ctx, pkt, l3, end, l3_off, dlen, off, ip6->hop_limit, walked == 0);
 }
 
-/* Parse the frame; `frame_len` is the whole frame (all fragments of a multi-buffer frame). */
-static __always_inline int ds_parse(struct xdp_md *ctx, struct ds_packet *pkt, __u64 frame_len)
+/* A frame of a device without a link-layer header (WireGuard, TUN): the IP header's version
+ * says the family. */
+static __always_inline int ds_parse_l3(struct xdp_md *ctx, struct ds_packet *pkt, __u64 frame_len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *version = data;
+
+	if ((void *)(version + 1) > end)
+		return DS_PARSE_MALFORMED;
+	switch (*version >> 4) {
+	case 4:
+		return ds_parse_ipv4(ctx, pkt, data, end, 0, frame_len);
+	case 6:
+		return ds_parse_ipv6(ctx, pkt, data, end, 0, frame_len);
+	default:
+		return DS_PARSE_MALFORMED;
+	}
+}
+
+/* Parse the frame; `frame_len` is the whole frame (all fragments of a multi-buffer frame); `l3`:
+ * the interface has no link-layer header (DS_IFACE_L3). */
+static __always_inline int ds_parse(struct xdp_md *ctx, struct ds_packet *pkt, __u64 frame_len, int l3)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -477,11 +498,13 @@ static __always_inline int ds_parse(struct xdp_md *ctx, struct ds_packet *pkt, _
 	void *pos;
 	__u16 proto;
 
+	pkt->key.ifindex = ctx->ingress_ifindex;
+	if (l3)
+		return ds_parse_l3(ctx, pkt, frame_len);
 	if ((void *)(eth + 1) > end)
 		return DS_PARSE_MALFORMED;
 	pos = eth + 1;
 	proto = bpf_ntohs(eth->h_proto);
-	pkt->key.ifindex = ctx->ingress_ifindex;
 
 #pragma unroll
 	for (int i = 0; i < DS_MAX_VLAN_TAGS; i++) {

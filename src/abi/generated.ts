@@ -125,6 +125,10 @@ export const IfaceRole = {
   FABRIC: 1,
 } as const;
 
+export const IfaceFlag = {
+  L3: 1,
+} as const;
+
 /** Struct layouts: byte offset, size, scalar width and element count of every field. */
 export const Layouts = {
   ds_session_key: {
@@ -399,7 +403,8 @@ export const Layouts = {
     fields: {
       tenant: { offset: 0, size: 4, elem: 4, count: 1 },
       role: { offset: 4, size: 1, elem: 1, count: 1 },
-      pad: { offset: 5, size: 3, elem: 1, count: 3 },
+      flags: { offset: 5, size: 1, elem: 1, count: 1 },
+      pad: { offset: 6, size: 2, elem: 1, count: 2 },
     },
   },
   ds_reply_key: {

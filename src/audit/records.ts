@@ -126,12 +126,30 @@ export interface SysctlChange {
 /** The agent's own life: started, attached, detached, stopped. */
 export interface AgentRecord extends RecordBase {
   type: 'agent';
-  event: 'started' | 'attached' | 'hardening' | 'serving' | 'forwarding' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error';
+  event: 'started' | 'attached' | 'hardening' | 'serving' | 'tunnel' | 'forwarding' | 'reloaded' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error';
   mode?: 'native' | 'generic';
   adopted?: boolean;
   message?: string;
   /** for `hardening` and `unhardened` */
   sysctls?: SysctlChange[];
+  /** for `tunnel` (and `reloaded`): a tunnel to the edge as the agent set it up */
+  tunnel?: TunnelFields;
+}
+
+/** A tunnel to the edge in an `agent` record. */
+export interface TunnelFields {
+  kind: 'wireguard' | 'vxlan';
+  /** false: VXLAN, clear text on the underlay (for an underlay the operator trusts) */
+  encrypted: boolean;
+  /** WireGuard: `kernel` or `wireguard-go` */
+  implementation?: string;
+  /** WireGuard: this enforcer's public key and UDP port */
+  publicKey?: string;
+  listenPort?: number;
+  /** the edge: WireGuard endpoint or VXLAN remote, `host:port` */
+  edge: string;
+  /** WireGuard: the edge's public key */
+  edgePublicKey?: string;
 }
 
 /** An `agent` record of `enforcer`, now; about the whole enforcer unless an interface is given. */

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// `doorstep agent`: run the enforcer daemon until SIGTERM/SIGINT.
+// `doorstep agent`: run the enforcer daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file
+// for the edge's WireGuard peer settings.
 import { type AgentFlags, resolveConfig } from '../controller/config.js';
 import { type RunningAgent, startAgent } from '../controller/agent.js';
+import { agentRecord } from '../audit/records.js';
 import { ExitCode } from './output.js';
 
 export async function agentCommand(flags: AgentFlags): Promise<number> {
@@ -13,8 +15,17 @@ export async function agentCommand(flags: AgentFlags): Promise<number> {
     if (agent) void agent.stop(signal);
     else requested ??= signal;
   };
+  const onReload = () => {
+    if (!agent) return;
+    try {
+      agent.reload(resolveConfig(flags));
+    } catch (err) {
+      agent.pipeline.emit(agentRecord(config.enforcerId, { event: 'error', message: `reload: ${err instanceof Error ? err.message : String(err)}; the running settings stay` }));
+    }
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onReload);
   try {
     agent = await startAgent(config);
     if (requested) void agent.stop(requested);
@@ -22,6 +33,7 @@ export async function agentCommand(flags: AgentFlags): Promise<number> {
   } finally {
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGHUP', onReload);
   }
   return ExitCode.OK;
 }

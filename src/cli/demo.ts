@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep demo` (what `npm start` runs): the placement demo of src/demo/placements.ts, printed
-// for a person — each enforcer's session records as they arrive (verdict, rule, tenant, where the
-// session went), then per flow what arrived and came back, and each engine's counters.
-import { runPlacementDemo } from '../demo/placements.js';
+// for a person — each enforcer's tunnels and session records as they arrive (verdict, rule,
+// tenant, where the session went), then per flow what arrived and came back and what the underlay
+// carried (only WireGuard, or not), and each engine's counters.
+import { type PlacementFlowResult, runPlacementDemo } from '../demo/placements.js';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 /** host:port, with IPv6 hosts in brackets (RFC 3986). */
@@ -10,21 +11,22 @@ const endpoint = (host: unknown, port: unknown) => (String(host).includes(':') ?
 
 const MAP = `
   region eu-1   vpc-a 10.1.0.0/24 ─┐
-                vpc-b 10.2.0.0/24 ─┴─ [infra enforcer] ══ VXLAN 101, 102 ══╗   (vpc-a ↔ vpc-b: hairpin)
-  region us-1   vpc-r 10.9.0.0/24 ─── [workload enforcer] ══ VXLAN 109 ════╬══ edge
-  data center   dc-fra 10.50.0.0/24 ─ [datacenter enforcer] ══ VXLAN 150 ══╝
+                vpc-b 10.2.0.0/24 ─┴─ [infra enforcer] ══ WireGuard dswg101, dswg102 ══╗   (vpc-a ↔ vpc-b: hairpin)
+  region us-1   vpc-r 10.9.0.0/24 ─── [workload enforcer] ══ WireGuard dswg109 ══════╬══ edge (wireguard-go)
+  data center   dc-fra 10.50.0.0/24 ─ [datacenter enforcer] ══ WireGuard dswg150 ════╝
 `;
 
 function describe(enforcer: string, r: Record<string, unknown>): string | undefined {
   const tag = `[${pad(enforcer, 10)}]`;
   if (r.type === 'agent' && r.event === 'attached') return `${tag} attached to ${r.interface} (${r.mode} XDP), default deny`;
+  if (r.type === 'agent' && r.event === 'tunnel') return `${tag} tunnel ${r.message}${r.adopted ? ' (adopted)' : ''}`;
   if (r.type === 'agent' && r.event === 'forwarding') return `${tag} forwarding ${r.message}`;
   if (r.type === 'agent' && r.event === 'unrouted') return `${tag} ${r.message}`;
   if (r.type === 'agent' && r.event === 'error') return `${tag} error: ${r.message}`;
   if (r.type === 'policy') return `${tag} ${r.status} policy ${String(r.policyVersion ?? '').slice(0, 19)}… generation ${r.generation}, ${r.rules} rules`;
   if (r.type !== 'session') return undefined;
   const flow = r.sport !== undefined ? `${endpoint(r.src, r.sport)} → ${endpoint(r.dst, r.dport)}` : `${r.src} → ${r.dst}`;
-  const from = r.path === 'source' || String(r.interface).startsWith('dsvx') ? `from the edge (${r.interface})` : `from ${r.tenant ?? r.interface}`;
+  const from = r.path === 'source' || /^ds(vx|wg)/.test(String(r.interface)) ? `from the edge (${r.interface})` : `from ${r.tenant ?? r.interface}`;
   const went = r.verdict === 'allow' ? `→ ${r.path ?? 'passed'}` : '→ dropped at XDP';
   return `${tag} ${r.verdict === 'allow' ? 'ALLOW' : 'DENY '} ${pad(String(r.protocol), 4)} ${pad(flow, 36)} ${pad(from, 24)} rule ${pad(String(r.rule), 24)} ${went}`;
 }
@@ -39,7 +41,10 @@ export async function demo(): Promise<number> {
     },
     onReady: async () => console.log('\nflows: a host in one network sends to a server in another, which echoes every byte back'),
     onFlow: (f) => console.log(`\n── ${f.name}: ${f.proto}/${f.port}, the policy says ${f.expect}`),
-    onFlowDone: (f) => console.log(`   ${f.delivered} of ${f.sent} B arrived, ${f.echoed} B came back; the edge carried ${f.edgePackets} packets`),
+    onFlowDone: (f) => {
+      console.log(`   ${f.delivered} of ${f.sent} B arrived, ${f.echoed} B came back; the edge carried ${f.edgePackets} packets`);
+      console.log(`   ${underlayLine(f)}`);
+    },
   });
   console.log('\nflow                     expect  sent     arrived  came back  edge packets');
   for (const f of result.flows) {
@@ -59,4 +64,13 @@ export async function demo(): Promise<number> {
   );
   console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return left.length === 0 ? 0 : 1;
+}
+
+/** What the underlay carried during a flow, in one sentence. */
+function underlayLine(f: PlacementFlowResult): string {
+  const u = f.underlay;
+  const what = u.packets === 0 ? 'nothing' : `${u.packets} packets, ${u.bytes} B`;
+  const only = u.packets > 0 && u.other === 0 ? `, only WireGuard (UDP ${[...new Set(u.udp.map((x) => x.split(' → ')[1]))].join(', ')})` : u.other > 0 ? `, ${u.other} of them NOT WireGuard` : '';
+  const clear = u.clear > 0 ? `; ${u.clear} show the flow in clear` : u.packets > 0 ? '; none shows the flow in clear' : '';
+  return `underlay: ${what}${only}${clear}`;
 }

@@ -48,6 +48,10 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
       ];
     });
     if (rows.length) console.log(table(['enforcer', 'labels', 'version', 'generation', 'revision', 'health', 'in sync', 'reported'], rows));
+    for (const v of view.enforcers) {
+      const wg = v.status.wireguard;
+      if (wg) console.log(`${v.status.enforcer} WireGuard key ${wg.publicKey}, endpoint ${[...new Set(wg.tunnels.map((t) => t.endpoint ?? '(learnt from its handshake)'))].join(', ')}`);
+    }
     for (const v of view.enforcers) if (v.status.rejected) console.log(`${v.status.enforcer} rejected revision ${v.status.rejected.revision ?? '?'}: ${v.status.rejected.problems.join('; ')}`);
     console.log(
       view.enforcers.length === 0

@@ -20,6 +20,7 @@ import { validate } from './validate.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
 import { fleetRemove, fleetStatus } from './fleet-status.js';
+import { fleetEdgeConfig } from './fleet-edge-config.js';
 import { addNatsFlags, type NatsFlags } from './nats-flags.js';
 import { DEFAULT_SET_NAME, keygen, sign } from './sign.js';
 
@@ -153,6 +154,15 @@ addNatsFlags(
 addNatsFlags(fleet.command('remove').description('take a set out of the policy bucket').requiredOption('--name <name>', 'the set (key sets.NAME)'), 'BUCKET').action(
   (o: NatsFlags & { name: string }) => run(() => fleetRemove(o)),
 );
+addNatsFlags(
+  fleet
+    .command('edge-config')
+    .description("the edge's WireGuard peer list (wg-quick [Peer] sections) from every live enforcer's published key, endpoint and networks")
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)')
+    .option('--edge-port <port>', "only the peers of the edge's interface on this UDP port", (v) => Number(v))
+    .option('--out <file>', 'write it to this file instead of stdout'),
+  'BUCKET',
+).action((o: NatsFlags & { statusBucket?: string; edgePort?: number; out?: string }) => run(() => fleetEdgeConfig(o)));
 registerFleetObserve(fleet);
 
 program

@@ -3,6 +3,7 @@
 import { Reason } from '../abi/generated.js';
 import { type ReasonName, reasonLabel } from '../abi/records.js';
 import type { StatusReport } from '../controller/routes.js';
+import type { TunnelStatus } from '../placement/tunnel-status.js';
 import { AgentClient } from './agent-client.js';
 import { ExitCode } from './output.js';
 import { table, type OutputFormat } from './table.js';
@@ -19,6 +20,7 @@ export async function status(o: { socket: string; output: OutputFormat }): Promi
     `policy     ${p ? `${p.version ?? '(adopted, documents unknown)'} generation ${p.generation}, ${p.rules} rules, from ${p.origin ?? '?'}${p.installedAt ? ` at ${p.installedAt}` : ''}` : 'none: default deny'}`,
   );
   console.log(`interfaces ${s.interfaces.map((i) => `${i.name} (${i.mode} XDP${i.adopted ? ', adopted' : ''})`).join(', ')}`);
+  for (const t of s.tunnels ?? []) console.log(`tunnel     ${tunnelLine(t)}`);
   console.log(`sessions   ${s.sessions} cached`);
   console.log(`events     ${s.events.read} read, ${s.events.lost} lost`);
   const a = s.agent;
@@ -34,4 +36,13 @@ export async function status(o: { socket: string; output: OutputFormat }): Promi
     .map(([reason, v]) => [reasonLabel(Reason[reason as ReasonName]), v.pass.packets, v.pass.bytes, v.drop.packets, v.drop.bytes]);
   if (rows.length) console.log(`\n${table(['reason', 'passed', 'bytes', 'dropped', 'bytes'], rows)}`);
   return ExitCode.OK;
+}
+
+/** One tunnel to the edge: WireGuard with our key and endpoint and the handshake, or VXLAN marked clear text. */
+export function tunnelLine(t: TunnelStatus): string {
+  const state = t.up ? '' : ' (device missing)';
+  if (t.kind === 'vxlan') return `${t.device}${state}: VXLAN to ${t.edge}, clear text (trusted underlay only)`;
+  const handshake =
+    t.handshake === 'established' ? `handshake ${t.latestHandshake}` : t.handshake === 'stale' ? `no handshake since ${t.latestHandshake}: the edge stopped answering` : 'handshake pending: the edge has not answered yet (check its key, endpoint and our key on its side)';
+  return `${t.device}${state}: WireGuard (${t.implementation}), public key ${t.publicKey}, endpoint ${t.endpoint ?? `(any):${t.listenPort}`} → edge ${t.edge} (key ${t.edgePublicKey}); ${handshake}; ${t.rxBytes ?? 0} B in, ${t.txBytes ?? 0} B out`;
 }

@@ -26,8 +26,12 @@ import { StatusReporter } from '../fleet/status-reporter.js';
 import { NatsSource } from '../watcher/nats-source.js';
 import { Forwarding } from '../placement/forwarding.js';
 import { forwardingPlan } from '../placement/forwarding-plan.js';
-import { enforcedInterfaces, type Placement } from '../placement/placement.js';
+import { enforcedInterfaces, peerChanges, type Placement } from '../placement/placement.js';
 import { sessionAnnotator } from '../placement/session-path.js';
+import { edgePeersOf, tunnelFields, tunnelSentence, tunnelStatus, type TunnelStatus } from '../placement/tunnel-status.js';
+import { WireguardDevices, showDevice } from '../placement/wireguard.js';
+import { describeImplementation, detectWireguard } from '../placement/wireguard-implementation.js';
+import { loadOrCreateKeyPair } from '../placement/wireguard-keys.js';
 import { tenantId } from '../policy/tenants.js';
 import { formatProblem } from '../errors.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
@@ -48,6 +52,8 @@ export interface RunningAgent {
   readonly pipeline: AuditPipeline;
   /** Stop: detach (unless keepOnExit), flush the audit trail, remove the socket. */
   stop(reason: string): Promise<void>;
+  /** SIGHUP: apply the edge's new WireGuard peer settings from a re-read config (the rest needs a restart). */
+  reload(next: AgentConfig): void;
   readonly stopped: Promise<void>;
 }
 
@@ -64,6 +70,14 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     ? [...config.placement.sources.map((s) => s.interface), ...(config.placement.edge.device ? [config.placement.edge.device] : [])]
     : config.interfaces;
   for (const ifname of existing) interfaceIndex(ifname, addon().ifNameToIndex);
+  // WireGuard: which one, and our key pair (made on the first start); without WireGuard the
+  // agent stops here, it never falls back to clear text
+  const placement = config.placement;
+  const wireguard =
+    placement?.edge.tunnel === 'wireguard'
+      ? new WireguardDevices(detectWireguard(placement.edge.wireguardGo, 'edge.tunnel'), loadOrCreateKeyPair(config.stateDir), config.stateDir)
+      : undefined;
+  const wireguardIdentity = wireguard && { implementation: describeImplementation(wireguard.implementation), publicKey: wireguard.keys.publicKey };
   const isNats = (u: string) => u.startsWith('nats://');
   const natsPolicies = config.policy.filter(isNats).map((u) => parseNatsUrl(u, 'BUCKET'));
   const natsAudits = config.audit.filter(isNats).map((u) => parseNatsUrl(u, 'STREAM'));
@@ -194,10 +208,16 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     }
 
     // ---- the placement's tunnels exist before the engine attaches to them; nothing is forwarded yet ----
-    const forwarding = config.placement ? new Forwarding(config.placement, forwardingPlan(config.placement)) : undefined;
+    const forwarding = placement ? new Forwarding(placement, forwardingPlan(placement), wireguard) : undefined;
     if (forwarding) {
       cleanups.push(() => forwarding.removeTunnels());
-      forwarding.createTunnels();
+      await forwarding.createTunnels();
+      const adopted = new Set(forwarding.state().adopted);
+      if (wireguard?.keys.created) pipe.emit(agentRecord({ event: 'tunnel', message: `made a WireGuard key pair in ${wireguard.keys.path}; public key ${wireguard.keys.publicKey}` }));
+      for (const t of forwarding.placement.tunnels) {
+        const fields = tunnelFields(forwarding.placement, t, wireguardIdentity);
+        pipe.emit(agentRecord({ event: 'tunnel', interface: t.device, adopted: adopted.has(t.device), tunnel: fields, message: tunnelSentence(t.device, fields) }));
+      }
     }
 
     // ---- attached in default deny before any policy work: on a fresh engine every IP packet
@@ -225,7 +245,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       cleanups.push(() => forwarding.unroute());
       forwarding.route();
       const p = forwarding.placement;
-      pipe.emit(agentRecord({ event: 'forwarding', message: `${p.kind}: ${p.sources.map((s) => s.name).join(', ')} → edge ${p.edge.remote} over ${p.tunnels.map((t) => `${t.device} (VNI ${t.vni})`).join(', ')}${p.local.length ? `; hairpin for ${p.local.map((l) => l.text).join(', ')}` : ''}` }));
+      const over = p.tunnels.map((t) => (t.kind === 'wireguard' ? `${t.device} (WireGuard, ${wireguardIdentity?.implementation})` : `${t.device} (VXLAN ${t.vni}, clear text: trusted underlay only)`));
+      pipe.emit(agentRecord({ event: 'forwarding', message: `${p.kind}: ${p.sources.map((s) => s.name).join(', ')} → edge ${p.edge.remote} over ${over.join(', ')}${p.local.length ? `; hairpin for ${p.local.map((l) => l.text).join(', ')}` : ''}` }));
     }
     const sources: PolicySourceHandle[] = [];
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
@@ -241,7 +262,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         bucket: config.statusBucket,
         ttlMs: config.statusTtlMs,
         enforcer: config.enforcerId,
-        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe, sessionCount.latest()),
+        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe, sessionCount.latest(), wireguardIdentity?.publicKey),
         onError: onSourceError,
       });
       reporter = fleetReporter;
@@ -268,7 +289,13 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     });
 
     const toWall = monotonicToWall();
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls }));
+    const tunnels = (): TunnelStatus[] => {
+      if (!forwarding) return [];
+      const up = new Set(forwarding.state().tunnels);
+      const now = Math.floor(Date.now() / 1000);
+      return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
+    };
+    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels }));
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -300,7 +327,31 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       })();
       return stopping;
     };
-    return { controller, pipeline, stop, stopped };
+    const reload = (next: AgentConfig) => {
+      if (!forwarding || !wireguard || !next.placement) {
+        pipe.emit(agentRecord({ event: 'error', message: 'reload: nothing to reload (only the edge\'s WireGuard peer settings reload without a restart)' }));
+        return;
+      }
+      const changes = peerChanges(forwarding.placement, next.placement);
+      if ('problem' in changes) {
+        pipe.emit(agentRecord({ event: 'error', message: `reload: nothing changed: ${changes.problem}; restart the agent for the rest` }));
+        return;
+      }
+      for (const { device, wireguard: settings } of changes.changed) {
+        const t = forwarding.placement.tunnels.find((x) => x.device === device)!;
+        try {
+          wireguard.configure({ ...t, wireguard: settings });
+          t.wireguard = settings; // the placement's tunnel, which status and the fleet report read
+          const fields = tunnelFields(forwarding.placement, t, wireguardIdentity);
+          pipe.emit(agentRecord({ event: 'reloaded', interface: device, tunnel: fields, message: tunnelSentence(device, fields) }));
+        } catch (err) {
+          pipe.emit(agentRecord({ event: 'error', interface: device, message: `reload: ${err instanceof Error ? err.message : String(err)}` }));
+        }
+      }
+      if (changes.changed.length === 0) pipe.emit(agentRecord({ event: 'reloaded', message: 'no tunnel setting changed' }));
+      reporter?.poke();
+    };
+    return { controller, pipeline, stop, stopped, reload };
   } catch (err) {
     if (engine) {
       // nothing half-attached: links this run created go; adopted ones keep enforcing
@@ -319,7 +370,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
 function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
   const native = addon();
   const roles = placement
-    ? enforcedInterfaces(placement).map((i) => ({ ifindex: interfaceIndex(i.name, native.ifNameToIndex), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0 }))
+    ? enforcedInterfaces(placement).map((i) => ({ ifindex: interfaceIndex(i.name, native.ifNameToIndex), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0, ...(i.l3 && { l3: true }) }))
     : [];
   const nets =
     placement?.kind === 'infra'
@@ -331,7 +382,7 @@ function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
 }
 
 /** This enforcer's entry in the fleet's status bucket. */
-function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline, sessions: number): EnforcerStatus {
+function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline, sessions: number, wireguardKey: string | undefined): EnforcerStatus {
   const active = engine.activePolicy();
   const current = ctl.current;
   const rejected = ctl.lastRejected;
@@ -363,6 +414,7 @@ function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkControll
       auditDropped: events.sinkDropped,
     },
     interfaces: engine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
+    ...(config.placement && wireguardKey && { wireguard: { publicKey: wireguardKey, tunnels: edgePeersOf(config.enforcerId, config.placement, wireguardKey) } }),
     agent: { pid: process.pid, startedAt: startedAt.toISOString() },
     updatedAt: new Date().toISOString(),
   };

@@ -15,6 +15,7 @@ import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
 import type { PolicyIr } from '../policy/ir.js';
+import type { TunnelStatus } from '../placement/tunnel-status.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -28,6 +29,8 @@ export interface RouteDeps {
   sessionCount: () => Promise<number>;
   /** The agent's event-loop stalls (read as the reader `status`). */
   stalls?: StallMonitor;
+  /** A placement's tunnels to the edge, read now (WireGuard: from `wg show`). */
+  tunnels?: () => TunnelStatus[];
 }
 
 export interface StatusReport {
@@ -47,6 +50,8 @@ export interface StatusReport {
   sessions: number;
   /** The agent process: its longest event-loop stalls (target: at most 50 ms) and memory. */
   agent: { maxStallMs: number; maxStallSinceLastReadMs: number; rssBytes: number; summaryScans: number };
+  /** A placement's tunnels to the edge (none without a placement). */
+  tunnels: TunnelStatus[];
 }
 
 /** Filter options as the CLI sends them: the same names as the flags. */
@@ -102,6 +107,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       ...rulesWithHits(d.engine.ruleStats('matched'), active, active ? d.controller.context.policies.get(active.generation) : undefined),
       events: { read: events.eventsRead, lost: events.eventsLost },
       sessions,
+      tunnels: d.tunnels?.() ?? [],
       agent: {
         ...(d.stalls?.read('status') ?? { maxStallMs: 0, maxStallSinceLastReadMs: 0 }),
         rssBytes: process.memoryUsage.rss(),

@@ -3,16 +3,39 @@
 // config files so the two never disagree: per enforcer a namespace holding its source interfaces
 // and its underlay link `edge.device`; per source network a namespace with one host (.10) whose
 // default route is the enforcer (.1); and the edge: a namespace with the underlay bridge
-// (`edge.remote`) and, per tunnel, the other end of the VXLAN with a route to the networks behind
-// it. The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces carry a
-// per-run token; interface names live inside them. `destroy()` removes everything, twice is safe.
+// (`edge.remote`) and the other ends of the tunnels, with a route to the networks behind each:
+// per VXLAN tunnel a VXLAN device; for WireGuard one wireguard-go interface per edge port, whose
+// peers are the enforcers' tunnels to that port (the peer list `doorstep fleet edge-config`
+// writes). The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces (and
+// of the edge's WireGuard devices, whose control sockets every namespace shares) carry a per-run
+// token. `destroy()` removes everything, twice is safe.
 import { readConfigFile } from '../controller/config.js';
 import { formatAddress } from '../policy/cidr.js';
 import { OWNED_TABLES, type Placement, resolvePlacement } from '../placement/placement.js';
-import { execIn, ip, NamespaceOwner, runToken } from './topology.js';
+import { processesInNetns } from '../placement/netns-processes.js';
+import { edgePeersOf } from '../placement/tunnel-status.js';
+import { edgePeerLists } from '../placement/wireguard-conf.js';
+import { withConfFile } from '../placement/wireguard.js';
+import { execIn, ip, NamespaceOwner, runToken, spawnIn } from './topology.js';
 
-/** Underlay MTU: room for VXLAN's 50 bytes over hosts' 1500. */
+/** Underlay MTU: room for VXLAN's 50 bytes (WireGuard's 60) over hosts' 1500. */
 const UNDERLAY_MTU = 1600;
+/** How long the edge's wireguard-go may take to open its device. */
+const WIREGUARD_START_MS = 5000;
+
+export interface WireguardKeys {
+  /** The edge's private key (base64). */
+  edgePrivateKey: string;
+  /** Enforcer name → its public key (made in its state dir before the agent starts). */
+  enforcers: Record<string, string>;
+  /** A root-only folder for the edge's configuration while `wg` reads it. */
+  dir: string;
+}
+
+/** Waits synchronously (the topology is built without yielding). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 export interface NetworkHost {
   /** The source's name (its tenant in the infra placement). */
@@ -42,6 +65,8 @@ export class PlacementTopology extends NamespaceOwner {
   readonly edgeNs: string;
   readonly enforcers: EnforcerNode[];
   readonly hosts: NetworkHost[] = [];
+  /** The edge's ends of the tunnels (to count what the edge carried). */
+  readonly edgeDevices: string[] = [];
 
   /** `configs`: enforcer name → its agent config file (with a placement). */
   constructor(configs: Record<string, string>, prefix = 'dsp') {
@@ -80,7 +105,8 @@ export class PlacementTopology extends NamespaceOwner {
     execIn(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
   }
 
-  create(): this {
+  /** `keys`: needed when a tunnel is WireGuard. */
+  create(keys?: WireguardKeys): this {
     try {
       const edgeAddress = this.enforcers[0]?.placement.edge.remote ?? '10.240.0.1';
       this.addNs(this.edgeNs);
@@ -88,7 +114,9 @@ export class PlacementTopology extends NamespaceOwner {
       edge('link', 'add', 'ul', 'mtu', String(UNDERLAY_MTU), 'type', 'bridge');
       edge('addr', 'add', `${edgeAddress}/24`, 'dev', 'ul');
       edge('link', 'set', 'ul', 'up');
-      execIn(this.edgeNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      // one WireGuard interface serves several enforcers: what it forwards between them goes out
+      // where it came in, which is no reason to tell them about a better route
+      execIn(this.edgeNs, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.default.send_redirects=0']);
       // a network's first tunnel gets the edge's route: the edge has no VRFs, so of two tenants
       // with the same range only the first is reachable from beyond it
       const routed = new Set<string>();
@@ -113,9 +141,10 @@ export class PlacementTopology extends NamespaceOwner {
           execIn(host.ns, 'ip', ['link', 'set', 'eth0', 'up']);
           execIn(host.ns, 'ip', ['route', 'add', 'default', 'via', hostAddress(net, 1)]);
         }
-        // the edge's end of each tunnel, and the way back to the networks behind it
-        for (const t of p.tunnels) {
+        // the edge's end of each VXLAN tunnel, and the way back to the networks behind it
+        for (const t of p.tunnels.filter((x) => x.kind === 'vxlan')) {
           const dev = `vx${t.vni}`;
+          this.edgeDevices.push(dev);
           edge('link', 'add', dev, 'type', 'vxlan', 'id', String(t.vni), 'remote', p.edge.local, 'local', edgeAddress, 'dev', 'ul', 'dstport', String(p.edge.port));
           const peer = t.peers.find((x) => x.family === 4)!;
           const ours = t.addresses.find((a) => a.family === 4)!;
@@ -129,6 +158,7 @@ export class PlacementTopology extends NamespaceOwner {
           }
         }
       });
+      this.createWireguardEdge(keys, routed);
       return this;
     } catch (err) {
       this.destroy();
@@ -136,10 +166,80 @@ export class PlacementTopology extends NamespaceOwner {
     }
   }
 
-  /** Packets the edge received from and sent into the tunnel of `vni` (to tell the edge path from a hairpin). */
-  edgeTunnelPackets(vni: number): { rx: number; tx: number } {
-    const [stats] = JSON.parse(execIn(this.edgeNs, 'ip', ['-j', '-s', 'link', 'show', `vx${vni}`])) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[];
-    return { rx: stats?.stats64.rx.packets ?? 0, tx: stats?.stats64.tx.packets ?? 0 };
+  /** The edge's WireGuard side: per edge port one wireguard-go interface, its peers the enforcers' tunnels to that port. */
+  private createWireguardEdge(keys: WireguardKeys | undefined, routed: Set<string>): void {
+    const tunnels = this.enforcers.flatMap((e) => e.placement.tunnels.filter((t) => t.kind === 'wireguard').map((t) => ({ e, t })));
+    if (tunnels.length === 0) return;
+    if (!keys) throw new Error('WireGuard tunnels need the edge\'s and the enforcers\' keys');
+    const peers = this.enforcers.flatMap((e) => {
+      const key = keys.enforcers[e.name];
+      if (!key) throw new Error(`no WireGuard key for ${e.name}`);
+      return edgePeersOf(e.name, e.placement, key);
+    });
+    for (const [port, peerList] of edgePeerLists(peers)) {
+      const dev = `e${port}-${this.token}`;
+      this.own(spawnIn(this.edgeNs, 'wireguard-go', ['-f', dev]));
+      this.edgeDevices.push(dev);
+      for (let waited = 0; ; waited += 20) {
+        try {
+          execIn(this.edgeNs, 'wg', ['show', dev]);
+          break;
+        } catch (err) {
+          if (waited > WIREGUARD_START_MS) throw err;
+          pause(20);
+        }
+      }
+      withConfFile(keys.dir, dev, `[Interface]\nPrivateKey = ${keys.edgePrivateKey}\nListenPort = ${port}\n\n${peerList}`, (file) => execIn(this.edgeNs, 'wg', ['setconf', dev, file]));
+      execIn(this.edgeNs, 'ip', ['link', 'set', dev, 'mtu', '1500', 'up']);
+      for (const { e, t } of tunnels.filter(({ t }) => t.wireguard!.endpoint.endsWith(`:${port}`))) {
+        const peer = t.peers.find((x) => x.family === 4)!;
+        const ours = t.addresses.find((a) => a.family === 4)!;
+        execIn(this.edgeNs, 'ip', ['addr', 'add', `${peer.address}/${ours.text.split('/')[1]}`, 'dev', dev]);
+        for (const s of e.placement.sources.filter((x) => x.tunnel === t.device)) {
+          for (const n of s.networks.filter((x) => x.family === 4 && !routed.has(x.text))) {
+            routed.add(n.text);
+            execIn(this.edgeNs, 'ip', ['route', 'add', n.text, 'dev', dev]);
+          }
+        }
+      }
+    }
+  }
+
+  /** The edge's WireGuard devices go first: their wireguard-go exits and removes its control socket
+   *  (killed, it would leave the socket file behind in the shared /var/run/wireguard). */
+  override destroy(): void {
+    for (const dev of this.edgeDevices.filter((d) => d.startsWith('e'))) {
+      try {
+        execIn(this.edgeNs, 'ip', ['link', 'del', dev]);
+      } catch {
+        // gone, or never made
+      }
+    }
+    super.destroy();
+  }
+
+  /** Packets the edge received from and sent into all its tunnels (to tell the edge path from a hairpin). */
+  edgeTunnelPackets(): { rx: number; tx: number } {
+    let rx = 0;
+    let tx = 0;
+    for (const dev of this.edgeDevices) {
+      const s = linkStats(this.edgeNs, dev);
+      rx += s.rx;
+      tx += s.tx;
+    }
+    return { rx, tx };
+  }
+
+  /** Packets an enforcer sent into and received from its tunnels: a denied flow moves neither. */
+  enforcerTunnelPackets(e: EnforcerNode): { rx: number; tx: number } {
+    let rx = 0;
+    let tx = 0;
+    for (const t of e.placement.tunnels) {
+      const s = linkStats(e.ns, t.device);
+      rx += s.rx;
+      tx += s.tx;
+    }
+    return { rx, tx };
   }
 
   /** What of an enforcer's forwarding is still in its namespace: tunnels, rules and routes of its tables. */
@@ -147,7 +247,10 @@ export class PlacementTopology extends NamespaceOwner {
     const out: string[] = [];
     const from = e.placement.routeTable;
     const to = from + OWNED_TABLES - 1;
-    for (const l of JSON.parse(execIn(e.ns, 'ip', ['-j', 'link', 'show', 'type', 'vxlan']) || '[]') as { ifname: string }[]) out.push(`link ${l.ifname}`);
+    for (const l of JSON.parse(execIn(e.ns, 'ip', ['-j', 'link', 'show']) || '[]') as { ifname: string }[]) {
+      if (/^ds(vx|wg)/.test(l.ifname)) out.push(`link ${l.ifname}`);
+    }
+    for (const pid of processesInNetns(`/run/netns/${e.ns}`, (argv) => argv[0]!.endsWith('wireguard-go'))) out.push(`wireguard-go pid ${pid}`);
     for (const family of ['-4', '-6']) {
       for (const r of JSON.parse(execIn(e.ns, 'ip', ['-j', family, 'rule', 'show']) || '[]') as { priority: number; iif?: string }[]) {
         if (r.priority >= from && r.priority <= to) out.push(`rule ${family} ${r.priority} iif ${r.iif ?? '*'}`);
@@ -164,5 +267,15 @@ export class PlacementTopology extends NamespaceOwner {
     }
     if (execIn(e.ns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).trim() !== '0') out.push('net.ipv4.ip_forward=1');
     return out;
+  }
+}
+
+/** A link's packet counters in a namespace; zeros when it does not exist. */
+function linkStats(ns: string, dev: string): { rx: number; tx: number } {
+  try {
+    const [stats] = JSON.parse(execIn(ns, 'ip', ['-j', '-s', 'link', 'show', dev])) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[];
+    return { rx: stats?.stats64.rx.packets ?? 0, tx: stats?.stats64.tx.packets ?? 0 };
+  } catch {
+    return { rx: 0, tx: 0 };
   }
 }

@@ -2,16 +2,22 @@
 // The placement demo (`npm start`), also the placement tests' fixture: the network of
 // placement-topology.ts, one `doorstep agent` per enforcer (a child process in its namespace,
 // with its example config and the example policy), real flows between the networks, and what
-// each one delivered and echoed back. Everything it creates goes on return, on error and on Ctrl-C.
+// each one delivered and echoed back, and what the underlay carried meanwhile. With WireGuard
+// tunnels the demo is also the edge's operator: it makes the edge's key pair (and writes its
+// public key into a copy of each config) and each enforcer's, in the state dir its agent will
+// use, before the agents start. Everything it creates goes on return, on error and on Ctrl-C.
 import { type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AgentClient } from '../cli/agent-client.js';
 import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
-import { PlacementTopology } from './placement-topology.js';
+import { parseDocument } from 'yaml';
+import { loadOrCreateKeyPair, newWireguardPrivateKey, wireguardPublicKey } from '../placement/wireguard-keys.js';
+import { PlacementTopology, type WireguardKeys } from './placement-topology.js';
+import { summariseUnderlay, UnderlayCapture, type UnderlaySummary } from './underlay-capture.js';
 import { exitOutput, waitForLine } from './run.js';
 import { spawnIn } from './topology.js';
 
@@ -31,7 +37,14 @@ export interface PlacementFlowResult extends PlacementFlow {
   echoed: number;
   /** Packets the edge's tunnels carried during the flow (0 for a hairpin). */
   edgePackets: number;
+  /** Packets the source network's enforcer sent into (and received from) its tunnels during the flow: 0 for a denied flow. */
+  tunnelPackets: number;
+  /** What the underlay (the edge's bridge) carried during the flow. */
+  underlay: UnderlaySummary;
 }
+
+/** The payload marker: peer.ts sends bytes of 0x78 ('x'); sixteen of them in a row show a payload in clear. */
+export const PAYLOAD_MARKER = Buffer.alloc(16, 0x78);
 
 /** The example configs, by enforcer name. */
 export const DEMO_ENFORCERS: Record<string, string> = {
@@ -92,48 +105,90 @@ export class PlacementDemo {
   readonly records: { enforcer: string; record: Record<string, unknown> }[] = [];
   private readonly stateDir = mkdtempSync(join(tmpdir(), 'doorstep-placement-'));
   private readonly pins: string[] = [];
+  /** The edge's private key (base64). */
+  readonly edgePrivateKey = newWireguardPrivateKey();
+  private readonly keys: WireguardKeys;
 
   constructor(private readonly options: PlacementDemoOptions = {}) {
-    this.topology = new PlacementTopology(options.enforcers ?? DEMO_ENFORCERS);
+    const configs = Object.fromEntries(Object.entries(options.enforcers ?? DEMO_ENFORCERS).map(([name, path]) => [name, this.withEdgeKey(name, path)]));
+    this.topology = new PlacementTopology(configs);
+    this.keys = {
+      edgePrivateKey: this.edgePrivateKey,
+      dir: this.stateDir,
+      enforcers: Object.fromEntries(this.topology.enforcers.map((e) => [e.name, loadOrCreateKeyPair(this.enforcerStateDir(e.name)).publicKey])),
+    };
+  }
+
+  /** The state dir of an enforcer's agent (its WireGuard key pair is made there first). */
+  enforcerStateDir(name: string): string {
+    const dir = join(this.stateDir, name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** A WireGuard config's copy with this run's edge public key; VXLAN configs as they are. */
+  private withEdgeKey(name: string, path: string): string {
+    const doc = parseDocument(readFileSync(path, 'utf8'));
+    if ((doc.getIn(['edge', 'tunnel']) ?? 'wireguard') !== 'wireguard') return path;
+    doc.setIn(['edge', 'publicKey'], wireguardPublicKey(this.edgePrivateKey));
+    const copy = join(this.stateDir, `${name}.yaml`);
+    writeFileSync(copy, doc.toString());
+    return copy;
   }
 
   /** Network up, then every agent attached, forwarding and enforcing the policy. */
   async start(): Promise<void> {
-    this.topology.create();
-    await Promise.all(
-      this.topology.enforcers.map(async (e) => {
-        const socket = join(this.stateDir, `${e.name}.sock`);
-        const pinRoot = `/sys/fs/bpf/doorstep-demo-${this.topology.token}-${e.name}`;
-        this.pins.push(pinRoot);
-        const child = this.topology.own(
-          spawnIn(e.ns, process.execPath, [
-            mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
-            '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', join(this.stateDir, e.name), '--socket', socket,
-          ]),
-        );
-        const installed = waitForLine(child, (l) => l.includes('"type":"policy"') && l.includes('"status":"installed"'), 30_000, `${e.name} to install the policy`);
-        createInterface({ input: child.stdout! }).on('line', (line) => {
-          let record: Record<string, unknown>;
-          try {
-            record = JSON.parse(line) as Record<string, unknown>;
-          } catch {
-            return;
-          }
-          this.records.push({ enforcer: e.name, record });
-          this.options.onRecord?.(e.name, record);
-        });
-        await installed;
-        this.enforcers.push({ name: e.name, socket, child });
-      }),
+    this.topology.create(this.keys);
+    await Promise.all(this.topology.enforcers.map((e) => this.startAgent(e.name)));
+  }
+
+  /**
+   * Start (or start again, after it stopped or was killed) one enforcer's agent; resolves once its
+   * policy is in force (installed, restored from its state dir, or adopted from the engine a killed agent left).
+   */
+  async startAgent(name: string): Promise<RunningEnforcer> {
+    const e = this.topology.enforcer(name);
+    const socket = join(this.stateDir, `${e.name}.sock`);
+    const pinRoot = `/sys/fs/bpf/doorstep-demo-${this.topology.token}-${e.name}`;
+    if (!this.pins.includes(pinRoot)) this.pins.push(pinRoot);
+    const child = this.topology.own(
+      spawnIn(e.ns, process.execPath, [
+        mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
+        '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', this.enforcerStateDir(e.name), '--socket', socket,
+      ]),
     );
+    const inForce = waitForLine(child, (l) => l.includes('"type":"policy"') && /"status":"(installed|unchanged|adopted|restored)"/.test(l), 30_000, `${e.name} to enforce the policy`);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      this.records.push({ enforcer: e.name, record });
+      this.options.onRecord?.(e.name, record);
+    });
+    await inForce;
+    const running = { name: e.name, socket, child };
+    const at = this.enforcers.findIndex((x) => x.name === name);
+    if (at >= 0) this.enforcers[at] = running;
+    else this.enforcers.push(running);
+    return running;
   }
 
   /** One flow: a server (echoing) in the destination network, a bounded sender in the source. */
   async flow(f: PlacementFlow, timeoutMs = 1500): Promise<PlacementFlowResult> {
     const from = this.topology.host(f.from);
     const to = this.topology.host(f.to);
-    const vnis = this.topology.enforcers.flatMap((e) => e.placement.tunnels.map((t) => t.vni));
-    const edgeBefore = vnis.reduce((n, v) => n + this.topology.edgeTunnelPackets(v).rx, 0);
+    const enforcer = this.topology.enforcer(from.enforcer);
+    const tunnelPackets = () => {
+      const s = this.topology.enforcerTunnelPackets(enforcer);
+      return s.rx + s.tx;
+    };
+    const edgeBefore = this.topology.edgeTunnelPackets().rx;
+    const tunnelBefore = tunnelPackets();
+    const capture = new UnderlayCapture(this.topology.edgeNs, 'ul', join(this.stateDir, 'underlay.pcap'), (c) => this.topology.own(c));
+    await capture.start();
     const server = this.topology.own(spawnIn(to.ns, process.execPath, [peerJs(), 'serve', f.proto, '0.0.0.0', String(f.port), '20', 'echo']));
     await waitForLine(server, (l) => l === 'ready', 10_000, `the server in ${f.to}`);
     const count = f.proto === 'tcp' ? 8 : 20;
@@ -144,8 +199,17 @@ export class PlacementDemo {
     const done = lastJson<{ bytes?: number }>(server, 5_000);
     server.kill('SIGTERM');
     const delivered = (await done).bytes ?? 0;
-    const edgeAfter = vnis.reduce((n, v) => n + this.topology.edgeTunnelPackets(v).rx, 0);
-    return { ...f, sent: sent.sent ?? 0, delivered, echoed: sent.echoed ?? 0, edgePackets: edgeAfter - edgeBefore };
+    const frames = await capture.stop();
+    const ports = new Set(this.topology.enforcers.flatMap((e) => e.placement.tunnels.flatMap((t) => (t.wireguard ? [t.wireguard.listenPort, Number(t.wireguard.endpoint.split(':').pop())] : []))));
+    return {
+      ...f,
+      sent: sent.sent ?? 0,
+      delivered,
+      echoed: sent.echoed ?? 0,
+      edgePackets: this.topology.edgeTunnelPackets().rx - edgeBefore,
+      tunnelPackets: tunnelPackets() - tunnelBefore,
+      underlay: summariseUnderlay(frames, ports, [from.address, to.address], PAYLOAD_MARKER),
+    };
   }
 
   async status(): Promise<Record<string, StatusReport>> {

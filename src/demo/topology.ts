@@ -4,6 +4,7 @@
 // is safe to call twice.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { endProcessesSync, processesInNetns } from '../placement/netns-processes.js';
 
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -36,8 +37,8 @@ export interface Host {
   v6: string;
 }
 
-/** Namespaces and the child processes run in them: destroy() kills the children and deletes the
- *  namespaces, newest first; twice is safe. */
+/** Namespaces and the child processes run in them: destroy() kills the children and whatever else
+ *  still runs in the namespaces, and deletes the namespaces, newest first; twice is safe. */
 export class NamespaceOwner {
   protected readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
@@ -54,6 +55,9 @@ export class NamespaceOwner {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const c of this.children) c.kill('SIGKILL');
+    // what our children left running in the namespaces (a detached wireguard-go outlives its
+    // namespace otherwise): SIGTERM, so it removes its control socket, then SIGKILL
+    endProcessesSync(this.namespaces.flatMap((ns) => processesInNetns(`/run/netns/${ns}`)));
     for (const ns of [...this.namespaces].reverse()) {
       try {
         ip('netns', 'del', ns);

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
-import { IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
+import { IfaceFlag, IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -740,10 +740,11 @@ export class Engine {
    * source of tenant 0, "none"). Rules scoped to tenants apply to the traffic of their tenants'
    * interfaces. On a fabric interface the engine passes the replies of sessions allowed on a
    * source interface of the same tenant, and applies policy to everything else; source
-   * interfaces remember those replies only while some interface is a fabric. Returns whether
+   * interfaces remember those replies only while some interface is a fabric. `l3`: the interface
+   * has no link-layer header (WireGuard, TUN): its frames start at the IP header. Returns whether
    * anything changed.
    */
-  setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number }[]): boolean {
+  setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number; l3?: boolean }[]): boolean {
     const native = addon();
     const fd = this.fd('ds_ifaces');
     const size = sizeOf('ds_iface');
@@ -753,7 +754,7 @@ export class Engine {
         throw new DoorstepError('DS_E_NO_INTERFACE', `interface index ${e.ifindex} cannot have a role (the engine keeps roles for indexes below ${Limits.IFACES_MAX})`);
       }
       checkTenant(e.tenant ?? 0, `interface index ${e.ifindex}`);
-      wanted.set(e.ifindex, encodeStruct('ds_iface', { tenant: e.tenant ?? 0, role: e.role === 'fabric' ? IfaceRole.FABRIC : IfaceRole.SOURCE }));
+      wanted.set(e.ifindex, encodeStruct('ds_iface', { tenant: e.tenant ?? 0, role: e.role === 'fabric' ? IfaceRole.FABRIC : IfaceRole.SOURCE, flags: e.l3 ? IfaceFlag.L3 : 0 }));
     }
     const zero = Buffer.alloc(size);
     const dump = native.mapDump(fd, 4, size, Limits.IFACES_MAX);

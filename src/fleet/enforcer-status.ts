@@ -37,6 +37,13 @@ export const enforcerStatusSchema = z.object({
     .nullable(),
   counters: z.object({ passed: z.number(), dropped: z.number(), sessions: z.number(), eventsLost: z.number(), auditDropped: z.number() }),
   interfaces: z.array(z.object({ name: z.string(), mode: z.string() })),
+  /** A placement over WireGuard: this enforcer's public key, and per tunnel what the edge's peer list needs. */
+  wireguard: z
+    .object({
+      publicKey: z.string(),
+      tunnels: z.array(z.object({ name: z.string(), edgePort: z.number(), publicKey: z.string(), endpoint: z.string().nullable(), allowedIps: z.array(z.string()) })),
+    })
+    .optional(),
   agent: z.object({ pid: z.number(), startedAt: z.string() }),
   /** When this report was written (the enforcer's clock). */
   updatedAt: z.string(),

@@ -2,6 +2,8 @@
 // Carries out a forwarding plan with iproute2 and /proc/sys, and takes it back. Idempotent: an
 // agent restarted after a crash finds its own tunnels, rules and routes and reconciles them
 // instead of failing on "exists" (and an adopted engine keeps its attachment to the tunnel).
+// WireGuard devices are wireguard.ts's to create, configure and remove; their addresses, MTU
+// and link state are set here like a VXLAN device's.
 //
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
@@ -10,6 +12,7 @@ import { procSysctls } from '../controller/sysctl-files.js';
 import { DoorstepError } from '../errors.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
+import type { WireguardDevices } from './wireguard.js';
 
 function ip(args: string[]): string {
   try {
@@ -64,6 +67,8 @@ interface IpRoute {
 
 export interface ForwardingState {
   tunnels: string[];
+  /** Tunnels a previous agent left, taken over by this one. */
+  adopted: string[];
   routes: number;
   rules: number;
 }
@@ -71,16 +76,24 @@ export interface ForwardingState {
 export class Forwarding {
   private readonly restore = new Map<string, string>();
   private routed = false;
+  private readonly adopted: string[] = [];
 
   constructor(
     readonly placement: Placement,
     private readonly plan: ForwardingPlan,
-  ) {}
+    /** The WireGuard devices, when the tunnels are WireGuard. */
+    readonly wireguard?: WireguardDevices,
+  ) {
+    if (placement.tunnels.some((t) => t.kind === 'wireguard') && !wireguard) throw new Error('WireGuard tunnels need WireguardDevices');
+  }
 
   /** Create (or find) the tunnels to the edge and bring them up; nothing is forwarded yet. */
-  createTunnels(): void {
+  async createTunnels(): Promise<void> {
     for (const t of this.plan.tunnels) {
-      if (!linkExists(t.device)) ip(tunnelArgs(t, this.placement.edge));
+      if (t.kind === 'wireguard') {
+        if ((await this.wireguard!.open(t)) === 'adopted') this.adopted.push(t.device);
+      } else if (!linkExists(t.device)) ip(tunnelArgs(t, this.placement.edge));
+      else this.adopted.push(t.device);
       // no IPv6 address planned: no link-local chatter (router solicitations, MLD) into the tunnel
       if (!t.addresses.some((a) => a.family === 6)) writeSysctl(`/proc/sys/net/ipv6/conf/${t.device}/disable_ipv6`, '1');
       for (const a of t.addresses) ip([`-${a.family}`, 'addr', 'replace', a.text, 'dev', t.device, ...(a.family === 6 ? ['nodad'] : [])]);
@@ -153,9 +166,13 @@ export class Forwarding {
     this.restore.clear();
   }
 
-  /** Delete the tunnels (after the engine detached from them). */
+  /** Delete the tunnels (after the engine detached from them), wireguard-go processes included. */
   removeTunnels(): void {
     for (const t of this.plan.tunnels) {
+      if (t.kind === 'wireguard') {
+        this.wireguard!.remove(t.device);
+        continue;
+      }
       if (!linkExists(t.device)) continue;
       try {
         ip(['link', 'del', t.device]);
@@ -169,6 +186,7 @@ export class Forwarding {
   state(): ForwardingState {
     return {
       tunnels: this.plan.tunnels.map((t) => t.device).filter(linkExists),
+      adopted: [...this.adopted],
       routes: this.routed ? this.plan.routes.length : 0,
       rules: this.routed ? this.plan.rules.length : 0,
     };

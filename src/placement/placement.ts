@@ -14,18 +14,33 @@ export type PlacementKind = (typeof PLACEMENTS)[number];
 /** The first policy-routing table (and rule preference) the agent uses; one more per tunnel. */
 export const DEFAULT_ROUTE_TABLE = 4200;
 export const VXLAN_PORT = 4789;
+/** WireGuard's customary UDP port: the edge's endpoint port and our first listen port, unless configured. */
+export const WIREGUARD_PORT = 51820;
+/** Seconds between keepalives: a NAT or stateful firewall on the underlay keeps the tunnel's mapping. */
+export const WIREGUARD_KEEPALIVE = 25;
+export const TUNNEL_KINDS = ['wireguard', 'vxlan'] as const;
+export type TunnelKind = (typeof TUNNEL_KINDS)[number];
 /** How many tables (and rule preferences) from `routeTable` on the agent treats as its own. */
 export const OWNED_TABLES = 256;
 
 const listOf = (item: z.ZodString) => z.union([item, z.array(item).min(1)]);
 
-/** One tunnel to the edge: its VNI, our address inside it and the edge's. */
+const port = z.number().int().min(1).max(65535);
+
+/** One tunnel to the edge: its number (VXLAN: the VNI), our address inside it and the edge's. */
 const tunnelSchema = z.strictObject({
+  /** VXLAN: the VNI (device dsvx<vni>); WireGuard: the tunnel's number (device dswg<vni>). */
   vni: z.number().int().min(1).max(16_777_215),
   /** Ours, with its prefix length: 169.254.10.2/30; one per family. */
   address: listOf(z.string()),
   /** The edge's, inside the tunnel: the next hop of everything sent to the edge; one per family. */
   peer: listOf(z.string()),
+  /** WireGuard: the edge's UDP port for this tunnel (infra: one per tenant, so each has its own interface there). */
+  port: port.optional(),
+  /** WireGuard: our UDP port for this tunnel. */
+  listenPort: port.optional(),
+  /** WireGuard: the edge's public key for this tunnel, when it is not `edge.publicKey`. */
+  publicKey: z.string().optional(),
 });
 
 export const placementFileSchema = {
@@ -49,14 +64,26 @@ export const placementFileSchema = {
   local: z.array(z.string()).optional(),
   edge: z
     .strictObject({
-      tunnel: z.literal('vxlan', { error: 'only vxlan: this build has no WireGuard (docs/placement.md)' }).optional(),
+      /** `wireguard` (the default: encrypted) or `vxlan` (clear text: only over an underlay the operator trusts). */
+      tunnel: z.enum(TUNNEL_KINDS, { error: 'wireguard (encrypted, the default) or vxlan (clear text, for a trusted underlay)' }).optional(),
       /** The edge's underlay address: where the tunnel's packets go. */
       remote: z.string(),
+      /** WireGuard: the edge's public key (base64, as `wg pubkey` prints it). */
+      publicKey: z.string().optional(),
+      /** WireGuard: our first UDP port (the next tunnel takes the next port). */
+      listenPort: port.optional(),
+      /** WireGuard: what the edge may send us through the tunnel (default: everything, 0.0.0.0/0 and ::/0). */
+      allowedIps: z.array(z.string()).min(1).optional(),
+      /** WireGuard: seconds between keepalives, 0 = none (default 25). */
+      keepalive: z.number().int().min(0).max(65535).optional(),
+      /** WireGuard: the userspace implementation, used when the kernel has none (default: wireguard-go on PATH). */
+      wireguardGo: z.string().min(1).optional(),
       /** Our underlay address (default: the kernel's choice). */
       local: z.string().optional(),
       /** The underlay interface (default: the route to `remote`). */
       device: z.string().optional(),
-      port: z.number().int().min(1).max(65535).optional(),
+      /** The edge's UDP port (VXLAN: 4789; WireGuard: 51820). */
+      port: port.optional(),
       mtu: z.number().int().min(1280).max(65535).optional(),
       vni: z.number().int().min(1).max(16_777_215).optional(),
       address: listOf(z.string()).optional(),
@@ -82,8 +109,21 @@ export interface InterfaceAddress {
   text: string;
 }
 
+/** A WireGuard tunnel's own settings: our port and the edge as its one peer. */
+export interface WireguardTunnel {
+  listenPort: number;
+  /** The edge's public key (base64). */
+  peerPublicKey: string;
+  /** The edge's endpoint, `host:port`. */
+  endpoint: string;
+  allowedIps: string[];
+  /** Seconds; 0 = none. */
+  keepalive: number;
+}
+
 export interface Tunnel {
-  /** `dsvx<vni>`: the agent's own device, enforced as a `fabric` interface. */
+  kind: TunnelKind;
+  /** `dswg<vni>` (WireGuard) or `dsvx<vni>` (VXLAN): the agent's own device, enforced as a `fabric` interface. */
   device: string;
   vni: number;
   addresses: InterfaceAddress[];
@@ -93,6 +133,8 @@ export interface Tunnel {
   table: number;
   /** The tenant whose traffic it carries, when it carries one source's. */
   tenant?: string;
+  /** WireGuard only. */
+  wireguard?: WireguardTunnel;
 }
 
 export interface Source {
@@ -112,7 +154,7 @@ export interface Placement {
   tunnels: Tunnel[];
   /** Infra: hairpin prefixes; empty elsewhere. */
   local: Cidr[];
-  edge: { remote: string; local?: string; device?: string; port: number; mtu?: number };
+  edge: { tunnel: TunnelKind; remote: string; local?: string; device?: string; port: number; mtu?: number; wireguardGo?: string };
   /** The first of the agent's routing tables (and rule preferences): one per tunnel from here. */
   routeTable: number;
 }
@@ -144,12 +186,26 @@ function interfaceAddress(text: string, where: string): InterfaceAddress {
   return { family, text };
 }
 
-function tunnelOf(
-  spec: { vni: number; address: string | string[]; peer: string | string[] },
-  table: number,
-  where: string,
-  tenant: string | undefined,
-): Tunnel {
+/** A WireGuard key as `wg genkey` / `wg pubkey` print it: 32 bytes in base64 (44 characters). */
+export function isWireguardKey(text: string): boolean {
+  return /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(text);
+}
+
+function wireguardKey(text: string | undefined, where: string): string {
+  if (text === undefined) {
+    throw placementError(where, 'the edge\'s WireGuard public key is missing', 'give the edge\'s key (`wg pubkey` prints it) as edge.publicKey, or set edge.tunnel: vxlan for an underlay you trust');
+  }
+  if (!isWireguardKey(text)) throw placementError(where, `"${text}" is not a WireGuard public key`, 'give 32 bytes in base64 (44 characters ending in =), as `wg pubkey` prints it');
+  return text;
+}
+
+const endpointOf = (host: string, p: number) => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
+
+type TunnelSpec = z.infer<typeof tunnelSchema>;
+type EdgeSpec = NonNullable<PlacementFile['edge']>;
+
+function tunnelOf(spec: TunnelSpec, edge: EdgeSpec, index: number, table: number, where: string, edgeWhere: string, tenant: string | undefined): Tunnel {
+  const kind = edge.tunnel ?? 'wireguard';
   const addresses = many(spec.address).map((a, i) => interfaceAddress(a, `${where}.address[${i}]`));
   const peers = many(spec.peer).map((p, i) => ({ family: address(p, `${where}.peer[${i}]`), address: p }));
   for (const p of peers) {
@@ -157,7 +213,27 @@ function tunnelOf(
       throw placementError(where, `the peer ${p.address} has no address of its family on our side`, 'give an address of each peer family');
     }
   }
-  return { device: `dsvx${spec.vni}`, vni: spec.vni, addresses, peers, table, ...(tenant !== undefined && { tenant }) };
+  const base = { kind, vni: spec.vni, addresses, peers, table, ...(tenant !== undefined && { tenant }) };
+  if (kind === 'vxlan') {
+    for (const key of ['port', 'listenPort', 'publicKey'] as const) {
+      if (spec[key] !== undefined) throw placementError(`${where}.${key}`, 'is a WireGuard setting', 'remove it, or set edge.tunnel: wireguard');
+    }
+    return { ...base, device: `dsvx${spec.vni}` };
+  }
+  const peerPublicKey = spec.publicKey !== undefined ? wireguardKey(spec.publicKey, `${where}.publicKey`) : wireguardKey(edge.publicKey, `${edgeWhere}.publicKey`);
+  const families = new Set(addresses.map((a) => a.family));
+  const allowedIps = (edge.allowedIps ?? [...(families.has(4) ? ['0.0.0.0/0'] : []), ...(families.has(6) ? ['::/0'] : [])]).map((a, i) => prefix(a, `${edgeWhere}.allowedIps[${i}]`).text);
+  return {
+    ...base,
+    device: `dswg${spec.vni}`,
+    wireguard: {
+      listenPort: spec.listenPort ?? (edge.listenPort ?? WIREGUARD_PORT) + index,
+      peerPublicKey,
+      endpoint: endpointOf(edge.remote, spec.port ?? edge.port ?? WIREGUARD_PORT),
+      allowedIps,
+      keepalive: edge.keepalive ?? WIREGUARD_KEEPALIVE,
+    },
+  };
 }
 
 /** Check and resolve the placement settings; undefined when the file names no placement. */
@@ -178,6 +254,12 @@ export function resolvePlacement(file: PlacementFile, path: string): Placement |
   }
   const edge = file.edge;
   address(edge.remote, at('edge.remote'));
+  const tunnelKind = edge.tunnel ?? 'wireguard';
+  if (tunnelKind === 'vxlan') {
+    for (const key of ['publicKey', 'listenPort', 'allowedIps', 'keepalive', 'wireguardGo'] as const) {
+      if (edge[key] !== undefined) throw placementError(at(`edge.${key}`), 'is a WireGuard setting', 'remove it, or set edge.tunnel: wireguard');
+    }
+  }
   if (edge.local) address(edge.local, at('edge.local'));
   const base = file.routeTable ?? DEFAULT_ROUTE_TABLE;
 
@@ -210,7 +292,16 @@ export function resolvePlacement(file: PlacementFile, path: string): Placement |
     let tunnel = tunnels.get(spec.vni);
     if (!tunnel) {
       if (tunnels.size >= OWNED_TABLES) throw placementError(`${where}.tunnel`, `more than ${OWNED_TABLES} tunnels`, 'serve fewer networks per enforcer');
-      tunnel = tunnelOf(spec, base + tunnels.size, s.tunnel ? `${where}.tunnel` : at('edge'), tenant);
+      const tunnelWhere = s.tunnel ? `${where}.tunnel` : at('edge');
+      tunnel = tunnelOf(spec, edge, tunnels.size, base + tunnels.size, tunnelWhere, at('edge'), tenant);
+      const wg = tunnel.wireguard;
+      const clash = wg && [...tunnels.values()].find((o) => o.wireguard?.endpoint === wg.endpoint && o.wireguard.peerPublicKey === wg.peerPublicKey);
+      if (clash) {
+        // one WireGuard interface per tenant on both sides: the edge tells tenants apart by the interface a packet arrives on
+        throw placementError(`${tunnelWhere}.port`, `${tunnel.device} and ${clash.device} go to the same edge interface (${wg.endpoint})`, 'give each tunnel its own edge port (`tunnel.port`), one edge interface per tenant');
+      }
+      const portClash = wg && [...tunnels.values()].find((o) => o.wireguard?.listenPort === wg.listenPort);
+      if (portClash) throw placementError(`${tunnelWhere}.listenPort`, `${tunnel.device} and ${portClash.device} both listen on ${wg.listenPort}`, 'give each tunnel its own listenPort');
       tunnels.set(spec.vni, tunnel);
     }
     return { name: s.name, interface: s.interface, networks, ...(s.via && { via: s.via }), ...(tenant && { tenant }), tunnel: tunnel.device };
@@ -222,11 +313,13 @@ export function resolvePlacement(file: PlacementFile, path: string): Placement |
     tunnels: [...tunnels.values()],
     local,
     edge: {
+      tunnel: tunnelKind,
       remote: edge.remote,
       ...(edge.local && { local: edge.local }),
       ...(edge.device && { device: edge.device }),
-      port: edge.port ?? VXLAN_PORT,
+      port: edge.port ?? (tunnelKind === 'vxlan' ? VXLAN_PORT : WIREGUARD_PORT),
       ...(edge.mtu && { mtu: edge.mtu }),
+      ...(edge.wireguardGo && { wireguardGo: edge.wireguardGo }),
     },
     routeTable: base,
   };
@@ -238,9 +331,26 @@ export function servingSource(placement: Placement, cidr: Cidr): Source | undefi
 }
 
 /** The interfaces the engine enforces on, with their roles and tenants: sources, then the tunnels. */
-export function enforcedInterfaces(placement: Placement): { name: string; role: 'source' | 'fabric'; tenant?: string }[] {
+export function enforcedInterfaces(placement: Placement): { name: string; role: 'source' | 'fabric'; tenant?: string; l3?: true }[] {
   return [
     ...placement.sources.map((s) => ({ name: s.interface, role: 'source' as const, ...(s.tenant && { tenant: s.tenant }) })),
-    ...placement.tunnels.map((t) => ({ name: t.device, role: 'fabric' as const, ...(t.tenant && { tenant: t.tenant }) })),
+    // a WireGuard device carries IP packets without a link-layer header
+    ...placement.tunnels.map((t) => ({ name: t.device, role: 'fabric' as const, ...(t.tenant && { tenant: t.tenant }), ...(t.kind === 'wireguard' && { l3: true as const }) })),
   ];
+}
+
+/**
+ * What a reload may change without a restart: the edge's WireGuard peer settings of each tunnel
+ * (its public key, endpoint, allowed IPs, keepalive). Returns the tunnels whose peer changed, with
+ * their new settings, or the first other difference (which needs a restart).
+ */
+export function peerChanges(current: Placement, next: Placement): { changed: { device: string; wireguard: WireguardTunnel }[] } | { problem: string } {
+  const peerless = (p: Placement) => JSON.stringify({ ...p, tunnels: p.tunnels.map((t) => ({ ...t, wireguard: t.wireguard && { ...t.wireguard, peerPublicKey: '', endpoint: '', allowedIps: [], keepalive: 0 } })) });
+  if (peerless(current) !== peerless(next)) return { problem: 'only the edge\'s WireGuard peer settings (edge.publicKey, edge.port, edge.allowedIps, edge.keepalive, a tunnel\'s publicKey and port) apply without a restart' };
+  const changed: { device: string; wireguard: WireguardTunnel }[] = [];
+  current.tunnels.forEach((t, i) => {
+    const n = next.tunnels[i];
+    if (t.wireguard && n?.wireguard && JSON.stringify(t.wireguard) !== JSON.stringify(n.wireguard)) changed.push({ device: t.device, wireguard: n.wireguard });
+  });
+  return { changed };
 }

@@ -31,7 +31,7 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
     result = await runPlacementDemo({
       onReady: async (topology) => {
         for (const e of topology.enforcers) {
-          seen[e.name] = [execIn(e.ns, 'ip', ['rule', 'show']), execIn(e.ns, 'ip', ['route', 'show', 'table', 'all']), execIn(e.ns, 'ip', ['-d', 'link', 'show', 'type', 'vxlan'])].join('\n');
+          seen[e.name] = [execIn(e.ns, 'ip', ['rule', 'show']), execIn(e.ns, 'ip', ['route', 'show', 'table', 'all']), execIn(e.ns, 'wg', ['show', 'all', 'endpoints'])].join('\n');
           acceptRa[e.name] = enforcedInterfaces(e.placement).map((i) => `${i.name} ${execIn(e.ns, 'cat', [`/proc/sys/net/ipv6/conf/${i.name}/accept_ra`]).trim()}`);
         }
       },
@@ -49,12 +49,42 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
 
   it('each agent set up its tunnel, policy routing and forwarding itself', () => {
     assert.match(seen.infra ?? '', /4200:\s+from all iif vpc-a lookup 4200/);
-    assert.match(seen.infra ?? '', /4201:\s+from all iif dsvx102 lookup 4201/);
-    assert.match(seen.infra ?? '', /default via 169\.254\.101\.1 dev dsvx101 table 4200/);
+    assert.match(seen.infra ?? '', /4201:\s+from all iif dswg102 lookup 4201/);
+    assert.match(seen.infra ?? '', /default via 169\.254\.101\.1 dev dswg101 table 4200/);
     assert.match(seen.infra ?? '', /10\.2\.0\.0\/24 dev vpc-b table 4200/, 'the hairpin route of tenant vpc-a');
-    assert.match(seen.infra ?? '', /vxlan id 101 remote 10\.240\.0\.1 local 10\.240\.0\.11 dev ul0/);
-    assert.match(seen.workload ?? '', /vxlan id 109 remote 10\.240\.0\.1/);
-    assert.match(seen.datacenter ?? '', /default via 169\.254\.150\.1 dev dsvx150 table 4200/);
+    assert.match(seen.infra ?? '', /dswg101\t\S+=\t10\.240\.0\.1:51821\n/, "tenant vpc-a's tunnel goes to its own edge interface");
+    assert.match(seen.infra ?? '', /dswg102\t\S+=\t10\.240\.0\.1:51822\n/);
+    assert.match(seen.workload ?? '', /dswg109\t\S+=\t10\.240\.0\.1:51820\n/);
+    assert.match(seen.datacenter ?? '', /default via 169\.254\.150\.1 dev dswg150 table 4200/);
+  });
+
+  it('every agent reported its WireGuard tunnel (which implementation, its key) in the audit trail and in status', () => {
+    for (const enforcer of ['infra', 'workload', 'datacenter']) {
+      const tunnels = result.records.filter((x) => x.enforcer === enforcer && x.record.type === 'agent' && x.record.event === 'tunnel' && x.record.tunnel).map((x) => x.record.tunnel as Rec);
+      assert.ok(tunnels.length >= 1);
+      for (const t of tunnels) assert.deepEqual([t.kind, t.encrypted, t.implementation], ['wireguard', true, 'wireguard-go']);
+      for (const t of result.status[enforcer]?.tunnels ?? []) {
+        assert.deepEqual([t.kind, t.up, t.handshake], ['wireguard', true, 'established'], `${enforcer} ${t.device}`);
+        assert.match(String(t.publicKey), /^[A-Za-z0-9+/]{43}=$/);
+      }
+    }
+  });
+
+  it('the underlay carried only WireGuard, and nothing of an allowed flow in clear', () => {
+    for (const f of result.flows.filter((x) => x.delivered > 0 && x.edgePackets > 0)) {
+      assert.ok(f.underlay.wireguard >= f.edgePackets, `${f.name}: the flow crossed the underlay as WireGuard (${f.underlay.wireguard} packets)`);
+      assert.deepEqual([f.underlay.other, f.underlay.clear], [0, 0], `${f.name}: every packet WireGuard, none in clear: ${f.underlay.udp.join(', ')}`);
+      for (const u of f.underlay.udp) assert.match(u, /:5182[0-2]$/, `${f.name}: UDP to a WireGuard endpoint port (${u})`);
+    }
+  });
+
+  it('denied flows never reach the tunnel: the source enforcer\'s WireGuard counters do not move', () => {
+    for (const name of ['vpc-a → vpc-b ssh', 'vpc-a → dc syslog', 'remote → dc ssh']) {
+      const f = flow(name);
+      assert.equal(f.delivered, 0);
+      assert.equal(f.tunnelPackets, 0, `${name}: nothing sent into (or back out of) the tunnel`);
+      assert.equal(f.underlay.packets, 0, `${name}: nothing on the underlay either`);
+    }
   });
 
   it('infra: an allowed flow inside the region is hairpinned (the edge carries nothing) and its replies come back', () => {
@@ -80,7 +110,7 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
     assert.deepEqual([s?.verdict, s?.rule, s?.tenant, s?.path], ['allow', 'fabric/eu-to-remote-api', 'vpc-b', 'edge']);
     // the remote enforcer met it on its fabric: policy allows it there too, and it went to its source network
     const [r] = sessions('workload', (x) => x.dport === 8443);
-    assert.deepEqual([r?.verdict, r?.interface, r?.path], ['allow', 'dsvx109', 'source']);
+    assert.deepEqual([r?.verdict, r?.interface, r?.path], ['allow', 'dswg109', 'source']);
   });
 
   it('infra: denied traffic is dropped at XDP, by policy, with the engine counting it', () => {
@@ -123,17 +153,17 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
     const [out] = sessions('workload', port(9000));
     assert.deepEqual([out?.verdict, out?.rule, out?.path], ['allow', 'fabric/remote-probe', 'edge']);
     const [inbound] = sessions('infra', port(9000));
-    assert.deepEqual([inbound?.verdict, inbound?.interface, inbound?.tenant], ['deny', 'dsvx101', 'vpc-a'], 'dropped on the fabric: no reply of anything vpc-a sent, and no rule for it');
+    assert.deepEqual([inbound?.verdict, inbound?.interface, inbound?.tenant], ['deny', 'dswg101', 'vpc-a'], 'dropped on the fabric: no reply of anything vpc-a sent, and no rule for it');
   });
 
-  it('every agent removed its tunnels, rules, routes and forwarding setting on exit', () => {
+  it('every agent removed its tunnels, wireguard-go processes, rules, routes and forwarding setting on exit', () => {
     assert.deepEqual(result.leftovers, { infra: [], workload: [], datacenter: [] });
   });
 
   it('every agent turned Router Advertisements off on its source interfaces and tunnels, and back on at exit', () => {
     for (const enforcer of ['infra', 'workload', 'datacenter']) {
       const names = (acceptRa[enforcer] ?? []).map((x) => x.split(' ')[0]);
-      assert.ok(names.some((n) => n?.startsWith('dsvx')) && names.some((n) => !n?.startsWith('dsvx')), `${enforcer}: sources and tunnels`);
+      assert.ok(names.some((n) => n?.startsWith('dswg')) && names.some((n) => !n?.startsWith('dswg')), `${enforcer}: sources and tunnels`);
       assert.deepEqual(acceptRa[enforcer], names.map((n) => `${n} 0`), `${enforcer}: accept_ra off while it ran`);
       const agent = (event: string) => result.records.filter((x) => x.enforcer === enforcer && x.record.type === 'agent' && x.record.event === event).map((x) => x.record);
       assert.deepEqual(agent('hardening').map((r) => r.interface), [...names, '*']);
@@ -155,9 +185,10 @@ describe('placements: two tenants with the same range on one infra enforcer', { 
       [
         'placement: infra',
         'sources:',
-        '  - { name: vpc-a, interface: vpc-a, networks: [10.1.0.0/24], tunnel: { vni: 101, address: 169.254.101.2/30, peer: 169.254.101.1 } }',
-        '  - { name: vpc-c, interface: vpc-c, networks: [10.1.0.0/24], tunnel: { vni: 103, address: 169.254.103.2/30, peer: 169.254.103.1 } }',
-        'edge: { remote: 10.240.0.1, local: 10.240.0.11, device: ul0 }',
+        '  - { name: vpc-a, interface: vpc-a, networks: [10.1.0.0/24], tunnel: { vni: 101, address: 169.254.101.2/30, peer: 169.254.101.1, port: 51821 } }',
+        '  - { name: vpc-c, interface: vpc-c, networks: [10.1.0.0/24], tunnel: { vni: 103, address: 169.254.103.2/30, peer: 169.254.103.1, port: 51823 } }',
+        // the same range in two tenants: each has its own WireGuard interface here and at the edge
+        `edge: { remote: 10.240.0.1, local: 10.240.0.11, device: ul0, publicKey: "${'A'.repeat(43)}=" }`,
         '',
       ].join('\n'),
     );
@@ -191,6 +222,10 @@ describe('placements: two tenants with the same range on one infra enforcer', { 
     assert.equal(byName.get('a 8443')?.echoed, byName.get('a 8443')?.sent, 'replies reach tenant vpc-a, not vpc-c');
     assert.equal(byName.get('c 8443')?.delivered, 0, "vpc-c does not get vpc-a's rule");
     assert.equal(byName.get('a 9443')?.delivered, 0, "vpc-a does not get vpc-c's rule");
+    // inside the encryption too: vpc-a's flow crossed the underlay only in vpc-a's own WireGuard tunnel (edge port 51821)
+    const u = byName.get('a 8443')!.underlay;
+    assert.deepEqual([u.other, u.clear], [0, 0]);
+    assert.ok(u.udp.some((x) => x.endsWith('10.240.0.1:51821')) && !u.udp.some((x) => x.endsWith(':51823')), u.udp.join(', '));
     const infra = result.records.filter((x) => x.enforcer === 'infra' && x.record.type === 'session').map((x) => x.record);
     const of = (tenant: string, dport: number) => infra.find((r) => r.tenant === tenant && r.dport === dport && r.src === '10.1.0.10');
     assert.deepEqual([of('vpc-a', 8443)?.verdict, of('vpc-a', 8443)?.rule], ['allow', 'per-tenant/a-api']);
