@@ -34,7 +34,7 @@ struct {
 // Which cache may hold a flow (struct ds_flow_filter_entry): a flow whose bits are clear is in
 // neither cache and is classified without a probe, so a flood of new flows (spoofed sources) pays
 // no lookup in a large hash; a cached flow probes the cache its bit names (ds_denies first). Set
-// (atomically) by the datapath, cleared one bank at a time by the agent.
+// (plain writes) by the datapath, cleared one bank at a time by the agent.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DS_FLOW_FILTER_ENTRIES);

@@ -1017,26 +1017,21 @@ export class Engine {
    * classification, never a verdict.
    */
   ageFlowFilter(): void {
-    fillMap(this.flowFilterAging());
+    const [fd, size, entries, at] = this.nextAgedBankArgs();
+    addon().mapClearBytes(fd, size, entries, at, 8);
   }
 
-  /** ageFlowFilter() with the kernel's write of the array (~32,768 entries) off the event loop. */
+  /** ageFlowFilter(), read and written off the event loop (~32,768 entries). */
   ageFlowFilterAsync(): Promise<void> {
-    return fillMapAsync(this.flowFilterAging());
+    const [fd, size, entries, at] = this.nextAgedBankArgs();
+    return addon().mapClearBytesAsync(fd, size, entries, at, 8);
   }
 
-  /** The fill that clears the next bank of ds_flow_filter (and moves the bank on). */
-  private flowFilterAging(): MapFill {
-    const fd = this.fd('ds_flow_filter');
-    const size = sizeOf('ds_flow_filter_entry');
-    const dump = addon().mapDump(fd, 4, size, Limits.FLOW_FILTER_ENTRIES);
+  /** Where the bank ageFlowFilter() clears now lies in ds_flow_filter (and move on to the other). */
+  private nextAgedBankArgs(): [fd: number, valueSize: number, entries: number, offset: number] {
     const at = Layouts.ds_flow_filter_entry.fields.bank.offset + this.nextAgedBank * 8;
-    for (let i = 0, o = at; i < dump.count; i++, o += size) {
-      dump.values.writeUInt32LE(0, o);
-      dump.values.writeUInt32LE(0, o + 4);
-    }
     this.nextAgedBank = 1 - this.nextAgedBank;
-    return { fd, keys: dump.keys, values: dump.values, count: dump.count, keySize: 4, valueSize: size, skipZero: false };
+    return [this.fd('ds_flow_filter'), sizeOf('ds_flow_filter_entry'), Limits.FLOW_FILTER_ENTRIES, at];
   }
 
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */

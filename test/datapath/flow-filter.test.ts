@@ -82,6 +82,19 @@ describe('datapath: the flow filter', () => {
     assert.equal(events.filter((e) => e.sport === allowed.sport).length, 1, 'one event for the allowed session, ever');
   });
 
+  it('ages the same way off the event loop (the agent\'s way)', async () => {
+    assert.equal(send(allowed), 'pass');
+    await engine.ageFlowFilterAsync();
+    let before = counters();
+    send(allowed);
+    assert.equal(counters().CACHE_HITS - before.CACHE_HITS, 1, 'one aging: its bit stays in the other bank');
+    await engine.ageFlowFilterAsync();
+    await engine.ageFlowFilterAsync();
+    before = counters();
+    send(allowed);
+    assert.equal(counters().CACHE_MISSES - before.CACHE_MISSES, 1, 'two agings with no packet between: classified again');
+  });
+
   it('replaces an idle entry from an older version as a re-classified session', async () => {
     const key = sessionKeyOf(allowed);
     const was = engine.lookupSession(key);
