@@ -13,12 +13,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
-import { PlacementDemo } from '../src/demo/placements.js';
+import { exampleConfigs, PlacementDemo } from '../src/demo/placements.js';
 import { waitForLine } from '../src/demo/run.js';
 import { spawnIn } from '../src/demo/topology.js';
 import { processesInNetns } from '../src/placement/netns-processes.js';
-import { packageRoot } from '../src/paths.js';
 
 const SECONDS = Number(process.env.TUNNEL_SECONDS ?? 10);
 const ROUNDS = Number(process.env.TUNNEL_ROUNDS ?? 3);
@@ -61,16 +59,7 @@ interface Round {
 }
 
 async function measure(kind: 'vxlan' | 'wireguard', dir: string): Promise<Round[]> {
-  const configs: Record<string, string> = {};
-  for (const name of ['datacenter', 'workload']) {
-    const doc = parseDocument(readFileSync(join(packageRoot, `examples/placement/${name}.yaml`), 'utf8'));
-    if (kind === 'vxlan') {
-      doc.setIn(['edge', 'tunnel'], 'vxlan');
-      for (const key of ['publicKey', 'port']) doc.deleteIn(['edge', key]);
-    }
-    configs[name] = join(dir, `${kind}-${name}.yaml`);
-    writeFileSync(configs[name]!, doc.toString());
-  }
+  const configs = exampleConfigs(dir, ['datacenter', 'workload'], kind, `${kind}-`);
   const policy = join(dir, 'policy.yaml');
   writeFileSync(policy, POLICY);
   const demo = new PlacementDemo({ enforcers: configs, policy });

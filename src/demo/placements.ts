@@ -54,6 +54,24 @@ export const DEMO_ENFORCERS: Record<string, string> = {
 };
 export const DEMO_POLICY = join(packageRoot, 'examples/placement/policy.yaml');
 
+/**
+ * Copies of the example configs `names` in `dir` (as `<prefix><name>.yaml`), by name; with
+ * `tunnel: 'vxlan'` their edge tunnel is VXLAN (clear text), for comparisons with WireGuard.
+ */
+export function exampleConfigs(dir: string, names: readonly string[], tunnel: 'wireguard' | 'vxlan', prefix = ''): Record<string, string> {
+  const configs: Record<string, string> = {};
+  for (const name of names) {
+    const doc = parseDocument(readFileSync(DEMO_ENFORCERS[name] ?? join(packageRoot, `examples/placement/${name}.yaml`), 'utf8'));
+    if (tunnel === 'vxlan') {
+      doc.setIn(['edge', 'tunnel'], 'vxlan');
+      for (const key of ['publicKey', 'port']) doc.deleteIn(['edge', key]);
+    }
+    configs[name] = join(dir, `${prefix}${name}.yaml`);
+    writeFileSync(configs[name], doc.toString());
+  }
+  return configs;
+}
+
 export const DEMO_PLACEMENT_FLOWS: PlacementFlow[] = [
   { name: 'vpc-a → vpc-b web', from: 'vpc-a', to: 'vpc-b', proto: 'tcp', port: 8080, expect: 'allow' },
   { name: 'vpc-a → vpc-b ssh', from: 'vpc-a', to: 'vpc-b', proto: 'tcp', port: 22, expect: 'deny' },

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { parseDocument } from 'yaml';
-import { PlacementDemo } from '../../src/demo/placements.js';
+import { exampleConfigs, PlacementDemo } from '../../src/demo/placements.js';
 import { execIn, ip, NamespaceOwner, runToken, spawnIn } from '../../src/demo/topology.js';
 import { processesInNetns } from '../../src/placement/netns-processes.js';
 import { withConfFile } from '../../src/placement/wireguard.js';
@@ -266,14 +266,7 @@ describe('VXLAN, for a trusted underlay: says so, and the underlay check sees it
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('the tunnel record says clear text; every packet of the flow on the underlay is VXLAN with the flow inside', async () => {
-    const configs: Record<string, string> = {};
-    for (const name of ['workload', 'datacenter']) {
-      const doc = parseDocument(readFileSync(join(packageRoot, `examples/placement/${name}.yaml`), 'utf8'));
-      doc.setIn(['edge', 'tunnel'], 'vxlan');
-      for (const key of ['publicKey', 'port']) doc.deleteIn(['edge', key]);
-      configs[name] = join(dir, `${name}.yaml`);
-      writeFileSync(configs[name]!, doc.toString());
-    }
+    const configs = exampleConfigs(dir, ['workload', 'datacenter'], 'vxlan');
     const policy = join(dir, 'policy.yaml');
     writeFileSync(policy, POLICY);
     const demo = new PlacementDemo({ enforcers: configs, policy });
