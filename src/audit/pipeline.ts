@@ -248,6 +248,10 @@ export class AuditPipeline {
 
   private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, floods: 0, lostRecords: 0, lateEvents: 0, summaryScans: 0, summaryLookups: 0 };
   private readonly floods: (() => FloodReading) | undefined;
+  /** stopReading() in progress or done. */
+  private readingStopped: Promise<void> | undefined;
+  /** The last flood records are written: the engine is not read again. */
+  private floodsRead = false;
   private readonly floodAccounting = new FloodAccounting();
   private floodsReadAt = '';
 
@@ -701,7 +705,7 @@ export class AuditPipeline {
    * bytes over the interval: with the rule's session records, an exact count of its denied sessions.
    */
   reportFloods(): void {
-    if (!this.floods || this.closed) return;
+    if (!this.floods || this.closed || this.floodsRead) return;
     const reading = this.floods();
     const to = this.now().toISOString();
     const from = this.floodsReadAt || to;
@@ -745,19 +749,32 @@ export class AuditPipeline {
     return { ...this.counts, trackedSessions: this.carry.length };
   }
 
-  /** Stop the timers, report what sinks dropped, and close every sink. Idempotent. */
+  /**
+   * Stop reading the engine: the timers stop, a summary in progress ends at its next slice, and
+   * the last flood records are written (what the budget held back since the last tick). Records
+   * emitted after this still reach the sinks; call it before the engine closes. Idempotent.
+   */
+  stopReading(): Promise<void> {
+    this.readingStopped ??= (async () => {
+      if (this.summaryTimer) clearInterval(this.summaryTimer);
+      this.summaryTimer = undefined;
+      this.stopping = true;
+      await this.summarizing?.catch(() => undefined);
+      try {
+        this.reportFloods();
+      } catch (err) {
+        this.onError?.(err);
+      }
+      this.floodsRead = true;
+    })();
+    return this.readingStopped;
+  }
+
+  /** Stop reading the engine (if not yet), report what sinks dropped, and close every sink. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.summaryTimer) clearInterval(this.summaryTimer);
-    this.summaryTimer = undefined;
-    this.stopping = true; // a summary in progress stops at its next slice
-    await this.summarizing?.catch(() => undefined);
+    await this.stopReading();
     if (this.closed) return;
-    try {
-      this.reportFloods(); // what the budget held back since the last tick
-    } catch (err) {
-      this.onError?.(err);
-    }
     this.reportSinkDrops();
     this.closed = true;
     const sinks = this.sinks;

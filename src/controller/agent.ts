@@ -309,6 +309,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         await api.close();
         await metricsServer?.close();
         await ctl.close(); // no candidate can arrive any more: the last one finishes, the compile thread stops
+        clearInterval(agingTimer);
+        await aging; // the filter's maps stay open until its write is done
+        await pipe.stopReading(); // its last flood records: nothing reads the engine after this
         pipe.checkKernelLost(openedEngine.stats());
         if (forwarding && !config.keepOnExit) {
           // nothing is forwarded past a detached engine: routes go first, tunnels last

@@ -92,6 +92,7 @@ describe('agent: no Router Advertisements, redirects or source routes on the enf
       exit = await agent.terminate();
     }
     assert.equal(exit, 0, 'a clean stop');
+    assert.deepEqual(agent.records.filter((r) => r.type === 'agent' && r.event === 'error'), [], 'a clean stop reports no error (nothing reads the engine once it is closed)');
     const restored = agent.records.filter((r) => r.type === 'agent' && r.event === 'unhardened');
     assert.deepEqual(restored.map((r) => r.interface), [server.ifname, '*']);
     const stopped = agent.records.findIndex((r) => r.type === 'agent' && r.event === 'stopped');
