@@ -119,52 +119,6 @@ Napi::Value MapUpdateFdMany(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The same writes on a libuv pool thread, so the event loop never waits for the grace periods.
-class FdWritesWorker : public Napi::AsyncWorker {
- public:
-  FdWritesWorker(Napi::Env env, std::vector<FdWrite> writes)
-      : Napi::AsyncWorker(env, "doorstep-map-in-map"), writes_(std::move(writes)), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      RunFdWrites(writes_);
-    } catch (const std::system_error& e) {  // no thread could be made
-      SetError(std::string("std::thread: ") + e.what());
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    for (const FdWrite& w : writes_) {
-      if (!w.err) continue;
-      int err = w.err < 0 ? -w.err : w.err;
-      Napi::Error e = Napi::Error::New(env, std::string("bpf_map_update_elem(map-in-map): ") + strerror(err));
-      e.Set("errno", Napi::Number::New(env, err));
-      e.Set("op", Napi::String::New(env, "bpf_map_update_elem(map-in-map)"));
-      deferred_.Reject(e.Value());
-      return;
-    }
-    deferred_.Resolve(env.Undefined());
-  }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  std::vector<FdWrite> writes_;
-  Napi::Promise::Deferred deferred_;
-};
-
-// mapUpdateFdManyAsync([[outerFd, key, innerFd | -1], …]) → Promise<void>. The caller keeps the
-// inner fds open until it settles.
-Napi::Value MapUpdateFdManyAsync(const Napi::CallbackInfo& info) {
-  auto* worker = new FdWritesWorker(info.Env(), GetFdWrites(info));
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
-}
-
 // mapDelete(fd, key) → boolean (false when absent)
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   Bytes key = GetBytes(info, 1, "key");
@@ -285,6 +239,31 @@ class ErrnoWorker : public Napi::AsyncWorker {
   const char* op_ = "";
   Napi::Promise::Deferred deferred_;
 };
+
+// The map-in-map writes on a pool thread, so the event loop never waits for the grace periods.
+class FdWritesWorker : public ErrnoWorker {
+ public:
+  FdWritesWorker(Napi::Env env, std::vector<FdWrite> writes) : ErrnoWorker(env, "doorstep-map-in-map"), writes_(std::move(writes)) {}
+
+ private:
+  int Run(const char** op) override {
+    *op = "bpf_map_update_elem(map-in-map)";
+    try {
+      RunFdWrites(writes_);
+    } catch (const std::system_error&) {  // no thread could be made
+      return -EAGAIN;
+    }
+    for (const FdWrite& w : writes_)
+      if (w.err) return w.err;
+    return 0;
+  }
+
+  std::vector<FdWrite> writes_;
+};
+
+// mapUpdateFdManyAsync([[outerFd, key, innerFd | -1], …]) → Promise<void>. The caller keeps the
+// inner fds open until it settles.
+Napi::Value MapUpdateFdManyAsync(const Napi::CallbackInfo& info) { return (new FdWritesWorker(info.Env(), GetFdWrites(info)))->Start(); }
 
 // A BatchUpdate on a pool thread: a large table (65,536 entries) takes the kernel ~10–30 ms to
 // fill, which the event loop should not wait out. The worker holds the key and value buffers.
