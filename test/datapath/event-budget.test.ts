@@ -21,6 +21,7 @@ spec:
   rules:
     - { name: block, action: deny, protocol: udp, ports: [9999] }
     - { name: dns, action: allow, protocol: udp, ports: [53] }
+    - { name: quiet, action: deny, protocol: tcp, ports: [1] }
 `;
 const BUDGET = 10;
 const BLOCKED = 1000;
@@ -73,6 +74,12 @@ describe('datapath: the admission budget of denied sessions', () => {
     assert.equal(rules.get(0)?.packets, DEFAULTED);
     assert.equal(engine.stats().byReason.POLICY.drop.packets, BLOCKED + DEFAULTED);
     assert.equal(c.EVENTS_LOST, 0, 'nothing lost');
+    // the readers that take only some rules get exactly those, with the same counters
+    const only = (keep: (r: { packets: number; held: number }) => boolean) => new Map([...rules].filter(([, r]) => keep(r)));
+    assert.ok(rules.size > 3, 'the policy has rules that matched nothing');
+    assert.deepEqual(engine.ruleStats('matched'), only((r) => r.packets > 0));
+    assert.deepEqual(engine.ruleStats('held'), only((r) => r.held > 0));
+    assert.deepEqual([...engine.ruleStats('held').keys()].sort(), [0, block].sort());
   });
 
   it('counts the held-back denies no rule decided (no policy) per CPU', async () => {
