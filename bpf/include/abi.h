@@ -16,11 +16,12 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 4,
+	DS_ABI_VERSION = 5,
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
 	DS_FLOW_FILTER_ENTRIES = 32768, /* ds_flow_filter: 2 banks × (32 deny + 32 allow bits) each: 2^20 bits a kind and bank (512 KiB) */
+	DS_FLOW_COARSE_WORDS = 512,   /* ds_flow_coarse: one bit per ds_flow_filter entry, in u64 words (4 KiB) */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
 	DS_EVENTS_BYTES = 16777216,   /* ring buffer size (16 MiB) */
 	DS_FAILSAFE_MAX = 256,        /* management prefixes */

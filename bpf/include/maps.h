@@ -42,6 +42,18 @@ struct {
 	__type(value, struct ds_flow_filter_entry);
 } ds_flow_filter SEC(".maps");
 
+// The coarse level of ds_flow_filter: bit i of word i / 64 is set when entry i may hold a bit.
+// A flow whose entry's coarse bit is clear is new without a read of the entry: 4 KiB that stay in
+// the CPU's cache, where a read at a random place of the 512 KiB filter is a cache miss (~80 ns
+// of a spoofed flood's packet). Set by the datapath with the entry's bits; rewritten from the
+// filter by the agent's aging.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DS_FLOW_COARSE_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ds_flow_coarse SEC(".maps");
+
 // Sources of held-back denied sessions, sampled: each one overwrites a random slot of its CPU's
 // array, so the array holds a sample of the most recent ones (tagged with the flood interval).
 // Written by the datapath, read by the agent for a flood record's top sources and prefixes.

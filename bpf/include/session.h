@@ -141,29 +141,60 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 	return 0;
 }
 
-/* The hash of `k` that places it in ds_flow_filter: entry ds_flow_entry(h), bit position h & 31. */
+/* The hash of `k` that places it in ds_flow_filter: entry ds_flow_index(h), bit position h & 31. */
 static __always_inline __u32 ds_flow_hash(const struct ds_session_key *k)
 {
 	return ds_hash_words((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
 }
 
-static __always_inline struct ds_flow_filter_entry *ds_flow_entry(__u32 h)
+static __always_inline __u32 ds_flow_index(__u32 h)
 {
-	__u32 i = (h >> 5) & (DS_FLOW_FILTER_ENTRIES - 1);
-	return bpf_map_lookup_elem(&ds_flow_filter, &i);
+	return (h >> 5) & (DS_FLOW_FILTER_ENTRIES - 1);
 }
 
-/* Set `bit` in both banks where it is missing. Plain writes, not atomics: a bit lost to another
- * CPU's write of the same word costs its flow one classification (the insert then finds the entry,
- * ds_session_recover), never a verdict, and it is set again on the next packet. */
-static __always_inline void ds_flow_filter_mark(struct ds_flow_filter_entry *fe, __u64 bit)
+/* What ds_flow_filter says of the flow at entry i, bit position p: its deny bit in bank 0 and 1
+ * (DS_FLOW_DENY0, DS_FLOW_DENY1), its allow bit (DS_FLOW_ALLOW0, DS_FLOW_ALLOW1); 0 without a read
+ * of the entry when the entry's coarse bit is clear. noinline: its map keys live in a frame of
+ * its own (ds_xdp_ingress's stack is at the verifier's limit). */
+#define DS_FLOW_DENY0 1
+#define DS_FLOW_DENY1 2
+#define DS_FLOW_ALLOW0 4
+#define DS_FLOW_ALLOW1 8
+static __noinline __u32 ds_flow_probe(__u32 i, __u32 p)
 {
+	__u32 key = (i & (DS_FLOW_FILTER_ENTRIES - 1)) >> 6;
+	__u64 *cw = bpf_map_lookup_elem(&ds_flow_coarse, &key);
+
+	if (!cw || !(*cw & (1ULL << (i & 63))))
+		return 0;
+	key = i;
+	struct ds_flow_filter_entry *fe = bpf_map_lookup_elem(&ds_flow_filter, &key);
+	if (!fe)
+		return 0;
+	__u64 b0 = fe->bank[0] >> (p & 31), b1 = fe->bank[1] >> (p & 31);
+	return (__u32)((b0 & 1) | (b1 & 1) << 1 | ((b0 >> 32) & 1) << 2 | ((b1 >> 32) & 1) << 3);
+}
+
+/* Set `bit` in both banks of entry i where it is missing, and the entry's coarse bit. Plain
+ * writes, not atomics: a bit lost to another CPU's write of the same word (or to the agent's
+ * rewrite of the coarse level) costs its flow one classification (the insert then finds the
+ * entry, ds_session_recover), never a verdict, and it is set again on the next packet. */
+static __noinline void ds_flow_filter_mark(__u32 i, __u64 bit)
+{
+	__u32 key = i & (DS_FLOW_FILTER_ENTRIES - 1);
+	struct ds_flow_filter_entry *fe = bpf_map_lookup_elem(&ds_flow_filter, &key);
+
 	if (!fe)
 		return;
 	if (!(fe->bank[0] & bit))
 		fe->bank[0] |= bit;
 	if (!(fe->bank[1] & bit))
 		fe->bank[1] |= bit;
+	key = (i & (DS_FLOW_FILTER_ENTRIES - 1)) >> 6;
+	__u64 *cw = bpf_map_lookup_elem(&ds_flow_coarse, &key);
+	__u64 cbit = 1ULL << (i & 63);
+	if (cw && !(*cw & cbit))
+		*cw |= cbit;
 }
 
 static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
@@ -589,17 +620,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * sources pays no lookup in a large hash). A cached flow pays one probe, but for another
 	 * key's bit. */
 	__u32 h = ds_flow_hash(k);
-	struct ds_flow_filter_entry *fe = ds_flow_entry(h);
-	__u64 deny_bit = 1ULL << (h & 31);
-	__u64 allow_bit = deny_bit << 32;
-	__u64 maybe = fe ? fe->bank[0] | fe->bank[1] : ~0ULL;
+	__u32 fi = ds_flow_index(h);
+	__u32 seen = ds_flow_probe(fi, h);
 	struct ds_session_value *s = NULL;
 	int was_denied = 0;
-	if (maybe & deny_bit) {
+	if (seen & (DS_FLOW_DENY0 | DS_FLOW_DENY1)) {
 		s = bpf_map_lookup_elem(&ds_denies, k);
 		was_denied = s != NULL;
 	}
-	if (!s && (maybe & allow_bit))
+	if (!s && (seen & (DS_FLOW_ALLOW0 | DS_FLOW_ALLOW1)))
 		s = bpf_map_lookup_elem(&ds_sessions, k);
 
 	if (s && s->generation == generation) {
@@ -609,7 +638,9 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		}
 		ds_count(st, DS_CTR_CACHE_HITS);
 		ds_session_touch(st, s, k, now, len);
-		ds_flow_filter_mark(fe, was_denied ? deny_bit : allow_bit); /* kept while in use */
+		/* kept while in use: written only where a bank lacks it */
+		if (((seen >> (was_denied ? 0 : 2)) & 3) != 3)
+			ds_flow_filter_mark(fi, (1ULL << (h & 31)) << (was_denied ? 0 : 32));
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -692,7 +723,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 			emit = r == 1;
 		}
 	}
-	ds_flow_filter_mark(fe, allowed ? allow_bit : deny_bit);
+	ds_flow_filter_mark(fi, (1ULL << (h & 31)) << (allowed ? 32 : 0));
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (allowed)

@@ -286,10 +286,12 @@ class BatchUpdateWorker : public ErrnoWorker {
 Napi::Value MapUpdateBatchAsync(const Napi::CallbackInfo& info) { return (new BatchUpdateWorker(info))->Start(); }
 
 // Zero the bytes [offset, offset + width) of every value of an ARRAY map with u32 keys (one field
-// of every entry, the others kept): a batch read, then a batch write. Returns 0 or a negative
-// errno, with the failing call in `op`. Touches no JS. Writes the datapath makes to other bytes
-// between the read and the write are lost: for maps where that costs nothing but work.
-int RunClearBytes(int fd, uint32_t value_size, uint32_t entries, uint32_t offset, uint32_t width, const char** op) {
+// of every entry, the others kept): a batch read, then a batch write. With `summary_fd` (an ARRAY
+// of u64 words, -1: none), then write its summary: bit k of word k / 64 set where entry k's value
+// is not all zero after the clear. Returns 0 or a negative errno, with the failing call in `op`.
+// Touches no JS. Writes the datapath makes between the read and the writes are lost: for maps
+// where that costs nothing but work.
+int RunClearBytes(int fd, uint32_t value_size, uint32_t entries, uint32_t offset, uint32_t width, int summary_fd, const char** op) {
   if (offset + width > value_size) {
     *op = "clear bytes (past the value)";
     return -EINVAL;
@@ -314,23 +316,38 @@ int RunClearBytes(int fd, uint32_t value_size, uint32_t entries, uint32_t offset
   }
   for (uint32_t i = 0; i < done; i++) memset(values.data() + static_cast<size_t>(i) * value_size + offset, 0, width);
   BatchUpdate u{fd, reinterpret_cast<const uint8_t*>(keys.data()), values.data(), done, 4, value_size, false};
-  return RunBatchUpdate(u, op);
+  int err = RunBatchUpdate(u, op);
+  if (err || summary_fd < 0) return err;
+  uint32_t words = (entries + 63) / 64;
+  std::vector<uint64_t> summary(words, 0);
+  std::vector<uint32_t> word_keys(words);
+  for (uint32_t w = 0; w < words; w++) word_keys[w] = w;
+  for (uint32_t i = 0; i < done; i++) {
+    const uint8_t* v = values.data() + static_cast<size_t>(i) * value_size;
+    bool zero = true;
+    for (uint32_t b = 0; b < value_size && zero; b++) zero = v[b] == 0;
+    if (!zero && keys[i] < entries) summary[keys[i] / 64] |= 1ULL << (keys[i] % 64);
+  }
+  BatchUpdate su{summary_fd, reinterpret_cast<const uint8_t*>(word_keys.data()), reinterpret_cast<const uint8_t*>(summary.data()), words, 4, 8, false};
+  return RunBatchUpdate(su, op);
 }
 
 struct ClearBytes {
   int fd;
   uint32_t value_size, entries, offset, width;
+  int summary_fd;
 };
 
 ClearBytes GetClearBytes(const Napi::CallbackInfo& info) {
-  return {GetInt(info, 0, "fd"), GetUint(info, 1, "valueSize"), GetUint(info, 2, "entries"), GetUint(info, 3, "offset"), GetUint(info, 4, "width")};
+  int summary = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int32Value() : -1;
+  return {GetInt(info, 0, "fd"), GetUint(info, 1, "valueSize"), GetUint(info, 2, "entries"), GetUint(info, 3, "offset"), GetUint(info, 4, "width"), summary};
 }
 
-// mapClearBytes(fd, valueSize, entries, offset, width): `RunClearBytes`.
+// mapClearBytes(fd, valueSize, entries, offset, width, summaryFd = -1): `RunClearBytes`.
 Napi::Value MapClearBytes(const Napi::CallbackInfo& info) {
   ClearBytes c = GetClearBytes(info);
   const char* op = "";
-  int err = RunClearBytes(c.fd, c.value_size, c.entries, c.offset, c.width, &op);
+  int err = RunClearBytes(c.fd, c.value_size, c.entries, c.offset, c.width, c.summary_fd, &op);
   if (err) ThrowErrno(info.Env(), op, err);
   return info.Env().Undefined();
 }
@@ -341,12 +358,12 @@ class ClearBytesWorker : public ErrnoWorker {
   explicit ClearBytesWorker(const Napi::CallbackInfo& info) : ErrnoWorker(info.Env(), "doorstep-map-clear"), clear_(GetClearBytes(info)) {}
 
  private:
-  int Run(const char** op) override { return RunClearBytes(clear_.fd, clear_.value_size, clear_.entries, clear_.offset, clear_.width, op); }
+  int Run(const char** op) override { return RunClearBytes(clear_.fd, clear_.value_size, clear_.entries, clear_.offset, clear_.width, clear_.summary_fd, op); }
 
   ClearBytes clear_;
 };
 
-// mapClearBytesAsync(fd, valueSize, entries, offset, width) → Promise<void>; the caller keeps fd open until it settles.
+// mapClearBytesAsync(fd, valueSize, entries, offset, width, summaryFd = -1) → Promise<void>; the caller keeps fd open until it settles.
 Napi::Value MapClearBytesAsync(const Napi::CallbackInfo& info) { return (new ClearBytesWorker(info))->Start(); }
 
 // mapNextKey(fd, key | null, nextOut) → boolean (false at the end)

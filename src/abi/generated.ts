@@ -3,11 +3,12 @@
 // Do not edit: change abi.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 4,
+  ABI_VERSION: 5,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
   FLOW_FILTER_ENTRIES: 32768,
+  FLOW_COARSE_WORDS: 512,
   FRAGS_MAX: 16384,
   EVENTS_BYTES: 16777216,
   FAILSAFE_MAX: 256,

@@ -1013,25 +1013,26 @@ export class Engine {
    * its next packet is then classified as a new one's, and finds its entry when it inserts (the
    * entry carries on: same traffic, no new event). Call it periodically (the agent: every
    * FLOW_FILTER_AGING_MS), or the filter fills and every new flow pays a probe of the caches again.
-   * Bits the datapath sets in the other bank while this runs may be lost: that costs the flow one
-   * classification, never a verdict.
+   * The coarse level (ds_flow_coarse, a bit per entry) is rewritten from what stays, so an entry
+   * left empty is not read again. Bits the datapath sets while this runs may be lost: that costs
+   * the flow one classification, never a verdict.
    */
   ageFlowFilter(): void {
-    const [fd, size, entries, at] = this.nextAgedBankArgs();
-    addon().mapClearBytes(fd, size, entries, at, 8);
+    const [fd, size, entries, at, coarse] = this.nextAgedBankArgs();
+    addon().mapClearBytes(fd, size, entries, at, 8, coarse);
   }
 
   /** ageFlowFilter(), read and written off the event loop (~32,768 entries). */
   ageFlowFilterAsync(): Promise<void> {
-    const [fd, size, entries, at] = this.nextAgedBankArgs();
-    return addon().mapClearBytesAsync(fd, size, entries, at, 8);
+    const [fd, size, entries, at, coarse] = this.nextAgedBankArgs();
+    return addon().mapClearBytesAsync(fd, size, entries, at, 8, coarse);
   }
 
-  /** Where the bank ageFlowFilter() clears now lies in ds_flow_filter (and move on to the other). */
-  private nextAgedBankArgs(): [fd: number, valueSize: number, entries: number, offset: number] {
+  /** Where the bank ageFlowFilter() clears now lies in ds_flow_filter, and its coarse level (and move on to the other bank). */
+  private nextAgedBankArgs(): [fd: number, valueSize: number, entries: number, offset: number, coarseFd: number] {
     const at = Layouts.ds_flow_filter_entry.fields.bank.offset + this.nextAgedBank * 8;
     this.nextAgedBank = 1 - this.nextAgedBank;
-    return [this.fd('ds_flow_filter'), sizeOf('ds_flow_filter_entry'), Limits.FLOW_FILTER_ENTRIES, at];
+    return [this.fd('ds_flow_filter'), sizeOf('ds_flow_filter_entry'), Limits.FLOW_FILTER_ENTRIES, at, this.fd('ds_flow_coarse')];
   }
 
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */

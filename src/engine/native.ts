@@ -90,10 +90,14 @@ export interface Addon {
   mapDelete(fd: number, key: Buffer): boolean;
   /** skipZeroValues: leave out all-zero values (only for a fresh array map, where every slot already reads as zero). */
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): void;
-  /** Zero bytes [offset, offset + width) of every value of an ARRAY map with u32 keys (a batch read, then a batch write). */
-  mapClearBytes(fd: number, valueSize: number, entries: number, offset: number, width: number): void;
-  /** mapClearBytes on a thread of the addon's; the caller keeps `fd` open until it settles. */
-  mapClearBytesAsync(fd: number, valueSize: number, entries: number, offset: number, width: number): Promise<void>;
+  /**
+   * Zero bytes [offset, offset + width) of every value of an ARRAY map with u32 keys (a batch read,
+   * then a batch write); with `summaryFd` (an ARRAY of u64 words), then write its summary: bit k
+   * of word k / 64 set where entry k is not all zero.
+   */
+  mapClearBytes(fd: number, valueSize: number, entries: number, offset: number, width: number, summaryFd?: number): void;
+  /** mapClearBytes on a thread of the addon's; the caller keeps the fds open until it settles. */
+  mapClearBytesAsync(fd: number, valueSize: number, entries: number, offset: number, width: number, summaryFd?: number): Promise<void>;
   /** mapUpdateBatch on a thread of the addon's; the caller keeps `fd` open until it settles. */
   mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): Promise<void>;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;

@@ -14,6 +14,7 @@ import { Action, EventKind } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
 import { Engine } from '../../src/engine/engine.js';
 import { PinnedMap } from '../../src/engine/packet-flood.js';
+import { addon } from '../../src/engine/native.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { frame, type FrameSpec } from '../lib/packet.js';
 
@@ -156,6 +157,7 @@ describe('datapath: the flow filter cannot change a verdict', () => {
     const pinRoot = `/sys/fs/bpf/doorstep-flowfilter-test-${process.pid}`;
     const engine = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
     const filter = PinnedMap.open(join(pinRoot, 'maps', 'ds_flow_filter'));
+    const coarse = PinnedMap.open(join(pinRoot, 'maps', 'ds_flow_coarse'));
     try {
       engine.install(compileYaml(policy('allow')).image);
       engine.setDenyEventBudget(1_000_000);
@@ -163,11 +165,21 @@ describe('datapath: the flow filter cannot change a verdict', () => {
         src: `10.9.${i >> 8}.${i & 255}`, dst: '10.7.1.1', proto: 17, sport: 2000 + i, dport: [53, 9999, 7777][i % 3]!,
       }));
       const expected = flows.map((f) => (f.dport === 53 ? 'pass' : 'drop'));
-      const saturate = () => {
-        const n = filter.maxEntries();
+      const fill = (map: PinnedMap, byte: number) => {
+        const n = map.maxEntries();
         const keys = Buffer.alloc(4 * n);
         for (let i = 0; i < n; i++) keys.writeUInt32LE(i, 4 * i);
-        filter.updateBatch(keys, Buffer.alloc(filter.valueSize * n, 0xff), n);
+        map.updateBatch(keys, Buffer.alloc(map.valueSize * n, byte), n);
+      };
+      const saturate = () => {
+        fill(filter, 0xff);
+        fill(coarse, 0xff); // every entry may hold bits: each one is read
+      };
+      const coarseBits = () => {
+        const { values } = addon().mapDump(coarse.fd, 4, 8, coarse.maxEntries());
+        let bits = 0;
+        for (const byte of values) for (let b = byte; b; b &= b - 1) bits++;
+        return bits;
       };
       const run = () => flows.map((f) => engine.testRun(frame(f)).verdict);
       saturate(); // every flow looks cached: both caches probed, none holds it yet
@@ -175,6 +187,7 @@ describe('datapath: the flow filter cannot change a verdict', () => {
       assert.deepEqual(run(), expected, 'second packets, filter saturated');
       engine.ageFlowFilter();
       engine.ageFlowFilter(); // every flow looks new: classified, and the insert finds the entry
+      assert.equal(coarseBits(), 0, 'the coarse level follows the filter: nothing left to read');
       const before = engine.stats().counters;
       assert.deepEqual(run(), expected, 'packets after the filter was cleared');
       const after = engine.stats().counters;
@@ -182,7 +195,12 @@ describe('datapath: the flow filter cannot change a verdict', () => {
       const cached = engine.sessions().filter((s) => s.key.dst[15] === 1 && s.key.dst[14] === 1);
       assert.equal(cached.length, flows.length, 'one entry per flow, in one cache');
       assert.ok(cached.every((s) => s.value.packets === 3), 'each entry carried on: 3 packets');
+      const marked = coarseBits();
+      assert.ok(marked > 0 && marked <= flows.length, `the flows marked their entries' coarse bits again: ${marked}`);
+      engine.ageFlowFilter();
+      assert.equal(coarseBits(), marked, 'one aging: the other bank still holds their bits');
     } finally {
+      coarse.close();
       filter.close();
       engine.close();
       rmSync(pinRoot, { recursive: true, force: true });

@@ -61,6 +61,7 @@ describe('ABI', () => {
       ds_frags: [L('ds_frag_key'), L('ds_frag_value')],
       ds_denies: [L('ds_session_key'), L('ds_session_value')],
       ds_flow_filter: [4, L('ds_flow_filter_entry')],
+      ds_flow_coarse: [4, 8],
       ds_flood_samples: [4, L('ds_flood_sample')],
       ds_scratch: [4, L('ds_session_value')],
       ds_stats: [4, L('ds_cpu_stats')],
