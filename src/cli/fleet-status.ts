@@ -3,14 +3,13 @@
 // runs and the one it should run (the envelopes selecting its labels, compiled here), and
 // whether the fleet has converged on the latest policy.
 import { DEFAULT_STATUS_BUCKET, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
-import { openBucket, readEnvelopes, readStatuses, removeEnvelope } from '../fleet/fleet-client.js';
-import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
-import { DoorstepError } from '../errors.js';
+import { openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
+import { connectNats, parseNatsUrl } from '../fleet/nats-connection.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
 import { type OutputFormat, table } from './table.js';
 
-const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
+export const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
 
 export function expectedText(v: EnforcerView): string {
   const e = v.expected;
@@ -60,22 +59,6 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
           ? `converged: all ${view.enforcers.length} enforcers run the latest policy for their labels`
           : `not converged: ${view.enforcers.length - view.inSync} of ${view.enforcers.length} enforcers do not run the latest policy for their labels`,
     );
-    return ExitCode.OK;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** `doorstep fleet remove --name NAME`: take a set out of the bucket; the enforcers it selected re-assemble without it. */
-export async function fleetRemove(o: NatsFlags & { name: string }): Promise<number> {
-  const target = parseNatsUrl(o.nats, 'BUCKET');
-  const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
-  try {
-    const policy = await openBucket(nc, target.name, AGENT_HINT);
-    if (!(await removeEnvelope(policy, o.name))) {
-      throw new DoorstepError('DS_E_USAGE', `there is no set ${o.name} in ${describeTarget(target)}`, { hint: 'see the sets with `doorstep fleet status -o json` or the bucket\'s keys sets.*' });
-    }
-    console.log(`removed sets.${o.name} from ${describeTarget(target)}`);
     return ExitCode.OK;
   } finally {
     await nc.close();

@@ -60,12 +60,18 @@ export function publishEnvelope(kv: KV, envelope: PolicyEnvelope): Promise<numbe
   return kv.put(`${ENVELOPE_KEY_PREFIX}${envelope.name}`, JSON.stringify(envelope));
 }
 
-/** Remove the set `name`; resolves false when there was none. */
-export async function removeEnvelope(kv: KV, name: string): Promise<boolean> {
+/** The set `name` as the bucket holds it now: undefined when there is none (never put, deleted, or a tombstone). */
+export async function currentSet(kv: KV, name: string): Promise<{ revision: number; envelope: PolicyEnvelope | undefined } | undefined> {
   const current = await kv.get(`${ENVELOPE_KEY_PREFIX}${name}`);
-  if (!current || current.operation !== 'PUT') return false;
+  if (!current || current.operation !== 'PUT') return undefined;
+  const envelope = envelopeAt(current.key, current.value);
+  if ('problem' in envelope) return { revision: current.revision, envelope: undefined }; // not an envelope: still removable
+  return envelope.removed ? undefined : { revision: current.revision, envelope };
+}
+
+/** Delete the set `name` (enforcers that require signed sets refuse this: they need a signed tombstone). */
+export async function deleteEnvelope(kv: KV, name: string): Promise<void> {
   await kv.delete(`${ENVELOPE_KEY_PREFIX}${name}`);
-  return true;
 }
 
 /** Status reports as they are written (after the current ones); `stop()` ends the iteration. */
