@@ -60,13 +60,18 @@ export function publishEnvelope(kv: KV, envelope: PolicyEnvelope): Promise<numbe
   return kv.put(`${ENVELOPE_KEY_PREFIX}${envelope.name}`, JSON.stringify(envelope));
 }
 
-/** The set `name` as the bucket holds it now: undefined when there is none (never put, deleted, or a tombstone). */
-export async function currentSet(kv: KV, name: string): Promise<{ revision: number; envelope: PolicyEnvelope | undefined } | undefined> {
+/** What the bucket holds under `sets.<name>` now. */
+export type SetState =
+  | { state: 'none' | 'deleted' | 'unreadable' }
+  | { state: 'set' | 'tombstone'; envelope: PolicyEnvelope };
+
+export async function setState(kv: KV, name: string): Promise<SetState> {
   const current = await kv.get(`${ENVELOPE_KEY_PREFIX}${name}`);
-  if (!current || current.operation !== 'PUT') return undefined;
+  if (!current) return { state: 'none' };
+  if (current.operation !== 'PUT') return { state: 'deleted' };
   const envelope = envelopeAt(current.key, current.value);
-  if ('problem' in envelope) return { revision: current.revision, envelope: undefined }; // not an envelope: still removable
-  return envelope.removed ? undefined : { revision: current.revision, envelope };
+  if ('problem' in envelope) return { state: 'unreadable' };
+  return { state: envelope.removed ? 'tombstone' : 'set', envelope };
 }
 
 /** Delete the set `name` (enforcers that require signed sets refuse this: they need a signed tombstone). */
