@@ -35,7 +35,7 @@ async function currentValues(kv: KV, prefix: string): Promise<{ key: string; rev
   return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
 }
 
-/** The envelopes in the policy bucket (entries that are not envelopes are left out, as agents ignore them). */
+/** The envelopes in the policy bucket (values that are not envelopes are left out: agents refuse them and report `rejecting`). */
 export async function readEnvelopes(kv: KV): Promise<BucketEntry[]> {
   const out: BucketEntry[] = [];
   for (const v of await currentValues(kv, ENVELOPE_KEY_PREFIX)) {
