@@ -16,6 +16,14 @@ export function expectedText(v: EnforcerView): string {
   return 'version' in e ? e.version : 'none' in e ? '(no set selects it)' : `(invalid: ${e.invalid})`;
 }
 
+/** The health, and when its policy watch is stale: since when, and its revision against the bucket's. */
+export function healthText(s: EnforcerView['status'], now: number): string {
+  const sync = s.sync;
+  if (sync?.state !== 'stale') return s.health;
+  const since = sync.staleSince ? `${Math.max(0, Math.round((now - Date.parse(sync.staleSince)) / 1000))}s` : '?';
+  return `${s.health}, stale for ${since} (revision ${sync.revision} of ${sync.bucketRevision ?? '?'})`;
+}
+
 export async function readFleet(nc: Parameters<typeof openBucket>[0], policyBucket: string, statusBucket: string): Promise<FleetView> {
   const policy = await openBucket(nc, policyBucket, AGENT_HINT);
   const status = await openBucket(nc, statusBucket, `no agent has reported yet: ${AGENT_HINT}`);
@@ -41,7 +49,7 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
         s.policy?.version ?? '-',
         s.policy ? String(s.policy.generation) : '-',
         s.policy?.revision !== undefined ? String(s.policy.revision) : '-',
-        s.health,
+        healthText(s, now),
         v.inSync ? 'yes' : `no, should run ${expectedText(v)}`,
         `${Math.max(0, Math.round((now - Date.parse(s.updatedAt)) / 1000))}s ago`,
       ];
