@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The fleet under faults, with a real nats-server on a management network: a value in a set's
 // key that is not an envelope, and an unsigned deletion, leave the set in force (the enforcer
-// says `rejecting`); a signed tombstone removes it.
+// says `rejecting`); a signed tombstone removes it. An agent started while NATS is down, whose
+// first JetStream calls then fail, retries on its own, enforces what is published and reports.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,12 +44,14 @@ const dropped = async (rig: AgentRig, port: number) => {
 interface EnforcerJson {
   enforcer: string;
   health: string;
+  sync?: { state: string; staleSince: string | null; revision: number; bucketRevision: number | null };
   policy: { version: string } | null;
   rejected: { problems: string[] } | null;
 }
 
 describe('fleet under faults: values that are not sets, and removing sets', () => {
-  const fleet = new FleetRig(1);
+  const fleet = new FleetRig(2);
+  let late: AgentProcess | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'doorstep-faults-'));
   const key = join(dir, 'ops.key');
   const pub = join(dir, 'ops.pub');
@@ -63,7 +66,7 @@ describe('fleet under faults: values that are not sets, and removing sets', () =
   const enforcer = (): EnforcerJson | undefined => {
     const r = cli(['fleet', 'status', '-o', 'json']);
     assert.equal(r.code, 0, r.stderr);
-    return (JSON.parse(r.stdout) as { enforcers: EnforcerJson[] }).enforcers[0];
+    return (JSON.parse(r.stdout) as { enforcers: EnforcerJson[] }).enforcers.find((e) => e.enforcer === 'edge-f');
   };
   /** The engine's active version, from the agent itself. */
   const active = () => rig().cliJson<{ policy: { version: string } | null }>(['status']).policy?.version;
@@ -84,6 +87,7 @@ describe('fleet under faults: values that are not sets, and removing sets', () =
   });
   after(async () => {
     await agent?.terminate();
+    await late?.terminate();
     await fleet.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -147,5 +151,42 @@ describe('fleet under faults: values that are not sets, and removing sets', () =
     assert.equal(JSON.parse(cli(['fleet', 'status', '-o', 'json']).stdout).converged, true);
     // removing it again: there is no set web any more
     assert.equal(cli(['fleet', 'remove', '--name', 'web', '--sign-key', key]).code, 2);
+  });
+
+  it('an agent started while NATS is down, whose first JetStream calls fail, rejoins on its own', async () => {
+    const nats = fleet.nats!;
+    const rig1 = fleet.agents[1] as AgentRig;
+    await nats.stop();
+    late = rig1.startAgent(['--policy', fleet.url(POLICY_BUCKET), '--policy-pubkey', pub, '--audit', '-', '--status-ttl', '6s', '--summary-interval', '0'], { folder: false, enforcerId: 'edge-g' });
+    await late.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach');
+    const down = rig1.cliJson<{ sync?: { state: string; staleSince: string | null } }>(['status']);
+    assert.equal(down.sync?.state, 'stale', 'stale while NATS is down');
+    assert.ok(down.sync?.staleSince);
+
+    // NATS answers, JetStream does not: the watch and the status bucket fail, and are retried
+    await nats.start(15_000, { jetstream: false });
+    await late.waitFor((r) => r.type === 'agent' && r.event === 'error' && /watching failed \(attempt 1\)/.test(String(r.message)), 'a failed watch');
+    await nats.stop();
+    await nats.start();
+
+    const from = late.records.length;
+    const r = cli(['apply', '--name', 'late', '--sign-key', key, write('late.yaml', policy('late', [PORT_WEB]))]);
+    assert.equal(r.code, 0, r.stderr);
+    const installed = await late.waitFor((x) => x.type === 'policy' && x.status === 'installed', 'the install after the outage', 30_000, from);
+    assert.equal(rig1.cliJson<{ policy: { version: string } | null }>(['status']).policy?.version, installed.policyVersion);
+    assert.ok(await passes(rig1, PORT_WEB), 'the published set is enforced');
+
+    // and it is in the fleet view, live, at the bucket's revision
+    let e: EnforcerJson | undefined;
+    for (let t = 0; t < 100; t++) {
+      const s = cli(['fleet', 'status', '-o', 'json']);
+      e = s.code === 0 ? (JSON.parse(s.stdout) as { enforcers: EnforcerJson[] }).enforcers.find((x) => x.enforcer === 'edge-g') : undefined;
+      if (e?.policy?.version === installed.policyVersion && e?.sync?.state === 'live') break;
+      await sleep(100);
+    }
+    assert.equal(e?.policy?.version, installed.policyVersion);
+    assert.equal(e?.health, 'enforcing');
+    assert.equal(e?.sync?.state, 'live');
+    assert.equal(e?.sync?.revision, e?.sync?.bucketRevision);
   });
 });

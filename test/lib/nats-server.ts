@@ -50,9 +50,13 @@ export class NatsServer {
     return `nats://${this.host}:${this.port}`;
   }
 
-  /** Start (again) on the same port and store; resolves when the server says it is ready. */
-  start(ms = 15_000): Promise<void> {
-    const args = ['-js', '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs];
+  /**
+   * Start (again) on the same port and store; resolves when the server says it is ready.
+   * `jetstream: false` starts it without JetStream: clients connect, JetStream calls fail (as
+   * while a cluster has no JetStream leader yet).
+   */
+  start(ms = 15_000, o: { jetstream?: boolean } = {}): Promise<void> {
+    const args = [...(o.jetstream === false ? [] : ['-js']), '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs];
     const child = this.netns
       ? spawn('nsenter', [`--net=/run/netns/${this.netns}`, 'nats-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
