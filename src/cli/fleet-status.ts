@@ -4,7 +4,8 @@
 // whether the fleet has converged on the latest policy.
 import { DEFAULT_STATUS_BUCKET, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
 import { openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
-import { connectNats, parseNatsUrl } from '../fleet/nats-connection.js';
+import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
+import { natsFailure } from '../fleet/nats-errors.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
 import { type OutputFormat, table } from './table.js';
@@ -35,7 +36,9 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
   const target = parseNatsUrl(o.nats, 'BUCKET');
   const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
   try {
-    const view = await readFleet(nc, target.name, o.statusBucket ?? DEFAULT_STATUS_BUCKET);
+    const view = await readFleet(nc, target.name, o.statusBucket ?? DEFAULT_STATUS_BUCKET).catch((err: unknown) => {
+      throw natsFailure(err, `reading the fleet at ${describeTarget(target)}`);
+    });
     if (o.output === 'json') {
       console.log(JSON.stringify({ converged: view.converged, inSync: view.inSync, enforcers: view.enforcers.map((v) => ({ ...v.status, expected: v.expected, inSync: v.inSync })) }));
       return ExitCode.OK;

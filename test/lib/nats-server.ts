@@ -33,9 +33,9 @@ export class NatsServer {
   ) {}
 
   /** On loopback, on a free port; `extraArgs` go to nats-server (e.g. `--user`, `--pass`, `--tls…`). */
-  static async start(extraArgs: string[] = []): Promise<NatsServer> {
+  static async start(extraArgs: string[] = [], o: { jetstream?: boolean } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), '127.0.0.1', undefined, extraArgs);
-    await server.start();
+    await server.start(15_000, o);
     return server;
   }
 
