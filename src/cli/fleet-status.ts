@@ -3,18 +3,26 @@
 // runs and the one it should run (the envelopes selecting its labels, compiled here), and
 // whether the fleet has converged on the latest policy.
 import { DEFAULT_STATUS_BUCKET, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
-import { openBucket, readEnvelopes, readStatuses, removeEnvelope } from '../fleet/fleet-client.js';
+import { openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
-import { DoorstepError } from '../errors.js';
+import { natsFailure } from '../fleet/nats-errors.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
 import { type OutputFormat, table } from './table.js';
 
-const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
+export const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
 
 export function expectedText(v: EnforcerView): string {
   const e = v.expected;
   return 'version' in e ? e.version : 'none' in e ? '(no set selects it)' : `(invalid: ${e.invalid})`;
+}
+
+/** The health, and when its policy watch is stale: since when, and its revision against the bucket's. */
+export function healthText(s: EnforcerView['status'], now: number): string {
+  const sync = s.sync;
+  if (sync?.state !== 'stale') return s.health;
+  const since = sync.staleSince ? `${Math.max(0, Math.round((now - Date.parse(sync.staleSince)) / 1000))}s` : '?';
+  return `${s.health}, stale for ${since} (revision ${sync.revision} of ${sync.bucketRevision ?? '?'})`;
 }
 
 export async function readFleet(nc: Parameters<typeof openBucket>[0], policyBucket: string, statusBucket: string): Promise<FleetView> {
@@ -28,7 +36,9 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
   const target = parseNatsUrl(o.nats, 'BUCKET');
   const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
   try {
-    const view = await readFleet(nc, target.name, o.statusBucket ?? DEFAULT_STATUS_BUCKET);
+    const view = await readFleet(nc, target.name, o.statusBucket ?? DEFAULT_STATUS_BUCKET).catch((err: unknown) => {
+      throw natsFailure(err, `reading the fleet at ${describeTarget(target)}`);
+    });
     if (o.output === 'json') {
       console.log(JSON.stringify({ converged: view.converged, inSync: view.inSync, enforcers: view.enforcers.map((v) => ({ ...v.status, expected: v.expected, inSync: v.inSync })) }));
       return ExitCode.OK;
@@ -42,7 +52,7 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
         s.policy?.version ?? '-',
         s.policy ? String(s.policy.generation) : '-',
         s.policy?.revision !== undefined ? String(s.policy.revision) : '-',
-        s.health,
+        healthText(s, now),
         v.inSync ? 'yes' : `no, should run ${expectedText(v)}`,
         `${Math.max(0, Math.round((now - Date.parse(s.updatedAt)) / 1000))}s ago`,
       ];
@@ -60,22 +70,6 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
           ? `converged: all ${view.enforcers.length} enforcers run the latest policy for their labels`
           : `not converged: ${view.enforcers.length - view.inSync} of ${view.enforcers.length} enforcers do not run the latest policy for their labels`,
     );
-    return ExitCode.OK;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** `doorstep fleet remove --name NAME`: take a set out of the bucket; the enforcers it selected re-assemble without it. */
-export async function fleetRemove(o: NatsFlags & { name: string }): Promise<number> {
-  const target = parseNatsUrl(o.nats, 'BUCKET');
-  const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
-  try {
-    const policy = await openBucket(nc, target.name, AGENT_HINT);
-    if (!(await removeEnvelope(policy, o.name))) {
-      throw new DoorstepError('DS_E_USAGE', `there is no set ${o.name} in ${describeTarget(target)}`, { hint: 'see the sets with `doorstep fleet status -o json` or the bucket\'s keys sets.*' });
-    }
-    console.log(`removed sets.${o.name} from ${describeTarget(target)}`);
     return ExitCode.OK;
   } finally {
     await nc.close();

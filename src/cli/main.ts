@@ -19,7 +19,8 @@ import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
-import { fleetRemove, fleetStatus } from './fleet-status.js';
+import { fleetRemove } from './fleet-remove.js';
+import { fleetStatus } from './fleet-status.js';
 import { fleetEdgeConfig } from './fleet-edge-config.js';
 import { addNatsFlags, type NatsFlags } from './nats-flags.js';
 import { DEFAULT_SET_NAME, keygen, sign } from './sign.js';
@@ -151,9 +152,14 @@ addNatsFlags(
 )
   .addOption(outputOption())
   .action((o: NatsFlags & { statusBucket?: string; output: OutputFormat }) => run(() => fleetStatus(o)));
-addNatsFlags(fleet.command('remove').description('take a set out of the policy bucket').requiredOption('--name <name>', 'the set (key sets.NAME)'), 'BUCKET').action(
-  (o: NatsFlags & { name: string }) => run(() => fleetRemove(o)),
-);
+addNatsFlags(
+  fleet
+    .command('remove')
+    .description('take a set out of the policy bucket')
+    .requiredOption('--name <name>', 'the set (key sets.NAME)')
+    .option('--sign-key <file>', 'publish a tombstone signed with this ed25519 key (needed when enforcers require signed sets)'),
+  'BUCKET',
+).action((o: NatsFlags & { name: string; signKey?: string }) => run(() => fleetRemove(o)));
 addNatsFlags(
   fleet
     .command('edge-config')

@@ -23,7 +23,7 @@ import { type EnforcerStatus } from '../fleet/enforcer-status.js';
 import { NatsConnections, parseNatsUrl } from '../fleet/nats-connection.js';
 import { trustedKeys } from '../fleet/signing.js';
 import { StatusReporter } from '../fleet/status-reporter.js';
-import { NatsSource } from '../watcher/nats-source.js';
+import { NatsSource, type SourceSync } from '../watcher/nats-source.js';
 import { Forwarding } from '../placement/forwarding.js';
 import { forwardingPlan } from '../placement/forwarding-plan.js';
 import { enforcedInterfaces, peerChanges, type Placement } from '../placement/placement.js';
@@ -252,9 +252,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
     const paths = config.policy.filter((p) => !isNats(p));
     if (paths.length > 0) sources.push(new FolderSource(paths, { onError: onSourceError }));
-    for (const target of natsPolicies) {
-      sources.push(new NatsSource({ connection: () => nats.get(target), bucket: target.name, labels: config.labels, ...(trusted && { trustedKeys: trusted }), onError: onSourceError }));
-    }
+    const natsSources = natsPolicies.map((target) => new NatsSource({ connection: () => nats.get(target), bucket: target.name, labels: config.labels, ...(trusted && { trustedKeys: trusted }), onError: onSourceError }));
+    sources.push(...natsSources);
+    const policySync = () => natsSources[0]?.sync();
     const statusTarget = natsPolicies[0];
     if (statusTarget) {
       const fleetReporter = new StatusReporter({
@@ -262,7 +262,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         bucket: config.statusBucket,
         ttlMs: config.statusTtlMs,
         enforcer: config.enforcerId,
-        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe, sessionCount.latest(), wireguardIdentity?.publicKey),
+        report: () => statusReport(config, startedAt, ctl, openedEngine, pipe, sessionCount.latest(), wireguardIdentity?.publicKey, policySync()),
         onError: onSourceError,
       });
       reporter = fleetReporter;
@@ -295,7 +295,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       const now = Math.floor(Date.now() / 1000);
       return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
     };
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels }));
+    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync }));
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -385,7 +385,7 @@ function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
 }
 
 /** This enforcer's entry in the fleet's status bucket. */
-function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline, sessions: number, wireguardKey: string | undefined): EnforcerStatus {
+function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkController, engine: Engine, pipe: AuditPipeline, sessions: number, wireguardKey: string | undefined, sync: SourceSync | undefined): EnforcerStatus {
   const active = engine.activePolicy();
   const current = ctl.current;
   const rejected = ctl.lastRejected;
@@ -417,6 +417,7 @@ function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkControll
       auditDropped: events.sinkDropped,
     },
     interfaces: engine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
+    ...(sync && { sync }),
     ...(config.placement && wireguardKey && { wireguard: { publicKey: wireguardKey, tunnels: edgePeersOf(config.enforcerId, config.placement, wireguardKey) } }),
     agent: { pid: process.pid, startedAt: startedAt.toISOString() },
     updatedAt: new Date().toISOString(),

@@ -16,6 +16,7 @@ import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
 import type { PolicyIr } from '../policy/ir.js';
 import type { TunnelStatus } from '../placement/tunnel-status.js';
+import type { SourceSync } from '../watcher/nats-source.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -31,7 +32,11 @@ export interface RouteDeps {
   stalls?: StallMonitor;
   /** A placement's tunnels to the edge, read now (WireGuard: from `wg show`). */
   tunnels?: () => TunnelStatus[];
+  /** The fleet policy watch: live or stale since when, its revision against the bucket's (none without --policy nats://…). */
+  policySync?: () => SourceSync | undefined;
 }
+
+const withSync = (sync: SourceSync | undefined): { sync?: SourceSync } => (sync ? { sync } : {});
 
 export interface StatusReport {
   enforcer: string;
@@ -52,6 +57,8 @@ export interface StatusReport {
   agent: { maxStallMs: number; maxStallSinceLastReadMs: number; rssBytes: number; summaryScans: number };
   /** A placement's tunnels to the edge (none without a placement). */
   tunnels: TunnelStatus[];
+  /** The fleet policy watch (with --policy nats://…): live, or stale since when, and how far behind. */
+  sync?: SourceSync;
 }
 
 /** Filter options as the CLI sends them: the same names as the flags. */
@@ -108,6 +115,7 @@ export function agentRoutes(d: RouteDeps): Routes {
       events: { read: events.eventsRead, lost: events.eventsLost },
       sessions,
       tunnels: d.tunnels?.() ?? [],
+      ...withSync(d.policySync?.()),
       agent: {
         ...(d.stalls?.read('status') ?? { maxStallMs: 0, maxStallSinceLastReadMs: 0 }),
         rssBytes: process.memoryUsage.rss(),

@@ -44,6 +44,17 @@ export const enforcerStatusSchema = z.object({
       tunnels: z.array(z.object({ name: z.string(), edgePort: z.number(), publicKey: z.string(), endpoint: z.string().nullable(), allowedIps: z.array(z.string()) })),
     })
     .optional(),
+  /** The policy watch: `live`, or `stale` since when (NATS away, a failed or stalled watch), and
+   *  the revision it has seen against the bucket's newest when last read. */
+  sync: z
+    .object({
+      state: z.enum(['live', 'stale']),
+      staleSince: z.string().nullable(),
+      revision: z.number(),
+      bucketRevision: z.number().nullable(),
+      bucketReadAt: z.string().nullable(),
+    })
+    .optional(),
   agent: z.object({ pid: z.number(), startedAt: z.string() }),
   /** When this report was written (the enforcer's clock). */
   updatedAt: z.string(),
@@ -94,7 +105,7 @@ export class ExpectedVersions {
 export interface EnforcerView {
   status: EnforcerStatus;
   expected: Expected;
-  /** Runs what it should (or nothing selects it), and its newest candidate was not rejected. */
+  /** Runs what it should (or nothing selects it), its newest candidate was not rejected, and its watch is not stale. */
   inSync: boolean;
 }
 
@@ -109,7 +120,7 @@ export function fleetView(statuses: readonly EnforcerStatus[], expected: Expecte
     .sort((a, b) => (a.enforcer < b.enforcer ? -1 : a.enforcer > b.enforcer ? 1 : 0))
     .map((status) => {
       const e = expected.for(status.labels);
-      const inSync = status.health !== 'rejecting' && ('version' in e ? status.policy?.version === e.version : 'none' in e);
+      const inSync = status.health !== 'rejecting' && status.sync?.state !== 'stale' && ('version' in e ? status.policy?.version === e.version : 'none' in e);
       return { status, expected: e, inSync };
     });
   const inSync = enforcers.filter((v) => v.inSync).length;

@@ -35,7 +35,7 @@ async function currentValues(kv: KV, prefix: string): Promise<{ key: string; rev
   return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
 }
 
-/** The envelopes in the policy bucket (entries that are not envelopes are left out, as agents ignore them). */
+/** The envelopes in the policy bucket (values that are not envelopes are left out: agents refuse them and report `rejecting`). */
 export async function readEnvelopes(kv: KV): Promise<BucketEntry[]> {
   const out: BucketEntry[] = [];
   for (const v of await currentValues(kv, ENVELOPE_KEY_PREFIX)) {
@@ -60,12 +60,23 @@ export function publishEnvelope(kv: KV, envelope: PolicyEnvelope): Promise<numbe
   return kv.put(`${ENVELOPE_KEY_PREFIX}${envelope.name}`, JSON.stringify(envelope));
 }
 
-/** Remove the set `name`; resolves false when there was none. */
-export async function removeEnvelope(kv: KV, name: string): Promise<boolean> {
+/** What the bucket holds under `sets.<name>` now. */
+export type SetState =
+  | { state: 'none' | 'deleted' | 'unreadable' }
+  | { state: 'set' | 'tombstone'; envelope: PolicyEnvelope };
+
+export async function setState(kv: KV, name: string): Promise<SetState> {
   const current = await kv.get(`${ENVELOPE_KEY_PREFIX}${name}`);
-  if (!current || current.operation !== 'PUT') return false;
+  if (!current) return { state: 'none' };
+  if (current.operation !== 'PUT') return { state: 'deleted' };
+  const envelope = envelopeAt(current.key, current.value);
+  if ('problem' in envelope) return { state: 'unreadable' };
+  return { state: envelope.removed ? 'tombstone' : 'set', envelope };
+}
+
+/** Delete the set `name` (enforcers that require signed sets refuse this: they need a signed tombstone). */
+export async function deleteEnvelope(kv: KV, name: string): Promise<void> {
   await kv.delete(`${ENVELOPE_KEY_PREFIX}${name}`);
-  return true;
 }
 
 /** Status reports as they are written (after the current ones); `stop()` ends the iteration. */

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's entry in the fleet's status bucket: written at once when something changes (a
 // policy installed or rejected), and again every third of the bucket's TTL, so an enforcer that
-// dies drops out of the fleet view within the TTL. One write in flight at a time; while NATS is
-// away, reports are skipped (the next one carries the news), never queued.
+// dies drops out of the fleet view within the TTL. Opening the bucket is retried with backoff
+// and jitter until it works (NATS down at boot, JetStream without a leader yet). One write in
+// flight at a time; while NATS is away, reports are skipped (the next one carries the news),
+// never queued.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { type EnforcerStatus, statusKey } from './enforcer-status.js';
+import { retryUntilDone, worthReporting } from './retry.js';
 
 export interface StatusReporterOptions {
   connection: () => Promise<NatsConnection>;
@@ -37,31 +40,35 @@ export class StatusReporter {
 
   constructor(private readonly options: StatusReporterOptions) {}
 
+  /** Open the bucket (retried with backoff until it works, however long NATS or JetStream is away), then report. */
   start(): void {
-    void this.options
-      .connection()
-      .then(async (nc) => {
-        if (this.closed) return;
-        const kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
-        this.kv = kv;
-        this.write();
-        // an existing bucket keeps the TTL it was created with: report often enough for that one
-        const bucketTtl = (await kv.status()).ttl;
-        const ttl = bucketTtl > 0 ? Math.min(bucketTtl, this.options.ttlMs) : this.options.ttlMs;
-        if (bucketTtl > 0 && bucketTtl !== this.options.ttlMs) {
-          this.problem(`the bucket's TTL is ${bucketTtl / 1000} s, not the ${this.options.ttlMs / 1000} s given to this agent; reporting every ${Math.max(1, Math.floor(ttl / 3000))} s`);
-        }
-        if (this.closed) return;
-        this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(ttl / 3)));
-        // back after an outage: the entry may have expired meanwhile, so report at once
-        void (async () => {
-          for await (const s of nc.status()) {
-            if (this.closed) break;
-            if (s.type === 'reconnect') this.write();
-          }
-        })().catch(() => undefined);
-      })
-      .catch((err: unknown) => this.problem(err));
+    void retryUntilDone(() => this.open(), {
+      stopped: () => this.closed,
+      onFailure: (err, attempt, ms) => worthReporting(attempt) && this.problem(new Error(`${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; again in ${ms} ms)`, { cause: err })),
+    });
+  }
+
+  private async open(): Promise<void> {
+    const nc = await this.options.connection();
+    if (this.closed) return;
+    const kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
+    // an existing bucket keeps the TTL it was created with: report often enough for that one
+    const bucketTtl = (await kv.status()).ttl;
+    if (this.closed) return;
+    this.kv = kv;
+    this.write();
+    const ttl = bucketTtl > 0 ? Math.min(bucketTtl, this.options.ttlMs) : this.options.ttlMs;
+    if (bucketTtl > 0 && bucketTtl !== this.options.ttlMs) {
+      this.problem(`the bucket's TTL is ${bucketTtl / 1000} s, not the ${this.options.ttlMs / 1000} s given to this agent; reporting every ${Math.max(1, Math.floor(ttl / 3000))} s`);
+    }
+    this.timer = setInterval(() => this.write(), Math.max(1000, Math.floor(ttl / 3)));
+    // back after an outage: the entry may have expired meanwhile, so report at once
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (this.closed) break;
+        if (s.type === 'reconnect') this.write();
+      }
+    })().catch(() => undefined);
   }
 
   /** Something changed: report now (changes within a few ms make one report). */

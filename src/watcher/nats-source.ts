@@ -2,13 +2,17 @@
 // Policy source `nats`: watches the envelopes in a JetStream key-value bucket and delivers, for
 // this enforcer's labels, the union of the envelopes that select it. Candidates go out in
 // revision order (a candidate never carries an older revision than one delivered before) and
-// only when this enforcer's set really changed. The connection is made in the background and
-// retried for ever, so an agent whose NATS is down at boot goes on with its last policy.
+// only when this enforcer's set really changed; what each key holds is judged by BucketSets. The
+// connection is made in the background and the watch made again after any fault (a failed call
+// while JetStream has no leader, a watch that ended or stalled), with backoff and jitter, so an
+// agent whose NATS is down at boot goes on with its last policy and rejoins on its own.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { createPolicyBucket } from '../fleet/fleet-client.js';
-import { signatureProblem, type TrustedKeys } from '../fleet/signing.js';
-import { type BucketEntry, candidateFor, ENVELOPE_KEY_PREFIX, envelopeAt, type Labels, selects } from './policy-envelope.js';
+import type { TrustedKeys } from '../fleet/signing.js';
+import { retryUntilDone, worthReporting } from '../fleet/retry.js';
+import { BucketSets } from './bucket-sets.js';
+import { ENVELOPE_KEY_PREFIX, type Labels } from './policy-envelope.js';
 import type { PolicyCandidate, PolicySourceHandle } from './source.js';
 
 export interface NatsSourceOptions {
@@ -24,98 +28,148 @@ export interface NatsSourceOptions {
    * pending the candidate goes out at once.
    */
   debounceMs?: number;
+  /** How often the bucket's own revision is read, to tell a watch that has fallen behind. */
+  checkMs?: number;
   onError?: (err: Error) => void;
+}
+
+/** How far this source is behind the bucket (in the agent's status). */
+export interface SourceSync {
+  /** `live`: watching and caught up as far as it knows; `stale`: not watching (NATS away, a failed watch) or behind. */
+  state: 'live' | 'stale';
+  /** Since when it is stale (RFC 3339), null when live. */
+  staleSince: string | null;
+  /** The newest bucket revision this enforcer has seen. */
+  revision: number;
+  /** The bucket's newest revision when last read, and when that was; null before the first read. */
+  bucketRevision: number | null;
+  bucketReadAt: string | null;
 }
 
 export class NatsSource implements PolicySourceHandle {
   private stopWatch: (() => void) | undefined;
   private closed = false;
-  private readonly entries = new Map<string, BucketEntry>();
-  /** Per set name, the newest `issued` time of a signed envelope accepted: never go back. */
-  private readonly newestIssued = new Map<string, string>();
-  private bucketRevision = 0;
+  private readonly sets: BucketSets;
   private deliveredRevision = 0;
   private deliveredText = '';
   private timer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private watching = false;
+  private staleSince: Date | null = new Date();
+  private bucketRevision: number | null = null;
+  private bucketReadAt: Date | null = null;
+  /** A bucket revision the watch has been restarted for: once per revision, then left stale. */
+  private restartedFor = 0;
+  private behindAt = 0;
+  private followingConnection = false;
 
-  constructor(private readonly options: NatsSourceOptions) {}
+  constructor(private readonly options: NatsSourceOptions) {
+    this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys);
+  }
 
   get origin(): string {
     return `nats:${this.options.bucket}`;
+  }
+
+  /** Live or stale, and the revision seen against the bucket's. */
+  sync(): SourceSync {
+    return {
+      state: this.staleSince ? 'stale' : 'live',
+      staleSince: this.staleSince?.toISOString() ?? null,
+      revision: this.sets.revision,
+      bucketRevision: this.bucketRevision,
+      bucketReadAt: this.bucketReadAt?.toISOString() ?? null,
+    };
   }
 
   private problem(message: string, cause?: unknown): void {
     this.options.onError?.(new DoorstepError('DS_E_POLICY_SOURCE', `${this.origin}: ${message}`, { cause }));
   }
 
-  /** Resolves at once; candidates follow once NATS answers. */
+  private stale(): void {
+    this.staleSince ??= new Date();
+  }
+
+  /** Resolves at once; candidates follow once NATS answers, and the watch is made again after every fault. */
   async start(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
-    void this.run(deliver).catch((err: unknown) => {
-      if (!this.closed) this.problem(`watching stopped: ${err instanceof Error ? err.message : String(err)}`, err);
+    void retryUntilDone(() => this.watchUntilStopped(deliver), {
+      stopped: () => this.closed,
+      onFailure: (err, attempt, ms) => {
+        this.stale();
+        if (worthReporting(attempt)) this.problem(`watching failed (attempt ${attempt}): ${err instanceof Error ? err.message : String(err)}; watching again in ${ms} ms`, err);
+      },
     });
   }
 
-  private async run(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
+  /** One watch, from its creation until it ends: throws when it ends while the source is open. */
+  private async watchUntilStopped(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     const nc = await this.options.connection();
     if (this.closed) return;
     const kv = await createPolicyBucket(nc, this.options.bucket);
     const watch = await kv.watch({ key: `${ENVELOPE_KEY_PREFIX}>` });
     this.stopWatch = () => watch.stop();
     if (this.closed) return void watch.stop();
-    for await (const e of watch) {
-      this.bucketRevision = Math.max(this.bucketRevision, e.revision);
-      if (e.operation === 'PUT') {
-        const envelope = envelopeAt(e.key, e.value);
-        if ('problem' in envelope) {
-          this.problem(`${e.key} (revision ${e.revision}) is not a policy envelope: ${envelope.problem}; ignored`);
-          this.entries.delete(e.key);
-        } else {
-          this.entries.set(e.key, { key: e.key, revision: e.revision, envelope });
+    this.watching = true;
+    const check = () => void this.check(kv).catch(() => undefined);
+    this.checkTimer = setInterval(check, this.options.checkMs ?? 5000);
+    check(); // an empty bucket sends nothing: the first read says the watch is caught up
+    if (!this.followingConnection) {
+      this.followingConnection = true;
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (this.closed) break;
+          if (s.type === 'disconnect') this.stale();
         }
-      } else {
-        this.entries.delete(e.key);
-      }
-      this.schedule(deliver, e.delta === 0 ? 0 : (this.options.debounceMs ?? 100));
+      })().catch(() => undefined);
     }
+    try {
+      for await (const e of watch) {
+        if (e.operation === 'PUT') this.sets.put(e.key, e.revision, e.value);
+        else this.sets.delete(e.key, e.revision);
+        if (e.delta === 0 && this.staleSince && this.bucketRevision !== null && this.sets.revision >= this.bucketRevision) this.staleSince = null;
+        this.schedule(deliver, e.delta === 0 ? 0 : (this.options.debounceMs ?? 100));
+      }
+    } finally {
+      this.watching = false;
+      clearInterval(this.checkTimer);
+    }
+    if (!this.closed) throw new DoorstepError('DS_E_NATS', 'the watch ended');
   }
 
-  /** With trusted keys: why each selected envelope may not be installed (unsigned, untrusted, altered, older). */
-  private refusals(): NonNullable<PolicyCandidate['refusals']> {
-    const keys = this.options.trustedKeys;
-    if (!keys) return [];
-    const out: NonNullable<PolicyCandidate['refusals']> = [];
-    for (const e of this.entries.values()) {
-      if (!selects(e.envelope.selector, this.options.labels)) continue;
-      const file = `${this.options.bucket}/${e.key}`;
-      const problem = signatureProblem(e.envelope, keys);
-      if (problem) {
-        out.push({ code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${e.revision}: ${problem}` });
-        continue;
-      }
-      const newest = this.newestIssued.get(e.envelope.name);
-      if (newest && Date.parse(e.envelope.issued as string) < Date.parse(newest)) {
-        out.push({ code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${e.revision} was issued ${e.envelope.issued}, before the accepted ${newest}: a replayed older set` });
-      }
+  /**
+   * Read the bucket's newest revision. Caught up: live. Behind at two reads in a row with no
+   * progress: the watch has stalled (its consumer lost with a server), so it is made again, once
+   * per bucket revision (keys other than sets.* would otherwise look like a lag for ever).
+   */
+  private async check(kv: Awaited<ReturnType<typeof createPolicyBucket>>): Promise<void> {
+    const last = (await kv.status()).streamInfo.state.last_seq;
+    this.bucketRevision = last;
+    this.bucketReadAt = new Date();
+    if (!this.watching) return;
+    if (this.sets.revision >= last) {
+      this.staleSince = null;
+      this.behindAt = 0;
+      return;
     }
-    return out;
+    this.stale();
+    if (this.behindAt === last && this.restartedFor !== last) {
+      this.restartedFor = last;
+      this.problem(`the watch is at revision ${this.sets.revision}, the bucket at ${last}: watching again`);
+      this.stopWatch?.();
+    }
+    this.behindAt = last;
   }
 
   private schedule(deliver: (candidate: PolicyCandidate) => void, waitMs: number): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      const candidate: PolicyCandidate = candidateFor(this.options.bucket, this.entries.values(), this.options.labels, this.bucketRevision);
-      const refusals = this.refusals();
-      if (refusals.length > 0) candidate.refusals = refusals;
-      const text = JSON.stringify([candidate.sources, refusals]);
+      const candidate = this.sets.candidate();
+      if (!candidate.refusals) this.sets.accept(); // what is in the bucket is in force, delivered or unchanged
+      const text = JSON.stringify([candidate.sources, candidate.refusals ?? []]);
       // revision order, and only real changes of this enforcer's set
       if ((candidate.revision ?? 0) <= this.deliveredRevision || text === this.deliveredText) return;
       this.deliveredRevision = candidate.revision ?? 0;
       this.deliveredText = text;
-      if (refusals.length === 0) {
-        for (const e of this.entries.values()) {
-          if (e.envelope.issued && selects(e.envelope.selector, this.options.labels)) this.newestIssued.set(e.envelope.name, e.envelope.issued);
-        }
-      }
       deliver(candidate);
     }, waitMs);
   }
@@ -123,6 +177,7 @@ export class NatsSource implements PolicySourceHandle {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.checkTimer);
     this.stopWatch?.();
   }
 }

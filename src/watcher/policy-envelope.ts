@@ -15,11 +15,17 @@ export const envelopeSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   /** Every label must equal the enforcer's; empty = every enforcer. */
   selector: z.record(z.string(), z.string()),
-  documents: z.array(z.strictObject({ file: z.string().min(1), text: z.string() })).min(1),
+  /** The set's documents; none in a tombstone. */
+  documents: z.array(z.strictObject({ file: z.string().min(1), text: z.string() })),
+  /** A tombstone: the set is removed (signed like a set, so enforcers that require keys accept it). */
+  removed: z.literal(true).optional(),
   /** When it was published or signed (RFC 3339): a signed set never goes back to an older one. */
   issued: z.iso.datetime({ offset: true }).optional(),
   /** ed25519 over the canonical JSON of every other field (src/fleet/signing.ts). */
   signature: z.strictObject({ alg: z.literal('ed25519'), key: z.string().min(1), value: z.string().min(1) }).optional(),
+}).superRefine((e, ctx) => {
+  if (e.removed && e.documents.length > 0) ctx.addIssue({ code: 'custom', path: ['documents'], message: 'a tombstone (removed: true) holds no documents' });
+  if (!e.removed && e.documents.length === 0) ctx.addIssue({ code: 'custom', path: ['documents'], message: 'a set needs at least one document' });
 });
 
 export type PolicyEnvelope = z.infer<typeof envelopeSchema>;
@@ -62,11 +68,11 @@ export interface BucketEntry {
 
 /**
  * The candidate for an enforcer with `labels`: the documents of every envelope selecting it, in
- * key order, named `<bucket>/<key>/<file>` so errors point at the envelope; its revision is the
+ * key order (tombstones left out), named `<bucket>/<key>/<file>` so errors point at the envelope; its revision is the
  * newest revision among those envelopes (or `bucketRevision` when a deletion changed the set).
  */
 export function candidateFor(bucket: string, entries: Iterable<BucketEntry>, labels: Labels, bucketRevision: number): PolicyCandidate {
-  const chosen = [...entries].filter((e) => selects(e.envelope.selector, labels)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const chosen = [...entries].filter((e) => !e.envelope.removed && selects(e.envelope.selector, labels)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return {
     origin: `nats:${bucket}`,
     revision: bucketRevision,
@@ -77,4 +83,9 @@ export function candidateFor(bucket: string, entries: Iterable<BucketEntry>, lab
 /** An envelope for the set `name`, holding `sources` as they are, for the enforcers `selector` picks. */
 export function buildEnvelope(name: string, selector: Labels, sources: readonly PolicyCandidate['sources'][number][], issued = new Date()): PolicyEnvelope {
   return { format: 1, name, selector: { ...selector }, documents: sources.map((s) => ({ file: s.file, text: s.text })), issued: issued.toISOString() };
+}
+
+/** A tombstone for the set `name`: publishing it (signed, when enforcers require keys) removes the set. */
+export function buildTombstone(name: string, selector: Labels, issued = new Date()): PolicyEnvelope {
+  return { format: 1, name, selector: { ...selector }, documents: [], removed: true, issued: issued.toISOString() };
 }

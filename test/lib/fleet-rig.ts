@@ -5,7 +5,9 @@
 // reach NATS over the management link, never through the interface they enforce; the CLI runs
 // in the management namespace. All names are unique per run; `cleanup()` removes everything.
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { execIn, ip, runToken } from '../../src/demo/topology.js';
+import { packageRoot } from '../../src/paths.js';
 import { AgentRig, mainJs } from './agent-rig.js';
 import { NatsServer } from './nats-server.js';
 
@@ -53,6 +55,13 @@ export class FleetRig {
   /** The CLI, in the management namespace (where NATS is reachable). */
   cli(args: string[], timeoutMs = 90_000): { code: number | null; stdout: string; stderr: string } {
     const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, mainJs, ...args], { encoding: 'utf8', timeout: timeoutMs });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** A raw write to `bucket` (test/lib/kv-tool.ts): `put KEY VALUE` or `delete KEY`, no envelope, no signature. */
+  kv(bucket: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const tool = join(packageRoot, 'dist/test/lib/kv-tool.js');
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, tool, (this.nats as NatsServer).url, bucket, ...args], { encoding: 'utf8', timeout: 30_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 

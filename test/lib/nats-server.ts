@@ -33,9 +33,9 @@ export class NatsServer {
   ) {}
 
   /** On loopback, on a free port; `extraArgs` go to nats-server (e.g. `--user`, `--pass`, `--tls…`). */
-  static async start(extraArgs: string[] = []): Promise<NatsServer> {
+  static async start(extraArgs: string[] = [], o: { jetstream?: boolean } = {}): Promise<NatsServer> {
     const server = new NatsServer(await freePort(), '127.0.0.1', undefined, extraArgs);
-    await server.start();
+    await server.start(15_000, o);
     return server;
   }
 
@@ -50,9 +50,13 @@ export class NatsServer {
     return `nats://${this.host}:${this.port}`;
   }
 
-  /** Start (again) on the same port and store; resolves when the server says it is ready. */
-  start(ms = 15_000): Promise<void> {
-    const args = ['-js', '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs];
+  /**
+   * Start (again) on the same port and store; resolves when the server says it is ready.
+   * `jetstream: false` starts it without JetStream: clients connect, JetStream calls fail (as
+   * while a cluster has no JetStream leader yet).
+   */
+  start(ms = 15_000, o: { jetstream?: boolean } = {}): Promise<void> {
+    const args = [...(o.jetstream === false ? [] : ['-js']), '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs];
     const child = this.netns
       ? spawn('nsenter', [`--net=/run/netns/${this.netns}`, 'nats-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });

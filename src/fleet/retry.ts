@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+// Retrying a NATS step until it works: pauses from nats.js's own backoff (which adds jitter, so a
+// fleet that lost its servers together does not come back in step), never more than a few
+// seconds apart, so a part that failed while JetStream had no leader rejoins soon after it has one.
+import { backoff } from '@nats-io/transport-node';
+
+/** Pauses between attempts, in ms before jitter (the last repeats). */
+export const RETRY_POLICY_MS = [250, 500, 1000, 2000];
+
+export interface RetryOptions {
+  /** True once the caller is closing: no more attempts. */
+  stopped: () => boolean;
+  /** Each failure, with the attempt's number (from 1) and the pause before the next. */
+  onFailure: (err: unknown, attempt: number, pauseMs: number) => void;
+}
+
+/** `attempt()` until it resolves (its value) or the caller stops (undefined). */
+export async function retryUntilDone<T>(attempt: () => Promise<T>, o: RetryOptions): Promise<T | undefined> {
+  const pauses = backoff(RETRY_POLICY_MS);
+  for (let n = 1; !o.stopped(); n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (o.stopped()) return undefined;
+      const ms = pauses.backoff(n - 1);
+      o.onFailure(err, n, ms);
+      await new Promise((resolve) => setTimeout(resolve, ms).unref());
+    }
+  }
+  return undefined;
+}
+
+/** Attempts 1, 2, 4, 8…: a long outage leaves a few records, not one per attempt. */
+export const worthReporting = (attempt: number): boolean => (attempt & (attempt - 1)) === 0;

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+// The policy bucket as one enforcer judges it: a value that is not an envelope never removes the
+// set in force; with trusted keys a set leaves only by a signed tombstone; without keys a
+// deletion removes it; a value that replaces a set selecting this enforcer is checked even when
+// it no longer selects it.
+import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { generateKeyPair, keyId, signEnvelope } from '../../src/fleet/signing.js';
+import { BucketSets } from '../../src/watcher/bucket-sets.js';
+import { buildEnvelope, buildTombstone, type PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+
+const pair = generateKeyPair();
+const privateKey = createPrivateKey(pair.privatePem);
+const publicKey = createPublicKey(pair.publicPem);
+const keys = new Map([[keyId(publicKey), publicKey]]);
+
+const bytes = (e: PolicyEnvelope | string) => Buffer.from(typeof e === 'string' ? e : JSON.stringify(e));
+const web = (selector: Record<string, string> = {}, at = new Date()) => buildEnvelope('web', selector, [{ file: 'web.yaml', text: 'x' }], at);
+const signed = (e: PolicyEnvelope) => signEnvelope(e, privateKey);
+const files = (s: BucketSets) => s.candidate().sources.map((x) => x.file);
+const refusals = (s: BucketSets) => (s.candidate().refusals ?? []).map((r) => `${r.code} ${r.file}: ${r.message}`);
+
+/** The sets after `web` (selecting everyone) was accepted at revision 1. */
+function withWeb(trusted: boolean): BucketSets {
+  const s = new BucketSets('b', { region: 'eu' }, trusted ? keys : undefined);
+  s.put('sets.web', 1, bytes(signed(web())));
+  assert.deepEqual(refusals(s), []);
+  s.accept();
+  return s;
+}
+
+describe('the policy bucket as an enforcer sees it', () => {
+  for (const trusted of [false, true]) {
+    it(`a value that is not an envelope is refused and removes nothing (${trusted ? 'with' : 'without'} keys)`, () => {
+      const s = withWeb(trusted);
+      s.put('sets.web', 2, bytes('garbage'));
+      const [r] = s.candidate().refusals ?? [];
+      assert.equal(r?.code, 'DS_E_POLICY_SOURCE');
+      assert.equal(r?.file, 'b/sets.web');
+      assert.match(r?.message ?? '', /revision 2 is not a policy envelope \(not JSON\)/);
+      // a valid set again: accepted
+      s.put('sets.web', 3, bytes(signed(web())));
+      assert.deepEqual(refusals(s), []);
+      assert.deepEqual(files(s), ['b/sets.web/web.yaml']);
+    });
+  }
+
+  it('without keys a deletion removes the set', () => {
+    const s = withWeb(false);
+    s.delete('sets.web', 2);
+    assert.deepEqual(refusals(s), []);
+    assert.deepEqual(files(s), []);
+    assert.equal(s.candidate().revision, 2);
+  });
+
+  it('with keys an unsigned deletion is refused; a signed tombstone removes the set; a forged one is refused', () => {
+    const s = withWeb(true);
+    s.delete('sets.web', 2);
+    assert.match(refusals(s).join(), /DS_E_POLICY_SIGNATURE b\/sets.web: revision 2 deletes the set without a signed tombstone/);
+    s.put('sets.web', 3, bytes(buildTombstone('web', {})));
+    assert.match(refusals(s).join(), /revision 3 \(tombstone\): the set is not signed/);
+    s.put('sets.web', 4, bytes(signed(buildTombstone('web', {}))));
+    assert.deepEqual(refusals(s), []);
+    assert.deepEqual(files(s), []);
+    s.accept();
+    // gone: a later deletion of the key (cleaning up) refuses nothing
+    s.delete('sets.web', 5);
+    assert.deepEqual(refusals(s), []);
+  });
+
+  it('with keys, a set that replaces one selecting this enforcer is checked even when it selects others', () => {
+    const s = withWeb(true);
+    s.put('sets.web', 2, bytes(web({ region: 'us' }))); // unsigned, no longer selects region=eu
+    assert.match(refusals(s).join(), /revision 2 \(set\): the set is not signed/);
+  });
+
+  it('with keys, a replayed older tombstone is refused', () => {
+    const s = new BucketSets('b', { region: 'eu' }, keys);
+    const old = signed(buildTombstone('web', {}, new Date(Date.now() - 60_000)));
+    s.put('sets.web', 1, bytes(signed(web())));
+    s.accept();
+    s.put('sets.web', 2, bytes(old));
+    assert.match(refusals(s).join(), /a replayed older tombstone/);
+  });
+
+  it('not an envelope under a key whose set never selected this enforcer: not its business', () => {
+    const s = new BucketSets('b', { region: 'eu' }, keys);
+    s.put('sets.us', 1, bytes(signed(buildEnvelope('us', { region: 'us' }, [{ file: 'us.yaml', text: 'x' }]))));
+    s.accept();
+    s.put('sets.us', 2, bytes('{"format":2}'));
+    assert.deepEqual(refusals(s), []);
+    // under a new key nobody can tell whom it was meant for: refused
+    s.put('sets.new', 3, bytes('{'));
+    assert.match(refusals(s).join(), /DS_E_POLICY_SOURCE b\/sets.new/);
+  });
+});
