@@ -20,6 +20,9 @@ export const DENIED_PORT = 9999;
 export const ALLOWED_PORT = 7777;
 export const NAPI_CPU = 0;
 export const SENDER_CPU = 1;
+/** The sending thread's nice value: it shares CPU 1 with the agent, and yields to it, as traffic
+ *  from the network (not a busy user process beside it) would. */
+export const SENDER_NICE = 19;
 
 /** The 10,000 non-matching sources every "10,000 rules" configuration is made of: 172.16.0.0/12 hosts. */
 export function feedSources(count: number): string[] {

@@ -27,7 +27,7 @@ import { sessionKeyOf } from '../test/lib/datapath.js';
 import { prng, Random } from '../test/lib/random-policy.js';
 import {
   ALLOWED_PORT, CLIENT_V4, DENIED_PORT, ENFORCERS, type EnforcerName, feedSources, FloodTopology, type Host, IptablesPeer, NAPI_CPU, NftPeer,
-  type Peer, SENDER_CPU, SERVER_V4, withIpv4Checksum, XdpFilterPeer,
+  type Peer, SENDER_CPU, SENDER_NICE, SERVER_V4, withIpv4Checksum, XdpFilterPeer,
 } from './flood-rig.js';
 
 const FRAMES = Number(process.env.FLOOD_FRAMES ?? 400_000);
@@ -297,7 +297,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
     // the allowed sessions: their first packets, until every one is in the session cache
     const allowed = wire(ALLOWED_SPECS, sender, receiver);
     for (let i = 0; i < 20 && doorstep.allowedPresent(ifindex) < ALLOWED_SESSIONS; i++) {
-      await packetFlood({ netns, ifname: sender.ifname, frames: allowed, frameSize: allowed.length / ALLOWED_SESSIONS, count: ALLOWED_SESSIONS, cpu: SENDER_CPU });
+      await packetFlood({ netns, ifname: sender.ifname, frames: allowed, frameSize: allowed.length / ALLOWED_SESSIONS, count: ALLOWED_SESSIONS, cpu: SENDER_CPU, nice: SENDER_NICE });
       await settle(() => topo.received(receiver));
     }
     await doorstep.drained(2_000);
@@ -308,7 +308,7 @@ async function sample(topo: FloodTopology, peer: Peer, doorstep: DoorstepPeer, f
   const lost = isDoorstep ? doorstep.eventsLost() : 0;
   const before = { seen: topo.received(receiver), dropped: peer.dropped(), napi: schedNs(napi), cpu0: cpuBusyNs(NAPI_CPU), agent: isDoorstep ? doorstep.cpuNs() : 0, netRx: netRxSoftirqs() };
   const r = await packetFlood({
-    netns, ifname: sender.ifname, frames, frameSize: frames.length / flood.specs.length, count: FRAMES, maxSeconds: MAX_SECONDS, cpu: SENDER_CPU, spoofBits: flood.spoofBits,
+    netns, ifname: sender.ifname, frames, frameSize: frames.length / flood.specs.length, count: FRAMES, maxSeconds: MAX_SECONDS, cpu: SENDER_CPU, nice: SENDER_NICE, spoofBits: flood.spoofBits,
   });
   const agentAfter = isDoorstep ? doorstep.cpuNs() : 0;
   await settle(() => topo.received(receiver));
@@ -547,7 +547,8 @@ async function main(): Promise<void> {
     console.log(`
 how it is measured
   sender     packetFlood (native/src/flood.cc): one AF_PACKET socket, PACKET_QDISC_BYPASS, sendmmsg of 64, on a
-             thread pinned to CPU ${SENDER_CPU} inside the client namespace; spoofed floods rewrite the IPv4 source
+             thread pinned to CPU ${SENDER_CPU} at nice ${SENDER_NICE} (the agent shares that CPU: the sender yields to it, so
+             a stall is the agent's own, not a busy process's time slice) inside the client namespace; spoofed floods rewrite the IPv4 source
              (random in ${SPOOF_NET}/${32 - SPOOF_BITS}) and the source port per frame, and fix the IPv4 header checksum. TSO is off on every sending veth.
   rx ns/frame  each receiving veth runs threaded NAPI (its kernel thread pinned to CPU ${NAPI_CPU}; threads found: ${napiCheck});
              the NAPI thread's own CPU time (/proc/PID/schedstat, ns) over the flood ÷ frames the veth received

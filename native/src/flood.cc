@@ -40,6 +40,7 @@ struct FloodOptions {
   uint64_t count = 0;        // frames to send (the flood's bound)
   double maxSeconds = 10;    // ... and its time bound
   int cpu = -1;              // pin the sending thread to this CPU (-1: leave it)
+  int nice = 0;              // the sending thread's nice value (0: leave it; 19: yield to everything else on its CPU)
   // Spoofing: per frame, the low `spoofBits` bits of the IPv4 source address at `spoofOffset`
   // (the template's source gives the network) and the 16-bit source port at `spoofOffset + 8`
   // (IPv4 without options: the L4 header follows the 4-byte destination) come from a xorshift
@@ -85,6 +86,7 @@ void Send(const FloodOptions& o, FloodResult& r) {
     CPU_SET(o.cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0) return fail("sched_setaffinity");
   }
+  if (o.nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), o.nice) != 0) return fail("setpriority");
   if (!o.netns.empty()) {
     int nsfd = open(o.netns.c_str(), O_RDONLY | O_CLOEXEC);
     if (nsfd < 0) return fail("open netns");
@@ -223,7 +225,7 @@ class FloodWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-// packetFlood({ netns?, ifname, frames, frameSize, count, maxSeconds?, cpu?, spoofBits?, spoofOffset? })
+// packetFlood({ netns?, ifname, frames, frameSize, count, maxSeconds?, cpu?, nice?, spoofBits?, spoofOffset? })
 //   → Promise<{ sent, userNs, systemNs, wallNs, retries }>
 Napi::Value PacketFlood(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -250,6 +252,8 @@ Napi::Value PacketFlood(const Napi::CallbackInfo& info) {
   o.count = static_cast<uint64_t>(num("count", 0));
   o.maxSeconds = num("maxSeconds", 10);
   o.cpu = static_cast<int>(num("cpu", -1));
+  o.nice = static_cast<int>(num("nice", 0));
+  if (o.nice < -20 || o.nice > 19) throw Napi::RangeError::New(env, "nice must be from -20 to 19");
   o.spoofBits = static_cast<uint32_t>(num("spoofBits", 0));
   o.spoofOffset = static_cast<uint32_t>(num("spoofOffset", 26));
   if (o.spoofBits > 32 || (o.spoofBits && (o.spoofOffset < 12 || o.spoofOffset + 10 > o.frameSize))) {

@@ -55,6 +55,8 @@ export interface PacketFloodOptions {
   maxSeconds?: number;
   /** Pin the sending thread to this CPU. */
   cpu?: number;
+  /** The sending thread's nice value (19: it yields to anything else on its CPU). */
+  nice?: number;
   /** Randomize the low bits of the IPv4 source (and the source port) per frame. */
   spoofBits?: number;
   /** Byte offset of the IPv4 source in the frame (26 for untagged Ethernet). */

@@ -116,6 +116,13 @@ describe('e2e: the AF_PACKET flood sender', () => {
     assert.ok(ipAfter.InReceives - ipBefore.InReceives >= low, `IP took in ${ipAfter.InReceives - ipBefore.InReceives} of ${low}`);
   });
 
+  it('sends at the nice value it is given (the bench yields the CPU it shares with the agent), and refuses one out of range', async () => {
+    const f = wire(rig.topo.client.v4);
+    const r = await packetFlood({ netns: `/run/netns/${rig.topo.client.ns}`, ifname: rig.topo.client.ifname, frames: f, frameSize: f.length, count: 100, nice: 19 });
+    assert.equal(r.sent, 100);
+    assert.throws(() => packetFlood({ ifname: rig.topo.client.ifname, frames: f, frameSize: f.length, count: 1, nice: 20 }), RangeError);
+  });
+
   it('rejects an interface that does not exist in the namespace', async () => {
     await assert.rejects(
       packetFlood({ netns: `/run/netns/${rig.topo.client.ns}`, ifname: rig.topo.server.ifname, frames: wire(rig.topo.client.v4), frameSize: 60, count: 1 }),
