@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AgentProcess, type AgentRig, sleep } from '../lib/agent-rig.js';
-import { FleetRig } from '../lib/fleet-rig.js';
+import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 
 const PORT_BASE = 7201;
 const PORT_WEB = 7202;
@@ -19,27 +19,6 @@ function policy(name: string, allow: number[]): string {
   const rules = allow.map((p) => `    - { name: allow-${p}, action: allow, from: [10.231.0.0/24], protocol: udp, ports: [${p}] }`);
   return `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: ${name} }\nspec:\n  defaultAction: deny\n  rules:\n${rules.join('\n')}\n`;
 }
-
-/** Datagrams to `port` of `rig`'s server: how many were sent and how many arrived. */
-async function traffic(rig: AgentRig, port: number): Promise<{ sent: number; received: number }> {
-  const sink = await rig.sink(port, 20);
-  try {
-    const { sent } = await rig.stream(port, 200, 0.2).done;
-    await sleep(200);
-    return { sent, received: (await sink.stop()).length };
-  } finally {
-    await sink.stop();
-  }
-}
-
-const passes = async (rig: AgentRig, port: number) => {
-  const t = await traffic(rig, port);
-  return t.sent > 10 && t.received === t.sent;
-};
-const dropped = async (rig: AgentRig, port: number) => {
-  const t = await traffic(rig, port);
-  return t.sent > 10 && t.received === 0;
-};
 
 interface EnforcerJson {
   enforcer: string;

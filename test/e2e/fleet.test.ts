@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compileSources } from '../../src/policy/compile.js';
 import { type AgentProcess, type AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
-import { FleetRig } from '../lib/fleet-rig.js';
+import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 
 const PORT_A = 7101;
 const PORT_B = 7102;
@@ -25,30 +25,6 @@ function policy(name: string, allow: number[], deny: number[] = [], defaultActio
     ...deny.map((p) => `    - { name: deny-${p}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${p}] }`),
   ];
   return `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: ${name} }\nspec:\n  defaultAction: ${defaultAction}\n  rules:\n${rules.join('\n') || '    []'}\n`;
-}
-
-/** Datagrams to `port` of `rig`'s server: how many were sent and how many arrived. */
-async function traffic(rig: AgentRig, port: number): Promise<{ sent: number; received: number }> {
-  const sink = await rig.sink(port, 20);
-  try {
-    const { sent } = await rig.stream(port, 200, 0.2).done;
-    await sleep(200);
-    return { sent, received: (await sink.stop()).length };
-  } finally {
-    await sink.stop();
-  }
-}
-
-/** Every datagram arrives (and some were sent). */
-async function passes(rig: AgentRig, port: number): Promise<boolean> {
-  const t = await traffic(rig, port);
-  return t.sent > 10 && t.received === t.sent;
-}
-
-/** None arrives (and some were sent). */
-async function dropped(rig: AgentRig, port: number): Promise<boolean> {
-  const t = await traffic(rig, port);
-  return t.sent > 10 && t.received === 0;
 }
 
 const policyRecords = (a: AgentProcess) => a.records.filter((r) => r.type === 'policy');

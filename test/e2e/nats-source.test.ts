@@ -72,17 +72,25 @@ describe('policy source: nats key-value bucket', () => {
 
     await kv.put('sets.us', envelope('us', { region: 'us' }, 'us-v2')); // not ours: nothing
     await kv.put('not-a-set', 'x'); // outside the watched keys
-    await kv.put('sets.broken', '{"format":1}'); // reported, ignored
+    await kv.put('sets.broken', '{"format":1}'); // not an envelope: a refusal, never a deletion
     const eu2 = await kv.put('sets.eu', envelope('eu', { region: 'eu' }, 'eu-v2'));
     const second = await next(queue, waiters);
     assert.deepEqual(second.sources.map((s) => s.text), ['base-v1', 'eu-v2']);
     assert.equal(second.revision, eu2);
-    assert.match(errors.join('\n'), /sets\.broken \(revision \d+\) is not a policy envelope/);
+    // the candidate carries the refusal, so the controller keeps the set in force (bucket-sets.ts)
+    assert.deepEqual(second.refusals?.map((r) => [r.code, r.file]), [['DS_E_POLICY_SOURCE', `${BUCKET}/sets.broken`]]);
+    assert.match(second.refusals?.[0]?.message ?? '', /revision \d+ is not a policy envelope/);
+
+    await kv.delete('sets.broken'); // the garbage gone (no keys required: a delete removes)
+    const third = await next(queue, waiters);
+    assert.deepEqual(third.sources.map((s) => s.text), ['base-v1', 'eu-v2']);
+    assert.equal(third.refusals, undefined, 'nothing refused any more');
 
     await kv.delete('sets.eu');
-    const third = await next(queue, waiters);
-    assert.deepEqual(third.sources.map((s) => s.text), ['base-v1']);
-    assert.ok((first.revision as number) < (second.revision as number) && (second.revision as number) < (third.revision as number));
+    const fourth = await next(queue, waiters);
+    assert.deepEqual(fourth.sources.map((s) => s.text), ['base-v1']);
+    assert.ok((first.revision as number) < (second.revision as number) && (second.revision as number) < (third.revision as number) && (third.revision as number) < (fourth.revision as number));
+    assert.deepEqual(errors, [], 'nothing to report but the refusal');
     assert.equal(queue.length, 0, 'no other candidate');
   });
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { execIn, ip, runToken } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
-import { AgentRig, mainJs } from './agent-rig.js';
+import { AgentRig, mainJs, sleep } from './agent-rig.js';
 import { NatsServer } from './nats-server.js';
 
 export const NATS_ADDRESS = '10.232.0.1';
@@ -76,4 +76,28 @@ export class FleetRig {
       // already gone
     }
   }
+}
+
+/** Datagrams to `port` of `rig`'s server: how many were sent and how many arrived. */
+export async function traffic(rig: AgentRig, port: number): Promise<{ sent: number; received: number }> {
+  const sink = await rig.sink(port, 20);
+  try {
+    const { sent } = await rig.stream(port, 200, 0.2).done;
+    await sleep(200);
+    return { sent, received: (await sink.stop()).length };
+  } finally {
+    await sink.stop();
+  }
+}
+
+/** Every datagram arrives (and some were sent). */
+export async function passes(rig: AgentRig, port: number): Promise<boolean> {
+  const t = await traffic(rig, port);
+  return t.sent > 10 && t.received === t.sent;
+}
+
+/** None arrives (and some were sent). */
+export async function dropped(rig: AgentRig, port: number): Promise<boolean> {
+  const t = await traffic(rig, port);
+  return t.sent > 10 && t.received === 0;
 }
