@@ -154,13 +154,13 @@ static __always_inline __u32 ds_flow_index(__u32 h)
 
 /* What ds_flow_filter says of the flow at entry i, bit position p: its deny bit in bank 0 and 1
  * (DS_FLOW_DENY0, DS_FLOW_DENY1), its allow bit (DS_FLOW_ALLOW0, DS_FLOW_ALLOW1); 0 without a read
- * of the entry when the entry's coarse bit is clear. noinline: its map keys live in a frame of
- * its own (ds_xdp_ingress's stack is at the verifier's limit). */
+ * of the entry when the entry's coarse bit is clear. Four bits, not the entry: a pointer kept
+ * live across ds_session_decide took ds_xdp_ingress's stack past the verifier's 512 bytes. */
 #define DS_FLOW_DENY0 1
 #define DS_FLOW_DENY1 2
 #define DS_FLOW_ALLOW0 4
 #define DS_FLOW_ALLOW1 8
-static __noinline __u32 ds_flow_probe(__u32 i, __u32 p)
+static __always_inline __u32 ds_flow_probe(__u32 i, __u32 p)
 {
 	__u32 key = (i & (DS_FLOW_FILTER_ENTRIES - 1)) >> 6;
 	__u64 *cw = bpf_map_lookup_elem(&ds_flow_coarse, &key);
@@ -175,7 +175,8 @@ static __noinline __u32 ds_flow_probe(__u32 i, __u32 p)
 	return (__u32)((b0 & 1) | (b1 & 1) << 1 | ((b0 >> 32) & 1) << 2 | ((b1 >> 32) & 1) << 3);
 }
 
-/* Set `bit` in both banks of entry i where it is missing, and the entry's coarse bit. Plain
+/* Set `bit` in both banks of entry i where it is missing, and the entry's coarse bit (noinline:
+ * its map keys live in a frame of its own; it runs on inserts, and on a hit that lacks a bank). Plain
  * writes, not atomics: a bit lost to another CPU's write of the same word (or to the agent's
  * rewrite of the coarse level) costs its flow one classification (the insert then finds the
  * entry, ds_session_recover), never a verdict, and it is set again on the next packet. */
