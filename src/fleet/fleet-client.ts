@@ -73,8 +73,8 @@ export async function sequenceAt(kv: KV, name: string): Promise<{ highest: numbe
   return { highest, revision };
 }
 
-/** How often a publish that lost a race to another publisher reads the key again and retries. */
-const PUBLISH_ATTEMPTS = 5;
+/** How often a publish that lost a race to another publisher reads the key again and retries (after a short random pause). */
+const PUBLISH_ATTEMPTS = 20;
 
 function lostRace(err: unknown): boolean {
   return err instanceof Error && /wrong last sequence/i.test(err.message);
@@ -103,6 +103,7 @@ export async function publishNext(kv: KV, name: string, make: (sequence: number)
           cause: err,
         });
       }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
     }
   }
 }

@@ -3,16 +3,20 @@
 // requires signed sets: a set signed on a clock an hour fast is accepted (with a warning), and so
 // is the next one from a correct clock; publishes take increasing sequence numbers; an older signed
 // set put back into the bucket is refused, live and across an agent restart (the highest accepted
-// sequence is kept in the state dir), and the set in force stays.
+// sequence is kept in the state dir), and the set in force stays. Publishers racing for one key
+// never take the same number.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createPolicyBucket, publishNext, sequenceAt } from '../../src/fleet/fleet-client.js';
 import { readPrivateKey, signEnvelope } from '../../src/fleet/signing.js';
 import { buildEnvelope } from '../../src/watcher/policy-envelope.js';
 import { type AgentProcess, type AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
 import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
+import { NatsServer } from '../lib/nats-server.js';
 
 const PORT_AHEAD = 7301;
 const PORT_V2 = 7302;
@@ -133,5 +137,26 @@ describe('fleet replay protection: sequence numbers, not clocks', () => {
     const r = fleet.cli(['apply', '--nats', fleet.url(POLICY_BUCKET), stale]);
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /DS_E_POLICY_SEQUENCE: nothing was published: .* has sequence 3, and the bucket already holds 3 under sets.web/);
+  });
+});
+
+describe('publishing: racing publishers never share a sequence number', () => {
+  let server: NatsServer | undefined;
+  let connections: NatsConnection[] = [];
+  after(async () => {
+    for (const nc of connections) await nc.close();
+    await server?.cleanup();
+  });
+
+  it('eight publishers on their own connections, at once: sequences 1…8, each written once', async () => {
+    server = await NatsServer.start();
+    connections = await Promise.all(Array.from({ length: 8 }, () => connect({ servers: (server as NatsServer).url })));
+    const bucket = `race-${process.pid}`;
+    const kvs = await Promise.all(connections.map((nc) => createPolicyBucket(nc, bucket)));
+    const results = await Promise.all(kvs.map((kv, i) => publishNext(kv, 'web', (sequence) => ({ ...buildEnvelope('web', {}, [{ file: `p${i}.yaml`, text: 'x' }]), sequence }))));
+    assert.deepEqual(results.map((r) => r.envelope.sequence).sort((a, b) => (a ?? 0) - (b ?? 0)), [1, 2, 3, 4, 5, 6, 7, 8]);
+    const highest = await sequenceAt(kvs[0] as NonNullable<(typeof kvs)[0]>, 'web');
+    assert.equal(highest.highest, 8);
+    assert.equal(highest.revision, Math.max(...results.map((r) => r.revision)));
   });
 });
