@@ -6,6 +6,7 @@
 // sequence is kept in the state dir), and the set in force stays. Publishers racing for one key
 // never take the same number.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createPolicyBucket, publishNext, sequenceAt } from '../../src/fleet/fleet-client.js';
 import { readPrivateKey, signEnvelope } from '../../src/fleet/signing.js';
 import { buildEnvelope } from '../../src/watcher/policy-envelope.js';
-import { type AgentProcess, type AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
+import { type AgentProcess, type AgentRig, mainJs, type Rec, sleep } from '../lib/agent-rig.js';
 import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 import { NatsServer } from '../lib/nats-server.js';
 
@@ -158,5 +159,26 @@ describe('publishing: racing publishers never share a sequence number', () => {
     const highest = await sequenceAt(kvs[0] as NonNullable<(typeof kvs)[0]>, 'web');
     assert.equal(highest.highest, 8);
     assert.equal(highest.revision, Math.max(...results.map((r) => r.revision)));
+  });
+
+  it('`doorstep sign` takes its number from --sequence or the bucket (--nats), and refuses to guess', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doorstep-sign-'));
+    try {
+      const cli = (args: string[]) => spawnSync(process.execPath, [mainJs, ...args], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(cli(['keygen', join(dir, 'k')]).status, 0);
+      const file = join(dir, 'web.yaml');
+      writeFileSync(file, policy('web', PORT_V2));
+      const none = cli(['sign', '--key', join(dir, 'k.key'), file]);
+      assert.equal(none.status, 2, none.stderr);
+      assert.match(none.stderr, /DS_E_USAGE: a signed set needs its sequence number/);
+      const given = cli(['sign', '--key', join(dir, 'k.key'), '--sequence', '41', file]);
+      assert.equal(given.status, 0, given.stderr);
+      assert.equal((JSON.parse(given.stdout) as { sequence: number }).sequence, 41);
+      const read = cli(['sign', '--key', join(dir, 'k.key'), '--nats', `${(server as NatsServer).url}/race-${process.pid}`, '--name', 'web', file]);
+      assert.equal(read.status, 0, read.stderr);
+      assert.equal((JSON.parse(read.stdout) as { sequence: number }).sequence, 9, 'one above the eight published');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
