@@ -49,6 +49,8 @@ export interface SourceSync {
   /** The bucket's newest revision when last read, and when that was; null before the first read. */
   bucketRevision: number | null;
   bucketReadAt: string | null;
+  /** The last warning about a set accepted (a signing clock far off this one's), null when none. */
+  warning: string | null;
 }
 
 export class NatsSource implements PolicySourceHandle {
@@ -67,6 +69,7 @@ export class NatsSource implements PolicySourceHandle {
   private restartedFor = 0;
   private behindAt = 0;
   private followingConnection = false;
+  private warning: string | null = null;
 
   constructor(private readonly options: NatsSourceOptions) {
     this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys, {
@@ -87,6 +90,7 @@ export class NatsSource implements PolicySourceHandle {
       revision: this.sets.revision,
       bucketRevision: this.bucketRevision,
       bucketReadAt: this.bucketReadAt?.toISOString() ?? null,
+      warning: this.warning,
     };
   }
 
@@ -173,7 +177,12 @@ export class NatsSource implements PolicySourceHandle {
     this.timer = setTimeout(() => {
       const candidate = this.sets.candidate();
       // what is in the bucket is in force, delivered or unchanged
-      if (!candidate.refusals) for (const w of this.sets.accept()) this.options.onWarning?.(`${this.origin}: ${w}`);
+      if (!candidate.refusals) {
+        for (const w of this.sets.accept()) {
+          this.warning = `${this.origin}: ${w}`;
+          this.options.onWarning?.(this.warning);
+        }
+      }
       const text = JSON.stringify([candidate.sources, candidate.refusals ?? []]);
       // revision order, and only real changes of this enforcer's set
       if ((candidate.revision ?? 0) <= this.deliveredRevision || text === this.deliveredText) return;

@@ -31,7 +31,7 @@ function policy(name: string, allow: number): string {
 interface EnforcerJson {
   enforcer: string;
   health: string;
-  sync?: { bucketRevision: number | null };
+  sync?: { bucketRevision: number | null; warning?: string | null };
 }
 
 describe('fleet replay protection: sequence numbers, not clocks', () => {
@@ -91,6 +91,7 @@ describe('fleet replay protection: sequence numbers, not clocks', () => {
     await next(policyRecord('installed'), 'the set signed ahead installed', from);
     const warning = await next((r) => r.type === 'agent' && r.event === 'warning', 'a clock warning', from);
     assert.match(String(warning.message), /sets.web revision \d+ \(sequence 1\) was issued .*ahead of this enforcer's clock/);
+    await statusUntil((e) => /ahead of this enforcer's clock/.test(e.sync?.warning ?? ''), 'the clock warning in the status');
     assert.ok(await passes(rig(), PORT_AHEAD));
 
     const from2 = (agent as AgentProcess).records.length;
