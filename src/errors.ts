@@ -30,6 +30,7 @@ export const ErrorCodes = {
   DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
   DS_E_AUDIT_SINK: 'the audit destination (file, stdout or NATS stream) cannot be opened',
   DS_E_POLICY_SIGNATURE: 'a fleet policy is unsigned, or not signed by a key the enforcer trusts',
+  DS_E_POLICY_SEQUENCE: "a set's sequence number is not above the highest already under its key (a stale or replayed envelope), or publishers kept racing for it",
   DS_E_NATS_UNREACHABLE: 'no NATS server answers at the given address',
   DS_E_NATS: 'a NATS JetStream operation (bucket, stream, publish) failed',
   DS_E_FLEET_TIMEOUT: 'the selected enforcers did not all report the policy installed in time',

@@ -126,7 +126,7 @@ export interface SysctlChange {
 /** The agent's own life: started, attached, detached, stopped. */
 export interface AgentRecord extends RecordBase {
   type: 'agent';
-  event: 'started' | 'attached' | 'hardening' | 'serving' | 'tunnel' | 'forwarding' | 'reloaded' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error';
+  event: 'started' | 'attached' | 'hardening' | 'serving' | 'tunnel' | 'forwarding' | 'reloaded' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error' | 'warning';
   mode?: 'native' | 'generic';
   adopted?: boolean;
   message?: string;

@@ -6,7 +6,7 @@
 import type { KV } from '@nats-io/kv';
 import { DoorstepError, PolicyError } from '../errors.js';
 import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, ExpectedVersions } from '../fleet/enforcer-status.js';
-import { createPolicyBucket, openBucket, publishEnvelope, readEnvelopes, readStatuses, watchStatuses } from '../fleet/fleet-client.js';
+import { createPolicyBucket, openBucket, publishNext, readEnvelopes, readStatuses, watchStatuses } from '../fleet/fleet-client.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
 import { compileIr } from '../policy/compile.js';
@@ -14,7 +14,7 @@ import { parseDuration } from '../units.js';
 import { type PolicyEnvelope, selects } from '../watcher/policy-envelope.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
-import { envelopeFor, type EnvelopeFlags } from './sign.js';
+import { envelopeDraft, type EnvelopeFlags } from './sign.js';
 import type { OutputFormat } from './table.js';
 
 export interface FleetApplyFlags extends NatsFlags, EnvelopeFlags {
@@ -38,8 +38,8 @@ export async function fleetApply(paths: string[], o: FleetApplyFlags): Promise<n
   const target = parseNatsUrl(o.nats, 'BUCKET');
   const timeoutMs = o.timeout === undefined ? 60_000 : parseDuration(o.timeout);
   if (timeoutMs === undefined) throw new DoorstepError('DS_E_USAGE', `"${o.timeout}" is not a duration`, { hint: 'write e.g. 30s or 2m' });
-  const envelope = await envelopeFor(paths, o);
-  const version = compileIr(envelope.documents).ir.version;
+  const draft = await envelopeDraft(paths, o);
+  const version = compileIr(draft.documents).ir.version;
 
   const nc = await connectNats(target, natsAuthOf(o), { name: 'doorstep-cli' });
   try {
@@ -57,13 +57,14 @@ export async function fleetApply(paths: string[], o: FleetApplyFlags): Promise<n
     }
     const published = process.hrtime.bigint();
     let revision: number;
+    let envelope: PolicyEnvelope;
     try {
-      revision = await publishEnvelope(policy, envelope);
+      ({ revision, envelope } = await publishNext(policy, draft.name, (next) => draft.at(next)));
     } catch (err) {
-      throw natsFailure(err, `publishing sets.${envelope.name} failed, and it may still have been stored (see the bucket, or publish again)`);
+      throw natsFailure(err, `publishing sets.${draft.name} failed, and it may still have been stored (see the bucket, or publish again)`);
     }
-    const head = { set: envelope.name, key: `sets.${envelope.name}`, revision, version, selector: envelope.selector, signed: envelope.signature?.key ?? null, bucket: describeTarget(target) };
-    const publishedLine = `published ${head.key} revision ${revision} (version ${version}${head.signed ? `, signed by ${head.signed}` : ''}) to ${head.bucket}`;
+    const head = { set: envelope.name, key: `sets.${envelope.name}`, revision, sequence: envelope.sequence ?? null, version, selector: envelope.selector, signed: envelope.signature?.key ?? null, bucket: describeTarget(target) };
+    const publishedLine = `published ${head.key} revision ${revision} sequence ${head.sequence} (version ${version}${head.signed ? `, signed by ${head.signed}` : ''}) to ${head.bucket}`;
     if (!o.wait || !status) {
       if (o.output === 'json') console.log(JSON.stringify(head));
       else console.log(publishedLine);

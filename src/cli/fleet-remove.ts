@@ -5,7 +5,7 @@
 // deletes the key, which they refuse (the set stays, they report `rejecting`).
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { DoorstepError } from '../errors.js';
-import { deleteEnvelope, openBucket, publishEnvelope, setState } from '../fleet/fleet-client.js';
+import { deleteEnvelope, openBucket, publishNext, setState } from '../fleet/fleet-client.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, describeTarget, type NatsTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
@@ -44,8 +44,8 @@ async function removeSet(nc: NatsConnection, target: NatsTarget, name: string, k
     return ExitCode.OK;
   }
   // the tombstone selects whom the set selected (everyone when that is unknown): those check its signature
-  const tombstone = signEnvelope(buildTombstone(name, current.state === 'set' ? current.envelope.selector : {}), key);
-  const revision = await publishEnvelope(policy, tombstone);
-  console.log(`removed sets.${name} from ${describeTarget(target)}: signed tombstone (key ${tombstone.signature?.key}) at revision ${revision}`);
+  const selector = current.state === 'set' ? current.envelope.selector : {};
+  const { envelope: tombstone, revision } = await publishNext(policy, name, (sequence) => signEnvelope({ ...buildTombstone(name, selector), sequence }, key));
+  console.log(`removed sets.${name} from ${describeTarget(target)}: signed tombstone (key ${tombstone.signature?.key}) at revision ${revision}, sequence ${tombstone.sequence}`);
   return ExitCode.OK;
 }

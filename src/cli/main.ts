@@ -23,7 +23,7 @@ import { fleetRemove } from './fleet-remove.js';
 import { fleetStatus } from './fleet-status.js';
 import { fleetEdgeConfig } from './fleet-edge-config.js';
 import { addNatsFlags, type NatsFlags } from './nats-flags.js';
-import { DEFAULT_SET_NAME, keygen, sign } from './sign.js';
+import { DEFAULT_SET_NAME, keygen, sign, type SignFlags } from './sign.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const xdpModeOption = () => new Option('--xdp-mode <mode>', 'XDP attach mode').choices(['auto', 'native', 'generic']);
@@ -127,14 +127,19 @@ addNatsFlags(
     return run(() => apply(paths, client(o)));
   });
 
-envelopeFlags(
-  program
-    .command('sign')
+addNatsFlags(
+  envelopeFlags(
+    program
+      .command('sign')
     .description('validate a policy set and write it as a signed fleet envelope, for `doorstep apply --nats`')
     .argument('<paths...>', 'policy files or folders')
     .requiredOption('--key <file>', 'ed25519 private key (PEM), e.g. from `doorstep keygen`')
-    .option('--out <file>', 'write the envelope here (default: stdout)'),
-).action((paths: string[], o: { key: string; out?: string; name?: string; selector?: string[] }) => run(() => sign(paths, o)));
+    .option('--out <file>', 'write the envelope here (default: stdout)')
+    .option('--sequence <n>', "the set's sequence number: above the highest under its key (or --nats to read it)"),
+  ),
+  'BUCKET',
+  true,
+).action((paths: string[], o: SignFlags) => run(() => sign(paths, o)));
 
 program
   .command('keygen')

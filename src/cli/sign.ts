@@ -5,10 +5,15 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseLabels } from '../controller/config.js';
 import { DoorstepError } from '../errors.js';
+import { bucketExists, fixedSequence, openBucket, sequenceAt } from '../fleet/fleet-client.js';
+import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
+import { natsFailure } from '../fleet/nats-errors.js';
 import { generateKeyPair, readPrivateKey, signEnvelope } from '../fleet/signing.js';
 import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/files.js';
 import { buildEnvelope, envelopeSchema, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { AGENT_HINT } from './fleet-status.js';
+import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
 
 export interface EnvelopeFlags {
@@ -39,12 +44,20 @@ export function readEnvelopeFile(path: string): PolicyEnvelope | undefined {
   return r.data;
 }
 
+/** A set ready to publish once its sequence number is known (one above the highest under its key). */
+export interface EnvelopeDraft {
+  name: string;
+  documents: PolicyEnvelope['documents'];
+  /** The envelope with sequence `next` (signed with --sign-key); an envelope file as it is, when its own number is at least `next`. */
+  at(next: number): PolicyEnvelope;
+}
+
 /**
- * The envelope to publish: a signed envelope file as it is, or the policy files wrapped (and
- * signed with --sign-key). Either way its documents are validated first: an invalid set never
- * reaches the bucket (PolicyError, exit 3).
+ * The set to publish: a signed envelope file as it is, or the policy files wrapped (and signed
+ * with --sign-key once the sequence is known). Either way its documents are validated first: an
+ * invalid set never reaches the bucket (PolicyError, exit 3).
  */
-export async function envelopeFor(paths: string[], f: EnvelopeFlags): Promise<PolicyEnvelope> {
+export async function envelopeDraft(paths: string[], f: EnvelopeFlags): Promise<EnvelopeDraft> {
   const given = paths.length === 1 ? readEnvelopeFile(paths[0] as string) : undefined;
   if (given) {
     if (f.name !== undefined || f.selector?.length || f.signKey !== undefined) {
@@ -53,20 +66,56 @@ export async function envelopeFor(paths: string[], f: EnvelopeFlags): Promise<Po
       });
     }
     compileIr(given.documents);
-    return given;
+    return { name: given.name, documents: given.documents, at: (next) => fixedSequence(given, next) };
   }
   const sources = await readPolicySources(paths);
   compileIr(sources);
   const envelope = buildEnvelope(f.name ?? DEFAULT_SET_NAME, parseLabels(f.selector ?? []), sources);
-  return f.signKey ? signEnvelope(envelope, readPrivateKey(f.signKey)) : envelope;
+  const key = f.signKey === undefined ? undefined : readPrivateKey(f.signKey); // a bad key file fails before NATS is asked
+  return {
+    name: envelope.name,
+    documents: envelope.documents,
+    at: (next) => (key ? signEnvelope({ ...envelope, sequence: next }, key) : { ...envelope, sequence: next }),
+  };
 }
 
-export async function sign(paths: string[], f: EnvelopeFlags & { key: string; out?: string }): Promise<number> {
-  const envelope = await envelopeFor(paths, { ...f, signKey: f.key });
+export interface SignFlags extends EnvelopeFlags, Partial<NatsFlags> {
+  key: string;
+  out?: string;
+  sequence?: string;
+}
+
+/** The sequence number `doorstep sign` gives the set: --sequence, or one above the highest in the bucket (--nats). */
+async function signingSequence(name: string, f: SignFlags): Promise<number> {
+  if (f.sequence !== undefined) {
+    const n = Number(f.sequence);
+    if (!Number.isSafeInteger(n) || n < 1) throw new DoorstepError('DS_E_USAGE', `--sequence ${f.sequence} is not a positive integer`, { hint: 'give the number above the highest under the key, or --nats URL to read it' });
+    return n;
+  }
+  if (f.nats === undefined) {
+    throw new DoorstepError('DS_E_USAGE', 'a signed set needs its sequence number: the next one under its key in the policy bucket', {
+      hint: 'give --nats nats://HOST:PORT/BUCKET to read it from the bucket, or --sequence N',
+    });
+  }
+  const target = parseNatsUrl(f.nats, 'BUCKET');
+  const nc = await connectNats(target, natsAuthOf(f), { name: 'doorstep-cli' });
+  try {
+    if (!(await bucketExists(nc, target.name))) return 1;
+    return (await sequenceAt(await openBucket(nc, target.name, AGENT_HINT), name)).highest + 1;
+  } catch (err) {
+    throw natsFailure(err, `reading the sequence of sets.${name} from ${describeTarget(target)}`);
+  } finally {
+    await nc.close();
+  }
+}
+
+export async function sign(paths: string[], f: SignFlags): Promise<number> {
+  const draft = await envelopeDraft(paths, { ...f, signKey: f.key });
+  const envelope = draft.at(await signingSequence(draft.name, f));
   const text = `${JSON.stringify(envelope, null, 2)}\n`;
   if (f.out) {
     writeFileSync(f.out, text);
-    console.error(`signed set ${envelope.name} (key ${envelope.signature?.key}) written to ${f.out}`);
+    console.error(`signed set ${envelope.name} sequence ${envelope.sequence} (key ${envelope.signature?.key}) written to ${f.out}`);
   } else {
     process.stdout.write(text);
   }

@@ -24,6 +24,7 @@ import { NatsConnections, parseNatsUrl } from '../fleet/nats-connection.js';
 import { trustedKeys } from '../fleet/signing.js';
 import { StatusReporter } from '../fleet/status-reporter.js';
 import { NatsSource, type SourceSync } from '../watcher/nats-source.js';
+import { FileMarkStore } from '../watcher/sequence-marks.js';
 import { Forwarding } from '../placement/forwarding.js';
 import { forwardingPlan } from '../placement/forwarding-plan.js';
 import { enforcedInterfaces, peerChanges, type Placement } from '../placement/placement.js';
@@ -252,7 +253,15 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const onSourceError = (err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `policy source: ${err instanceof Error ? err.message : String(err)}` }));
     const paths = config.policy.filter((p) => !isNats(p));
     if (paths.length > 0) sources.push(new FolderSource(paths, { onError: onSourceError }));
-    const natsSources = natsPolicies.map((target) => new NatsSource({ connection: () => nats.get(target), bucket: target.name, labels: config.labels, ...(trusted && { trustedKeys: trusted }), onError: onSourceError }));
+    const onSourceWarning = (message: string) => pipe.emit(agentRecord({ event: 'warning', message: `policy source: ${message}` }));
+    const natsSources = natsPolicies.map((target) => new NatsSource({
+      connection: () => nats.get(target),
+      bucket: target.name,
+      labels: config.labels,
+      ...(trusted && { trustedKeys: trusted, marks: new FileMarkStore(config.stateDir, target.name) }),
+      onError: onSourceError,
+      onWarning: onSourceWarning,
+    }));
     sources.push(...natsSources);
     const policySync = () => natsSources[0]?.sync();
     const statusTarget = natsPolicies[0];

@@ -73,7 +73,8 @@ export class StateStore {
   }
 }
 
-function writeAtomic(path: string, text: string): void {
+/** Write `text` to `path` atomically (temporary file, fsync, rename). */
+export function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {

@@ -53,6 +53,8 @@ export const enforcerStatusSchema = z.object({
       revision: z.number(),
       bucketRevision: z.number().nullable(),
       bucketReadAt: z.string().nullable(),
+      /** The last warning about a set accepted (a signing clock far off this one's), null when none. */
+      warning: z.string().nullable().optional(),
     })
     .optional(),
   agent: z.object({ pid: z.number(), startedAt: z.string() }),

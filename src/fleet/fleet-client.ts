@@ -5,10 +5,10 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
-import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, envelopeKey, type PolicyEnvelope } from '../watcher/policy-envelope.js';
 import { type EnforcerStatus, parseStatus, STATUS_KEY_PREFIX } from './enforcer-status.js';
 
-async function bucketExists(nc: NatsConnection, bucket: string): Promise<boolean> {
+export async function bucketExists(nc: NatsConnection, bucket: string): Promise<boolean> {
   for await (const s of new Kvm(nc).list()) if (s.bucket === bucket) return true;
   return false;
 }
@@ -55,9 +55,66 @@ export async function readStatuses(kv: KV): Promise<EnforcerStatus[]> {
   return out;
 }
 
-/** Publish `envelope` under `sets.<name>`; resolves with the bucket revision it got. */
+/** A plain put of `envelope` under `sets.<name>`, its sequence as it is (the benchmark's unsigned sets); publishers use publishNext. */
 export function publishEnvelope(kv: KV, envelope: PolicyEnvelope): Promise<number> {
-  return kv.put(`${ENVELOPE_KEY_PREFIX}${envelope.name}`, JSON.stringify(envelope));
+  return kv.put(envelopeKey(envelope.name), JSON.stringify(envelope));
+}
+
+/** Under `sets.<name>`: the highest sequence in the key's history, and the key's last revision (0: never written). */
+export async function sequenceAt(kv: KV, name: string): Promise<{ highest: number; revision: number }> {
+  let highest = 0;
+  let revision = 0;
+  for await (const e of await kv.history({ key: envelopeKey(name) })) {
+    revision = Math.max(revision, e.revision);
+    if (e.operation !== 'PUT') continue;
+    const envelope = envelopeAt(e.key, e.value);
+    if (!('problem' in envelope)) highest = Math.max(highest, envelope.sequence ?? 0);
+  }
+  return { highest, revision };
+}
+
+/** How often a publish that lost a race to another publisher reads the key again and retries (after a short random pause). */
+const PUBLISH_ATTEMPTS = 20;
+
+function lostRace(err: unknown): boolean {
+  return err instanceof Error && /wrong last sequence/i.test(err.message);
+}
+
+/**
+ * Publish under `sets.<name>` the envelope `make` builds for the next sequence number (one above
+ * the highest in the key's history), written only if nobody wrote the key meanwhile (create, or
+ * update at the revision read); a publisher that lost the race reads again and retries. Resolves
+ * with the envelope and the bucket revision it got. `make` may throw (a signed envelope whose
+ * sequence is fixed and not above the highest).
+ */
+export async function publishNext(kv: KV, name: string, make: (sequence: number) => PolicyEnvelope): Promise<{ envelope: PolicyEnvelope; revision: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const { highest, revision: last } = await sequenceAt(kv, name);
+    const envelope = make(highest + 1);
+    const bytes = JSON.stringify(envelope);
+    try {
+      const revision = last === 0 ? await kv.create(envelopeKey(name), bytes) : await kv.update(envelopeKey(name), bytes, last);
+      return { envelope, revision };
+    } catch (err) {
+      if (!lostRace(err)) throw err;
+      if (attempt >= PUBLISH_ATTEMPTS) {
+        throw new DoorstepError('DS_E_POLICY_SEQUENCE', `nothing was published: other publishers wrote ${envelopeKey(name)} ${attempt} times while this one took its sequence number`, {
+          hint: 'publish again once the other publishers are done',
+          cause: err,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+    }
+  }
+}
+
+/** `envelope` as it is (signed elsewhere): refused unless its sequence is at least `next`. */
+export function fixedSequence(envelope: PolicyEnvelope, next: number): PolicyEnvelope {
+  if ((envelope.sequence ?? 0) >= next) return envelope;
+  const has = envelope.sequence === undefined ? 'has no sequence number' : `has sequence ${envelope.sequence}`;
+  throw new DoorstepError('DS_E_POLICY_SEQUENCE', `nothing was published: the envelope for set ${envelope.name} ${has}, and the bucket already holds ${next - 1} under ${envelopeKey(envelope.name)}: enforcers would refuse it as a replay`, {
+    hint: `sign it again with \`doorstep sign --nats URL\` (or --sequence ${next}), or publish with \`doorstep apply --nats URL --sign-key FILE\``,
+  });
 }
 
 /** What the bucket holds under `sets.<name>` now. */

@@ -100,5 +100,6 @@ export function signatureProblem(envelope: PolicyEnvelope, keys: TrustedKeys): s
   }
   if (!ok) return `the signature does not match the set's content (key ${s.key}): it was changed after signing`;
   if (!envelope.issued) return 'the signed set has no issued time';
+  if (envelope.sequence === undefined) return 'the signed set has no sequence number (signed by a doorstep before sequences): sign and publish it again with `doorstep apply --nats URL --sign-key FILE`';
   return undefined;
 }

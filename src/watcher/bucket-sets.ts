@@ -7,6 +7,7 @@
 // NATS watch that feeds it is src/watcher/nats-source.ts.
 import { signatureProblem, type TrustedKeys } from '../fleet/signing.js';
 import { type BucketEntry, candidateFor, envelopeAt, type Labels, type PolicyEnvelope, selects } from './policy-envelope.js';
+import { markOf, MemoryMarkStore, replayProblem, type SequenceMark, type SequenceMarkStore } from './sequence-marks.js';
 import type { PolicyCandidate } from './source.js';
 
 type Refusal = NonNullable<PolicyCandidate['refusals']>[number];
@@ -21,8 +22,9 @@ export class BucketSets {
   private readonly values = new Map<string, BucketValue>();
   /** Per key, the set in force when the last candidate without refusals was taken. */
   private accepted = new Map<string, BucketEntry>();
-  /** Per set name, the newest `issued` time of a signed envelope accepted: never go back. */
-  private readonly newestIssued = new Map<string, string>();
+  /** Per key, the highest signed set accepted (with trusted keys): never go back. */
+  private readonly marks: Map<string, SequenceMark>;
+  private readonly markStore: SequenceMarkStore;
   /** The newest bucket revision seen. */
   revision = 0;
 
@@ -30,7 +32,11 @@ export class BucketSets {
     private readonly bucket: string,
     private readonly labels: Labels,
     private readonly trustedKeys?: TrustedKeys,
-  ) {}
+    private readonly options: BucketSetsOptions = {},
+  ) {
+    this.markStore = options.marks ?? new MemoryMarkStore();
+    this.marks = this.markStore.load((m) => options.onProblem?.(m));
+  }
 
   /** A value was put under `key`. */
   put(key: string, revision: number, bytes: Uint8Array): void {
@@ -53,12 +59,33 @@ export class BucketSets {
     return candidate;
   }
 
-  /** The candidate had no refusals: its sets are now the ones in force (replays of older ones are refused). */
-  accept(): void {
+  /**
+   * The candidate had no refusals: its sets are now the ones in force (replays of older ones are
+   * refused). Returns warnings about the signed sets newly accepted: an issued time far from this
+   * enforcer's clock, a mark that could not be kept.
+   */
+  accept(): string[] {
+    const warnings: string[] = [];
+    let changed = false;
     for (const v of this.values.values()) {
-      if (v.kind === 'envelope' && v.envelope.issued && this.concerns(v)) this.newestIssued.set(v.envelope.name, v.envelope.issued);
+      if (!this.trustedKeys || v.kind !== 'envelope' || !this.concerns(v)) continue;
+      const mark = markOf(v.envelope);
+      const kept = this.marks.get(v.key);
+      if (kept && kept.sequence === mark.sequence && kept.signature === mark.signature) continue;
+      this.marks.set(v.key, mark);
+      changed = true;
+      const skew = clockSkew(v.envelope, (this.options.now ?? (() => new Date()))(), this.options.skewWarnMs ?? SKEW_WARN_MS);
+      if (skew) warnings.push(`${this.bucket}/${v.key} revision ${v.revision} (sequence ${mark.sequence}) ${skew}; accepted: only the sequence decides`);
+    }
+    if (changed) {
+      try {
+        this.markStore.save(this.marks);
+      } catch (err) {
+        warnings.push(`cannot keep the accepted sequences: ${err instanceof Error ? err.message : String(err)}; a replay across a restart would not be recognised`);
+      }
     }
     this.accepted = new Map(this.envelopes().filter((e) => !e.envelope.removed).map((e) => [e.key, e]));
+    return warnings;
   }
 
   private envelopes(): BucketEntry[] {
@@ -91,10 +118,29 @@ export class BucketSets {
     const what = v.envelope.removed ? 'tombstone' : 'set';
     const problem = signatureProblem(v.envelope, keys);
     if (problem) return { code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${v.revision} (${what}): ${problem}` };
-    const newest = this.newestIssued.get(v.envelope.name);
-    if (newest && Date.parse(v.envelope.issued as string) < Date.parse(newest)) {
-      return { code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${v.revision} (${what}) was issued ${v.envelope.issued}, before the accepted ${newest}: a replayed older ${what}` };
-    }
+    const replay = replayProblem(v.envelope, this.marks.get(v.key));
+    if (replay) return { code: 'DS_E_POLICY_SIGNATURE', file, message: `revision ${v.revision} (${what}) ${replay}` };
     return undefined;
   }
+}
+
+export interface BucketSetsOptions {
+  /** Where the accepted sequences are kept (the state dir); in memory when not given. */
+  marks?: SequenceMarkStore;
+  /** The kept sequences could not be read. */
+  onProblem?: (message: string) => void;
+  now?: () => Date;
+  /** How far an issued time may be from this enforcer's clock before a warning (default SKEW_WARN_MS). */
+  skewWarnMs?: number;
+}
+
+/** Issued times further than this from the enforcer's clock are warned about. */
+export const SKEW_WARN_MS = 30_000;
+
+/** How the envelope's issued time is off this enforcer's clock, when by more than `limitMs`. */
+export function clockSkew(envelope: PolicyEnvelope, now: Date, limitMs: number): string | undefined {
+  if (!envelope.issued) return undefined;
+  const ms = Date.parse(envelope.issued) - now.getTime();
+  if (Math.abs(ms) <= limitMs) return undefined;
+  return `was issued ${envelope.issued}, ${(Math.abs(ms) / 1000).toFixed(0)} s ${ms > 0 ? 'ahead of' : 'behind'} this enforcer's clock (${now.toISOString()})`;
 }

@@ -13,6 +13,7 @@ import type { TrustedKeys } from '../fleet/signing.js';
 import { retryUntilDone, worthReporting } from '../fleet/retry.js';
 import { BucketSets } from './bucket-sets.js';
 import { ENVELOPE_KEY_PREFIX, type Labels } from './policy-envelope.js';
+import type { SequenceMarkStore } from './sequence-marks.js';
 import type { PolicyCandidate, PolicySourceHandle } from './source.js';
 
 export interface NatsSourceOptions {
@@ -30,7 +31,11 @@ export interface NatsSourceOptions {
   debounceMs?: number;
   /** How often the bucket's own revision is read, to tell a watch that has fallen behind. */
   checkMs?: number;
+  /** Where the highest accepted sequence per key is kept (the state dir), with trusted keys. */
+  marks?: SequenceMarkStore;
   onError?: (err: Error) => void;
+  /** Something accepted that a human should look at (a signing clock far off this one). */
+  onWarning?: (message: string) => void;
 }
 
 /** How far this source is behind the bucket (in the agent's status). */
@@ -44,6 +49,8 @@ export interface SourceSync {
   /** The bucket's newest revision when last read, and when that was; null before the first read. */
   bucketRevision: number | null;
   bucketReadAt: string | null;
+  /** The last warning about a set accepted (a signing clock far off this one's), null when none. */
+  warning: string | null;
 }
 
 export class NatsSource implements PolicySourceHandle {
@@ -62,9 +69,13 @@ export class NatsSource implements PolicySourceHandle {
   private restartedFor = 0;
   private behindAt = 0;
   private followingConnection = false;
+  private warning: string | null = null;
 
   constructor(private readonly options: NatsSourceOptions) {
-    this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys);
+    this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys, {
+      ...(options.marks && { marks: options.marks }),
+      onProblem: (m) => this.problem(m),
+    });
   }
 
   get origin(): string {
@@ -79,6 +90,7 @@ export class NatsSource implements PolicySourceHandle {
       revision: this.sets.revision,
       bucketRevision: this.bucketRevision,
       bucketReadAt: this.bucketReadAt?.toISOString() ?? null,
+      warning: this.warning,
     };
   }
 
@@ -164,7 +176,13 @@ export class NatsSource implements PolicySourceHandle {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       const candidate = this.sets.candidate();
-      if (!candidate.refusals) this.sets.accept(); // what is in the bucket is in force, delivered or unchanged
+      // what is in the bucket is in force, delivered or unchanged
+      if (!candidate.refusals) {
+        for (const w of this.sets.accept()) {
+          this.warning = `${this.origin}: ${w}`;
+          this.options.onWarning?.(this.warning);
+        }
+      }
       const text = JSON.stringify([candidate.sources, candidate.refusals ?? []]);
       // revision order, and only real changes of this enforcer's set
       if ((candidate.revision ?? 0) <= this.deliveredRevision || text === this.deliveredText) return;

@@ -19,7 +19,13 @@ export const envelopeSchema = z.strictObject({
   documents: z.array(z.strictObject({ file: z.string().min(1), text: z.string() })),
   /** A tombstone: the set is removed (signed like a set, so enforcers that require keys accept it). */
   removed: z.literal(true).optional(),
-  /** When it was published or signed (RFC 3339): a signed set never goes back to an older one. */
+  /**
+   * The set's number under its key: the publisher takes one above the highest in the bucket, and an
+   * enforcer that requires signed sets installs a signed one only above the highest it accepted
+   * there (kept in its state dir): replay protection that does not trust clocks.
+   */
+  sequence: z.number().int().positive().optional(),
+  /** When it was published or signed (RFC 3339): for humans; a skewed clock is only warned about. */
   issued: z.iso.datetime({ offset: true }).optional(),
   /** ed25519 over the canonical JSON of every other field (src/fleet/signing.ts). */
   signature: z.strictObject({ alg: z.literal('ed25519'), key: z.string().min(1), value: z.string().min(1) }).optional(),
@@ -89,3 +95,6 @@ export function buildEnvelope(name: string, selector: Labels, sources: readonly 
 export function buildTombstone(name: string, selector: Labels, issued = new Date()): PolicyEnvelope {
   return { format: 1, name, selector: { ...selector }, documents: [], removed: true, issued: issued.toISOString() };
 }
+
+/** The key a set lives under. */
+export const envelopeKey = (name: string): string => `${ENVELOPE_KEY_PREFIX}${name}`;

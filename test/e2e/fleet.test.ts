@@ -149,7 +149,7 @@ describe('fleet over NATS JetStream: three agents', () => {
 
     // signed by the trusted key, then altered: `doorstep sign` writes the envelope, a text edit breaks it
     const signedFile = join(dir, 'rogue.envelope.json');
-    const sg = fleet.cli(['sign', '--key', key, '--name', 'rogue', '--out', signedFile, write('benign.yaml', policy('rogue', [PORT_US]))]);
+    const sg = fleet.cli(['sign', '--key', key, '--nats', fleet.url(POLICY_BUCKET), '--name', 'rogue', '--out', signedFile, write('benign.yaml', policy('rogue', [PORT_US]))]);
     assert.equal(sg.code, 0, sg.stderr);
     const envelope = JSON.parse(readFileSync(signedFile, 'utf8')) as { documents: { text: string }[] };
     envelope.documents[0]!.text = policy('rogue', [], [], 'allow');

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { generateKeyPair, keyId, signEnvelope } from '../../src/fleet/signing.js';
 import { BucketSets } from '../../src/watcher/bucket-sets.js';
 import { buildEnvelope, buildTombstone, type PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+import { MemoryMarkStore } from '../../src/watcher/sequence-marks.js';
 
 const pair = generateKeyPair();
 const privateKey = createPrivateKey(pair.privatePem);
@@ -17,7 +18,9 @@ const keys = new Map([[keyId(publicKey), publicKey]]);
 
 const bytes = (e: PolicyEnvelope | string) => Buffer.from(typeof e === 'string' ? e : JSON.stringify(e));
 const web = (selector: Record<string, string> = {}, at = new Date()) => buildEnvelope('web', selector, [{ file: 'web.yaml', text: 'x' }], at);
-const signed = (e: PolicyEnvelope) => signEnvelope(e, privateKey);
+/** Signed with the next sequence number (as a publisher takes it), or `sequence`. */
+let lastSequence = 0;
+const signed = (e: PolicyEnvelope, sequence = ++lastSequence) => signEnvelope({ ...e, sequence }, privateKey);
 const files = (s: BucketSets) => s.candidate().sources.map((x) => x.file);
 const refusals = (s: BucketSets) => (s.candidate().refusals ?? []).map((r) => `${r.code} ${r.file}: ${r.message}`);
 
@@ -93,5 +96,55 @@ describe('the policy bucket as an enforcer sees it', () => {
     // under a new key nobody can tell whom it was meant for: refused
     s.put('sets.new', 3, bytes('{'));
     assert.match(refusals(s).join(), /DS_E_POLICY_SOURCE b\/sets.new/);
+  });
+
+  it('with keys, the sequence decides, not the clock: a set issued an hour ahead is accepted with a warning, and so is the next from a correct clock', () => {
+    const now = new Date();
+    const s = new BucketSets('b', { region: 'eu' }, keys, { now: () => now });
+    s.put('sets.web', 1, bytes(signed(web({}, new Date(now.getTime() + 3_600_000)))));
+    assert.deepEqual(refusals(s), []);
+    const [warning, ...more] = s.accept();
+    assert.match(warning ?? '', /b\/sets.web revision 1 \(sequence \d+\) was issued .*, 3600 s ahead of this enforcer's clock/);
+    assert.deepEqual(more, []);
+    s.put('sets.web', 2, bytes(signed(web({}, now))));
+    assert.deepEqual(refusals(s), []);
+    assert.deepEqual(s.accept(), [], 'a correct clock: no warning');
+    // the same set seen again (a new watch) is not a replay, and warns no more
+    s.put('sets.web', 2, bytes(signed(web({}, now), lastSequence)));
+    assert.deepEqual(refusals(s), []);
+  });
+
+  it('with keys, an older sequence is refused whatever its issued time; one number signed twice is refused', () => {
+    const s = new BucketSets('b', { region: 'eu' }, keys);
+    const older = signed(web({}, new Date(Date.now() + 60_000)));
+    s.put('sets.web', 1, bytes(signed(web())));
+    s.accept();
+    s.put('sets.web', 2, bytes(older));
+    assert.match(refusals(s).join(), /DS_E_POLICY_SIGNATURE b\/sets.web: revision 2 \(set\) has sequence \d+, not above \d+ accepted before: a replayed older set/);
+    s.put('sets.web', 3, bytes(signed(web({ region: 'eu' }), lastSequence)));
+    assert.match(refusals(s).join(), /revision 3 \(set\) has sequence \d+, the number of another set this enforcer accepted/);
+  });
+
+  it('without keys, sequences are not checked (anyone who can write can also delete)', () => {
+    const s = withWeb(false);
+    s.put('sets.web', 2, bytes(web()));
+    assert.deepEqual(refusals(s), []);
+    assert.deepEqual(s.accept(), []);
+  });
+
+  it('the marks outlive the enforcer: a replay after a restart is refused', () => {
+    const store = new MemoryMarkStore();
+    const first = new BucketSets('b', { region: 'eu' }, keys, { marks: store });
+    const old = signed(web());
+    first.put('sets.web', 1, bytes(old));
+    first.accept();
+    first.put('sets.web', 2, bytes(signed(web())));
+    first.accept();
+    const restarted = new BucketSets('b', { region: 'eu' }, keys, { marks: store });
+    restarted.put('sets.web', 3, bytes(old));
+    assert.match(refusals(restarted).join(), /a replayed older set/);
+    const fresh = new BucketSets('b', { region: 'eu' }, keys);
+    fresh.put('sets.web', 3, bytes(old));
+    assert.deepEqual(refusals(fresh), [], 'without the store it would be installed');
   });
 });

@@ -10,7 +10,7 @@ import { DoorstepError } from '../../src/errors.js';
 import { canonicalJson, generateKeyPair, keyId, readPrivateKey, readPublicKey, signatureProblem, signEnvelope, trustedKeys } from '../../src/fleet/signing.js';
 import { buildEnvelope, parseEnvelope } from '../../src/watcher/policy-envelope.js';
 
-const envelope = buildEnvelope('web', { region: 'eu' }, [{ file: 'web.yaml', text: 'spec: {}\n' }], new Date('2026-11-26T10:00:00Z'));
+const envelope = { ...buildEnvelope('web', { region: 'eu' }, [{ file: 'web.yaml', text: 'spec: {}\n' }], new Date('2026-11-26T10:00:00Z')), sequence: 7 };
 
 function keyFiles(): { dir: string; key: string; pub: string; id: string } {
   const dir = mkdtempSync(join(tmpdir(), 'doorstep-keys-'));
@@ -40,6 +40,9 @@ describe('signed fleet policies', () => {
       assert.equal(signatureProblem(read, keys), undefined);
 
       assert.match(signatureProblem(envelope, keys) ?? '', /not signed/);
+      assert.match(signatureProblem({ ...signed, sequence: 8 }, keys) ?? '', /does not match/, 'the sequence is signed too');
+      const { sequence: _none, ...before } = envelope;
+      assert.match(signatureProblem(signEnvelope(before, readPrivateKey(k.key)), keys) ?? '', /no sequence number/, 'a signed set without a sequence fails closed');
       const allowAll = { ...signed, documents: [{ file: 'web.yaml', text: 'spec: { defaultAction: allow }\n' }] };
       assert.match(signatureProblem(allowAll, keys) ?? '', /does not match/);
       assert.match(signatureProblem({ ...signed, selector: {} }, keys) ?? '', /does not match/, 'the selector is signed too');
