@@ -152,6 +152,12 @@ static __always_inline __u32 ds_flow_index(__u32 h)
 	return (h >> 5) & (DS_FLOW_FILTER_ENTRIES - 1);
 }
 
+/* The flow's bit in a bank of its entry: its deny bit, or (allowed) its allow bit. */
+static __always_inline __u64 ds_flow_bit(__u32 h, int allowed)
+{
+	return (1ULL << (h & 31)) << (allowed ? 32 : 0);
+}
+
 /* What ds_flow_filter says of the flow at entry i, bit position p: its deny bit in bank 0 and 1
  * (DS_FLOW_DENY0, DS_FLOW_DENY1), its allow bit (DS_FLOW_ALLOW0, DS_FLOW_ALLOW1); 0 without a read
  * of the entry when the entry's coarse bit is clear. Four bits, not the entry: a pointer kept
@@ -488,6 +494,14 @@ static __always_inline void ds_session_touch(struct ds_cpu_stats *st, struct ds_
 	s->bytes += len;
 }
 
+/* Is replacing cached session `e` by `nv` (a re-classification) audited: did either decision ask
+ * for events, and did the outcome change? The same outcome under a new version is not. */
+static __always_inline int ds_change_audited(const struct ds_session_value *e, const struct ds_session_value *nv)
+{
+	return ((nv->flags | e->flags) & DS_SESSION_LOG) &&
+	       (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
+}
+
 /* A re-classified session's new value `nv` carries on its traffic and summary marks from `s`,
  * this packet included (marked like a packet of a cached session). */
 static __always_inline void ds_session_carry(struct ds_cpu_stats *st, struct ds_session_value *nv,
@@ -567,8 +581,7 @@ static __noinline int ds_session_adopt(struct ds_cpu_stats *st, const struct ds_
 
 	if (!e)
 		return -1;
-	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
-		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
+	int audit = ds_change_audited(e, nv);
 	ds_session_carry(st, nv, e, k, now, len);
 	ds_cache_delete(other_allowed, k);
 	return audit ? 1 : 2;
@@ -595,8 +608,7 @@ static __noinline long ds_session_recover(struct ds_cpu_stats *st, const struct 
 		ds_session_touch(st, e, k, now, len);
 		return 0;
 	}
-	int audit = ((nv->flags | e->flags) & DS_SESSION_LOG) &&
-		    (e->action != nv->action || e->rule != nv->rule || e->reason != nv->reason);
+	int audit = ds_change_audited(e, nv);
 	ds_session_carry(st, nv, e, k, now, len);
 	long err = ds_cache_update(allowed, k, nv, BPF_ANY);
 	return err ? err : audit ? 1 : 2;
@@ -641,7 +653,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_session_touch(st, s, k, now, len);
 		/* kept while in use: written only where a bank lacks it */
 		if (((seen >> (was_denied ? 0 : 2)) & 3) != 3)
-			ds_flow_filter_mark(fi, (1ULL << (h & 31)) << (was_denied ? 0 : 32));
+			ds_flow_filter_mark(fi, ds_flow_bit(h, !was_denied));
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -685,9 +697,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_count(st, DS_CTR_CACHE_STALE);
 		kind = DS_EVENT_SESSION_CHANGED;
 		ds_session_carry(st, nv, s, k, now, len);
-		/* same outcome under the new version: nothing to audit */
-		emit = (d.log || (s->flags & DS_SESSION_LOG)) &&
-		       (s->action != d.action || s->rule != d.rule || s->reason != d.reason);
+		emit = ds_change_audited(s, nv); /* nv holds d's decision, its log flag included */
 	} else {
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
@@ -724,7 +734,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 			emit = r == 1;
 		}
 	}
-	ds_flow_filter_mark(fi, (1ULL << (h & 31)) << (allowed ? 32 : 0));
+	ds_flow_filter_mark(fi, ds_flow_bit(h, allowed));
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (allowed)

@@ -13,6 +13,9 @@ namespace ds {
 // `err` may be negative (libbpf convention) or positive.
 [[noreturn]] void ThrowErrno(Napi::Env env, const std::string& op, int err);
 
+// The same error, not thrown (a worker's promise rejects with it); `detail` follows the message.
+Napi::Error ErrnoError(Napi::Env env, const std::string& op, int err, const std::string& detail = "");
+
 // Bytes of a Buffer/TypedArray argument, with a size check against `expected` (0 = any).
 struct Bytes {
   uint8_t* data;

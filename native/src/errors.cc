@@ -35,16 +35,17 @@ std::string TakeLibbpfLog() {
   return out;
 }
 
-void ThrowErrno(Napi::Env env, const std::string& op, int err) {
+Napi::Error ErrnoError(Napi::Env env, const std::string& op, int err, const std::string& detail) {
   if (err < 0) err = -err;
   std::string message = op + ": " + strerror(err);
-  std::string log = TakeLibbpfLog();
-  if (!log.empty()) message += "\n" + log;
+  if (!detail.empty()) message += "\n" + detail;
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, err));
   error.Set("op", Napi::String::New(env, op));
-  throw error;
+  return error;
 }
+
+void ThrowErrno(Napi::Env env, const std::string& op, int err) { throw ErrnoError(env, op, err, TakeLibbpfLog()); }
 
 Bytes GetBytes(const Napi::CallbackInfo& info, size_t index, const char* name, size_t expected) {
   Napi::Env env = info.Env();

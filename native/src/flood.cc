@@ -202,10 +202,7 @@ class FloodWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (result_.err) {
-      Napi::Error e = Napi::Error::New(env, result_.op + ": " + strerror(result_.err));
-      e.Set("errno", Napi::Number::New(env, result_.err));
-      e.Set("op", Napi::String::New(env, result_.op));
-      deferred_.Reject(e.Value());
+      deferred_.Reject(ErrnoError(env, result_.op, result_.err).Value());
       return;
     }
     Napi::Object o = Napi::Object::New(env);

@@ -142,15 +142,19 @@ struct BatchUpdate {
   bool skip_zero;
 };
 
+bool AllZero(const uint8_t* v, uint32_t size) {
+  for (uint32_t b = 0; b < size; b++)
+    if (v[b]) return false;
+  return true;
+}
+
 // Performs `u`; returns 0 or a negative errno, with the failing call in `op`. Touches no JS.
 int RunBatchUpdate(BatchUpdate u, const char** op) {
   std::vector<uint8_t> kept_keys, kept_values;
   if (u.skip_zero) {
     for (uint32_t i = 0; i < u.count; i++) {
       const uint8_t* v = u.values + static_cast<size_t>(i) * u.value_size;
-      bool zero = true;
-      for (uint32_t b = 0; b < u.value_size && zero; b++) zero = v[b] == 0;
-      if (zero) continue;
+      if (AllZero(v, u.value_size)) continue;
       kept_keys.insert(kept_keys.end(), u.keys + static_cast<size_t>(i) * u.key_size, u.keys + static_cast<size_t>(i + 1) * u.key_size);
       kept_values.insert(kept_values.end(), v, v + u.value_size);
     }
@@ -226,11 +230,7 @@ class ErrnoWorker : public Napi::AsyncWorker {
       deferred_.Resolve(env.Undefined());
       return;
     }
-    int err = err_ < 0 ? -err_ : err_;
-    Napi::Error e = Napi::Error::New(env, std::string(op_) + ": " + strerror(err));
-    e.Set("errno", Napi::Number::New(env, err));
-    e.Set("op", Napi::String::New(env, op_));
-    deferred_.Reject(e.Value());
+    deferred_.Reject(ErrnoError(env, op_, err_).Value());
   }
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -323,10 +323,8 @@ int RunClearBytes(int fd, uint32_t value_size, uint32_t entries, uint32_t offset
   std::vector<uint32_t> word_keys(words);
   for (uint32_t w = 0; w < words; w++) word_keys[w] = w;
   for (uint32_t i = 0; i < done; i++) {
-    const uint8_t* v = values.data() + static_cast<size_t>(i) * value_size;
-    bool zero = true;
-    for (uint32_t b = 0; b < value_size && zero; b++) zero = v[b] == 0;
-    if (!zero && keys[i] < entries) summary[keys[i] / 64] |= 1ULL << (keys[i] % 64);
+    if (!AllZero(values.data() + static_cast<size_t>(i) * value_size, value_size) && keys[i] < entries)
+      summary[keys[i] / 64] |= 1ULL << (keys[i] % 64);
   }
   BatchUpdate su{summary_fd, reinterpret_cast<const uint8_t*>(word_keys.data()), reinterpret_cast<const uint8_t*>(summary.data()), words, 4, 8, false};
   return RunBatchUpdate(su, op);

@@ -114,7 +114,8 @@ export function decodeSessionValue(buf: Buffer, at = 0): SessionValue {
 // of these per tick. test/unit/abi.test.ts holds each pair equal on random bytes.
 const KF = Layouts.ds_session_key.fields;
 const VF = Layouts.ds_session_value.fields;
-const u64 = (buf: Buffer, at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
+/** A little-endian u64 counter at `at` as a number (exact below 2^53): no BigInt on hot paths. */
+export const readU64 = (buf: Buffer, at: number): number => buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
 
 /** decodeSessionKey, fast: the same value; `src` and `dst` are views into `buf`, not copies. */
 export function readSessionKey(buf: Buffer, at = 0): SessionKey {
@@ -136,19 +137,19 @@ export function readSessionValue(buf: Buffer, at = 0): SessionValue {
   return {
     firstSeenNs: buf.readBigUInt64LE(at + VF.first_seen.offset),
     lastSeenNs: buf.readBigUInt64LE(at + VF.last_seen.offset),
-    packets: u64(buf, at + VF.packets.offset),
-    bytes: u64(buf, at + VF.bytes.offset),
+    packets: readU64(buf, at + VF.packets.offset),
+    bytes: readU64(buf, at + VF.bytes.offset),
     rule: buf.readUInt32LE(at + VF.rule.offset),
     generation: buf.readUInt32LE(at + VF.generation.offset),
     action: buf[at + VF.action.offset]!,
     reason: buf[at + VF.reason.offset]!,
     flags: buf[at + VF.flags.offset]!,
     mark: buf.readUInt32LE(at + VF.mark.offset),
-    basePackets: u64(buf, at + VF.base_packets.offset),
-    baseBytes: u64(buf, at + VF.base_bytes.offset),
+    basePackets: readU64(buf, at + VF.base_packets.offset),
+    baseBytes: readU64(buf, at + VF.base_bytes.offset),
     markFlags: buf[at + VF.mark_flags.offset]!,
-    prevPackets: u64(buf, at + VF.prev_packets.offset),
-    prevBytes: u64(buf, at + VF.prev_bytes.offset),
+    prevPackets: readU64(buf, at + VF.prev_packets.offset),
+    prevBytes: readU64(buf, at + VF.prev_bytes.offset),
   };
 }
 

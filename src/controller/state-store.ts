@@ -42,34 +42,33 @@ export class StateStore {
 
   /** The last installed policy, or null when there is none or it cannot be read (reported, not fatal). */
   load(onProblem: (message: string) => void = () => {}): InstalledState | null {
-    let text: string;
-    try {
-      text = readFileSync(join(this.dir, STATE_FILE), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onProblem(`cannot read ${join(this.dir, STATE_FILE)}: ${String(err)}`);
-      return null;
-    }
-    try {
-      return stateSchema.parse(JSON.parse(text));
-    } catch (err) {
-      onProblem(`${join(this.dir, STATE_FILE)} is damaged and ignored: ${(err as Error).message.split('\n')[0]}`);
-      return null;
-    }
+    return readJsonFile(join(this.dir, STATE_FILE), stateSchema, onProblem);
   }
 
   /** Keep `state` as the last installed policy. The writes and fsync run off the event loop (a
    *  10,000-rule set is a megabyte); callers serialize their saves. */
-  async save(state: Omit<InstalledState, 'format'>): Promise<void> {
-    const path = join(this.dir, STATE_FILE);
-    const tmp = `${path}.tmp-${process.pid}`;
-    const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
-    try {
-      await file.writeFile(JSON.stringify({ format: 1, ...state }));
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, path);
+  save(state: Omit<InstalledState, 'format'>): Promise<void> {
+    return writeAtomicAsync(join(this.dir, STATE_FILE), JSON.stringify({ format: 1, ...state }));
+  }
+}
+
+/**
+ * The state file at `path`, checked against `schema`; null when there is none, or when it cannot
+ * be read or is damaged (said through `onProblem`, with `consequence` after it when given).
+ */
+export function readJsonFile<T>(path: string, schema: z.ZodType<T>, onProblem: (message: string) => void, consequence = ''): T | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onProblem(`cannot read ${path}: ${String(err)}${consequence}`);
+    return null;
+  }
+  try {
+    return schema.parse(JSON.parse(text));
+  } catch (err) {
+    onProblem(`${path} is damaged and ignored: ${(err as Error).message.split('\n')[0]}${consequence}`);
+    return null;
   }
 }
 
@@ -86,3 +85,15 @@ export function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** writeAtomic with the writes and fsync off the event loop. */
+export async function writeAtomicAsync(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+}

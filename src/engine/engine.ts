@@ -23,6 +23,7 @@ import {
   type SessionValue,
   type FloodSample,
   mergeSketch,
+  readU64,
   type RuleStat,
 } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
@@ -52,11 +53,6 @@ const RULE_STAT = {
   held: Layouts.ds_rule_stat.fields.budget.offset + Layouts.ds_budget.fields.held.offset,
   sketch: Layouts.ds_rule_stat.fields.sketch.offset,
 };
-
-/** A u64 counter as a number (exact below 2^53). */
-function readU64(buf: Buffer, at: number): number {
-  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 0x1_0000_0000;
-}
 
 export interface EngineOptions {
   /** The compiled engine object (default: bpf/build/engine.bpf.o of this package). */

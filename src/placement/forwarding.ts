@@ -7,24 +7,14 @@
 //
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
-import { execFileSync } from 'node:child_process';
 import { procSysctls } from '../controller/sysctl-files.js';
-import { DoorstepError } from '../errors.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
+import { linkKind, runCommand } from './commands.js';
 import type { WireguardDevices } from './wireguard.js';
 
-function ip(args: string[]): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
-  } catch (cause) {
-    const stderr = String((cause as { stderr?: string }).stderr ?? '').trim();
-    throw new DoorstepError('DS_E_FORWARDING', `ip ${args.join(' ')}: ${stderr || String(cause)}`, {
-      hint: 'check that the interfaces named in the config exist and that iproute2 is installed; see docs/placement.md',
-      cause,
-    });
-  }
-}
+const ip = (args: string[]): string =>
+  runCommand('ip', args, { code: 'DS_E_FORWARDING', hint: 'check that the interfaces named in the config exist and that iproute2 is installed; see docs/placement.md' });
 
 function ipJson<T>(args: string[]): T[] {
   try {
@@ -35,15 +25,7 @@ function ipJson<T>(args: string[]): T[] {
   }
 }
 
-/** In this network namespace (not /sys/class/net: nsenter --net keeps the host's /sys). */
-function linkExists(name: string): boolean {
-  try {
-    execFileSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const linkExists = (name: string): boolean => linkKind(name) !== undefined;
 
 /** Best effort: a kernel without IPv6 has no such file. */
 function writeSysctl(path: string, value: string): void {

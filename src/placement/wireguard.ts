@@ -10,6 +10,7 @@ import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DoorstepError } from '../errors.js';
+import { linkKind, runCommand } from './commands.js';
 import { endProcesses, endProcessesSync, processesInNetns } from './netns-processes.js';
 import type { Tunnel } from './placement.js';
 import { parseWgDump, tunnelConf, type WireguardDeviceState } from './wireguard-conf.js';
@@ -26,26 +27,7 @@ function wireguardError(message: string, hint: string, cause?: unknown): Doorste
   return new DoorstepError('DS_E_WIREGUARD', message, { hint, cause });
 }
 
-function run(cmd: string, args: string[], input?: string): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000, ...(input !== undefined && { input }) });
-  } catch (cause) {
-    const stderr = String((cause as { stderr?: string }).stderr ?? '').trim();
-    throw wireguardError(`${cmd} ${args.join(' ')}: ${stderr || String(cause)}`, 'see docs/placement.md (WireGuard)', cause);
-  }
-}
-
-/** The kind of link `device` is in this network namespace (`wireguard`, `tun`, `vxlan`, …), undefined when there is none. */
-function linkKind(device: string): string | undefined {
-  try {
-    const [link] = JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show', 'dev', device], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 })) as {
-      linkinfo?: { info_kind?: string };
-    }[];
-    return link?.linkinfo?.info_kind ?? 'none';
-  } catch {
-    return undefined;
-  }
-}
+const run = (cmd: string, args: string[]): string => runCommand(cmd, args, { code: 'DS_E_WIREGUARD', hint: 'see docs/placement.md (WireGuard)' });
 
 /** `wg show DEV dump`, or undefined when no WireGuard device answers under that name. */
 export function showDevice(device: string): WireguardDeviceState | undefined {

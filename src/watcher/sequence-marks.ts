@@ -5,10 +5,9 @@
 // very set that made it. The marks live in the state dir (one file per bucket, written atomically)
 // so an older signed set put back while the agent restarts is refused too; an in-memory store with
 // the same semantics serves the unit tests.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeAtomic } from '../controller/state-store.js';
+import { readJsonFile, writeAtomic } from '../controller/state-store.js';
 import type { PolicyEnvelope } from './policy-envelope.js';
 
 /** The highest set accepted under a key: its sequence, and its signature value. */
@@ -64,19 +63,8 @@ export class FileMarkStore implements SequenceMarkStore {
   }
 
   load(onProblem: (message: string) => void): Map<string, SequenceMark> {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onProblem(`cannot read ${this.path}: ${String(err)}; replays older than this run are not recognised`);
-      return new Map();
-    }
-    try {
-      return new Map(Object.entries(fileSchema.parse(JSON.parse(text)).marks));
-    } catch (err) {
-      onProblem(`${this.path} is damaged and ignored (${(err as Error).message.split('\n')[0]}): replays older than this run are not recognised`);
-      return new Map();
-    }
+    const kept = readJsonFile(this.path, fileSchema, onProblem, '; replays older than this run are not recognised');
+    return new Map(Object.entries(kept?.marks ?? {}));
   }
 
   save(marks: SequenceMarks): void {
