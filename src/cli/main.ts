@@ -17,6 +17,7 @@ import { sessions } from './sessions.js';
 import { status } from './status.js';
 import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
+import { lint } from './lint.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
 import { fleetRemove } from './fleet-remove.js';
@@ -94,6 +95,14 @@ program
   .argument('<paths...>', 'policy files or folders')
   .addOption(outputOption())
   .action((paths: string[], o: { output: OutputFormat }) => run(() => validate(paths, o.output)));
+
+program
+  .command('lint')
+  .description('analyse policy files offline: unmatchable, shadowed and redundant rules, allow/deny overlaps only order decides, port ranges that never decide')
+  .argument('<paths...>', 'policy files or folders')
+  .option('--strict', 'exit 3 when there is any finding')
+  .addOption(outputOption())
+  .action((paths: string[], o: { output: OutputFormat; strict?: boolean }) => run(() => lint(paths, o.output, o.strict ?? false)));
 
 const envelopeFlags = (cmd: Command) =>
   cmd

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// `doorstep validate FILE…`: offline check; every problem with file:line:column and field.
-import { compileSources } from '../policy/compile.js';
+// `doorstep validate FILE…`: offline check; every problem with file:line:column and field, and
+// `doorstep lint`'s findings as warnings.
+import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/files.js';
+import { buildClassTables } from '../policy/tables.js';
+import { lintPolicy } from '../policy/lint.js';
+import { findingLine } from './lint.js';
 import { ExitCode } from './output.js';
 
 export async function validate(paths: string[], output: 'table' | 'json'): Promise<number> {
   const sources = await readPolicySources(paths);
-  const { ir, tables, warnings } = compileSources(sources);
+  const { ir, warnings: compilerWarnings } = compileIr(sources);
+  const analysis = buildClassTables(ir);
+  const { tables } = analysis;
+  // the analysis's findings (doorstep lint) are warnings: they never stop a policy
+  const warnings = [...compilerWarnings, ...lintPolicy(ir, analysis).findings.map(findingLine)];
   if (output === 'json') {
     console.log(JSON.stringify({ valid: true, version: ir.version, rules: ir.rules.length, tables: tables.stats, warnings }));
   } else {

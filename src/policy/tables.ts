@@ -56,6 +56,21 @@ const TENANT_TARGET_TABLE: TableInfo = {
 };
 
 export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): ClassTables {
+  return buildClassTables(ir, budget).tables;
+}
+
+/** The tables and the rule sets behind their source and target classes: what `lint` reasons on. */
+export interface ClassAnalysis {
+  tables: ClassTables;
+  /** srcSets[c] = the sorted rules of source class c (0: none). */
+  srcSets: readonly Int32Array[];
+  /** targetSets[t] = the sorted rules of target class t, as the verdict table sees them. */
+  targetSets: readonly Int32Array[];
+  /** 1 at the index of each rule whose source is "any" in both families (the verdict table's wildcard row). */
+  anySource: Uint8Array;
+}
+
+export function buildClassTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): ClassAnalysis {
   const limits = { ...DEFAULT_TABLE_BUDGET, ...budget };
   const ruleCount = ir.rules.length;
 
@@ -106,9 +121,10 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
       targetSets.internUnion(forAll[p]!, rules.subarray(from, to)),
     ).map((e) => ({ scoped: e.a, tenant: e.b, target: e.cls }));
   }
-  const verdict = verdictTable(srcSets, targetSets, anySourceRules(ir), ruleCount, limits.maxVerdicts);
+  const anySource = anySourceRules(ir);
+  const verdict = verdictTable(srcSets, targetSets, anySource, ruleCount, limits.maxVerdicts);
 
-  return {
+  const tables: ClassTables = {
     src4,
     src6,
     dst4,
@@ -126,6 +142,7 @@ export function buildTables(ir: PolicyIr, budget: Partial<TableBudget> = {}): Cl
       tenantClasses: tenantSets.count,
     },
   };
+  return { tables, srcSets: srcSets.sets, targetSets: targetSets.sets, anySource };
 }
 
 /** 1 for each rule scoped to tenants, by rule index; null when no rule is. */
@@ -152,19 +169,19 @@ function tenantClasses(rules: readonly IrRule[], tenantSets: RuleSetInterner): C
 }
 
 /** Rule → the classes of one interner that contain it: list[start[r] .. start[r + 1]), ascending. */
-interface InvertedIndex {
+export interface InvertedIndex {
   start: Int32Array;
   list: Int32Array;
 }
 
-function invert(sets: RuleSetInterner, ruleCount: number): InvertedIndex {
+export function invert(sets: readonly Int32Array[], ruleCount: number): InvertedIndex {
   const start = new Int32Array(ruleCount + 2);
-  for (let c = 1; c < sets.sets.length; c++) for (const r of sets.sets[c]!) start[r + 1] = start[r + 1]! + 1;
+  for (let c = 1; c < sets.length; c++) for (const r of sets[c]!) start[r + 1] = start[r + 1]! + 1;
   for (let r = 1; r < start.length; r++) start[r] = start[r]! + start[r - 1]!;
   const next = start.slice();
   const list = new Int32Array(start[ruleCount + 1]!);
   // Classes in ascending id order, so each rule's list is ascending too.
-  for (let c = 1; c < sets.sets.length; c++) for (const r of sets.sets[c]!) list[next[r]!++] = c;
+  for (let c = 1; c < sets.length; c++) for (const r of sets[c]!) list[next[r]!++] = c;
   return { start, list };
 }
 
@@ -183,7 +200,7 @@ function intersectionTable(
   table: TableInfo,
   make: (rules: Int32Array, from: number, to: number, a: number, b: number) => number,
 ): { a: number; b: number; cls: number }[] {
-  const bOf = invert(bSets, ruleCount);
+  const bOf = invert(bSets.sets, ruleCount);
   const bCount = bSets.sets.length;
   const seenFor = new Int32Array(bCount); // last A class that touched each B class
   const size = new Int32Array(bCount); // |A ∩ B| so far, then the fill cursor
@@ -273,7 +290,7 @@ function verdictTable(
       }
     }
   }
-  const targetOf = invert(targetSets, ruleCount);
+  const targetOf = invert(targetSets.sets, ruleCount);
   const seenFor = new Int32Array(targetSets.sets.length);
   for (let s = 1; s < srcSets.sets.length; s++) {
     // Rules ascend, so the first own rule to reach a target is the lowest index in (S \ any) ∩ T.
