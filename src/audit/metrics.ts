@@ -35,6 +35,8 @@ export interface MetricsSource {
   interfaces(): { name: string; mode: 'native' | 'generic' }[];
   /** Audit destinations that buffer (the NATS stream): records published, waiting, dropped. */
   auditSinks?(): AuditSinkStats[];
+  /** With --history: whether the flow history is there (opened, and not failed since). */
+  historyAvailable?(): boolean | undefined;
 }
 
 export interface AuditSinkStats {
@@ -93,6 +95,7 @@ interface Snapshot {
   policy: { generation: number; version: string | null };
   interfaces: { name: string; mode: 'native' | 'generic' }[];
   auditSinks: AuditSinkStats[];
+  historyAvailable: boolean | undefined;
   eventLoop: { maxStallMs: number; maxStallSinceLastReadMs: number } | undefined;
 }
 
@@ -273,6 +276,17 @@ export class AgentMetrics {
       },
     });
 
+    new Gauge({
+      name: 'doorstep_history_available',
+      help: 'With --history: 1 while the flow history is open and healthy, 0 once it could not be opened or written (the agent runs on without it)',
+      registers,
+      collect(this: Gauge) {
+        this.reset();
+        const available = snapshot().historyAvailable;
+        if (available !== undefined) this.set(available ? 1 : 0);
+      },
+    });
+
     this.installSeconds = new Histogram({
       name: 'doorstep_policy_install_seconds',
       help: 'Time to install a policy candidate, from the controller receiving it to its outcome',
@@ -394,6 +408,7 @@ export class AgentMetrics {
       policy: s.policy(),
       interfaces: s.interfaces(),
       auditSinks: s.auditSinks?.() ?? [],
+      historyAvailable: s.historyAvailable?.(),
     };
   }
 }

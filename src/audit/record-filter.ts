@@ -66,7 +66,7 @@ function usage(message: string, hint: string): DoorstepError {
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
-function parseSince(text: string, now: Date): Date {
+export function parseSince(text: string, now: Date): Date {
   const t = text.trim();
   if (RFC3339.test(t)) {
     const ms = Date.parse(t.replace(' ', 'T'));

@@ -333,3 +333,31 @@ export function registerFleetObserve(fleet: Command): Command {
       ),
     );
 }
+
+/**
+ * Every record the audit stream `stream` holds from `since` up to its last message when called,
+ * in order, handed to `onRecords` a message at a time (`fleet report`, `diff --history --nats`).
+ * Returns the records read.
+ */
+export async function readStreamSince(nc: NatsConnection, stream: string, since: Date, onRecords: (records: AuditRecord[]) => void): Promise<number> {
+  let info: StreamInfo;
+  try {
+    info = await (await jetstreamManager(nc, { checkAPI: false })).streams.info(stream);
+  } catch (err) {
+    throw natsError(err, stream);
+  }
+  if (info.state.messages === 0) return 0;
+  const sel = new Selection(nc, stream, undefined, () => true);
+  let count = 0;
+  try {
+    await readMessages(nc, stream, sel, { time: since }, info.state.last_seq, (m) => {
+      const found: Found[] = [];
+      sel.records(m, found);
+      count += found.length;
+      onRecords(found.map((f) => f.record));
+    });
+  } catch (err) {
+    throw natsError(err, stream);
+  }
+  return count;
+}

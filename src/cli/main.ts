@@ -18,6 +18,7 @@ import { status } from './status.js';
 import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
 import { lint } from './lint.js';
+import { fleetReport, historyDiff, report } from './report.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
 import { fleetRemove } from './fleet-remove.js';
@@ -69,6 +70,9 @@ program
   .option('--deny-event-budget <n>', 'session records a second, per CPU and rule, for denied sessions; the rest are counted in flood records (default 100; 0 = no limit)', (v) => Number(v))
   .option('--deny-event-cap <n>', 'session records a second for denied sessions on the whole enforcer, all rules together; the rest are counted in flood records (default 2000; 0 = no limit)', (v) => Number(v))
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .option('--history <file>', 'keep a flow history in this DuckDB file, for `doorstep report` and `diff --history`')
+  .option('--history-max-bytes <size>', 'the flow history\'s size bound (default 256M)')
+  .option('--history-max-age <duration>', 'how long the flow history keeps flows (default 7d)')
   .option('--state-dir <dir>', 'where the last installed policy is kept (default /var/lib/doorstep)')
   .option('--enforcer-id <id>', 'this enforcer\'s name in records (default: the host name)')
   .option('--config <file>', 'agent settings as YAML; flags override them')
@@ -184,6 +188,17 @@ addNatsFlags(
   'BUCKET',
 ).action((o: NatsFlags & { statusBucket?: string; edgePort?: number; out?: string }) => run(() => fleetEdgeConfig(o)));
 registerFleetObserve(fleet);
+addNatsFlags(
+  fleet
+    .command('report')
+    .description("the fleet's flow history, read from its audit stream: `report` for every enforcer")
+    .option('--since <when>', 'an RFC 3339 time or a duration back from now (default 24h)')
+    .option('--limit <n>', 'rows per top list (default 10)')
+    .option('--policy <path>', 'policy files or folders whose rules to check for hits (repeatable)', collect),
+  'STREAM',
+)
+  .addOption(outputOption())
+  .action((o: NatsFlags & { since?: string; limit?: string; policy?: string[]; output: OutputFormat }) => run(() => fleetReport(o)));
 
 program
   .command('status')
@@ -222,11 +237,24 @@ program
 
 program
   .command('diff')
-  .description('what a candidate policy would change against the installed one, and which cached sessions would flip')
+  .description('what a candidate policy would change against the installed one, and which cached sessions would flip; with --history, which recorded flows would flip')
   .argument('<paths...>', 'candidate policy files or folders')
+  .option('--history <duration>', 'replay the flows recorded in the last DURATION (the agent\'s flow history, or the fleet\'s stream with --nats) through the candidate')
+  .option('--nats <url>', 'with --history: the fleet\'s audit stream, nats://HOST:PORT/STREAM')
   .addOption(socketOption())
   .addOption(outputOption())
-  .action((paths: string[], o: ClientFlags) => run(() => diff(paths, client(o))));
+  .action((paths: string[], o: ClientFlags & { history?: string; nats?: string }) =>
+    run(() => (o.history ? historyDiff(paths, { ...client(o), history: o.history, ...(o.nats && { nats: o.nats }) }) : diff(paths, client(o)))),
+  );
+
+program
+  .command('report')
+  .description("the agent's flow history: top denied sources, ports and rules, per-rule trends, rules with no hits, new talkers")
+  .option('--since <when>', 'an RFC 3339 time or a duration back from now (default 24h)')
+  .option('--limit <n>', 'rows per top list (default 10)')
+  .addOption(socketOption())
+  .addOption(outputOption())
+  .action((o: ClientFlags & { since?: string; limit?: string }) => run(() => report({ ...client(o), ...(o.since && { since: o.since }), ...(o.limit && { limit: o.limit }) })));
 
 program
   .command('demo')

@@ -19,6 +19,7 @@ import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
 import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
 import { NatsAuditSink } from '../audit/nats-sink.js';
+import { HistorySink } from '../history/sink.js';
 import { type EnforcerStatus } from '../fleet/enforcer-status.js';
 import { NatsConnections, parseNatsUrl } from '../fleet/nats-connection.js';
 import { trustedKeys } from '../fleet/signing.js';
@@ -147,6 +148,18 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       );
     }
     sinks.push(...natsSinks);
+    // the flow history: one that cannot be opened (or later fails) is "no history", never a stop
+    const history = config.history
+      ? await HistorySink.open({
+          path: config.history.path,
+          limits: { maxBytes: config.history.maxBytes, maxAgeMs: config.history.maxAgeMs },
+          onError: (err) => pipeline?.emit(agentRecord({ event: 'warning', message: `no flow history from now on: ${err.toLine()}` })),
+        })
+      : undefined;
+    if (history) {
+      sinks.push(history);
+      cleanups.push(() => history.close());
+    }
     pipeline = new AuditPipeline({
       context: controller.context,
       sinks: [...sinks, recent],
@@ -174,6 +187,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => stalls.close());
     const sessionCount = new SessionCounter(openedEngine);
     pipe.emit(agentRecord({ event: 'started', message: `doorstep agent pid ${process.pid}` }));
+    if (history && !history.available) pipe.emit(agentRecord({ event: 'warning', message: `no flow history: ${history.failure?.toLine() ?? 'unavailable'}` }));
     engine.onEvents((events) => pipe.handleEvents(events));
 
     if (config.metrics) {
@@ -195,11 +209,14 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         },
         policy: () => ({ generation: openedEngine.activePolicy()?.generation ?? 0, version: ctl.current?.version ?? null }),
         interfaces: () => openedEngine.attachments().map((a) => ({ name: a.ifname, mode: a.mode })),
-        auditSinks: () =>
-          natsSinks.map((n) => {
+        auditSinks: () => [
+          ...natsSinks.map((n) => {
             const st = n.stats();
             return { sink: n.name, published: st.publishedRecords, buffered: st.buffered, dropped: st.dropped };
           }),
+          ...(history ? [{ sink: history.name, published: history.stored, buffered: history.buffered, dropped: history.dropped }] : []),
+        ],
+        historyAvailable: () => history?.available,
       });
       metricsServer = await metrics.serve(config.metrics.host, config.metrics.port);
       const server = metricsServer;
@@ -304,7 +321,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       const now = Math.floor(Date.now() / 1000);
       return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
     };
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync }));
+    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync, history }));
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));

@@ -43,6 +43,10 @@ export const configFileSchema = z.strictObject({
   /** Session records a second for denied sessions on the whole enforcer, all rules together; past it, `flood` records count them. 0 = no limit. */
   denyEventCap: z.number().int().min(0).max(0xffffffff).optional(),
   metrics: z.string().optional(),
+  /** The flow history: a DuckDB file the audit records feed (`doorstep report`, `diff --history`). */
+  history: z.string().optional(),
+  historyMaxBytes: size.optional(),
+  historyMaxAge: duration.optional(),
   stateDir: z.string().optional(),
   enforcerId: z.string().min(1).optional(),
   /** This enforcer's labels (cloud, region, vpc, placement, free labels): fleet policies select by them. */
@@ -80,6 +84,8 @@ export interface AgentConfig {
   denyEventBudget: number;
   denyEventCap: number;
   metrics: { host: string; port: number } | null;
+  /** The flow history's file and retention; null = none. */
+  history: { path: string; maxBytes: number; maxAgeMs: number } | null;
   stateDir: string;
   enforcerId: string;
   labels: Record<string, string>;
@@ -236,6 +242,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     denyEventBudget: pick('denyEventBudget') ?? DEFAULT_DENY_EVENT_BUDGET,
     denyEventCap: pick('denyEventCap') ?? DEFAULT_DENY_EVENT_CAP,
     metrics: metrics ? parseListen(metrics) : null,
+    history: historyOf(pick('history'), pick('historyMaxBytes'), pick('historyMaxAge')),
     stateDir: pick('stateDir') ?? DEFAULT_STATE_DIR,
     enforcerId: pick('enforcerId') ?? hostname(),
     labels: { ...file.labels, ...parseLabels(flags.labels ?? []) },
@@ -249,4 +256,10 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     statusBucket: pick('statusBucket') ?? DEFAULT_STATUS_BUCKET,
     statusTtlMs: durationSetting(pick('statusTtl') ?? DEFAULT_STATUS_TTL_MS / 1000),
   };
+}
+
+/** The flow history's settings: 256M and 7 days unless told (docs/audit.md, "Flow history"). */
+function historyOf(path: string | undefined, maxBytes: string | number | undefined, maxAge: string | number | undefined): AgentConfig['history'] {
+  if (path === undefined) return null;
+  return { path, maxBytes: parseSize(maxBytes ?? '256M'), maxAgeMs: durationSetting(maxAge ?? '7d') };
 }

@@ -17,6 +17,9 @@ import type { StallMonitor } from './stall-monitor.js';
 import type { PolicyIr } from '../policy/ir.js';
 import type { TunnelStatus } from '../placement/tunnel-status.js';
 import type { SourceSync } from '../watcher/nats-source.js';
+import type { HistorySink } from '../history/sink.js';
+import { historyReport, policyHistory, recordedFlows } from '../history/queries.js';
+import { DoorstepError } from '../errors.js';
 
 export interface RouteDeps {
   config: AgentConfig;
@@ -34,6 +37,8 @@ export interface RouteDeps {
   tunnels?: () => TunnelStatus[];
   /** The fleet policy watch: live or stale since when, its revision against the bucket's (none without --policy nats://…). */
   policySync?: () => SourceSync | undefined;
+  /** The flow history (with --history). */
+  history?: HistorySink | undefined;
 }
 
 const withSync = (sync: SourceSync | undefined): { sync?: SourceSync } => (sync ? { sync } : {});
@@ -178,7 +183,40 @@ export function agentRoutes(d: RouteDeps): Routes {
       },
     },
 
+    // the flow history: `doorstep report` and `diff --history` (the CLI replays the flows itself)
+    'GET /v1/history/report': {
+      kind: 'json',
+      handle: (query) => {
+        const ir = d.controller.current?.ir;
+        return historyReport(historyOf(d), {
+          since: timeParam(query, 'since'),
+          ...(query.has('limit') && { limit: Number(query.get('limit')) }),
+          ...(ir && { rules: [...ir.rules.map((r) => r.id), ruleName(ir, 0)] }),
+        });
+      },
+    },
+    'GET /v1/history/flows': { kind: 'json', handle: (query) => recordedFlows(historyOf(d), timeParam(query, 'since')) },
+    'GET /v1/history/policies': { kind: 'json', handle: (query) => policyHistory(historyOf(d), timeParam(query, 'since')) },
+
     'POST /v1/explain': { kind: 'json', handle: (_q, body) => explainRoute(d, body) },
     'POST /v1/diff': { kind: 'json', handle: (_q, body) => diffRoute(d, sourcesOf(body)) },
   };
+}
+
+/** The agent's flow history, or a 404 saying why there is none. */
+function historyOf(d: RouteDeps) {
+  try {
+    if (!d.history) throw new DoorstepError('DS_E_HISTORY', 'this agent keeps no flow history', { hint: 'start it with --history FILE' });
+    return d.history.history();
+  } catch (err) {
+    const e = err as DoorstepError;
+    throw new ApiError(404, { code: e.code, message: e.toLine() });
+  }
+}
+
+/** A time parameter in ms since the epoch; 0 when absent. */
+function timeParam(query: Query, name: string): number {
+  const v = Number(query.get(name) ?? 0);
+  if (!Number.isFinite(v) || v < 0) throw new ApiError(400, { code: 'DS_E_USAGE', message: `${name}: not a time in ms since the epoch` });
+  return v;
 }
