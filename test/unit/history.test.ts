@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { AuditRecord, FloodRecord, PolicyRecord, SummaryRecord } from '../../src/audit/records.js';
+import type { AuditRecord, SummaryRecord } from '../../src/audit/records.js';
 import type { SessionRecord } from '../../src/audit/session-record.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { evaluate } from '../../src/policy/evaluate.js';
@@ -17,59 +17,13 @@ import { parseCidr } from '../../src/policy/cidr.js';
 import { historyReport, policyHistory, recordedFlows } from '../../src/history/queries.js';
 import { replayHistory } from '../../src/history/replay.js';
 import { MINUTE_MS, RowAggregator } from '../../src/history/rows.js';
+import { KNOWN_POLICY, knownTraffic } from '../lib/history-traffic.js';
 import { HistorySink } from '../../src/history/sink.js';
 import { HistoryStore } from '../../src/history/store.js';
 
 const T0 = Date.parse('2026-12-01T10:00:00Z');
 const dir = mkdtempSync(join(tmpdir(), 'doorstep-history-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function session(minute: number, src: string, dst: string, dport: number, verdict: 'allow' | 'deny', rule: string): SessionRecord {
-  return {
-    time: new Date(T0 + minute * MINUTE_MS + 1234).toISOString(), type: 'session', event: 'new', enforcer: 'e1', interface: 'eth1',
-    verdict, reason: 'policy', protocol: 'tcp', src, dst, sport: 40000, dport, rule, generation: 1, cpu: 0, seq: 1,
-  };
-}
-
-function summary(minute: number, s: SessionRecord, packets: number, bytes: number): SummaryRecord {
-  return { ...s, time: new Date(T0 + minute * MINUTE_MS + 5).toISOString(), type: 'summary', packets, bytes, totalPackets: packets, totalBytes: bytes, firstSeen: s.time, lastSeen: s.time } as unknown as SummaryRecord;
-}
-
-function flood(minute: number, rule: string, heldBack: number): FloodRecord {
-  const to = new Date(T0 + minute * MINUTE_MS + 10).toISOString();
-  return { time: to, type: 'flood', enforcer: 'e1', interface: '*', rule, generation: 1, from: to, to, heldBack, packets: heldBack, bytes: heldBack * 60 };
-}
-
-/** A seeded day of traffic: 20 sources, 3 services, allow and deny, over 90 minutes. */
-function traffic(): AuditRecord[] {
-  const records: AuditRecord[] = [];
-  let seed = 7;
-  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
-  for (let i = 0; i < 600; i++) {
-    const minute = rnd(90);
-    const src = `10.9.${rnd(2)}.${1 + rnd(10)}`;
-    const port = [22, 80, 443][rnd(3)]!;
-    const verdict = port === 22 ? 'deny' : 'allow';
-    const s = session(minute, src, '10.1.0.5', port, verdict, verdict === 'deny' ? 'p/no-ssh' : 'p/web');
-    records.push(s);
-    if (rnd(2)) records.push(summary(Math.min(89, minute + 1), s, 1 + rnd(50), 100 + rnd(5000)));
-  }
-  records.push(flood(30, 'p/no-ssh', 5000), flood(31, 'p/no-ssh', 7000));
-  const policy: PolicyRecord = { time: new Date(T0).toISOString(), type: 'policy', enforcer: 'e1', interface: '*', status: 'installed', source: 'api', policyVersion: 'sha256:aa', generation: 1, rules: 2 };
-  records.push(policy);
-  return records;
-}
-
-const POLICY = `apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: p }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: no-ssh, action: deny, from: [any], to: [10.1.0.0/24], protocol: tcp, ports: [22] }
-    - { name: web, action: allow, from: [any], to: [10.1.0.0/24], protocol: tcp, ports: [80, 443] }
-    - { name: never, action: allow, from: [any], to: [10.1.0.0/24], protocol: udp, ports: [53] }
-`;
 
 async function filled(records: AuditRecord[], path = ':memory:'): Promise<HistoryStore> {
   const store = await HistoryStore.open(path, { maxAgeMs: 1e15 });
@@ -81,7 +35,7 @@ async function filled(records: AuditRecord[], path = ':memory:'): Promise<Histor
 
 describe('flow history', () => {
   it('reports exactly what the records say', async () => {
-    const records = traffic();
+    const records = knownTraffic(T0);
     const sessions = records.filter((r): r is SessionRecord => r.type === 'session');
     const store = await filled(records);
     try {
@@ -119,12 +73,12 @@ describe('flow history', () => {
   });
 
   it('replays recorded flows through a candidate: exactly the flows the reference evaluator flips', async () => {
-    const records = traffic();
+    const records = knownTraffic(T0);
     const store = await filled(records);
     try {
       const flows = await recordedFlows(store, T0, T0 + 90 * MINUTE_MS);
       // the candidate allows ssh from 10.9.0.0/24 only, and drops port 80
-      const candidate = compileSources([{ file: 'c.yaml', text: POLICY.replace('- { name: no-ssh,', '- { name: ssh-ops, action: allow, from: [10.9.0.0/24], to: [10.1.0.0/24], protocol: tcp, ports: [22] }\n    - { name: no-ssh,').replace('ports: [80, 443]', 'ports: [443]') }]);
+      const candidate = compileSources([{ file: 'c.yaml', text: KNOWN_POLICY.replace('- { name: no-ssh,', '- { name: ssh-ops, action: allow, from: [10.9.0.0/24], to: [10.1.0.0/24], protocol: tcp, ports: [22] }\n    - { name: no-ssh,').replace('ports: [80, 443]', 'ports: [443]') }]);
       const d = replayHistory(flows, candidate);
       let expectFlows = 0;
       let expectSessions = 0;
@@ -152,7 +106,7 @@ describe('flow history', () => {
     const store = await HistoryStore.open(path, { maxAgeMs: 30 * MINUTE_MS, maxBytes: 1 << 40 });
     try {
       const rows = new RowAggregator();
-      for (const r of traffic()) rows.add(r);
+      for (const r of knownTraffic(T0)) rows.add(r);
       await store.append(rows.take());
       await store.retain(T0 + 90 * MINUTE_MS);
       const [oldest] = await store.query<{ m: number }>('SELECT min(minute) AS m FROM flows');
@@ -165,7 +119,7 @@ describe('flow history', () => {
     try {
       for (let k = 0; k < 3; k++) {
         const rows = new RowAggregator();
-        for (const r of traffic()) rows.add(r);
+        for (const r of knownTraffic(T0)) rows.add(r);
         await small.append(rows.take());
       }
       const [before] = await small.query<{ n: number }>('SELECT count(DISTINCT minute) AS n FROM flows');
@@ -182,7 +136,7 @@ describe('flow history', () => {
     const sink = await HistorySink.open({ path: join(dir, 'no-such-folder', 'h.duckdb'), onError: (e) => errors.push(e.code) });
     assert.equal(sink.available, false);
     assert.deepEqual(errors, ['DS_E_HISTORY']);
-    const records = traffic();
+    const records = knownTraffic(T0);
     sink.write(records);
     assert.equal(sink.dropped, records.length);
     assert.throws(() => sink.history(), /DS_E_HISTORY|cannot open/);
