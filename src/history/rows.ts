@@ -98,7 +98,7 @@ export class RowAggregator {
 
   private addFlow(r: SessionRecord | SummaryRecord, sessions: number, packets: number, bytes: number, reason: string, tenant: string): void {
     const minute = minuteOf(r.time);
-    const proto = protocolNumber(r.protocol.replace(/^protocol /, '')) ?? 255;
+    const proto = protocolOf(r.protocol);
     const port = r.dport ?? (r.icmpType !== undefined ? (r.icmpType << 8) | (r.icmpCode ?? 0) : -1);
     // a summary's reason is its session's: `policy` unless the rule names another (failsafe, reply, …)
     const why = r.type === 'summary' && !r.rule.includes('/') ? r.rule : reason;
@@ -139,7 +139,28 @@ export class RowAggregator {
   }
 }
 
+/** The minute of an RFC 3339 UTC time (`…T16:42:11.123Z`), its first 16 characters parsed once. */
+const minutes = new Map<string, number>();
 function minuteOf(time: string): number {
-  const ms = Date.parse(time);
-  return ms - (ms % MINUTE_MS);
+  const key = time.slice(0, 16);
+  let m = minutes.get(key);
+  if (m === undefined) {
+    const ms = Date.parse(time);
+    m = ms - (ms % MINUTE_MS);
+    if (time.endsWith('Z')) {
+      if (minutes.size > 10_000) minutes.clear();
+      minutes.set(key, m);
+    }
+  }
+  return m;
+}
+
+const protocols = new Map<string, number>();
+function protocolOf(text: string): number {
+  let p = protocols.get(text);
+  if (p === undefined) {
+    p = protocolNumber(text.replace(/^protocol /, '')) ?? 255;
+    if (protocols.size < 1024) protocols.set(text, p);
+  }
+  return p;
 }
