@@ -3,13 +3,16 @@
 // back by `doorstep report` and replayed by `doorstep diff --history`, the figures checked against
 // what the senders sent; an agent whose history cannot be opened enforces all the same, says so
 // in a record and a metric, and `report` says why; and the fleet's audit stream (records published
-// by the real NATS sink) read by `fleet report --nats` and `diff --history --nats`.
+// by the real NATS sink) read by `fleet report --nats` and `diff --history --nats`; a history
+// whose disk fills up (a 2 MiB tmpfs) becomes no history, its loss counted exactly.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { NatsAuditSink } from '../../src/audit/nats-sink.js';
+import { HistorySink } from '../../src/history/sink.js';
 import { execIn } from '../../src/demo/topology.js';
 import { connectNats, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import type { HistoryReport } from '../../src/history/queries.js';
@@ -161,7 +164,6 @@ describe('history: the fleet stream', () => {
     writeFileSync(policyFile, KNOWN_POLICY);
 
     const main = join(import.meta.dirname, '../../src/cli/main.js');
-    const { spawnSync } = await import('node:child_process');
     const cli = (args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 60_000 });
     const r = cli(['fleet', 'report', '--nats', url, '--since', '2h', '--policy', policyFile, '-o', 'json']);
     assert.equal(r.status, 0, r.stderr);
@@ -180,5 +182,39 @@ describe('history: the fleet stream', () => {
     const port80 = sessions.filter((x) => x.type === 'session' && x.dport === 80);
     assert.equal(diff.flippedSessions, port80.length);
     assert.deepEqual([...new Set(diff.groups.map((g) => `${g.verdict} ${g.rule} was ${g.was}`))], ['deny p/default was p/web']);
+  });
+});
+
+describe('history: a disk that fills up', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'doorstep-history-full-'));
+  let mounted = false;
+  after(() => {
+    if (mounted) spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('turns into no history: one DS_E_HISTORY error, every record it could not store counted, none twice', async () => {
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status, 0);
+    mounted = true;
+    const errors: string[] = [];
+    const sink = await HistorySink.open({ path: join(dir, 'flows.duckdb'), flushMs: 1e9, onError: (e) => errors.push(e.code) });
+    assert.equal(sink.available, true);
+    let given = 0;
+    // distinct flows until a flush fails (2 MiB hold far fewer than 400,000 rows)
+    for (let round = 0; round < 20 && sink.available; round++) {
+      const records = knownTraffic(Date.now() - 95 * MINUTE_MS).map((r, i) => ({ ...r, src: `10.${round}.${(i >> 8) & 255}.${i & 255}` }) as typeof r);
+      for (let k = 0; k < 30 && sink.available; k++) {
+        const batch = records.map((r) => ({ ...r, dst: `10.200.${round}.${k}` }) as typeof r);
+        sink.write(batch);
+        given += batch.length;
+        await sink.flush();
+      }
+    }
+    assert.equal(sink.available, false, 'the disk never filled');
+    assert.deepEqual(errors, ['DS_E_HISTORY']);
+    assert.equal(sink.stored + sink.dropped, given, 'every record stored or counted as dropped');
+    sink.write(knownTraffic(Date.now()));
+    assert.equal(sink.stored + sink.dropped, given + knownTraffic(Date.now()).length, 'afterwards, every record is counted as dropped');
+    await sink.close();
   });
 });
