@@ -2,6 +2,7 @@
 // What the flow history answers: the report (`doorstep report`, `fleet report`: top denied
 // sources, ports and rules, per-rule trends, rules with no hits, new talkers) and the flows a
 // candidate policy is replayed against (`diff --history`). Plain SQL over store.ts's tables.
+import type { FlowRow } from './rows.js';
 import type { HistoryStore } from './store.js';
 
 export interface ReportOptions {
@@ -106,21 +107,7 @@ export async function historyReport(store: HistoryStore, o: ReportOptions): Prom
 }
 
 /** A recorded flow, summed over the window: what a candidate is replayed against. */
-export interface RecordedFlow {
-  enforcer: string;
-  iface: string;
-  tenant: string;
-  verdict: string;
-  reason: string;
-  rule: string;
-  proto: number;
-  src: string;
-  dst: string;
-  /** Destination port, (type << 8 | code) for ICMP, or -1. */
-  port: number;
-  sessions: number;
-  packets: number;
-}
+export type RecordedFlow = Omit<FlowRow, 'minute' | 'bytes'>;
 
 /** The flows decided by policy in [since, until), each with its recorded verdict and rule. */
 export async function recordedFlows(store: HistoryStore, since: number, until = Date.now()): Promise<RecordedFlow[]> {
