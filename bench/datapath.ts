@@ -2,13 +2,17 @@
 // `npm run bench:datapath`: nanoseconds per packet through BPF_PROG_TEST_RUN (kernel-measured,
 // syscall excluded) for a cached session and for new sessions at 10 / 1,000 / 100,000 rules over
 // 10 / 10,000 / 1,000,000 CIDRs, beside a floor program (the same parser + one hash lookup) run
-// in the same process; plus compile and install times. Prints figures and ratios; asserts nothing.
+// in the same process; plus compile and install times, the verifier's size, the engine's load
+// time, and start-to-attached: from `doorstep agent` starting to XDP attached on an interface
+// that is already up (the window a host passes traffic unfiltered at every start). Prints figures
+// and ratios; asserts nothing.
 import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE } from '../src/abi/records.js';
 import { Engine } from '../src/engine/engine.js';
 import { FloorProgram, type RunTiming, runEach, runRepeat } from '../src/engine/floor.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/image.js';
 import { sessionKeyOf } from '../test/lib/datapath.js';
+import { AgentRig } from '../test/lib/agent-rig.js';
 import { type FrameSpec, frame } from '../test/lib/packet.js';
 import { prng, Random } from '../test/lib/random-policy.js';
 
@@ -179,10 +183,41 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(row.map((c, i) => pad(c, widths[i] ?? 0)).join('  '));
   console.log(`\nnew: median of ${RUNS} runs of ${fmt(NEW_SESSIONS)} distinct flows, one pass each · cached: median of ${CACHED_RUNS} runs of ${fmt(CACHED_FLOWS)} cached flows × ${CACHED_ROUNDS} rounds · 1-flow: median of ${CACHED_RUNS} runs of one cached flow, ${fmt(REPEAT)} passes in the kernel's loop`);
   console.log(`\nverified size (instructions the verifier processed): ds_xdp_ingress ${fmt(verified.ingress)}, ds_xdp_explain ${fmt(verified.explain)} (limit 1,000,000)`);
+  const start = await startToAttached(3);
+  console.log(`\nengine load (open: load and verify both programs, in this process), median of 3: ${fmt(start.loadMs)} ms`);
+  console.log(`start-to-attached (\`doorstep agent\` spawned → its \`attached\` record; a fresh namespace, pin root and engine each run): ${start.runs.map((ms) => fmt(ms)).join(', ')} ms (median ${fmt(median(start.runs))} ms)`);
   console.log('\ntargets');
   console.log(`  cached session / floor, worst row  ${fmt(cachedRatio, 2)}×  (1-flow)   ${fmt(cachedVariedRatio, 2)}×  (1,024 flows)   target ≤ 1.50×`);
   console.log(`  new @100k rules / new @10 rules   ${fmt(newAtMax / newAt10, 2)}×                                  target ≤ 2.00×`);
   console.log(`  compile + install, 1M CIDRs       ${fmt(compileInstallMax / 1000, 2)} s                                 target < 5 s`);
+}
+
+/**
+ * The agent's unprotected start, `runs` times: a fresh namespace pair (the interface up), then
+ * the time from spawning `doorstep agent` to its `attached` record. Beside it, Engine.open's time
+ * in this process (load and verification, no pins).
+ */
+async function startToAttached(runs: number): Promise<{ runs: number[]; loadMs: number }> {
+  const loads: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    Engine.open({ pinRoot: null }).close();
+    loads.push(performance.now() - t);
+  }
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const rig = new AgentRig('dsb');
+    try {
+      const t = performance.now();
+      const agent = rig.startAgent([], { folder: false });
+      await agent.waitFor((rec) => rec.type === 'agent' && rec.event === 'attached', 'attached', 30_000);
+      out.push(performance.now() - t);
+      await agent.terminate();
+    } finally {
+      rig.cleanup();
+    }
+  }
+  return { runs: out, loadMs: median(loads) };
 }
 
 await main();
