@@ -2,7 +2,7 @@
 // What the flow history answers: the report (`doorstep report`, `fleet report`: top denied
 // sources, ports and rules, per-rule trends, rules with no hits, new talkers) and the flows a
 // candidate policy is replayed against (`diff --history`). Plain SQL over store.ts's tables.
-import type { FlowRow } from './rows.js';
+import { MINUTE_MS as MINUTE, type FlowRow } from './rows.js';
 import type { HistoryStore } from './store.js';
 
 export interface ReportOptions {
@@ -126,4 +126,35 @@ export async function policyHistory(store: HistoryStore, since: number, limit = 
     [BigInt(since)],
   );
   return rows.map((r) => ({ ...r, time: new Date(r.time).toISOString() }));
+}
+
+/** Sessions allowed and denied per interval of `intervalMs` from `since` (denied: with held-back ones), oldest first: the UI's chart. */
+export async function verdictsOverTime(store: HistoryStore, since: number, intervalMs: number, until = Date.now()): Promise<{ at: string; allowed: number; denied: number }[]> {
+  const step = Math.max(MINUTE, Math.ceil(intervalMs / MINUTE) * MINUTE);
+  const rows = await store.query<{ bucket: number; allowed: number; denied: number }>(
+    `SELECT bucket, sum(allowed) AS allowed, sum(denied) AS denied FROM (
+       SELECT (minute - $1) // ${step} AS bucket, sum(sessions) FILTER (WHERE verdict = 'allow') AS allowed, sum(sessions) FILTER (WHERE verdict = 'deny') AS denied
+       FROM flows WHERE minute >= $1 AND minute < $2 GROUP BY bucket
+       UNION ALL SELECT (minute - $1) // ${step}, 0, sum(held) FROM floods WHERE minute >= $1 AND minute < $2 GROUP BY 1)
+     GROUP BY bucket ORDER BY bucket`,
+    [BigInt(since), BigInt(until)],
+  );
+  const count = Math.max(1, Math.ceil((until - since) / step));
+  const out = Array.from({ length: count }, (_, i) => ({ at: new Date(since + i * step).toISOString(), allowed: 0, denied: 0 }));
+  for (const r of rows) {
+    const b = out[Math.min(count - 1, Math.max(0, r.bucket))]!;
+    b.allowed += r.allowed ?? 0;
+    b.denied += r.denied ?? 0;
+  }
+  return out;
+}
+
+/** The sources with the most denied sessions since `since`, with the last minute each was seen: the UI's list. */
+export async function deniedSources(store: HistoryStore, since: number, limit: number): Promise<{ source: string; sessions: number; lastSeen: string }[]> {
+  const rows = await store.query<{ source: string; sessions: number; last: number }>(
+    `SELECT src AS source, sum(sessions) AS sessions, max(minute) AS last FROM flows
+     WHERE verdict = 'deny' AND minute >= $1 GROUP BY src HAVING sum(sessions) > 0 ORDER BY sessions DESC, source LIMIT ${Math.max(1, Math.floor(limit))}`,
+    [BigInt(since)],
+  );
+  return rows.map((r) => ({ source: r.source, sessions: r.sessions, lastSeen: new Date(r.last).toISOString() }));
 }

@@ -14,7 +14,7 @@ import type { SessionRecord } from '../../src/audit/session-record.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { parseCidr } from '../../src/policy/cidr.js';
-import { historyReport, policyHistory, recordedFlows } from '../../src/history/queries.js';
+import { deniedSources, historyReport, policyHistory, recordedFlows, verdictsOverTime } from '../../src/history/queries.js';
 import { replayHistory } from '../../src/history/replay.js';
 import { MINUTE_MS, RowAggregator } from '../../src/history/rows.js';
 import { KNOWN_POLICY, knownTraffic } from '../lib/history-traffic.js';
@@ -67,6 +67,13 @@ describe('flow history', () => {
       const fresh = [...firstSeen].filter(([, t]) => t >= mid).map(([src]) => src).sort();
       assert.deepEqual(late.newTalkers.map((n) => n.source).sort(), fresh);
       assert.equal((await policyHistory(store, T0))[0]!.version, 'sha256:aa');
+      // the UI's chart and list: per-interval sums add up to the totals, held-back denies included
+      const chart = await verdictsOverTime(store, T0, 15 * MINUTE_MS, T0 + 90 * MINUTE_MS);
+      assert.equal(chart.length, 6);
+      assert.equal(chart.reduce((n, b) => n + b.allowed, 0), r.totals.allowSessions);
+      assert.equal(chart.reduce((n, b) => n + b.denied, 0), r.totals.denySessions + 12_000);
+      assert.equal(chart[2]!.denied - sessions.filter((x) => x.verdict === 'deny' && Date.parse(x.time) >= T0 + 30 * MINUTE_MS && Date.parse(x.time) < T0 + 45 * MINUTE_MS).length, 12_000);
+      assert.deepEqual((await deniedSources(store, T0, 5)).map((x) => [x.source, x.sessions]), expected);
     } finally {
       store.close();
     }
