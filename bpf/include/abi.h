@@ -451,12 +451,19 @@ _Static_assert(sizeof(struct ds_target_key) == 8, "ds_target_key size");
 /* ds_target value: the target class (the rules matching destination and service that apply to
  * every tenant; 0 = none), and, when some of the rules matching both are scoped to tenants,
  * `scoped` != 0: the packet's tenant class (ds_tenant) then refines the target through
- * ds_tenant_tgt. A policy without tenant-scoped rules has scoped 0 everywhere: no tenant lookup. */
+ * ds_tenant_tgt. A policy without tenant-scoped rules has scoped 0 everywhere: no tenant lookup.
+ * `source_free` = 1 when no source class has an entry of its own for this target (and scoped is
+ * 0): every source then meets the wildcard row's decision, carried here as `any` (rule 0: the
+ * policy default), so a new session skips the source lookup and the verdict lookup (a flood of
+ * spoofed sources at a port denied to everyone pays neither). */
 struct ds_target_value {
 	__u32 target;
 	__u32 scoped;
+	struct ds_verdict_value any;
+	__u8 source_free;
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct ds_target_value) == 8, "ds_target_value size");
+_Static_assert(sizeof(struct ds_target_value) == 20, "ds_target_value size");
 
 /* ds_tenant_tgt key: (scoped id of a ds_target_value, tenant class) → target class (__u32): the
  * rules of that destination and service that apply to the tenant. Present only where a rule

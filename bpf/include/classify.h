@@ -148,27 +148,23 @@ static __always_inline __u32 ds_tenant_target(__u32 slot, __u32 scoped, __u32 te
 }
 
 /* The first rule matching `k` from `tenant` under the version in `slot`, or NULL (the policy
- * default decides). dst class × service class → target (small table), refined by the tenant
- * where tenant-scoped rules are among them; then the source's row for that target: inline in its
- * address entry when the row has one entry, else one lookup in ds_verdict; last, the wildcard row
- * for rules whose source is "any". */
+ * default decides). dst class × service class → target (small table); where no source has an
+ * entry of its own under that target (source_free), its decision for every source; else refined
+ * by the tenant where tenant-scoped rules are among them, then the source's row for that target:
+ * inline in its address entry when the row has one entry, else one lookup in ds_verdict; last,
+ * the wildcard row for rules whose source is "any". */
 static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_policy_meta *meta,
 							     const struct ds_session_key *k, __u32 tenant)
 {
 	__u32 slot = meta->slot;
 	struct ds_addr_class *src, *dst;
 
-	if (k->family == DS_FAMILY_IPV4) {
+	if (k->family == DS_FAMILY_IPV4)
 		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, meta->dst4_bits, k->dst + 12);
-		if (!dst)
-			return 0;
-		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, meta->src4_bits, k->src + 12);
-	} else {
+	else
 		dst = ds_v6_class(&ds_dst6, slot, k->dst);
-		if (!dst)
-			return 0;
-		src = ds_v6_class(&ds_src6, slot, k->src);
-	}
+	if (!dst)
+		return 0;
 
 	void *svc_map = bpf_map_lookup_elem(&ds_svc, &slot);
 	if (!svc_map)
@@ -185,6 +181,8 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 	struct ds_target_value *tv = bpf_map_lookup_elem(target_map, &tk);
 	if (!tv)
 		return 0;
+	if (tv->source_free)
+		return tv->any.rule ? &tv->any : 0;
 	__u32 target = tv->target;
 	if (tv->scoped && tenant) {
 		/* tenant 0 (none) is in no tenant class: only the rules for every tenant apply */
@@ -194,6 +192,11 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 	}
 	if (!target)
 		return 0;
+
+	if (k->family == DS_FAMILY_IPV4)
+		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, meta->src4_bits, k->src + 12);
+	else
+		src = ds_v6_class(&ds_src6, slot, k->src);
 
 	void *verdict_map = bpf_map_lookup_elem(&ds_verdict, &slot);
 	if (!verdict_map)

@@ -423,10 +423,13 @@ export const Layouts = {
     },
   },
   ds_target_value: {
-    size: 8,
+    size: 20,
     fields: {
       target: { offset: 0, size: 4, elem: 4, count: 1 },
       scoped: { offset: 4, size: 4, elem: 4, count: 1 },
+      any: { offset: 8, size: 8, elem: 0, count: 1 },
+      source_free: { offset: 16, size: 1, elem: 1, count: 1 },
+      pad: { offset: 17, size: 3, elem: 1, count: 3 },
     },
   },
   ds_tenant_target_key: {

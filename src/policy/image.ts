@@ -268,9 +268,9 @@ function v4Images(entries: PrefixClass[], rows: Rows, verdicts: Verdicts): { top
   };
 }
 
-type TwoU32s = 'ds_target_key' | 'ds_target_value' | 'ds_tenant_target_key' | 'ds_verdict_key';
+type TwoU32s = 'ds_target_key' | 'ds_tenant_target_key' | 'ds_verdict_key';
 
-/** Records of two u32s (keys such as ds_target_key, the ds_target_value), at the offsets the ABI gives. */
+/** Records of two u32s (keys such as ds_target_key), at the offsets the ABI gives. */
 function twoU32s<N extends TwoU32s>(
   name: N,
   fields: [Parameters<typeof offsetOf<N>>[1], Parameters<typeof offsetOf<N>>[1]],
@@ -293,10 +293,39 @@ function u32ValueImage(keys: Buffer, keySize: number, values: Uint32Array): Tabl
   return { count: values.length, keySize, valueSize: 4, keys, values: u32Values(values) };
 }
 
-function targetImage(t: ClassTables['target']): TableImage {
+const TARGET = {
+  size: sizeOf('ds_target_value'),
+  target: offsetOf('ds_target_value', 'target'),
+  scoped: offsetOf('ds_target_value', 'scoped'),
+  any: offsetOf('ds_target_value', 'any'),
+  sourceFree: offsetOf('ds_target_value', 'source_free'),
+};
+
+/**
+ * ds_target: (dst class, svc class) → the target class, its tenant refinement, and for a target
+ * no source class has an entry of its own under (and no tenant refines), `source_free` with the
+ * wildcard row's decision for it inline: every source meets that decision, so a new session
+ * skips the source and verdict lookups.
+ */
+function targetImage(t: ClassTables['target'], verdict: ClassTables['verdict'], verdicts: Verdicts): TableImage {
   const keys = twoU32s('ds_target_key', ['dst_class', 'svc_class'], t, (i) => t[i]!.dst, (i) => t[i]!.svc);
-  const values = twoU32s('ds_target_value', ['target', 'scoped'], t, (i) => t[i]!.target, (i) => t[i]!.scoped);
-  return { count: t.length, keySize: sizeOf('ds_target_key'), valueSize: sizeOf('ds_target_value'), keys, values };
+  const ownRows = new Set<number>();
+  const wildcard = new Map<number, number>();
+  for (const v of verdict) {
+    if (v.src === 0) wildcard.set(v.target, v.rule);
+    else ownRows.add(v.target);
+  }
+  const values = Buffer.alloc(t.length * TARGET.size);
+  t.forEach((e, i) => {
+    const at = i * TARGET.size;
+    values.writeUInt32LE(e.target, at + TARGET.target);
+    values.writeUInt32LE(e.scoped, at + TARGET.scoped);
+    if (e.scoped !== 0 || ownRows.has(e.target)) return;
+    values.writeUInt8(1, at + TARGET.sourceFree);
+    const rule = wildcard.get(e.target) ?? 0;
+    if (rule !== 0) verdicts.write(values, at + TARGET.any, rule);
+  });
+  return { count: t.length, keySize: sizeOf('ds_target_key'), valueSize: TARGET.size, keys, values };
 }
 
 /** ds_tenant: tenant id → tenant class. */
@@ -342,7 +371,7 @@ export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
       ds_src6: lpm6Image(tables.src6, rows, verdicts),
       ds_dst6: lpm6Image(tables.dst6, noRows, verdicts),
       ds_svc: svcImage(tables.svc),
-      ds_target: targetImage(tables.target),
+      ds_target: targetImage(tables.target, tables.verdict, verdicts),
       ds_tenant: tenantImage(tables.tenants),
       ds_tenant_tgt: tenantTargetImage(tables.tenantTarget),
       ds_verdict: verdictImage(rows.inTable, verdicts),
