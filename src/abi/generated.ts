@@ -3,7 +3,7 @@
 // Do not edit: change abi.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 5,
+  ABI_VERSION: 6,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
@@ -443,4 +443,97 @@ export const Layouts = {
       pad: { offset: 4, size: 4, elem: 4, count: 1 },
     },
   },
+  ds_abi: {
+    size: 8,
+    fields: {
+      version: { offset: 0, size: 4, elem: 4, count: 1 },
+      pad: { offset: 4, size: 4, elem: 4, count: 1 },
+    },
+  },
 } as const;
+
+/** Every map of the engine, by name (bpf/include/contract.h). */
+export const MapName = {
+  ABI: 'ds_abi',
+  SESSIONS: 'ds_sessions',
+  DENIES: 'ds_denies',
+  FLOW_FILTER: 'ds_flow_filter',
+  FLOW_COARSE: 'ds_flow_coarse',
+  FLOOD_SAMPLES: 'ds_flood_samples',
+  FRAGS: 'ds_frags',
+  EVENTS: 'ds_events',
+  DIRTY: 'ds_dirty',
+  SCRATCH: 'ds_scratch',
+  STATS: 'ds_stats',
+  FAILSAFE_V2: 'ds_failsafe_v2',
+  TENANTNET_V2: 'ds_tenantnet_v2',
+  RULE_STATS: 'ds_rule_stats',
+  SETTINGS: 'ds_settings',
+  IFACES: 'ds_ifaces',
+  REPLIES: 'ds_replies',
+  ACTIVE: 'ds_active',
+  SRC4_TOP: 'ds_src4_top',
+  SRC4_LONG: 'ds_src4_long',
+  DST4_TOP: 'ds_dst4_top',
+  DST4_LONG: 'ds_dst4_long',
+  SRC6: 'ds_src6',
+  DST6: 'ds_dst6',
+  SVC: 'ds_svc',
+  TARGET: 'ds_target',
+  TENANT: 'ds_tenant',
+  TENANT_TGT: 'ds_tenant_tgt',
+  VERDICT: 'ds_verdict',
+} as const;
+export type MapName = (typeof MapName)[keyof typeof MapName];
+
+/**
+ * Each map's kind and the BTF names and sizes of its key and value types: of one CPU's value for
+ * per-CPU maps, of the records of a ring buffer (no key), of the inner maps of a map of maps.
+ */
+export const MapTypes = {
+  ds_abi: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_abi', valueSize: 8 },
+  ds_sessions: { kind: 'map', key: 'ds_session_key', keySize: 48, value: 'ds_session_value', valueSize: 80 },
+  ds_denies: { kind: 'map', key: 'ds_session_key', keySize: 48, value: 'ds_session_value', valueSize: 80 },
+  ds_flow_filter: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flow_filter_entry', valueSize: 16 },
+  ds_flow_coarse: { kind: 'map', key: '__u32', keySize: 4, value: '__u64', valueSize: 8 },
+  ds_flood_samples: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flood_sample', valueSize: 32 },
+  ds_frags: { kind: 'map', key: 'ds_frag_key', keySize: 48, value: 'ds_frag_value', valueSize: 16 },
+  ds_events: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_event', valueSize: 88 },
+  ds_dirty: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_dirty', valueSize: 56 },
+  ds_scratch: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_session_value', valueSize: 80 },
+  ds_stats: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_cpu_stats', valueSize: 552 },
+  ds_failsafe_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: 'ds_failsafe_value', valueSize: 8 },
+  ds_tenantnet_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: '__u32', valueSize: 4 },
+  ds_rule_stats: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_rule_stat', valueSize: 80 },
+  ds_settings: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_settings', valueSize: 24 },
+  ds_ifaces: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_iface', valueSize: 8 },
+  ds_replies: { kind: 'map', key: 'ds_reply_key', keySize: 48, value: 'ds_session_key', valueSize: 48 },
+  ds_active: { kind: 'map-of-maps', key: '__u32', keySize: 4, value: 'ds_policy_meta', valueSize: 28 },
+  ds_src4_top: { kind: 'slot-table', key: '__u32', keySize: 4, value: 'ds_v4_top', valueSize: 24 },
+  ds_src4_long: { kind: 'slot-table', key: '__u32', keySize: 4, value: 'ds_v4_slot', valueSize: 32 },
+  ds_dst4_top: { kind: 'slot-table', key: '__u32', keySize: 4, value: 'ds_v4_top', valueSize: 24 },
+  ds_dst4_long: { kind: 'slot-table', key: '__u32', keySize: 4, value: 'ds_v4_slot', valueSize: 32 },
+  ds_src6: { kind: 'slot-table', key: 'ds_lpm6_key', keySize: 20, value: 'ds_addr_class', valueSize: 20 },
+  ds_dst6: { kind: 'slot-table', key: 'ds_lpm6_key', keySize: 20, value: 'ds_addr_class', valueSize: 20 },
+  ds_svc: { kind: 'slot-table', key: '__u32', keySize: 4, value: '__u32', valueSize: 4 },
+  ds_target: { kind: 'slot-table', key: 'ds_target_key', keySize: 8, value: 'ds_target_value', valueSize: 8 },
+  ds_tenant: { kind: 'slot-table', key: '__u32', keySize: 4, value: '__u32', valueSize: 4 },
+  ds_tenant_tgt: { kind: 'slot-table', key: 'ds_tenant_target_key', keySize: 8, value: '__u32', valueSize: 4 },
+  ds_verdict: { kind: 'slot-table', key: 'ds_verdict_key', keySize: 8, value: 'ds_verdict_value', valueSize: 8 },
+} as const;
+
+/** The per-policy tables: a version fills one inner map of each, in this order. */
+export const SLOT_TABLES = [
+  MapName.SRC4_TOP,
+  MapName.SRC4_LONG,
+  MapName.DST4_TOP,
+  MapName.DST4_LONG,
+  MapName.SRC6,
+  MapName.DST6,
+  MapName.SVC,
+  MapName.TARGET,
+  MapName.TENANT,
+  MapName.TENANT_TGT,
+  MapName.VERDICT,
+] as const;
+export type SlotTable = (typeof SLOT_TABLES)[number];

@@ -5,7 +5,9 @@
 // they carry no traffic, and are removed after.
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MapName } from '../../src/abi/generated.js';
 import { Engine } from '../../src/engine/engine.js';
 import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
@@ -60,7 +62,7 @@ describe('datapath: attaching to interfaces', () => {
     const installed = first.install(compileYaml('apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec: { defaultAction: deny }\n').image);
     first.attach(vethB);
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`));
-    assert.ok(existsSync(`${pinRoot}/maps/ds_sessions`));
+    assert.ok(existsSync(join(pinRoot, 'maps', MapName.SESSIONS)));
     first.close({ keepAttached: true });
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`), 'the link stays pinned (and attached) after the process lets go');
 
@@ -80,7 +82,7 @@ describe('datapath: attaching to interfaces', () => {
   it('refuses pins left by another version (some maps missing) instead of mixing two layouts', () => {
     const first = Engine.open({ pinRoot });
     try {
-      rmSync(`${pinRoot}/maps/ds_replies`); // what an engine pinned by an older build lacks
+      rmSync(join(pinRoot, 'maps', MapName.REPLIES)); // what an engine pinned by an older build lacks
       assert.throws(
         () => Engine.open({ pinRoot }),
         (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /another doorstep version \(it lacks ds_replies\)/.test(e.message),
@@ -95,11 +97,11 @@ describe('datapath: attaching to interfaces', () => {
     const first = Engine.open({ pinRoot });
     try {
       // what an engine pinned by a build with a smaller ds_settings value leaves
-      rmSync(`${pinRoot}/maps/ds_settings`);
+      rmSync(join(pinRoot, 'maps', MapName.SETTINGS));
       const native = addon();
-      const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, 8, 1, 0, -1, 'ds_settings');
+      const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, 8, 1, 0, -1, MapName.SETTINGS);
       try {
-        native.objPin(fd, `${pinRoot}/maps/ds_settings`);
+        native.objPin(fd, join(pinRoot, 'maps', MapName.SETTINGS));
       } finally {
         native.closeFd(fd);
       }
