@@ -31,6 +31,7 @@ import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
+import { adoptPins, pinnedMaps, stampAbi } from './adoption.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
 
@@ -310,40 +311,16 @@ export class Engine {
       let adopted = false;
       if (pinRoot) {
         ensureBpffs();
-        const mapDir = join(pinRoot, 'maps');
-        const present = names.filter((n) => existsSync(join(mapDir, n)));
-        if (present.length > 0 && present.length < names.length) {
-          // another build's engine: adopting part of it, or pinning over it, would mix two layouts
-          const missing = names.filter((n) => !present.includes(n));
-          throw new DoorstepError('DS_E_ABI_MISMATCH', `${mapDir} holds an engine of another doorstep version (it lacks ${missing.join(', ')})`, {
-            hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
-          });
-        }
-        adopted = present.length === names.length;
-        if (adopted) {
-          for (const n of names) {
-            const fd = native.objGet(join(mapDir, n));
-            try {
-              // the same name with another layout (a build of another ABI): refuse, never mix
-              const pinned = native.mapInfo(fd);
-              const ours = obj.mapSpec(n);
-              if (pinned.type !== ours.type || pinned.keySize !== ours.keySize || pinned.valueSize !== ours.valueSize) {
-                throw new DoorstepError('DS_E_ABI_MISMATCH', `${join(mapDir, n)} has ${pinned.keySize}/${pinned.valueSize}-byte keys/values (type ${pinned.type}); this engine's ${n} has ${ours.keySize}/${ours.valueSize} (type ${ours.type})`, {
-                  hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
-                });
-              }
-              obj.reuseMapFd(n, fd); // libbpf keeps its own duplicate
-            } finally {
-              native.closeFd(fd);
-            }
-          }
-        }
+        // pins of this engine's contract are adopted; any others refused (DS_E_ABI_MISMATCH), never mixed
+        adopted = pinnedMaps(pinRoot, names) === 'all';
+        if (adopted) adoptPins(obj, pinRoot, names, innerSpecs);
       }
       try {
         obj.load();
       } catch (cause) {
         throw kernelError('DS_E_BPF_LOAD', 'the kernel refused the XDP engine', cause);
       }
+      if (!adopted) stampAbi(obj.mapFd(MapName.ABI));
       if (pinRoot && !adopted) {
         const mapDir = join(pinRoot, 'maps');
         mkdirSync(mapDir, { recursive: true });

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // Attachment: native XDP with a reported fallback to generic, jumbo MTUs (xdp.frags), links
-// pinned under the pin root, adoption of pins by a second engine, and nothing left behind on
-// close. The interfaces (a bridge: no native XDP; a veth pair) are created here without addresses, so
+// pinned under the pin root, adoption of pins by a second engine and its refusal of pins that are
+// not its contract (missing maps, another ABI stamp, other sizes or BTF types), and nothing left
+// behind on close. The interfaces (a bridge: no native XDP; a veth pair) are created here without addresses, so
 // they carry no traffic, and are removed after.
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MapName } from '../../src/abi/generated.js';
+import { encodeStruct, sizeOf } from '../../src/abi/codec.js';
+import { Limits, MapName } from '../../src/abi/generated.js';
 import { Engine } from '../../src/engine/engine.js';
 import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
@@ -112,6 +114,63 @@ describe('datapath: attaching to interfaces', () => {
     } finally {
       first.close();
       rmSync(pinRoot, { recursive: true, force: true });
+    }
+  });
+
+  /** Put the map `fd` where the pin of `name` was (what another build's engine would have left there). */
+  const pinInstead = (name: MapName, fd: number): void => {
+    rmSync(join(pinRoot, 'maps', name));
+    addon().objPin(fd, join(pinRoot, 'maps', name));
+  };
+  /** Engine.open on the pin root is refused with DS_E_ABI_MISMATCH saying `why`; nothing is attached, the pins stay. */
+  const assertRefused = (why: RegExp): void => {
+    assert.throws(() => Engine.open({ pinRoot }), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && why.test(e.message) && /remove .*doorstep-test/.test(e.hint ?? ''));
+    assert.equal(addon().xdpQuery(addon().ifNameToIndex(vethB)).progId, 0, 'nothing attached');
+    assert.ok(existsSync(join(pinRoot, 'maps', MapName.SESSIONS)), 'the pins are left as they were');
+  };
+
+  it('refuses pins stamped with another ABI version', () => {
+    const first = Engine.open({ pinRoot });
+    const native = addon();
+    const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, sizeOf('ds_abi'), 1, 0, -1, MapName.ABI);
+    try {
+      native.mapUpdate(fd, Buffer.alloc(4), encodeStruct('ds_abi', { version: Limits.ABI_VERSION - 1 }));
+      pinInstead(MapName.ABI, fd);
+      assertRefused(new RegExp(`holds an engine of ABI version ${Limits.ABI_VERSION - 1}; this doorstep's is ${Limits.ABI_VERSION}`));
+    } finally {
+      native.closeFd(fd);
+      first.close();
+      rmSync(pinRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a pinned map of the right name, type and sizes whose BTF key or value type is another', () => {
+    const first = Engine.open({ pinRoot });
+    const native = addon();
+    // ds_ifaces and ds_flow_coarse are both arrays of 4-byte keys and 8-byte values: ds_iface, __u64
+    const ifaces = native.objGet(join(pinRoot, 'maps', MapName.IFACES));
+    try {
+      pinInstead(MapName.FLOW_COARSE, ifaces);
+      assertRefused(/ds_flow_coarse has __u32 keys and ds_iface values; this engine's ds_flow_coarse has __u32 and __u64/);
+    } finally {
+      native.closeFd(ifaces);
+      first.close();
+      rmSync(pinRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('stamps a new engine\'s pins with the ABI version, frozen', () => {
+    const engine = Engine.open({ pinRoot });
+    const native = addon();
+    const fd = native.objGet(join(pinRoot, 'maps', MapName.ABI));
+    try {
+      const value = Buffer.alloc(sizeOf('ds_abi'));
+      assert.equal(native.mapLookup(fd, Buffer.alloc(4), value), true);
+      assert.equal(value.readUInt32LE(0), Limits.ABI_VERSION);
+      assert.throws(() => native.mapUpdate(fd, Buffer.alloc(4), Buffer.alloc(value.length)), (e: unknown) => (e as { errno?: number }).errno === 1 /* EPERM: frozen */);
+    } finally {
+      native.closeFd(fd);
+      engine.close();
     }
   });
 

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// Adoption of the maps an earlier engine pinned, and the stamp that makes it checkable. Pins are
+// adopted only when they are this engine's contract (bpf/include/contract.h): every map of the
+// object and no fewer, a ds_abi stamp of DS_ABI_VERSION, and each map of the object's map type,
+// key and value sizes, kernel BTF key and value type names, and (maps of maps) inner maps of the
+// object's templates. Anything else is refused with DS_E_ABI_MISMATCH before a single pin is
+// reused, so two layouts never mix. Touches the object (reuse) and the pins (read only); the
+// engine calls it from Engine.open.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
+import { Limits, MapName } from '../abi/generated.js';
+import { DoorstepError } from '../errors.js';
+import { addon, type BpfObjectHandle, type MapSpec } from './native.js';
+
+const BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
+const BPF_MAP_TYPE_HASH_OF_MAPS = 13;
+
+const ZERO_KEY = Buffer.alloc(4);
+
+function mismatch(pinRoot: string, what: string): DoorstepError {
+  return new DoorstepError('DS_E_ABI_MISMATCH', what, {
+    hint: `stop the agent that uses it, then remove ${pinRoot} (which detaches its engine: the interfaces are unprotected until the new agent attaches) and start again, or give another --pin-root`,
+  });
+}
+
+/**
+ * Which of the object's maps `mapDir` holds pins of: none (a fresh pin root: nothing to adopt) or
+ * all (to adopt, after checkPins). Throws when only some are there: another build's engine.
+ */
+export function pinnedMaps(pinRoot: string, names: readonly string[]): 'none' | 'all' {
+  const mapDir = join(pinRoot, 'maps');
+  const present = names.filter((n) => existsSync(join(mapDir, n)));
+  if (present.length === 0) return 'none';
+  if (present.length < names.length) {
+    const missing = names.filter((n) => !present.includes(n));
+    throw mismatch(pinRoot, `${mapDir} holds an engine of another doorstep version (it lacks ${missing.join(', ')})`);
+  }
+  return 'all';
+}
+
+/** Why a pinned map is not the object's map `name`, or null when it is. */
+function difference(name: string, fd: number, ours: MapSpec & { keyType: string | null; valueType: string | null }, inner: MapSpec | undefined): string | null {
+  const native = addon();
+  const pinned = native.mapInfo(fd);
+  if (pinned.type !== ours.type || pinned.keySize !== ours.keySize || pinned.valueSize !== ours.valueSize) {
+    return `has ${pinned.keySize}/${pinned.valueSize}-byte keys/values (type ${pinned.type}); this engine's ${name} has ${ours.keySize}/${ours.valueSize} (type ${ours.type})`;
+  }
+  // libbpf creates maps of maps without BTF: theirs is checked through the inner maps below
+  const ofMaps = ours.type === BPF_MAP_TYPE_ARRAY_OF_MAPS || ours.type === BPF_MAP_TYPE_HASH_OF_MAPS;
+  if (!ofMaps) {
+    const types = native.mapBtfTypes(fd);
+    if (types.key !== ours.keyType || types.value !== ours.valueType) {
+      return `has ${types.key ?? 'no BTF'} keys and ${types.value ?? 'no BTF'} values; this engine's ${name} has ${ours.keyType} and ${ours.valueType}`;
+    }
+  }
+  if (inner) {
+    for (let slot = 0; slot < pinned.maxEntries; slot++) {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(slot);
+      const id = Buffer.alloc(4);
+      if (!native.mapLookup(fd, key, id)) continue;
+      const innerFd = native.mapFdById(id.readUInt32LE());
+      try {
+        const held = native.mapInfo(innerFd);
+        if (held.type !== inner.type || held.keySize !== inner.keySize || held.valueSize !== inner.valueSize) {
+          return `holds in slot ${slot} a map of ${held.keySize}/${held.valueSize}-byte keys/values (type ${held.type}); this engine's inner maps have ${inner.keySize}/${inner.valueSize} (type ${inner.type})`;
+        }
+      } finally {
+        native.closeFd(innerFd);
+      }
+    }
+  }
+  return null;
+}
+
+/** The ABI version the pinned ds_abi carries (0 when it cannot say: another shape, or no entry). */
+function pinnedVersion(fd: number): number {
+  const native = addon();
+  const info = native.mapInfo(fd);
+  const value = Buffer.alloc(sizeOf('ds_abi'));
+  if (info.keySize !== 4 || info.valueSize !== value.length || !native.mapLookup(fd, ZERO_KEY, value)) return 0;
+  return readField('ds_abi', value, 0, 'version');
+}
+
+/**
+ * Reuse the maps pinned under `pinRoot` in `obj` (before it loads), after checking that they are
+ * its contract: the ABI stamp first (the plainest answer: "another version"), then every map.
+ * `innerSpecs`: the object's inner-map templates, read before load.
+ */
+export function adoptPins(obj: BpfObjectHandle, pinRoot: string, names: readonly string[], innerSpecs: ReadonlyMap<string, MapSpec>): void {
+  const native = addon();
+  const mapDir = join(pinRoot, 'maps');
+  const fds = new Map<string, number>();
+  try {
+    for (const n of names) fds.set(n, native.objGet(join(mapDir, n)));
+    const version = pinnedVersion(fds.get(MapName.ABI) as number);
+    if (version !== Limits.ABI_VERSION) {
+      throw mismatch(pinRoot, `${mapDir} holds an engine of ABI version ${version || 'unknown'}; this doorstep's is ${Limits.ABI_VERSION}`);
+    }
+    for (const [n, fd] of fds) {
+      const why = difference(n, fd, obj.mapSpec(n), innerSpecs.get(n));
+      if (why) throw mismatch(pinRoot, `${join(mapDir, n)} ${why}`);
+    }
+    for (const [n, fd] of fds) obj.reuseMapFd(n, fd); // libbpf keeps its own duplicate
+  } finally {
+    for (const fd of fds.values()) native.closeFd(fd);
+  }
+}
+
+/** Write DS_ABI_VERSION into a new engine's ds_abi and freeze it, before anything is pinned. */
+export function stampAbi(abiFd: number): void {
+  const native = addon();
+  native.mapUpdate(abiFd, ZERO_KEY, encodeStruct('ds_abi', { version: Limits.ABI_VERSION }));
+  native.mapFreeze(abiFd);
+}
