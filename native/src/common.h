@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <string>
 
-struct btf;  // libbpf's (bpf/btf.h)
+struct btf;           // libbpf's (bpf/btf.h)
+struct bpf_map_info;  // the kernel's (linux/bpf.h)
 
 namespace ds {
 
@@ -35,6 +36,8 @@ struct MapShape {
   char name[16];
 };
 MapShape GetMapShape(Napi::Env env, int fd);
+// The kernel's bpf_map_info of a map fd (throws an errno error).
+::bpf_map_info GetMapInfo(Napi::Env env, int fd);
 // Throw a RangeError naming the map unless the buffer (or the per-entry sizes of a batch) match
 // the map's own key size and value bytes: a syscall would read or write past a shorter buffer.
 void CheckKey(Napi::Env env, const MapShape& s, const char* op, const Bytes& key);

@@ -516,10 +516,7 @@ Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
 // mapInfo(fd) → { id, type, keySize, valueSize, maxEntries, flags, name }
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bpf_map_info mi{};
-  uint32_t len = sizeof mi;
-  int err = bpf_obj_get_info_by_fd(GetInt(info, 0, "fd"), &mi, &len);
-  if (err) ThrowErrno(env, "bpf_obj_get_info_by_fd", err);
+  bpf_map_info mi = GetMapInfo(env, GetInt(info, 0, "fd"));
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", Napi::Number::New(env, mi.id));
   out.Set("type", Napi::Number::New(env, mi.type));

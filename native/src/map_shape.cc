@@ -27,10 +27,7 @@ std::string Describe(const MapShape& s) { return "map " + std::string(s.name) + 
 // maps' values, a ring buffer).
 Napi::Value MapBtfTypes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bpf_map_info mi{};
-  uint32_t len = sizeof mi;
-  int err = bpf_obj_get_info_by_fd(GetInt(info, 0, "fd"), &mi, &len);
-  if (err) ThrowErrno(env, "bpf_obj_get_info_by_fd", err);
+  bpf_map_info mi = GetMapInfo(env, GetInt(info, 0, "fd"));
   std::unique_ptr<btf, void (*)(btf*)> types(nullptr, btf__free);
   if (mi.btf_id) {
     types.reset(btf__load_from_kernel_by_id(mi.btf_id));
@@ -48,11 +45,16 @@ Napi::Value MapBtfTypes(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-MapShape GetMapShape(Napi::Env env, int fd) {
+bpf_map_info GetMapInfo(Napi::Env env, int fd) {
   bpf_map_info mi{};
   uint32_t len = sizeof mi;
   int err = bpf_obj_get_info_by_fd(fd, &mi, &len);
   if (err) ThrowErrno(env, "bpf_obj_get_info_by_fd", err);
+  return mi;
+}
+
+MapShape GetMapShape(Napi::Env env, int fd) {
+  bpf_map_info mi = GetMapInfo(env, fd);
   MapShape s{};
   s.id = mi.id;
   s.type = mi.type;
