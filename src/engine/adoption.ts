@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Adoption of the maps an earlier engine pinned, and the stamp that makes it checkable. Pins are
+// The contract (bpf/include/contract.h) held at load: the engine object's maps are the generated
+// MapTypes (checkObject), and the maps an earlier engine pinned are adopted only when they are
+// the object's (adoptPins), with the stamp that makes that checkable (stampAbi). Pins are
 // adopted only when they are this engine's contract (bpf/include/contract.h): every map of the
 // object and no fewer, a ds_abi stamp of DS_ABI_VERSION, and each map of the object's map type,
 // key and value sizes, kernel BTF key and value type names, and (maps of maps) inner maps of the
@@ -9,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
-import { Limits, MapName } from '../abi/generated.js';
+import { Limits, MapName, MapTypes } from '../abi/generated.js';
 import { DoorstepError } from '../errors.js';
 import { addon, type BpfObjectHandle, type MapSpec } from './native.js';
 
@@ -22,6 +24,37 @@ function mismatch(pinRoot: string, what: string): DoorstepError {
   return new DoorstepError('DS_E_ABI_MISMATCH', what, {
     hint: `stop the agent that uses it, then remove ${pinRoot} (which detaches its engine: the interfaces are unprotected until the new agent attaches) and start again, or give another --pin-root`,
   });
+}
+
+/**
+ * Refuse an engine object whose maps are not the contract this build generated (another build's
+ * object, an object given by path): each map of MapTypes, with its key and value type names and
+ * sizes (maps of maps: of the inner template), and no other. Read before load.
+ */
+export function checkObject(obj: BpfObjectHandle, objectPath: string): void {
+  const refuse = (what: string) =>
+    new DoorstepError('DS_E_ABI_MISMATCH', `the engine object ${objectPath} ${what}`, { hint: 'rebuild (npm run build) so the object and the TypeScript come from the same bpf/include/abi.h and contract.h' });
+  const names = obj.mapNames().filter((n) => n.startsWith('ds_'));
+  const missing = Object.keys(MapTypes).filter((n) => !names.includes(n));
+  const extra = names.filter((n) => !(n in MapTypes));
+  if (missing.length > 0 || extra.length > 0) {
+    throw refuse(`has other maps than this build's contract (${[...missing.map((n) => `lacks ${n}`), ...extra.map((n) => `has ${n}`)].join(', ')})`);
+  }
+  const sizes = (spec: MapSpec) => `${spec.keySize}/${spec.valueSize}`;
+  for (const [name, c] of Object.entries(MapTypes)) {
+    if (c.kind === 'ringbuf') continue; // records, not keys and values: the object names no type for them
+    if (c.kind === 'map') {
+      const spec = obj.mapSpec(name);
+      if (spec.keyType !== c.key || spec.valueType !== c.value || spec.keySize !== c.keySize || spec.valueSize !== c.valueSize) {
+        throw refuse(`declares ${name} with ${spec.keyType} keys and ${spec.valueType} values (${sizes(spec)} bytes); the contract says ${c.key} and ${c.value} (${c.keySize}/${c.valueSize})`);
+      }
+    } else {
+      const spec = obj.innerSpec(name); // inner templates carry sizes only (bpf/include/maps.h)
+      if (spec.keySize !== c.keySize || spec.valueSize !== c.valueSize) {
+        throw refuse(`declares ${name}'s inner maps with ${sizes(spec)}-byte keys/values; the contract's ${c.key}/${c.value} have ${c.keySize}/${c.valueSize}`);
+      }
+    }
+  }
 }
 
 /**

@@ -31,7 +31,7 @@ import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
-import { adoptPins, pinnedMaps, stampAbi } from './adoption.js';
+import { adoptPins, checkObject, pinnedMaps, stampAbi } from './adoption.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
 
@@ -298,6 +298,7 @@ export class Engine {
     const native = addon();
     const obj = new native.BpfObject(objectPath);
     try {
+      checkObject(obj, objectPath);
       if (options.sessionEntries) obj.setMaxEntries(MapName.SESSIONS, options.sessionEntries);
       if (options.denyEntries) obj.setMaxEntries(MapName.DENIES, options.denyEntries);
       // per-rule counters: [slot][cpu][rule] rows in one plain array

@@ -14,6 +14,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
 import { ip, runToken } from '../../src/demo/topology.js';
+import { floorObjectPath } from '../../src/paths.js';
 import { compileYaml } from '../lib/datapath.js';
 
 describe('datapath: attaching to interfaces', () => {
@@ -172,6 +173,14 @@ describe('datapath: attaching to interfaces', () => {
       native.closeFd(fd);
       engine.close();
     }
+  });
+
+  it('refuses an engine object whose maps are not this build\'s contract, before loading it', () => {
+    assert.throws(
+      () => Engine.open({ pinRoot, objectPath: floorObjectPath }),
+      (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /floor\.bpf\.o has other maps than this build's contract \(lacks ds_abi, .*has ds_floor\)/.test(e.message),
+    );
+    assert.equal(existsSync(pinRoot), false, 'nothing pinned');
   });
 
   it('refuses an interface that does not exist with DS_E_NO_INTERFACE', () => {
