@@ -31,7 +31,7 @@ import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
-import { adoptPins, checkObject, pinnedMaps, stampAbi } from './adoption.js';
+import { adoptPins, checkObject, pinnedMaps, stampAbi } from './contract-checks.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
 

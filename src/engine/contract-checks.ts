@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// The contract (bpf/include/contract.h) held at load: the engine object's maps are the generated
-// MapTypes (checkObject), and the maps an earlier engine pinned are adopted only when they are
-// the object's (adoptPins), with the stamp that makes that checkable (stampAbi). Pins are
-// adopted only when they are this engine's contract (bpf/include/contract.h): every map of the
-// object and no fewer, a ds_abi stamp of DS_ABI_VERSION, and each map of the object's map type,
-// key and value sizes, kernel BTF key and value type names, and (maps of maps) inner maps of the
-// object's templates. Anything else is refused with DS_E_ABI_MISMATCH before a single pin is
-// reused, so two layouts never mix. Touches the object (reuse) and the pins (read only); the
-// engine calls it from Engine.open.
+// The engine held to its contract (bpf/include/contract.h) when Engine.open loads it:
+// - checkObject: the object's maps are the generated MapTypes (names, BTF key and value type
+//   names, sizes), so an object of another build is never loaded;
+// - pinnedMaps, adoptPins: pins an earlier engine left are adopted only when every map of the
+//   object is there, ds_abi holds DS_ABI_VERSION, and each map has the object's map type, key and
+//   value sizes, kernel BTF key and value type names and (maps of maps) inner maps of the object's
+//   templates; anything else is refused with DS_E_ABI_MISMATCH before a single pin is reused, so
+//   two layouts never mix;
+// - stampAbi: a new engine's ds_abi written and frozen before it is pinned.
+// Touches the object (reuse) and the pins (read only), through the addon.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, readField, sizeOf } from '../abi/codec.js';
