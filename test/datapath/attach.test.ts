@@ -82,82 +82,58 @@ describe('datapath: attaching to interfaces', () => {
     assert.equal(existsSync(pinRoot), false, 'no pins left');
   });
 
-  it('refuses pins left by another version (some maps missing) instead of mixing two layouts', () => {
+  /**
+   * A first engine's pins, tampered with into what another build would have left: a second
+   * Engine.open refuses them with DS_E_ABI_MISMATCH saying `why` and what to do; nothing is
+   * attached, and the pins stay as they were.
+   */
+  const refusesTampered = (tamper: () => void, why: RegExp): void => {
     const first = Engine.open({ pinRoot });
     try {
-      rmSync(join(pinRoot, 'maps', MapName.REPLIES)); // what an engine pinned by an older build lacks
-      assert.throws(
-        () => Engine.open({ pinRoot }),
-        (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /another doorstep version \(it lacks ds_replies\)/.test(e.message),
-      );
+      tamper();
+      assert.throws(() => Engine.open({ pinRoot }), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && why.test(e.message) && /remove .*doorstep-test/.test(e.hint ?? ''));
+      assert.equal(addon().xdpQuery(addon().ifNameToIndex(vethB)).progId, 0, 'nothing attached');
+      assert.ok(existsSync(join(pinRoot, 'maps', MapName.SESSIONS)), 'the pins are left as they were');
     } finally {
       first.close();
       rmSync(pinRoot, { recursive: true, force: true });
     }
+  };
+  /** Pin the map `fd` where the pin of `name` was, and let go of the fd. */
+  const pinInstead = (name: MapName, fd: number): void => {
+    try {
+      rmSync(join(pinRoot, 'maps', name));
+      addon().objPin(fd, join(pinRoot, 'maps', name));
+    } finally {
+      addon().closeFd(fd);
+    }
+  };
+
+  it('refuses pins left by another version (some maps missing) instead of mixing two layouts', () => {
+    // what an engine pinned by an older build lacks
+    refusesTampered(() => rmSync(join(pinRoot, 'maps', MapName.REPLIES)), /another doorstep version \(it lacks ds_replies\)/);
   });
 
   it('refuses a pinned map of the same name with another layout instead of adopting it', () => {
-    const first = Engine.open({ pinRoot });
-    try {
-      // what an engine pinned by a build with a smaller ds_settings value leaves
-      rmSync(join(pinRoot, 'maps', MapName.SETTINGS));
-      const native = addon();
-      const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, 8, 1, 0, -1, MapName.SETTINGS);
-      try {
-        native.objPin(fd, join(pinRoot, 'maps', MapName.SETTINGS));
-      } finally {
-        native.closeFd(fd);
-      }
-      assert.throws(
-        () => Engine.open({ pinRoot }),
-        (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /ds_settings has 4\/8-byte keys\/values/.test(e.message),
-      );
-    } finally {
-      first.close();
-      rmSync(pinRoot, { recursive: true, force: true });
-    }
+    // what an engine pinned by a build with a smaller ds_settings value leaves
+    refusesTampered(() => pinInstead(MapName.SETTINGS, addon().mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, 8, 1, 0, -1, MapName.SETTINGS)), /ds_settings has 4\/8-byte keys\/values/);
   });
 
-  /** Put the map `fd` where the pin of `name` was (what another build's engine would have left there). */
-  const pinInstead = (name: MapName, fd: number): void => {
-    rmSync(join(pinRoot, 'maps', name));
-    addon().objPin(fd, join(pinRoot, 'maps', name));
-  };
-  /** Engine.open on the pin root is refused with DS_E_ABI_MISMATCH saying `why`; nothing is attached, the pins stay. */
-  const assertRefused = (why: RegExp): void => {
-    assert.throws(() => Engine.open({ pinRoot }), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && why.test(e.message) && /remove .*doorstep-test/.test(e.hint ?? ''));
-    assert.equal(addon().xdpQuery(addon().ifNameToIndex(vethB)).progId, 0, 'nothing attached');
-    assert.ok(existsSync(join(pinRoot, 'maps', MapName.SESSIONS)), 'the pins are left as they were');
-  };
-
   it('refuses pins stamped with another ABI version', () => {
-    const first = Engine.open({ pinRoot });
-    const native = addon();
-    const fd = native.mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, sizeOf('ds_abi'), 1, 0, -1, MapName.ABI);
-    try {
-      native.mapUpdate(fd, Buffer.alloc(4), encodeStruct('ds_abi', { version: Limits.ABI_VERSION - 1 }));
-      pinInstead(MapName.ABI, fd);
-      assertRefused(new RegExp(`holds an engine of ABI version ${Limits.ABI_VERSION - 1}; this doorstep's is ${Limits.ABI_VERSION}`));
-    } finally {
-      native.closeFd(fd);
-      first.close();
-      rmSync(pinRoot, { recursive: true, force: true });
-    }
+    const stampOf = (version: number) => {
+      const fd = addon().mapCreate(2 /* BPF_MAP_TYPE_ARRAY */, 4, sizeOf('ds_abi'), 1, 0, -1, MapName.ABI);
+      addon().mapUpdate(fd, Buffer.alloc(4), encodeStruct('ds_abi', { version }));
+      return fd;
+    };
+    refusesTampered(() => pinInstead(MapName.ABI, stampOf(Limits.ABI_VERSION - 1)), new RegExp(`holds an engine of ABI version ${Limits.ABI_VERSION - 1}; this doorstep's is ${Limits.ABI_VERSION}`));
   });
 
   it('refuses a pinned map of the right name, type and sizes whose BTF key or value type is another', () => {
-    const first = Engine.open({ pinRoot });
-    const native = addon();
     // ds_ifaces and ds_flow_coarse are both arrays of 4-byte keys and 8-byte values: ds_iface, __u64
-    const ifaces = native.objGet(join(pinRoot, 'maps', MapName.IFACES));
-    try {
-      pinInstead(MapName.FLOW_COARSE, ifaces);
-      assertRefused(/ds_flow_coarse has __u32 keys and ds_iface values; this engine's ds_flow_coarse has __u32 and __u64/);
-    } finally {
-      native.closeFd(ifaces);
-      first.close();
-      rmSync(pinRoot, { recursive: true, force: true });
-    }
+    refusesTampered(
+      () => pinInstead(MapName.FLOW_COARSE, addon().objGet(join(pinRoot, 'maps', MapName.IFACES))),
+      /ds_flow_coarse has __u32 keys and ds_iface values; this engine's ds_flow_coarse has __u32 and __u64/,
+    );
   });
 
   it('stamps a new engine\'s pins with the ABI version, frozen', () => {
