@@ -7,6 +7,7 @@
         "native/src/errors.cc",
         "native/src/object.cc",
         "native/src/map.cc",
+        "native/src/map_shape.cc",
         "native/src/link.cc",
         "native/src/ringbuf.cc",
         "native/src/testrun.cc",

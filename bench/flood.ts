@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { MapName } from '../src/abi/generated.js';
 import { encodeSessionKey } from '../src/abi/records.js';
 import { DEFAULT_DENY_EVENT_BUDGET, DEFAULT_DENY_EVENT_CAP } from '../src/controller/config.js';
 import { Engine } from '../src/engine/engine.js';
@@ -217,7 +218,7 @@ class DoorstepPeer implements Peer {
 
   /** How many of the allowed sessions' keys are in ds_sessions now. */
   allowedPresent(ifindex: number): number {
-    const map = PinnedMap.open(join(this.harness.pinRoot, 'maps', 'ds_sessions'));
+    const map = PinnedMap.open(join(this.harness.pinRoot, 'maps', MapName.SESSIONS));
     try {
       return ALLOWED_SPECS.filter((s) => map.has(encodeSessionKey(sessionKeyOf(s, ifindex)))).length;
     } finally {

@@ -16,6 +16,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MapName } from '../src/abi/generated.js';
 import { encodeSessionKey } from '../src/abi/records.js';
 import { ip, NamespaceOwner, runToken, spawnIn } from '../src/demo/topology.js';
 import { PinnedMap } from '../src/engine/packet-flood.js';
@@ -151,7 +152,7 @@ async function main(): Promise<void> {
       }
     }
     const pid = child.pid!;
-    const filled = process.env.BENCH_FILL === '0' ? 0 : fill(join(b.pinRoot, 'maps', 'ds_sessions'), 1, 0, 1) + fill(join(b.pinRoot, 'maps', 'ds_denies'), 1, 1 << 20, 0);
+    const filled = process.env.BENCH_FILL === '0' ? 0 : fill(join(b.pinRoot, 'maps', MapName.SESSIONS), 1, 0, 1) + fill(join(b.pinRoot, 'maps', MapName.DENIES), 1, 1 << 20, 0);
     console.log(`doorstep idle-agent benchmark — ${MAIN}\n${fmt(filled)} idle sessions written (ds_sessions and ds_denies full), default 10 s summaries, measured for ${SECONDS} s\n`);
 
     // phase 1: idle, nobody asking (the summary ticks alone); phase 2: `status` polled 4 times a second
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
       const linkFd = native.objGet(join(b.pinRoot, 'links', b.ifname));
       const progFd = native.progFdById(native.linkInfo(linkFd).progId);
       native.closeFd(linkFd);
-      const sessions = PinnedMap.open(join(b.pinRoot, 'maps', 'ds_sessions'));
+      const sessions = PinnedMap.open(join(b.pinRoot, 'maps', MapName.SESSIONS));
       // 95 % of the cache: these flows are new keys (test runs arrive on another ifindex than the
       // written sessions), and an LRU hash fed from two CPUs evicts before it is full (each CPU
       // keeps free nodes of its own), which at 100 % turns two passes over a cycle of keys into

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Never loaded. Compiled with -g only so that every type of include/abi.h lands in BTF, from
- * which scripts/gen-abi.ts generates src/abi/generated.ts. */
+/* Never loaded. Compiled with -g only so that every type of include/abi.h, and the map contract of
+ * include/contract.h, land in BTF, from which scripts/gen-abi.ts generates src/abi/generated.ts.
+ * A type reaches BTF only through a variable: test/unit/abi.test.ts fails when a struct or enum
+ * of abi.h has none below. */
 #include "include/abi.h"
+
 
 enum ds_limits ds_btf_limits;
 enum ds_action ds_btf_action;
@@ -47,3 +50,7 @@ struct ds_reply_key ds_btf_reply_key;
 struct ds_target_value ds_btf_target_value;
 struct ds_tenant_target_key ds_btf_tenant_target_key;
 struct ds_explain_input ds_btf_explain_input;
+struct ds_abi ds_btf_abi;
+
+/* the map contract: one variable per map (DS_MAP and its kin) */
+#include "include/contract.h"

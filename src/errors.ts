@@ -17,7 +17,7 @@ export const ErrorCodes = {
   DS_E_BPF_MAP: 'a BPF map operation failed',
   DS_E_BPF_OBJECT: 'the compiled BPF object is missing or unreadable',
   DS_E_NATIVE: 'the native addon is missing or failed to load',
-  DS_E_ABI_MISMATCH: 'the BPF object and the TypeScript ABI disagree',
+  DS_E_ABI_MISMATCH: 'the BPF object, the TypeScript ABI, or the pins an earlier engine left (its ABI version, map sizes or BTF types) disagree',
   DS_E_ENGINE_CLOSED: 'the engine was used after close()',
   DS_E_USAGE: 'the command line is not valid',
   DS_E_CONFIG: 'the agent configuration file is unreadable or invalid',

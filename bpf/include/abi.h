@@ -16,7 +16,7 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 5,
+	DS_ABI_VERSION = 6,           /* of the maps' layouts (bpf/include/contract.h); pins carry it in ds_abi */
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
@@ -146,6 +146,14 @@ enum ds_family {
 	DS_FAMILY_IPV4 = 4,
 	DS_FAMILY_IPV6 = 6,
 };
+
+/* ds_abi value: the ABI version (DS_ABI_VERSION) of the engine that created the pins, written by
+ * the controller when it creates them, then frozen. An engine adopts pins only of its own version. */
+struct ds_abi {
+	__u32 version;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct ds_abi) == 8, "ds_abi size");
 
 /* ds_sessions key: one flow as it arrives on one interface (and VLAN). */
 struct ds_session_key {

@@ -13,6 +13,16 @@
 
 /* ---- global maps ---- */
 
+// The ABI version of the engine that created these pins (struct ds_abi, one entry). Written once by
+// the controller and frozen; read by the next controller before it adopts the pins. Never read by
+// the datapath.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ds_abi);
+} ds_abi SEC(".maps");
+
 // Session cache of allowed sessions: flow → cached decision and traffic. Written by the datapath,
 // read by the CLI. Denied traffic never inserts here, so no flood of it evicts an allowed session.
 struct {

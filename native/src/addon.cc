@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ds::InitTestRun(env, exports);
   ds::InitFlood(env, exports);
   ds::InitDrain(env, exports);
+  ds::InitMapShape(env, exports);
   exports.Set("numPossibleCpus", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
                 int n = libbpf_num_possible_cpus();
                 if (n < 0) ds::ThrowErrno(info.Env(), "libbpf_num_possible_cpus", n);

@@ -130,6 +130,7 @@ Napi::Value MapLookupMany(const Napi::CallbackInfo& info) {
   uint32_t count = GetUint(info, 2, "count");
   uint32_t key_size = GetUint(info, 3, "keySize");
   uint32_t value_size = GetUint(info, 4, "valueSize");
+  for (int fd : fds) CheckEntrySizes(env, GetMapShape(env, fd), "mapLookupMany", key_size, value_size);
   if (static_cast<uint64_t>(count) * key_size > keys.size) throw Napi::RangeError::New(env, "keys is smaller than count keys");
   Napi::Buffer<uint8_t> values = Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(count) * value_size);
   Napi::Buffer<uint8_t> found = Napi::Buffer<uint8_t>::New(env, count);
@@ -161,6 +162,7 @@ Napi::Value MapReadBatch(const Napi::CallbackInfo& info) {
   uint32_t key_size = GetUint(info, 1, "keySize");
   uint32_t value_size = GetUint(info, 2, "valueSize");
   uint32_t max = GetUint(info, 3, "maxCount");
+  CheckEntrySizes(env, GetMapShape(env, fd), "mapReadBatch", key_size, value_size);
   uint8_t in_batch[8] = {0}, out_batch[8] = {0};
   bool first = true;
   if (info.Length() > 4 && info[4].IsTypedArray()) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Map operations on raw fds: create, lookup, update (single and batch), delete, iterate, dump,
-// freeze, pin and open pins, info. Keys and values are Buffers laid out per bpf/include/abi.h.
+// freeze, pin and open pins, info. Keys and values are Buffers laid out per bpf/include/abi.h,
+// each checked against the map's own key and value sizes first (map_shape.cc).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
@@ -43,9 +44,13 @@ Napi::Value MapCreate(const Napi::CallbackInfo& info) {
 
 // mapLookup(fd, key, valueOut) → boolean (false when the key is absent)
 Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  int fd = GetInt(info, 0, "fd");
   Bytes key = GetBytes(info, 1, "key");
   Bytes value = GetBytes(info, 2, "value");
-  int err = bpf_map_lookup_elem(GetInt(info, 0, "fd"), key.data, value.data);
+  MapShape shape = GetMapShape(info.Env(), fd);
+  CheckKey(info.Env(), shape, "mapLookup", key);
+  CheckValue(info.Env(), shape, "mapLookup", value);
+  int err = bpf_map_lookup_elem(fd, key.data, value.data);
   if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
   if (err) ThrowErrno(info.Env(), "bpf_map_lookup_elem", err);
   return Napi::Boolean::New(info.Env(), true);
@@ -53,19 +58,25 @@ Napi::Value MapLookup(const Napi::CallbackInfo& info) {
 
 // mapUpdate(fd, key, value, flags = BPF_ANY)
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  int fd = GetInt(info, 0, "fd");
   Bytes key = GetBytes(info, 1, "key");
   Bytes value = GetBytes(info, 2, "value");
+  MapShape shape = GetMapShape(info.Env(), fd);
+  CheckKey(info.Env(), shape, "mapUpdate", key);
+  CheckValue(info.Env(), shape, "mapUpdate", value);
   uint64_t flags = info.Length() > 3 ? GetUint(info, 3, "flags") : static_cast<uint64_t>(BPF_ANY);
-  int err = bpf_map_update_elem(GetInt(info, 0, "fd"), key.data, value.data, flags);
+  int err = bpf_map_update_elem(fd, key.data, value.data, flags);
   if (err) ThrowErrno(info.Env(), "bpf_map_update_elem", err);
   return info.Env().Undefined();
 }
 
 // mapUpdateFd(outerFd, key, innerFd): store a map in an ARRAY_OF_MAPS/HASH_OF_MAPS slot.
 Napi::Value MapUpdateFd(const Napi::CallbackInfo& info) {
+  int fd = GetInt(info, 0, "fd");
   Bytes key = GetBytes(info, 1, "key");
+  CheckKey(info.Env(), GetMapShape(info.Env(), fd), "mapUpdateFd", key);
   uint32_t inner = GetUint(info, 2, "innerFd");
-  int err = bpf_map_update_elem(GetInt(info, 0, "fd"), key.data, &inner, BPF_ANY);
+  int err = bpf_map_update_elem(fd, key.data, &inner, BPF_ANY);
   if (err) ThrowErrno(info.Env(), "bpf_map_update_elem(map-in-map)", err);
   return info.Env().Undefined();
 }
@@ -88,8 +99,9 @@ std::vector<FdWrite> GetFdWrites(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Array item = list.Get(i).As<Napi::Array>();
     Napi::Buffer<uint8_t> key = item.Get(1u).As<Napi::Buffer<uint8_t>>();
-    writes.push_back({item.Get(0u).As<Napi::Number>().Int32Value(), std::vector<uint8_t>(key.Data(), key.Data() + key.Length()),
-                      item.Get(2u).As<Napi::Number>().Int32Value(), 0});
+    int outer = item.Get(0u).As<Napi::Number>().Int32Value();
+    CheckKey(env, GetMapShape(env, outer), "mapUpdateFdMany", Bytes{key.Data(), key.Length()});
+    writes.push_back({outer, std::vector<uint8_t>(key.Data(), key.Data() + key.Length()), item.Get(2u).As<Napi::Number>().Int32Value(), 0});
   }
   return writes;
 }
@@ -121,8 +133,10 @@ Napi::Value MapUpdateFdMany(const Napi::CallbackInfo& info) {
 
 // mapDelete(fd, key) → boolean (false when absent)
 Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  int fd = GetInt(info, 0, "fd");
   Bytes key = GetBytes(info, 1, "key");
-  int err = bpf_map_delete_elem(GetInt(info, 0, "fd"), key.data);
+  CheckKey(info.Env(), GetMapShape(info.Env(), fd), "mapDelete", key);
+  int err = bpf_map_delete_elem(fd, key.data);
   if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
   if (err) ThrowErrno(info.Env(), "bpf_map_delete_elem", err);
   return Napi::Boolean::New(info.Env(), true);
@@ -192,6 +206,7 @@ BatchUpdate GetBatchUpdate(const Napi::CallbackInfo& info) {
   Bytes values = GetBytes(info, 2, "values");
   BatchUpdate u{GetInt(info, 0, "fd"), keys.data, values.data, GetUint(info, 3, "count"), GetUint(info, 4, "keySize"),
                 GetUint(info, 5, "valueSize"), info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value()};
+  CheckEntrySizes(info.Env(), GetMapShape(info.Env(), u.fd), "mapUpdateBatch", u.key_size, u.value_size);
   if (static_cast<uint64_t>(u.count) * u.key_size > keys.size || static_cast<uint64_t>(u.count) * u.value_size > values.size)
     throw Napi::RangeError::New(info.Env(), "batch buffers are smaller than count entries");
   return u;
@@ -338,7 +353,11 @@ struct ClearBytes {
 
 ClearBytes GetClearBytes(const Napi::CallbackInfo& info) {
   int summary = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int32Value() : -1;
-  return {GetInt(info, 0, "fd"), GetUint(info, 1, "valueSize"), GetUint(info, 2, "entries"), GetUint(info, 3, "offset"), GetUint(info, 4, "width"), summary};
+  ClearBytes c{GetInt(info, 0, "fd"), GetUint(info, 1, "valueSize"), GetUint(info, 2, "entries"), GetUint(info, 3, "offset"), GetUint(info, 4, "width"), summary};
+  // u32 keys, and the summary's u64 words: RunClearBytes reads and writes whole entries of both
+  CheckEntrySizes(info.Env(), GetMapShape(info.Env(), c.fd), "mapClearBytes", 4, c.value_size);
+  if (summary >= 0) CheckEntrySizes(info.Env(), GetMapShape(info.Env(), summary), "mapClearBytes (summary)", 4, 8);
+  return c;
 }
 
 // mapClearBytes(fd, valueSize, entries, offset, width, summaryFd = -1): `RunClearBytes`.
@@ -366,10 +385,17 @@ Napi::Value MapClearBytesAsync(const Napi::CallbackInfo& info) { return (new Cle
 
 // mapNextKey(fd, key | null, nextOut) → boolean (false at the end)
 Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
+  int fd = GetInt(info, 0, "fd");
+  MapShape shape = GetMapShape(info.Env(), fd);
   Bytes next = GetBytes(info, 2, "next");
+  CheckKey(info.Env(), shape, "mapNextKey", next);
   const void* key = nullptr;
-  if (info[1].IsTypedArray()) key = GetBytes(info, 1, "key").data;
-  int err = bpf_map_get_next_key(GetInt(info, 0, "fd"), key, next.data);
+  if (info[1].IsTypedArray()) {
+    Bytes k = GetBytes(info, 1, "key");
+    CheckKey(info.Env(), shape, "mapNextKey", k);
+    key = k.data;
+  }
+  int err = bpf_map_get_next_key(fd, key, next.data);
   if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
   if (err) ThrowErrno(info.Env(), "bpf_map_get_next_key", err);
   return Napi::Boolean::New(info.Env(), true);
@@ -448,6 +474,7 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
   uint32_t key_size = GetUint(info, 1, "keySize");
   uint32_t value_size = GetUint(info, 2, "valueSize");
   uint32_t max_count = GetUint(info, 3, "maxCount");
+  CheckEntrySizes(env, GetMapShape(env, fd), "mapDump", key_size, value_size);
   std::vector<uint8_t> after;
   if (info.Length() > 4 && info[4].IsTypedArray()) {
     Bytes a = GetBytes(info, 4, "after", key_size);
@@ -471,8 +498,11 @@ Napi::Value MapCount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint8_t> keys, values;
   uint32_t total = 0;
-  WalkMap(env, GetInt(info, 0, "fd"), GetUint(info, 1, "keySize"), GetUint(info, 2, "valueSize"), GetUint(info, 3, "maxCount"),
-          nullptr, keys, values, false, [&](uint32_t n) { total += n; });
+  int fd = GetInt(info, 0, "fd");
+  uint32_t key_size = GetUint(info, 1, "keySize");
+  uint32_t value_size = GetUint(info, 2, "valueSize");
+  CheckEntrySizes(env, GetMapShape(env, fd), "mapCount", key_size, value_size);
+  WalkMap(env, fd, key_size, value_size, GetUint(info, 3, "maxCount"), nullptr, keys, values, false, [&](uint32_t n) { total += n; });
   if (env.IsExceptionPending()) return env.Undefined();
   return Napi::Number::New(env, total);
 }
@@ -486,10 +516,7 @@ Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
 // mapInfo(fd) → { id, type, keySize, valueSize, maxEntries, flags, name }
 Napi::Value MapInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bpf_map_info mi{};
-  uint32_t len = sizeof mi;
-  int err = bpf_obj_get_info_by_fd(GetInt(info, 0, "fd"), &mi, &len);
-  if (err) ThrowErrno(env, "bpf_obj_get_info_by_fd", err);
+  bpf_map_info mi = GetMapInfo(env, GetInt(info, 0, "fd"));
   Napi::Object out = Napi::Object::New(env);
   out.Set("id", Napi::Number::New(env, mi.id));
   out.Set("type", Napi::Number::New(env, mi.type));

@@ -57,8 +57,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return map;
   }
 
-  static Napi::Object Spec(Napi::Env env, const bpf_map* map) {
+  // The map's type, sizes and flags, and the BTF names of its key and value types (null where the
+  // object gives a size only: inner-map templates, a ring buffer, a map of maps' values).
+  Napi::Object Spec(Napi::Env env, const bpf_map* map) {
     Napi::Object spec = Napi::Object::New(env);
+    const btf* types = bpf_object__btf(Obj(env));
+    auto name = [&](uint32_t id) -> Napi::Value { return types && id ? Napi::String::New(env, BtfTypeName(types, id)) : env.Null(); };
+    spec.Set("keyType", name(bpf_map__btf_key_type_id(map)));
+    spec.Set("valueType", name(bpf_map__btf_value_type_id(map)));
     spec.Set("type", Napi::Number::New(env, bpf_map__type(map)));
     spec.Set("keySize", Napi::Number::New(env, bpf_map__key_size(map)));
     spec.Set("valueSize", Napi::Number::New(env, bpf_map__value_size(map)));

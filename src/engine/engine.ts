@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
-import { IfaceFlag, IfaceRole, Layouts, Limits, SettingFlag } from '../abi/generated.js';
+import { IfaceFlag, IfaceRole, Layouts, Limits, MapName, SettingFlag, SLOT_TABLES } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -29,15 +29,14 @@ import {
 import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
-import { TABLE_NAMES } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { Cidr } from '../policy/ir.js';
+import { adoptPins, checkObject, pinnedMaps, stampAbi } from './contract-checks.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
-const SLOT_TABLES = TABLE_NAMES;
 const XDP_DROP = 1;
 const XDP_PASS = 2;
 const ETH_HLEN = 14;
@@ -152,7 +151,7 @@ interface LinkState extends Attachment {
 }
 
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
-const SESSION_MAPS = ['ds_sessions', 'ds_denies'] as const;
+const SESSION_MAPS = [MapName.SESSIONS, MapName.DENIES] as const;
 /** Entries per slice of a walk of the session caches: one batch read, a few ms at most. */
 const SESSION_SLICE = 1024;
 /** Entries per slice of a count: read into the addon's own buffer, nothing reaches JavaScript. */
@@ -280,7 +279,7 @@ export class Engine {
     private readonly pinRoot: string | null,
     readonly adopted: boolean,
     private readonly cpus: number,
-    private readonly innerSpecs: Map<string, MapSpec>,
+    private readonly innerSpecs: Map<MapName, MapSpec>,
     /** Per-rule counter entries per slot. */
     readonly ruleStatsCapacity: number,
   ) {}
@@ -299,53 +298,30 @@ export class Engine {
     const native = addon();
     const obj = new native.BpfObject(objectPath);
     try {
-      if (options.sessionEntries) obj.setMaxEntries('ds_sessions', options.sessionEntries);
-      if (options.denyEntries) obj.setMaxEntries('ds_denies', options.denyEntries);
+      checkObject(obj, objectPath);
+      if (options.sessionEntries) obj.setMaxEntries(MapName.SESSIONS, options.sessionEntries);
+      if (options.denyEntries) obj.setMaxEntries(MapName.DENIES, options.denyEntries);
       // per-rule counters: [slot][cpu][rule] rows in one plain array
       const cpus = native.numPossibleCpus();
       const ruleStatsCapacity = options.ruleStatsCapacity ?? Limits.RULE_STATS_DEFAULT;
-      obj.setMaxEntries('ds_rule_stats', Limits.SLOTS * cpus * ruleStatsCapacity);
+      obj.setMaxEntries(MapName.RULE_STATS, Limits.SLOTS * cpus * ruleStatsCapacity);
       const names = obj.mapNames().filter((n) => n.startsWith('ds_'));
       // libbpf frees inner-map templates during load: read them first
-      const innerSpecs = new Map<string, MapSpec>();
-      for (const n of [...SLOT_TABLES, 'ds_active']) innerSpecs.set(n, obj.innerSpec(n));
+      const innerSpecs = new Map<MapName, MapSpec>();
+      for (const n of [...SLOT_TABLES, MapName.ACTIVE]) innerSpecs.set(n, obj.innerSpec(n));
       let adopted = false;
       if (pinRoot) {
         ensureBpffs();
-        const mapDir = join(pinRoot, 'maps');
-        const present = names.filter((n) => existsSync(join(mapDir, n)));
-        if (present.length > 0 && present.length < names.length) {
-          // another build's engine: adopting part of it, or pinning over it, would mix two layouts
-          const missing = names.filter((n) => !present.includes(n));
-          throw new DoorstepError('DS_E_ABI_MISMATCH', `${mapDir} holds an engine of another doorstep version (it lacks ${missing.join(', ')})`, {
-            hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
-          });
-        }
-        adopted = present.length === names.length;
-        if (adopted) {
-          for (const n of names) {
-            const fd = native.objGet(join(mapDir, n));
-            try {
-              // the same name with another layout (a build of another ABI): refuse, never mix
-              const pinned = native.mapInfo(fd);
-              const ours = obj.mapSpec(n);
-              if (pinned.type !== ours.type || pinned.keySize !== ours.keySize || pinned.valueSize !== ours.valueSize) {
-                throw new DoorstepError('DS_E_ABI_MISMATCH', `${join(mapDir, n)} has ${pinned.keySize}/${pinned.valueSize}-byte keys/values (type ${pinned.type}); this engine's ${n} has ${ours.keySize}/${ours.valueSize} (type ${ours.type})`, {
-                  hint: `stop the agent that uses it, then remove ${pinRoot} (its interfaces are unprotected until the new agent attaches), or give another --pin-root`,
-                });
-              }
-              obj.reuseMapFd(n, fd); // libbpf keeps its own duplicate
-            } finally {
-              native.closeFd(fd);
-            }
-          }
-        }
+        // pins of this engine's contract are adopted; any others refused (DS_E_ABI_MISMATCH), never mixed
+        adopted = pinnedMaps(pinRoot, names) === 'all';
+        if (adopted) adoptPins(obj, pinRoot, names, innerSpecs);
       }
       try {
         obj.load();
       } catch (cause) {
         throw kernelError('DS_E_BPF_LOAD', 'the kernel refused the XDP engine', cause);
       }
+      if (!adopted) stampAbi(obj.mapFd(MapName.ABI));
       if (pinRoot && !adopted) {
         const mapDir = join(pinRoot, 'maps');
         mkdirSync(mapDir, { recursive: true });
@@ -363,7 +339,7 @@ export class Engine {
     return this.obj;
   }
 
-  private fd(map: string): number {
+  private fd(map: MapName): number {
     return this.live().mapFd(map);
   }
 
@@ -475,7 +451,7 @@ export class Engine {
   activePolicy(): ActivePolicy | null {
     const native = addon();
     const id = Buffer.alloc(4);
-    if (!native.mapLookup(this.fd('ds_active'), u32Key(0), id)) return null;
+    if (!native.mapLookup(this.fd(MapName.ACTIVE), u32Key(0), id)) return null;
     const fd = native.mapFdById(id.readUInt32LE());
     try {
       const meta = Buffer.alloc(sizeOf('ds_policy_meta'));
@@ -492,7 +468,7 @@ export class Engine {
 
   private readSettings(): Buffer {
     const value = Buffer.alloc(sizeOf('ds_settings'));
-    addon().mapLookup(this.fd('ds_settings'), u32Key(0), value);
+    addon().mapLookup(this.fd(MapName.SETTINGS), u32Key(0), value);
     return value;
   }
 
@@ -500,11 +476,11 @@ export class Engine {
   private writeSettings(values: Partial<Record<SettingsField, number>>): void {
     const next = this.readSettings();
     writeStruct('ds_settings', next, 0, values);
-    addon().mapUpdate(this.fd('ds_settings'), u32Key(0), next);
+    addon().mapUpdate(this.fd(MapName.SETTINGS), u32Key(0), next);
   }
 
   /** A fresh, empty inner map for `table` (the caller owns the fd), and the fill that gives it the image's entries. */
-  private createTable(table: string, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer, capacity = count): { fd: number; fill: MapFill } {
+  private createTable(table: MapName, count: number, keySize: number, valueSize: number, keys: Buffer, values: Buffer, capacity = count): { fd: number; fill: MapFill } {
     const spec = this.innerSpecs.get(table);
     if (!spec) throw new Error(`no inner spec for ${table}`);
     if (spec.keySize !== keySize || spec.valueSize !== valueSize) {
@@ -585,7 +561,7 @@ export class Engine {
     const countedRules = Math.min(image.ruleCount + 1, this.ruleStatsCapacity);
     const created: number[] = [];
     try {
-      for (const table of TABLE_NAMES) {
+      for (const table of SLOT_TABLES) {
         const t = image.tables[table];
         const { fd, fill } = this.createTable(table, t.count, t.keySize, t.valueSize, t.keys, t.values, t.capacity);
         created.push(fd);
@@ -606,7 +582,7 @@ export class Engine {
         src4_bits: image.v4Bits.src,
         dst4_bits: image.v4Bits.dst,
       });
-      const { fd: metaFd, fill: metaFill } = this.createTable('ds_active', 1, 4, meta.length, u32Key(0), meta);
+      const { fd: metaFd, fill: metaFill } = this.createTable(MapName.ACTIVE, 1, 4, meta.length, u32Key(0), meta);
       created.push(metaFd);
       fillMap(metaFill); // one entry
       native.mapFreeze(metaFd);
@@ -614,7 +590,7 @@ export class Engine {
       yield { kind: 'writes', writes: SLOT_TABLES.map((table, i) => [this.fd(table), u32Key(slot), created[i] as number]) };
       beforeSwitch?.(generation);
       this.writeSettings({ generation_hwm: generation });
-      yield { kind: 'writes', writes: [[this.fd('ds_active'), u32Key(0), metaFd]] }; // the atomic switch
+      yield { kind: 'writes', writes: [[this.fd(MapName.ACTIVE), u32Key(0), metaFd]] }; // the atomic switch
     } catch (err) {
       throw err instanceof DoorstepError ? err : kernelError('DS_E_BPF_MAP', 'installing the policy failed; the previous policy stays active', err);
     } finally {
@@ -639,13 +615,13 @@ export class Engine {
       for (let i = 0; i < count; i++) keys.writeUInt32LE(base + cpu * this.ruleStatsCapacity + i, (cpu * count + i) * 4);
     }
     const valueSize = sizeOf('ds_rule_stat');
-    return { fd: this.fd('ds_rule_stats'), keys, values: Buffer.alloc(count * this.cpus * valueSize), count: count * this.cpus, keySize: 4, valueSize, skipZero: false };
+    return { fd: this.fd(MapName.RULE_STATS), keys, values: Buffer.alloc(count * this.cpus * valueSize), count: count * this.cpus, keySize: 4, valueSize, skipZero: false };
   }
 
   /** Remove the active policy: back to default deny (failsafe still passes). */
   uninstall(): void {
     const current = this.activePolicy();
-    addon().mapDelete(this.fd('ds_active'), u32Key(0));
+    addon().mapDelete(this.fd(MapName.ACTIVE), u32Key(0));
     if (current) {
       this.retire(current);
       addon().mapUpdateFdMany(this.releaseWrites(current.slot));
@@ -702,7 +678,7 @@ export class Engine {
     const epoch = this.floodEpoch();
     const n = 'ds_flood_sample';
     const stride = Math.ceil(sizeOf(n) / 8) * 8;
-    const dump = addon().mapDump(this.fd('ds_flood_samples'), 4, stride * this.cpus, Limits.FLOOD_SAMPLES);
+    const dump = addon().mapDump(this.fd(MapName.FLOOD_SAMPLES), 4, stride * this.cpus, Limits.FLOOD_SAMPLES);
     const out: FloodSample[] = [];
     for (let i = 0; i < dump.count; i++) {
       for (let cpu = 0; cpu < this.cpus; cpu++) {
@@ -742,7 +718,7 @@ export class Engine {
    */
   setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number; l3?: boolean }[]): boolean {
     const native = addon();
-    const fd = this.fd('ds_ifaces');
+    const fd = this.fd(MapName.IFACES);
     const size = sizeOf('ds_iface');
     const wanted = new Map<number, Buffer>();
     for (const e of entries) {
@@ -781,7 +757,7 @@ export class Engine {
         port_hi: e.ports?.hi ?? 0,
       }),
     }));
-    return this.replaceMap('ds_failsafe_v2', sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
+    return this.replaceMap(MapName.FAILSAFE_V2, sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
   }
 
   /**
@@ -803,13 +779,13 @@ export class Engine {
       checkTenant(e.tenant, `tenant network ${typeof e.cidr === 'string' ? e.cidr : `${cidr.len}-bit prefix`}`);
       return { key: prefixKey(cidr), value: u32Key(e.tenant) };
     });
-    const changed = this.replaceMap('ds_tenantnet_v2', sizeOf('ds_prefix_key'), 4, wanted);
+    const changed = this.replaceMap(MapName.TENANTNET_V2, sizeOf('ds_prefix_key'), 4, wanted);
     this.setFlag(SettingFlag.TENANT_NETS, entries.length > 0);
     return changed;
   }
 
   /** Make a hash-like map hold exactly `wanted` (the last of equal keys wins); whether anything changed. */
-  private replaceMap(map: string, keySize: number, valueSize: number, wanted: readonly { key: Buffer; value: Buffer }[]): boolean {
+  private replaceMap(map: MapName, keySize: number, valueSize: number, wanted: readonly { key: Buffer; value: Buffer }[]): boolean {
     const native = addon();
     const fd = this.fd(map);
     const keep = new Map(wanted.map((w) => [w.key.toString('hex'), w]));
@@ -840,7 +816,7 @@ export class Engine {
   stats(): CpuStats {
     const stride = Math.ceil(CPU_STATS_SIZE / 8) * 8;
     const value = Buffer.alloc(stride * this.cpus);
-    addon().mapLookup(this.fd('ds_stats'), u32Key(0), value);
+    addon().mapLookup(this.fd(MapName.STATS), u32Key(0), value);
     return decodeCpuStats(value, this.cpus, this.floodEpoch());
   }
 
@@ -864,7 +840,7 @@ export class Engine {
     const rows: Buffer[] = [];
     for (let cpu = 0; cpu < this.cpus; cpu++) {
       const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
-      const dump = addon().mapDump(this.fd('ds_rule_stats'), 4, RULE_STAT.size, count, start > 0 ? u32Key(start - 1) : null);
+      const dump = addon().mapDump(this.fd(MapName.RULE_STATS), 4, RULE_STAT.size, count, start > 0 ? u32Key(start - 1) : null);
       if (dump.count !== count || (count > 0 && dump.keys.readUInt32LE(0) !== start)) {
         throw new DoorstepError('DS_E_BPF_MAP', `ds_rule_stats: read ${dump.count} rows of CPU ${cpu} from ${start}, expected ${count}`);
       }
@@ -961,7 +937,7 @@ export class Engine {
 
   /** Up to `max` records (struct ds_dirty, DIRTY_SIZE bytes each) from ds_dirty, consumed. */
   drainDirty(max: number): { records: Buffer; count: number } {
-    this.dirty ??= new (addon().RingDrain)(this.fd('ds_dirty'));
+    this.dirty ??= new (addon().RingDrain)(this.fd(MapName.DIRTY));
     return this.dirty.drain(max, DIRTY_SIZE);
   }
 
@@ -993,7 +969,7 @@ export class Engine {
    */
   clearFlowState(): void {
     const native = addon();
-    for (const map of [...SESSION_MAPS, 'ds_frags', 'ds_replies']) {
+    for (const map of [...SESSION_MAPS, MapName.FRAGS, MapName.REPLIES]) {
       const fd = this.fd(map);
       const { keySize, valueSize, maxEntries } = native.mapInfo(fd);
       const dump = native.mapDump(fd, keySize, valueSize, maxEntries);
@@ -1028,14 +1004,14 @@ export class Engine {
   private nextAgedBankArgs(): [fd: number, valueSize: number, entries: number, offset: number, coarseFd: number] {
     const at = Layouts.ds_flow_filter_entry.fields.bank.offset + this.nextAgedBank * 8;
     this.nextAgedBank = 1 - this.nextAgedBank;
-    return [this.fd('ds_flow_filter'), sizeOf('ds_flow_filter_entry'), Limits.FLOW_FILTER_ENTRIES, at, this.fd('ds_flow_coarse')];
+    return [this.fd(MapName.FLOW_FILTER), sizeOf('ds_flow_filter_entry'), Limits.FLOW_FILTER_ENTRIES, at, this.fd(MapName.FLOW_COARSE)];
   }
 
   /** Subscribe to session events, delivered in batches from the ring-buffer thread. */
   onEvents(handler: (events: RawEvent[]) => void): () => void {
     this.eventHandlers.add(handler);
     if (!this.reader) {
-      this.reader = new (addon().RingBufferReader)(this.fd('ds_events'), (batch, count) => {
+      this.reader = new (addon().RingBufferReader)(this.fd(MapName.EVENTS), (batch, count) => {
         const events = decodeEventBatch(batch, count);
         for (const h of this.eventHandlers) h(events);
       });

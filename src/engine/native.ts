@@ -16,11 +16,17 @@ export interface MapSpec {
   flags: number;
 }
 
+/** The BTF names of a map's key and value types (a typedef keeps its own: __u32); null where there are none. */
+export interface MapBtfTypes {
+  key: string | null;
+  value: string | null;
+}
+
 export interface BpfObjectHandle {
   load(): void;
   mapNames(): string[];
   mapFd(name: string): number;
-  mapSpec(name: string): MapSpec;
+  mapSpec(name: string): MapSpec & { keyType: string | null; valueType: string | null };
   innerSpec(name: string): MapSpec;
   setMaxEntries(name: string, maxEntries: number): void;
   reuseMapFd(name: string, fd: number): void;
@@ -108,6 +114,8 @@ export interface Addon {
   mapCount(fd: number, keySize: number, valueSize: number, maxCount: number): number;
   mapFreeze(fd: number): void;
   mapInfo(fd: number): MapSpec & { id: number; name: string };
+  /** The key and value type names in a live map's kernel BTF (null where it has none). */
+  mapBtfTypes(fd: number): MapBtfTypes;
   mapFdById(id: number): number;
   objPin(fd: number, path: string): void;
   objGet(path: string): number;

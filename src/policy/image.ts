@@ -3,7 +3,7 @@
 // the engine to write into fresh inner maps. Pure; every offset comes from the generated ABI,
 // looked up once per module (images hold millions of records).
 import { offsetOf, sizeOf } from '../abi/codec.js';
-import { Action, Limits, RowKind } from '../abi/generated.js';
+import { Action, Limits, MapName, RowKind, SLOT_TABLES, type SlotTable } from '../abi/generated.js';
 import type { ClassTables, PolicyIr, PrefixClass } from './ir.js';
 import { SVC_ENTRIES } from './ir.js';
 
@@ -18,20 +18,9 @@ export interface TableImage {
   values: Buffer;
 }
 
-export const TABLE_NAMES = [
-  'ds_src4_top',
-  'ds_src4_long',
-  'ds_dst4_top',
-  'ds_dst4_long',
-  'ds_src6',
-  'ds_dst6',
-  'ds_svc',
-  'ds_target',
-  'ds_tenant',
-  'ds_tenant_tgt',
-  'ds_verdict',
-] as const;
-export type TableName = (typeof TABLE_NAMES)[number];
+/** The per-policy tables an image fills, in the contract's order (bpf/include/contract.h). */
+export const TABLE_NAMES = SLOT_TABLES;
+export type TableName = SlotTable;
 
 export interface PolicyImage {
   version: string;
@@ -364,17 +353,17 @@ export function buildImage(ir: PolicyIr, tables: ClassTables): PolicyImage {
     defaultLog: ir.defaultLog,
     v4Bits: { src: src4.bits, dst: dst4.bits },
     tables: {
-      ds_src4_top: src4.top,
-      ds_src4_long: src4.long,
-      ds_dst4_top: dst4.top,
-      ds_dst4_long: dst4.long,
-      ds_src6: lpm6Image(tables.src6, rows, verdicts),
-      ds_dst6: lpm6Image(tables.dst6, noRows, verdicts),
-      ds_svc: svcImage(tables.svc),
-      ds_target: targetImage(tables.target, tables.verdict, verdicts),
-      ds_tenant: tenantImage(tables.tenants),
-      ds_tenant_tgt: tenantTargetImage(tables.tenantTarget),
-      ds_verdict: verdictImage(rows.inTable, verdicts),
+      [MapName.SRC4_TOP]: src4.top,
+      [MapName.SRC4_LONG]: src4.long,
+      [MapName.DST4_TOP]: dst4.top,
+      [MapName.DST4_LONG]: dst4.long,
+      [MapName.SRC6]: lpm6Image(tables.src6, rows, verdicts),
+      [MapName.DST6]: lpm6Image(tables.dst6, noRows, verdicts),
+      [MapName.SVC]: svcImage(tables.svc),
+      [MapName.TARGET]: targetImage(tables.target, tables.verdict, verdicts),
+      [MapName.TENANT]: tenantImage(tables.tenants),
+      [MapName.TENANT_TGT]: tenantTargetImage(tables.tenantTarget),
+      [MapName.VERDICT]: verdictImage(rows.inTable, verdicts),
     },
   };
 }

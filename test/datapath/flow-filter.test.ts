@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Action, EventKind } from '../../src/abi/generated.js';
+import { Action, EventKind, MapName } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
 import { Engine } from '../../src/engine/engine.js';
 import { PinnedMap } from '../../src/engine/packet-flood.js';
@@ -156,8 +156,8 @@ describe('datapath: the flow filter cannot change a verdict', () => {
   it('decides the same flows alike whether every bit is set (a saturated filter) or none is (just aged)', () => {
     const pinRoot = `/sys/fs/bpf/doorstep-flowfilter-test-${process.pid}`;
     const engine = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
-    const filter = PinnedMap.open(join(pinRoot, 'maps', 'ds_flow_filter'));
-    const coarse = PinnedMap.open(join(pinRoot, 'maps', 'ds_flow_coarse'));
+    const filter = PinnedMap.open(join(pinRoot, 'maps', MapName.FLOW_FILTER));
+    const coarse = PinnedMap.open(join(pinRoot, 'maps', MapName.FLOW_COARSE));
     try {
       engine.install(compileYaml(policy('allow')).image);
       engine.setDenyEventBudget(1_000_000);
