@@ -114,6 +114,7 @@ enum ds_setting_flag {
 	DS_SETTING_PASS_NON_IP = 1,   /* pass non-IP, non-ARP frames (e.g. LACP, LLDP) instead of dropping */
 	DS_SETTING_TRACK_REPLIES = 2, /* some interface is a fabric: remember the expected reply of each allowed session */
 	DS_SETTING_TENANT_NETS = 4,   /* ds_tenantnet_v2 is not empty: remember hairpin replies, check them on source interfaces */
+	DS_SETTING_FAILSAFE = 8,      /* ds_failsafe_v2 is not empty: new sessions look their source up there first */
 };
 
 /* What an enforced interface faces (struct ds_iface.role). */

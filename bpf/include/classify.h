@@ -229,14 +229,18 @@ static __always_inline int ds_failsafe_match(const struct ds_session_key *k)
 	return 1;
 }
 
-/* Decide a session from `tenant` (ds_iface.tenant of its ingress interface): failsafe, then the
- * active policy, else default deny. */
+/* Decide a session from `tenant` (ds_iface.tenant of its ingress interface): failsafe (only
+ * while management prefixes are configured: DS_SETTING_FAILSAFE), then the active policy, else
+ * default deny. */
 static __always_inline void ds_classify(const struct ds_policy_meta *meta, const struct ds_session_key *k,
 					__u32 tenant, struct ds_decision *d)
 {
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+
 	d->rule = 0;
 	d->log = 1;
-	if (ds_failsafe_match(k)) {
+	if (cfg && (cfg->flags & DS_SETTING_FAILSAFE) && ds_failsafe_match(k)) {
 		d->action = DS_ACTION_ALLOW;
 		d->reason = DS_REASON_FAILSAFE;
 		return;

@@ -85,7 +85,7 @@ static __always_inline void ds_sketch_add(struct ds_sketch *sk, const __u8 *src,
 
 /* Remember the source of a held-back session in a random slot of this CPU's sample (called for
  * one held-back session in DS_FLOOD_SAMPLE_EVERY of each rule). */
-static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, const struct ds_session_value *nv,
+static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, __u32 rule, __u32 generation,
 						__u8 counted, __u32 epoch)
 {
 	__u32 slot = bpf_get_prandom_u32() & (DS_FLOOD_SAMPLES - 1);
@@ -94,19 +94,22 @@ static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, 
 	if (!fs)
 		return;
 	__builtin_memcpy(fs->src, k->src, 16);
-	fs->rule = nv->rule;
-	fs->generation = nv->generation;
+	fs->rule = rule;
+	fs->generation = generation;
 	fs->epoch = epoch;
 	fs->family = k->family;
 	fs->counted = counted;
 }
 
-/* A new denied session, under the admission budget of its rule on this CPU (or of this CPU's
- * denies without a counted rule) and this CPU's cap for all rules: 1 to admit it (cache it in
- * ds_denies and, if it logs, emit its event); 0 to decide it statelessly, without a cache entry or
- * an event, counting it as held back (with its source sketched and sampled) when it logs. */
+/* A new denied session (decision `d` under `generation`), under the admission budget of its rule
+ * on this CPU (or of this CPU's denies without a counted rule) and this CPU's cap for all rules: 1
+ * to admit it (cache it in ds_denies and, if it logs, emit its event); 0 to decide it
+ * statelessly, without a cache entry or an event, counting it as held back (with its source
+ * sketched and sampled) when it logs. Asked before the session's value is built: a held-back one
+ * never needs it. */
 static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
-					 const struct ds_session_key *k, const struct ds_session_value *nv, __u64 now)
+					 const struct ds_session_key *k, const struct ds_decision *d, __u32 generation,
+					 __u64 now)
 {
 	__u32 zero = 0;
 	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
@@ -116,8 +119,8 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 	struct ds_budget *b = &st->deny_budget;
 	struct ds_sketch *sk = &st->deny_sketch;
 	__u8 counted = 0;
-	if (meta && nv->reason == DS_REASON_POLICY) {
-		struct ds_rule_stat *row = ds_rule_row(meta, nv->rule);
+	if (meta && d->reason == DS_REASON_POLICY) {
+		struct ds_rule_stat *row = ds_rule_row(meta, d->rule);
 		if (row) {
 			b = &row->budget;
 			sk = &row->sketch;
@@ -131,12 +134,12 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 		return 1;
 	}
 	ds_count(st, DS_CTR_STATELESS);
-	if (nv->flags & DS_SESSION_LOG) {
+	if (d->log) {
 		b->held++;
 		ds_count(st, DS_CTR_EVENTS_HELD);
 		ds_sketch_add(sk, k->src, cfg->flood_epoch);
 		if (!(b->held & (DS_FLOOD_SAMPLE_EVERY - 1)))
-			ds_flood_sample_put(k, nv, counted, cfg->flood_epoch);
+			ds_flood_sample_put(k, d->rule, generation, counted, cfg->flood_epoch);
 	}
 	return 0;
 }
@@ -670,6 +673,15 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
 	ds_classify_flow(meta, k, tenant, &d);
 
+	/* a new denied session past its budget is decided statelessly: no entry, no event */
+	if (!s && d.action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, &d, generation, now)) {
+		ds_count(st, DS_CTR_CACHE_MISSES);
+		out->action = d.action;
+		out->reason = d.reason;
+		out->rule = d.rule;
+		return;
+	}
+
 	/* the new value is built in this CPU's scratch, not on the stack: with the summary marks it
 	 * would take the program past the verifier's 512-byte combined stack */
 	struct ds_session_value *nv = ds_value_scratch();
@@ -704,9 +716,6 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	out->action = nv->action;
 	out->reason = nv->reason;
 	out->rule = nv->rule;
-	/* a new denied session past its budget is decided statelessly: no entry, no event */
-	if (!s && nv->action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, nv, now))
-		return;
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		ds_cache_delete(!was_denied, k);

@@ -93,6 +93,7 @@ export const SettingFlag = {
   PASS_NON_IP: 1,
   TRACK_REPLIES: 2,
   TENANT_NETS: 4,
+  FAILSAFE: 8,
 } as const;
 
 export const SessionFlag = {

@@ -757,7 +757,12 @@ export class Engine {
         port_hi: e.ports?.hi ?? 0,
       }),
     }));
-    return this.replaceMap(MapName.FAILSAFE_V2, sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
+    // the flag tells new sessions to look the trie up: off before the last entry goes, on after
+    // the first is in, so a packet never skips an entry that is there
+    if (wanted.length === 0) this.setFlag(SettingFlag.FAILSAFE, false);
+    const changed = this.replaceMap(MapName.FAILSAFE_V2, sizeOf('ds_prefix_key'), sizeOf('ds_failsafe_value'), wanted);
+    if (wanted.length > 0) this.setFlag(SettingFlag.FAILSAFE, true);
+    return changed;
   }
 
   /**
