@@ -19,7 +19,7 @@ import { loadOrCreateKeyPair, newWireguardPrivateKey, wireguardPublicKey } from 
 import { PlacementTopology, type WireguardKeys } from './placement-topology.js';
 import { summariseUnderlay, UnderlayCapture, type UnderlaySummary } from './underlay-capture.js';
 import { exitOutput, waitForLine } from './run.js';
-import { spawnIn } from './topology.js';
+import { execIn, spawnIn } from './topology.js';
 
 export interface PlacementFlow {
   name: string;
@@ -236,7 +236,10 @@ export class PlacementDemo {
     return out;
   }
 
-  /** Stop every agent (SIGTERM: they take back their forwarding) and say what each left behind. */
+  /**
+   * Stop every agent the way a service manager does (SIGTERM: the engine, tunnels and routes keep
+   * enforcing), then take each enforcer apart with `doorstep detach`, and say what each left behind.
+   */
   async stopAgents(): Promise<Record<string, string[]>> {
     await Promise.all(
       this.enforcers.map(async (e) => {
@@ -248,6 +251,7 @@ export class PlacementDemo {
         await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
       }),
     );
+    for (const e of this.topology.enforcers) execIn(e.ns, process.execPath, [mainJs(), 'detach', '--state-dir', this.enforcerStateDir(e.name)], 60_000);
     const leftovers: Record<string, string[]> = {};
     for (const e of this.topology.enforcers) leftovers[e.name] = this.topology.forwardingLeftovers(e);
     return leftovers;

@@ -199,24 +199,31 @@ describe('agent: kill -9 under traffic', () => {
     } finally {
       await second.terminate();
     }
-    assert.equal(xdpAttached(rig), false, 'SIGTERM detached the engine');
+    assert.ok(xdpAttached(rig), 'SIGTERM leaves the engine enforcing too');
+    assert.ok(existsSync(join(rig.pinRoot, 'maps')), 'pins kept');
+    const detached = rig.detach();
+    assert.equal(detached.code, 0, detached.stderr);
+    assert.match(detached.stdout, new RegExp(`detached   XDP from ${rig.topo.server.ifname}`));
+    assert.equal(xdpAttached(rig), false, 'doorstep detach took the engine off');
     assert.equal(existsSync(rig.pinRoot), false, 'and removed its pins');
+    const again = rig.detach();
+    assert.deepEqual([again.code, again.stdout.trim()], [0, `nothing to detach: no enforcement record in ${rig.stateDir} and no pins at ${rig.pinRoot}`], 'a second detach finds nothing');
   });
 
-  it('--keep-on-exit leaves the engine enforcing for the next agent', async () => {
-    const kept = rig.startAgent(['--keep-on-exit']);
-    const installed = await kept.waitFor((r) => r.type === 'policy' && r.status !== 'rejected', 'the policy');
-    assert.equal(await kept.terminate(), 0);
-    assert.ok(xdpAttached(rig), 'still attached');
-    assert.ok(existsSync(join(rig.pinRoot, 'maps')), 'pins kept');
-    const next = rig.startAgent();
-    try {
-      const adopted = await next.waitFor((r) => r.type === 'policy', 'the policy record');
-      assert.deepEqual([adopted.status, adopted.generation], ['adopted', installed.generation]);
-    } finally {
-      await next.terminate();
-    }
+  it('--detach-on-exit takes the engine off at a stop; --keep-on-exit is accepted and changes nothing', async () => {
+    const agent = rig.startAgent(['--detach-on-exit', '--keep-on-exit']);
+    await agent.waitFor((r) => r.type === 'policy' && r.status !== 'rejected', 'the policy');
+    const running = rig.detach();
+    assert.equal(running.code, 4, 'detach refuses while the agent runs');
+    assert.match(running.stderr, /DS_E_AGENT_RUNNING: the agent \(pid \d+\) that owns .* still runs/);
+    assert.ok(xdpAttached(rig), 'and leaves it enforcing');
+    assert.equal(await agent.terminate(), 0);
+    assert.match(agent.stderr, /--keep-on-exit \(keepOnExit\) is deprecated and has no effect/);
     assert.equal(xdpAttached(rig), false);
+    assert.equal(existsSync(rig.pinRoot), false, 'no pins');
+    assert.equal(existsSync(join(rig.stateDir, 'enforcement.json')), false, 'nothing recorded as left');
+    assert.ok(agent.records.some((r) => r.type === 'agent' && r.event === 'detached'));
+    assert.equal(agent.records.at(-1)?.event, 'stopped');
   });
 });
 
