@@ -233,7 +233,9 @@ describe('agent: a malformed policy', () => {
 
   it('is rejected with file, line and field, and the policy in force stays', async () => {
     rig.writePolicy('a-web.yaml', policy(false));
-    const agent = rig.startAgent();
+    // detached at its stop, as after a reboot: the next agent restores from the state dir (a plain
+    // stop would leave the engine for it to adopt)
+    const agent = rig.startAgent(['--detach-on-exit']);
     let restarted: ReturnType<AgentRig['startAgent']> | undefined;
     try {
       const installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
