@@ -11,7 +11,7 @@ import { AgentClient } from '../../src/cli/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
 import { execIn } from '../../src/demo/topology.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
+import { AgentRig, type Rec, sequenceRuns, sleep } from '../lib/agent-rig.js';
 
 const ALLOWED = 7001;
 const DENIED = 7002;
@@ -31,18 +31,6 @@ ${extra}`;
 }
 
 const versionOf = (text: string) => compileSources([{ file: 'p.yaml', text }]).ir.version;
-
-/** Received sequence numbers, sorted, as maximal runs [first, last]. */
-function runs(received: [number, bigint][]): [number, number][] {
-  const seqs = [...new Set(received.map(([s]) => s))].sort((a, b) => a - b);
-  const out: [number, number][] = [];
-  for (const s of seqs) {
-    const last = out[out.length - 1];
-    if (last && s === last[1] + 1) last[1] = s;
-    else out.push([s, s]);
-  }
-  return out;
-}
 
 function xdpAttached(rig: AgentRig): boolean {
   return /xdp/.test(execIn(rig.topo.server.ns, 'ip', ['link', 'show', 'dev', rig.topo.server.ifname]));
@@ -74,7 +62,7 @@ describe('agent: boot under a flood', () => {
       const received = await sink.stop();
       const status = rig.cliJson<StatusReport>(['status']);
 
-      const r = runs(received);
+      const r = sequenceRuns(received);
       assert.equal(r.length, 2, `one gap in the stream: ${JSON.stringify(r)}`);
       const [before, afterInstall] = r as [[number, number], [number, number]];
       const gap = afterInstall[0] - before[1] - 1;
@@ -191,7 +179,7 @@ describe('agent: kill -9 under traffic', () => {
       const [sentAllowed, sentDenied] = [await streams[0].done, await streams[1].done];
       await sleep(100);
       const [gotAllowed, gotDenied] = [await sinks[0].stop(), await sinks[1].stop()];
-      assert.deepEqual(runs(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
+      assert.deepEqual(sequenceRuns(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
       assert.equal(gotDenied.length, 0, `none of ${sentDenied.sent} denied datagrams arrived`);
       const status = rig.cliJson<StatusReport>(['status']);
       assert.equal(status.policy?.generation, installed.generation);

@@ -17,7 +17,7 @@ import { after, describe, it } from 'node:test';
 import { execIn } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
 import type { StatusReport } from '../../src/controller/routes.js';
-import { type AgentProcess, AgentRig } from '../lib/agent-rig.js';
+import { type AgentProcess, AgentRig, sequenceRuns } from '../lib/agent-rig.js';
 import { NatsServer } from '../lib/nats-server.js';
 
 const ALLOWED = 7101;
@@ -39,17 +39,6 @@ spec:
     - { name: allow-${ALLOWED}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${ALLOWED}] }
     - { name: deny-${DENIED}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${DENIED}] }
 `;
-
-/** Received sequence numbers as maximal runs [first, last]. */
-function runs(received: [number, bigint][]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const s of received.map(([seq]) => seq).sort((a, b) => a - b)) {
-    const last = out[out.length - 1];
-    if (last && s === last[1] + 1) last[1] = s;
-    else out.push([s, s]);
-  }
-  return out;
-}
 
 describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit exact across them', { timeout: 240_000 }, () => {
   const rig = new AgentRig('dsr');
@@ -101,7 +90,8 @@ describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit ex
     assert.ok(sentDenied >= RATE && sentAllowed >= RATE, 'the flood ran');
     assert.equal(gotDenied.length, 0, `none of ${sentDenied} denied datagrams arrived`);
     assert.ok(dropped >= sentDenied, `every denied datagram was dropped at XDP (${dropped} of ${sentDenied}): the unenforced window is 0`);
-    assert.deepEqual(runs(gotAllowed), [[0, sentAllowed - 1]], 'every allowed datagram arrived, across the restart');
+    assert.deepEqual(sequenceRuns(gotAllowed), [[0, sentAllowed - 1]], 'every allowed datagram arrived, across the restart');
+    assert.equal(gotAllowed.length, sentAllowed, 'each once');
     return next;
   }
 

@@ -196,6 +196,18 @@ function lineFrom(child: ChildProcess, match: (line: string) => boolean, ms: num
   });
 }
 
+/** Received sequence numbers (a sink's [seq, sentNs] pairs), sorted, as maximal runs [first, last]. */
+export function sequenceRuns(received: [number, bigint][]): [number, number][] {
+  const seqs = [...new Set(received.map(([s]) => s))].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const s of seqs) {
+    const last = out[out.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else out.push([s, s]);
+  }
+  return out;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
