@@ -360,11 +360,16 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         // the engine's fds close; its links, pins, tunnels, routes and settings stay, enforcing
         openedEngine.close({ keepAttached: true });
         if (config.detachOnExit) {
-          const out = detachEnforcement({ stateDir: config.stateDir, pinRoot: config.pinRoot });
-          if (out.unrouted) pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
-          for (const ifname of out.detached) pipe.emit(agentRecord({ event: 'detached', interface: ifname }));
-          for (const r of hardeningRecords(out.unhardened, 'unhardened')) pipe.emit(agentRecord(r));
-          if (out.failed.length > 0) pipe.emit(agentRecord({ event: 'error', message: `detach: could not restore ${out.failed.join('; ')}` }));
+          try {
+            const out = detachEnforcement({ stateDir: config.stateDir, pinRoot: config.pinRoot });
+            if (out.unrouted) pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
+            for (const ifname of out.detached) pipe.emit(agentRecord({ event: 'detached', interface: ifname }));
+            for (const r of hardeningRecords(out.unhardened, 'unhardened')) pipe.emit(agentRecord(r));
+            if (out.failed.length > 0) pipe.emit(agentRecord({ event: 'error', message: `detach: could not restore ${out.failed.join('; ')}` }));
+          } catch (err) {
+            // the stop goes on (the audit trail still closes); `doorstep detach` can finish the job
+            pipe.emit(agentRecord({ event: 'error', message: `detach: ${err instanceof Error ? err.message : String(err)}; run doorstep detach` }));
+          }
         }
         pipe.emit(agentRecord({ event: 'stopped', message: config.detachOnExit ? 'detached (--detach-on-exit)' : 'the engine keeps enforcing for the next agent; `doorstep detach` removes it' }));
         // the NATS sinks last: every record above reaches them; what NATS does not take (at once
