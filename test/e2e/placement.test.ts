@@ -261,12 +261,13 @@ describe('placements: `doorstep demo` interrupted', { timeout: 90_000 }, () => {
       });
       demo.once('exit', (code) => reject(new Error(`the demo ended (${code}) before a flow: ${out}`)));
     });
-    const created = [...netns()].filter((n) => !before.netns.has(n));
+    // the demo's own (dsp-…): other runs on the host may make and remove theirs meanwhile
+    const created = [...netns()].filter((n) => !before.netns.has(n) && n?.startsWith('dsp-'));
     assert.ok(created.length >= 8, `the demo's namespaces exist (${created.join(' ')})`);
     const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
     demo.kill('SIGINT');
     assert.equal(await exited, 130);
-    assert.deepEqual([...netns()].filter((n) => !before.netns.has(n)), [], 'no namespace left');
+    assert.deepEqual([...netns()].filter((n) => created.includes(n)), [], 'no namespace left');
     assert.deepEqual([...pins()].filter((n) => !before.pins.has(n)), [], 'no pin folder left');
   });
 });
