@@ -36,6 +36,8 @@ export const ErrorCodes = {
   DS_E_FLEET_TIMEOUT: 'the selected enforcers did not all report the policy installed in time',
   DS_E_FORWARDING: 'the agent could not set up (or remove) its tunnel, routes or forwarding settings',
   DS_E_WIREGUARD: 'WireGuard is unavailable (no kernel module and no wireguard-go), or its tunnel device could not be created or configured',
+  DS_E_AGENT_RUNNING: 'an agent still runs on the engine `doorstep detach` was asked to remove',
+  DS_E_DETACH: '`doorstep detach` could not remove every part of the engine (a link, a pin, a tunnel or a setting)',
   DS_E_HARDENING: 'the agent could not turn off (or restore) Router Advertisements, redirects or source routing on an enforced interface',
   DS_E_HISTORY: 'the flow history (its DuckDB file) cannot be opened, written or read, or this agent keeps none',
 } as const;

@@ -6,12 +6,17 @@
 // counted), the batching into messages, the publishing with a bounded number of messages awaiting
 // their ack, retries in order with the same message id (JetStream drops the duplicate of a publish
 // whose ack was lost), and creating the stream when it does not exist. Touches only the
-// connection it is given, which it never closes (its owner does). docs/audit.md has the fields.
+// connection it is given, which it never closes (its owner does). With a spool file (the agent's
+// state dir), what close() cannot deliver is kept there, message by message with its id, and the
+// next sink on that file sends it before anything new (JetStream drops a copy it already stored
+// within its duplicate window), so a stop loses nothing. docs/audit.md has the fields.
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import { DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, jetstreamManager, type PubAck, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { headers, nanos, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
+import { writeAtomic } from '../controller/state-store.js';
 import { isControlRecord } from './control-sink.js';
 import { encodeRecords, JsonLineEncoder } from './json-lines-sink.js';
 import type { AuditRecord, AuditSink } from './records.js';
@@ -65,8 +70,20 @@ export interface NatsAuditSinkOptions {
   /** Limits of the stream when the sink creates it (an existing stream is used as it is). */
   maxAgeMs?: number;
   maxBytes?: number;
+  /** Where close() keeps what it could not deliver, and where the sink starts from (none: that is
+   *  counted as dropped). */
+  spoolPath?: string;
   /** A problem, once per kind (again after the sink recovered from it), never per message. */
   onError?: (err: Error) => void;
+}
+
+/** One line of the spool file: a message as it was (or would have been) published. */
+interface SpooledMessage {
+  msgID: string;
+  records: number;
+  control: number;
+  /** The message's JSON lines. */
+  data: string;
 }
 
 export interface NatsAuditSinkStats {
@@ -81,6 +98,10 @@ export interface NatsAuditSinkStats {
   inFlight: number;
   /** Retries JetStream recognised as already stored (their first ack was lost). */
   duplicates: number;
+  /** Records a previous sink kept in the spool file, taken over at the start. */
+  unspooled: number;
+  /** Records close() kept in the spool file for the next sink. */
+  spooled: number;
 }
 
 /** The server refused (a permission, a JetStream API error), as opposed to not answering. */
@@ -188,7 +209,9 @@ export class NatsAuditSink implements AuditSink {
   private finalized = false;
   private closePromise: Promise<void> | undefined;
 
-  private readonly counts = { publishedRecords: 0, publishedMessages: 0, duplicates: 0, dropped: 0 };
+  private readonly counts = { publishedRecords: 0, publishedMessages: 0, duplicates: 0, dropped: 0, unspooled: 0, spooled: 0 };
+  /** Messages taken from the spool file and not yet acknowledged: the file goes once they are. */
+  private readonly fromSpool = new Set<Batch>();
 
   constructor(private readonly options: NatsAuditSinkOptions) {
     this.stream = options.stream;
@@ -203,6 +226,7 @@ export class NatsAuditSink implements AuditSink {
     this.onError = options.onError;
     this.scratch = Buffer.alloc(options.maxMessageBytes ?? NATS_AUDIT_DEFAULTS.maxMessageBytes);
     this.messageLimit = this.scratch.length;
+    this.unspool();
     options.connection().then(
       (nc) => this.attach(nc),
       (err: unknown) => {
@@ -271,25 +295,78 @@ export class NatsAuditSink implements AuditSink {
 
   private async closeNow(): Promise<void> {
     this.closing = true;
-    const flushed = await this.flush(this.closeTimeoutMs);
+    // not connected: waiting would only delay the agent's exit, the spool keeps the records
+    const flushed = await this.flush(this.connected || !this.options.spoolPath ? this.closeTimeoutMs : 0);
     this.finalized = true;
     clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
     (this.statusIter as { stop?: () => void } | undefined)?.stop?.();
+    const kept = flushed ? 0 : this.spool();
+    // spool() dropped and counted any record too large for a message
     const left = this.bufferedData + this.bufferedControl;
     this.queue.clear();
     this.retry.length = 0;
     this.inFlight.clear();
     this.bufferedData = 0;
     this.bufferedControl = 0;
-    if (!flushed && left > 0) {
-      this.counts.dropped += left;
+    if (!flushed && left > kept) {
+      this.counts.dropped += left - kept;
       this.onError?.(
-        new DoorstepError('DS_E_NATS', `${this.name}: ${left} audit records were still buffered after ${this.closeTimeoutMs} ms and are lost`, {
-          hint: 'check that NATS is reachable and the stream accepts messages',
+        new DoorstepError('DS_E_NATS', `${this.name}: ${left - kept} audit records were still buffered after ${this.closeTimeoutMs} ms and are lost`, {
+          hint: 'check that NATS is reachable and the stream accepts messages, and that the state dir is writable (undelivered records are kept there)',
         }),
       );
     }
+  }
+
+  // ---- the spool file ----
+
+  /** Take over what a previous sink kept: those messages go first, with their ids. */
+  private unspool(): void {
+    const path = this.options.spoolPath;
+    if (!path) return;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.report('spool', `cannot read ${path}: ${String(err)}; its records are not delivered`, err);
+      return;
+    }
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      let m: SpooledMessage;
+      try {
+        m = JSON.parse(line) as SpooledMessage;
+      } catch {
+        continue; // written atomically: a damaged line is not ours
+      }
+      const b: Batch = { seq: ++this.messageSeq, msgID: m.msgID, data: Buffer.from(m.data), records: m.records, control: m.control, attempt: 0 };
+      this.retry.push(b);
+      this.fromSpool.add(b);
+      this.bufferedControl += m.control;
+      this.bufferedData += m.records - m.control;
+      this.counts.unspooled += m.records;
+    }
+    if (this.fromSpool.size === 0) rmSync(path, { force: true });
+  }
+
+  /** Everything still buffered, as messages in order (formed now for the queue), into the spool
+   *  file. Returns the records kept (0 when the file cannot be written). */
+  private spool(): number {
+    const path = this.options.spoolPath;
+    if (!path) return 0;
+    const batches = [...this.inFlight, ...this.retry].sort((a, b) => a.seq - b.seq);
+    for (let b = this.nextBatch(); b; b = this.nextBatch()) batches.push(b);
+    const lines = batches.map((b) => JSON.stringify({ msgID: b.msgID, records: b.records, control: b.control, data: Buffer.from(b.data).toString('utf8') } satisfies SpooledMessage));
+    const records = batches.reduce((n, b) => n + b.records, 0);
+    try {
+      writeAtomic(path, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+    } catch (err) {
+      this.onError?.(new DoorstepError('DS_E_NATS', `${this.name}: cannot keep ${records} undelivered audit records in ${path}: ${String(err)}`, { hint: 'make the state dir writable', cause: err }));
+      return 0;
+    }
+    this.counts.spooled = records;
+    return records;
   }
 
   // ---- the connection ----
@@ -485,6 +562,7 @@ export class NatsAuditSink implements AuditSink {
         this.bufferedData -= b.records - b.control;
         this.counts.publishedRecords += b.records;
         this.counts.publishedMessages++;
+        if (this.fromSpool.delete(b) && this.fromSpool.size === 0 && this.options.spoolPath) rmSync(this.options.spoolPath, { force: true });
         if (this.failures > 0) {
           // recovered: publish again at once
           this.failures = 0;

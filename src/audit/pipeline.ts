@@ -448,9 +448,21 @@ export class AuditPipeline {
     this.write(lost);
   }
 
-  private reportSinkDrops(): void {
+  /**
+   * Close one sink now and take it out (the agent's stop closes the NATS sinks first): what it
+   * dropped, at its close included, is reported to the sinks that stay, as a `lost` record.
+   */
+  async closeSink(sink: AuditSink): Promise<void> {
+    if (!this.sinks.includes(sink)) return;
+    this.sinks = this.sinks.filter((s) => s !== sink);
+    await sink.close();
+    this.reportSinkDrops([sink]);
+    this.reportedDrops.delete(sink);
+  }
+
+  private reportSinkDrops(sinks: readonly AuditSink[] = this.sinks): void {
     const lost: LostRecord[] = [];
-    for (const sink of this.sinks) {
+    for (const sink of sinks) {
       const dropped = (sink as Partial<DroppingSink>).dropped;
       if (typeof dropped !== 'number') continue;
       const before = this.reportedDrops.get(sink) ?? 0;

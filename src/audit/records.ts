@@ -126,7 +126,7 @@ export interface SysctlChange {
 /** The agent's own life: started, attached, detached, stopped. */
 export interface AgentRecord extends RecordBase {
   type: 'agent';
-  event: 'started' | 'attached' | 'hardening' | 'serving' | 'tunnel' | 'forwarding' | 'reloaded' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'error' | 'warning';
+  event: 'started' | 'attached' | 'hardening' | 'serving' | 'tunnel' | 'forwarding' | 'reloaded' | 'unrouted' | 'unhardened' | 'detached' | 'stopping' | 'stopped' | 'spooled' | 'unspooled' | 'error' | 'warning';
   mode?: 'native' | 'generic';
   adopted?: boolean;
   message?: string;
@@ -134,6 +134,10 @@ export interface AgentRecord extends RecordBase {
   sysctls?: SysctlChange[];
   /** for `tunnel` (and `reloaded`): a tunnel to the edge as the agent set it up */
   tunnel?: TunnelFields;
+  /** for `spooled` and `unspooled`: records kept in the state dir for the next agent, or taken over from the previous one */
+  count?: number;
+  /** for `spooled` and `unspooled`: the sink, e.g. nats:DOORSTEP_AUDIT */
+  sink?: string;
 }
 
 /** A tunnel to the edge in an `agent` record. */

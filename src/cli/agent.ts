@@ -8,6 +8,7 @@ import { ExitCode } from './output.js';
 
 export async function agentCommand(flags: AgentFlags): Promise<number> {
   const config = resolveConfig(flags);
+  if (flags.keepOnExit !== undefined) process.stderr.write('doorstep: --keep-on-exit (keepOnExit) is deprecated and has no effect: a stopped agent keeps the engine enforcing unless --detach-on-exit\n');
   // handlers first: a SIGTERM during start-up must stop the agent cleanly once it is up, not kill it
   let agent: RunningAgent | undefined;
   let requested: NodeJS.Signals | undefined;

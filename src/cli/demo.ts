@@ -59,7 +59,7 @@ export async function demo(): Promise<number> {
   const left = Object.entries(result.leftovers).filter(([, l]) => l.length > 0);
   console.log(
     left.length === 0
-      ? '\nevery agent removed its tunnels, routes and forwarding settings on exit; namespaces, links and pins removed.'
+      ? '\nevery agent stopped (SIGTERM: the engines kept enforcing), then `doorstep detach` removed its engine, tunnels, routes and forwarding settings; namespaces, links and pins removed.'
       : `\nleft behind: ${left.map(([n, l]) => `${n}: ${l.join(', ')}`).join('; ')}`,
   );
   console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);

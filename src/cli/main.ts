@@ -8,6 +8,7 @@ import type { AgentFlags } from '../controller/config.js';
 import { apply } from './apply.js';
 import { socketPath } from './agent-client.js';
 import { demo } from './demo.js';
+import { detach, type DetachFlags } from './detach.js';
 import { diff } from './diff.js';
 import { explain } from './explain.js';
 import { addFilterFlags, type FilterFlags } from './filter-flags.js';
@@ -79,7 +80,8 @@ program
   .addOption(socketOption())
   .option('--pin-root <dir>', 'bpffs folder for the engine\'s pins (default /sys/fs/bpf/doorstep)')
   .addOption(xdpModeOption())
-  .option('--keep-on-exit', 'leave the engine attached and enforcing when the agent stops')
+  .option('--detach-on-exit', 'detach the engine and take back tunnels, routes and settings when the agent stops (default: they keep enforcing for the next agent; `doorstep detach` removes them)')
+  .addOption(new Option('--keep-on-exit', 'deprecated, no effect: a stopped agent keeps the engine enforcing by default').hideHelp())
   .option('--policy-pubkey <file>', 'install only fleet policies signed by this ed25519 key (PEM; repeatable)', collect)
   .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)')
   .option('--status-ttl <duration>', 'how long a status report lives in the bucket (default 30s)')
@@ -92,6 +94,14 @@ program
   .action(({ interface: interfaces, label: labels, ...rest }: AgentFlags & { interface?: string[]; label?: string[] }) =>
     runThenExit(() => agentCommand({ ...rest, interfaces, labels })),
   );
+
+program
+  .command('detach')
+  .description('take the engine off its interfaces with no agent running: XDP links, pins, tunnels, routes, and the settings the agent hardened')
+  .option('--state-dir <dir>', 'the agents\' state dir (default /var/lib/doorstep)')
+  .option('--pin-root <dir>', 'bpffs folder of the engine\'s pins (default: as the state dir records, else /sys/fs/bpf/doorstep)')
+  .addOption(outputOption())
+  .action((o: DetachFlags) => run(async () => detach(o)));
 
 program
   .command('validate')

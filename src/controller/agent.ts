@@ -4,8 +4,10 @@
 // then the engine attached in default deny (or adopted from a previous agent) and the enforced
 // interfaces closed to Router Advertisements, redirects and source routes, then the policy
 // (adopted, restored from the state dir, or installed from the source), then the watcher.
-// SIGTERM/SIGINT detach cleanly and restore those settings unless keepOnExit; SIGKILL leaves the
-// pinned engine enforcing.
+// However it stops (SIGTERM, SIGINT, SIGKILL, a crash) the engine stays attached and pinned, the
+// tunnels, routes and settings stay, and the next agent adopts them (DESIGN.md §9); what it
+// leaves is written down in the state dir (enforcement-record.ts) for that agent and for
+// `doorstep detach`. Only --detach-on-exit takes everything back at a stop (detach.ts).
 import { AuditPipeline } from '../audit/pipeline.js';
 import { ControlRecordsSink } from '../audit/control-sink.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
@@ -35,9 +37,13 @@ import { WireguardDevices, showDevice } from '../placement/wireguard.js';
 import { describeImplementation, detectWireguard } from '../placement/wireguard-implementation.js';
 import { loadOrCreateKeyPair } from '../placement/wireguard-keys.js';
 import { tenantId } from '../policy/tenants.js';
+import { join } from 'node:path';
 import { formatProblem } from '../errors.js';
+import { natsToken } from '../fleet/nats-connection.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
+import { detachEnforcement } from './detach.js';
+import { NO_FORWARDING, readEnforcementRecord, removeEnforcementRecord, writeEnforcementRecord } from './enforcement-record.js';
 import { Hardening } from './hardening.js';
 import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
 import { LocalApi } from './local-api.js';
@@ -52,7 +58,8 @@ const LOST_CHECK_MS = 1000;
 export interface RunningAgent {
   readonly controller: NetworkController;
   readonly pipeline: AuditPipeline;
-  /** Stop: detach (unless keepOnExit), flush the audit trail, remove the socket. */
+  /** Stop: the engine keeps enforcing (unless detachOnExit); the audit trail is flushed (what
+   *  NATS does not take is kept in the state dir); the socket goes. */
   stop(reason: string): Promise<void>;
   /** SIGHUP: apply the edge's new WireGuard peer settings from a re-read config (the rest needs a restart). */
   reload(next: AgentConfig): void;
@@ -67,6 +74,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   checkPrivileges();
   const store = new StateStore(config.stateDir);
   store.prepare();
+  const startProblems: string[] = [];
+  // what an earlier agent left enforcing: its settings' original values, if we adopt its engine
+  const previous = readEnforcementRecord(config.stateDir, (m) => startProblems.push(m));
   // (a placement's tunnels are the agent's own: they are created later, the underlay must exist)
   const existing = config.placement
     ? [...config.placement.sources.map((s) => s.interface), ...(config.placement.edge.device ? [config.placement.edge.device] : [])]
@@ -143,6 +153,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
           stream: target.name,
           enforcer: config.enforcerId,
           maxBufferedRecords: config.auditBuffer,
+          spoolPath: join(config.stateDir, `audit-spool.${natsToken(target.name)}.jsonl`),
           onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err.message}` })),
         }),
       );
@@ -188,6 +199,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const sessionCount = new SessionCounter(openedEngine);
     pipe.emit(agentRecord({ event: 'started', message: `doorstep agent pid ${process.pid}` }));
     if (history && !history.available) pipe.emit(agentRecord({ event: 'warning', message: `no flow history: ${history.failure?.toLine() ?? 'unavailable'}` }));
+    for (const m of startProblems) pipe.emit(agentRecord({ event: 'warning', message: m }));
+    for (const n of natsSinks) {
+      const { unspooled } = n.stats();
+      if (unspooled > 0) pipe.emit(agentRecord({ event: 'unspooled', message: `${unspooled} audit records the previous agent could not deliver to ${n.name} go first`, count: unspooled, sink: n.name }));
+    }
     engine.onEvents((events) => pipe.handleEvents(events));
 
     if (config.metrics) {
@@ -225,10 +241,28 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       cleanups.push(() => server.close());
     }
 
+    // an earlier agent's values stay the originals only while its engine is still there (a reboot
+    // empties bpffs and resets the settings)
+    const inherited = openedEngine.adopted ? previous : null;
+    const hardening = new Hardening(hardeningPlan(config.interfaces), undefined, inherited?.hardening ?? []);
     // ---- the placement's tunnels exist before the engine attaches to them; nothing is forwarded yet ----
-    const forwarding = placement ? new Forwarding(placement, forwardingPlan(placement), wireguard) : undefined;
+    const forwarding = placement ? new Forwarding(placement, forwardingPlan(placement), wireguard, inherited?.forwarding.sysctls ?? []) : undefined;
+    // what stays in place when this agent stops, for the next one and for `doorstep detach`
+    const writeRecord = () =>
+      writeEnforcementRecord(config.stateDir, {
+        agentPid: process.pid,
+        pinRoot: config.pinRoot,
+        interfaces: config.interfaces,
+        hardening: hardening.recorded(),
+        forwarding: forwarding?.recorded() ?? NO_FORWARDING,
+      });
+    // a start that fails on a fresh engine takes everything back: nothing stays to record
+    cleanups.push(() => {
+      if (!openedEngine.adopted) removeEnforcementRecord(config.stateDir);
+    });
     if (forwarding) {
       cleanups.push(() => forwarding.removeTunnels());
+      writeRecord(); // before the tunnels exist: a crash now leaves them named
       await forwarding.createTunnels();
       const adopted = new Set(forwarding.state().adopted);
       if (wireguard?.keys.created) pipe.emit(agentRecord({ event: 'tunnel', message: `made a WireGuard key pair in ${wireguard.keys.path}; public key ${wireguard.keys.publicKey}` }));
@@ -244,7 +278,6 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const rolesChanged = applyRoles(openedEngine, config.placement);
     // ---- closed to Router Advertisements, redirects and source routes before a policy could let
     // one through (a rule may allow ICMP), so no host on a source network steers the enforcer ----
-    const hardening = new Hardening(hardeningPlan(config.interfaces));
     const unharden = () => {
       const { restored, failed } = hardening.restore();
       for (const r of hardeningRecords(restored, 'unhardened')) pipe.emit(agentRecord(r));
@@ -252,6 +285,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     };
     cleanups.push(unharden); // also what a failing apply() set before it failed
     for (const r of hardeningRecords(hardening.apply(), 'hardening')) pipe.emit(agentRecord(r));
+    writeRecord();
 
     // ---- the policy: carry on from the engine, or restore the last one, then the source ----
     await controller.resume();
@@ -262,6 +296,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     if (forwarding) {
       cleanups.push(() => forwarding.unroute());
       forwarding.route();
+      writeRecord();
       const p = forwarding.placement;
       const over = p.tunnels.map((t) => (t.kind === 'wireguard' ? `${t.device} (WireGuard, ${wireguardIdentity?.implementation})` : `${t.device} (VXLAN ${t.vni}, clear text: trusted underlay only)`));
       pipe.emit(agentRecord({ event: 'forwarding', message: `${p.kind}: ${p.sources.map((s) => s.name).join(', ')} → edge ${p.edge.remote} over ${over.join(', ')}${p.local.length ? `; hairpin for ${p.local.map((l) => l.text).join(', ')}` : ''}` }));
@@ -339,17 +374,28 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         await aging; // the filter's maps stay open until its write is done
         await pipe.stopReading(); // its last flood records: nothing reads the engine after this
         pipe.checkKernelLost(openedEngine.stats());
-        if (forwarding && !config.keepOnExit) {
-          // nothing is forwarded past a detached engine: routes go first, tunnels last
-          forwarding.unroute();
-          pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
+        // the engine's fds close; its links, pins, tunnels, routes and settings stay, enforcing
+        openedEngine.close({ keepAttached: true });
+        if (config.detachOnExit) {
+          try {
+            const out = detachEnforcement({ stateDir: config.stateDir, pinRoot: config.pinRoot });
+            if (out.unrouted) pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
+            for (const ifname of out.detached) pipe.emit(agentRecord({ event: 'detached', interface: ifname }));
+            for (const r of hardeningRecords(out.unhardened, 'unhardened')) pipe.emit(agentRecord(r));
+            if (out.failed.length > 0) pipe.emit(agentRecord({ event: 'error', message: `detach: could not restore ${out.failed.join('; ')}` }));
+          } catch (err) {
+            // the stop goes on (the audit trail still closes); `doorstep detach` can finish the job
+            pipe.emit(agentRecord({ event: 'error', message: `detach: ${err instanceof Error ? err.message : String(err)}; run doorstep detach` }));
+          }
         }
-        if (!config.keepOnExit) for (const a of openedEngine.attachments()) pipe.emit(agentRecord({ event: 'detached', interface: a.ifname }));
-        openedEngine.close({ keepAttached: config.keepOnExit });
-        // the settings go back once the engine is off the interfaces, before the tunnels go
-        if (!config.keepOnExit) unharden();
-        if (forwarding && !config.keepOnExit) forwarding.removeTunnels();
-        pipe.emit(agentRecord({ event: 'stopped', message: config.keepOnExit ? 'the engine keeps enforcing (--keep-on-exit)' : 'detached' }));
+        pipe.emit(agentRecord({ event: 'stopped', message: config.detachOnExit ? 'detached (--detach-on-exit)' : 'the engine keeps enforcing for the next agent; `doorstep detach` removes it' }));
+        // the NATS sinks last: every record above reaches them; what NATS does not take (at once
+        // when it is away, else within the close timeout) is kept in the state dir for the next agent
+        for (const n of natsSinks) {
+          await pipe.closeSink(n);
+          const { spooled } = n.stats();
+          if (spooled > 0) pipe.emit(agentRecord({ event: 'spooled', message: `${spooled} audit records for ${n.name} kept in ${config.stateDir} for the next agent`, count: spooled, sink: n.name }));
+        }
         await pipe.close();
         await nats.close();
         resolveStopped();

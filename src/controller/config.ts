@@ -54,6 +54,10 @@ export const configFileSchema = z.strictObject({
   socket: z.string().optional(),
   pinRoot: z.string().optional(),
   xdpMode: z.enum(['auto', 'native', 'generic']).optional(),
+  /** Detach the engine, remove the tunnels and restore the hardened settings when the agent stops
+   *  (tests, demos); by default a stopped agent leaves the engine enforcing for the next one. */
+  detachOnExit: z.boolean().optional(),
+  /** Deprecated, no effect: keeping the engine enforcing at a stop is the default now. */
   keepOnExit: z.boolean().optional(),
   failsafe: z.array(failsafeSchema).optional(),
   /** Credentials and TLS for every NATS address (policy, status, audit). */
@@ -92,7 +96,8 @@ export interface AgentConfig {
   socket: string;
   pinRoot: string;
   xdpMode: 'auto' | 'native' | 'generic';
-  keepOnExit: boolean;
+  /** Detach and take back everything at a stop (default false: the engine keeps enforcing). */
+  detachOnExit: boolean;
   failsafe: FailsafeEntry[];
   nats: NatsAuth;
   policyPubkeys: string[];
@@ -249,7 +254,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
     socket: pick('socket') ?? DEFAULT_SOCKET,
     pinRoot: pick('pinRoot') ?? DEFAULT_PIN_ROOT,
     xdpMode: pick('xdpMode') ?? 'auto',
-    keepOnExit: pick('keepOnExit') ?? false,
+    detachOnExit: pick('detachOnExit') ?? false,
     failsafe: parseFailsafe(file.failsafe ?? [], flags.config ?? 'config'),
     nats: natsAuth(flags, file),
     policyPubkeys: many(flags.policyPubkey, file.policyPubkey),

@@ -5,7 +5,8 @@
 // started under `nsenter --net` sets its namespace's interfaces, as forwarding.ts does; /sys is
 // not used, it stays the host's) — or a map in memory for tests without root.
 //
-// apply() remembers each key as found; restore() puts back every key whose value now differs
+// apply() remembers each key as found (unless an earlier agent's record already holds it: an
+// adopted engine's interfaces are found hardened, and those values are not the originals); restore() puts back every key whose value now differs
 // from that, changed by the agent or not: when forwarding turns ip_forward off again at exit, the
 // kernel itself rewrites net.ipv4.conf.all.accept_redirects (to 1), and restore() undoes that too.
 import { DoorstepError } from '../errors.js';
@@ -21,7 +22,16 @@ export class Hardening {
   constructor(
     private readonly plan: HardeningPlan,
     private readonly files: SysctlFiles = procSysctls,
-  ) {}
+    /** The values found by an earlier agent (the enforcement record): they stay the originals. */
+    inherited: readonly { interface: string; path: string; value: string }[] = [],
+  ) {
+    for (const h of inherited) this.found.set(h.path, { interface: h.interface, value: h.value });
+  }
+
+  /** Every key set, with the value to put back (for the enforcement record). */
+  recorded(): { interface: string; path: string; value: string }[] {
+    return [...this.found].map(([path, was]) => ({ interface: was.interface, path, value: was.value }));
+  }
 
   /** Set every planned key that exists; a key that cannot be set fails the agent's start. */
   apply(): SysctlOutcome[] {

@@ -19,7 +19,8 @@ import { loadOrCreateKeyPair, newWireguardPrivateKey, wireguardPublicKey } from 
 import { PlacementTopology, type WireguardKeys } from './placement-topology.js';
 import { summariseUnderlay, UnderlayCapture, type UnderlaySummary } from './underlay-capture.js';
 import { exitOutput, waitForLine } from './run.js';
-import { spawnIn } from './topology.js';
+import { execIn, spawnIn } from './topology.js';
+import type { DetachOutcome } from '../controller/detach.js';
 
 export interface PlacementFlow {
   name: string;
@@ -113,8 +114,10 @@ export interface PlacementDemoResult {
   /** Enforcer → its status just before it stopped. */
   status: Record<string, StatusReport>;
   records: { enforcer: string; record: Record<string, unknown> }[];
-  /** Enforcer → what was left in its namespace after it stopped (tunnels, rules of its tables). */
+  /** Enforcer → what was left in its namespace after it stopped and was detached (tunnels, rules of its tables). */
   leftovers: Record<string, string[]>;
+  /** Enforcer → what `doorstep detach` took back after the agent stopped. */
+  detached: Record<string, DetachOutcome>;
 }
 
 export class PlacementDemo {
@@ -123,6 +126,8 @@ export class PlacementDemo {
   readonly records: { enforcer: string; record: Record<string, unknown> }[] = [];
   private readonly stateDir = mkdtempSync(join(tmpdir(), 'doorstep-placement-'));
   private readonly pins: string[] = [];
+  /** Enforcer → what `doorstep detach` took back at stopAgents(). */
+  readonly detached: Record<string, DetachOutcome> = {};
   /** The edge's private key (base64). */
   readonly edgePrivateKey = newWireguardPrivateKey();
   private readonly keys: WireguardKeys;
@@ -236,7 +241,10 @@ export class PlacementDemo {
     return out;
   }
 
-  /** Stop every agent (SIGTERM: they take back their forwarding) and say what each left behind. */
+  /**
+   * Stop every agent the way a service manager does (SIGTERM: the engine, tunnels and routes keep
+   * enforcing), then take each enforcer apart with `doorstep detach`, and say what each left behind.
+   */
   async stopAgents(): Promise<Record<string, string[]>> {
     await Promise.all(
       this.enforcers.map(async (e) => {
@@ -248,6 +256,10 @@ export class PlacementDemo {
         await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
       }),
     );
+    for (const e of this.topology.enforcers) {
+      const out = execIn(e.ns, process.execPath, [mainJs(), 'detach', '--state-dir', this.enforcerStateDir(e.name), '-o', 'json'], 60_000);
+      this.detached[e.name] = JSON.parse(out) as DetachOutcome;
+    }
     const leftovers: Record<string, string[]> = {};
     for (const e of this.topology.enforcers) leftovers[e.name] = this.topology.forwardingLeftovers(e);
     return leftovers;
@@ -286,7 +298,7 @@ export async function runPlacementDemo(options: PlacementDemoOptions = {}): Prom
     }
     const status = await demo.status();
     const leftovers = await demo.stopAgents();
-    return { flows, status, records: demo.records, leftovers };
+    return { flows, status, records: demo.records, leftovers, detached: demo.detached };
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

@@ -115,6 +115,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         '--policy', options.policy ?? join(packageRoot, 'examples/demo.yaml'),
         '--pin-root', pinRoot, '--xdp-mode', options.xdpMode ?? 'auto', '--enforcer-id', 'demo',
         '--state-dir', stateDir, '--socket', socket,
+        // the demo leaves nothing behind (an agent in service keeps the engine enforcing when it stops)
+        '--detach-on-exit',
       ]),
     );
     lines(enforcer, (line) => {

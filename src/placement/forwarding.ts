@@ -7,11 +7,12 @@
 //
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
+import type { RecordedForwarding } from '../controller/enforcement-record.js';
 import { procSysctls } from '../controller/sysctl-files.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
 import { linkKind, runCommand } from './commands.js';
-import type { WireguardDevices } from './wireguard.js';
+import { removeWireguardDevice, type WireguardDevices } from './wireguard.js';
 
 const ip = (args: string[]): string =>
   runCommand('ip', args, { code: 'DS_E_FORWARDING', hint: 'check that the interfaces named in the config exist and that iproute2 is installed; see docs/placement.md' });
@@ -65,8 +66,22 @@ export class Forwarding {
     private readonly plan: ForwardingPlan,
     /** The WireGuard devices, when the tunnels are WireGuard. */
     readonly wireguard?: WireguardDevices,
+    /** Forwarding sysctls an earlier agent set, with the values it found (the enforcement record). */
+    inherited: readonly { path: string; value: string }[] = [],
   ) {
     if (placement.tunnels.some((t) => t.kind === 'wireguard') && !wireguard) throw new Error('WireGuard tunnels need WireguardDevices');
+    for (const s of inherited) this.restore.set(s.path, s.value);
+  }
+
+  /** What `doorstep detach` needs to take this forwarding back with no agent (the enforcement record). */
+  recorded(): RecordedForwarding {
+    const tables = new Map(this.plan.routes.map((r) => [`${r.family}/${r.table}`, { family: r.family, table: r.table }]));
+    return {
+      rules: this.plan.rules.map((r) => ruleArgs(r, 'del')),
+      tables: [...tables.values()],
+      sysctls: [...this.restore].map(([path, value]) => ({ path, value })),
+      tunnels: this.plan.tunnels.map((t) => ({ device: t.device, kind: t.kind })),
+    };
   }
 
   /** Create (or find) the tunnels to the edge and bring them up; nothing is forwarded yet. */
@@ -122,46 +137,13 @@ export class Forwarding {
   unroute(): void {
     if (!this.routed) return;
     this.routed = false;
-    for (const r of this.plan.rules) {
-      try {
-        ip(ruleArgs(r, 'del'));
-      } catch {
-        // already gone
-      }
-    }
-    for (const family of [4, 6] as const) {
-      for (const table of new Set(this.plan.routes.filter((r) => r.family === family).map((r) => r.table))) {
-        try {
-          ip([`-${family}`, 'route', 'flush', 'table', String(table)]);
-        } catch {
-          // already empty
-        }
-      }
-    }
-    for (const [path, value] of this.restore) {
-      try {
-        procSysctls.write(path, value);
-      } catch {
-        // the interface is gone with its settings
-      }
-    }
+    unrouteRecorded(this.recorded());
     this.restore.clear();
   }
 
   /** Delete the tunnels (after the engine detached from them), wireguard-go processes included. */
   removeTunnels(): void {
-    for (const t of this.plan.tunnels) {
-      if (t.kind === 'wireguard') {
-        this.wireguard!.remove(t.device);
-        continue;
-      }
-      if (!linkExists(t.device)) continue;
-      try {
-        ip(['link', 'del', t.device]);
-      } catch {
-        // gone meanwhile
-      }
-    }
+    removeRecordedTunnels(this.recorded().tunnels);
   }
 
   /** What is in place now, for status and tests. */
@@ -173,4 +155,48 @@ export class Forwarding {
       rules: this.routed ? this.plan.rules.length : 0,
     };
   }
+}
+
+/** Delete recorded rules, flush recorded tables, put recorded sysctls back; best effort, each step tried. */
+export function unrouteRecorded(f: Pick<RecordedForwarding, 'rules' | 'tables' | 'sysctls'>): void {
+  for (const args of f.rules) {
+    try {
+      ip(args);
+    } catch {
+      // already gone
+    }
+  }
+  for (const { family, table } of f.tables) {
+    try {
+      ip([`-${family}`, 'route', 'flush', 'table', String(table)]);
+    } catch {
+      // already empty
+    }
+  }
+  for (const { path, value } of f.sysctls) {
+    try {
+      procSysctls.write(path, value);
+    } catch {
+      // the interface is gone with its settings
+    }
+  }
+}
+
+/** Delete recorded tunnels that still exist (a wireguard-go serving one is ended); returns those deleted. */
+export function removeRecordedTunnels(tunnels: RecordedForwarding['tunnels']): string[] {
+  const removed: string[] = [];
+  for (const t of tunnels) {
+    if (t.kind === 'wireguard') {
+      if (removeWireguardDevice(t.device)) removed.push(t.device);
+      continue;
+    }
+    if (!linkExists(t.device)) continue;
+    try {
+      ip(['link', 'del', t.device]);
+      removed.push(t.device);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return removed;
 }

@@ -116,17 +116,28 @@ export class WireguardDevices {
     }
   }
 
-  /** Delete the device; a wireguard-go serving it exits with it (or is ended). Synchronous: the
-   *  agent's stop runs it after the engine closed, with nothing else to do meanwhile. */
+  /** Delete the device; a wireguard-go serving it exits with it (or is ended). */
   remove(device: string): void {
-    const pids = this.implementation.kind === 'wireguard-go' ? wireguardGoPids(device) : [];
-    if (linkKind(device) !== undefined) {
-      try {
-        execFileSync('ip', ['link', 'del', device], { stdio: 'ignore', timeout: 10_000 });
-      } catch {
-        // gone meanwhile
-      }
-    }
-    endProcessesSync(pids);
+    removeWireguardDevice(device);
   }
+}
+
+/**
+ * Delete a WireGuard device, kernel or wireguard-go (a wireguard-go serving it in our namespace is
+ * ended too). Synchronous: run after the engine detached, with nothing else to do meanwhile; also
+ * by `doorstep detach`, which does not know which implementation made it. True when anything was
+ * there to remove.
+ */
+export function removeWireguardDevice(device: string): boolean {
+  const pids = wireguardGoPids(device);
+  const present = linkKind(device) !== undefined;
+  if (present) {
+    try {
+      execFileSync('ip', ['link', 'del', device], { stdio: 'ignore', timeout: 10_000 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  endProcessesSync(pids);
+  return present || pids.length > 0;
 }

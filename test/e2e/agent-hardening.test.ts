@@ -2,8 +2,9 @@
 // The agent closes the interfaces it enforces to Router Advertisements, redirects and source
 // routes, for real: a veth in a fresh namespace with all of it on, a `doorstep agent` started
 // there (under nsenter, as in production with a namespace), the settings read in that namespace
-// while it runs, its `hardening` records, and the old values back after a clean stop (kept with
-// --keep-on-exit). A Router Advertisement that the policy lets through changes nothing on the
+// while it runs, its `hardening` records, and the old values back after a --detach-on-exit stop
+// (kept, with the engine, by a plain stop; the next agent keeps the values first found, and
+// `doorstep detach` puts those back). A Router Advertisement that the policy lets through changes nothing on the
 // enforcer while the agent runs, and does once it has stopped (the control). An interface
 // without IPv6 (MTU below 1280) has no IPv6 keys: they are skipped and the record says so.
 import assert from 'node:assert/strict';
@@ -72,7 +73,7 @@ describe('agent: no Router Advertisements, redirects or source routes on the enf
     assert.deepEqual(values(), allOn());
     rig.writePolicy('ra.yaml', POLICY);
     let exit: number | null = null;
-    const agent = rig.startAgent();
+    const agent = rig.startAgent(['--detach-on-exit']);
     try {
       const record = await agent.waitFor((r) => r.type === 'agent' && r.event === 'hardening' && r.interface === server.ifname, 'the hardening record');
       const attached = agent.records.findIndex((r) => r.type === 'agent' && r.event === 'attached');
@@ -98,7 +99,7 @@ describe('agent: no Router Advertisements, redirects or source routes on the enf
     const stopped = agent.records.findIndex((r) => r.type === 'agent' && r.event === 'stopped');
     const detached = agent.records.findIndex((r) => r.type === 'agent' && r.event === 'detached');
     assert.ok(detached < agent.records.indexOf(restored[0]!) && agent.records.indexOf(restored[1]!) < stopped, 'restored after the detach, before stopped');
-    assert.deepEqual(values(), allOn(), 'every value back after a clean stop');
+    assert.deepEqual(values(), allOn(), 'every value back after a --detach-on-exit stop');
 
     // the control: with the agent gone and accept_ra back on, the same RA is taken
     await advertise();
@@ -108,10 +109,10 @@ describe('agent: no Router Advertisements, redirects or source routes on the enf
     execIn(server.ns, 'ip', ['-6', 'addr', 'flush', 'dev', server.ifname, 'to', '2001:db8:66::/64']);
   });
 
-  it('--keep-on-exit leaves them off, with the engine', async () => {
+  it('a plain stop leaves them off, with the engine; the next agent keeps the values first found, and doorstep detach puts those back', async () => {
     turnOn();
     let exit: number | null = null;
-    const agent = rig.startAgent(['--keep-on-exit'], { folder: false });
+    const agent = rig.startAgent([], { folder: false });
     try {
       await agent.waitFor((r) => r.type === 'agent' && r.event === 'hardening' && r.interface === '*', 'the hardening records');
     } finally {
@@ -131,13 +132,17 @@ describe('agent: no Router Advertisements, redirects or source routes on the enf
     }
     assert.equal(exit, 0, 'a clean stop');
     assert.deepEqual(values(), allOff());
+    const detached = rig.detach();
+    assert.equal(detached.code, 0, detached.stderr);
+    assert.match(detached.stdout, new RegExp(`restored   net\\.ipv6\\.conf\\.${server.ifname}\\.accept_ra 0 → 1`));
+    assert.deepEqual(values(), allOn(), 'the values found before the first agent, not the ones the second found');
   });
 
   it('skips the IPv6 keys of an interface without IPv6 (MTU below 1280) and says so', async () => {
     turnOn();
     execIn(server.ns, 'ip', ['link', 'set', 'dev', server.ifname, 'mtu', '1200']); // the kernel drops its IPv6 state
     let exit: number | null = null;
-    const agent = rig.startAgent([], { folder: false });
+    const agent = rig.startAgent(['--detach-on-exit'], { folder: false });
     try {
       const record = await agent.waitFor((r) => r.type === 'agent' && r.event === 'hardening' && r.interface === server.ifname, 'the hardening record');
       const [ra, redirects6, redirects4, route4, route6] = keys(server.ifname).map((p) => p.replace('/proc/sys/', '').split('/').join('.'));

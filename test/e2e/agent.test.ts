@@ -11,7 +11,7 @@ import { AgentClient } from '../../src/cli/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
 import { execIn } from '../../src/demo/topology.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
+import { AgentRig, type Rec, sequenceRuns, sleep } from '../lib/agent-rig.js';
 
 const ALLOWED = 7001;
 const DENIED = 7002;
@@ -31,18 +31,6 @@ ${extra}`;
 }
 
 const versionOf = (text: string) => compileSources([{ file: 'p.yaml', text }]).ir.version;
-
-/** Received sequence numbers, sorted, as maximal runs [first, last]. */
-function runs(received: [number, bigint][]): [number, number][] {
-  const seqs = [...new Set(received.map(([s]) => s))].sort((a, b) => a - b);
-  const out: [number, number][] = [];
-  for (const s of seqs) {
-    const last = out[out.length - 1];
-    if (last && s === last[1] + 1) last[1] = s;
-    else out.push([s, s]);
-  }
-  return out;
-}
 
 function xdpAttached(rig: AgentRig): boolean {
   return /xdp/.test(execIn(rig.topo.server.ns, 'ip', ['link', 'show', 'dev', rig.topo.server.ifname]));
@@ -74,7 +62,7 @@ describe('agent: boot under a flood', () => {
       const received = await sink.stop();
       const status = rig.cliJson<StatusReport>(['status']);
 
-      const r = runs(received);
+      const r = sequenceRuns(received);
       assert.equal(r.length, 2, `one gap in the stream: ${JSON.stringify(r)}`);
       const [before, afterInstall] = r as [[number, number], [number, number]];
       const gap = afterInstall[0] - before[1] - 1;
@@ -191,7 +179,7 @@ describe('agent: kill -9 under traffic', () => {
       const [sentAllowed, sentDenied] = [await streams[0].done, await streams[1].done];
       await sleep(100);
       const [gotAllowed, gotDenied] = [await sinks[0].stop(), await sinks[1].stop()];
-      assert.deepEqual(runs(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
+      assert.deepEqual(sequenceRuns(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
       assert.equal(gotDenied.length, 0, `none of ${sentDenied.sent} denied datagrams arrived`);
       const status = rig.cliJson<StatusReport>(['status']);
       assert.equal(status.policy?.generation, installed.generation);
@@ -199,24 +187,31 @@ describe('agent: kill -9 under traffic', () => {
     } finally {
       await second.terminate();
     }
-    assert.equal(xdpAttached(rig), false, 'SIGTERM detached the engine');
+    assert.ok(xdpAttached(rig), 'SIGTERM leaves the engine enforcing too');
+    assert.ok(existsSync(join(rig.pinRoot, 'maps')), 'pins kept');
+    const detached = rig.detach();
+    assert.equal(detached.code, 0, detached.stderr);
+    assert.match(detached.stdout, new RegExp(`detached   XDP from ${rig.topo.server.ifname}`));
+    assert.equal(xdpAttached(rig), false, 'doorstep detach took the engine off');
     assert.equal(existsSync(rig.pinRoot), false, 'and removed its pins');
+    const again = rig.detach();
+    assert.deepEqual([again.code, again.stdout.trim()], [0, `nothing to detach: no enforcement record in ${rig.stateDir} and no pins at ${rig.pinRoot}`], 'a second detach finds nothing');
   });
 
-  it('--keep-on-exit leaves the engine enforcing for the next agent', async () => {
-    const kept = rig.startAgent(['--keep-on-exit']);
-    const installed = await kept.waitFor((r) => r.type === 'policy' && r.status !== 'rejected', 'the policy');
-    assert.equal(await kept.terminate(), 0);
-    assert.ok(xdpAttached(rig), 'still attached');
-    assert.ok(existsSync(join(rig.pinRoot, 'maps')), 'pins kept');
-    const next = rig.startAgent();
-    try {
-      const adopted = await next.waitFor((r) => r.type === 'policy', 'the policy record');
-      assert.deepEqual([adopted.status, adopted.generation], ['adopted', installed.generation]);
-    } finally {
-      await next.terminate();
-    }
+  it('--detach-on-exit takes the engine off at a stop; --keep-on-exit is accepted and changes nothing', async () => {
+    const agent = rig.startAgent(['--detach-on-exit', '--keep-on-exit']);
+    await agent.waitFor((r) => r.type === 'policy' && r.status !== 'rejected', 'the policy');
+    const running = rig.detach();
+    assert.equal(running.code, 4, 'detach refuses while the agent runs');
+    assert.match(running.stderr, /DS_E_AGENT_RUNNING: the agent \(pid \d+\) that owns .* still runs/);
+    assert.ok(xdpAttached(rig), 'and leaves it enforcing');
+    assert.equal(await agent.terminate(), 0);
+    assert.match(agent.stderr, /--keep-on-exit \(keepOnExit\) is deprecated and has no effect/);
     assert.equal(xdpAttached(rig), false);
+    assert.equal(existsSync(rig.pinRoot), false, 'no pins');
+    assert.equal(existsSync(join(rig.stateDir, 'enforcement.json')), false, 'nothing recorded as left');
+    assert.ok(agent.records.some((r) => r.type === 'agent' && r.event === 'detached'));
+    assert.equal(agent.records.at(-1)?.event, 'stopped');
   });
 });
 
@@ -226,7 +221,9 @@ describe('agent: a malformed policy', () => {
 
   it('is rejected with file, line and field, and the policy in force stays', async () => {
     rig.writePolicy('a-web.yaml', policy(false));
-    const agent = rig.startAgent();
+    // detached at its stop, as after a reboot: the next agent restores from the state dir (a plain
+    // stop would leave the engine for it to adopt)
+    const agent = rig.startAgent(['--detach-on-exit']);
     let restarted: ReturnType<AgentRig['startAgent']> | undefined;
     try {
       const installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');

@@ -180,13 +180,14 @@ describe('fleet over NATS JetStream: three agents', () => {
     await sleep(500);
     await nats.stop();
 
-    // edge-0 restarts while NATS is away: it comes back with the state dir's policy
+    // edge-0 restarts while NATS is away: the engine kept enforcing, and the new agent adopts it
+    // with its policy (the state dir's copy names it)
     const old = agents[0] as AgentProcess;
     assert.equal(await old.terminate(), 0);
     retired.push(old);
     const restarted = start(0);
     agents[0] = restarted;
-    const restored = await restarted.waitFor((r) => r.type === 'policy' && r.status === 'restored', 'the restore');
+    const restored = await restarted.waitFor((r) => r.type === 'policy' && r.status === 'adopted', 'the adoption');
     assert.equal(restored.policyVersion, policyRecords(old).filter((p) => p.status === 'installed').pop()?.policyVersion);
     assert.ok(await passes(fleet.agents[0] as AgentRig, PORT_A), 'the restored policy allows');
     assert.ok(await dropped(fleet.agents[0] as AgentRig, PORT_B), 'and denies');

@@ -225,7 +225,7 @@ describe('audit sink: nats stream', () => {
     assert.equal(cfg.max_age, nanos(7 * 24 * 3600 * 1000));
     assert.equal(cfg.max_bytes, 1024 ** 3);
     assert.equal(cfg.duplicate_window, nanos(120_000));
-    assert.deepEqual(out.stats(), { publishedRecords: records.length, publishedMessages: msgs.length, buffered: 0, dropped: 0, inFlight: 0, duplicates: 0 });
+    assert.deepEqual(out.stats(), { publishedRecords: records.length, publishedMessages: msgs.length, buffered: 0, dropped: 0, inFlight: 0, duplicates: 0, unspooled: 0, spooled: 0 });
     assert.deepEqual(errors, []);
 
     // a large batch: split by bytes (256 KiB) and by count (500)
@@ -390,7 +390,7 @@ accounts { A { jetstream: enabled, users: [
     out.write([policy(1), ...Array.from({ length: 40 }, (_, i) => session(40 + i))]);
     out.write([agent('c2')]);
     assert.equal(out.dropped, 30);
-    assert.deepEqual(out.stats(), { publishedRecords: 0, publishedMessages: 0, buffered: 53, dropped: 30, inFlight: 0, duplicates: 0 });
+    assert.deepEqual(out.stats(), { publishedRecords: 0, publishedMessages: 0, buffered: 53, dropped: 30, inFlight: 0, duplicates: 0, unspooled: 0, spooled: 0 });
     await s.start();
     assert.equal(await out.flush(30_000), true);
     const reader = await connect({ servers: s.url });
@@ -454,7 +454,7 @@ accounts { A { jetstream: enabled, users: [
     const took = Date.now() - t0;
     assert.ok(took >= 250 && took < 2000, `close took ${took} ms`);
     assert.equal(out.dropped, 26);
-    assert.deepEqual(out.stats(), { publishedRecords: 1, publishedMessages: 1, buffered: 0, dropped: 26, inFlight: 0, duplicates: 0 });
+    assert.deepEqual(out.stats(), { publishedRecords: 1, publishedMessages: 1, buffered: 0, dropped: 26, inFlight: 0, duplicates: 0, unspooled: 0, spooled: 0 });
     assert.equal(errors.filter((e) => /still buffered/.test(e.message)).length, 1, errors.map((e) => e.message).join(' | '));
     errors.splice(0, errors.length - 1);
     assert.match(errors[0]!.message, /nats:AUDIT_D: 26 audit records were still buffered after 300 ms and are lost/);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // WireGuard tunnels under stress, in namespaces around a wireguard-go edge: an agent killed with
 // SIGKILL leaves its tunnel carrying traffic and the next agent adopts it (same wireguard-go, no
-// new handshake), and SIGTERM afterwards leaves nothing; the edge's key changes and the agents
+// new handshake), and SIGTERM with `doorstep detach` afterwards leaves nothing, the settings the
+// killed agent made included; the edge's key changes and the agents
 // reload (SIGHUP): what a numbered UDP stream lost, reported; bad input: a malformed key, a
 // missing wireguard-go (one clear error each, nothing set up), an unreachable edge (a clear
-// status while the handshake is pending, and nothing left after SIGTERM). And the contrast that
+// status while the handshake is pending; SIGTERM leaves the tunnel, `doorstep detach` nothing). And the contrast that
 // shows the underlay check can fail: the same flow over `edge.tunnel: vxlan` is seen in clear.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync } from 'node:child_process';
@@ -85,7 +86,7 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
 
   const db = { name: 'dc → remote db', from: 'dc-fra', to: 'vpc-r', proto: 'tcp' as const, port: 5432, expect: 'allow' as const };
 
-  it('kill -9: the tunnel keeps carrying enforced traffic; the next agent adopts it (same wireguard-go, no new handshake); SIGTERM then leaves nothing', async (t) => {
+  it('kill -9: the tunnel keeps carrying enforced traffic; the next agent adopts it (same wireguard-go, no new handshake); SIGTERM and doorstep detach then leave nothing', async (t) => {
     const wl = demo.topology.enforcer('workload');
     const first = await demo.flow(db);
     assert.equal(first.delivered, first.sent);
@@ -113,13 +114,13 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     assert.equal(handshake(wl.ns, 'dswg109', edgeKey), shook, 'no new handshake was needed: no gap at all');
     t.diagnostic(`kill -9 + restart: wireguard-go pid ${pids[0]} adopted, handshake unchanged, ${meanwhile.delivered} B delivered while no agent ran`);
 
-    // SIGTERM: nothing is left, wireguard-go included
+    // SIGTERM, then doorstep detach: nothing is left, wireguard-go included, and the settings the
+    // killed agent had set are put back too (the next agent inherited their values from the state dir)
     const left = await demo.stopAgents();
     const goneAfterStop = wireguardGo(wl.ns);
     await demo.startAgent('workload');
     await demo.startAgent('datacenter');
-    // a sysctl the killed agent had set is one the next agent finds, and keeps (docs/placement.md, Limits)
-    assert.deepEqual({ ...left, workload: left.workload?.filter((l) => l !== 'net.ipv4.ip_forward=1') }, { workload: [], datacenter: [] });
+    assert.deepEqual(left, { workload: [], datacenter: [] });
     assert.deepEqual(goneAfterStop, []);
   });
 
@@ -230,7 +231,7 @@ describe('WireGuard: bad input', { timeout: 90_000 }, () => {
     assert.deepEqual(wireguardGo(ns), []);
   });
 
-  it('an unreachable edge: the agent runs, `doorstep status` says the handshake is pending; the fleet sees its key and the edge\'s peer list comes from it; SIGTERM leaves no interface, rule, route or wireguard-go', async () => {
+  it('an unreachable edge: the agent runs, `doorstep status` says the handshake is pending; the fleet sees its key and the edge\'s peer list comes from it; SIGTERM leaves the tunnel, doorstep detach then leaves no interface, rule, route or wireguard-go', async () => {
     const nats = await NatsServer.startIn(ns, '127.0.0.1');
     const url = `${nats.url}/wgpolicy`;
     const cfg = config('unreachable.yaml', `, publicKey: "${key}", local: 10.240.9.1`);
@@ -254,6 +255,11 @@ describe('WireGuard: bad input', { timeout: 90_000 }, () => {
     assert.match(status.stdout, /tunnel {5}dswg9: WireGuard \((kernel|wireguard-go)\), public key \S+=, endpoint 10\.240\.9\.1:51820 → edge 10\.240\.9\.9:51820 \(key \S+=\); handshake pending/);
     assert.equal(wireguardGo(ns).length, 1);
     assert.equal(await agent.terminate(), 0);
+    assert.match(links(), /dswg9/, 'SIGTERM leaves the tunnel carrying enforced traffic');
+    assert.equal(wireguardGo(ns).length, 1, 'and its wireguard-go');
+    const detach = spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, mainJs, 'detach', '--state-dir', join(dir, 'state')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(detach.status, 0, detach.stderr);
+    assert.match(detach.stdout, /removed {4}tunnels dswg9/);
     assert.doesNotMatch(links(), /dswg/);
     assert.deepEqual(wireguardGo(ns), []);
     assert.doesNotMatch(execIn(ns, 'ip', ['rule', 'show']), /lookup 4200/);

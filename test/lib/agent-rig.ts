@@ -2,8 +2,9 @@
 // An agent under test: `doorstep agent` with its own pin folder, state dir, socket and policy
 // folder (all unique per run) on the enforced interface of a topology (`AgentHarness`), the CLI
 // pointed at it; `AgentRig` is the common case, two namespaces joined by a veth pair with the
-// agent on the server side and numbered UDP streams from the client. `cleanup()` removes
-// everything and is safe to call twice, also after a failure.
+// agent on the server side and numbered UDP streams from the client. A stopped agent leaves the
+// engine enforcing (`detach()` takes it off); `cleanup()` removes everything — namespaces, what
+// runs in them, pins, folders — and is safe to call twice, also after a failure.
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -105,6 +106,13 @@ export class AgentHarness<T extends EnforcedTopology> {
     return new AgentProcess(child);
   }
 
+  /** `doorstep detach` for this harness's state dir and pins, in the enforced namespace (a stopped
+   *  agent leaves the engine enforcing; this is the explicit act that removes it). */
+  detach(extra: string[] = []): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.topo.enforced.ns}`, process.execPath, mainJs, 'detach', '--state-dir', this.stateDir, '--pin-root', this.pinRoot, ...extra], { encoding: 'utf8', timeout: 30_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
   /** Run the CLI against this agent; `--socket` is added. */
   cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [mainJs, ...args, '--socket', this.socket], { encoding: 'utf8', timeout: 30_000 });
@@ -186,6 +194,18 @@ function lineFrom(child: ChildProcess, match: (line: string) => boolean, ms: num
     });
     child.on('exit', () => reject(new Error('process exited')));
   });
+}
+
+/** Received sequence numbers (a sink's [seq, sentNs] pairs), sorted, as maximal runs [first, last]. */
+export function sequenceRuns(received: [number, bigint][]): [number, number][] {
+  const seqs = [...new Set(received.map(([s]) => s))].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const s of seqs) {
+    const last = out[out.length - 1];
+    if (last && s === last[1] + 1) last[1] = s;
+    else out.push([s, s]);
+  }
+  return out;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -57,6 +57,13 @@ describe('agent config', () => {
     assert.match(code(() => resolveConfig({ config: file('d.yaml', 'interfaces: [eth0]\ndenyEventCap: -1\n') })), /^DS_E_CONFIG/);
   });
 
+  it('a stop keeps the engine enforcing unless detachOnExit; keepOnExit is still accepted (deprecated, no effect)', () => {
+    assert.equal(resolveConfig({ interfaces: ['eth1'] }).detachOnExit, false);
+    assert.equal(resolveConfig({ config: file('e.yaml', 'interfaces: [eth0]\ndetachOnExit: true\nkeepOnExit: true\n') }).detachOnExit, true);
+    assert.equal(resolveConfig({ interfaces: ['eth1'], keepOnExit: true }).detachOnExit, false);
+    assert.equal(resolveConfig({ config: file('f.yaml', 'interfaces: [eth0]\ndetachOnExit: true\n'), detachOnExit: false }).detachOnExit, false, 'a flag overrides the file');
+  });
+
   it('one clear error per mistake', () => {
     assert.match(code(() => resolveConfig({})), /^DS_E_USAGE: no interface/);
     assert.match(code(() => resolveConfig({ config: join(dir, 'missing.yaml') })), /^DS_E_CONFIG: cannot read the config file .*missing\.yaml: ENOENT/);

@@ -154,3 +154,28 @@ describe('hardening: audit records', () => {
     assert.deepEqual(records[1]?.sysctls, [{ key: 'net.ipv4.conf.all.accept_redirects', from: '1', to: '0' }]);
   });
 });
+
+describe('hardening across an adoption', () => {
+  it('a second agent, given the first one\'s record, restores the values found before the first, not the hardened ones it finds', () => {
+    const files = new MemorySysctls({ ...fresh('eth1'), [ALL_REDIRECTS]: '1' });
+    const first = new Hardening(hardeningPlan(['eth1']), files);
+    first.apply();
+    const record = first.recorded();
+    assert.deepEqual(record.find((r) => r.path === ALL_REDIRECTS), { interface: '*', path: ALL_REDIRECTS, value: '1' });
+    // the first agent stops without restoring (the engine keeps enforcing); the next finds 0 everywhere
+    const second = new Hardening(hardeningPlan(['eth1']), files, record);
+    second.apply();
+    assert.deepEqual(second.recorded(), record, 'it records the originals again');
+    second.restore();
+    assert.deepEqual(Object.fromEntries(files.values), { ...fresh('eth1'), [ALL_REDIRECTS]: '1' }, 'every key as before the first agent');
+  });
+
+  it('without the record, the second agent takes the hardened values for the originals (why the record exists)', () => {
+    const files = new MemorySysctls({ ...fresh('eth1'), [ALL_REDIRECTS]: '1' });
+    new Hardening(hardeningPlan(['eth1']), files).apply();
+    const second = new Hardening(hardeningPlan(['eth1']), files);
+    second.apply();
+    second.restore();
+    assert.equal(files.read(ALL_REDIRECTS), '0');
+  });
+});

@@ -272,6 +272,23 @@ describe('audit pipeline: lost events', () => {
     );
     assert.equal(p.stats().sinkDropped, 20);
   });
+
+  it('closeSink: what the sink dropped at its close is reported at once to the sinks that stay, and it gets nothing more', async () => {
+    const file = new MemorySink();
+    const nats = Object.assign(new MemorySink(), { dropped: 0 });
+    nats.close = async () => {
+      nats.closed = true;
+      nats.dropped += 42; // what it still held
+    };
+    const p = new AuditPipeline({ context, sinks: [file, nats], summaryIntervalMs: 0 });
+    await p.closeSink(nats);
+    assert.equal(nats.closed, true);
+    assert.deepEqual(file.of('lost').map((r) => [r.cause, r.count, r.sink]), [['sink', 42, undefined]]);
+    assert.equal(nats.records.length, 0, 'the lost record does not go to the closed sink');
+    await p.close();
+    assert.equal(file.of('lost').length, 1, 'reported once');
+    assert.equal(p.stats().sinkDropped, 42);
+  });
 });
 
 describe('audit pipeline: summaries', () => {
