@@ -4,7 +4,7 @@
 // 10 / 10,000 / 1,000,000 CIDRs, beside a floor program (the same parser + one hash lookup) run
 // in the same process; plus compile and install times. Prints figures and ratios; asserts nothing.
 import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE } from '../src/abi/records.js';
-import { Engine } from '../src/engine/engine.js';
+import { NativeEngine } from '../src/engine/engine.js';
 import { FloorProgram, type RunTiming, runEach, runRepeat } from '../src/engine/floor.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/image.js';
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     const compiled = compileSources([{ file: `bench-${cfg.rules}.json`, text: policy.json }]);
     const image = buildImage(compiled.ir, compiled.tables);
     const t1 = performance.now();
-    const engine = Engine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: Math.max(65_536, cfg.rules + 1) });
+    const engine = NativeEngine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: Math.max(65_536, cfg.rules + 1) });
     verified = engine.verifiedInstructions();
     engine.onEvents(() => undefined); // drain the ring buffer as an agent would
     const installed = engine.install(image);

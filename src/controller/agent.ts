@@ -13,10 +13,8 @@ import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
 import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
-import { Engine, FLOW_FILTER_AGING_MS } from '../engine/engine.js';
+import { type Engine, type EngineHost, FLOW_FILTER_AGING_MS } from '../engine/engine-interface.js';
 import { EngineSummaryMarks } from '../engine/summary-marks.js';
-import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
-import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
 import { NatsAuditSink } from '../audit/nats-sink.js';
 import { type EnforcerStatus } from '../fleet/enforcer-status.js';
@@ -58,19 +56,20 @@ export interface RunningAgent {
   readonly stopped: Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
+/** Start the agent on the engine `host` gives (the kernel's: native-host.ts; tests may give memory). */
+export async function startAgent(config: AgentConfig, host: EngineHost): Promise<RunningAgent> {
   const startedAt = new Date();
   const agentRecord = (fields: Parameters<typeof makeAgentRecord>[1]) => makeAgentRecord(config.enforcerId, fields);
 
   // ---- checks that touch nothing: any failure here leaves the host as it was ----
-  checkPrivileges();
+  host.preflight();
   const store = new StateStore(config.stateDir);
   store.prepare();
   // (a placement's tunnels are the agent's own: they are created later, the underlay must exist)
   const existing = config.placement
     ? [...config.placement.sources.map((s) => s.interface), ...(config.placement.edge.device ? [config.placement.edge.device] : [])]
     : config.interfaces;
-  for (const ifname of existing) interfaceIndex(ifname, addon().ifNameToIndex);
+  for (const ifname of existing) host.interfaceIndex(ifname);
   // WireGuard: which one, and our key pair (made on the first start); without WireGuard the
   // agent stops here, it never falls back to clear text
   const placement = config.placement;
@@ -117,7 +116,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     let metrics: AgentMetrics | undefined;
 
     // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
-    engine = Engine.open({ pinRoot: config.pinRoot });
+    engine = host.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
     const failsafeChanged = engine.setFailsafe(config.failsafe);
@@ -224,7 +223,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     // ---- attached in default deny before any policy work: on a fresh engine every IP packet
     // is dropped from here until a policy is in ----
     controller.attach(config.interfaces, config.xdpMode);
-    const rolesChanged = applyRoles(openedEngine, config.placement);
+    const rolesChanged = applyRoles(openedEngine, config.placement, host);
     // ---- closed to Router Advertisements, redirects and source routes before a policy could let
     // one through (a rule may allow ICMP), so no host on a source network steers the enforcer ----
     const hardening = new Hardening(hardeningPlan(config.interfaces));
@@ -379,10 +378,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
  * the engine; without a placement every interface is a plain source. Returns whether a role or
  * tenant changed (an adopted cache then needs re-classifying).
  */
-function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
-  const native = addon();
+function applyRoles(engine: Engine, placement: Placement | undefined, host: EngineHost): boolean {
   const roles = placement
-    ? enforcedInterfaces(placement).map((i) => ({ ifindex: interfaceIndex(i.name, native.ifNameToIndex), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0, ...(i.l3 && { l3: true }) }))
+    ? enforcedInterfaces(placement).map((i) => ({ ifindex: host.interfaceIndex(i.name), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0, ...(i.l3 && { l3: true }) }))
     : [];
   const nets =
     placement?.kind === 'infra'

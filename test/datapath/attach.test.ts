@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
 import { ip, runToken } from '../../src/demo/topology.js';
@@ -35,7 +35,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('falls back to generic XDP where the driver has no native support, and says so', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.throws(() => engine.attach(bridge, 'native'), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_BPF_ATTACH');
       const a = engine.attach(bridge, 'auto');
@@ -47,7 +47,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('attaches natively to a veth with a 9000-byte MTU (xdp.frags)', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.equal(engine.attach(vethA).mode, 'native');
     } finally {
@@ -56,7 +56,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('pins maps and links; a second engine adopts them with the policy still active; close removes them', () => {
-    const first = Engine.open({ pinRoot });
+    const first = NativeEngine.open({ pinRoot });
     const installed = first.install(compileYaml('apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec: { defaultAction: deny }\n').image);
     first.attach(vethB);
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`));
@@ -64,7 +64,7 @@ describe('datapath: attaching to interfaces', () => {
     first.close({ keepAttached: true });
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`), 'the link stays pinned (and attached) after the process lets go');
 
-    const second = Engine.open({ pinRoot });
+    const second = NativeEngine.open({ pinRoot });
     try {
       assert.equal(second.adopted, true);
       assert.equal(second.activePolicy()?.generation, installed.generation);
@@ -78,11 +78,11 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('refuses pins left by another version (some maps missing) instead of mixing two layouts', () => {
-    const first = Engine.open({ pinRoot });
+    const first = NativeEngine.open({ pinRoot });
     try {
       rmSync(`${pinRoot}/maps/ds_replies`); // what an engine pinned by an older build lacks
       assert.throws(
-        () => Engine.open({ pinRoot }),
+        () => NativeEngine.open({ pinRoot }),
         (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /another doorstep version \(it lacks ds_replies\)/.test(e.message),
       );
     } finally {
@@ -92,7 +92,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('refuses a pinned map of the same name with another layout instead of adopting it', () => {
-    const first = Engine.open({ pinRoot });
+    const first = NativeEngine.open({ pinRoot });
     try {
       // what an engine pinned by a build with a smaller ds_settings value leaves
       rmSync(`${pinRoot}/maps/ds_settings`);
@@ -104,7 +104,7 @@ describe('datapath: attaching to interfaces', () => {
         native.closeFd(fd);
       }
       assert.throws(
-        () => Engine.open({ pinRoot }),
+        () => NativeEngine.open({ pinRoot }),
         (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /ds_settings has 4\/8-byte keys\/values/.test(e.message),
       );
     } finally {
@@ -114,7 +114,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('refuses an interface that does not exist with DS_E_NO_INTERFACE', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.throws(() => engine.attach(`nope${t}`), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_NO_INTERFACE');
     } finally {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { EventKind, Reason } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
@@ -26,7 +26,7 @@ spec:
 const web: FrameSpec = { src: '10.9.0.1', dst: '10.1.2.3', proto: 6, sport: 40000, dport: 80 };
 
 describe('datapath: sessions, generations and events', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let events: RawEvent[];
 
   beforeEach(() => {

@@ -5,7 +5,7 @@
 import { after, afterEach, before, beforeEach } from 'node:test';
 import type { SessionKey } from '../../src/abi/records.js';
 import { ip, runToken } from '../../src/demo/topology.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { buildImage, type PolicyImage } from '../../src/policy/image.js';
 import type { PolicyIr } from '../../src/policy/ir.js';
@@ -20,8 +20,8 @@ export function compileYaml(text: string, file = 'test.yaml'): { ir: PolicyIr; i
   return { ir, image: buildImage(ir, tables) };
 }
 
-export function openTestEngine(): Engine {
-  return Engine.open({ pinRoot: null, sessionEntries: 1 << 18 });
+export function openTestEngine(): NativeEngine {
+  return NativeEngine.open({ pinRoot: null, sessionEntries: 1 << 18 });
 }
 
 export { tupleOf };
@@ -93,9 +93,9 @@ export class TestInterfaces {
  * the suite, and for each test a fresh unpinned engine handed to `setup` (with the interfaces'
  * ifindexes), closed after the test. Returns the ifindex of interface `i`.
  */
-export function withTestInterfaces(tag: string, count: number, setup: (engine: Engine, ifindex: readonly number[]) => void): (i: number) => number {
+export function withTestInterfaces(tag: string, count: number, setup: (engine: NativeEngine, ifindex: readonly number[]) => void): (i: number) => number {
   let ifaces: TestInterfaces | undefined;
-  let engine: Engine | undefined;
+  let engine: NativeEngine | undefined;
   before(() => {
     ifaces = new TestInterfaces(tag, count);
   });

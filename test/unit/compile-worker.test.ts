@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { CompileWorker } from '../../src/controller/compile-worker.js';
 import { NetworkController } from '../../src/controller/network-controller.js';
 import { StateStore } from '../../src/controller/state-store.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { DoorstepError, PolicyError } from '../../src/errors.js';
 import { compileSources } from '../../src/policy/compile.js';
 import type { PolicySource } from '../../src/policy/documents.js';
@@ -168,7 +168,7 @@ test('jobs given at once run one at a time, in call order; close() stops the thr
 });
 
 /** An engine that only keeps the generation: what the controller reads back after an install. */
-function fakeEngine(installs: string[]): Engine {
+function fakeEngine(installs: string[]): NativeEngine {
   let generation = 0;
   return {
     async installAsync(image: PolicyImage) {
@@ -177,7 +177,7 @@ function fakeEngine(installs: string[]): Engine {
       return { generation, slot: generation % 2, installMs: 0 };
     },
     activePolicy: () => (generation ? { generation, slot: generation % 2, ruleCount: 0 } : null),
-  } as unknown as Engine;
+  } as unknown as NativeEngine;
 }
 
 test('the controller takes a second candidate only once the first is in: the same set given twice is unchanged', async () => {
