@@ -2,6 +2,7 @@
 // Shared pieces of the datapath tests: compile a YAML policy to an image, open an unpinned
 // engine, turn a frame spec into the flow tuple and session key the datapath will use, and make
 // interfaces whose ifindexes test runs can arrive on.
+import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import type { SessionKey } from '../../src/abi/records.js';
 import { ip, runToken } from '../../src/demo/topology.js';
@@ -53,6 +54,16 @@ export async function waitFor(predicate: () => boolean, ms = 2000): Promise<bool
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/**
+ * Wait until the event reader has delivered every event the datapath wrote so far (its EVENTS
+ * counter, read now): after that no event of the frames already run is on its way, so a count of
+ * the events read is final. `ms` is a deadline, not a pause; a reader that falls short fails.
+ */
+export async function allEventsRead(engine: NativeEngine, events: readonly unknown[], ms = 2000): Promise<void> {
+  const written = engine.stats().counters.EVENTS;
+  if (!(await waitFor(() => events.length >= written, ms))) assert.fail(`read ${events.length} of the ${written} events the datapath wrote`);
 }
 
 /**
