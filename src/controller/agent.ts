@@ -35,7 +35,7 @@ import { tenantId } from '../policy/tenants.js';
 import { formatProblem } from '../errors.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
-import { Hardening } from './hardening.js';
+import { Hardening, type SysctlFiles } from './hardening.js';
 import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
 import { LocalApi } from './local-api.js';
 import { NetworkController } from './network-controller.js';
@@ -56,8 +56,11 @@ export interface RunningAgent {
   readonly stopped: Promise<void>;
 }
 
-/** Start the agent on the engine `host` gives (the kernel's: native-host.ts; tests may give memory). */
-export async function startAgent(config: AgentConfig, host: EngineHost): Promise<RunningAgent> {
+/**
+ * Start the agent on the engine `host` gives (the kernel's: native-host.ts; tests may give
+ * memory), hardening the interfaces through `sysctls` (default: /proc/sys).
+ */
+export async function startAgent(config: AgentConfig, host: EngineHost, options: { sysctls?: SysctlFiles } = {}): Promise<RunningAgent> {
   const startedAt = new Date();
   const agentRecord = (fields: Parameters<typeof makeAgentRecord>[1]) => makeAgentRecord(config.enforcerId, fields);
 
@@ -226,7 +229,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost): Promise
     const rolesChanged = applyRoles(openedEngine, config.placement, host);
     // ---- closed to Router Advertisements, redirects and source routes before a policy could let
     // one through (a rule may allow ICMP), so no host on a source network steers the enforcer ----
-    const hardening = new Hardening(hardeningPlan(config.interfaces));
+    const hardening = new Hardening(hardeningPlan(config.interfaces), options.sysctls);
     const unharden = () => {
       const { restored, failed } = hardening.restore();
       for (const r of hardeningRecords(restored, 'unhardened')) pipe.emit(agentRecord(r));
