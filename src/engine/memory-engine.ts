@@ -209,7 +209,7 @@ export class MemoryEngine implements Engine {
     const state = this.live();
     if (this.installing) throw usage('an install is already running', 'serialize installs (the controller does)');
     if (version.ir.version !== version.image.version) {
-      throw new DoorstepError('DS_E_ABI_MISMATCH', `the image is version ${version.image.version}, its IR ${version.ir.version}`);
+      throw usage(`the image is version ${version.image.version}, its IR ${version.ir.version}`, 'install the image and the IR of one compile');
     }
     this.installing = true;
     try {
@@ -259,7 +259,12 @@ export class MemoryEngine implements Engine {
   setInterfaceRoles(entries: readonly InterfaceRole[]): boolean {
     const state = this.live();
     const next = new Map(entries.map((e) => [e.ifindex, { ...e }]));
-    const changed = JSON.stringify([...state.roles].sort()) !== JSON.stringify([...next].sort());
+    const text = (roles: Map<number, InterfaceRole>) =>
+      [...roles.values()]
+        .map((r) => `${r.ifindex}:${r.role}:${r.tenant ?? 0}:${r.l3 ? 1 : 0}`)
+        .sort()
+        .join(' ');
+    const changed = text(state.roles) !== text(next);
     state.roles = next;
     return changed;
   }
@@ -449,7 +454,8 @@ export class MemoryEngine implements Engine {
     const flow = parseFrame(frame);
     const generation = this.state.active?.generation ?? 0;
     const base = { generation, flags: 0, tenant };
-    if (!flow) return { ...base, action: Action.DENY, reason: Reason.MALFORMED, rule: 0, log: true, key: emptyKey() };
+    if (flow === 'non-ip') return { ...base, action: Action.DENY, reason: Reason.NON_IP, rule: 0, log: true, key: emptyKey() };
+    if (flow === 'malformed') return { ...base, action: Action.DENY, reason: Reason.MALFORMED, rule: 0, log: true, key: emptyKey() };
     const { action, reason, rule, log } = this.classify({ ...flow.tuple, tenant });
     return { ...base, action, reason: Reason[reason], rule, log, key: flow.key };
   }
@@ -543,10 +549,11 @@ function emptyKey(): SessionKey {
 
 /**
  * Ethernet, up to two VLAN tags, IPv4 (options) or IPv6 (no extension headers), and the ports or
- * ICMP type and code: what `doorstep explain` builds. Null for anything else (the native engine
- * says more; this is no model of its parser — test/lib/reference is).
+ * ICMP type and code: what `doorstep explain` builds. Anything else is `non-ip` or, when an IP
+ * header is cut short, `malformed` (the native engine says more; this is no model of its parser:
+ * test/lib/reference is).
  */
-function parseFrame(frame: Buffer): { tuple: FlowTuple; key: SessionKey } | null {
+function parseFrame(frame: Buffer): { tuple: FlowTuple; key: SessionKey } | 'non-ip' | 'malformed' {
   let at = 12;
   const vlans: number[] = [];
   let type = frame.length >= 14 ? frame.readUInt16BE(at) : 0;
@@ -573,7 +580,7 @@ function parseFrame(frame: Buffer): { tuple: FlowTuple; key: SessionKey } | null
     dst = frame.subarray(at + 24, at + 40);
     at += 40;
   } else {
-    return null;
+    return type === 0x0800 || type === 0x86dd ? 'malformed' : 'non-ip';
   }
   const tuple: FlowTuple = { family, src: Uint8Array.from(src), dst: Uint8Array.from(dst), protocol: proto };
   let sport = 0;
