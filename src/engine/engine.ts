@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Engine: the XDP policy engine as the rest of doorstep sees it — load (or adopt pinned maps),
-// attach to interfaces, install compiled policies atomically, read counters, sessions and
-// events, run test packets. The only importer of the native addon.
+// NativeEngine: the Engine seam (engine-interface.ts) in the kernel — load (or adopt pinned
+// maps), attach to interfaces, install compiled policies atomically, read counters, sessions and
+// events, run test packets. With native.ts and native-host.ts, the only importer of the addon.
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
