@@ -352,7 +352,7 @@ export class MemoryEngine implements Engine {
   private failsafeAllows(p: FlowTuple): boolean {
     let best: FailsafeEntry | undefined;
     for (const e of this.state.failsafe) {
-      if (!cidrContains({ ...e.cidr, text: '' } as Parameters<typeof cidrContains>[0], p.family, p.src)) continue;
+      if (!cidrContains({ ...e.cidr, text: '' }, p.family, p.src)) continue;
       if (!best || e.cidr.len > best.cidr.len) best = e;
     }
     if (!best) return false;
