@@ -5,14 +5,14 @@
 //    reader's format) through the naive path (decodeEvent + sessionRecord + JSON.stringify) and
 //    through the real one (decodeEventBatch + AuditPipeline + JsonLinesSink to a file).
 // 2. Ring buffer → JSON-lines file, end to end: a consumer process pinned to CPU 0 (the agent's
-//    path: Engine.onEvents → AuditPipeline → JsonLinesSink, to a temporary file rotated at
+//    path: NativeEngine.onEvents → AuditPipeline → JsonLinesSink, to a temporary file rotated at
 //    100 MiB, 5 kept) and a generator process pinned to CPU 1 (bpf/bench_events.bpf.c through
 //    BPF_PROG_TEST_RUN, writing into the consumer engine's own ring buffer and counters). After a
 //    warm-up, it offers 500,000 and 1,000,000 events/s, then as many as it can, 5 s each
 //    (BENCH_SECONDS). Every phase checks that events read + events reported lost = events
 //    generated, that the lost records add up to the kernel's lost counter, and that every record
 //    was written.
-// 3. Policy install time (compile + map image + Engine.install) for 1,000 and 100,000 rules.
+// 3. Policy install time (compile + map image + NativeEngine.install) for 1,000 and 100,000 rules.
 // Prints a table of figures against targets. Cleans up its pins and files, also on failure.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +27,7 @@ import { decodeEvent, decodeEventBatch, EVENT_SIZE } from '../src/abi/records.js
 import { JsonLinesSink } from '../src/audit/json-lines-sink.js';
 import { AuditPipeline } from '../src/audit/pipeline.js';
 import { type EnrichContext, monotonicToWall, sessionRecord } from '../src/audit/session-record.js';
-import { Engine } from '../src/engine/engine.js';
+import { NativeEngine } from '../src/engine/engine.js';
 import { EventGenerator } from '../src/engine/event-generator.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/image.js';
@@ -217,7 +217,7 @@ function send(msg: object): void {
 }
 
 async function consumer(pinRoot: string, file: string): Promise<void> {
-  const engine = Engine.open({ pinRoot });
+  const engine = NativeEngine.open({ pinRoot });
   const { ir, tables } = compileSources([{ file: 'bench.json', text: makeRules(1_000) }]);
   const installed = engine.install(buildImage(ir, tables));
   const context: EnrichContext = { enforcer: 'bench', interfaces: new Map([[1, 'lo']]), policies: new Map<number, PolicyIr>([[installed.generation, ir]]) };
@@ -359,14 +359,14 @@ async function installTimes(): Promise<Row[]> {
     const t1 = performance.now();
     const image = buildImage(compiled.ir, compiled.tables);
     const t2 = performance.now();
-    const engine = Engine.open({ pinRoot: null, ruleStatsCapacity: Math.max(65_536, count + 1) });
+    const engine = NativeEngine.open({ pinRoot: null, ruleStatsCapacity: Math.max(65_536, count + 1) });
     try {
       const t3 = performance.now();
       engine.install(image);
       const t4 = performance.now();
       const total = t1 - t0 + (t2 - t1) + (t4 - t3);
       const target = count <= 1_000 ? 1_000 : 5_000;
-      console.log(`  install ${fmt(count)} rules: compile ${fmt(t1 - t0)} ms, image ${fmt(t2 - t1)} ms, Engine.install ${fmt(t4 - t3)} ms`);
+      console.log(`  install ${fmt(count)} rules: compile ${fmt(t1 - t0)} ms, image ${fmt(t2 - t1)} ms, NativeEngine.install ${fmt(t4 - t3)} ms`);
       rows.push({
         metric: `policy install, ${fmt(count)} rules (compile + image + install)`,
         figure: `${fmt(total / 1000, 2)} s`,

@@ -7,7 +7,7 @@
 // that is already up (the window a host passes traffic unfiltered at every start). Prints figures
 // and ratios; asserts nothing.
 import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE } from '../src/abi/records.js';
-import { Engine } from '../src/engine/engine.js';
+import { NativeEngine } from '../src/engine/engine.js';
 import { FloorProgram, type RunTiming, runEach, runRepeat } from '../src/engine/floor.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/image.js';
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     const compiled = compileSources([{ file: `bench-${cfg.rules}.json`, text: policy.json }]);
     const image = buildImage(compiled.ir, compiled.tables);
     const t1 = performance.now();
-    const engine = Engine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: Math.max(65_536, cfg.rules + 1) });
+    const engine = NativeEngine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: Math.max(65_536, cfg.rules + 1) });
     verified = engine.verifiedInstructions();
     engine.onEvents(() => undefined); // drain the ring buffer as an agent would
     const installed = engine.install(image);
@@ -201,7 +201,7 @@ async function startToAttached(runs: number): Promise<{ runs: number[]; loadMs: 
   const loads: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
-    Engine.open({ pinRoot: null }).close();
+    NativeEngine.open({ pinRoot: null }).close();
     loads.push(performance.now() - t);
   }
   const out: number[] = [];

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { MapName } from '../src/abi/generated.js';
 import { encodeSessionKey } from '../src/abi/records.js';
 import { DEFAULT_DENY_EVENT_BUDGET, DEFAULT_DENY_EVENT_CAP } from '../src/controller/config.js';
-import { Engine } from '../src/engine/engine.js';
+import { NativeEngine } from '../src/engine/engine.js';
 import { runEach, runRepeat } from '../src/engine/floor.js';
 import { frame, type FrameSpec } from '../src/engine/frame.js';
 import { ForeignProgram, packetFlood, PinnedMap } from '../src/engine/packet-flood.js';
@@ -359,7 +359,7 @@ function testRuns(xdpFilter: XdpFilterPeer, xdpFilterProg: ForeignProgram, runs:
   const r = new Random(prng(0xf100d));
   const engines = [false, true].map((rules10k) => {
     const compiled = compileSources([{ file: 'flood.json', text: policyText(rules10k) }]);
-    const engine = Engine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: 65_536 });
+    const engine = NativeEngine.open({ pinRoot: null, sessionEntries: 1 << 18, ruleStatsCapacity: 65_536 });
     engine.onEvents(() => undefined); // drain the ring buffer as an agent would
     engine.setDenyEventBudget(DEFAULT_DENY_EVENT_BUDGET); // the agent's admission budget and cap
     engine.setDenyEventCap(DEFAULT_DENY_EVENT_CAP);
@@ -367,7 +367,7 @@ function testRuns(xdpFilter: XdpFilterPeer, xdpFilterProg: ForeignProgram, runs:
     return engine;
   });
   try {
-    const [small, large] = engines as [Engine, Engine];
+    const [small, large] = engines as [NativeEngine, NativeEngine];
     // paired: doorstep and xdp-filter alternate run by run; the medians are printed
     const paired = (d: () => number, x: () => number) => {
       const pairs = Array.from({ length: runs }, () => [d(), x()] as const);

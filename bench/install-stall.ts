@@ -3,7 +3,7 @@
 // installs a 10,000-rule policy (bench:flood's), before and now. Before: compileSources,
 // buildImage and engine.install on the event loop, as NetworkController.applyNow ran them. Now:
 // NetworkController.apply, which compiles on its worker thread (controller/compile-worker.ts)
-// and installs with Engine.installAsync (the map-in-map writes, which wait for RCU grace periods,
+// and installs with NativeEngine.installAsync (the map-in-map writes, which wait for RCU grace periods,
 // on a thread of the addon's; the inner maps are still filled on the event loop). A 1 ms interval
 // timer measures the stall (its longest gap, less the 1 ms); the install's own time is printed
 // beside it. Needs root (a real engine, unattached). INSTALL_ROUNDS overrides the rounds (default 4).
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetworkController } from '../src/controller/network-controller.js';
 import { StateStore } from '../src/controller/state-store.js';
-import { Engine } from '../src/engine/engine.js';
+import { NativeEngine } from '../src/engine/engine.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage, type PolicyImage } from '../src/policy/image.js';
 import { feedSources } from './flood-rig.js';
@@ -58,7 +58,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'doorstep-bench-install-'));
-  const engine = Engine.open({ pinRoot: null });
+  const engine = NativeEngine.open({ pinRoot: null });
   const installMs: number[] = [];
   const timedInstall = engine.install.bind(engine);
   engine.install = (image: PolicyImage) => {
@@ -70,10 +70,10 @@ async function main(): Promise<void> {
     }
   };
   const timedInstallAsync = engine.installAsync.bind(engine);
-  engine.installAsync = async (image: PolicyImage) => {
+  engine.installAsync = async (version, beforeSwitch) => {
     const t = performance.now();
     try {
-      return await timedInstallAsync(image);
+      return await timedInstallAsync(version, beforeSwitch);
     } finally {
       installMs.push(performance.now() - t);
     }

@@ -4,6 +4,7 @@
 import { type AgentFlags, resolveConfig } from '../controller/config.js';
 import { type RunningAgent, startAgent } from '../controller/agent.js';
 import { agentRecord } from '../audit/records.js';
+import { nativeEngineHost } from '../engine/native-host.js';
 import { ExitCode } from './output.js';
 
 export async function agentCommand(flags: AgentFlags): Promise<number> {
@@ -28,7 +29,7 @@ export async function agentCommand(flags: AgentFlags): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', onReload);
   try {
-    agent = await startAgent(config);
+    agent = await startAgent(config, nativeEngineHost); // the kernel's engine, chosen here at the edge
     if (requested) void agent.stop(requested);
     await agent.stopped;
   } finally {

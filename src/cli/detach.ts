@@ -5,6 +5,7 @@
 import { checkPrivileges } from '../engine/bpffs.js';
 import { DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR } from '../controller/config.js';
 import { detachEnforcement } from '../controller/detach.js';
+import { nativeEngineHost } from '../engine/native-host.js';
 import { sysctlName } from '../controller/hardening-plan.js';
 import { DoorstepError } from '../errors.js';
 import { ExitCode } from './output.js';
@@ -20,9 +21,9 @@ export function detach(o: DetachFlags): number {
   checkPrivileges();
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const problems: string[] = [];
-  const out = detachEnforcement({ stateDir, ...(o.pinRoot !== undefined && { pinRoot: o.pinRoot }), onProblem: (m) => problems.push(m) });
+  const out = detachEnforcement({ stateDir, host: nativeEngineHost, ...(o.pinRoot !== undefined && { pinRoot: o.pinRoot }), onProblem: (m) => problems.push(m) });
   // without a record (an older agent, or none), the default pin folder is still looked at
-  const fallback = !out.found && o.pinRoot === undefined ? detachEnforcement({ stateDir, pinRoot: DEFAULT_PIN_ROOT }) : undefined;
+  const fallback = !out.found && o.pinRoot === undefined ? detachEnforcement({ stateDir, host: nativeEngineHost, pinRoot: DEFAULT_PIN_ROOT }) : undefined;
   const result = fallback?.found ? fallback : out;
   if (o.output === 'json') {
     console.log(JSON.stringify({ ...result, stateDir, problems }));

@@ -15,10 +15,8 @@ import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
 import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
 import { monotonicToWall, ruleName } from '../audit/session-record.js';
-import { Engine, FLOW_FILTER_AGING_MS } from '../engine/engine.js';
+import { type Engine, type EngineHost, FLOW_FILTER_AGING_MS } from '../engine/engine-interface.js';
 import { EngineSummaryMarks } from '../engine/summary-marks.js';
-import { checkPrivileges, interfaceIndex } from '../engine/bpffs.js';
-import { addon } from '../engine/native.js';
 import { FolderSource } from '../watcher/folder-source.js';
 import { NatsAuditSink } from '../audit/nats-sink.js';
 import { HistorySink } from '../history/sink.js';
@@ -44,7 +42,7 @@ import type { PolicySourceHandle } from '../watcher/source.js';
 import type { AgentConfig } from './config.js';
 import { detachEnforcement } from './detach.js';
 import { NO_FORWARDING, readEnforcementRecord, removeEnforcementRecord, writeEnforcementRecord } from './enforcement-record.js';
-import { Hardening } from './hardening.js';
+import { Hardening, type SysctlFiles } from './hardening.js';
 import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
 import { LocalApi } from './local-api.js';
 import { NetworkController } from './network-controller.js';
@@ -66,12 +64,16 @@ export interface RunningAgent {
   readonly stopped: Promise<void>;
 }
 
-export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
+/**
+ * Start the agent on the engine `host` gives (the kernel's: native-host.ts; tests may give
+ * memory), hardening the interfaces through `sysctls` (default: /proc/sys).
+ */
+export async function startAgent(config: AgentConfig, host: EngineHost, options: { sysctls?: SysctlFiles } = {}): Promise<RunningAgent> {
   const startedAt = new Date();
   const agentRecord = (fields: Parameters<typeof makeAgentRecord>[1]) => makeAgentRecord(config.enforcerId, fields);
 
   // ---- checks that touch nothing: any failure here leaves the host as it was ----
-  checkPrivileges();
+  host.preflight();
   const store = new StateStore(config.stateDir);
   store.prepare();
   const startProblems: string[] = [];
@@ -81,7 +83,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const existing = config.placement
     ? [...config.placement.sources.map((s) => s.interface), ...(config.placement.edge.device ? [config.placement.edge.device] : [])]
     : config.interfaces;
-  for (const ifname of existing) interfaceIndex(ifname, addon().ifNameToIndex);
+  for (const ifname of existing) host.interfaceIndex(ifname);
   // WireGuard: which one, and our key pair (made on the first start); without WireGuard the
   // agent stops here, it never falls back to clear text
   const placement = config.placement;
@@ -128,7 +130,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     let metrics: AgentMetrics | undefined;
 
     // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
-    engine = Engine.open({ pinRoot: config.pinRoot });
+    engine = host.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
     const failsafeChanged = engine.setFailsafe(config.failsafe);
@@ -244,7 +246,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     // an earlier agent's values stay the originals only while its engine is still there (a reboot
     // empties bpffs and resets the settings)
     const inherited = openedEngine.adopted ? previous : null;
-    const hardening = new Hardening(hardeningPlan(config.interfaces), undefined, inherited?.hardening ?? []);
+    const hardening = new Hardening(hardeningPlan(config.interfaces), options.sysctls, inherited?.hardening ?? []);
     // ---- the placement's tunnels exist before the engine attaches to them; nothing is forwarded yet ----
     const forwarding = placement ? new Forwarding(placement, forwardingPlan(placement), wireguard, inherited?.forwarding.sysctls ?? []) : undefined;
     // what stays in place when this agent stops, for the next one and for `doorstep detach`
@@ -275,7 +277,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     // ---- attached in default deny before any policy work: on a fresh engine every IP packet
     // is dropped from here until a policy is in ----
     controller.attach(config.interfaces, config.xdpMode);
-    const rolesChanged = applyRoles(openedEngine, config.placement);
+    const rolesChanged = applyRoles(openedEngine, config.placement, host);
     // ---- closed to Router Advertisements, redirects and source routes before a policy could let
     // one through (a rule may allow ICMP), so no host on a source network steers the enforcer ----
     const unharden = () => {
@@ -378,7 +380,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         openedEngine.close({ keepAttached: true });
         if (config.detachOnExit) {
           try {
-            const out = detachEnforcement({ stateDir: config.stateDir, pinRoot: config.pinRoot });
+            const out = detachEnforcement({ stateDir: config.stateDir, pinRoot: config.pinRoot, host, ...(options.sysctls && { sysctls: options.sysctls }) });
             if (out.unrouted) pipe.emit(agentRecord({ event: 'unrouted', message: 'routes, rules and forwarding settings removed' }));
             for (const ifname of out.detached) pipe.emit(agentRecord({ event: 'detached', interface: ifname }));
             for (const r of hardeningRecords(out.unhardened, 'unhardened')) pipe.emit(agentRecord(r));
@@ -442,10 +444,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
  * the engine; without a placement every interface is a plain source. Returns whether a role or
  * tenant changed (an adopted cache then needs re-classifying).
  */
-function applyRoles(engine: Engine, placement: Placement | undefined): boolean {
-  const native = addon();
+function applyRoles(engine: Engine, placement: Placement | undefined, host: EngineHost): boolean {
   const roles = placement
-    ? enforcedInterfaces(placement).map((i) => ({ ifindex: interfaceIndex(i.name, native.ifNameToIndex), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0, ...(i.l3 && { l3: true }) }))
+    ? enforcedInterfaces(placement).map((i) => ({ ifindex: host.interfaceIndex(i.name), role: i.role, tenant: i.tenant ? tenantId(i.tenant) : 0, ...(i.l3 && { l3: true }) }))
     : [];
   const nets =
     placement?.kind === 'infra'

@@ -9,7 +9,7 @@ import { DoorstepError } from '../errors.js';
 import { parseDuration } from '../units.js';
 import { parseCidr } from '../policy/cidr.js';
 import { protocolNumber } from '../policy/protocols.js';
-import type { FailsafeEntry } from '../engine/engine.js';
+import type { FailsafeEntry } from '../engine/engine-interface.js';
 import { DEFAULT_STATUS_BUCKET, DEFAULT_STATUS_TTL_MS } from '../fleet/enforcer-status.js';
 import type { NatsAuth } from '../fleet/nats-connection.js';
 import { enforcedInterfaces, type Placement, placementFileSchema, resolvePlacement } from '../placement/placement.js';

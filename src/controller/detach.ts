@@ -5,14 +5,13 @@
 // forwards unenforced traffic: forwarding rules, tables and sysctls first, then the XDP links
 // and pins, then the hardened settings, then the tunnels (wireguard-go included), then the
 // record. Idempotent: a second run finds nothing and says so.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { addon } from '../engine/native.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { EngineHost } from '../engine/engine-interface.js';
 import { DoorstepError } from '../errors.js';
 import { processAlive } from '../placement/netns-processes.js';
 import { removeRecordedTunnels, unrouteRecorded } from '../placement/forwarding.js';
 import { readEnforcementRecord, removeEnforcementRecord } from './enforcement-record.js';
-import { Hardening } from './hardening.js';
+import { Hardening, type SysctlFiles } from './hardening.js';
 import type { SysctlOutcome } from './hardening-plan.js';
 
 export interface DetachOutcome {
@@ -43,33 +42,19 @@ function liveAgent(pid: number): boolean {
   }
 }
 
-/** Detach every pinned XDP link under `pinRoot`/links; returns the interfaces (pin names). */
-function detachPinnedLinks(pinRoot: string): string[] {
-  const dir = join(pinRoot, 'links');
-  if (!existsSync(dir)) return [];
-  const native = addon();
-  const detached: string[] = [];
-  for (const ifname of readdirSync(dir)) {
-    try {
-      const fd = native.objGet(join(dir, ifname));
-      try {
-        native.linkDetach(fd);
-      } finally {
-        native.closeFd(fd);
-      }
-      detached.push(ifname);
-    } catch {
-      // the interface is gone, and the link with it: removing the pin is all there is to do
-    }
-  }
-  return detached;
-}
-
 /**
  * Take back what an agent left enforcing. `pinRoot` overrides the record's. Throws
  * DS_E_AGENT_RUNNING when the agent that wrote the record still runs (stop it first).
  */
-export function detachEnforcement(o: { stateDir: string; pinRoot?: string; onProblem?: (message: string) => void }): DetachOutcome {
+export function detachEnforcement(o: {
+  stateDir: string;
+  pinRoot?: string;
+  /** Where the engine's pins are removed (the kernel's bpffs, or a test's memory). */
+  host: Pick<EngineHost, 'removePins'>;
+  /** Where the hardened settings are put back (default /proc/sys). */
+  sysctls?: SysctlFiles;
+  onProblem?: (message: string) => void;
+}): DetachOutcome {
   const record = readEnforcementRecord(o.stateDir, o.onProblem);
   if (record && liveAgent(record.agentPid)) {
     throw new DoorstepError('DS_E_AGENT_RUNNING', `the agent (pid ${record.agentPid}) that owns ${o.stateDir} still runs`, {
@@ -83,10 +68,9 @@ export function detachEnforcement(o: { stateDir: string; pinRoot?: string; onPro
   // nothing is forwarded past a detached engine: routes go first
   if (f) unrouteRecorded(f);
   const pinsPresent = !!pinRoot && existsSync(pinRoot);
-  const detached = pinRoot ? detachPinnedLinks(pinRoot) : [];
-  if (pinRoot) rmSync(pinRoot, { recursive: true, force: true });
+  const detached = pinRoot ? o.host.removePins(pinRoot) : [];
   // the settings go back once the engine is off the interfaces, before the tunnels go
-  const { restored, failed: unrestored } = new Hardening({ sysctls: [] }, undefined, record?.hardening ?? []).restore();
+  const { restored, failed: unrestored } = new Hardening({ sysctls: [] }, o.sysctls, record?.hardening ?? []).restore();
   failed.push(...unrestored);
   const tunnels = f ? removeRecordedTunnels(f.tunnels) : [];
   removeEnforcementRecord(o.stateDir);

@@ -6,7 +6,7 @@
 // step is rejected with an audit record and the version in force stays in force. Compiles run
 // on the compile worker's thread (compile-worker.ts), never on the event loop; close() stops it.
 import { DoorstepError, PolicyError } from '../errors.js';
-import type { Attachment, Engine, XdpMode } from '../engine/engine.js';
+import type { Attachment, Engine, XdpMode } from '../engine/engine-interface.js';
 import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
 import type { EnrichContext } from '../audit/session-record.js';
 import type { PolicyIr } from '../policy/ir.js';
@@ -183,7 +183,7 @@ export class NetworkController {
     try {
       // the grace periods off the event loop; the audit names the new generation's rules from the
       // moment packets can meet it, as events of it arrive while the install settles
-      result = await this.engine.installAsync(compiled.image, (generation) => this.remember(generation, ir));
+      result = await this.engine.installAsync(compiled, (generation) => this.remember(generation, ir));
       const realized = this.engine.activePolicy();
       if (realized?.generation !== result.generation) {
         throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);

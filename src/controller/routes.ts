@@ -5,7 +5,7 @@ import { compileFilter, parseFilterOptions } from '../audit/record-filter.js';
 import type { AuditPipeline } from '../audit/pipeline.js';
 import type { RecentRecords } from '../audit/recent-records.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine } from '../engine/engine-interface.js';
 import { ruleName } from '../audit/session-record.js';
 import { sessionView, type SessionView } from './session-view.js';
 import { ApiError, type Query, type Routes } from './local-api.js';

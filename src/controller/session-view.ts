@@ -5,7 +5,7 @@ import { Action, Reason } from '../abi/generated.js';
 import { reasonLabel } from '../abi/records.js';
 import { formatAddress16, ruleName, setFlowDetails, type EnrichContext } from '../audit/session-record.js';
 import type { FlowFields } from '../audit/records.js';
-import type { Session } from '../engine/engine.js';
+import type { Session } from '../engine/engine-interface.js';
 import { protocolLabel } from '../policy/protocols.js';
 
 export interface SessionView extends FlowFields {

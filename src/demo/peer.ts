@@ -6,7 +6,8 @@
 //                with `echo` it waits (up to timeoutMs) for the bytes to come back
 //   peer stream udp <host> <port> <perSecond> <seconds> → numbered datagrams (u32 seq, u64 send time in
 //                CLOCK_MONOTONIC ns) at a steady rate; prints {"sent":N,"first":ns,"last":ns} on exit
-//   peer sink   udp <host> <port> <seconds>   → prints {"received":[[seq, sentNs], …]} on exit
+//   peer sink   udp <host> <port> <seconds>   → prints `progress <count> <highest seq> <its sentNs>` as datagrams arrive
+//                (at most a line per turn of its event loop), and {"received":[[seq, sentNs], …]} on exit
 // Every loop is bounded in count and time; the server exits after <seconds> or on SIGTERM.
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
@@ -143,8 +144,24 @@ function sink(): void {
     process.stdout.write(`${JSON.stringify({ received })}\n`);
     process.exit(0);
   };
+  // progress for a waiting test: one line per turn of the event loop that received something
+  let highest = -1;
+  let highestSent = '0';
+  let pending = false;
+  const progress = () => {
+    pending = false;
+    process.stdout.write(`progress ${received.length} ${highest} ${highestSent}\n`);
+  };
   sock.on('message', (m) => {
-    if (m.length >= 12) received.push([m.readUInt32BE(0), String(m.readBigUInt64BE(4))]);
+    if (m.length < 12) return;
+    const seq = m.readUInt32BE(0);
+    const sent = String(m.readBigUInt64BE(4));
+    received.push([seq, sent]);
+    if (seq > highest) [highest, highestSent] = [seq, sent];
+    if (!pending) {
+      pending = true;
+      setImmediate(progress);
+    }
   });
   sock.bind(port, host, () => {
     sock.setRecvBufferSize(4 << 20); // a busy receiver must not drop what the engine passed

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Engine: the XDP policy engine as the rest of doorstep sees it — load (or adopt pinned maps),
-// attach to interfaces, install compiled policies atomically, read counters, sessions and
-// events, run test packets. The only importer of the native addon.
+// NativeEngine: the Engine seam (engine-interface.ts) in the kernel — load (or adopt pinned
+// maps), attach to interfaces, install compiled policies atomically, read counters, sessions and
+// events, run test packets. With native.ts and native-host.ts, the only importer of the addon.
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
@@ -30,19 +30,36 @@ import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/image.js';
 import { parseCidr } from '../policy/cidr.js';
-import type { Cidr } from '../policy/ir.js';
 import { adoptPins, checkObject, pinnedMaps, stampAbi } from './contract-checks.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
+import {
+  type ActivePolicy,
+  type Attachment,
+  DIRTY_SIZE,
+  type Engine,
+  type EngineExplanation,
+  type ExplainOptions,
+  type FailsafeEntry,
+  type InstallResult,
+  type InterfaceRole,
+  type Prefix,
+  type RetiredRuleStats,
+  type RuleStatsFilter,
+  type Session,
+  type TenantNetwork,
+  type XdpMode,
+} from './engine-interface.js';
 import { addon, BPF_MAP_TYPE_ARRAY, type BpfObjectHandle, errnoName, type MapSpec, type RingBufferReaderHandle, type RingDrainHandle } from './native.js';
+
+// the seam's values, for the callers of the native engine (tests, benchmarks)
+export type { ActivePolicy, Attachment, EngineExplanation, ExplainOptions, FailsafeEntry, InstallResult, Prefix, RetiredRuleStats, RuleStatsFilter, Session, TenantNetwork, XdpMode } from './engine-interface.js';
+export { DIRTY_SIZE, FLOW_FILTER_AGING_MS } from './engine-interface.js';
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/doorstep';
 const PROGRAM = 'ds_xdp_ingress';
 const XDP_DROP = 1;
 const XDP_PASS = 2;
 const ETH_HLEN = 14;
-
-/** Which rules' counters Engine.ruleStats() reads out: all, those that matched a packet, those that held sessions back. */
-export type RuleStatsFilter = 'all' | 'matched' | 'held';
 
 /** Offsets in a ds_rule_stat row, for the hot decode of ruleStatsOf. */
 const RULE_STAT = {
@@ -66,84 +83,10 @@ export interface EngineOptions {
   ruleStatsCapacity?: number;
 }
 
-export type XdpMode = 'native' | 'generic' | 'auto';
-
-export interface Attachment {
-  ifname: string;
-  ifindex: number;
-  mode: 'native' | 'generic';
-  /** True when a pinned link left by an earlier engine was adopted rather than created. */
-  adopted: boolean;
-}
-
-export interface ActivePolicy {
-  generation: number;
-  slot: number;
-  ruleCount: number;
-}
-
-export interface InstallResult extends ActivePolicy {
-  version: string;
-  durationMs: number;
-  /** Rules (from index 0) that have their own counters; fewer than ruleCount + 1 when over capacity. */
-  countedRules: number;
-}
-
-export interface Session {
-  key: SessionKey;
-  value: SessionValue;
-}
-
-/** An IPv4 or IPv6 prefix: parsed (src/policy/cidr.ts) or as text ("10.2.0.0/16"). */
-export type Prefix = Pick<Cidr, 'family' | 'addr' | 'len'>;
-
-export interface FailsafeEntry {
-  cidr: Prefix;
-  /** IP protocol number; 0 or absent = any. */
-  protocol?: number;
-  /** Destination port range; absent = any. */
-  ports?: { lo: number; hi: number };
-}
-
-/** A network a tenant serves behind this enforcer (Engine.setTenantNetworks). */
-export interface TenantNetwork {
-  cidr: Prefix | string;
-  /** The tenant's id (tenantId(name) of src/policy/tenants.ts). */
-  tenant: number;
-}
-
-export interface ExplainOptions {
-  /**
-   * The tenant id (tenantId(name)) the packet comes from, as ds_xdp_ingress learns it from the
-   * ingress interface; 0 or absent = none.
-   */
-  tenant?: number;
-}
-
 export interface TestRunResult {
   verdict: 'pass' | 'drop' | 'other';
   retval: number;
   durationNs: number;
-}
-
-/** What the active tables decide for one frame as a new session (ds_xdp_explain, abi.h's ds_explain_result). */
-export interface EngineExplanation {
-  /** Action.ALLOW or Action.DENY. */
-  action: number;
-  /** Reason.*: POLICY (a rule or the default), NO_POLICY, FAILSAFE, MALFORMED, NON_IP, FRAG_UNKNOWN. */
-  reason: number;
-  /** Deciding rule index when reason is POLICY (0 = the policy default). */
-  rule: number;
-  /** Active policy generation; 0 = none installed. */
-  generation: number;
-  /** The decision asks for an audit event. */
-  log: boolean;
-  /** ExplainFlag.* bits: ICMP error (may pass as icmp-related), first or later fragment. */
-  flags: number;
-  /** The tenant id the packet was explained for (0 = none). */
-  tenant: number;
-  /** The flow as the datapath parsed it (family 0 when the frame is not IP). */
-  key: SessionKey;
 }
 
 interface LinkState extends Attachment {
@@ -156,8 +99,6 @@ const SESSION_MAPS = [MapName.SESSIONS, MapName.DENIES] as const;
 const SESSION_SLICE = 1024;
 /** Entries per slice of a count: read into the addon's own buffer, nothing reaches JavaScript. */
 const COUNT_SLICE = 16384;
-/** Bytes of a ds_dirty record. */
-export const DIRTY_SIZE = sizeOf('ds_dirty');
 
 /** Where a sliced walk of the session caches stands (Engine.readSessionSlice). */
 export interface SessionCursor {
@@ -251,18 +192,10 @@ function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH',
 /** Retired versions whose final per-rule counters the engine keeps until they are taken. */
 const RETIRED_KEPT = 16;
 
-/** How often the agent ages ds_flow_filter (Engine.ageFlowFilter): a session idle for one to two periods is classified again when it resumes. */
-export const FLOW_FILTER_AGING_MS = 30_000;
-
 type SettingsField = keyof (typeof Layouts)['ds_settings']['fields'];
 
-/** A version's per-rule counters as they stood when it stopped being active. */
-export interface RetiredRuleStats {
-  generation: number;
-  rules: Map<number, RuleStat>;
-}
-
-export class Engine {
+/** The engine in the kernel: the XDP program and its maps, through the addon. */
+export class NativeEngine implements Engine {
   private readonly links = new Map<string, LinkState>();
   private readonly retired: RetiredRuleStats[] = [];
   /** The bank of ds_flow_filter that ageFlowFilter() clears next. */
@@ -285,7 +218,7 @@ export class Engine {
   ) {}
 
   /** Load the engine; with a pin root, adopt the maps an earlier engine pinned there. */
-  static open(options: EngineOptions = {}): Engine {
+  static open(options: EngineOptions = {}): NativeEngine {
     checkPrivileges();
     checkKernel();
     const objectPath = options.objectPath ?? engineObjectPath;
@@ -327,7 +260,7 @@ export class Engine {
         mkdirSync(mapDir, { recursive: true });
         for (const n of names) native.objPin(obj.mapFd(n), join(mapDir, n));
       }
-      return new Engine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
+      return new NativeEngine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
     } catch (err) {
       obj.close();
       throw err;
@@ -525,8 +458,8 @@ export class Engine {
    * the new generation just before packets can meet it: events of that generation may be read
    * while this is still settling.
    */
-  async installAsync(image: PolicyImage, beforeSwitch?: (generation: number) => void): Promise<InstallResult> {
-    const steps = this.installSteps(image, beforeSwitch);
+  async installAsync(version: { image: PolicyImage }, beforeSwitch?: (generation: number) => void): Promise<InstallResult> {
+    const steps = this.installSteps(version.image, beforeSwitch);
     for (let step = steps.next(); ; ) {
       if (step.done) return step.value;
       try {
@@ -716,7 +649,7 @@ export class Engine {
    * has no link-layer header (WireGuard, TUN): its frames start at the IP header. Returns whether
    * anything changed.
    */
-  setInterfaceRoles(entries: readonly { ifindex: number; role: 'source' | 'fabric'; tenant?: number; l3?: boolean }[]): boolean {
+  setInterfaceRoles(entries: readonly InterfaceRole[]): boolean {
     const native = addon();
     const fd = this.fd(MapName.IFACES);
     const size = sizeOf('ds_iface');

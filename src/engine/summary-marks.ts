@@ -5,7 +5,7 @@
 import { encodeSessionKey, readSessionKey, readSessionValue, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionValue } from '../abi/records.js';
 import { offsetOf } from '../abi/codec.js';
 import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
-import { DIRTY_SIZE, type Engine } from './engine.js';
+import { DIRTY_SIZE, type Engine } from './engine-interface.js';
 
 const EPOCH_AT = offsetOf('ds_dirty', 'epoch');
 

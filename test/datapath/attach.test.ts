@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeStruct, sizeOf } from '../../src/abi/codec.js';
 import { Limits, MapName } from '../../src/abi/generated.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { addon } from '../../src/engine/native.js';
 import { DoorstepError } from '../../src/errors.js';
 import { ip, runToken } from '../../src/demo/topology.js';
@@ -40,7 +40,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('falls back to generic XDP where the driver has no native support, and says so', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.throws(() => engine.attach(bridge, 'native'), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_BPF_ATTACH');
       const a = engine.attach(bridge, 'auto');
@@ -52,7 +52,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('attaches natively to a veth with a 9000-byte MTU (xdp.frags)', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.equal(engine.attach(vethA).mode, 'native');
     } finally {
@@ -61,7 +61,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('pins maps and links; a second engine adopts them with the policy still active; close removes them', () => {
-    const first = Engine.open({ pinRoot });
+    const first = NativeEngine.open({ pinRoot });
     const installed = first.install(compileYaml('apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec: { defaultAction: deny }\n').image);
     first.attach(vethB);
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`));
@@ -69,7 +69,7 @@ describe('datapath: attaching to interfaces', () => {
     first.close({ keepAttached: true });
     assert.ok(existsSync(`${pinRoot}/links/${vethB}`), 'the link stays pinned (and attached) after the process lets go');
 
-    const second = Engine.open({ pinRoot });
+    const second = NativeEngine.open({ pinRoot });
     try {
       assert.equal(second.adopted, true);
       assert.equal(second.activePolicy()?.generation, installed.generation);
@@ -88,10 +88,10 @@ describe('datapath: attaching to interfaces', () => {
    * attached, and the pins stay as they were.
    */
   const refusesTampered = (tamper: () => void, why: RegExp): void => {
-    const first = Engine.open({ pinRoot });
+    const first = NativeEngine.open({ pinRoot });
     try {
       tamper();
-      assert.throws(() => Engine.open({ pinRoot }), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && why.test(e.message) && /remove .*doorstep-test/.test(e.hint ?? ''));
+      assert.throws(() => NativeEngine.open({ pinRoot }), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && why.test(e.message) && /remove .*doorstep-test/.test(e.hint ?? ''));
       assert.equal(addon().xdpQuery(addon().ifNameToIndex(vethB)).progId, 0, 'nothing attached');
       assert.ok(existsSync(join(pinRoot, 'maps', MapName.SESSIONS)), 'the pins are left as they were');
     } finally {
@@ -137,7 +137,7 @@ describe('datapath: attaching to interfaces', () => {
   });
 
   it('stamps a new engine\'s pins with the ABI version, frozen', () => {
-    const engine = Engine.open({ pinRoot });
+    const engine = NativeEngine.open({ pinRoot });
     const native = addon();
     const fd = native.objGet(join(pinRoot, 'maps', MapName.ABI));
     try {
@@ -153,14 +153,14 @@ describe('datapath: attaching to interfaces', () => {
 
   it('refuses an engine object whose maps are not this build\'s contract, before loading it', () => {
     assert.throws(
-      () => Engine.open({ pinRoot, objectPath: floorObjectPath }),
+      () => NativeEngine.open({ pinRoot, objectPath: floorObjectPath }),
       (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_ABI_MISMATCH' && /floor\.bpf\.o has other maps than this build's contract \(lacks ds_abi, .*has ds_floor\)/.test(e.message),
     );
     assert.equal(existsSync(pinRoot), false, 'nothing pinned');
   });
 
   it('refuses an interface that does not exist with DS_E_NO_INTERFACE', () => {
-    const engine = Engine.open({ pinRoot: null });
+    const engine = NativeEngine.open({ pinRoot: null });
     try {
       assert.throws(() => engine.attach(`nope${t}`), (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_NO_INTERFACE');
     } finally {

@@ -6,7 +6,7 @@
 // also for an engine whose sequence numbers did not start at 1.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { runEach } from '../../src/engine/floor.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
 import { EngineSummaryMarks } from '../../src/engine/summary-marks.js';
@@ -54,7 +54,7 @@ function distinctFlows(base: FrameSpec, count: number): { frames: Buffer; size: 
 }
 
 describe('datapath → audit pipeline', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let ir: PolicyIr;
   let context: EnrichContext;
   let sink: MemorySink;

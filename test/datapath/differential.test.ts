@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { tenantId } from '../../src/policy/tenants.js';
 import { compileYaml, openTestEngine, sessionKeyOf, TEST_IFINDEX, TestInterfaces, tupleOf } from '../lib/datapath.js';
@@ -17,7 +17,7 @@ const POLICIES = 50;
 const PACKETS_PER_POLICY = 220;
 
 describe('datapath ≡ reference evaluator', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let ifaces: TestInterfaces | undefined;
   /** tenant id → the interface its packets arrive on; tenant 0 arrives on the loopback (no tenant). */
   const interfaceOf = new Map<number, number>([[0, TEST_IFINDEX]]);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Action, Limits } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { estimateDistinct } from '../../src/audit/flood-sources.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { frame, type FrameSpec } from '../lib/packet.js';
@@ -34,7 +34,7 @@ const floodSpec = (i: number, dport: number): FrameSpec => ({ src: `10.${100 + (
 const flood = (i: number, dport: number) => frame(floodSpec(i, dport));
 
 describe('datapath: the admission budget of denied sessions', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   const events: RawEvent[] = [];
   before(() => {
     engine = openTestEngine();

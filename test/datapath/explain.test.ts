@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// ds_xdp_explain through Engine.explain: on random policies and packets it decides exactly as the
+// ds_xdp_explain through NativeEngine.explain: on random policies and packets it decides exactly as the
 // reference evaluator (and as the pure explanation), reports the non-policy reasons like
 // ds_xdp_ingress, and writes nothing — no session, no fragment, no counter, no event.
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Action, ExplainFlag, Reason } from '../../src/abi/generated.js';
 import type { RawEvent, SessionKey } from '../../src/abi/records.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { explain, flowTupleOf } from '../../src/policy/explain.js';
@@ -34,7 +34,7 @@ spec:
 const web: FrameSpec = { src: '10.9.0.1', dst: '10.1.2.3', proto: 6, sport: 40000, dport: 80 };
 
 describe('datapath: ds_xdp_explain', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   before(() => {
     engine = openTestEngine();
   });
@@ -179,10 +179,10 @@ describe('datapath: ds_xdp_explain', () => {
 describe('datapath: ds_xdp_explain in an engine that adopted pinned maps', () => {
   it("sees the policy another engine installed (the agent's live tables)", () => {
     const pinRoot = `/sys/fs/bpf/doorstep-explain-test-${process.pid}`;
-    const owner = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
+    const owner = NativeEngine.open({ pinRoot, sessionEntries: 1 << 14 });
     try {
       const { generation } = owner.install(compileYaml(policy).image);
-      const adopter = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
+      const adopter = NativeEngine.open({ pinRoot, sessionEntries: 1 << 14 });
       try {
         assert.equal(adopter.adopted, true);
         const e = adopter.explain(frame(web));

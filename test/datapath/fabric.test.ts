@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Reason } from '../../src/abi/generated.js';
 import { reasonLabel } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { compileYaml, withTestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
@@ -28,7 +28,7 @@ const out: FrameSpec = { src: '10.1.0.5', dst: '198.51.100.7', proto: 6, sport: 
 const reply: FrameSpec = { src: '198.51.100.7', dst: '10.1.0.5', proto: 6, sport: 443, dport: 40000 };
 
 describe('datapath: fabric interfaces and tenants', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   const ifindex = withTestInterfaces('fab', 4, (e) => {
     engine = e;
     engine.install(compileYaml(policy('allow')).image);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { encodeSessionKey } from '../../src/abi/records.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { compileYaml, sessionKeyOf, TestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame } from '../lib/packet.js';
 
@@ -31,11 +31,11 @@ spec:
 const spoofed = (i: number) => `10.${200 + ((i >> 16) & 7)}.${(i >> 8) & 255}.${i & 255}`;
 
 describe('datapath: a flood of denied traffic evicts no allowed state', () => {
-  let engine: Engine | undefined;
+  let engine: NativeEngine | undefined;
   let ifaces: TestInterfaces | undefined;
   before(() => {
     ifaces = new TestInterfaces('fld', 2);
-    engine = Engine.open({ pinRoot: null, sessionEntries: SESSIONS, denyEntries: DENIES });
+    engine = NativeEngine.open({ pinRoot: null, sessionEntries: SESSIONS, denyEntries: DENIES });
   });
   after(() => {
     engine?.close();
@@ -43,7 +43,7 @@ describe('datapath: a flood of denied traffic evicts no allowed state', () => {
   });
 
   it(`keeps every allowed session, expected reply and fragment record through ${FLOOD.toLocaleString('en')} denied frames`, () => {
-    const e = engine as Engine;
+    const e = engine as NativeEngine;
     const [source, fabric] = ifaces?.ifindex as [number, number];
     e.install(compileYaml(POLICY).image);
     e.setInterfaceRoles([
@@ -98,7 +98,7 @@ describe('datapath: a flood of denied traffic evicts no allowed state', () => {
   });
 
   it('moves a session between the caches when a new version changes its verdict', () => {
-    const e = engine as Engine;
+    const e = engine as NativeEngine;
     const [source] = ifaces?.ifindex as [number];
     const f: FrameSpec = { src: '10.1.9.9', dst: '198.51.100.7', proto: 17, sport: 40404, dport: 53 };
     e.install(compileYaml(POLICY).image);
@@ -107,7 +107,7 @@ describe('datapath: a flood of denied traffic evicts no allowed state', () => {
     e.install(compileYaml(deny).image);
     assert.equal(e.testRun(frame(f), { ingressIfindex: source }).verdict, 'drop');
     const key = encodeSessionKey(sessionKeyOf(f, source));
-    // Engine.sessions() reads both caches: one entry, with the current verdict, means it moved
+    // NativeEngine.sessions() reads both caches: one entry, with the current verdict, means it moved
     const entries = () => e.sessions().filter((s) => encodeSessionKey(s.key).equals(key)).map((s) => s.value.action);
     assert.deepEqual(entries(), [0], 'denied now: one entry, a deny');
     assert.equal(e.lookupSession(sessionKeyOf(f, source))?.packets, 2, 'its traffic carries on');

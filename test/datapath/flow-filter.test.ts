@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Action, EventKind, MapName } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { PinnedMap } from '../../src/engine/packet-flood.js';
 import { addon } from '../../src/engine/native.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
@@ -33,7 +33,7 @@ const allowed: FrameSpec = { src: '10.7.0.1', dst: '10.7.1.1', proto: 17, sport:
 const denied: FrameSpec = { src: '10.7.0.2', dst: '10.7.1.1', proto: 17, sport: 40002, dport: 9999 };
 
 describe('datapath: the flow filter', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   const events: RawEvent[] = [];
   before(() => {
     engine = openTestEngine();
@@ -155,7 +155,7 @@ describe('datapath: the flow filter', () => {
 describe('datapath: the flow filter cannot change a verdict', () => {
   it('decides the same flows alike whether every bit is set (a saturated filter) or none is (just aged)', () => {
     const pinRoot = `/sys/fs/bpf/doorstep-flowfilter-test-${process.pid}`;
-    const engine = Engine.open({ pinRoot, sessionEntries: 1 << 14 });
+    const engine = NativeEngine.open({ pinRoot, sessionEntries: 1 << 14 });
     const filter = PinnedMap.open(join(pinRoot, 'maps', MapName.FLOW_FILTER));
     const coarse = PinnedMap.open(join(pinRoot, 'maps', MapName.FLOW_COARSE));
     try {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
 import { tenantId } from '../../src/policy/tenants.js';
 import { compileYaml, sessionKeyOf, withTestInterfaces } from '../lib/datapath.js';
@@ -29,7 +29,7 @@ const forward: FrameSpec = { src: '10.1.0.5', dst: '10.2.0.7', proto: 6, sport: 
 const reply: FrameSpec = { src: '10.2.0.7', dst: '10.1.0.5', proto: 6, sport: 443, dport: 40000 };
 
 describe('datapath: hairpin replies on source interfaces', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   const ifindex = withTestInterfaces('hp', 3, (e, ifindexes) => {
     engine = e;
     engine.install(compileYaml(policy('allow')).image);

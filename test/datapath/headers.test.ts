@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Reason } from '../../src/abi/generated.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { compileYaml, openTestEngine, sessionKeyOf } from '../lib/datapath.js';
 import { arpFrame, ethernet, type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
@@ -31,7 +31,7 @@ const rule = (name: string, ir: ReturnType<typeof compileYaml>['ir']) => {
 };
 
 describe('datapath: header parsing and classification', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let compiled: ReturnType<typeof compileYaml>;
 
   before(() => {

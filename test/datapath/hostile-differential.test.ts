@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { FAILSAFE_SETS, buildScene } from '../lib/hostile/scene.js';
 import { HostileDifferential, type Interface } from '../lib/hostile/differential.js';
 import { ALL_CLASSES, planRun } from '../lib/hostile/plan.js';
@@ -25,7 +25,7 @@ const RANDOM_POLICIES = 12;
 const REASONS_THAT_MUST_OCCUR = ['MALFORMED', 'FAILSAFE', 'NON_IP', 'FRAG_UNKNOWN', 'ICMP_RELATED', 'POLICY', 'NO_POLICY', 'REPLY'];
 
 describe('datapath ≡ reference datapath on hostile frames', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let ifaces: TestInterfaces | undefined;
   before(() => {
     engine = openTestEngine();

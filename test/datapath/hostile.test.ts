@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { type ReasonName } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
 import { writeFileSync } from 'node:fs';
 import { ip, runToken } from '../../src/demo/topology.js';
@@ -44,7 +44,7 @@ const UNREACH = { 4: { type: 3, code: 3 }, 6: { type: 1, code: 4 } } as const;
 const nd = (over: Partial<FrameSpec>): FrameSpec => ({ src: 'fe80::1', dst: 'ff02::1:ff00:3', proto: 58, icmpType: 135, hopLimit: 255, payload: 16, ...over });
 
 /** Frame through the engine; its verdict and the reason whose counter moved. */
-function run(engine: Engine, f: Buffer, ingressIfindex?: number): { verdict: string; reason: ReasonName | 'none' } {
+function run(engine: NativeEngine, f: Buffer, ingressIfindex?: number): { verdict: string; reason: ReasonName | 'none' } {
   const before = engine.stats().byReason;
   const { verdict } = engine.testRun(f, ingressIfindex === undefined ? {} : { ingressIfindex });
   const after = engine.stats().byReason;
@@ -55,7 +55,7 @@ function run(engine: Engine, f: Buffer, ingressIfindex?: number): { verdict: str
   return { verdict, reason: moved[0] ?? 'none' };
 }
 
-function expectRun(engine: Engine, spec: FrameSpec | Buffer, verdict: 'pass' | 'drop', reason: ReasonName, what: string, ingressIfindex?: number): void {
+function expectRun(engine: NativeEngine, spec: FrameSpec | Buffer, verdict: 'pass' | 'drop', reason: ReasonName, what: string, ingressIfindex?: number): void {
   const f = Buffer.isBuffer(spec) ? spec : frame(spec);
   const got = run(engine, f, ingressIfindex);
   assert.deepEqual(got, { verdict, reason }, `${what}: ${f.toString('hex')}`);
@@ -74,7 +74,7 @@ function quoteOf(spec: FrameSpec, transportBytes = 8): Buffer {
 }
 
 describe('datapath under hostile input (issue 11)', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   before(() => {
     engine = openTestEngine();
   });
@@ -293,7 +293,7 @@ describe('datapath under hostile input (issue 11)', () => {
 });
 
 describe('datapath: tenant networks never mix families', () => {
-  let engine: Engine | undefined;
+  let engine: NativeEngine | undefined;
   let ifaces: TestInterfaces | undefined;
   before(() => {
     ifaces = new TestInterfaces('hfm', 2);
@@ -305,7 +305,7 @@ describe('datapath: tenant networks never mix families', () => {
   });
 
   it('a session to an IPv4-mapped IPv6 address leaves no hairpin reply for the tenant serving the IPv4 network', () => {
-    const e = engine as Engine;
+    const e = engine as NativeEngine;
     const [a, b] = ifaces?.ifindex as number[];
     e.install(compileYaml(POLICY.replace('to: [10.1.0.0/16, "fd00:1::/64"], protocol: udp', 'protocol: udp')).image);
     e.setInterfaceRoles([
@@ -326,7 +326,7 @@ describe('datapath: neighbour discovery to a unicast address is never a way to a
   // Two veth pairs in the host namespace, one end of each up and the other down, so that no frame
   // can flow: `a` is the ingress and holds a route on its link, `b` holds a route to another test
   // prefix and one address of this host. Prefixes are unique per run.
-  let engine: Engine | undefined;
+  let engine: NativeEngine | undefined;
   let ifaces: TestInterfaces | undefined;
   const tag = runToken().slice(0, 4);
   const routed = `fd00:7e57:${tag}:1::9`;
@@ -352,7 +352,7 @@ describe('datapath: neighbour discovery to a unicast address is never a way to a
   });
 
   it('passes it to this host or on the ingress link, and meets policy towards a route elsewhere, unless forwarding is off', () => {
-    const e = engine as Engine;
+    const e = engine as NativeEngine;
     const [a] = ifaces?.names as [string];
     const ingress = ifaces?.ifindex[0] as number;
     e.install(compileYaml(POLICY).image);

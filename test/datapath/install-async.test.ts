@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Engine.installAsync (the agent's install: map-in-map writes on an addon thread) publishes a
+// NativeEngine.installAsync (the agent's install: map-in-map writes on an addon thread) publishes a
 // version exactly as install() does: the next packet meets it, the generation moves on, the slots
 // alternate, and a version it replaces counts no more packets once it has settled.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { compileYaml, openTestEngine } from '../lib/datapath.js';
 import { frame } from '../lib/packet.js';
 
@@ -19,7 +19,7 @@ spec:
 `;
 
 describe('datapath: installAsync', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   before(() => {
     engine = openTestEngine();
   });
@@ -31,11 +31,11 @@ describe('datapath: installAsync', () => {
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
     try {
-      const first = await engine.installAsync(compileYaml(policy('allow')).image);
+      const first = await engine.installAsync(compileYaml(policy('allow')));
       assert.equal(send(), 'pass');
-      const second = await engine.installAsync(compileYaml(policy('deny')).image);
+      const second = await engine.installAsync(compileYaml(policy('deny')));
       assert.equal(send(), 'drop');
-      const third = await engine.installAsync(compileYaml(policy('allow')).image);
+      const third = await engine.installAsync(compileYaml(policy('allow')));
       assert.equal(send(), 'pass');
       assert.deepEqual([second.generation - first.generation, third.generation - second.generation], [1, 1]);
       assert.deepEqual([first.slot, second.slot, third.slot], [first.slot, 1 - first.slot, first.slot]);
@@ -50,7 +50,7 @@ describe('datapath: installAsync', () => {
     const before = engine.activePolicy();
     const { image } = compileYaml(policy('deny'));
     const broken = { ...image, tables: { ...image.tables, ds_svc: { ...image.tables.ds_svc, keySize: 3 } } };
-    await assert.rejects(engine.installAsync(broken), /DS_E_ABI_MISMATCH|ds_svc/);
+    await assert.rejects(engine.installAsync({ image: broken }), /DS_E_ABI_MISMATCH|ds_svc/);
     assert.equal(engine.activePolicy()?.generation, before?.generation);
   });
 });

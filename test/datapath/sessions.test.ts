@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { EventKind, Reason } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { parseCidr } from '../../src/policy/cidr.js';
-import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
+import { allEventsRead, compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 
 const policy = (webAction: 'allow' | 'deny', log = true) => `
@@ -26,7 +26,7 @@ spec:
 const web: FrameSpec = { src: '10.9.0.1', dst: '10.1.2.3', proto: 6, sport: 40000, dport: 80 };
 
 describe('datapath: sessions, generations and events', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let events: RawEvent[];
 
   beforeEach(() => {
@@ -68,8 +68,7 @@ describe('datapath: sessions, generations and events', () => {
     const s = engine.lookupSession(sessionKeyOf(web));
     assert.equal(s?.packets, 50);
     assert.equal(s?.bytes, 50 * f.length);
-    assert.ok(await waitFor(() => events.length >= 1));
-    await new Promise((r) => setTimeout(r, 100));
+    await allEventsRead(engine, events);
     assert.equal(events.length, 1);
     assert.equal(events[0]?.kind, EventKind.NEW);
   });
@@ -82,7 +81,7 @@ describe('datapath: sessions, generations and events', () => {
     assert.equal(c.CACHE_MISSES, 1);
     assert.equal(c.CACHE_HITS, 199);
     assert.equal(c.DROP_PACKETS, 200);
-    await new Promise((r) => setTimeout(r, 150));
+    await allEventsRead(engine, events);
     assert.equal(events.length, 1);
     assert.equal(events[0]?.action, 0);
   });
@@ -121,7 +120,7 @@ describe('datapath: sessions, generations and events', () => {
     engine.install(compileYaml(`${policy('allow')}    - { name: extra, action: allow, protocol: udp, ports: [123] }\n`).image);
     assert.equal(engine.testRun(frame(web)).verdict, 'pass');
     assert.equal(engine.stats().counters.CACHE_STALE, 1);
-    await new Promise((r) => setTimeout(r, 150));
+    await allEventsRead(engine, events);
     assert.equal(events.length, 1);
   });
 
@@ -129,8 +128,7 @@ describe('datapath: sessions, generations and events', () => {
     engine.install(compileYaml(policy('allow')).image);
     engine.testRun(frame({ ...web, dport: 8080 }));
     for (let i = 0; i < 20; i++) engine.testRun(frame({ ...web, proto: 17, dport: 53, sport: 1000 + i }));
-    assert.ok(await waitFor(() => events.length === 20));
-    await new Promise((r) => setTimeout(r, 100));
+    await allEventsRead(engine, events);
     assert.equal(events.length, 20);
     const byCpu = new Map<number, number[]>();
     for (const e of events) byCpu.set(e.cpu, [...(byCpu.get(e.cpu) ?? []), e.seq]);

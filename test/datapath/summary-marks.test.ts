@@ -10,7 +10,7 @@ import { MarkFlag } from '../../src/abi/generated.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
 import type { AuditRecord, AuditSink, SummaryRecord } from '../../src/audit/records.js';
 import { epochTraffic, MemorySessionCache } from '../../src/audit/summary-source.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { EngineSummaryMarks } from '../../src/engine/summary-marks.js';
 import { compileYaml, openTestEngine, sessionKeyOf, TEST_IFINDEX } from '../lib/datapath.js';
 import { type FrameSpec, frame } from '../lib/packet.js';
@@ -38,7 +38,7 @@ class Sink implements AuditSink {
 }
 
 describe('datapath: summary marks', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   let marks: EngineSummaryMarks;
 
   beforeEach(() => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
-import type { Engine } from '../../src/engine/engine.js';
+import type { NativeEngine } from '../../src/engine/engine.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import { explain, flowTupleOf } from '../../src/policy/explain.js';
 import { tenantId } from '../../src/policy/tenants.js';
@@ -29,7 +29,7 @@ const web: FrameSpec = { src: '10.1.0.5', dst: '192.0.2.10', proto: 6, sport: 40
 const dns: FrameSpec = { src: '10.1.0.5', dst: '192.0.2.53', proto: 17, sport: 40001, dport: 53 };
 
 describe('datapath: rules scoped to tenants', () => {
-  let engine: Engine;
+  let engine: NativeEngine;
   const ifindex = withTestInterfaces('tnt', 2, (e, [a, b]) => {
     engine = e;
     engine.setInterfaceRoles([

@@ -11,7 +11,8 @@ import { AgentClient } from '../../src/cli/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
 import { execIn } from '../../src/demo/topology.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { AgentRig, type Rec, sequenceRuns, sleep } from '../lib/agent-rig.js';
+import { AgentRig, type Rec, sequenceRuns } from '../lib/agent-rig.js';
+import { until } from '../lib/until.js';
 
 const ALLOWED = 7001;
 const DENIED = 7002;
@@ -49,16 +50,16 @@ describe('agent: boot under a flood', () => {
     );
     const sink = await rig.sink(ALLOWED, 60);
     const flood = rig.stream(ALLOWED, 2000, 30);
-    await sleep(300); // the flood reaches the unprotected server first
+    await sink.until((p) => p.count > 0, 'the flood reaching the unprotected server first');
     const agent = rig.startAgent();
     try {
       const attached = await agent.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach');
       const installed = await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install', 60_000);
       assert.equal(attached.mode, 'native');
       assert.ok(agent.records.indexOf(attached) < agent.records.indexOf(installed), 'attached before the policy was installed');
-      await sleep(500);
+      await agent.waitFor((x) => x.type === 'session' && x.dport === ALLOWED && x.verdict === 'allow', 'the flood allowed under the policy');
       const { sent } = await flood.stop();
-      await sleep(100);
+      await sink.until((p) => p.highest === sent - 1, `the last datagram sent (${sent - 1})`);
       const received = await sink.stop();
       const status = rig.cliJson<StatusReport>(['status']);
 
@@ -93,7 +94,7 @@ describe('agent: 100 policy flips under traffic', () => {
       const generationText = new Map<number, number>([[first.generation as number, 0]]);
       const sinks = { [ALLOWED]: await rig.sink(ALLOWED, 120), [DENIED]: await rig.sink(DENIED, 120) };
       const streams = [rig.stream(ALLOWED, 500, 90), rig.stream(DENIED, 500, 90)];
-      await sleep(200);
+      await sinks[ALLOWED].until((p) => p.count > 0, 'the allowed stream flowing');
 
       const client = new AgentClient(rig.socket);
       // windows[i]: [after flip i returned, before flip i+1 started), under version which
@@ -112,12 +113,16 @@ describe('agent: 100 policy flips under traffic', () => {
         generationText.set(outcome.generation, next);
         start = process.hrtime.bigint();
         which = next;
-        await sleep(40);
+        // the flow this version opens flows again before the next flip: a datagram sent in this window arrived
+        const openPort = next === 0 ? ALLOWED : DENIED;
+        const windowStart = start;
+        await sinks[openPort].until((p) => p.highestSentNs > windowStart, `port ${openPort} flowing after flip ${i}`);
       }
       windows.push({ from: start, to: process.hrtime.bigint(), which });
-      await sleep(100);
-      for (const s of streams) await s.stop();
-      await sleep(100);
+      const [sentAllowed, sentDenied] = [await streams[0]!.stop(), await streams[1]!.stop()];
+      const lastOpen = which === 0 ? ALLOWED : DENIED;
+      const lastSent = (which === 0 ? sentAllowed : sentDenied).sent;
+      await sinks[lastOpen].until((p) => p.highest === lastSent - 1, `the last datagram to port ${lastOpen}`);
       const received: Record<number, [number, bigint][]> = { [ALLOWED]: await sinks[ALLOWED].stop(), [DENIED]: await sinks[DENIED].stop() };
 
       for (const port of [ALLOWED, DENIED]) {
@@ -135,8 +140,11 @@ describe('agent: 100 policy flips under traffic', () => {
         assert.ok(delivered >= openWindows - 2, `port ${port}: traffic flowed again after ${delivered} of ${openWindows} re-allows`);
       }
 
-      // every audit record names the rule its own generation's version decides: no mixed version
-      await sleep(300);
+      // every audit record names the rule its own generation's version decides: no mixed version.
+      // One ring buffer, read in order: once the open flow's record of the last generation is out,
+      // every earlier one is too
+      const lastGeneration = Math.max(...generationText.keys());
+      await agent.waitFor((r) => r.type === 'session' && r.generation === lastGeneration && r.dport === lastOpen, 'the record of the last generation');
       const flows = agent.records.filter((r) => r.type === 'session' && (r.dport === ALLOWED || r.dport === DENIED));
       assert.ok(flows.length >= 150, `a record per flip and flow (${flows.length})`);
       for (const r of flows) {
@@ -163,10 +171,11 @@ describe('agent: kill -9 under traffic', () => {
     const installed = await first.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'install');
     const sinks = [await rig.sink(ALLOWED, 60), await rig.sink(DENIED, 60)] as const;
     const streams = [rig.stream(ALLOWED, 500, 5), rig.stream(DENIED, 500, 5)] as const;
-    await sleep(1000);
+    await sinks[0].until((p) => p.count > 0, 'the allowed stream flowing');
     first.child.kill('SIGKILL');
     await first.exited;
-    await sleep(1000);
+    const killedAt = sinks[0].progress();
+    await sinks[0].until((p) => p.count >= killedAt.count + 100, '100 more allowed datagrams with no agent running');
     assert.ok(xdpAttached(rig), 'the engine stays attached with no agent');
     const second = rig.startAgent();
     try {
@@ -177,7 +186,7 @@ describe('agent: kill -9 under traffic', () => {
       assert.equal(adopted.generation, installed.generation, 'the same generation goes on: nothing reinstalled');
       assert.equal(adopted.policyVersion, installed.policyVersion);
       const [sentAllowed, sentDenied] = [await streams[0].done, await streams[1].done];
-      await sleep(100);
+      await sinks[0].until((p) => p.highest === sentAllowed.sent - 1, 'the last allowed datagram');
       const [gotAllowed, gotDenied] = [await sinks[0].stop(), await sinks[1].stop()];
       assert.deepEqual(sequenceRuns(gotAllowed), [[0, sentAllowed.sent - 1]], 'every allowed datagram arrived, before, during and after the gap in agents');
       assert.equal(gotDenied.length, 0, `none of ${sentDenied.sent} denied datagrams arrived`);
@@ -270,7 +279,12 @@ describe('agent: the CLI against known traffic', () => {
     const sinks = [await rig.sink(ALLOWED, 30), await rig.sink(DENIED, 30), await rig.sink(7003, 30)];
     const streams = [rig.stream(ALLOWED, 100, 0.5), rig.stream(DENIED, 60, 0.5), rig.stream(7003, 40, 0.5)];
     sent = (await Promise.all(streams.map((s) => s.done))).map((r) => r.sent);
-    await sleep(200);
+    await sinks[0]!.until((p) => p.count === sent[0], `all ${sent[0]} allowed datagrams`);
+    // the others were dropped at XDP once the engine counted them: none can arrive after that
+    await until(() => {
+      const rules = rig.cliJson<StatusReport>(['status']).rules;
+      return rules[`web/deny-${DENIED}`]?.packets === sent[1] && (rules['web/default']?.packets ?? 0) >= sent[2]!;
+    }, 'the engine counting every denied datagram', 20_000, 200);
     const got = await Promise.all(sinks.map((s) => s.stop()));
     assert.ok(sent.every((n) => n > 0));
     assert.deepEqual(

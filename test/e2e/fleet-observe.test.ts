@@ -14,6 +14,7 @@ import { fleetObserve, type FleetObserveOptions } from '../../src/cli/fleet-obse
 import { recordLine } from '../../src/cli/observe.js';
 import { DoorstepError } from '../../src/errors.js';
 import { NatsServer } from '../lib/nats-server.js';
+import { until } from '../lib/until.js';
 
 const STREAM = 'AUDIT_FLEET';
 const E1 = 'edge-1.example.com';
@@ -95,9 +96,11 @@ describe('doorstep fleet observe', () => {
       assert.equal(await s1.flush(10_000), true);
       assert.equal(await s2.flush(10_000), true);
     }
-    await new Promise((r) => setTimeout(r, 1100));
-    between = new Date().toISOString();
-    await new Promise((r) => setTimeout(r, 50));
+    // `between`: a millisecond past the last stored message (its records were made before it was
+    // stored), and phase 2 starts once the clock has passed it
+    const lastStored = Date.parse((await (await jetstreamManager(reader)).streams.info(STREAM)).state.last_ts);
+    between = new Date(lastStored + 1).toISOString();
+    await until(() => Date.now() > lastStored + 1, 'the clock past the last stored message');
     // phase 2: a few more, after `between`
     s2.write([session(E2, 'deny'), session(E2, 'allow')]);
     s1.write([session(E1, 'deny')]);
@@ -165,21 +168,20 @@ describe('doorstep fleet observe', () => {
     let text = '';
     const running = fleetObserve({ nats: url, output: 'json', follow: true, last: '2', enforcer: [E2], signal: stop.signal, write: (t) => (text += t) });
     const e2 = all.filter((l) => l.includes(`"enforcer":"${E2}"`));
-    const waitFor = async (n: number) => {
-      const end = Date.now() + 10_000;
-      while (text.split('\n').filter(Boolean).length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    };
-    await waitFor(2);
+    const printed = () => text.split('\n').filter(Boolean);
+    await until(() => printed().length >= 2, 'the last 2 records');
     const s1 = sinks[0]!;
     const s2 = sinks[1]!;
     const fresh = [session(E2, 'allow'), session(E2, 'deny')];
-    s1.write([session(E1, 'allow')]); // not selected
+    s1.write([session(E1, 'allow')]); // not selected, and stored before the fresh ones
+    assert.equal(await s1.flush(10_000), true);
     s2.write(fresh);
-    await waitFor(4);
-    await new Promise((r) => setTimeout(r, 200));
+    // the stream is read in order: once the last fresh record is out, the one not selected was passed over
+    await until(() => printed().some((l) => (JSON.parse(l) as SessionRecord).seq === fresh[1]!.seq), 'the fresh records');
     stop.abort();
     assert.equal(await running, 0);
-    const lines = text.split('\n').filter(Boolean);
+    const lines = printed();
+    assert.equal(lines.length, 4, 'the last 2, then the 2 fresh ones, nothing else');
     assert.deepEqual(lines.slice(0, 2), e2.slice(-2));
     assert.deepEqual(parse(lines.slice(2)).map((r) => (r as SessionRecord).seq), fresh.map((r) => r.seq));
   });

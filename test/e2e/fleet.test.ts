@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compileSources } from '../../src/policy/compile.js';
-import { type AgentProcess, type AgentRig, type Rec, sleep } from '../lib/agent-rig.js';
+import { type AgentProcess, type AgentRig, type Rec } from '../lib/agent-rig.js';
+import { until } from '../lib/until.js';
 import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 
 const PORT_A = 7101;
@@ -58,13 +59,11 @@ describe('fleet over NATS JetStream: three agents', () => {
   };
   /** Wait (bounded) until `n` enforcers report, with `health` when given. */
   const reportedBy = async (n: number, health?: string) => {
-    let reported = 0;
-    for (let t = 0; t < 100 && reported < n; t++) {
+    const reported = () => {
       const r = fleet.cli(['fleet', 'status', '--nats', fleet.url(POLICY_BUCKET), '-o', 'json']);
-      reported = r.code === 0 ? (JSON.parse(r.stdout) as { enforcers: { health: string }[] }).enforcers.filter((e) => !health || e.health === health).length : 0;
-      if (reported < n) await sleep(200);
-    }
-    assert.equal(reported, n, `${n} enforcers report${health ? ` ${health}` : ''}`);
+      return r.code === 0 ? (JSON.parse(r.stdout) as { enforcers: { health: string }[] }).enforcers.filter((e) => !health || e.health === health).length : 0;
+    };
+    await until(() => reported() === n, `${n} enforcers reporting${health ? ` ${health}` : ''}`, 30_000, 200);
   };
   const v1 = policy('web', [PORT_A], [PORT_B]);
   const v2 = policy('web', [PORT_B], [PORT_A]);
@@ -166,8 +165,7 @@ describe('fleet over NATS JetStream: three agents', () => {
     const installsBefore = agents.map((a) => policyRecords(a).filter((p) => p.status === 'installed').length);
     const rm = fleet.cli(['fleet', 'remove', '--nats', fleet.url(POLICY_BUCKET), '--name', 'rogue']);
     assert.equal(rm.code, 0, rm.stderr);
-    for (let t = 0; t < 100 && !fleetStatus().converged; t++) await sleep(200);
-    assert.equal(fleetStatus().converged, true);
+    await until(() => fleetStatus().converged, 'the fleet converged again', 30_000, 200);
     assert.deepEqual(agents.map((a) => policyRecords(a).filter((p) => p.status === 'installed').length), installsBefore);
   });
 
@@ -177,7 +175,7 @@ describe('fleet over NATS JetStream: three agents', () => {
     const rig2 = fleet.agents[2] as AgentRig;
     const sinks = [await rig1.sink(PORT_A, 60), await rig2.sink(PORT_A, 60)];
     const streams = [rig1.stream(PORT_A, 100, 30), rig2.stream(PORT_A, 100, 30)];
-    await sleep(500);
+    await Promise.all(sinks.map((s, i) => s.until((p) => p.count > 0, `edge-${i + 1}'s allowed flow`)));
     await nats.stop();
 
     // edge-0 restarts while NATS is away: the engine kept enforcing, and the new agent adopts it
@@ -191,11 +189,12 @@ describe('fleet over NATS JetStream: three agents', () => {
     assert.equal(restored.policyVersion, policyRecords(old).filter((p) => p.status === 'installed').pop()?.policyVersion);
     assert.ok(await passes(fleet.agents[0] as AgentRig, PORT_A), 'the restored policy allows');
     assert.ok(await dropped(fleet.agents[0] as AgentRig, PORT_B), 'and denies');
-    await sleep(1000);
+    const atRestore = sinks.map((s) => s.progress());
+    await Promise.all(sinks.map((s, i) => s.until((p) => p.count >= atRestore[i]!.count + 100, `100 more datagrams through edge-${i + 1} with NATS down`)));
 
     await nats.start();
     const sent = await Promise.all(streams.map((s) => s.stop()));
-    await sleep(300);
+    await Promise.all(sinks.map((s, i) => s.until((p) => p.highest === sent[i]!.sent - 1, `the last datagram through edge-${i + 1}`)));
     const received = await Promise.all(sinks.map((s) => s.stop()));
     for (const [i, r] of received.entries()) {
       assert.ok((sent[i] as { sent: number }).sent > 100);
@@ -225,15 +224,15 @@ describe('fleet over NATS JetStream: three agents', () => {
     }
     let missing = Infinity;
     let streamed: Rec[] = [];
-    for (let t = 0; t < 50 && missing > 0; t++) {
+    const allStreamed = () => {
       const r = fleet.cli(['fleet', 'observe', '--nats', fleet.url(AUDIT_STREAM), '--last', '1000000', '-o', 'json']);
       assert.equal(r.code, 0, r.stderr);
       streamed = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
       const seen = new Set(streamed.filter((x) => x.type === 'session').map((x) => JSON.stringify(x)));
       missing = [...local.values()].reduce((n, set) => n + [...set].filter((x) => !seen.has(x)).length, 0);
-      if (missing > 0) await sleep(200);
-    }
-    assert.equal(missing, 0, 'session records missing from the stream');
+      return missing === 0;
+    };
+    await until(allStreamed, 'every session record in the stream', 20_000, 200).catch(() => assert.fail(`${missing} session records missing from the stream`));
     assert.deepEqual(streamed.filter((x) => x.type === 'lost'), []);
     assert.deepEqual([...new Set(streamed.map((x) => x.enforcer))].sort(), ['edge-0', 'edge-1', 'edge-2']);
   });

@@ -64,6 +64,23 @@ export interface StreamResult {
   sent: number;
 }
 
+/** What a sink has received so far (from its progress lines). */
+export interface SinkProgress {
+  count: number;
+  /** The highest sequence number received (-1: none yet). */
+  highest: number;
+  /** When that datagram was sent (CLOCK_MONOTONIC ns, as process.hrtime.bigint() in any namespace; 0: none yet). */
+  highestSentNs: bigint;
+}
+
+export interface SinkHandle {
+  /** Wait (to the deadline `ms`) until what the sink received so far satisfies `holds`. */
+  until(holds: (p: SinkProgress) => boolean, what: string, ms?: number): Promise<SinkProgress>;
+  /** What it has received so far. */
+  progress(): SinkProgress;
+  stop(): Promise<[number, bigint][]>;
+}
+
 /** What an agent under test enforces: the namespace and interface it runs on, and an owner of the
  *  namespaces and child processes that `cleanup()` destroys. */
 export interface EnforcedTopology {
@@ -141,12 +158,28 @@ export class AgentRig extends AgentHarness<Topology & EnforcedTopology> {
     super(Object.assign(topo, { enforced: topo.server }));
   }
 
-  /** A receiver of numbered datagrams on the server; resolves with [seq, sentNs] pairs once stopped. */
-  async sink(port: number, seconds: number): Promise<{ stop: () => Promise<[number, bigint][]> }> {
+  /**
+   * A receiver of numbered datagrams on the server; resolves with [seq, sentNs] pairs once stopped.
+   * `until` waits (to a deadline) for what it has received so far: how many, and the highest seq.
+   */
+  async sink(port: number, seconds: number): Promise<SinkHandle> {
     const child = this.topo.own(spawnIn(this.topo.server.ns, process.execPath, [peerJs, 'sink', 'udp', '0.0.0.0', String(port), String(seconds)]));
     await lineFrom(child, (l) => l === 'ready', 10_000);
+    const progress: SinkProgress = { count: 0, highest: -1, highestSentNs: 0n };
+    const arrivals = new Arrivals({ gone: () => (child.exitCode !== null || child.signalCode !== null ? 'the sink exited' : undefined) });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^progress (\d+) (-?\d+) (\d+)$/.exec(line);
+      if (!m) return;
+      progress.count = Number(m[1]);
+      progress.highest = Number(m[2]);
+      progress.highestSentNs = BigInt(m[3]!);
+      arrivals.notify();
+    });
+    child.on('exit', () => arrivals.notify());
     let stopped: Promise<[number, bigint][]> | undefined;
     return {
+      progress: () => ({ ...progress }),
+      until: (holds, what, ms = 20_000) => arrivals.until(() => (holds(progress) ? { ...progress } : undefined), what, ms),
       // idempotent: a second call (a `finally`) gets the same result
       stop: () =>
         (stopped ??= (async () => {

@@ -2,10 +2,11 @@
 // Shared pieces of the datapath tests: compile a YAML policy to an image, open an unpinned
 // engine, turn a frame spec into the flow tuple and session key the datapath will use, and make
 // interfaces whose ifindexes test runs can arrive on.
+import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import type { SessionKey } from '../../src/abi/records.js';
 import { ip, runToken } from '../../src/demo/topology.js';
-import { Engine } from '../../src/engine/engine.js';
+import { NativeEngine } from '../../src/engine/engine.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { buildImage, type PolicyImage } from '../../src/policy/image.js';
 import type { PolicyIr } from '../../src/policy/ir.js';
@@ -20,8 +21,8 @@ export function compileYaml(text: string, file = 'test.yaml'): { ir: PolicyIr; i
   return { ir, image: buildImage(ir, tables) };
 }
 
-export function openTestEngine(): Engine {
-  return Engine.open({ pinRoot: null, sessionEntries: 1 << 18 });
+export function openTestEngine(): NativeEngine {
+  return NativeEngine.open({ pinRoot: null, sessionEntries: 1 << 18 });
 }
 
 export { tupleOf };
@@ -53,6 +54,16 @@ export async function waitFor(predicate: () => boolean, ms = 2000): Promise<bool
     await new Promise((r) => setTimeout(r, 10));
   }
   return true;
+}
+
+/**
+ * Wait until the event reader has delivered every event the datapath wrote so far (its EVENTS
+ * counter, read now): after that no event of the frames already run is on its way, so a count of
+ * the events read is final. `ms` is a deadline, not a pause; a reader that falls short fails.
+ */
+export async function allEventsRead(engine: NativeEngine, events: readonly unknown[], ms = 2000): Promise<void> {
+  const written = engine.stats().counters.EVENTS;
+  if (!(await waitFor(() => events.length >= written, ms))) assert.fail(`read ${events.length} of the ${written} events the datapath wrote`);
 }
 
 /**
@@ -93,9 +104,9 @@ export class TestInterfaces {
  * the suite, and for each test a fresh unpinned engine handed to `setup` (with the interfaces'
  * ifindexes), closed after the test. Returns the ifindex of interface `i`.
  */
-export function withTestInterfaces(tag: string, count: number, setup: (engine: Engine, ifindex: readonly number[]) => void): (i: number) => number {
+export function withTestInterfaces(tag: string, count: number, setup: (engine: NativeEngine, ifindex: readonly number[]) => void): (i: number) => number {
   let ifaces: TestInterfaces | undefined;
-  let engine: Engine | undefined;
+  let engine: NativeEngine | undefined;
   before(() => {
     ifaces = new TestInterfaces(tag, count);
   });

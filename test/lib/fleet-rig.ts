@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { execIn, ip, runToken } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
-import { AgentRig, mainJs, sleep } from './agent-rig.js';
+import { AgentRig, mainJs } from './agent-rig.js';
+import { until } from './until.js';
 import { NatsServer } from './nats-server.js';
 
 export const NATS_ADDRESS = '10.232.0.1';
@@ -78,12 +79,26 @@ export class FleetRig {
   }
 }
 
-/** Datagrams to `port` of `rig`'s server: how many were sent and how many arrived. */
+/** Packets `rig`'s engine counted in its cached udp sessions to `port`: all, and those it allowed. */
+function engineCounts(rig: AgentRig, port: number): { all: number; allowed: number } {
+  const r = rig.cliJson<{ sessions: { verdict: string; packets: number }[] }>(['sessions', '--protocol', 'udp', '--port', String(port)]);
+  return r.sessions.reduce((n, s) => ({ all: n.all + s.packets, allowed: n.allowed + (s.verdict === 'allow' ? s.packets : 0) }), { all: 0, allowed: 0 });
+}
+
+/**
+ * Datagrams to `port` of `rig`'s server: how many were sent and how many arrived. Read once the
+ * engine has counted every one in its sessions (a datagram it dropped can no longer arrive) and
+ * the sink has every one it allowed (the deadline only ends a wait that fails).
+ */
 export async function traffic(rig: AgentRig, port: number): Promise<{ sent: number; received: number }> {
   const sink = await rig.sink(port, 20);
   try {
+    const before = engineCounts(rig, port);
     const { sent } = await rig.stream(port, 200, 0.2).done;
-    await sleep(200);
+    let after = before;
+    await until(() => (after = engineCounts(rig, port)).all - before.all >= sent, `the engine counting all ${sent} datagrams to port ${port}`, 20_000, 200);
+    const allowed = after.allowed - before.allowed;
+    await sink.until((p) => p.count >= allowed, `the ${allowed} datagrams the engine allowed`, 5_000).catch(() => undefined);
     return { sent, received: (await sink.stop()).length };
   } finally {
     await sink.stop();

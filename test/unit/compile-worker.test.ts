@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { CompileWorker } from '../../src/controller/compile-worker.js';
 import { NetworkController } from '../../src/controller/network-controller.js';
 import { StateStore } from '../../src/controller/state-store.js';
-import type { Engine } from '../../src/engine/engine.js';
+import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { DoorstepError, PolicyError } from '../../src/errors.js';
 import { compileSources } from '../../src/policy/compile.js';
 import type { PolicySource } from '../../src/policy/documents.js';
@@ -167,23 +167,21 @@ test('jobs given at once run one at a time, in call order; close() stops the thr
   await assert.rejects(worker.compile(manyRules(1)), /closed/);
 });
 
-/** An engine that only keeps the generation: what the controller reads back after an install. */
-function fakeEngine(installs: string[]): Engine {
-  let generation = 0;
-  return {
-    async installAsync(image: PolicyImage) {
-      installs.push(image.version);
-      generation++;
-      return { generation, slot: generation % 2, installMs: 0 };
-    },
-    activePolicy: () => (generation ? { generation, slot: generation % 2, ruleCount: 0 } : null),
-  } as unknown as Engine;
+/** The in-memory engine, noting the version of every install it is given. */
+function notingEngine(installs: string[]): MemoryEngine {
+  const engine = MemoryEngine.open();
+  const installAsync = engine.installAsync.bind(engine);
+  engine.installAsync = (version, beforeSwitch) => {
+    installs.push(version.image.version);
+    return installAsync(version, beforeSwitch);
+  };
+  return engine;
 }
 
 test('the controller takes a second candidate only once the first is in: the same set given twice is unchanged', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'doorstep-compile-worker-'));
   const installs: string[] = [];
-  const controller = new NetworkController({ engine: fakeEngine(installs), store: new StateStore(dir), enforcer: 'test', emit: () => undefined });
+  const controller = new NetworkController({ engine: notingEngine(installs), store: new StateStore(dir), enforcer: 'test', emit: () => undefined });
   try {
     const big = manyRules(2000);
     const small = manyRules(4, 53);

@@ -6,7 +6,7 @@
 // name every frame that differs, grouped by the doc sentence the reference decided by.
 import { Action, Reason, SessionFlag } from '../../../src/abi/generated.js';
 import type { CpuStats, ReasonName, SessionValue } from '../../../src/abi/records.js';
-import type { Engine, FailsafeEntry } from '../../../src/engine/engine.js';
+import type { NativeEngine, FailsafeEntry } from '../../../src/engine/engine.js';
 import type { PolicyImage } from '../../../src/policy/image.js';
 import type { PolicyIr } from '../../../src/policy/ir.js';
 import { hex } from '../reference/bytes.js';
@@ -80,7 +80,7 @@ export class HostileDifferential {
   replays = 0;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: NativeEngine,
     private readonly ref: ReferenceDatapath,
     private readonly ifaces: readonly Interface[],
     private readonly policies: readonly { ir: PolicyIr; image: PolicyImage }[],
