@@ -44,6 +44,10 @@ import { NetworkController } from './network-controller.js';
 import { agentRoutes } from './routes.js';
 import { StallMonitor } from './stall-monitor.js';
 import { StateStore } from './state-store.js';
+import type { Routes } from './local-api.js';
+import { agentViews } from '../ui/agent-views.js';
+import { serveUi, type UiServer } from '../ui/ui-server.js';
+import { readUiToken } from '../ui/ui-settings.js';
 
 /** How often the agent reconciles lost events with the kernel's counters. */
 const LOST_CHECK_MS = 1000;
@@ -99,6 +103,10 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => control.close());
   }
   const recent = new RecentRecords();
+  const uiToken = config.ui?.tokenFile ? readUiToken(config.ui.tokenFile) : undefined;
+  // the web UI's views read the local API's routes once it serves, and the pipeline from the first record
+  let uiRoutes: Routes = {};
+  const ui = config.ui ? agentViews({ enforcer: config.enforcerId, routes: () => uiRoutes, current: () => controller?.current ?? null }) : undefined;
   const undo = async () => {
     for (const c of cleanups.reverse()) await c();
   };
@@ -114,6 +122,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     cleanups.push(() => api.close());
 
     let metricsServer: MetricsServer | undefined;
+    let uiServer: UiServer | undefined;
     let metrics: AgentMetrics | undefined;
 
     // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
@@ -149,7 +158,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     sinks.push(...natsSinks);
     pipeline = new AuditPipeline({
       context: controller.context,
-      sinks: [...sinks, recent],
+      sinks: [...sinks, recent, ...(ui?.sinks ?? [])],
       summaryIntervalMs: config.summaryIntervalMs,
       ...(config.summaryIntervalMs > 0 && { summaries: new EngineSummaryMarks(openedEngine) }),
       floods: () => {
@@ -205,6 +214,11 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       const server = metricsServer;
       const host = server.address.includes(':') ? `[${server.address}]` : server.address;
       pipe.emit(agentRecord({ event: 'serving', message: `metrics at http://${host}:${server.port}/metrics` }));
+      cleanups.push(() => server.close());
+    }
+    if (config.ui && ui) {
+      const server = (uiServer = await serveUi({ host: config.ui.host, port: config.ui.port, token: uiToken, views: ui.views }));
+      pipe.emit(agentRecord({ event: 'serving', message: `web UI at ${server.url}${uiToken ? ' (token required)' : ''}` }));
       cleanups.push(() => server.close());
     }
 
@@ -304,7 +318,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       const now = Math.floor(Date.now() / 1000);
       return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
     };
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync }));
+    uiRoutes = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync });
+    api.serve(uiRoutes);
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -317,6 +332,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
         await reporter?.close();
         await api.close();
         await metricsServer?.close();
+        await uiServer?.close();
         await ctl.close(); // no candidate can arrive any more: the last one finishes, the compile thread stops
         clearInterval(agingTimer);
         await aging; // the filter's maps stay open until its write is done
