@@ -22,6 +22,7 @@ import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
 import { fleetRemove } from './fleet-remove.js';
 import { fleetStatus } from './fleet-status.js';
+import { fleetUi, type FleetUiFlags } from './fleet-ui.js';
 import { fleetEdgeConfig } from './fleet-edge-config.js';
 import { addNatsFlags, type NatsFlags } from './nats-flags.js';
 import { DEFAULT_SET_NAME, keygen, sign, type SignFlags } from './sign.js';
@@ -187,6 +188,16 @@ addNatsFlags(
   'BUCKET',
 ).action((o: NatsFlags & { statusBucket?: string; edgePort?: number; out?: string }) => run(() => fleetEdgeConfig(o)));
 registerFleetObserve(fleet);
+addNatsFlags(
+  fleet
+    .command('ui')
+    .description('serve the read-only web UI of the fleet: enforcers, versions, convergence, keys')
+    .requiredOption('--ui <host:port>', 'listen at http://HOST:PORT/ (loopback only unless --ui-allow-remote)')
+    .option('--ui-allow-remote', 'let --ui bind beyond loopback (give it --ui-token)')
+    .option('--ui-token <file>', 'require the token in this file (bearer header, or open /?token=TOKEN once)')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)'),
+  'BUCKET',
+).action((o: FleetUiFlags) => run(() => fleetUi(o)));
 
 program
   .command('status')

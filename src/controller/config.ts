@@ -215,7 +215,7 @@ export const DEFAULT_DENY_EVENT_BUDGET = 100;
 export const DEFAULT_DENY_EVENT_CAP = 2000;
 
 /** The web UI's settings, its bind checked (loopback unless allowed); null without an address. */
-function uiSettings(listen: string | undefined, allowRemote: boolean, tokenFile: string | undefined): UiSettings | null {
+export function uiSettings(listen: string | undefined, allowRemote: boolean, tokenFile: string | undefined): UiSettings | null {
   if (!listen) {
     if (tokenFile || allowRemote) throw configError('--ui-token and --ui-allow-remote go with --ui HOST:PORT', 'add --ui 127.0.0.1:9470, or drop them');
     return null;

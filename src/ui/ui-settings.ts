@@ -25,7 +25,7 @@ export function isLoopback(host: string): boolean {
 /** Refuse a bind beyond loopback unless it is allowed; the error says how to allow it. */
 export function checkUiBind(s: Pick<UiSettings, 'host' | 'allowRemote'>): void {
   if (s.allowRemote || isLoopback(s.host)) return;
-  throw new DoorstepError('DS_E_UI_LISTEN', `the web UI would listen on ${s.host}, beyond loopback`, {
+  throw new DoorstepError('DS_E_CONFIG', `the web UI would listen on ${s.host}, beyond loopback`, {
     hint: 'bind it to 127.0.0.1 or [::1], or add --ui-allow-remote (and --ui-token FILE) to let other hosts read it',
   });
 }
@@ -36,13 +36,13 @@ export function readUiToken(file: string): string {
   try {
     text = readFileSync(file, 'utf8').trim();
   } catch (cause) {
-    throw new DoorstepError('DS_E_UI_LISTEN', `cannot read the UI token file ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
+    throw new DoorstepError('DS_E_CONFIG', `cannot read the UI token file ${file}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`, {
       hint: 'write a random token into it, e.g. `head -c 24 /dev/urandom | base64 > FILE; chmod 600 FILE`',
       cause,
     });
   }
   if (text.length < 16) {
-    throw new DoorstepError('DS_E_UI_LISTEN', `the UI token in ${file} is ${text.length === 0 ? 'empty' : 'shorter than 16 characters'}`, {
+    throw new DoorstepError('DS_E_CONFIG', `the UI token in ${file} is ${text.length === 0 ? 'empty' : 'shorter than 16 characters'}`, {
       hint: 'write a random token into it, e.g. `head -c 24 /dev/urandom | base64 > FILE`',
     });
   }

@@ -8,11 +8,11 @@ import { chromium, type Browser } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Chromium in `ns` (a name under /run/netns); the wrapper script is written into `dir`. */
-export async function browserIn(ns: string, dir: string): Promise<Browser> {
+/** Chromium in `ns` (a name under /run/netns; undefined = this process's namespace); the wrapper script is written into `dir`. */
+export async function browserIn(ns: string | undefined, dir: string): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: scripts/bootstrap.sh installs Debian's chromium`);
   const wrapper = join(dir, 'chromium-in-netns.sh');
-  writeFileSync(wrapper, `#!/bin/sh\nexec nsenter --net=/run/netns/${ns} ${CHROMIUM} "$@"\n`);
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${ns ? `nsenter --net=/run/netns/${ns} ` : ''}${CHROMIUM} "$@"\n`);
   chmodSync(wrapper, 0o755);
   // root needs --no-sandbox; /dev/shm in a small VM is better left alone
   return chromium.launch({ executablePath: wrapper, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'], timeout: 60_000 });
