@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's UI views, from what it has live: the local API's own routes (observe's stream and
 // filters, status's rule counters) read in-process, the installed policy (its rules, its lint
-// findings, computed once per version) and three audit sinks the agent adds to its pipeline
+// findings, computed once per version on a worker thread) and three audit sinks the agent adds to its pipeline
 // (verdicts over time, denied sources, policy records). Reads only.
 import { DoorstepError } from '../errors.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
-import { flowText } from '../policy/lint.js';
-import { lintIr } from '../cli/lint.js';
 import type { Route, Routes } from '../controller/local-api.js';
 import type { InstalledPolicy } from '../controller/network-controller.js';
 import type { StatusReport } from '../controller/routes.js';
 import { LiveDeniedSources } from './live-denied-sources.js';
 import { LiveVerdicts } from './live-verdicts.js';
+import { lintOnWorker } from './lint-worker.js';
 import { PolicyHistory } from './policy-history.js';
 import type { LintFindingView, UiViews } from './views.js';
 
@@ -34,7 +33,8 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
   const verdicts = new LiveVerdicts();
   const deniedSources = new LiveDeniedSources();
   const history = new PolicyHistory();
-  let linted: { version: string; findings: LintFindingView[] } | undefined;
+  /** The lint of the version in force: computed once per version, on a worker thread. */
+  let linted: { version: string; findings: Promise<LintFindingView[]> } | undefined;
 
   const views: UiViews = {
     title: d.enforcer,
@@ -64,22 +64,17 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
       },
     },
     lint: {
-      read: () => {
+      read: async () => {
         const ir = d.current()?.ir;
         if (!ir) return { version: null, findings: [] };
-        if (linted?.version !== ir.version) {
-          const { report } = lintIr(ir);
-          linted = {
-            version: ir.version,
-            findings: report.findings.map((f) => ({
-              kind: f.kind,
-              message: f.message,
-              rules: f.rules.map((r) => ({ id: r.id, file: r.file, line: r.line })),
-              ...(f.example && { example: flowText(f.example) }),
-            })),
-          };
-        }
-        return linted;
+        if (linted?.version !== ir.version) linted = { version: ir.version, findings: lintOnWorker(ir) };
+        const mine = linted;
+        // a failed lint is tried again on the next read, not kept
+        const findings = await mine.findings.catch((err: unknown) => {
+          if (linted === mine) linted = undefined;
+          throw err;
+        });
+        return { version: ir.version, findings };
       },
     },
     policyHistory: {

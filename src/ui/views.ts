@@ -50,7 +50,7 @@ export interface LintFindingView {
 }
 
 export interface LintView {
-  read(): { version: string | null; findings: LintFindingView[] } ;
+  read(): Promise<{ version: string | null; findings: LintFindingView[] }>;
 }
 
 /** A policy version installed, adopted, restored or rejected, newest first. */

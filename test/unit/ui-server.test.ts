@@ -15,6 +15,8 @@ import { parseFilterOptions } from '../../src/audit/record-filter.js';
 import { LiveDeniedSources } from '../../src/ui/live-denied-sources.js';
 import { LiveVerdicts } from '../../src/ui/live-verdicts.js';
 import { PolicyHistory } from '../../src/ui/policy-history.js';
+import { lintFindings, lintOnWorker } from '../../src/ui/lint-worker.js';
+import { compileIr } from '../../src/policy/compile.js';
 import { serveUi } from '../../src/ui/ui-server.js';
 import { checkUiBind, isLoopback, readUiToken } from '../../src/ui/ui-settings.js';
 import type { UiViews } from '../../src/ui/views.js';
@@ -192,5 +194,17 @@ describe('UI live sources', () => {
     const policy = (generation: number, status: 'installed' | 'rejected'): AuditRecord => ({ type: 'policy', time: `2026-01-01T00:00:0${generation}.000Z`, enforcer: 'e', interface: '*', status, source: 'api', generation, policyVersion: `sha256:${generation}` });
     h.write([policy(1, 'installed'), session('2026-01-01T00:00:01.500Z', 'deny', 'x'), policy(2, 'rejected'), policy(3, 'installed')]);
     assert.deepEqual(h.read().map((e) => [e.generation, e.status]), [[3, 'installed'], [2, 'rejected']]);
+  });
+});
+
+describe('UI lint view', () => {
+  it('lints the installed IR on a worker thread, with the same findings as on this one', async () => {
+    const text = 'apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec:\n  defaultAction: deny\n  rules:\n    - { name: wide, action: allow, protocol: udp, ports: [53] }\n    - { name: narrow, action: allow, from: [10.0.0.0/8], protocol: udp, ports: [53] }\n';
+    const { ir } = compileIr([{ file: 'p.yaml', text }]);
+    const findings = await lintOnWorker(ir);
+    assert.deepEqual(findings, lintFindings(ir));
+    const narrow = findings.find((f) => f.rules[0]?.id === 'p/narrow');
+    assert.ok(narrow && /^(shadowed|redundant)$/.test(narrow.kind), JSON.stringify(findings));
+    assert.deepEqual(narrow.rules[0], { id: 'p/narrow', file: 'p.yaml', line: 8 });
   });
 });
