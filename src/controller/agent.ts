@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep agent`: the enforcer's daemon. Composes the parts in the order that keeps the host
-// safe: checks that touch nothing (state dir, socket, audit file, metrics port, interfaces),
+// safe: checks that touch nothing (state dir, socket, audit file, metrics and web UI ports, interfaces),
 // then the engine attached in default deny (or adopted from a previous agent) and the enforced
 // interfaces closed to Router Advertisements, redirects and source routes, then the policy
 // (adopted, restored from the state dir, or installed from the source), then the watcher.
@@ -104,9 +104,9 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   }
   const recent = new RecentRecords();
   const uiToken = config.ui?.tokenFile ? readUiToken(config.ui.tokenFile) : undefined;
-  // the web UI's views read the local API's routes once it serves, and the pipeline from the first record
-  let uiRoutes: Routes = {};
-  const ui = config.ui ? agentViews({ enforcer: config.enforcerId, routes: () => uiRoutes, current: () => controller?.current ?? null }) : undefined;
+  // the web UI's views read the local API's routes once it serves, and the audit pipeline from its first record
+  let apiRoutes: Routes = {};
+  const ui = config.ui ? agentViews({ enforcer: config.enforcerId, routes: () => apiRoutes, current: () => controller?.current ?? null }) : undefined;
   const undo = async () => {
     for (const c of cleanups.reverse()) await c();
   };
@@ -125,7 +125,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     let uiServer: UiServer | undefined;
     let metrics: AgentMetrics | undefined;
 
-    // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
+    // ---- the engine, the audit trail, the metrics and web UI ports (their binds are the last checks), then attach ----
     engine = Engine.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
@@ -318,8 +318,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       const now = Math.floor(Date.now() / 1000);
       return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
     };
-    uiRoutes = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync });
-    api.serve(uiRoutes);
+    apiRoutes = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync });
+    api.serve(apiRoutes);
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
