@@ -20,6 +20,8 @@ export interface AgentViewDeps {
   routes: () => Routes;
   /** The version in force, as the controller installed it. */
   current: () => InstalledPolicy | null;
+  /** A flow-history store's views, when one is configured: they replace the live counts. */
+  history?: Partial<Pick<UiViews, 'verdicts' | 'deniedSources'>>;
 }
 
 function route<K extends Route['kind']>(routes: () => Routes, name: string, kind: K): Extract<Route, { kind: K }> {
@@ -46,8 +48,8 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
         return route(d.routes, 'GET /v1/observe', 'stream').handle(q, (r) => (send(r as AuditRecord), true), () => {});
       },
     },
-    verdicts,
-    deniedSources,
+    verdicts: d.history?.verdicts ?? verdicts,
+    deniedSources: d.history?.deniedSources ?? deniedSources,
     ruleHits: {
       read: async () => {
         const report = (await route(d.routes, 'GET /v1/status', 'json').handle(new URLSearchParams(), undefined)) as StatusReport;

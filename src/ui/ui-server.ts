@@ -139,11 +139,11 @@ export async function serveUi(o: { host: string; port: number; token: string | u
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://ui');
     if (loopbackOnly && !isLoopback(hostOf(req))) {
-      return sendJson(res, 403, { code: 'DS_E_UI_AUTH', message: `the UI answers only to a loopback Host, not "${req.headers.host ?? ''}"`, hint: 'open it as http://127.0.0.1:PORT/ or http://localhost:PORT/' });
+      return sendJson(res, 403, { code: 'DS_E_UI_REQUEST', message: `the UI answers only to a loopback Host, not "${req.headers.host ?? ''}"`, hint: 'open it as http://127.0.0.1:PORT/ or http://localhost:PORT/' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
-      return sendJson(res, 405, { code: 'DS_E_UI_AUTH', message: 'the UI is read-only: GET only' });
+      return sendJson(res, 405, { code: 'DS_E_UI_REQUEST', message: 'the UI is read-only: GET only' });
     }
     if (o.token !== undefined) {
       const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
@@ -153,7 +153,7 @@ export async function serveUi(o: { host: string; port: number; token: string | u
         return void res.end();
       }
       if (!sameToken(bearer, o.token) && !sameToken(cookieOf(req, COOKIE), o.token)) {
-        return sendJson(res, 401, { code: 'DS_E_UI_AUTH', message: 'this UI needs its token', hint: 'open /?token=TOKEN once (it sets a cookie), or send Authorization: Bearer TOKEN' });
+        return sendJson(res, 401, { code: 'DS_E_UI_REQUEST', message: 'this UI needs its token', hint: 'open /?token=TOKEN once (it sets a cookie), or send Authorization: Bearer TOKEN' });
       }
     }
     const asset = assets.get(url.pathname);
@@ -163,7 +163,7 @@ export async function serveUi(o: { host: string; port: number; token: string | u
     }
     if (url.pathname === '/api/live') return live(req, res, url.searchParams);
     const route = routes[url.pathname];
-    if (!route) return sendJson(res, 404, { code: 'DS_E_UI_AUTH', message: `no page ${url.pathname}` });
+    if (!route) return sendJson(res, 404, { code: 'DS_E_UI_REQUEST', message: `no page ${url.pathname}` });
     try {
       sendJson(res, 200, await route(url.searchParams));
     } catch (err) {

@@ -72,7 +72,7 @@ describe('web UI (--ui) against a live agent', { timeout: 180_000 }, () => {
       const res = await stranger.goto(`http://${UI}${path}`);
       assert.equal(res?.status(), 401, `${path} without the token`);
     }
-    assert.match(await stranger.textContent('body') ?? '', /DS_E_UI_AUTH/);
+    assert.match(await stranger.textContent('body') ?? '', /DS_E_UI_REQUEST/);
     await stranger.close();
 
     const page = await context.newPage();

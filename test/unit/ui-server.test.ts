@@ -116,7 +116,7 @@ describe('UI server', () => {
       assert.match(ui.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
       const refused = await get(`${ui.url}api/views`);
       assert.equal(refused.status, 401);
-      assert.equal(JSON.parse(refused.body).code, 'DS_E_UI_AUTH');
+      assert.equal(JSON.parse(refused.body).code, 'DS_E_UI_REQUEST');
       assert.equal((await get(ui.url)).status, 401, 'the page too');
       assert.equal((await get(`${ui.url}api/views`, { headers: { authorization: 'Bearer not-the-token-at-all!!' } })).status, 401);
 
