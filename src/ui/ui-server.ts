@@ -80,6 +80,12 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(text);
 }
 
+/** A view's failure: the agent's own errors as 400 with their code, anything else as 500. */
+function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof DoorstepError) sendJson(res, 400, { code: err.code, message: err.message, hint: err.hint });
+  else sendJson(res, 500, { code: 'DS_E_AGENT_API', message: err instanceof Error ? err.message : String(err) });
+}
+
 /** One JSON route per view that `views` has. */
 function viewRoutes(v: UiViews): Record<string, (q: URLSearchParams) => unknown> {
   const routes: Record<string, (q: URLSearchParams) => unknown> = {
@@ -118,8 +124,7 @@ export async function serveUi(o: { host: string; port: number; token: string | u
         res.write(`event: flow\ndata: ${JSON.stringify(r)}\n\n`);
       });
     } catch (err) {
-      if (err instanceof DoorstepError) return sendJson(res, 400, { code: err.code, message: err.message, hint: err.hint });
-      throw err;
+      return sendError(res, err);
     }
     if (!started) start();
     const tick = setInterval(() => res.write(`event: tick\ndata: ${Date.now()}\n\n`), TICK_MS);
@@ -164,15 +169,16 @@ export async function serveUi(o: { host: string; port: number; token: string | u
     if (url.pathname === '/api/live') return live(req, res, url.searchParams);
     const route = routes[url.pathname];
     if (!route) return sendJson(res, 404, { code: 'DS_E_UI_REQUEST', message: `no page ${url.pathname}` });
-    try {
-      sendJson(res, 200, await route(url.searchParams));
-    } catch (err) {
-      if (err instanceof DoorstepError) sendJson(res, 400, { code: err.code, message: err.message, hint: err.hint });
-      else sendJson(res, 500, { code: 'DS_E_AGENT_API', message: err instanceof Error ? err.message : String(err) });
-    }
+    sendJson(res, 200, await route(url.searchParams));
   };
 
-  const server: Server = createServer((req, res) => void handle(req, res));
+  // whatever a view throws is answered, never left to end the process (the agent's)
+  const server: Server = createServer((req, res) =>
+    void handle(req, res).catch((err: unknown) => {
+      if (res.headersSent) res.destroy();
+      else sendError(res, err);
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new DoorstepError('DS_E_UI_LISTEN', `cannot serve the web UI on ${o.host}:${o.port}: ${err.code ?? err.message}`, { hint: 'configure another --ui address or port', cause: err })),

@@ -166,6 +166,29 @@ describe('UI server', () => {
   });
 });
 
+describe('UI server, when a view fails', () => {
+  it('answers 500 (400 for the agent\'s own errors) and goes on serving', async () => {
+    const broken: UiViews = {
+      title: 'broken',
+      flows: { follow: () => { throw new Error('the pipeline is gone'); } },
+      verdicts: { read: () => { throw new DoorstepError('DS_E_AGENT_API', 'the agent is starting'); } },
+      deniedSources: { read: () => ({ sources: [], history: { kind: 'live', since: 'x', message: 'm' } }) },
+    };
+    const ui = await serveUi({ host: '127.0.0.1', port: 0, token: undefined, views: broken });
+    try {
+      const live = await get(`${ui.url}api/live`);
+      assert.equal(live.status, 500);
+      assert.match(JSON.parse(live.body).message, /the pipeline is gone/);
+      const starting = await get(`${ui.url}api/verdicts`);
+      assert.equal(starting.status, 400);
+      assert.equal(JSON.parse(starting.body).code, 'DS_E_AGENT_API');
+      assert.equal((await get(`${ui.url}api/denied-sources`)).status, 200, 'still serving');
+    } finally {
+      await ui.close();
+    }
+  });
+});
+
 describe('UI live sources', () => {
   it('counts verdicts per interval, floods as denies, in a bounded ring', () => {
     const v = new LiveVerdicts(10_000, 2);
