@@ -34,10 +34,14 @@ export class LiveVerdicts implements AuditSink, VerdictsOverTime {
     }
   }
 
-  read(): { intervalMs: number; buckets: VerdictBucket[]; history: HistoryNote } {
-    const buckets = [...this.buckets]
-      .sort(([a], [b]) => a - b)
-      .map(([at, c]) => ({ at: new Date(at).toISOString(), ...c }));
+  /** Every interval from the oldest kept to the one holding `now`, the quiet ones as zeros (a chart's time axis stays true). */
+  read(now = Date.now()): { intervalMs: number; buckets: VerdictBucket[]; history: HistoryNote } {
+    const buckets: VerdictBucket[] = [];
+    if (this.buckets.size > 0) {
+      const last = Math.max(Math.floor(now / this.intervalMs) * this.intervalMs, ...this.buckets.keys());
+      const first = Math.max(Math.min(...this.buckets.keys()), last - (this.keep - 1) * this.intervalMs);
+      for (let at = first; at <= last; at += this.intervalMs) buckets.push({ at: new Date(at).toISOString(), ...(this.buckets.get(at) ?? { allowed: 0, denied: 0 }) });
+    }
     return { intervalMs: this.intervalMs, buckets, history: liveNote(this.since) };
   }
 

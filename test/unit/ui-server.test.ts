@@ -193,12 +193,18 @@ describe('UI live sources', () => {
   it('counts verdicts per interval, floods as denies, in a bounded ring', () => {
     const v = new LiveVerdicts(10_000, 2);
     v.write([session('2026-01-01T00:00:01.000Z', 'allow', 'a'), session('2026-01-01T00:00:09.000Z', 'deny', 'b'), flood('2026-01-01T00:00:12.000Z', 40, [])]);
-    assert.deepEqual(v.read().buckets, [
+    const at = (t: string) => Date.parse(t);
+    assert.deepEqual(v.read(at('2026-01-01T00:00:15.000Z')).buckets, [
       { at: '2026-01-01T00:00:00.000Z', allowed: 1, denied: 1 },
       { at: '2026-01-01T00:00:10.000Z', allowed: 0, denied: 40 },
     ]);
     v.write([session('2026-01-01T00:00:25.000Z', 'allow', 'a')]);
-    assert.deepEqual(v.read().buckets.map((b) => b.at), ['2026-01-01T00:00:10.000Z', '2026-01-01T00:00:20.000Z'], 'the oldest fell out');
+    assert.deepEqual(v.read(at('2026-01-01T00:00:25.000Z')).buckets.map((b) => b.at), ['2026-01-01T00:00:10.000Z', '2026-01-01T00:00:20.000Z'], 'the oldest fell out');
+    const wide = new LiveVerdicts(10_000, 6);
+    wide.write([session('2026-01-01T00:00:01.000Z', 'deny', 'b')]);
+    assert.deepEqual(wide.read(at('2026-01-01T00:00:31.000Z')).buckets.map((b) => b.denied), [1, 0, 0, 0], 'quiet intervals up to now are zeros');
+    assert.equal(wide.read(at('2026-01-01T00:05:00.000Z')).buckets.length, 6, 'at most `keep` intervals');
+    assert.deepEqual(new LiveVerdicts().read().buckets, [], 'nothing counted yet');
     assert.equal(v.read().history.kind, 'live');
   });
 
