@@ -4,7 +4,7 @@
 // `--ui` page with its token: the flow table shows both flows with their verdicts, a filter
 // narrows it, the chart draws points, rule hits show a rule never hit, the lint view lists the
 // planted shadowed rule, the policy history the installed version. Without the token the UI
-// refuses. DOORSTEP_UI_SCREENSHOT=PATH also writes the page's screenshot there (docs/ui.png).
+// refuses, and a bind beyond loopback is refused unless allowed. DOORSTEP_UI_SCREENSHOT=PATH also writes the page's screenshot there (docs/ui.png).
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -134,6 +134,25 @@ describe('web UI (--ui) against a live agent', { timeout: 180_000 }, () => {
     // the UI is read-only: a POST is refused
     const posted = await page.evaluate(async (url) => (await fetch(url, { method: 'POST' })).status, `http://${UI}/api/views`);
     assert.equal(posted, 405);
+    await browser.close();
+    browser = undefined;
+    assert.equal(await agent.terminate(), 0);
+  });
+
+  it('refuses a bind beyond loopback before touching anything, and binds there when allowed', async () => {
+    const refused = rig.startAgent(['--ui', '0.0.0.0:9470']);
+    assert.equal(await refused.exited, 2, refused.stderr);
+    assert.match(refused.stderr, /DS_E_CONFIG: the web UI would listen on 0\.0\.0\.0, beyond loopback/);
+    assert.deepEqual(refused.records, [], 'the agent started nothing');
+
+    const tokenFile = join(rig.dir, 'ui.token');
+    const agent = rig.startAgent(['--ui', '0.0.0.0:9470', '--ui-allow-remote', '--ui-token', tokenFile]);
+    const serving = await agent.waitFor((r) => r.type === 'agent' && r.event === 'serving' && String(r.message).startsWith('web UI'), 'the UI serving');
+    assert.equal(serving.message, 'web UI at http://0.0.0.0:9470/ (token required)');
+    browser = await browserIn(rig.topo.server.ns, rig.dir);
+    const page = await browser.newPage();
+    assert.equal((await page.goto(`http://${UI}/api/views`))?.status(), 401, 'still the token');
+    assert.equal((await page.goto(`http://${UI}/?token=${TOKEN}`))?.status(), 200);
     await browser.close();
     browser = undefined;
     assert.equal(await agent.terminate(), 0);
