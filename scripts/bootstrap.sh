@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 make g++ python3 pkg-config nats-server openssl golang-github-google-gopacket-dev python3-scapy tcpdump xdp-tools nftables iptables ethtool wireguard-tools wireguard-go iperf3)
+APT_PACKAGES=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 make g++ python3 pkg-config nats-server openssl golang-github-google-gopacket-dev python3-scapy tcpdump xdp-tools nftables iptables ethtool wireguard-tools wireguard-go iperf3 chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -30,4 +30,6 @@ if [ ! -f build/Release/doorstep.node ] || [ -n "$(find native binding.gyp -newe
   npx node-gyp rebuild --nodedir=/usr --loglevel=error >/dev/null
 fi
 npx tsc -p tsconfig.json
+# the web UI's page (web/ → dist/ui, bundled with esbuild; no CDN at run time)
+if [ ! -f dist/ui/app.js ] || [ -n "$(find web -newer dist/ui/app.js -print -quit)" ]; then npm run -s build:ui; fi
 echo "bootstrap: ready"

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh | grep -v '^bootstrap: ready' || true
-test -f build/Release/doorstep.node && test -f bpf/build/engine.bpf.o && test -f dist/src/engine/engine.js
+test -f build/Release/doorstep.node && test -f bpf/build/engine.bpf.o && test -f dist/src/engine/engine.js && test -f dist/ui/app.js

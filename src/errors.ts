@@ -28,6 +28,8 @@ export const ErrorCodes = {
   DS_E_AGENT_API: 'the agent answered the CLI with an error',
   DS_E_POLICY_SOURCE: 'a policy source (file, folder, NATS bucket) cannot be read or watched, or holds an entry that is not a policy',
   DS_E_METRICS_LISTEN: 'the metrics endpoint cannot listen on its address',
+  DS_E_UI_REQUEST: 'the web UI refused a request: without its token, for a Host that is not loopback, not a GET, or for no such page',
+  DS_E_UI_LISTEN: 'the web UI cannot listen on its address, or its bundled page is missing',
   DS_E_AUDIT_SINK: 'the audit destination (file, stdout or NATS stream) cannot be opened',
   DS_E_POLICY_SIGNATURE: 'a fleet policy is unsigned, or not signed by a key the enforcer trusts',
   DS_E_POLICY_SEQUENCE: "a set's sequence number is not above the highest already under its key (a stale or replayed envelope), or publishers kept racing for it",

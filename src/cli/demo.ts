@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep demo` (what `npm start` runs): the placement demo of src/demo/placements.ts, printed
 // for a person — each enforcer's tunnels and session records as they arrive (verdict, rule,
-// tenant, where the session went), then per flow what arrived and came back and what the underlay
+// tenant, where the session went) and where each serves its web UI, then per flow what arrived and came back and what the underlay
 // carried (only WireGuard, or not), and each engine's counters.
 import { type PlacementFlowResult, runPlacementDemo } from '../demo/placements.js';
 
 const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
 /** host:port, with IPv6 hosts in brackets (RFC 3986). */
 const endpoint = (host: unknown, port: unknown) => (String(host).includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Where each demo agent serves the web UI: its namespace's loopback, so every agent can use the same port. */
+const DEMO_UI = '127.0.0.1:9470';
 
 const MAP = `
   region eu-1   vpc-a 10.1.0.0/24 ─┐
@@ -22,6 +25,7 @@ function describe(enforcer: string, r: Record<string, unknown>): string | undefi
   if (r.type === 'agent' && r.event === 'tunnel') return `${tag} tunnel ${r.message}${r.adopted ? ' (adopted)' : ''}`;
   if (r.type === 'agent' && r.event === 'forwarding') return `${tag} forwarding ${r.message}`;
   if (r.type === 'agent' && r.event === 'unrouted') return `${tag} ${r.message}`;
+  if (r.type === 'agent' && r.event === 'serving' && String(r.message).startsWith('web UI')) return `${tag} ${r.message} (in its network namespace)`;
   if (r.type === 'agent' && r.event === 'error') return `${tag} error: ${r.message}`;
   if (r.type === 'policy') return `${tag} ${r.status} policy ${String(r.policyVersion ?? '').slice(0, 19)}… generation ${r.generation}, ${r.rules} rules`;
   if (r.type !== 'session') return undefined;
@@ -39,7 +43,12 @@ export async function demo(): Promise<number> {
       const line = describe(enforcer, r);
       if (line) console.log(line);
     },
-    onReady: async () => console.log('\nflows: a host in one network sends to a server in another, which echoes every byte back'),
+    ui: DEMO_UI,
+    onReady: async (topology) => {
+      console.log(`\nweb UI (read-only, while the demo runs): each enforcer serves http://${DEMO_UI}/ on the loopback of its own network namespace:`);
+      for (const e of topology.enforcers) console.log(`  ${pad(e.name, 10)} nsenter --net=/run/netns/${e.ns} curl -s http://${DEMO_UI}/api/rules   (docs/ui.md)`);
+      console.log('\nflows: a host in one network sends to a server in another, which echoes every byte back');
+    },
     onFlow: (f) => console.log(`\n── ${f.name}: ${f.proto}/${f.port}, the policy says ${f.expect}`),
     onFlowDone: (f) => {
       console.log(`   ${f.delivered} of ${f.sent} B arrived, ${f.echoed} B came back; the edge carried ${f.edgePackets} packets`);

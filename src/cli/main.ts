@@ -24,6 +24,7 @@ import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
 import { fleetRemove } from './fleet-remove.js';
 import { fleetStatus } from './fleet-status.js';
+import { fleetUi, type FleetUiFlags } from './fleet-ui.js';
 import { fleetEdgeConfig } from './fleet-edge-config.js';
 import { addNatsFlags, type NatsFlags } from './nats-flags.js';
 import { DEFAULT_SET_NAME, keygen, sign, type SignFlags } from './sign.js';
@@ -74,6 +75,9 @@ program
   .option('--history <file>', 'keep a flow history in this DuckDB file, for `doorstep report` and `diff --history`')
   .option('--history-max-bytes <size>', 'the flow history\'s size bound (default 256M)')
   .option('--history-max-age <duration>', 'how long the flow history keeps flows (default 7d)')
+  .option('--ui <host:port>', 'serve the read-only web UI at http://HOST:PORT/ (loopback only unless --ui-allow-remote)')
+  .option('--ui-allow-remote', 'let --ui bind beyond loopback (give it --ui-token)')
+  .option('--ui-token <file>', 'the web UI requires the token in this file (bearer header, or open /?token=TOKEN once)')
   .option('--state-dir <dir>', 'where the last installed policy is kept (default /var/lib/doorstep)')
   .option('--enforcer-id <id>', 'this enforcer\'s name in records (default: the host name)')
   .option('--config <file>', 'agent settings as YAML; flags override them')
@@ -209,6 +213,16 @@ addNatsFlags(
 )
   .addOption(outputOption())
   .action((o: NatsFlags & { since?: string; limit?: string; policy?: string[]; output: OutputFormat }) => run(() => fleetReport(o)));
+addNatsFlags(
+  fleet
+    .command('ui')
+    .description('serve the read-only web UI of the fleet: enforcers, versions, convergence, keys')
+    .requiredOption('--ui <host:port>', 'listen at http://HOST:PORT/ (loopback only unless --ui-allow-remote)')
+    .option('--ui-allow-remote', 'let --ui bind beyond loopback (give it --ui-token)')
+    .option('--ui-token <file>', 'require the token in this file (bearer header, or open /?token=TOKEN once)')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status)'),
+  'BUCKET',
+).action((o: FleetUiFlags) => run(() => fleetUi(o)));
 
 program
   .command('status')

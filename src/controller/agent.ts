@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep agent`: the enforcer's daemon. Composes the parts in the order that keeps the host
-// safe: checks that touch nothing (state dir, socket, audit file, metrics port, interfaces),
+// safe: checks that touch nothing (state dir, socket, audit file, metrics and web UI ports, interfaces),
 // then the engine attached in default deny (or adopted from a previous agent) and the enforced
 // interfaces closed to Router Advertisements, redirects and source routes, then the policy
 // (adopted, restored from the state dir, or installed from the source), then the watcher.
@@ -49,6 +49,11 @@ import { NetworkController } from './network-controller.js';
 import { agentRoutes } from './routes.js';
 import { StallMonitor } from './stall-monitor.js';
 import { StateStore } from './state-store.js';
+import type { Routes } from './local-api.js';
+import { agentViews } from '../ui/agent-views.js';
+import { historyViews } from '../ui/history-views.js';
+import { serveUi, type UiServer } from '../ui/ui-server.js';
+import { readUiToken } from '../ui/ui-settings.js';
 
 /** How often the agent reconciles lost events with the kernel's counters. */
 const LOST_CHECK_MS = 1000;
@@ -112,6 +117,14 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
     cleanups.push(() => control.close());
   }
   const recent = new RecentRecords();
+  const uiToken = config.ui?.tokenFile ? readUiToken(config.ui.tokenFile) : undefined;
+  // the web UI's views read the local API's routes once it serves, and the audit pipeline from its first record
+  let apiRoutes: Routes = {};
+  // the UI's chart and list come from the flow history when there is one (opened below)
+  let historySink: HistorySink | undefined;
+  const ui = config.ui
+    ? agentViews({ enforcer: config.enforcerId, routes: () => apiRoutes, current: () => controller?.current ?? null, ...(config.history && { history: historyViews(() => historySink) }) })
+    : undefined;
   const undo = async () => {
     for (const c of cleanups.reverse()) await c();
   };
@@ -127,9 +140,10 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
     cleanups.push(() => api.close());
 
     let metricsServer: MetricsServer | undefined;
+    let uiServer: UiServer | undefined;
     let metrics: AgentMetrics | undefined;
 
-    // ---- the engine, the audit trail and the metrics port (its bind is the last check), then attach ----
+    // ---- the engine, the audit trail, the metrics and web UI ports (their binds are the last checks), then attach ----
     engine = host.open({ pinRoot: config.pinRoot });
     const openedEngine = engine;
     cleanups.push(() => openedEngine.close({ keepAttached: openedEngine.adopted })); // a fresh engine leaves no pins
@@ -169,13 +183,14 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
           onError: (err) => pipeline?.emit(agentRecord({ event: 'warning', message: `no flow history from now on: ${err.toLine()}` })),
         })
       : undefined;
+    historySink = history;
     if (history) {
       sinks.push(history);
       cleanups.push(() => history.close());
     }
     pipeline = new AuditPipeline({
       context: controller.context,
-      sinks: [...sinks, recent],
+      sinks: [...sinks, recent, ...(ui?.sinks ?? [])],
       summaryIntervalMs: config.summaryIntervalMs,
       ...(config.summaryIntervalMs > 0 && { summaries: new EngineSummaryMarks(openedEngine) }),
       floods: () => {
@@ -240,6 +255,11 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       const server = metricsServer;
       const host = server.address.includes(':') ? `[${server.address}]` : server.address;
       pipe.emit(agentRecord({ event: 'serving', message: `metrics at http://${host}:${server.port}/metrics` }));
+      cleanups.push(() => server.close());
+    }
+    if (config.ui && ui) {
+      const server = (uiServer = await serveUi({ host: config.ui.host, port: config.ui.port, token: uiToken, views: ui.views }));
+      pipe.emit(agentRecord({ event: 'serving', message: `web UI at ${server.url}${uiToken ? ' (token required)' : ''}` }));
       cleanups.push(() => server.close());
     }
 
@@ -358,7 +378,8 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       const now = Math.floor(Date.now() / 1000);
       return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
     };
-    api.serve(agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync, history }));
+    apiRoutes = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync, history });
+    api.serve(apiRoutes);
 
     let resolveStopped: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -371,6 +392,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
         await reporter?.close();
         await api.close();
         await metricsServer?.close();
+        await uiServer?.close();
         await ctl.close(); // no candidate can arrive any more: the last one finishes, the compile thread stops
         clearInterval(agingTimer);
         await aging; // the filter's maps stay open until its write is done

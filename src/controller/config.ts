@@ -12,6 +12,7 @@ import { protocolNumber } from '../policy/protocols.js';
 import type { FailsafeEntry } from '../engine/engine-interface.js';
 import { DEFAULT_STATUS_BUCKET, DEFAULT_STATUS_TTL_MS } from '../fleet/enforcer-status.js';
 import type { NatsAuth } from '../fleet/nats-connection.js';
+import { checkUiBind, type UiSettings } from '../ui/ui-settings.js';
 import { enforcedInterfaces, type Placement, placementFileSchema, resolvePlacement } from '../placement/placement.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/doorstep';
@@ -47,6 +48,11 @@ export const configFileSchema = z.strictObject({
   history: z.string().optional(),
   historyMaxBytes: size.optional(),
   historyMaxAge: duration.optional(),
+  /** The read-only web UI's HOST:PORT (docs/ui.md); loopback unless uiAllowRemote. */
+  ui: z.string().optional(),
+  uiAllowRemote: z.boolean().optional(),
+  /** A file holding the bearer token the UI requires. */
+  uiToken: z.string().optional(),
   stateDir: z.string().optional(),
   enforcerId: z.string().min(1).optional(),
   /** This enforcer's labels (cloud, region, vpc, placement, free labels): fleet policies select by them. */
@@ -90,6 +96,8 @@ export interface AgentConfig {
   metrics: { host: string; port: number } | null;
   /** The flow history's file and retention; null = none. */
   history: { path: string; maxBytes: number; maxAgeMs: number } | null;
+  /** The web UI; null = off (the default). */
+  ui: UiSettings | null;
   stateDir: string;
   enforcerId: string;
   labels: Record<string, string>;
@@ -217,6 +225,17 @@ export const DEFAULT_DENY_EVENT_BUDGET = 100;
 /** Session records a second for denied sessions on the whole enforcer, unless configured: ~0.7 MB/s of audit at ~350 bytes a record, under 1 MB/s whatever a flood meets. */
 export const DEFAULT_DENY_EVENT_CAP = 2000;
 
+/** The web UI's settings, its bind checked (loopback unless allowed); null without an address. */
+export function uiSettings(listen: string | undefined, allowRemote: boolean, tokenFile: string | undefined): UiSettings | null {
+  if (!listen) {
+    if (tokenFile || allowRemote) throw configError('--ui-token and --ui-allow-remote go with --ui HOST:PORT', 'add --ui 127.0.0.1:9470, or drop them');
+    return null;
+  }
+  const settings = { ...parseListen(listen), allowRemote, tokenFile };
+  checkUiBind(settings);
+  return settings;
+}
+
 /** Defaults ← config file ← flags. */
 export function resolveConfig(flags: AgentFlags): AgentConfig {
   const file: ConfigFile = flags.config ? readConfigFile(flags.config) : {};
@@ -236,6 +255,7 @@ export function resolveConfig(flags: AgentFlags): AgentConfig {
   const policy = pick('policy');
   const metrics = pick('metrics');
   return {
+    ui: uiSettings(pick('ui'), pick('uiAllowRemote') ?? false, pick('uiToken')),
     interfaces,
     placement,
     policy: list(policy),

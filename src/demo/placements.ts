@@ -107,6 +107,8 @@ export interface PlacementDemoOptions {
   onReady?: (topology: PlacementTopology, enforcers: RunningEnforcer[]) => Promise<void>;
   onFlow?: (flow: PlacementFlow) => void;
   onFlowDone?: (result: PlacementFlowResult) => void;
+  /** Each agent also serves the web UI at this HOST:PORT, on its own namespace's loopback. */
+  ui?: string;
 }
 
 export interface PlacementDemoResult {
@@ -178,6 +180,7 @@ export class PlacementDemo {
       spawnIn(e.ns, process.execPath, [
         mainJs(), 'agent', '--config', e.config, '--policy', this.options.policy ?? DEMO_POLICY,
         '--enforcer-id', e.name, '--pin-root', pinRoot, '--state-dir', this.enforcerStateDir(e.name), '--socket', socket,
+        ...(this.options.ui ? ['--ui', this.options.ui] : []),
       ]),
     );
     const inForce = waitForLine(child, (l) => l.includes('"type":"policy"') && /"status":"(installed|unchanged|adopted|restored)"/.test(l), 30_000, `${e.name} to enforce the policy`);

@@ -101,6 +101,7 @@ describe('agent settings: the examples', () => {
     const root = new URL('../../../', import.meta.url).pathname;
     const single = resolveConfig({ config: `${root}examples/agent.yaml` });
     assert.deepEqual(single.audit, ['/var/log/doorstep/audit.jsonl']);
+    assert.deepEqual(single.ui, { host: '127.0.0.1', port: 9470, allowRemote: false, tokenFile: undefined });
     const fleet = resolveConfig({ config: `${root}examples/agent-fleet.yaml` });
     assert.deepEqual(fleet.labels, { cloud: 'aws', region: 'eu-west-1', vpc: 'vpc-0a1', placement: 'edge' });
     assert.deepEqual(fleet.audit, ['/var/log/doorstep/audit.jsonl', 'nats://nats-1:4222,nats-2:4222,nats-3:4222/DOORSTEP_AUDIT']);

@@ -5,49 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { Counter, Reason } from '../../src/abi/generated.js';
-import type { CounterName, CpuStats, ReasonName } from '../../src/abi/records.js';
-import { AgentMetrics, type MetricsSource } from '../../src/audit/metrics.js';
+import { Reason } from '../../src/abi/generated.js';
+import type { ReasonName } from '../../src/abi/records.js';
+import { AgentMetrics } from '../../src/audit/metrics.js';
+import { fakeSource, fakeStats } from '../lib/fake-metrics-source.js';
 import { DoorstepError } from '../../src/errors.js';
-
-function fakeStats(): CpuStats {
-  const counters = Object.fromEntries(
-    Object.keys(Counter)
-      .filter((k) => k !== 'COUNT')
-      .map((k, i) => [k, 1000 + i]),
-  ) as Record<CounterName, number>;
-  const byReason = Object.fromEntries(
-    Object.keys(Reason)
-      .filter((k) => k !== 'COUNT')
-      .map((k, i) => [k, { pass: { packets: 10 * i + 1, bytes: 100 * i + 1 }, drop: { packets: 10 * i + 2, bytes: 100 * i + 2 } }]),
-  ) as CpuStats['byReason'];
-  return { counters, heldWithoutRule: 0, sketchWithoutRule: null, eventSeq: [0, 0], byReason };
-}
-
-function fakeSource(over: Partial<MetricsSource> = {}): MetricsSource & { calls: number } {
-  const source = {
-    calls: 0,
-    enforcer: 'edge-1',
-    stats() {
-      source.calls++;
-      return fakeStats();
-    },
-    ruleStats: () =>
-      new Map([
-        ['web-tier/corp-https', { packets: 42, bytes: 4200 }],
-        ['web-tier/default', { packets: 7, bytes: 700 }],
-      ]),
-    sessionCount: () => 12,
-    events: () => ({ read: 99, lost: 3 }),
-    policy: () => ({ generation: 5, version: 'sha256:abc' }),
-    interfaces: () => [
-      { name: 'eth1', mode: 'native' as const },
-      { name: 'veth0', mode: 'generic' as const },
-    ],
-    ...over,
-  };
-  return source;
-}
 
 /** The value of one sample line `name{labels} value`, labels in the order the registry prints them. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {

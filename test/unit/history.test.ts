@@ -20,6 +20,7 @@ import { MINUTE_MS, RowAggregator } from '../../src/history/rows.js';
 import { KNOWN_POLICY, knownTraffic } from '../lib/history-traffic.js';
 import { HistorySink } from '../../src/history/sink.js';
 import { HistoryStore } from '../../src/history/store.js';
+import { historyViews } from '../../src/ui/history-views.js';
 
 const T0 = Date.parse('2026-12-01T10:00:00Z');
 const dir = mkdtempSync(join(tmpdir(), 'doorstep-history-'));
@@ -157,5 +158,28 @@ describe('flow history', () => {
     const r = await historyReport(ok.history(), { since: T0, until: T0 + 90 * MINUTE_MS });
     assert.equal(r.totals.heldBack, 12_000);
     await ok.close();
+  });
+
+  it('feeds the web UI\'s chart and list when the agent keeps a history', async () => {
+    const now = Date.now();
+    const t0 = now - now % MINUTE_MS - 50 * MINUTE_MS; // the last 50 minutes: inside the chart's hour
+    const sink = await HistorySink.open({ path: join(dir, 'ui.duckdb'), flushMs: 1e9 });
+    const records = knownTraffic(t0).filter((r) => Date.parse(r.time) < now);
+    sink.write(records);
+    await sink.flush();
+    const views = historyViews(() => sink);
+    assert.match(views.verdicts.read().history.message, /reading the flow history/);
+    let chart = views.verdicts.read();
+    for (let i = 0; i < 200 && !/from the flow history/.test(chart.history.message); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      chart = views.verdicts.read();
+    }
+    assert.equal(chart.history.kind, 'history');
+    assert.equal(chart.intervalMs, MINUTE_MS);
+    const sessions = records.filter((r) => r.type === 'session');
+    assert.equal(chart.buckets.reduce((n, b) => n + b.allowed, 0), sessions.filter((r) => r.verdict === 'allow').length);
+    const held = records.reduce((n, r) => n + (r.type === 'flood' ? r.heldBack : 0), 0);
+    assert.equal(chart.buckets.reduce((n, b) => n + b.denied, 0), sessions.filter((r) => r.verdict === 'deny').length + held);
+    await sink.close();
   });
 });

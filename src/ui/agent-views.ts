@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's UI views, from what it has live: the local API's own routes (observe's stream and
+// filters, status's rule counters) read in-process, the installed policy (its rules, its lint
+// findings, computed once per version on a worker thread) and three audit sinks the agent adds to its pipeline
+// (verdicts over time, denied sources, policy records). Reads only.
+import { DoorstepError } from '../errors.js';
+import type { AuditRecord, AuditSink } from '../audit/records.js';
+import type { Route, Routes } from '../controller/local-api.js';
+import type { InstalledPolicy } from '../controller/network-controller.js';
+import type { StatusReport } from '../controller/routes.js';
+import { LiveDeniedSources } from './live-denied-sources.js';
+import { LiveVerdicts } from './live-verdicts.js';
+import { lintOnWorker } from './lint-worker.js';
+import { PolicyHistory } from './policy-history.js';
+import type { LintFindingView, UiViews } from './views.js';
+
+export interface AgentViewDeps {
+  enforcer: string;
+  /** The local API's routes (agentRoutes), once it serves: the UI reads `observe` and `status` through them. */
+  routes: () => Routes;
+  /** The version in force, as the controller installed it. */
+  current: () => InstalledPolicy | null;
+  /** A flow-history store's views, when one is configured: they replace the live counts. */
+  history?: Partial<Pick<UiViews, 'verdicts' | 'deniedSources'>>;
+}
+
+function route<K extends Route['kind']>(routes: () => Routes, name: string, kind: K): Extract<Route, { kind: K }> {
+  const r = routes()[name];
+  if (r?.kind !== kind) throw new DoorstepError('DS_E_AGENT_API', 'the agent is starting', { hint: 'the page tries again by itself' });
+  return r as Extract<Route, { kind: K }>;
+}
+
+/** The views, and the sinks that feed them (add them to the audit pipeline before the policy is resumed, so its records reach the history). */
+export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink[] } {
+  const verdicts = new LiveVerdicts();
+  const deniedSources = new LiveDeniedSources();
+  const history = new PolicyHistory();
+  /** The lint of the version in force: computed once per version, on a worker thread. */
+  let linted: { version: string; findings: Promise<LintFindingView[]> } | undefined;
+
+  const views: UiViews = {
+    title: d.enforcer,
+    flows: {
+      follow: (query, send) => {
+        const q = new URLSearchParams(query);
+        q.set('follow', '1');
+        if (!q.has('last')) q.set('last', '500');
+        return route(d.routes, 'GET /v1/observe', 'stream').handle(q, (r) => (send(r as AuditRecord), true), () => {});
+      },
+    },
+    verdicts: d.history?.verdicts ?? verdicts,
+    deniedSources: d.history?.deniedSources ?? deniedSources,
+    ruleHits: {
+      read: async () => {
+        const report = (await route(d.routes, 'GET /v1/status', 'json').handle(new URLSearchParams(), undefined)) as StatusReport;
+        const ir = d.current()?.ir;
+        if (!ir) return { version: null, rules: [] };
+        const all = [...ir.rules.map((r) => ({ id: r.id, action: r.action })), { id: `${ir.policies.join('+')}/default`, action: ir.defaultAction }];
+        return {
+          version: ir.version,
+          rules: all.map((r) => {
+            const hits = report.rules[r.id];
+            return { ...r, packets: hits?.packets ?? 0, bytes: hits?.bytes ?? 0, hit: hits !== undefined };
+          }),
+        };
+      },
+    },
+    lint: {
+      read: async () => {
+        const ir = d.current()?.ir;
+        if (!ir) return { version: null, findings: [] };
+        if (linted?.version !== ir.version) linted = { version: ir.version, findings: lintOnWorker(ir) };
+        const mine = linted;
+        // a failed lint is tried again on the next read, not kept
+        const findings = await mine.findings.catch((err: unknown) => {
+          if (linted === mine) linted = undefined;
+          throw err;
+        });
+        return { version: ir.version, findings };
+      },
+    },
+    policyHistory: {
+      read: () => {
+        const c = d.current();
+        return { entries: history.read(), inForce: c ? { version: c.version, generation: c.generation } : null };
+      },
+    },
+  };
+  return { views, sinks: [verdicts, deniedSources, history] };
+}
