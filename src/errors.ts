@@ -10,7 +10,7 @@ export const ErrorCodes = {
   DS_E_POLICY_EMPTY: 'no NetworkPolicy document was given',
   DS_E_TABLE_BUDGET: 'the compiled lookup tables would exceed their size budget',
   DS_E_NO_PRIVILEGE: 'the operation is not permitted to this user (the agent socket is root-only; the kernel refused a BPF operation)',
-  DS_E_CAPABILITY: 'the process lacks a capability the engine needs (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON); the message names it',
+  DS_E_CAPABILITY: 'the process lacks a capability the engine needs (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN); the message names it',
   DS_E_NO_BTF: 'the kernel does not expose BTF (/sys/kernel/btf/vmlinux)',
   DS_E_NO_INTERFACE: 'the named network interface does not exist',
   DS_E_BPF_LOAD: 'the kernel refused to load the XDP program',

@@ -16,14 +16,20 @@ export const CAPABILITY_BITS = {
 export type CapabilityName = keyof typeof CAPABILITY_BITS;
 
 /**
- * What the engine needs: CAP_BPF (load programs, create and pin maps), CAP_NET_ADMIN (attach XDP,
- * write the enforced interfaces' sysctls), CAP_PERFMON (without it the kernel refuses to load
- * the engine, EPERM: the verifier holds a loader that is not perfmon-capable to its
- * pointer-leak and speculation checks). CAP_SYS_ADMIN is not needed: the agent loads, pins,
- * attaches, adopts and hardens without it (test/e2e/service.test.ts runs it so).
- * The order is the order a missing one is named in.
+ * What the engine needs, each proven by running the agent without it (test/e2e/service.test.ts
+ * runs it with exactly these, as an unprivileged user):
+ * - CAP_BPF: load the program, create and pin maps;
+ * - CAP_NET_ADMIN: attach XDP, write the enforced interfaces' sysctls;
+ * - CAP_PERFMON: without it the kernel refuses to load the engine (EPERM: the verifier holds a
+ *   loader that is not perfmon-capable to its pointer-leak and speculation checks);
+ * - CAP_SYS_ADMIN: the active policy's maps are reached through ds_active, a map of maps, by id
+ *   (BPF_MAP_GET_FD_BY_ID), which the kernel grants only with CAP_SYS_ADMIN; every install reads
+ *   its generation back that way, and an adopting agent finds the version in force so.
+ * The kernel would let CAP_SYS_ADMIN stand in for CAP_BPF and CAP_PERFMON; the agent still asks
+ * for each by name, so dropping CAP_SYS_ADMIN later (keeping those maps' fds or pins instead of
+ * ids) narrows the unit without another change here. The order is the order missing ones are named in.
  */
-export const REQUIRED_CAPABILITIES: readonly CapabilityName[] = ['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_PERFMON'];
+export const REQUIRED_CAPABILITIES: readonly CapabilityName[] = ['CAP_BPF', 'CAP_NET_ADMIN', 'CAP_PERFMON', 'CAP_SYS_ADMIN'];
 
 /** The effective set from a /proc/<pid>/status text; undefined when it has no CapEff line. */
 export function effectiveCapabilities(statusText: string): bigint | undefined {
