@@ -6,8 +6,10 @@ import { commandName, type HelpNode, optionFlags } from './help-tree.js';
 const quote = (words: string[]) => `"${words.join(' ')}"`;
 
 export function bashCompletion(tree: HelpNode[]): string {
-  const commands = tree.filter((n) => n.commands.length > 0).map((n) => `  [${quote([n.path.join(' ')])}]=${quote(n.commands.map(commandName).filter((c) => c !== 'help'))}`);
-  const options = tree.map((n) => `  [${quote([n.path.join(' ')])}]=${quote(n.options.flatMap(optionFlags))}`);
+  // keyed by the command path from `doorstep` on (bash refuses an empty key)
+  const key = (n: HelpNode) => quote(['doorstep', ...n.path]);
+  const commands = tree.filter((n) => n.commands.length > 0).map((n) => `  [${key(n)}]=${quote(n.commands.map(commandName).filter((c) => c !== 'help'))}`);
+  const options = tree.map((n) => `  [${key(n)}]=${quote(n.options.flatMap(optionFlags))}`);
   return `# bash completion for doorstep. Generated from \`doorstep --help\` by scripts/gen-cli-docs.ts: do not edit.
 declare -A _doorstep_commands=(
 ${commands.join('\n')}
@@ -17,11 +19,10 @@ ${options.join('\n')}
 )
 
 _doorstep() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} path="" word
+  local cur=\${COMP_WORDS[COMP_CWORD]} path=doorstep word
   # the command path so far: the words that name a subcommand of the path before them
   for word in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
-    local next=\${path:+$path }$word
-    [[ " \${_doorstep_commands[$path]} " == *" $word "* ]] && path=$next
+    [[ " \${_doorstep_commands[$path]} " == *" $word "* ]] && path="$path $word"
   done
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "\${_doorstep_options[$path]}" -- "$cur"))

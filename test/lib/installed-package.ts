@@ -19,7 +19,7 @@ export const debPath = (() => {
 
 /** Build the package unless the .deb is newer than everything it is built from. */
 export function ensurePackage(): string {
-  const inputs = ['dist/src', 'build/Release/doorstep.node', 'bpf/build/engine.bpf.o', 'packaging', 'scripts/package.sh'].flatMap((f) => filesUnder(join(packageRoot, f)));
+  const inputs = ['dist/src', 'dist/scripts', 'build/Release/doorstep.node', 'bpf/build/engine.bpf.o', 'packaging', 'scripts/package.sh'].flatMap((f) => filesUnder(join(packageRoot, f)));
   const stale = !existsSync(debPath) || inputs.some((f) => statSync(f).mtimeMs > statSync(debPath).mtimeMs);
   if (stale) execFileSync('bash', [join(packageRoot, 'scripts/package.sh')], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 });
   return debPath;
