@@ -2,12 +2,13 @@
 // The packaged agent run as doorstep.service runs it (test/lib/installed-package.ts): the .deb
 // unpacked, its launcher, its unit's ExecStart/ExecStartPre/ExecStartPost, only the unit's
 // capabilities, as an unprivileged user. It enforces the demo policy with real traffic, keeps the
-// engine through a restart and adopts it, writes its audit trail; without CAP_BPF it refuses with
+// engine through a restart and adopts it, writes its audit trail, applies a failsafe added to
+// agent.yaml on `systemctl reload` (ExecReload); without CAP_BPF it refuses with
 // DS_E_CAPABILITY; and brought up under a flood after it started, an interface delivers not one
 // denied datagram from the first frame on.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StatusReport } from '../../src/controller/routes.js';
@@ -124,15 +125,32 @@ describe('the installed agent, run as doorstep.service', () => {
       assert.ok(gap.allowed > 0, 'the allowed stream flows while no agent runs');
 
       const agent = rig.start();
+      let original: string | undefined;
       try {
         const attached = await agent.waitFor(isRecord('agent', 'event', 'attached'), 'attach');
         assert.equal(attached.adopted, true, 'the link is adopted, not replaced');
         const policy = await agent.waitFor((r) => r.type === 'policy' && r.status !== undefined, 'the policy after the restart');
         assert.equal(policy.status, 'adopted');
+        const pid = await agentPid(agent);
         pkg.waitReady(rig.topo.server.ns, rig.socket);
         const t = await rig.traffic(200, 1);
         assert.ok(t.allowed > 0 && t.denied === 0, `enforcing after the restart: ${JSON.stringify(t)}`);
+
+        // systemctl reload: the operator adds a failsafe for the denied port to agent.yaml, and
+        // ExecReload sends SIGHUP; the denied stream then passes
+        const conf = pkg.path('/etc/doorstep/agent.yaml');
+        original = readFileSync(conf, 'utf8');
+        appendFileSync(conf, `failsafe:\n  - { cidr: ${rig.topo.client.v4}/32, protocol: udp, ports: ${DENIED} }\n`);
+        const from = agent.records.length;
+        const reload = pkg.setting('ExecReload').split(/\s+/).map((w) => (w === '$MAINPID' ? String(pid) : w));
+        execFileSync(reload[0]!, reload.slice(1));
+        const reloaded = await agent.waitFor(isRecord('agent', 'event', 'reloaded'), 'the reload', 20_000, from);
+        assert.match(String(reloaded.message), /failsafe \(1 prefixes\)/);
+        await agent.waitFor((r) => r.type === 'policy' && r.status === 'installed', 'the re-classifying install', 20_000, from);
+        const opened = await rig.traffic(200, 1);
+        assert.ok(opened.denied > 0, `the failsafe lets the denied port through after the reload (${opened.denied})`);
       } finally {
+        if (original !== undefined) writeFileSync(pkg.path('/etc/doorstep/agent.yaml'), original); // the other tests run the package as shipped
         await agent.terminate('SIGTERM');
       }
     });
