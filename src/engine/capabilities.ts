@@ -19,7 +19,8 @@ export type CapabilityName = keyof typeof CAPABILITY_BITS;
  * What the engine needs, each proven by running the agent without it (test/e2e/service.test.ts
  * runs it with exactly these, as an unprivileged user):
  * - CAP_BPF: load the program, create and pin maps;
- * - CAP_NET_ADMIN: attach XDP, write the enforced interfaces' sysctls;
+ * - CAP_NET_ADMIN: write the enforced interfaces' sysctls (without it: DS_E_HARDENING, EACCES)
+ *   and attach XDP (which the kernel would also grant to CAP_SYS_ADMIN);
  * - CAP_PERFMON: without it the kernel refuses to load the engine (EPERM: the verifier holds a
  *   loader that is not perfmon-capable to its pointer-leak and speculation checks);
  * - CAP_SYS_ADMIN: the active policy's maps are reached through ds_active, a map of maps, by id
