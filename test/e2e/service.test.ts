@@ -82,7 +82,7 @@ describe('the installed agent, run as doorstep.service', () => {
     assert.notEqual(pkg.uid, 0);
   });
 
-  describe('enforces, keeps enforcing through a restart, adopts, audits', () => {
+  describe('enforces, keeps enforcing through a restart, adopts, audits, detaches on removal', () => {
     let rig: ServiceRig;
     before(() => {
       rig = new ServiceRig(pkg);
@@ -153,6 +153,13 @@ describe('the installed agent, run as doorstep.service', () => {
         if (original !== undefined) writeFileSync(pkg.path('/etc/doorstep/agent.yaml'), original); // the other tests run the package as shipped
         await agent.terminate('SIGTERM');
       }
+    });
+
+    it('removal: the package\'s detach (prerm) takes the engine the service left off the interface', () => {
+      assert.ok(rig.xdpAttached(), 'the stopped service left the engine enforcing');
+      execFileSync(pkg.path('/usr/lib/doorstep/detach-engine'), [rig.pinRoot], { stdio: 'pipe' });
+      assert.ok(!rig.xdpAttached(), 'detached');
+      assert.ok(!existsSync(rig.pinRoot), 'no pins left');
     });
   });
 
