@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 make g++ python3 pkg-config nats-server openssl golang-github-google-gopacket-dev python3-scapy tcpdump xdp-tools nftables iptables ethtool wireguard-tools wireguard-go iperf3 chromium)
+APT_PACKAGES=(clang-16 llvm-16 libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 make g++ python3 pkg-config nats-server openssl golang-github-google-gopacket-dev python3-scapy tcpdump xdp-tools nftables iptables ethtool wireguard-tools wireguard-go iperf3 chromium systemd)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

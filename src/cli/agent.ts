@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep agent`: run the enforcer daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file
-// for the edge's WireGuard peer settings.
+// and applies what changes without a restart (controller/reload-plan.ts, the edge's WireGuard peers).
 import { type AgentFlags, resolveConfig } from '../controller/config.js';
 import { type RunningAgent, startAgent } from '../controller/agent.js';
 import { agentRecord } from '../audit/records.js';

@@ -44,6 +44,7 @@ import { detachEnforcement } from './detach.js';
 import { NO_FORWARDING, readEnforcementRecord, removeEnforcementRecord, writeEnforcementRecord } from './enforcement-record.js';
 import { Hardening, type SysctlFiles } from './hardening.js';
 import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
+import { reloadPlan } from './reload-plan.js';
 import { LocalApi } from './local-api.js';
 import { NetworkController } from './network-controller.js';
 import { agentRoutes } from './routes.js';
@@ -64,7 +65,7 @@ export interface RunningAgent {
   /** Stop: the engine keeps enforcing (unless detachOnExit); the audit trail is flushed (what
    *  NATS does not take is kept in the state dir); the socket goes. */
   stop(reason: string): Promise<void>;
-  /** SIGHUP: apply the edge's new WireGuard peer settings from a re-read config (the rest needs a restart). */
+  /** SIGHUP: apply the deny-event budget and cap, the failsafe and the edge's WireGuard peer settings from a re-read config; other changes are named as needing a restart. */
   reload(next: AgentConfig): void;
   readonly stopped: Promise<void>;
 }
@@ -426,9 +427,30 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       })();
       return stopping;
     };
+    let running = config;
     const reload = (next: AgentConfig) => {
+      const plan = reloadPlan(running, next);
+      const applied: string[] = [];
+      if (plan.denyEventBudget !== undefined) {
+        openedEngine.setDenyEventBudget(plan.denyEventBudget);
+        applied.push(`denyEventBudget ${plan.denyEventBudget}`);
+      }
+      if (plan.denyEventCap !== undefined) {
+        openedEngine.setDenyEventCap(plan.denyEventCap);
+        applied.push(`denyEventCap ${plan.denyEventCap}`);
+      }
+      if (plan.failsafe && openedEngine.setFailsafe(plan.failsafe)) {
+        // cached sessions keep the old failsafe's verdicts until a new generation re-checks them
+        applied.push(`failsafe (${plan.failsafe.length} prefixes)`);
+        void ctl.reclassify().catch((err: unknown) => pipe.emit(agentRecord({ event: 'error', message: `reload: re-classifying after the failsafe change: ${err instanceof Error ? err.message : String(err)}` })));
+      }
+      running = { ...running, denyEventBudget: next.denyEventBudget, denyEventCap: next.denyEventCap, failsafe: next.failsafe };
+      if (applied.length > 0) pipe.emit(agentRecord({ event: 'reloaded', message: `applied: ${applied.join(', ')}` }));
+      if (plan.needRestart.length > 0) {
+        pipe.emit(agentRecord({ event: 'error', message: `reload: ${plan.needRestart.join(', ')} changed; the running settings stay until a restart (systemctl restart doorstep)` }));
+      }
       if (!forwarding || !wireguard || !next.placement) {
-        pipe.emit(agentRecord({ event: 'error', message: 'reload: nothing to reload (only the edge\'s WireGuard peer settings reload without a restart)' }));
+        if (applied.length === 0 && plan.needRestart.length === 0) pipe.emit(agentRecord({ event: 'reloaded', message: 'no setting changed' }));
         return;
       }
       const changes = peerChanges(forwarding.placement, next.placement);

@@ -48,7 +48,7 @@ export class Hardening {
         outcomes.push({ interface: s.interface, path: s.path, from: current, to: s.value });
       } catch (cause) {
         throw new DoorstepError('DS_E_HARDENING', `cannot set ${s.path} to ${s.value}: ${cause instanceof Error ? cause.message : String(cause)}`, {
-          hint: 'the agent needs /proc/sys writable in its network namespace (root, and /proc/sys not mounted read-only); see docs/operations.md',
+          hint: 'the agent needs /proc/sys writable in its network namespace (CAP_NET_ADMIN, and /proc/sys not mounted read-only); see docs/operations.md',
           cause,
         });
       }

@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// Preconditions of the kernel side: root, BTF, a mounted bpffs, a named interface.
+// Preconditions of the kernel side: capabilities, BTF, a mounted bpffs, a named interface.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { DoorstepError } from '../errors.js';
+import { checkCapabilities } from './capabilities.js';
 
 export const BPFFS = '/sys/fs/bpf';
 
+/** The engine's capabilities (./capabilities.ts), not root: a service runs it unprivileged. */
 export function checkPrivileges(): void {
-  if (process.getuid?.() !== 0) {
-    throw new DoorstepError('DS_E_NO_PRIVILEGE', 'doorstep must run as root to load XDP programs', {
-      hint: 'run it with sudo, or grant CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN',
-    });
-  }
+  checkCapabilities();
 }
 
 export function checkKernel(): void {

@@ -181,7 +181,7 @@ function kernelError(code: 'DS_E_BPF_LOAD' | 'DS_E_BPF_MAP' | 'DS_E_BPF_ATTACH',
   const errno = errnoName(cause);
   if (errno === 'EPERM' || errno === 'EACCES') {
     return new DoorstepError('DS_E_NO_PRIVILEGE', `${what}: permission denied`, {
-      hint: 'run as root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)',
+      hint: 'the process has CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN (checked at start): check the bpffs folder\'s owner and mode, and any LSM or seccomp policy',
       cause,
     });
   }

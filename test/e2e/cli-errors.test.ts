@@ -50,7 +50,7 @@ describe('CLI: bad input', () => {
     assert.match(a.stderr, /bad\.yaml:7:\d+: spec\.rules\[0\]\.ports\[0\]/);
   });
 
-  it('missing privileges: exit 4 with DS_E_NO_PRIVILEGE', () => {
+  it('missing capabilities: exit 4 with DS_E_CAPABILITY naming every one missing', () => {
     const { args } = isolated();
     const open = join(dir, 'open');
     spawnSync('mkdir', ['-p', open]);
@@ -58,7 +58,7 @@ describe('CLI: bad input', () => {
     chmodSync(open, 0o777);
     const r = doorstep(['agent', '-i', 'lo', '-p', examplePolicy, ...args.slice(0, 2), '--state-dir', join(open, 'state'), '--socket', join(open, 'a.sock')], 'nobody');
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /^doorstep: DS_E_NO_PRIVILEGE: /);
+    assert.match(r.stderr, /^doorstep: DS_E_CAPABILITY: missing capabilities CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN /);
   });
 
   it('an unknown flag: exit 2 with usage', () => {
