@@ -66,7 +66,7 @@ describe('the Debian package', () => {
     const commands = registeredCommands();
     assert.ok(commands.length >= 15, `the source registers the commands (${commands.join(' ')})`);
     for (const c of commands) assert.ok(headings.some((h) => h.split(' ').at(-1) === c), `doorstep(1) has a section for ${c}: ${headings.join(', ')}`);
-    assert.match(man, /^\.B \\-\\-keep\\-on\\-exit$/m, 'options are listed');
+    assert.match(man, /^\.B \\-\\-detach\\-on\\-exit$/m, 'options are listed');
   });
 
   it('completes commands, subcommands and options in bash', () => {
