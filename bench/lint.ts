@@ -5,7 +5,7 @@
 // service allows (bench:flood's shape), and microsegmentation allows with shadowed and redundant
 // rules planted. LINT_RULES overrides the size (default 100,000).
 import { compileIr } from '../src/policy/compile.js';
-import { lintPolicy } from '../src/policy/lint.js';
+import { lintPolicy, ruleEntries } from '../src/policy/lint.js';
 import { buildClassTables } from '../src/policy/tables.js';
 
 const RULES = Number(process.env.LINT_RULES ?? 100_000);
@@ -58,13 +58,13 @@ function segmentPolicy(count: number): Rule[] {
 function measure(name: string, rules: Rule[]): void {
   const text = JSON.stringify({ apiVersion: 'doorstep/v1', kind: 'NetworkPolicy', metadata: { name: 'bench' }, spec: { defaultAction: 'deny', rules } });
   let t = performance.now();
-  const { ir } = compileIr([{ file: `${name}.json`, text }]);
+  const { ir, model } = compileIr([{ file: `${name}.json`, text }]);
   const compileMs = performance.now() - t;
   t = performance.now();
   const analysis = buildClassTables(ir);
   const tablesMs = performance.now() - t;
   t = performance.now();
-  const report = lintPolicy(ir, analysis);
+  const report = lintPolicy(ir, analysis, ruleEntries(model));
   const lintMs = performance.now() - t;
   const counts = new Map<string, number>();
   for (const f of report.findings) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1);

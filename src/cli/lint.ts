@@ -5,16 +5,17 @@
 // there is any finding.
 import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/files.js';
-import { flowText, lintPolicy, type LintFinding, type LintReport } from '../policy/lint.js';
+import { flowText, lintPolicy, ruleEntries, type LintFinding, type LintReport } from '../policy/lint.js';
+import type { PolicyModel } from '../policy/validate.js';
 import type { PolicyIr } from '../policy/ir.js';
 import { buildClassTables } from '../policy/tables.js';
 import { formatAddress } from '../policy/cidr.js';
 import { ExitCode } from './output.js';
 
 /** Lint a compiled IR: the report and how long it took (ms, tables included). */
-export function lintIr(ir: PolicyIr): { report: LintReport; ms: number } {
+export function lintIr(ir: PolicyIr, model?: PolicyModel): { report: LintReport; ms: number } {
   const started = performance.now();
-  const report = lintPolicy(ir, buildClassTables(ir));
+  const report = lintPolicy(ir, buildClassTables(ir), model && ruleEntries(model));
   return { report, ms: performance.now() - started };
 }
 
@@ -24,8 +25,8 @@ export function findingLine(f: LintFinding): string {
 }
 
 export async function lint(paths: string[], output: 'table' | 'json', strict: boolean): Promise<number> {
-  const { ir, warnings } = compileIr(await readPolicySources(paths));
-  const { report, ms } = lintIr(ir);
+  const { ir, warnings, model } = compileIr(await readPolicySources(paths));
+  const { report, ms } = lintIr(ir, model);
   if (output === 'json') {
     const findings = report.findings.map((f) => ({
       ...f,

@@ -4,17 +4,17 @@
 import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/files.js';
 import { buildClassTables } from '../policy/tables.js';
-import { lintPolicy } from '../policy/lint.js';
+import { lintPolicy, ruleEntries } from '../policy/lint.js';
 import { findingLine } from './lint.js';
 import { ExitCode } from './output.js';
 
 export async function validate(paths: string[], output: 'table' | 'json'): Promise<number> {
   const sources = await readPolicySources(paths);
-  const { ir, warnings: compilerWarnings } = compileIr(sources);
+  const { ir, warnings: compilerWarnings, model } = compileIr(sources);
   const analysis = buildClassTables(ir);
   const { tables } = analysis;
   // the analysis's findings (doorstep lint) are warnings: they never stop a policy
-  const warnings = [...compilerWarnings, ...lintPolicy(ir, analysis).findings.map(findingLine)];
+  const warnings = [...compilerWarnings, ...lintPolicy(ir, analysis, ruleEntries(model)).findings.map(findingLine)];
   if (output === 'json') {
     console.log(JSON.stringify({ valid: true, version: ir.version, rules: ir.rules.length, tables: tables.stats, warnings }));
   } else {

@@ -7,7 +7,7 @@ import type { ClassTables, PolicyIr } from './ir.js';
 import type { PolicySource } from './documents.js';
 import { normalize } from './normalize.js';
 import { buildTables, type TableBudget } from './tables.js';
-import { validatePolicySources } from './validate.js';
+import { type PolicyModel, validatePolicySources } from './validate.js';
 
 export interface CompileOptions {
   /** Table size limits; see DEFAULT_TABLE_BUDGET. */
@@ -30,11 +30,11 @@ export function compileSources(sources: readonly PolicySource[], options: Compil
   return { ir, tables: buildTables(ir, options.budget), warnings };
 }
 
-/** Validation, normalization and hashing without building the tables. Throws PolicyError. */
-export function compileIr(sources: readonly PolicySource[]): { ir: PolicyIr; warnings: string[] } {
+/** Validation, normalization and hashing without building the tables (and the validated model, for lint). Throws PolicyError. */
+export function compileIr(sources: readonly PolicySource[]): { ir: PolicyIr; warnings: string[]; model: PolicyModel } {
   const { model, problems } = validatePolicySources(sources);
   if (problems.length > 0) throw new PolicyError(problems);
-  return normalize(model);
+  return { ...normalize(model), model };
 }
 
 /** Every problem in the sources, in file order; empty when the policy set is valid. */

@@ -9,19 +9,23 @@
 //   default, has the same action). Each finding assumes every other rule stays;
 // - overlap: an allow and a deny both match some flows and only their order decides them (the
 //   later one is next in a cell the earlier one decides);
-// - dead ports: one of a rule's port (or ICMP type/code) ranges decides no flow.
+// - dead ports: one of a rule's port (or ICMP type/code) ranges decides no flow;
+// - dead addresses: one of a rule's `from` or `to` entries (an AddressGroup, or a CIDR) decides
+//   no flow: empty, of the other family, or every flow from (to) it is decided earlier. Needs the
+//   validated model (the IR merges a rule's entries).
 // Every finding carries an example flow from the cell that shows it. The work is that of the
 // compiler's verdict table (per source class, its own rules' targets), plus one pass over the
 // targets for the cells that only "any"-source rules decide: never source × target.
 // Pure: no I/O.
 
-import type { Action, FlowTuple, IrRule, PolicyIr, PrefixClass } from './ir.js';
+import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, PrefixClass } from './ir.js';
 import { SVC_KIND, SVC_SPAN } from './ir.js';
 import { formatAddress } from './cidr.js';
 import { protocolLabel } from './protocols.js';
 import { invert, type ClassAnalysis } from './tables.js';
+import type { PolicyModel } from './validate.js';
 
-export type LintKind = 'unmatchable' | 'shadowed' | 'redundant' | 'overlap' | 'dead-ports';
+export type LintKind = 'unmatchable' | 'shadowed' | 'redundant' | 'overlap' | 'dead-ports' | 'dead-address';
 
 export interface LintRuleRef {
   index: number;
@@ -42,6 +46,9 @@ export interface LintFinding {
   cells?: number;
   /** For an overlap: how many later rules of the other action are next in those cells (`rules` names the first three). */
   later?: number;
+  /** For a dead address: which side, and the entry's prefixes. */
+  side?: 'from' | 'to';
+  addresses?: string[];
 }
 
 export interface LintReport {
@@ -65,15 +72,25 @@ interface Context {
   tenant: number;
 }
 
-export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
+/** A rule's `from` and `to` entries as written (group names, CIDRs), by rule id: what `dead-address` checks. */
+export type RuleEntries = Map<string, { from: readonly AddressEntry[]; to: readonly AddressEntry[] }>;
+export interface AddressEntry {
+  /** How the entry is named in a finding: `group partners`, `10.0.0.0/8`. */
+  label: string;
+  cidrs: readonly Cidr[];
+}
+
+export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: RuleEntries): LintReport {
   const { tables, srcSets, targetSets, anySource } = analysis;
   const rules = ir.rules;
   const ruleCount = rules.length;
   const action = (r: number): Action => (r === 0 ? ir.defaultAction : rules[r - 1]!.action);
 
   // ---- which classes are real (some address or service has them), with one member each ----
-  const srcWitness = { 4: classWitnesses(tables.src4, 4), 6: classWitnesses(tables.src6, 6) };
-  const dstWitness = { 4: classWitnesses(tables.dst4, 4), 6: classWitnesses(tables.dst6, 6) };
+  const srcIndex = { 4: prefixIndex(tables.src4, 4), 6: prefixIndex(tables.src6, 6) };
+  const dstIndex = { 4: prefixIndex(tables.dst4, 4), 6: prefixIndex(tables.dst6, 6) };
+  const srcWitness = { 4: witnessesOf(srcIndex[4], 4), 6: witnessesOf(srcIndex[6], 6) };
+  const dstWitness = { 4: witnessesOf(dstIndex[4], 4), 6: witnessesOf(dstIndex[6], 6) };
   const svcWitness = new Map<number, number>();
   const svcRunsOf = new Map<number, { lo: number; hi: number }[]>();
   for (const run of tables.svc) {
@@ -107,8 +124,17 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
     }
   };
   const pairsByScoped = new Map<number, { dst: number; svc: number }[]>();
+  // target → the destination classes (class * 2 + family bit) of its (dst, svc) entries: what a rule deciding in it reaches
+  const dstClassesOf = new Map<number, Set<number>>();
+  const reaches = (target: number, dst: number) => {
+    if (target === 0) return;
+    let set = dstClassesOf.get(target);
+    if (!set) dstClassesOf.set(target, (set = new Set()));
+    for (const family of FAMILIES) if (dstWitness[family].has(dst)) set.add(dst * 2 + (family === 4 ? 0 : 1));
+  };
   for (const e of tables.target) {
     addContext(e.target, e.dst, e.svc, 0); // tenant 0 is in no tenant class: the rules for every tenant
+    reaches(e.target, e.dst);
     if (e.scoped === 0) continue;
     const list = pairsByScoped.get(e.scoped);
     if (list) list.push(e);
@@ -119,7 +145,10 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
   for (const e of tables.tenantTarget) {
     const tenant = tenantOfClass.get(e.tenant);
     if (tenant === undefined) continue;
-    for (const pair of pairsByScoped.get(e.scoped) ?? []) addContext(e.target, pair.dst, pair.svc, tenant);
+    for (const pair of pairsByScoped.get(e.scoped) ?? []) {
+      addContext(e.target, pair.dst, pair.svc, tenant);
+      reaches(e.target, pair.dst);
+    }
   }
 
   // ---- the two lowest any-source rules of each target ----
@@ -150,6 +179,17 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
   const decidedTargets = new Map<number, Set<number>>(); // rules with several port ranges → targets they decide in
   const multiRange = new Uint8Array(ruleCount + 1);
   for (const r of rules) if (r.ports !== null && r.ports.length > 1) multiRange[r.index] = 1;
+  // rules whose address entries are checked: their decided targets, and (own rules) source classes by family
+  const checked = new Uint8Array(ruleCount + 1);
+  const decidedSources = new Map<number, Set<number>>(); // rule → source class * 2 + family bit
+  const decidedIn2 = new Map<number, Set<number>>(); // rule → target * 2 + family bit
+  if (entries) {
+    for (const r of rules) {
+      const e = entries.get(r.id);
+      // one entry on a side cannot be dead while the rule decides anything: only lists are checked
+      if (e && (e.from.length > 1 || e.to.length > 1)) checked[r.index] = 1;
+    }
+  }
   let cellCount = 0;
 
   const visit = (first: number, second: number, src: number, ctx: number) => {
@@ -158,10 +198,20 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
     decides[first] = 1;
     const cell = src * C + ctx;
     if (decidedIn[first] === -1) decidedIn[first] = cell;
-    if (multiRange[first]) {
+    if (multiRange[first] || checked[first]) {
       let set = decidedTargets.get(first);
       if (!set) decidedTargets.set(first, (set = new Set()));
       set.add(contexts[ctx]!.target);
+    }
+    if (checked[first]) {
+      let set = decidedIn2.get(first);
+      if (!set) decidedIn2.set(first, (set = new Set()));
+      set.add(contexts[ctx]!.target * 2 + (contexts[ctx]!.family === 4 ? 0 : 1));
+    }
+    if (checked[first] && !anySource[first]) {
+      let set = decidedSources.get(first);
+      if (!set) decidedSources.set(first, (set = new Set()));
+      set.add(src * 2 + (contexts[ctx]!.family === 4 ? 0 : 1));
     }
     if (action(second) === action(first)) {
       if (fallbackOf[first] === undefined) fallbackOf[first] = second;
@@ -287,6 +337,25 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis): LintReport {
       });
     }
     deadRanges(rule, decidedTargets.get(r), servicesOf, svcRunsOf, findings, ref(r), where);
+    const e = entries?.get(rule.id);
+    if (e) {
+      const dsts = new Set<number>();
+      for (const tf of decidedIn2.get(r) ?? []) for (const d of dstClassesOf.get(tf >> 1) ?? []) if ((d & 1) === (tf & 1)) dsts.add(d);
+      const sides = [
+        ['from', e.from, anySource[r] ? undefined : decidedSources.get(r) ?? new Set<number>(), srcIndex] as const,
+        ['to', e.to, dsts, dstIndex] as const,
+      ];
+      for (const [side, list, decided, index] of sides) {
+        if (!decided || list.length < 2) continue;
+        for (const entry of list) {
+          const live = entry.cidrs.some((c) => {
+            const bit = c.family === 4 ? 0 : 1;
+            return classesWithin(index[c.family], c).some((cls) => decided.has(cls * 2 + bit));
+          });
+          if (!live) findings.push({ kind: 'dead-address', rules: [ref(r)], side, addresses: entry.cidrs.map((c) => c.text), message: `rule ${where}: its ${side} entry ${entry.label} never decides a flow: ${entry.cidrs.length === 0 ? 'it holds no address' : 'no flow it matches reaches this rule (another family, or earlier rules decide them all)'}` });
+        }
+      }
+    }
   }
   for (const [earlier, o] of [...overlaps].sort((x, y) => x[0] - y[0])) {
     const a = rules[earlier - 1]!;
@@ -393,41 +462,93 @@ export function flowText(f: FlowTuple): string {
   return `${formatAddress(f.family, f.src)} → ${formatAddress(f.family, f.dst)} ${label}${detail}${tenant}`;
 }
 
+/** A listed prefix of an address dimension, as a range, with one address of its own (not under a longer listed prefix), if it has one. */
+interface PrefixItem {
+  start: bigint;
+  end: bigint;
+  cls: number;
+  own: bigint | undefined;
+}
+
+/** The dimension's prefixes sorted by (start, longest first), each with its own address if any: one sweep with a stack of enclosing prefixes. */
+function prefixIndex(entries: readonly PrefixClass[], family: 4 | 6): PrefixItem[] {
+  const bits = family === 4 ? 32 : 128;
+  const items: PrefixItem[] = entries.map((e) => {
+    const start = toBig(e.cidr.addr);
+    return { start, end: start + (1n << BigInt(bits - e.cidr.len)) - 1n, cls: e.cls, own: undefined };
+  });
+  items.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.end > b.end ? -1 : a.end < b.end ? 1 : 0));
+  const stack: { item: PrefixItem; cursor: bigint }[] = [];
+  const close = () => {
+    const top = stack.pop()!;
+    if (top.item.own === undefined && top.cursor <= top.item.end) top.item.own = top.cursor;
+  };
+  for (const item of items) {
+    while (stack.length > 0 && stack[stack.length - 1]!.item.end < item.end) close();
+    const parent = stack[stack.length - 1];
+    if (parent) {
+      if (parent.item.own === undefined && item.start > parent.cursor) parent.item.own = parent.cursor;
+      parent.cursor = item.end + 1n;
+    }
+    stack.push({ item, cursor: item.start });
+  }
+  while (stack.length > 0) close();
+  return items;
+}
+
 /**
  * Class → one address that has it: the address of a listed prefix that no longer listed prefix
  * covers (longest prefix wins). A class whose prefixes are all tiled by longer ones has no address
- * and is left out. One sorted sweep with a stack of enclosing prefixes.
+ * and is left out.
  */
 export function classWitnesses(entries: readonly PrefixClass[], family: 4 | 6): Map<number, Uint8Array> {
-  const bits = family === 4 ? 32 : 128;
-  const items = entries.map((e) => {
-    const start = toBig(e.cidr.addr);
-    return { start, end: start + (1n << BigInt(bits - e.cidr.len)) - 1n, cls: e.cls };
-  });
-  items.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.end > b.end ? -1 : a.end < b.end ? 1 : 0));
+  return witnessesOf(prefixIndex(entries, family), family);
+}
+
+function witnessesOf(items: readonly PrefixItem[], family: 4 | 6): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
-  const found = (cls: number, at: bigint) => {
-    if (cls !== 0 && !out.has(cls)) out.set(cls, fromBig(at, bits / 8));
-  };
-  const stack: { end: bigint; cursor: bigint; cls: number; gap: boolean }[] = [];
-  const close = () => {
-    const top = stack.pop()!;
-    if (!top.gap && top.cursor <= top.end) found(top.cls, top.cursor);
-  };
-  for (const e of items) {
-    while (stack.length > 0 && stack[stack.length - 1]!.end < e.end) close();
-    const parent = stack[stack.length - 1];
-    if (parent) {
-      if (!parent.gap && e.start > parent.cursor) {
-        parent.gap = true;
-        found(parent.cls, parent.cursor);
-      }
-      parent.cursor = e.end + 1n;
-    }
-    stack.push({ end: e.end, cursor: e.start, cls: e.cls, gap: false });
+  for (const item of items) {
+    if (item.own !== undefined && item.cls !== 0 && !out.has(item.cls)) out.set(item.cls, fromBig(item.own, family === 4 ? 4 : 16));
   }
-  while (stack.length > 0) close();
   return out;
+}
+
+/** The classes some address inside `c` has, in a dimension's prefix index (class 0, no rule, left out). */
+function classesWithin(items: readonly PrefixItem[], c: Cidr): number[] {
+  const bits = c.family === 4 ? 32 : 128;
+  const start = toBig(c.addr);
+  const end = start + (1n << BigInt(bits - c.len)) - 1n;
+  const found = new Set<number>();
+  // the first prefix starting at or after c's start
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (items[mid]!.start < start) lo = mid + 1;
+    else hi = mid;
+  }
+  let cursor = start;
+  let gap = false;
+  let exact = false;
+  let deepest: PrefixItem | undefined; // the deepest prefix containing c
+  for (let k = lo; k < items.length && items[k]!.start <= end; k++) {
+    const item = items[k]!;
+    if (item.end > end) {
+      deepest = item; // it starts where c does and contains it (larger ones come first)
+      continue;
+    }
+    if (item.start === start && item.end === end) exact = true;
+    if (item.own !== undefined && item.cls !== 0) found.add(item.cls);
+    if (item.start > cursor) gap = true;
+    if (item.end >= cursor) cursor = item.end + 1n;
+  }
+  if (!exact && (gap || cursor <= end)) {
+    // what no prefix inside c covers has the class of the deepest prefix containing c: one
+    // starting where c does (above), or else the first before c (scanning back) that reaches past it
+    for (let k = lo - 1; !deepest && k >= 0; k--) if (items[k]!.end >= end) deepest = items[k];
+    if (deepest && deepest.cls !== 0) found.add(deepest.cls);
+  }
+  return [...found];
 }
 
 function toBig(addr: Uint8Array): bigint {
@@ -442,5 +563,18 @@ function fromBig(n: bigint, bytes: number): Uint8Array {
     out[i] = Number(n & 0xffn);
     n >>= 8n;
   }
+  return out;
+}
+
+/** Each rule's `from` and `to` entries as written in the validated model ("any" left out), by rule id. */
+export function ruleEntries(model: PolicyModel): RuleEntries {
+  const out: RuleEntries = new Map();
+  const list = (refs: PolicyModel['policies'][number]['rules'][number]['from']): AddressEntry[] =>
+    (refs ?? []).flatMap((ref): AddressEntry[] => {
+      if (ref.kind === 'any') return [];
+      if (ref.kind === 'group') return [{ label: `group ${ref.name}`, cidrs: model.groups.get(ref.name)?.cidrs ?? [] }];
+      return [{ label: ref.cidr.text, cidrs: [ref.cidr] }];
+    });
+  for (const p of model.policies) for (const r of p.rules) out.set(`${p.name}/${r.name}`, { from: list(r.from), to: list(r.to) });
   return out;
 }

@@ -15,9 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { compileIr } from '../../src/policy/compile.js';
+import { parseCidr } from '../../src/policy/cidr.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir.js';
-import { flowText, lintPolicy, type LintFinding } from '../../src/policy/lint.js';
+import { flowText, lintPolicy, ruleEntries, type LintFinding } from '../../src/policy/lint.js';
 import { buildClassTables } from '../../src/policy/tables.js';
 import { addr16, type FrameSpec } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
@@ -26,8 +27,8 @@ const doc = (rules: string[], defaultAction = 'deny') =>
   `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: p }\nspec:\n  defaultAction: ${defaultAction}\n  rules:\n${rules.map((r) => `    - ${r}`).join('\n')}\n`;
 
 function lint(text: string) {
-  const { ir } = compileIr([{ file: 'p.yaml', text }]);
-  return { ir, report: lintPolicy(ir, buildClassTables(ir)) };
+  const { ir, model } = compileIr([{ file: 'p.yaml', text }]);
+  return { ir, report: lintPolicy(ir, buildClassTables(ir), ruleEntries(model)) };
 }
 
 const kinds = (findings: LintFinding[]) => findings.map((f) => `${f.kind} ${f.rules.map((r) => r.id.split('/')[1]).join(',')}`).sort();
@@ -102,6 +103,21 @@ describe('lint: a corpus of known findings', () => {
     assert.match(report.findings.find((f) => f.kind === 'dead-ports')!.message, /port range 22 never decides/);
   });
 
+  it('finds a group or CIDR in a rule that never decides a flow', () => {
+    const { report } = lint(
+      doc([
+        '{ name: block-a, action: deny, from: [10.1.0.0/16], to: [10.9.0.1/32], protocol: tcp, ports: [22] }',
+        '{ name: ops-ssh, action: allow, from: [partners, 10.1.2.0/24], to: [10.9.0.1/32], protocol: tcp, ports: [22] }',
+        '{ name: web, action: allow, from: [10.2.0.0/16], to: [internal, "fd00:9::/64"], protocol: tcp, ports: [443] }',
+      ]) + '---\napiVersion: doorstep/v1\nkind: AddressGroup\nmetadata: { name: partners }\nspec: { cidrs: [192.0.2.0/24] }\n---\napiVersion: doorstep/v1\nkind: AddressGroup\nmetadata: { name: internal }\nspec: { cidrs: [10.9.0.0/24] }\n',
+    );
+    // 10.1.2.0/24 is all under block-a; an IPv6 destination for IPv4 sources reaches nothing
+    assert.deepEqual(kinds(report.findings), ['dead-address ops-ssh', 'dead-address web', 'overlap block-a,ops-ssh']);
+    const dead = report.findings.filter((f) => f.kind === 'dead-address');
+    assert.deepEqual(dead.map((f) => [f.side, f.addresses]), [['from', ['10.1.2.0/24']], ['to', ['fd00:9::/64']]]);
+    assert.match(dead[0]!.message, /from entry 10\.1\.2\.0\/24 never decides a flow/);
+  });
+
   it('reasons per tenant: a rule scoped to one tenant does not shadow the same rule for another', () => {
     const { report } = lint(doc([
       '{ name: a-web, action: allow, from: [any], to: [10.0.0.0/8], protocol: tcp, ports: [80], tenants: [vpc-a] }',
@@ -161,12 +177,13 @@ describe('lint: properties against the reference evaluator', () => {
     for (let i = 0; i < 400; i++) {
       const p = randomPolicy(r, 16, { tenants: i % 2 === 0 });
       let ir: PolicyIr;
+      let model: ReturnType<typeof compileIr>['model'];
       try {
-        ir = compileIr([{ file: 'p.yaml', text: p.yaml }]).ir;
+        ({ ir, model } = compileIr([{ file: 'p.yaml', text: p.yaml }]));
       } catch {
         continue; // a random policy the validator refuses
       }
-      const report = lintPolicy(ir, buildClassTables(ir));
+      const report = lintPolicy(ir, buildClassTables(ir), ruleEntries(model));
       const packets = Array.from({ length: 150 }, () => tupleOf(randomPacket(r, p), randomTenant(r, p)));
       const examples = [...report.findings.flatMap((f) => (f.example ? [f.example] : [])), ...report.needed.map((n) => n.example)];
       const flows = [...packets, ...examples];
@@ -183,6 +200,20 @@ describe('lint: properties against the reference evaluator', () => {
           assert.ok(d !== 0 && d < rule.index && d === second!.index, `shadowed example decided by ${d}\n${context()}`);
         }
         if (f.kind === 'redundant') assert.equal(evaluate(ir, f.example!).rule, rule.index, context());
+        if (f.kind === 'dead-address') {
+          // no flow from (to) the entry is decided by the rule: random packets and the entry's own bounds
+          const inside = f.addresses!.flatMap((text) => {
+            const c = parseCidr(text) as { family: 4 | 6; addr: Uint8Array; len: number };
+            const last = Uint8Array.from(c.addr);
+            for (let b = c.len; b < c.addr.length * 8; b++) last[b >> 3]! |= 0x80 >> (b & 7);
+            return [c.addr, last].map((addr) => ({ family: c.family, addr }));
+          });
+          for (const t of flows) for (const a of inside) {
+            if (a.family !== t.family) continue;
+            const moved = f.side === 'from' ? { ...t, src: a.addr } : { ...t, dst: a.addr };
+            assert.notEqual(evaluate(ir, moved).rule, rule.index, `dead ${f.side} entry ${f.addresses!.join(',')} of ${rule.id} decides ${flowText(moved)}\n${context()}`);
+          }
+        }
         if (f.kind === 'overlap') {
           const later = ir.rules[second!.index - 1]!;
           assert.ok(meets(ir, rule, f.example!) && meets(ir, later, f.example!), `overlap example misses a rule\n${context()}`);
@@ -204,6 +235,6 @@ describe('lint: properties against the reference evaluator', () => {
       checked++;
     }
     assert.ok(checked > 300, `only ${checked} random policies compiled`);
-    for (const kind of ['shadowed', 'redundant', 'overlap']) assert.ok((seen.get(kind) ?? 0) > 10, `only ${seen.get(kind) ?? 0} ${kind} findings: the property saw too few`);
+    for (const kind of ['shadowed', 'redundant', 'overlap', 'dead-address', 'dead-ports']) assert.ok((seen.get(kind) ?? 0) > 3, `only ${seen.get(kind) ?? 0} ${kind} findings: the property saw too few`);
   });
 });
