@@ -19,6 +19,7 @@ import type { OutputFormat } from './table.js';
 import { validate } from './validate.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
+import { fleetForget } from './fleet-forget.js';
 import { fleetRemove } from './fleet-remove.js';
 import { fleetStatus } from './fleet-status.js';
 import { fleetEdgeConfig } from './fleet-edge-config.js';
@@ -165,6 +166,14 @@ addNatsFlags(
     .option('--sign-key <file>', 'publish a tombstone signed with this ed25519 key (needed when enforcers require signed sets)'),
   'BUCKET',
 ).action((o: NatsFlags & { name: string; signKey?: string }) => run(() => fleetRemove(o)));
+addNatsFlags(
+  fleet
+    .command('forget')
+    .description('take an enforcer that is gone for good off the list of expected enforcers (fleet status counts it as missing until then)')
+    .requiredOption('--name <id>', 'the enforcer id')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status; the list is STATUS-BUCKET-members)'),
+  'BUCKET',
+).action((o: NatsFlags & { name: string; statusBucket?: string }) => run(() => fleetForget(o)));
 addNatsFlags(
   fleet
     .command('edge-config')

@@ -28,7 +28,7 @@ export function createPolicyBucket(nc: NatsConnection, bucket: string): Promise<
 }
 
 /** Every current value under `prefix`: the keys, then each one's newest entry. */
-async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
+export async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
   const keys: string[] = [];
   for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
   const entries = await Promise.all(keys.sort().map((k) => kv.get(k)));

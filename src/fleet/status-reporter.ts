@@ -4,11 +4,13 @@
 // dies drops out of the fleet view within the TTL. Opening the bucket is retried with backoff
 // and jitter until it works (NATS down at boot, JetStream without a leader yet). One write in
 // flight at a time; while NATS is away, reports are skipped (the next one carries the news),
-// never queued.
+// never queued. Before its first report it registers the enforcer in the membership bucket
+// (src/fleet/membership.ts), so the fleet counts it as missing whenever it stops reporting.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { type EnforcerStatus, statusKey } from './enforcer-status.js';
+import { membersBucketOf, openMembersBucket, register } from './membership.js';
 import { retryUntilDone, worthReporting } from './retry.js';
 
 export interface StatusReporterOptions {
@@ -52,6 +54,7 @@ export class StatusReporter {
     const nc = await this.options.connection();
     if (this.closed) return;
     const kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
+    await register(await openMembersBucket(nc, membersBucketOf(this.options.bucket)), this.options.enforcer, this.options.report().labels);
     // an existing bucket keeps the TTL it was created with: report often enough for that one
     const bucketTtl = (await kv.status()).ttl;
     if (this.closed) return;
