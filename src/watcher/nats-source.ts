@@ -5,7 +5,10 @@
 // only when this enforcer's set really changed; what each key holds is judged by BucketSets. The
 // connection is made in the background and the watch made again after any fault (a failed call
 // while JetStream has no leader, a watch that ended or stalled), with backoff and jitter, so an
-// agent whose NATS is down at boot goes on with its last policy and rejoins on its own.
+// agent whose NATS is down at boot goes on with its last policy and rejoins on its own. A watch
+// whose consumer died with its server (it ends nowhere, it just goes quiet) is told by a plain
+// subscription to the bucket's subjects: a put (or a reconnect, which may have hidden one) that
+// the watch has not followed a second later makes it read the bucket, and watch again if behind.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { createPolicyBucket } from '../fleet/fleet-client.js';
@@ -31,6 +34,8 @@ export interface NatsSourceOptions {
   debounceMs?: number;
   /** How often the bucket's own revision is read, to tell a watch that has fallen behind. */
   checkMs?: number;
+  /** How long after a put seen on the bucket's subjects the watch must have moved (else the bucket is read). */
+  nudgeMs?: number;
   /** Where the highest accepted sequence per key is kept (the state dir), with trusted keys. */
   marks?: SequenceMarkStore;
   onError?: (err: Error) => void;
@@ -69,6 +74,8 @@ export class NatsSource implements PolicySourceHandle {
   private restartedFor = 0;
   private behindAt = 0;
   private followingConnection = false;
+  private nudgeTimer: NodeJS.Timeout | undefined;
+  private nudgeCheck: ((seen: number) => Promise<void>) | undefined;
   private warning: string | null = null;
 
   constructor(private readonly options: NatsSourceOptions) {
@@ -125,12 +132,22 @@ export class NatsSource implements PolicySourceHandle {
     const check = () => void this.check(kv).catch(() => undefined);
     this.checkTimer = setInterval(check, this.options.checkMs ?? 5000);
     check(); // an empty bucket sends nothing: the first read says the watch is caught up
+    this.nudgeCheck = (seen) => this.check(kv, seen);
     if (!this.followingConnection) {
       this.followingConnection = true;
+      // every put under sets.* reaches this plain subscription whatever became of the watch's
+      // consumer (the subscription moves with the connection); a refused permission leaves the 5 s check alone
+      nc.subscribe(`$KV.${this.options.bucket}.${ENVELOPE_KEY_PREFIX}>`, {
+        callback: (err) => {
+          if (!err) this.nudged();
+        },
+      });
       void (async () => {
         for await (const s of nc.status()) {
           if (this.closed) break;
           if (s.type === 'disconnect') this.stale();
+          // puts made while this connection was away never reach the subscription: check as if one had
+          if (s.type === 'reconnect') this.nudged();
         }
       })().catch(() => undefined);
     }
@@ -149,11 +166,26 @@ export class NatsSource implements PolicySourceHandle {
   }
 
   /**
+   * A put was seen on the bucket's subjects (the watch then stood at `seen`): unless the watch has
+   * moved within nudgeMs, read the bucket, and again a nudgeMs later while that read fails
+   * (JetStream still electing a leader).
+   */
+  private nudged(seen = this.sets.revision): void {
+    if (this.closed || this.nudgeTimer) return;
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined;
+      if (this.sets.revision === seen) this.nudgeCheck?.(seen).catch(() => this.nudged(seen));
+    }, this.options.nudgeMs ?? 1000);
+    this.nudgeTimer.unref();
+  }
+
+  /**
    * Read the bucket's newest revision. Caught up: live. Behind at two reads in a row with no
-   * progress: the watch has stalled (its consumer lost with a server), so it is made again, once
+   * progress, or after a put the watch did not deliver within nudgeMs (`nudgedAt`: its revision
+   * then): the watch has stalled (its consumer lost with a server), so it is made again, once
    * per bucket revision (keys other than sets.* would otherwise look like a lag for ever).
    */
-  private async check(kv: Awaited<ReturnType<typeof createPolicyBucket>>): Promise<void> {
+  private async check(kv: Awaited<ReturnType<typeof createPolicyBucket>>, nudgedAt?: number): Promise<void> {
     const last = (await kv.status()).streamInfo.state.last_seq;
     this.bucketRevision = last;
     this.bucketReadAt = new Date();
@@ -164,7 +196,8 @@ export class NatsSource implements PolicySourceHandle {
       return;
     }
     this.stale();
-    if (this.behindAt === last && this.restartedFor !== last) {
+    const stalled = this.behindAt === last || (nudgedAt !== undefined && this.sets.revision === nudgedAt);
+    if (stalled && this.restartedFor !== last) {
       this.restartedFor = last;
       this.problem(`the watch is at revision ${this.sets.revision}, the bucket at ${last}: watching again`);
       this.stopWatch?.();
@@ -196,6 +229,7 @@ export class NatsSource implements PolicySourceHandle {
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.checkTimer);
+    clearTimeout(this.nudgeTimer);
     this.stopWatch?.();
   }
 }
