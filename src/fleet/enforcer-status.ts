@@ -12,7 +12,7 @@ import { natsToken } from './nats-connection.js';
 /** Keys under which enforcers report in the status bucket. */
 export const STATUS_KEY_PREFIX = 'enforcers.';
 export const DEFAULT_STATUS_BUCKET = 'doorstep-status';
-/** A report older than this disappears from the bucket: a dead enforcer leaves the fleet view. */
+/** A report older than this disappears from the bucket: a dead enforcer is then missing (src/fleet/membership.ts). */
 export const DEFAULT_STATUS_TTL_MS = 30_000;
 
 export const statusKey = (enforcer: string): string => `${STATUS_KEY_PREFIX}${natsToken(enforcer)}`;

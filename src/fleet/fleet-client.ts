@@ -2,6 +2,7 @@
 // The fleet as the CLI sees it through NATS: the envelopes in the policy bucket, the enforcers'
 // reports in the status bucket, and publishing an envelope. Buckets that do not exist are an
 // error that says how they come to be, except where publishing creates the policy bucket.
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
@@ -22,9 +23,12 @@ export async function openBucket(nc: NatsConnection, bucket: string, hint: strin
 /** How many revisions of each key the policy bucket keeps (when an agent or a publisher creates it). */
 export const POLICY_BUCKET_HISTORY = 10;
 
-/** The policy bucket, created when it does not exist yet (by the first agent or the first publish). */
-export function createPolicyBucket(nc: NatsConnection, bucket: string): Promise<KV> {
-  return new Kvm(nc).create(bucket, { history: POLICY_BUCKET_HISTORY });
+/**
+ * The policy bucket, created when it does not exist yet (by the first agent or the first publish).
+ * `timeoutMs`: how long each JetStream request on it (and on its watches) may wait (nats.js: 5 s).
+ */
+export function createPolicyBucket(nc: NatsConnection, bucket: string, timeoutMs?: number): Promise<KV> {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).create(bucket, { history: POLICY_BUCKET_HISTORY });
 }
 
 /** Every current value under `prefix`: the keys, then each one's newest entry. */

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's entry in the fleet's status bucket: written at once when something changes (a
 // policy installed or rejected), and again every third of the bucket's TTL, so an enforcer that
-// dies drops out of the fleet view within the TTL. Opening the bucket is retried with backoff
+// dies loses its report within the TTL (the fleet then counts it as missing). Opening the bucket is retried with backoff
 // and jitter until it works (NATS down at boot, JetStream without a leader yet). One write in
 // flight at a time; while NATS is away, reports are skipped (the next one carries the news),
-// never queued. Before its first report it registers the enforcer in the membership bucket
+// never queued; a failed write is tried again a second later. Before its first report it registers the enforcer in the membership bucket
 // (src/fleet/membership.ts), so the fleet counts it as missing whenever it stops reporting.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -29,10 +29,14 @@ export async function openStatusBucket(nc: NatsConnection, bucket: string, ttlMs
   return new Kvm(nc).create(bucket, { history: 1, ttl: ttlMs });
 }
 
+/** After a failed write, the next attempt. */
+const WRITE_RETRY_MS = 1000;
+
 export class StatusReporter {
   private kv: KV | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pokeTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -104,7 +108,10 @@ export class StatusReporter {
           this.written++;
           this.lastProblem = '';
         },
-        (err: unknown) => this.problem(err),
+        (err: unknown) => {
+          this.problem(err);
+          this.retrySoon();
+        },
       )
       .finally(() => {
         this.writing = undefined;
@@ -115,11 +122,22 @@ export class StatusReporter {
       });
   }
 
+  /** A write failed (JetStream without a leader, a server lost): try again in a second, not at the next interval. */
+  private retrySoon(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.write();
+    }, WRITE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
   /** Stop reporting and remove this enforcer's entry (a clean stop leaves the fleet at once). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     clearTimeout(this.pokeTimer);
+    clearTimeout(this.retryTimer);
     await this.writing;
     if (this.kv) {
       await Promise.race([this.kv.delete(statusKey(this.options.enforcer)).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);

@@ -13,7 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { createPolicyBucket } from '../fleet/fleet-client.js';
 import type { TrustedKeys } from '../fleet/signing.js';
-import { retryUntilDone, worthReporting } from '../fleet/retry.js';
+import { RetryPause, retryUntilDone, worthReporting } from '../fleet/retry.js';
 import { BucketSets } from './bucket-sets.js';
 import { ENVELOPE_KEY_PREFIX, type Labels } from './policy-envelope.js';
 import type { SequenceMarkStore } from './sequence-marks.js';
@@ -41,7 +41,15 @@ export interface NatsSourceOptions {
   onError?: (err: Error) => void;
   /** Something accepted that a human should look at (a signing clock far off this one). */
   onWarning?: (message: string) => void;
+  /** The watch went stale or live (the agent reports it at once). */
+  onSyncChange?: () => void;
 }
+
+/**
+ * How long each JetStream request of the watch may wait. Shorter than nats.js's 5 s: a request
+ * lost with a server is made again sooner, and a healthy cluster answers in milliseconds.
+ */
+export const WATCH_REQUEST_TIMEOUT_MS = 2000;
 
 /** How far this source is behind the bucket (in the agent's status). */
 export interface SourceSync {
@@ -77,6 +85,8 @@ export class NatsSource implements PolicySourceHandle {
   private nudgeTimer: NodeJS.Timeout | undefined;
   private nudgeCheck: ((seen: number) => Promise<void>) | undefined;
   private warning: string | null = null;
+  /** The pause between watch attempts: a put seen or a reconnect ends it (JetStream answers again). */
+  private readonly pause = new RetryPause();
 
   constructor(private readonly options: NatsSourceOptions) {
     this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys, {
@@ -106,13 +116,22 @@ export class NatsSource implements PolicySourceHandle {
   }
 
   private stale(): void {
-    this.staleSince ??= new Date();
+    if (this.staleSince) return;
+    this.staleSince = new Date();
+    this.options.onSyncChange?.();
+  }
+
+  private live(): void {
+    if (!this.staleSince) return;
+    this.staleSince = null;
+    this.options.onSyncChange?.();
   }
 
   /** Resolves at once; candidates follow once NATS answers, and the watch is made again after every fault. */
   async start(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     void retryUntilDone(() => this.watchUntilStopped(deliver), {
       stopped: () => this.closed,
+      pause: this.pause,
       onFailure: (err, attempt, ms) => {
         this.stale();
         if (worthReporting(attempt)) this.problem(`watching failed (attempt ${attempt}): ${err instanceof Error ? err.message : String(err)}; watching again in ${ms} ms`, err);
@@ -124,7 +143,7 @@ export class NatsSource implements PolicySourceHandle {
   private async watchUntilStopped(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     const nc = await this.options.connection();
     if (this.closed) return;
-    const kv = await createPolicyBucket(nc, this.options.bucket);
+    const kv = await createPolicyBucket(nc, this.options.bucket, WATCH_REQUEST_TIMEOUT_MS);
     const watch = await kv.watch({ key: `${ENVELOPE_KEY_PREFIX}>` });
     this.stopWatch = () => watch.stop();
     if (this.closed) return void watch.stop();
@@ -155,7 +174,7 @@ export class NatsSource implements PolicySourceHandle {
       for await (const e of watch) {
         if (e.operation === 'PUT') this.sets.put(e.key, e.revision, e.value);
         else this.sets.delete(e.key, e.revision);
-        if (e.delta === 0 && this.staleSince && this.bucketRevision !== null && this.sets.revision >= this.bucketRevision) this.staleSince = null;
+        if (e.delta === 0 && this.bucketRevision !== null && this.sets.revision >= this.bucketRevision) this.live();
         this.schedule(deliver, e.delta === 0 ? 0 : (this.options.debounceMs ?? 100));
       }
     } finally {
@@ -166,15 +185,21 @@ export class NatsSource implements PolicySourceHandle {
   }
 
   /**
-   * A put was seen on the bucket's subjects (the watch then stood at `seen`): unless the watch has
-   * moved within nudgeMs, read the bucket, and again a nudgeMs later while that read fails
-   * (JetStream still electing a leader).
+   * A put was seen on the bucket's subjects, or the connection is back (the watch then stood at
+   * `seen`): JetStream answers. Between watch attempts, the next one starts now, and every
+   * nudgeMs while none has worked (a new consumer needs the cluster's meta leader, which may come
+   * later than the stream's). Watching, unless the watch has moved within nudgeMs, read the
+   * bucket, and again a nudgeMs later while that read fails.
    */
   private nudged(seen = this.sets.revision): void {
-    if (this.closed || this.nudgeTimer) return;
+    if (this.closed) return;
+    if (!this.watching) this.pause.wake();
+    if (this.nudgeTimer) return;
     this.nudgeTimer = setTimeout(() => {
       this.nudgeTimer = undefined;
-      if (this.sets.revision === seen) this.nudgeCheck?.(seen).catch(() => this.nudged(seen));
+      if (this.closed || this.sets.revision !== seen) return;
+      if (!this.watching) return this.nudged(seen);
+      this.nudgeCheck?.(seen).catch(() => this.nudged(seen));
     }, this.options.nudgeMs ?? 1000);
     this.nudgeTimer.unref();
   }
@@ -191,7 +216,7 @@ export class NatsSource implements PolicySourceHandle {
     this.bucketReadAt = new Date();
     if (!this.watching) return;
     if (this.sets.revision >= last) {
-      this.staleSince = null;
+      this.live();
       this.behindAt = 0;
       return;
     }
