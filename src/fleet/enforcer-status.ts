@@ -66,14 +66,17 @@ export const enforcerStatusSchema = z.object({
 
 export type EnforcerStatus = z.infer<typeof enforcerStatusSchema>;
 
-export function parseStatus(bytes: Uint8Array): EnforcerStatus | undefined {
+/** A bucket value as `schema` says, or undefined when it is not JSON or not that shape. */
+export function parseValue<T>(schema: z.ZodType<T>, bytes: Uint8Array): T | undefined {
   try {
-    const r = enforcerStatusSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    const r = schema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
     return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
 }
+
+export const parseStatus = (bytes: Uint8Array): EnforcerStatus | undefined => parseValue(enforcerStatusSchema, bytes);
 
 /** What an enforcer with `labels` should run: a version, nothing (no envelope selects it), or a set that does not compile. */
 export type Expected = { version: string } | { none: true } | { invalid: string };

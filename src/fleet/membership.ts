@@ -7,6 +7,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
+import { parseValue } from './enforcer-status.js';
 import { currentValues } from './fleet-client.js';
 import { natsToken } from './nats-connection.js';
 
@@ -29,14 +30,7 @@ export const memberSchema = z.object({
 
 export type Member = z.infer<typeof memberSchema>;
 
-export function parseMember(bytes: Uint8Array): Member | undefined {
-  try {
-    const r = memberSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const parseMember = (bytes: Uint8Array): Member | undefined => parseValue(memberSchema, bytes);
 
 /** The membership bucket, created (history 1, no TTL) when it does not exist. */
 export function openMembersBucket(nc: NatsConnection, bucket: string): Promise<KV> {
