@@ -4,7 +4,7 @@
 // whether the fleet has converged on the latest policy.
 import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
 import { bucketExists, openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
-import { membersBucketOf, openMembersBucket, readMembers } from '../fleet/membership.js';
+import { membersBucketOf, readMembers } from '../fleet/membership.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
@@ -29,7 +29,7 @@ export function healthText(s: EnforcerStatus, now: number): string {
 /** The registered enforcers: none when the membership bucket does not exist (no agent with membership has started). */
 export async function readMembersOf(nc: Parameters<typeof openBucket>[0], statusBucket: string) {
   const bucket = membersBucketOf(statusBucket);
-  return (await bucketExists(nc, bucket)) ? readMembers(await openMembersBucket(nc, bucket)) : [];
+  return (await bucketExists(nc, bucket)) ? readMembers(await openBucket(nc, bucket, '')) : [];
 }
 
 export async function readFleet(nc: Parameters<typeof openBucket>[0], policyBucket: string, statusBucket: string): Promise<FleetView> {
