@@ -33,15 +33,29 @@ describe('retry', () => {
     pause.wake();
     await pause.sleep(60_000); // skipped
     let ended = false;
+    const keepAlive = setTimeout(() => undefined, 1000); // the pause's own timer does not hold the process
     const next = pause.sleep(50).then(() => (ended = true));
     await new Promise((r) => setTimeout(r, 10));
     assert.equal(ended, false, 'the next pause is a real one');
     await next;
+    clearTimeout(keepAlive);
   });
 
   it('stops when the caller closes', async () => {
     let closed = false;
-    const value = await retryUntilDone(() => Promise.reject(new Error('no')), { stopped: () => closed, onFailure: () => (closed = true) });
+    let attempts = 0;
+    const pause = new RetryPause();
+    const value = await retryUntilDone(
+      () => {
+        attempts++;
+        return Promise.reject(new Error('no'));
+      },
+      { stopped: () => closed, pause, onFailure: () => {
+        closed = true;
+        pause.wake();
+      } },
+    );
+    assert.equal(attempts, 1, 'no attempt after the close');
     assert.equal(value, undefined);
   });
 
