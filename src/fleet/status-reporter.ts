@@ -4,8 +4,10 @@
 // dies loses its report within the TTL (the fleet then counts it as missing). Opening the bucket is retried with backoff
 // and jitter until it works (NATS down at boot, JetStream without a leader yet). One write in
 // flight at a time; while NATS is away, reports are skipped (the next one carries the news),
-// never queued; a failed write is tried again a second later. Before its first report it registers the enforcer in the membership bucket
-// (src/fleet/membership.ts), so the fleet counts it as missing whenever it stops reporting.
+// never queued; a failed write is tried again a second later. Beside its reports it registers
+// the enforcer in the membership bucket (src/fleet/membership.ts), retried on its own until it
+// works (a refused permission there never stops the reports), so the fleet counts it as missing
+// whenever it stops reporting.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
@@ -48,17 +50,25 @@ export class StatusReporter {
 
   /** Open the bucket (retried with backoff until it works, however long NATS or JetStream is away), then report. */
   start(): void {
-    void retryUntilDone(() => this.open(), {
+    const retried = (what: string) => ({
       stopped: () => this.closed,
-      onFailure: (err, attempt, ms) => worthReporting(attempt) && this.problem(new Error(`${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; again in ${ms} ms)`, { cause: err })),
+      onFailure: (err: unknown, attempt: number, ms: number) => worthReporting(attempt) && this.problem(new Error(`${what}${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; again in ${ms} ms)`, { cause: err })),
     });
+    void retryUntilDone(() => this.open(), retried(''));
+    void retryUntilDone(() => this.register(), retried(`registering in ${membersBucketOf(this.options.bucket)}: `));
+  }
+
+  /** Register this enforcer once (nothing is written when its entry holds its labels already). */
+  private async register(): Promise<void> {
+    const nc = await this.options.connection();
+    if (this.closed) return;
+    await register(await openMembersBucket(nc, membersBucketOf(this.options.bucket)), this.options.enforcer, this.options.report().labels);
   }
 
   private async open(): Promise<void> {
     const nc = await this.options.connection();
     if (this.closed) return;
     const kv = await openStatusBucket(nc, this.options.bucket, this.options.ttlMs);
-    await register(await openMembersBucket(nc, membersBucketOf(this.options.bucket)), this.options.enforcer, this.options.report().labels);
     // an existing bucket keeps the TTL it was created with: report often enough for that one
     const bucketTtl = (await kv.status()).ttl;
     if (this.closed) return;
