@@ -3,7 +3,7 @@
 // reports in the status bucket, and publishing an envelope. Buckets that do not exist are an
 // error that says how they come to be, except where publishing creates the policy bucket.
 import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
-import { Bucket, Kvm, type KV } from '@nats-io/kv';
+import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, envelopeKey, type PolicyEnvelope } from '../watcher/policy-envelope.js';
@@ -52,11 +52,16 @@ async function keysUnder(kv: KV, prefix: string): Promise<string[]> {
   return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(kv.prefix.length + 1));
 }
 
-/** Every current value under `prefix`: the keys, then each one's newest entry. */
-export async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
+/** The newest entry of every key under `prefix`, deletions included, without a consumer. */
+export async function latestEntries(kv: KV, prefix: string): Promise<KvEntry[]> {
   const keys = await keysUnder(kv, prefix);
   const entries = await Promise.all(keys.sort().map((k) => kv.get(k)));
-  return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
+  return entries.flatMap((e) => (e ? [e] : []));
+}
+
+/** Every current value under `prefix`: the keys, then each one's newest entry. */
+export async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
+  return (await latestEntries(kv, prefix)).flatMap((e) => (e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
 }
 
 /** The envelopes in the policy bucket (values that are not envelopes are left out: agents refuse them and report `rejecting`). */

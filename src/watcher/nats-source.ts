@@ -8,10 +8,10 @@
 // agent whose NATS is down at boot goes on with its last policy and rejoins on its own. A watch
 // whose consumer died with its server (it ends nowhere, it just goes quiet) is told by a plain
 // subscription to the bucket's subjects: a put (or a reconnect, which may have hidden one) that
-// the watch has not followed a second later makes it read the bucket, and watch again if behind.
+// the watch has not followed half a second later makes it read the bucket, and watch again if behind.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
-import { createPolicyBucket } from '../fleet/fleet-client.js';
+import { createPolicyBucket, latestEntries } from '../fleet/fleet-client.js';
 import type { TrustedKeys } from '../fleet/signing.js';
 import { RetryPause, retryUntilDone, worthReporting } from '../fleet/retry.js';
 import { BucketSets } from './bucket-sets.js';
@@ -51,6 +51,9 @@ export interface NatsSourceOptions {
  */
 export const WATCH_REQUEST_TIMEOUT_MS = 2000;
 
+/** How long after a put seen (or a reconnect) the watch must have moved: a live watch takes milliseconds. */
+export const NUDGE_MS = 500;
+
 /** How far this source is behind the bucket (in the agent's status). */
 export interface SourceSync {
   /** `live`: watching and caught up as far as it knows; `stale`: not watching (NATS away, a failed watch) or behind. */
@@ -81,12 +84,15 @@ export class NatsSource implements PolicySourceHandle {
   /** A bucket revision the watch has been restarted for: once per revision, then left stale. */
   private restartedFor = 0;
   private behindAt = 0;
+  /** A bucket revision read directly (catchUp) while no watch ran: once per revision. */
+  private caughtUpFor = 0;
   private followingConnection = false;
   private nudgeTimer: NodeJS.Timeout | undefined;
   private nudgeCheck: ((seen: number) => Promise<void>) | undefined;
   private warning: string | null = null;
   /** The pause between watch attempts: a put seen or a reconnect ends it (JetStream answers again). */
   private readonly pause = new RetryPause();
+  private deliver: ((candidate: PolicyCandidate) => void) | undefined;
 
   constructor(private readonly options: NatsSourceOptions) {
     this.sets = new BucketSets(options.bucket, options.labels, options.trustedKeys, {
@@ -129,6 +135,7 @@ export class NatsSource implements PolicySourceHandle {
 
   /** Resolves at once; candidates follow once NATS answers, and the watch is made again after every fault. */
   async start(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
+    this.deliver = deliver;
     void retryUntilDone(() => this.watchUntilStopped(deliver), {
       stopped: () => this.closed,
       pause: this.pause,
@@ -188,8 +195,8 @@ export class NatsSource implements PolicySourceHandle {
    * A put was seen on the bucket's subjects, or the connection is back (the watch then stood at
    * `seen`): JetStream answers. Between watch attempts, the next one starts now, and every
    * nudgeMs while none has worked (a new consumer needs the cluster's meta leader, which may come
-   * later than the stream's). Watching, unless the watch has moved within nudgeMs, read the
-   * bucket, and again a nudgeMs later while that read fails.
+   * later than the stream's), and the bucket is read directly meanwhile. Watching, unless the
+   * watch has moved within nudgeMs, read the bucket, and again a nudgeMs later while that read fails.
    */
   private nudged(seen = this.sets.revision): void {
     if (this.closed) return;
@@ -198,9 +205,12 @@ export class NatsSource implements PolicySourceHandle {
     this.nudgeTimer = setTimeout(() => {
       this.nudgeTimer = undefined;
       if (this.closed || this.sets.revision !== seen) return;
-      if (!this.watching) return this.nudged(seen);
+      if (!this.watching) {
+        this.nudgeCheck?.(seen).catch(() => undefined); // behind: read the bucket without a consumer
+        return this.nudged(seen);
+      }
       this.nudgeCheck?.(seen).catch(() => this.nudged(seen));
-    }, this.options.nudgeMs ?? 1000);
+    }, this.options.nudgeMs ?? NUDGE_MS);
     this.nudgeTimer.unref();
   }
 
@@ -214,7 +224,14 @@ export class NatsSource implements PolicySourceHandle {
     const last = (await kv.status()).streamInfo.state.last_seq;
     this.bucketRevision = last;
     this.bucketReadAt = new Date();
-    if (!this.watching) return;
+    if (!this.watching) {
+      // between watch attempts (no consumer can be made yet): what the bucket holds, read directly
+      if (nudgedAt !== undefined && this.sets.revision < last && this.caughtUpFor !== last) {
+        this.caughtUpFor = last;
+        await this.catchUp(kv);
+      }
+      return;
+    }
     if (this.sets.revision >= last) {
       this.live();
       this.behindAt = 0;
@@ -224,10 +241,24 @@ export class NatsSource implements PolicySourceHandle {
     const stalled = this.behindAt === last || (nudgedAt !== undefined && this.sets.revision === nudgedAt);
     if (stalled && this.restartedFor !== last) {
       this.restartedFor = last;
-      this.problem(`the watch is at revision ${this.sets.revision}, the bucket at ${last}: watching again`);
+      this.problem(`the watch is at revision ${this.sets.revision}, the bucket at ${last}: reading the bucket, and watching again`);
       this.stopWatch?.();
+      await this.catchUp(kv);
     }
     this.behindAt = last;
+  }
+
+  /**
+   * Read what every sets.* key holds now, without a consumer (a new one needs the cluster's meta
+   * leader, which may be away for seconds after a server is lost; the buckets' stream leader and
+   * replicas answer this), and deliver it as the watch would have. The new watch follows.
+   */
+  private async catchUp(kv: Awaited<ReturnType<typeof createPolicyBucket>>): Promise<void> {
+    for (const e of await latestEntries(kv, ENVELOPE_KEY_PREFIX)) {
+      if (e.operation === 'PUT') this.sets.put(e.key, e.revision, e.value);
+      else this.sets.delete(e.key, e.revision);
+    }
+    if (this.deliver) this.schedule(this.deliver, 0);
   }
 
   private schedule(deliver: (candidate: PolicyCandidate) => void, waitMs: number): void {
