@@ -18,6 +18,11 @@
 // 3. The floor: one bare KV put → one watcher on another connection receiving it, median of 50,
 //    on the same loopback server (and, for reference, on the fleet's management network); the
 //    figures of 1 and 2 as multiples of it.
+// 4. Faults on a 3-node JetStream cluster (bench/fleet-faults.ts): BENCH_FAULT_ROUNDS rounds
+//    (default 3; 0 = none) of kill -9 of the server holding the watch consumers, and of a full
+//    outage: time to JetStream answering a publish, then to every agent enforcing it, and to
+//    `fleet status` saying converged; min / median / max.
+// BENCH_PARTS (default agents,watchers,faults) runs only the parts named.
 // Every round is bounded (60 s: reported as incomplete). Cleans up its namespaces, processes
 // and files, also on failure and on SIGINT/SIGTERM.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -35,6 +40,7 @@ import { buildEnvelope } from '../src/watcher/policy-envelope.js';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
 import { NatsServer } from '../test/lib/nats-server.js';
+import { clusterFaults, type FaultRound } from './fleet-faults.js';
 import { SIM_STATUS_TTL_MS } from './fleet-watchers.js';
 import { JsonLineChild } from './json-line-child.js';
 
@@ -44,6 +50,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SIGNED_ROUNDS = Number(process.env.BENCH_SIGNED_ROUNDS ?? 3);
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000);
 const WORKERS = Math.max(1, Math.min(WATCHERS, Number(process.env.BENCH_WORKERS ?? 2)));
+const FAULT_ROUNDS = Number(process.env.BENCH_FAULT_ROUNDS ?? 3);
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'agents,watchers,faults').split(',').map((p) => p.trim()));
 const FLOOR_SAMPLES = 50;
 const FLOOR_WARMUP = 5;
 const ROUND_TIMEOUT_MS = 60_000;
@@ -575,28 +583,30 @@ async function main(): Promise<void> {
   const machine = `${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? '?'}), kernel ${release()}, node ${process.version}, nats-server ${natsVersion()}`;
   const settings =
     `NatsSource: a candidate at once when nothing is pending (up to ${DEBOUNCE_MS} ms while entries are pending), status poke ${POKE_MS} ms (StatusReporter), agents --status-ttl ${AGENT_STATUS_TTL}, simulated status TTL ${SIM_STATUS_TTL_MS / 1000} s; ` +
-    `${ROUNDS} rounds (BENCH_ROUNDS), ${SIGNED_ROUNDS} signed (BENCH_SIGNED_ROUNDS), ${fmt(WATCHERS)} watchers (BENCH_WATCHERS) in ${WORKERS} workers (BENCH_WORKERS), round limit ${ROUND_TIMEOUT_MS / 1000} s`;
+    `${ROUNDS} rounds (BENCH_ROUNDS), ${SIGNED_ROUNDS} signed (BENCH_SIGNED_ROUNDS), ${fmt(WATCHERS)} watchers (BENCH_WATCHERS) in ${WORKERS} workers (BENCH_WORKERS), ${FAULT_ROUNDS} fault rounds each (BENCH_FAULT_ROUNDS), parts ${[...PARTS].join(',')} (BENCH_PARTS), round limit ${ROUND_TIMEOUT_MS / 1000} s`;
   console.log('doorstep fleet benchmark');
   console.log(`machine:  ${machine}`);
   console.log(`settings: ${settings}\n`);
 
   let part1: ThreeAgents | undefined;
   let part2: Watchers | undefined;
+  let part4: FaultRound[] | undefined;
   try {
-    part1 = await threeAgents(tmp);
-    part2 = await watchers();
+    if (PARTS.has('agents')) part1 = await threeAgents(tmp);
+    if (PARTS.has('watchers')) part2 = await watchers();
+    if (PARTS.has('faults') && FAULT_ROUNDS > 0) part4 = await clusterFaults({ tmp, rounds: FAULT_ROUNDS, cleanups, run, log: (line) => console.log(line) });
   } finally {
     await cleanupAll();
   }
 
   // ---- the table ----
-  const floorMs = median(part2.loopFloor);
+  const floorMs = part2 ? median(part2.loopFloor) : NaN;
   const x = (ms: number) => (Number.isFinite(ms) && floorMs > 0 ? `${fmt(ms / floorMs, ms / floorMs < 10 ? 1 : 0)}×` : '');
   const rows: Row[] = [];
-  rows.push({ metric: 'floor: KV put → 1 watcher, loopback (median of 50)', figure: `${fmt(floorMs, 2)} ms`, ratio: '1×' });
-  if (part1.netFloor.length > 0) rows.push({ metric: '  same over the fleet management bridge (netns)', figure: `${fmt(median(part1.netFloor), 2)} ms`, ratio: x(median(part1.netFloor)) });
+  if (part2) rows.push({ metric: 'floor: KV put → 1 watcher, loopback (median of 50)', figure: `${fmt(floorMs, 2)} ms`, ratio: '1×' });
+  if (part1 && part1.netFloor.length > 0) rows.push({ metric: '  same over the fleet management bridge (netns)', figure: `${fmt(median(part1.netFloor), 2)} ms`, ratio: x(median(part1.netFloor)) });
 
-  const r1 = part1.rounds;
+  const r1 = part1?.rounds ?? [];
   for (const signed of [false, true]) {
     const rs = r1.filter((r) => r.signed === signed);
     if (rs.length === 0) continue;
@@ -609,6 +619,44 @@ async function main(): Promise<void> {
     rows.push({ metric: '  rounds complete', figure: `${ok.length} / ${rs.length}`, ratio: '' });
   }
 
+  if (part2) watcherRows(rows, part2, x);
+  if (part4) faultRows(rows, part4);
+
+  console.log('');
+  console.log(`machine:  ${machine}`);
+  console.log(`settings: ${settings}`);
+  if (part1?.netFloorProblem) console.log(`note: ${part1.netFloorProblem}`);
+  if (part2) {
+    console.log(
+      `note: ${availableParallelism()} cores — in part 2 nats-server, the ${WORKERS} simulation processes (${fmt(WATCHERS)} connections, NatsSource + compileIr + StatusReporter each) and this process (the status watch) all compete for them; ` +
+        'the latencies there include waiting for a CPU, not only the fan-out.',
+    );
+  }
+  console.log(`note: parts 1 and 2 time from just before the publish (as allMs in \`doorstep apply --wait\`) to the status report carrying the new version; it includes the ${POKE_MS} ms status poke.`);
+  if (part4) console.log('note: part 4 times enforcement from the publish\'s answer to each agent\'s own install record, and convergence to the first `fleet status` (polled) saying converged.');
+  console.log('');
+  printTable(rows);
+}
+
+/** min / median / max of the figures, or — when there are none. */
+const spread = (xs: readonly number[]) => (xs.length ? `${fmt(Math.min(...xs))} / ${fmt(median(xs))} / ${fmt(Math.max(...xs))} ms` : '—');
+
+function faultRows(rows: Row[], rounds: readonly FaultRound[]): void {
+  for (const [fault, what, from] of [
+    ['kill', 'kill -9 of the watch consumers\' server', 'the kill'],
+    ['outage', 'every server down, then all back', 'the servers\' start'],
+  ] as const) {
+    const rs = rounds.filter((r) => r.fault === fault);
+    if (rs.length === 0) continue;
+    const ok = rs.filter((r) => r.complete);
+    rows.push({ metric: `${what}: ${from} → JetStream answers a publish, min / median / max`, figure: spread(ok.map((r) => r.answerMs as number)), ratio: '' });
+    rows.push({ metric: '  answer → all 3 agents enforcing (slowest agent)', figure: spread(ok.map((r) => Math.max(...(r.enforceMs as number[])))), ratio: '' });
+    rows.push({ metric: '  answer → `fleet status` converged', figure: spread(ok.map((r) => r.convergedMs as number)), ratio: '' });
+    rows.push({ metric: '  rounds complete', figure: `${ok.length} / ${rs.length}`, ratio: '' });
+  }
+}
+
+function watcherRows(rows: Row[], part2: Watchers, x: (ms: number) => string): void {
   const r2 = part2.rounds.filter((r) => r.complete);
   const n = WATCHERS;
   const col = (f: (r: WatcherRound) => number) => r2.map(f);
@@ -625,17 +673,6 @@ async function main(): Promise<void> {
   rows.push({ metric: '  compileIr per candidate (in the workers)', figure: `${fmt(median(col((r) => r.compileMs / Math.max(1, r.candidates))), 2)} ms`, ratio: '' });
   rows.push({ metric: '  rounds complete', figure: `${r2.length} / ${part2.rounds.length}`, ratio: '' });
   if (part2.workerErrors > 0) rows.push({ metric: '  errors reported by the simulated enforcers', figure: fmt(part2.workerErrors), ratio: '' });
-
-  console.log('');
-  console.log(`machine:  ${machine}`);
-  console.log(`settings: ${settings}`);
-  if (part1.netFloorProblem) console.log(`note: ${part1.netFloorProblem}`);
-  console.log(
-    `note: ${availableParallelism()} cores — in part 2 nats-server, the ${WORKERS} simulation processes (${fmt(n)} connections, NatsSource + compileIr + StatusReporter each) and this process (the status watch) all compete for them; ` +
-      'the latencies there include waiting for a CPU, not only the fan-out.',
-  );
-  console.log(`note: every time is from just before the publish (as allMs in \`doorstep apply --wait\`) to the status report carrying the new version; it includes the ${POKE_MS} ms status poke.\n`);
-  printTable(rows);
 }
 
 const [mode, ...args] = process.argv.slice(2);

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep apply --nats URL FILE…`: validate the set (an invalid one never reaches the bucket),
 // publish it as the envelope `sets.<name>` for the enforcers its selector picks, and with
-// --wait follow the status bucket until every selected enforcer reports the version it should
-// now run, printing how long each took from the publish.
+// --wait follow the status bucket until every selected enforcer (registered or reporting)
+// reports the version it should now run, printing how long each took from the publish. Every
+// failure after the publish says that the set was published.
 import type { KV } from '@nats-io/kv';
 import { DoorstepError, PolicyError } from '../errors.js';
 import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, ExpectedVersions } from '../fleet/enforcer-status.js';
 import { createPolicyBucket, openBucket, publishNext, readEnvelopes, readStatuses, watchStatuses } from '../fleet/fleet-client.js';
+import type { Member } from '../fleet/membership.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
 import { compileIr } from '../policy/compile.js';
 import { parseDuration } from '../units.js';
 import { type PolicyEnvelope, selects } from '../watcher/policy-envelope.js';
+import { readMembersOf } from './fleet-status.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';
 import { envelopeDraft, type EnvelopeFlags } from './sign.js';
@@ -27,6 +30,8 @@ export interface FleetApplyFlags extends NatsFlags, EnvelopeFlags {
 interface EnforcerResult {
   enforcer: string;
   outcome: 'installed' | 'rejected' | 'pending';
+  /** It has reported since the wait began (a registered enforcer that has not is missing). */
+  reporting: boolean;
   /** From the publish to the report, as this command saw it. */
   ms?: number;
   version?: string | null;
@@ -46,11 +51,13 @@ export async function fleetApply(paths: string[], o: FleetApplyFlags): Promise<n
     let policy: KV;
     let status: KV | undefined;
     let before: EnforcerStatus[] = [];
+    let members: Member[] = [];
     try {
       policy = await createPolicyBucket(nc, target.name);
       if (o.wait) {
         status = await openBucket(nc, o.statusBucket ?? DEFAULT_STATUS_BUCKET, 'no agent has reported yet: start agents with --policy nats://HOST:PORT/BUCKET');
         before = await readStatuses(status);
+        members = await readMembersOf(nc, o.statusBucket ?? DEFAULT_STATUS_BUCKET);
       }
     } catch (err) {
       throw natsFailure(err, `nothing was published: opening the buckets at ${describeTarget(target)} failed`);
@@ -72,15 +79,17 @@ export async function fleetApply(paths: string[], o: FleetApplyFlags): Promise<n
     }
     if (o.output !== 'json') console.log(`${publishedLine}; waiting for the enforcers`);
     try {
-      return await waitForEnforcers({ policy, status, before, head, envelope, published, timeoutMs }, o);
+      return await waitForEnforcers({ policy, status, before, members, head, envelope, published, timeoutMs }, o);
     } catch (err) {
       if (err instanceof PolicyError || (err instanceof DoorstepError && err.code === 'DS_E_FLEET_TIMEOUT')) throw err;
       // the set is in the bucket whatever failed next: say so before the error
       if (o.output === 'json') console.log(JSON.stringify({ ...head, waitFailed: true }));
-      throw natsFailure(err, `${publishedLine}, but waiting for the enforcers failed`);
+      const failure = natsFailure(err, `${publishedLine}, but waiting for the enforcers failed`);
+      if (failure === err) process.stderr.write(`doorstep: ${publishedLine}, but waiting for the enforcers failed:\n`); // a bug: its stack follows
+      throw failure;
     }
   } finally {
-    await nc.close();
+    await nc.close().catch(() => undefined); // after a publish, a failed close changes nothing: the outcome is printed
   }
 }
 
@@ -90,6 +99,8 @@ interface Published {
   status: KV;
   /** The reports before the publish. */
   before: EnforcerStatus[];
+  /** The registered enforcers: those the set selects are waited for even when they do not report. */
+  members: Member[];
   head: { key: string; revision: number; version: string };
   envelope: PolicyEnvelope;
   published: bigint;
@@ -97,7 +108,7 @@ interface Published {
 }
 
 async function waitForEnforcers(p: Published, o: FleetApplyFlags): Promise<number> {
-  const { policy, status, before, head, envelope, published, timeoutMs } = p;
+  const { policy, status, before, members, head, envelope, published, timeoutMs } = p;
   const { revision, version } = head;
   const target = parseNatsUrl(o.nats, 'BUCKET');
   // what each enforcer should run: the sets in the bucket, with this one as just published (a
@@ -107,8 +118,13 @@ async function waitForEnforcers(p: Published, o: FleetApplyFlags): Promise<numbe
   const expected = new ExpectedVersions(target.name, entries);
   const results = new Map<string, EnforcerResult>();
   const consider = (s: EnforcerStatus) => {
-    if (!selects(envelope.selector, s.labels)) return;
-    const r = results.get(s.enforcer) ?? { enforcer: s.enforcer, outcome: 'pending' as const };
+    const r = results.get(s.enforcer) ?? { enforcer: s.enforcer, outcome: 'pending' as const, reporting: true };
+    if (!selects(envelope.selector, s.labels)) {
+      // registered with labels the set selects, it reports others now: not selected after all
+      if (r.outcome === 'pending') results.delete(s.enforcer);
+      return;
+    }
+    r.reporting = true;
     results.set(s.enforcer, r);
     if (r.outcome !== 'pending') return;
     const want = expected.for(s.labels);
@@ -121,7 +137,9 @@ async function waitForEnforcers(p: Published, o: FleetApplyFlags): Promise<numbe
       if (o.output !== 'json') console.log(`  ${s.enforcer}: REJECTED after ${ms.toFixed(0)} ms: ${s.rejected.problems.join('; ')}`);
     }
   };
+  for (const m of members) if (selects(envelope.selector, m.labels)) results.set(m.enforcer, { enforcer: m.enforcer, outcome: 'pending', reporting: false });
   for (const s of before) consider(s);
+  if (o.output !== 'json') for (const r of results.values()) if (!r.reporting) console.log(`  ${r.enforcer}: missing (registered, no report within the status TTL); waiting for it`);
   const pending = () => [...results.values()].filter((r) => r.outcome === 'pending');
   if (results.size > 0 && pending().length > 0) {
     await new Promise<void>((resolve, reject) => {
@@ -155,12 +173,15 @@ async function waitForEnforcers(p: Published, o: FleetApplyFlags): Promise<numbe
   }
   const rejected = all.filter((r) => r.outcome === 'rejected');
   if (rejected.length > 0) {
-    throw new PolicyError(rejected.map((r) => ({ code: 'DS_E_POLICY_INVALID', file: r.enforcer, line: 0, column: 0, field: '', message: `rejected by the enforcer: ${(r.problems ?? []).join('; ')}` })));
+    throw new PolicyError(rejected.map((r) => ({ code: 'DS_E_POLICY_INVALID', file: r.enforcer, line: 0, column: 0, field: '', message: `${head.key} revision ${revision} was published, and rejected by the enforcer: ${(r.problems ?? []).join('; ')}` })));
   }
   const late = all.filter((r) => r.outcome === 'pending');
   if (late.length > 0) {
-    throw new DoorstepError('DS_E_FLEET_TIMEOUT', `${late.length} of ${all.length} selected enforcers did not report ${version} within ${timeoutMs / 1000} s: ${late.map((r) => r.enforcer).join(', ')}`, {
-      hint: 'see `doorstep fleet status`: an enforcer may be cut off from NATS (it keeps its last policy and catches up on reconnect)',
+    const silent = late.filter((r) => !r.reporting).map((r) => r.enforcer);
+    const slow = late.filter((r) => r.reporting).map((r) => r.enforcer);
+    const who = [...(slow.length ? [`reporting another version: ${slow.join(', ')}`] : []), ...(silent.length ? [`missing (registered, no report): ${silent.join(', ')}`] : [])].join('; ');
+    throw new DoorstepError('DS_E_FLEET_TIMEOUT', `${head.key} revision ${revision} was published, but ${late.length} of ${all.length} selected enforcers did not report ${version} within ${timeoutMs / 1000} s: ${who}`, {
+      hint: 'see `doorstep fleet status`: an enforcer may be cut off from NATS (it keeps its last policy and catches up on reconnect); `doorstep fleet forget` removes one that is gone for good',
     });
   }
   return ExitCode.OK;

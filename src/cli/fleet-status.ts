@@ -2,8 +2,9 @@
 // `doorstep fleet status`: every enforcer that reported within the status TTL, the version it
 // runs and the one it should run (the envelopes selecting its labels, compiled here), and
 // whether the fleet has converged on the latest policy.
-import { DEFAULT_STATUS_BUCKET, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
-import { openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
+import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
+import { bucketExists, openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
+import { membersBucketOf, readMembers } from '../fleet/membership.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
@@ -18,18 +19,36 @@ export function expectedText(v: EnforcerView): string {
 }
 
 /** The health, and when its policy watch is stale: since when, and its revision against the bucket's. */
-export function healthText(s: EnforcerView['status'], now: number): string {
+export function healthText(s: EnforcerStatus, now: number): string {
   const sync = s.sync;
   if (sync?.state !== 'stale') return s.health;
   const since = sync.staleSince ? `${Math.max(0, Math.round((now - Date.parse(sync.staleSince)) / 1000))}s` : '?';
   return `${s.health}, stale for ${since} (revision ${sync.revision} of ${sync.bucketRevision ?? '?'})`;
 }
 
+/** The registered enforcers: none when the membership bucket does not exist (no agent with membership has started). */
+export async function readMembersOf(nc: Parameters<typeof openBucket>[0], statusBucket: string) {
+  const bucket = membersBucketOf(statusBucket);
+  return (await bucketExists(nc, bucket)) ? readMembers(await openBucket(nc, bucket, '')) : [];
+}
+
 export async function readFleet(nc: Parameters<typeof openBucket>[0], policyBucket: string, statusBucket: string): Promise<FleetView> {
   const policy = await openBucket(nc, policyBucket, AGENT_HINT);
   const status = await openBucket(nc, statusBucket, `no agent has reported yet: ${AGENT_HINT}`);
-  const [entries, statuses] = await Promise.all([readEnvelopes(policy), readStatuses(status)]);
-  return fleetView(statuses, new ExpectedVersions(policyBucket, entries));
+  const [entries, statuses, members] = await Promise.all([readEnvelopes(policy), readStatuses(status), readMembersOf(nc, statusBucket)]);
+  return fleetView(statuses, new ExpectedVersions(policyBucket, entries), members);
+}
+
+/** The verdict line: converged, or how many are missing, stale, rejecting or behind. */
+export function verdictText(view: FleetView): string {
+  const n = view.enforcers.length;
+  if (n === 0) return 'no enforcer is registered or has reported within the status TTL';
+  if (view.converged) return `converged: all ${n} enforcers run the latest policy for their labels`;
+  const counts = (['missing', 'stale', 'rejecting', 'behind'] as const).flatMap((state) => {
+    const k = view.enforcers.filter((v) => v.state === state).length;
+    return k ? [`${k} ${state}`] : [];
+  });
+  return `not converged: ${n - view.inSync} of ${n} enforcers do not run the latest policy for their labels (${counts.join(', ')})`;
 }
 
 export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output: OutputFormat }): Promise<number> {
@@ -40,36 +59,40 @@ export async function fleetStatus(o: NatsFlags & { statusBucket?: string; output
       throw natsFailure(err, `reading the fleet at ${describeTarget(target)}`);
     });
     if (o.output === 'json') {
-      console.log(JSON.stringify({ converged: view.converged, inSync: view.inSync, enforcers: view.enforcers.map((v) => ({ ...v.status, expected: v.expected, inSync: v.inSync })) }));
+      const enforcers = view.enforcers.map((v) => ({
+        ...(v.status ?? { enforcer: v.enforcer, labels: v.labels }),
+        state: v.state,
+        registeredAt: v.member?.registeredAt ?? null,
+        expected: v.expected,
+        inSync: v.inSync,
+      }));
+      console.log(JSON.stringify({ converged: view.converged, inSync: view.inSync, members: view.members, missing: view.missing, enforcers }));
       return ExitCode.OK;
     }
     const now = Date.now();
+    const ago = (at: string) => `${Math.max(0, Math.round((now - Date.parse(at)) / 1000))}s ago`;
     const rows = view.enforcers.map((v) => {
       const s = v.status;
+      const labels = Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(',') || '-';
+      if (!s) return [v.enforcer, labels, '-', '-', '-', 'MISSING: registered, no report within the status TTL', `no, should run ${expectedText(v)}`, '-'];
       return [
-        s.enforcer,
-        Object.entries(s.labels).map(([k, val]) => `${k}=${val}`).join(',') || '-',
+        v.enforcer,
+        labels,
         s.policy?.version ?? '-',
         s.policy ? String(s.policy.generation) : '-',
         s.policy?.revision !== undefined ? String(s.policy.revision) : '-',
-        healthText(s, now),
+        healthText(s, now) + (v.member ? '' : ' (not registered)'),
         v.inSync ? 'yes' : `no, should run ${expectedText(v)}`,
-        `${Math.max(0, Math.round((now - Date.parse(s.updatedAt)) / 1000))}s ago`,
+        ago(s.updatedAt),
       ];
     });
     if (rows.length) console.log(table(['enforcer', 'labels', 'version', 'generation', 'revision', 'health', 'in sync', 'reported'], rows));
     for (const v of view.enforcers) {
-      const wg = v.status.wireguard;
-      if (wg) console.log(`${v.status.enforcer} WireGuard key ${wg.publicKey}, endpoint ${[...new Set(wg.tunnels.map((t) => t.endpoint ?? '(learnt from its handshake)'))].join(', ')}`);
+      const wg = v.status?.wireguard;
+      if (wg) console.log(`${v.enforcer} WireGuard key ${wg.publicKey}, endpoint ${[...new Set(wg.tunnels.map((t) => t.endpoint ?? '(learnt from its handshake)'))].join(', ')}`);
     }
-    for (const v of view.enforcers) if (v.status.rejected) console.log(`${v.status.enforcer} rejected revision ${v.status.rejected.revision ?? '?'}: ${v.status.rejected.problems.join('; ')}`);
-    console.log(
-      view.enforcers.length === 0
-        ? 'no enforcer has reported within the status TTL'
-        : view.converged
-          ? `converged: all ${view.enforcers.length} enforcers run the latest policy for their labels`
-          : `not converged: ${view.enforcers.length - view.inSync} of ${view.enforcers.length} enforcers do not run the latest policy for their labels`,
-    );
+    for (const v of view.enforcers) if (v.status?.rejected) console.log(`${v.enforcer} rejected revision ${v.status.rejected.revision ?? '?'}: ${v.status.rejected.problems.join('; ')}`);
+    console.log(verdictText(view));
     return ExitCode.OK;
   } finally {
     await nc.close();

@@ -22,6 +22,7 @@ import { lint } from './lint.js';
 import { fleetReport, historyDiff, report } from './report.js';
 import { fleetApply, type FleetApplyFlags } from './fleet-apply.js';
 import { registerFleetObserve } from './fleet-observe.js';
+import { fleetForget } from './fleet-forget.js';
 import { fleetRemove } from './fleet-remove.js';
 import { fleetStatus } from './fleet-status.js';
 import { fleetUi, type FleetUiFlags } from './fleet-ui.js';
@@ -192,6 +193,14 @@ addNatsFlags(
     .option('--sign-key <file>', 'publish a tombstone signed with this ed25519 key (needed when enforcers require signed sets)'),
   'BUCKET',
 ).action((o: NatsFlags & { name: string; signKey?: string }) => run(() => fleetRemove(o)));
+addNatsFlags(
+  fleet
+    .command('forget')
+    .description('take an enforcer that is gone for good off the list of expected enforcers (fleet status counts it as missing until then)')
+    .requiredOption('--name <id>', 'the enforcer id')
+    .option('--status-bucket <name>', 'the fleet status bucket (default doorstep-status; the list is STATUS-BUCKET-members)'),
+  'BUCKET',
+).action((o: NatsFlags & { name: string; statusBucket?: string }) => run(() => fleetForget(o)));
 addNatsFlags(
   fleet
     .command('edge-config')

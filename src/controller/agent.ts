@@ -336,6 +336,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       ...(trusted && { trustedKeys: trusted, marks: new FileMarkStore(config.stateDir, target.name) }),
       onError: onSourceError,
       onWarning: onSourceWarning,
+      onSyncChange: () => reporter?.poke(), // the fleet sees stale and live again at once
     }));
     sources.push(...natsSources);
     const policySync = () => natsSources[0]?.sync();

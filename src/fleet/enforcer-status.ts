@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // What each enforcer reports into the fleet's status bucket, and what the fleet tools conclude
-// from it: the version each enforcer should run (the union of the envelopes that select it,
-// compiled), whether it runs it, and whether the fleet has converged. Pure: no I/O.
+// from it against the registered members (src/fleet/membership.ts): the version each enforcer
+// should run (the union of the envelopes that select it, compiled), whether it runs it, which
+// are missing, stale or rejecting, and whether the fleet has converged. Pure: no I/O.
 import { z } from 'zod';
 import { compileIr } from '../policy/compile.js';
 import { type BucketEntry, candidateFor, type Labels } from '../watcher/policy-envelope.js';
+import type { Member } from './membership.js';
 import { natsToken } from './nats-connection.js';
 
 /** Keys under which enforcers report in the status bucket. */
 export const STATUS_KEY_PREFIX = 'enforcers.';
 export const DEFAULT_STATUS_BUCKET = 'doorstep-status';
-/** A report older than this disappears from the bucket: a dead enforcer leaves the fleet view. */
+/** A report older than this disappears from the bucket: a dead enforcer is then missing (src/fleet/membership.ts). */
 export const DEFAULT_STATUS_TTL_MS = 30_000;
 
 export const statusKey = (enforcer: string): string => `${STATUS_KEY_PREFIX}${natsToken(enforcer)}`;
@@ -64,14 +66,17 @@ export const enforcerStatusSchema = z.object({
 
 export type EnforcerStatus = z.infer<typeof enforcerStatusSchema>;
 
-export function parseStatus(bytes: Uint8Array): EnforcerStatus | undefined {
+/** A bucket value as `schema` says, or undefined when it is not JSON or not that shape. */
+export function parseValue<T>(schema: z.ZodType<T>, bytes: Uint8Array): T | undefined {
   try {
-    const r = enforcerStatusSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    const r = schema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')));
     return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
 }
+
+export const parseStatus = (bytes: Uint8Array): EnforcerStatus | undefined => parseValue(enforcerStatusSchema, bytes);
 
 /** What an enforcer with `labels` should run: a version, nothing (no envelope selects it), or a set that does not compile. */
 export type Expected = { version: string } | { none: true } | { invalid: string };
@@ -104,27 +109,57 @@ export class ExpectedVersions {
   }
 }
 
+/**
+ * Where an enforcer stands: `in-sync` (runs what its labels select, or nothing selects it),
+ * `missing` (registered, no report within the status TTL: cut off, stopped or dead), `stale` (its
+ * policy watch is behind the bucket), `rejecting` (its newest candidate was refused), `behind`
+ * (runs another version than its labels select now).
+ */
+export type EnforcerState = 'in-sync' | 'missing' | 'stale' | 'rejecting' | 'behind';
+
 export interface EnforcerView {
-  status: EnforcerStatus;
+  enforcer: string;
+  /** From its report, or from its registration while it does not report. */
+  labels: Labels;
+  /** Its report; undefined when it is missing. */
+  status: EnforcerStatus | undefined;
+  /** Its registration; undefined for one that reports without having registered (an agent from before membership). */
+  member: Member | undefined;
   expected: Expected;
-  /** Runs what it should (or nothing selects it), its newest candidate was not rejected, and its watch is not stale. */
+  state: EnforcerState;
   inSync: boolean;
 }
 
 export interface FleetView {
   enforcers: EnforcerView[];
+  /** Every registered enforcer reports and is in sync (and so is every other one that reports). */
   converged: boolean;
   inSync: number;
+  /** How many enforcers are registered. */
+  members: number;
+  /** Registered enforcers that do not report. */
+  missing: string[];
 }
 
-export function fleetView(statuses: readonly EnforcerStatus[], expected: ExpectedVersions): FleetView {
-  const enforcers = [...statuses]
-    .sort((a, b) => (a.enforcer < b.enforcer ? -1 : a.enforcer > b.enforcer ? 1 : 0))
-    .map((status) => {
-      const e = expected.for(status.labels);
-      const inSync = status.health !== 'rejecting' && status.sync?.state !== 'stale' && ('version' in e ? status.policy?.version === e.version : 'none' in e);
-      return { status, expected: e, inSync };
-    });
+function stateOf(status: EnforcerStatus | undefined, e: Expected): EnforcerState {
+  if (!status) return 'missing';
+  if (status.health === 'rejecting') return 'rejecting';
+  if (status.sync?.state === 'stale') return 'stale';
+  return ('version' in e ? status.policy?.version === e.version : 'none' in e) ? 'in-sync' : 'behind';
+}
+
+/** The fleet: every registered enforcer and every one that reports, each judged against what its labels select. */
+export function fleetView(statuses: readonly EnforcerStatus[], expected: ExpectedVersions, members: readonly Member[] = []): FleetView {
+  const reports = new Map(statuses.map((s) => [s.enforcer, s]));
+  const registered = new Map(members.map((m) => [m.enforcer, m]));
+  const enforcers = [...new Set([...reports.keys(), ...registered.keys()])].sort().map((enforcer): EnforcerView => {
+    const status = reports.get(enforcer);
+    const member = registered.get(enforcer);
+    const labels = status?.labels ?? member?.labels ?? {};
+    const e = expected.for(labels);
+    const state = stateOf(status, e);
+    return { enforcer, labels, status, member, expected: e, state, inSync: state === 'in-sync' };
+  });
   const inSync = enforcers.filter((v) => v.inSync).length;
-  return { enforcers, converged: inSync === enforcers.length, inSync };
+  return { enforcers, converged: inSync === enforcers.length, inSync, members: registered.size, missing: enforcers.filter((v) => v.state === 'missing').map((v) => v.enforcer) };
 }

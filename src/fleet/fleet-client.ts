@@ -2,15 +2,22 @@
 // The fleet as the CLI sees it through NATS: the envelopes in the policy bucket, the enforcers'
 // reports in the status bucket, and publishing an envelope. Buckets that do not exist are an
 // error that says how they come to be, except where publishing creates the policy bucket.
-import { Kvm, type KV } from '@nats-io/kv';
+import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, envelopeKey, type PolicyEnvelope } from '../watcher/policy-envelope.js';
 import { type EnforcerStatus, parseStatus, STATUS_KEY_PREFIX } from './enforcer-status.js';
 
+/** Whether the bucket exists: its stream's info (answered by the stream's leader, not the cluster's meta leader). */
 export async function bucketExists(nc: NatsConnection, bucket: string): Promise<boolean> {
-  for await (const s of new Kvm(nc).list()) if (s.bucket === bucket) return true;
-  return false;
+  try {
+    await (await jetstreamManager(nc, { checkAPI: false })).streams.info(`KV_${bucket}`);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+    throw err;
+  }
 }
 
 /** An existing bucket, or DS_E_NATS with `hint`. */
@@ -22,17 +29,39 @@ export async function openBucket(nc: NatsConnection, bucket: string, hint: strin
 /** How many revisions of each key the policy bucket keeps (when an agent or a publisher creates it). */
 export const POLICY_BUCKET_HISTORY = 10;
 
-/** The policy bucket, created when it does not exist yet (by the first agent or the first publish). */
-export function createPolicyBucket(nc: NatsConnection, bucket: string): Promise<KV> {
-  return new Kvm(nc).create(bucket, { history: POLICY_BUCKET_HISTORY });
+/**
+ * The policy bucket, created when it does not exist yet (by the first agent or the first publish).
+ * `timeoutMs`: how long each JetStream request on it (and on its watches) may wait (nats.js: 5 s).
+ */
+export function createPolicyBucket(nc: NatsConnection, bucket: string, timeoutMs?: number): Promise<KV> {
+  return new Kvm(timeoutMs === undefined ? nc : jetstream(nc, { timeout: timeoutMs })).create(bucket, { history: POLICY_BUCKET_HISTORY });
+}
+
+/**
+ * The keys under `prefix`. From the stream's subject counts (answered by the stream's leader)
+ * rather than kv.keys(), whose consumer needs the cluster's meta leader: right after a server is
+ * lost the fleet can still be read. Deleted keys are listed too (their markers); callers read each.
+ */
+async function keysUnder(kv: KV, prefix: string): Promise<string[]> {
+  if (!(kv instanceof Bucket)) {
+    const keys: string[] = [];
+    for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
+    return keys;
+  }
+  const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: `${kv.prefix}.${prefix}>` });
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(kv.prefix.length + 1));
+}
+
+/** The newest entry of every key under `prefix`, deletions included, without a consumer. */
+export async function latestEntries(kv: KV, prefix: string): Promise<KvEntry[]> {
+  const keys = await keysUnder(kv, prefix);
+  const entries = await Promise.all(keys.sort().map((k) => kv.get(k)));
+  return entries.flatMap((e) => (e ? [e] : []));
 }
 
 /** Every current value under `prefix`: the keys, then each one's newest entry. */
-async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
-  const keys: string[] = [];
-  for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
-  const entries = await Promise.all(keys.sort().map((k) => kv.get(k)));
-  return entries.flatMap((e) => (e && e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
+export async function currentValues(kv: KV, prefix: string): Promise<{ key: string; revision: number; value: Uint8Array }[]> {
+  return (await latestEntries(kv, prefix)).flatMap((e) => (e.operation === 'PUT' ? [{ key: e.key, revision: e.revision, value: e.value }] : []));
 }
 
 /** The envelopes in the policy bucket (values that are not envelopes are left out: agents refuse them and report `rejecting`). */

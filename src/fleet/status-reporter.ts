@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's entry in the fleet's status bucket: written at once when something changes (a
 // policy installed or rejected), and again every third of the bucket's TTL, so an enforcer that
-// dies drops out of the fleet view within the TTL. Opening the bucket is retried with backoff
+// dies loses its report within the TTL (the fleet then counts it as missing). Opening the bucket is retried with backoff
 // and jitter until it works (NATS down at boot, JetStream without a leader yet). One write in
 // flight at a time; while NATS is away, reports are skipped (the next one carries the news),
-// never queued.
+// never queued; a failed write is tried again a second later. Beside its reports it registers
+// the enforcer in the membership bucket (src/fleet/membership.ts), retried on its own until it
+// works (a refused permission there never stops the reports), so the fleet counts it as missing
+// whenever it stops reporting.
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { type EnforcerStatus, statusKey } from './enforcer-status.js';
+import { membersBucketOf, openMembersBucket, register } from './membership.js';
 import { retryUntilDone, worthReporting } from './retry.js';
 
 export interface StatusReporterOptions {
@@ -27,10 +31,14 @@ export async function openStatusBucket(nc: NatsConnection, bucket: string, ttlMs
   return new Kvm(nc).create(bucket, { history: 1, ttl: ttlMs });
 }
 
+/** After a failed write, the next attempt. */
+const WRITE_RETRY_MS = 1000;
+
 export class StatusReporter {
   private kv: KV | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pokeTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -42,10 +50,19 @@ export class StatusReporter {
 
   /** Open the bucket (retried with backoff until it works, however long NATS or JetStream is away), then report. */
   start(): void {
-    void retryUntilDone(() => this.open(), {
+    const retried = (what: string) => ({
       stopped: () => this.closed,
-      onFailure: (err, attempt, ms) => worthReporting(attempt) && this.problem(new Error(`${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; again in ${ms} ms)`, { cause: err })),
+      onFailure: (err: unknown, attempt: number, ms: number) => worthReporting(attempt) && this.problem(new Error(`${what}${err instanceof Error ? err.message : String(err)} (attempt ${attempt}; again in ${ms} ms)`, { cause: err })),
     });
+    void retryUntilDone(() => this.open(), retried(''));
+    void retryUntilDone(() => this.register(), retried(`registering in ${membersBucketOf(this.options.bucket)}: `));
+  }
+
+  /** Register this enforcer once (nothing is written when its entry holds its labels already). */
+  private async register(): Promise<void> {
+    const nc = await this.options.connection();
+    if (this.closed) return;
+    await register(await openMembersBucket(nc, membersBucketOf(this.options.bucket)), this.options.enforcer, this.options.report().labels);
   }
 
   private async open(): Promise<void> {
@@ -101,7 +118,10 @@ export class StatusReporter {
           this.written++;
           this.lastProblem = '';
         },
-        (err: unknown) => this.problem(err),
+        (err: unknown) => {
+          this.problem(err);
+          this.retrySoon();
+        },
       )
       .finally(() => {
         this.writing = undefined;
@@ -112,11 +132,22 @@ export class StatusReporter {
       });
   }
 
+  /** A write failed (JetStream without a leader, a server lost): try again in a second, not at the next interval. */
+  private retrySoon(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.write();
+    }, WRITE_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
   /** Stop reporting and remove this enforcer's entry (a clean stop leaves the fleet at once). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     clearTimeout(this.pokeTimer);
+    clearTimeout(this.retryTimer);
     await this.writing;
     if (this.kv) {
       await Promise.race([this.kv.delete(statusKey(this.options.enforcer)).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);

@@ -18,15 +18,16 @@ export function fleetViewSource(read: () => Promise<FleetView>): FleetViewSource
       const reading = last.reading;
       reading.catch(() => (last = undefined)); // a failed reading is not shared
       const view = await reading;
+      // a registered enforcer that does not report is listed as missing (membership, docs/fleet.md)
       const enforcers: FleetEnforcerView[] = view.enforcers.map((v) => ({
-        enforcer: v.status.enforcer,
-        labels: v.status.labels,
-        health: healthText(v.status, now),
-        version: v.status.policy?.version ?? null,
+        enforcer: v.enforcer,
+        labels: v.labels,
+        health: v.status ? healthText(v.status, now) : 'MISSING: registered, no report within the status TTL',
+        version: v.status?.policy?.version ?? null,
         expected: expectedText(v),
         inSync: v.inSync,
-        reportedAt: v.status.updatedAt,
-        ...(v.status.wireguard && { wireguardKey: v.status.wireguard.publicKey }),
+        reportedAt: v.status?.updatedAt ?? '',
+        ...(v.status?.wireguard && { wireguardKey: v.status.wireguard.publicKey }),
       }));
       return { converged: view.converged, enforcers };
     },

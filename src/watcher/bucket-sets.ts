@@ -38,9 +38,15 @@ export class BucketSets {
     this.marks = this.markStore.load((m) => options.onProblem?.(m));
   }
 
+  /** What `key` holds is newer than `revision` (a catch-up read came before a watch's older entry). */
+  private newer(key: string, revision: number): boolean {
+    return (this.values.get(key)?.revision ?? 0) > revision;
+  }
+
   /** A value was put under `key`. */
   put(key: string, revision: number, bytes: Uint8Array): void {
     this.revision = Math.max(this.revision, revision);
+    if (this.newer(key, revision)) return;
     const envelope = envelopeAt(key, bytes);
     this.values.set(key, 'problem' in envelope ? { kind: 'unreadable', key, revision, problem: envelope.problem } : { kind: 'envelope', key, revision, envelope });
   }
@@ -48,6 +54,7 @@ export class BucketSets {
   /** `key` was deleted or purged. */
   delete(key: string, revision: number): void {
     this.revision = Math.max(this.revision, revision);
+    if (this.newer(key, revision)) return;
     this.values.set(key, { kind: 'deleted', key, revision });
   }
 

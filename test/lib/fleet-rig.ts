@@ -3,7 +3,9 @@
 // veth pair) plus a management network: a namespace of its own holding a bridge and a real
 // nats-server, with one more veth pair from each server namespace into the bridge. Agents
 // reach NATS over the management link, never through the interface they enforce; the CLI runs
-// in the management namespace. All names are unique per run; `cleanup()` removes everything.
+// in the management namespace. With `natsServers: 3` NATS is a JetStream cluster of three servers
+// on one address (client ports 4222…, route ports 6222…), each with its own store. All names
+// are unique per run; `cleanup()` removes everything.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { execIn, ip, runToken } from '../../src/demo/topology.js';
@@ -18,10 +20,22 @@ export class FleetRig {
   readonly token = runToken();
   readonly mgmtNs = `dsf-m-${this.token}`;
   readonly agents: AgentRig[] = [];
+  /** The first server (the only one without a cluster). */
   nats: NatsServer | undefined;
+  readonly natsServers: NatsServer[] = [];
   private cleaned = false;
 
-  constructor(readonly size: number) {}
+  constructor(
+    readonly size: number,
+    readonly o: { natsServers?: number } = {},
+  ) {}
+
+  /** The cluster's name and each server's arguments: names n0…, every other server as a route. */
+  private clusterArgs(i: number, n: number): string[] {
+    if (n === 1) return [];
+    const routes = Array.from({ length: n }, (_, k) => k).filter((k) => k !== i).map((k) => `nats://${NATS_ADDRESS}:${6222 + k}`);
+    return ['--name', `n${i}`, '--cluster_name', `dsc-${this.token}`, '--cluster', `nats://${NATS_ADDRESS}:${6222 + i}`, '--routes', routes.join(',')];
+  }
 
   async create(): Promise<this> {
     try {
@@ -40,7 +54,9 @@ export class FleetRig {
         execIn(rig.topo.server.ns, 'ip', ['addr', 'add', `10.232.0.${10 + i}/24`, 'dev', inServer]);
         execIn(rig.topo.server.ns, 'ip', ['link', 'set', inServer, 'up']);
       }
-      this.nats = await NatsServer.startIn(this.mgmtNs, NATS_ADDRESS);
+      const n = this.o.natsServers ?? 1;
+      for (let i = 0; i < n; i++) this.natsServers.push(await NatsServer.startIn(this.mgmtNs, NATS_ADDRESS, 4222 + i, this.clusterArgs(i, n)));
+      this.nats = this.natsServers[0];
       return this;
     } catch (err) {
       await this.cleanup();
@@ -48,9 +64,14 @@ export class FleetRig {
     }
   }
 
-  /** `nats://10.232.0.1:4222/NAME` */
+  /** `nats://10.232.0.1:4222[,10.232.0.1:4223…]/NAME`: every server as a seed. */
   url(name: string): string {
-    return `${(this.nats as NatsServer).url}/${name}`;
+    return `nats://${this.natsServers.map((s) => `${s.host}:${s.port}`).join(',')}/${name}`;
+  }
+
+  /** The servers as a client's list: `nats://HOST:PORT,nats://HOST:PORT…`. */
+  get servers(): string {
+    return this.natsServers.map((s) => s.url).join(',');
   }
 
   /** The CLI, in the management namespace (where NATS is reachable). */
@@ -62,14 +83,22 @@ export class FleetRig {
   /** A raw write to `bucket` (test/lib/kv-tool.ts): `put KEY VALUE` or `delete KEY`, no envelope, no signature. */
   kv(bucket: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
     const tool = join(packageRoot, 'dist/test/lib/kv-tool.js');
-    const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, tool, (this.nats as NatsServer).url, bucket, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, tool, this.servers, bucket, ...args], { encoding: 'utf8', timeout: 30_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** test/lib/js-tool.ts against the servers: its JSON line. */
+  js<T>(args: string[]): T {
+    const tool = join(packageRoot, 'dist/test/lib/js-tool.js');
+    const r = spawnSync('nsenter', [`--net=/run/netns/${this.mgmtNs}`, process.execPath, tool, this.servers, ...args], { encoding: 'utf8', timeout: 30_000 });
+    if (r.status !== 0) throw new Error(`js-tool ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
   }
 
   async cleanup(): Promise<void> {
     if (this.cleaned) return;
     this.cleaned = true;
-    await this.nats?.cleanup();
+    for (const s of this.natsServers) await s.cleanup();
     for (const rig of this.agents) rig.cleanup();
     try {
       ip('netns', 'del', this.mgmtNs);

@@ -6,7 +6,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 
 const [server, bucket, op, key, value] = process.argv.slice(2) as [string, string, string, string, string | undefined];
-const nc = await connect({ servers: server, timeout: 5000 });
+const nc = await connect({ servers: server.split(','), timeout: 5000 });
 try {
   const kv = await new Kvm(nc).open(bucket);
   if (op === 'put') console.log(await kv.put(key, value ?? ''));

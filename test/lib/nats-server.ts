@@ -40,8 +40,8 @@ export class NatsServer {
   }
 
   /** Inside a namespace the test created, listening on `host` there (the namespace is fresh: 4222 is free). */
-  static async startIn(netns: string, host: string, port = 4222): Promise<NatsServer> {
-    const server = new NatsServer(port, host, netns);
+  static async startIn(netns: string, host: string, port = 4222, extraArgs: string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(port, host, netns, extraArgs);
     await server.start();
     return server;
   }
@@ -90,6 +90,21 @@ export class NatsServer {
     await exited;
     clearTimeout(timer);
     this.log = '';
+  }
+
+  /** kill -9: no goodbye to clients or to the cluster (the store stays); resolves once it is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    this.log = '';
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
   }
 
   async cleanup(): Promise<void> {

@@ -34,6 +34,18 @@ function withWeb(trusted: boolean): BucketSets {
 }
 
 describe('the policy bucket as an enforcer sees it', () => {
+  it('keeps the newer of two entries for a key (a direct read of the bucket before the watch delivers older ones)', () => {
+    const s = new BucketSets('b', { region: 'eu' }, undefined);
+    s.put('sets.web', 5, bytes(web()));
+    s.put('sets.web', 3, bytes('garbage')); // an older revision, late
+    s.delete('sets.web', 4);
+    assert.deepEqual(refusals(s), []);
+    assert.deepEqual(files(s), ['b/sets.web/web.yaml']);
+    assert.equal(s.revision, 5);
+    s.delete('sets.web', 6);
+    assert.deepEqual(files(s), []);
+  });
+
   for (const trusted of [false, true]) {
     it(`a value that is not an envelope is refused and removes nothing (${trusted ? 'with' : 'without'} keys)`, () => {
       const s = withWeb(trusted);

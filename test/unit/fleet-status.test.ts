@@ -49,12 +49,43 @@ describe('fleet view', () => {
     const good = [status('b', { region: 'us' }, usVersion), status('a', { region: 'eu' }, euVersion)];
     const v = fleetView(good, expected);
     assert.equal(v.converged, true);
-    assert.deepEqual(v.enforcers.map((e) => e.status.enforcer), ['a', 'b'], 'sorted by enforcer');
+    assert.deepEqual(v.enforcers.map((e) => e.enforcer), ['a', 'b'], 'sorted by enforcer');
     const behind = fleetView([...good, status('c', { region: 'eu' }, usVersion)], expected);
     assert.equal(behind.converged, false);
     assert.equal(behind.inSync, 2);
     assert.equal(fleetView([status('a', { region: 'eu' }, euVersion, 'rejecting')], expected).converged, false);
     assert.equal(fleetView([status('d', { region: 'eu' }, null, 'default-deny')], expected).converged, false);
+  });
+
+  it('counts a registered enforcer that does not report as missing, never as converged', () => {
+    const expected = new ExpectedVersions('p', entries);
+    const member = (enforcer: string, labels: Record<string, string>) => ({ format: 1 as const, enforcer, labels, registeredAt: '2026-11-26T09:00:00.000Z', updatedAt: '2026-11-26T09:00:00.000Z' });
+    const reports = [status('a', { region: 'eu' }, euVersion), status('b', { region: 'us' }, usVersion)];
+    const all = fleetView(reports, expected, [member('a', { region: 'eu' }), member('b', { region: 'us' })]);
+    assert.equal(all.converged, true);
+    assert.equal(all.members, 2);
+    const v = fleetView(reports, expected, [member('a', { region: 'eu' }), member('b', { region: 'us' }), member('c', { region: 'eu' })]);
+    assert.equal(v.converged, false);
+    assert.deepEqual(v.missing, ['c']);
+    assert.deepEqual(v.enforcers.map((e) => [e.enforcer, e.state]), [['a', 'in-sync'], ['b', 'in-sync'], ['c', 'missing']]);
+    const c = v.enforcers[2];
+    assert.equal(c?.status, undefined);
+    assert.deepEqual(c?.expected, { version: euVersion }, 'expected from its registered labels');
+    // nobody reports: every member is missing
+    const none = fleetView([], expected, [member('a', { region: 'eu' })]);
+    assert.equal(none.converged, false);
+    assert.deepEqual(none.missing, ['a']);
+    // one that reports without registering (an older agent) is judged on its report
+    const old = fleetView([status('z', { region: 'us' }, usVersion)], expected, [member('a', { region: 'eu' })]);
+    assert.deepEqual(old.enforcers.map((e) => [e.enforcer, e.state, e.member === undefined]), [['a', 'missing', false], ['z', 'in-sync', true]]);
+  });
+
+  it('names each state: stale, rejecting, behind', () => {
+    const expected = new ExpectedVersions('p', entries);
+    const stale = { ...status('s', { region: 'eu' }, euVersion), sync: { state: 'stale' as const, staleSince: '2026-11-26T10:00:00.000Z', revision: 1, bucketRevision: 2, bucketReadAt: null } };
+    const v = fleetView([stale, status('r', { region: 'eu' }, euVersion, 'rejecting'), status('o', { region: 'eu' }, usVersion)], expected);
+    assert.deepEqual(v.enforcers.map((e) => [e.enforcer, e.state]), [['o', 'behind'], ['r', 'rejecting'], ['s', 'stale']]);
+    assert.equal(v.inSync, 0);
   });
 
   it('status reports round-trip; anything else is ignored', () => {

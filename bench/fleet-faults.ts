@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+// Part 4 of `npm run bench:fleet`: time to convergence after NATS faults, on a 3-node JetStream
+// cluster (test/lib/fleet-rig.ts with natsServers: 3; buckets and audit stream with 3 replicas)
+// with three real agents. BENCH_FAULT_ROUNDS rounds (default 3) of each fault:
+//   kill:   kill -9 of the server holding most of the agents' watch consumers, then publish;
+//   outage: kill -9 of every server, then all three started again, then publish.
+// Per round: fault → JetStream answering the publish (`apply` retried while it exits 6), from
+// that answer → each agent's `policy` installed record (its own clock: the same host), and →
+// the first `fleet status` saying converged. The killed servers come back between rounds.
+// Every wait is bounded (60 s: the round is reported incomplete).
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
+import { FleetRig } from '../test/lib/fleet-rig.js';
+
+const POLICY_BUCKET = 'doorstep-policy';
+const STATUS_BUCKET = 'doorstep-status';
+const STREAM = 'DOORSTEP_AUDIT';
+const STATUS_TTL_MS = 6000;
+const LIMIT_MS = 60_000;
+/** The issue's bound on enforcing after JetStream answers: an agent slower than this has its records printed. */
+const SLOW_MS = 5000;
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FaultRound {
+  fault: 'kill' | 'outage';
+  round: number;
+  complete: boolean;
+  /** From the fault (kill) or from the servers' start (outage) to JetStream answering the publish. */
+  answerMs: number | null;
+  /** From JetStream answering to each agent's install record. */
+  enforceMs: (number | null)[];
+  /** From JetStream answering to the first `fleet status` saying converged. */
+  convergedMs: number | null;
+  /** The server killed (kill rounds). */
+  victim?: string;
+  problem?: string;
+}
+
+export interface FaultBenchOptions {
+  tmp: string;
+  rounds: number;
+  /** Cleanups to run at the end or on a signal (the namespaces, the agents). */
+  cleanups: (() => unknown)[];
+  /** A command to its end, without blocking the event loop. */
+  run: (cmd: string, args: string[], timeoutMs: number) => Promise<Run>;
+  log: (line: string) => void;
+}
+
+const policy = (port: number) =>
+  `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: web }\nspec:\n  defaultAction: deny\n  rules:\n    - { name: allow-web, action: allow, from: [10.231.0.0/24], protocol: udp, ports: [${port}] }\n`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]> {
+  const fleet = new FleetRig(3, { natsServers: 3 });
+  o.cleanups.push(() => fleet.cleanup());
+  const agents: AgentProcess[] = [];
+  o.cleanups.push(async () => {
+    for (const a of agents) await a.terminate();
+  });
+  await fleet.create();
+  const url = fleet.url(POLICY_BUCKET);
+  const cli = (args: string[], timeoutMs = 30_000) => o.run('nsenter', [`--net=/run/netns/${fleet.mgmtNs}`, process.execPath, mainJs, ...args], timeoutMs);
+  for (let end = Date.now() + LIMIT_MS; ; await sleep(500)) {
+    try {
+      fleet.js(['replicate', '3', String(STATUS_TTL_MS), POLICY_BUCKET, STATUS_BUCKET, `${STATUS_BUCKET}-members`, STREAM]);
+      break;
+    } catch (err) {
+      if (Date.now() > end) throw err;
+    }
+  }
+  for (let i = 0; i < 3; i++) {
+    agents.push(
+      fleet.agents[i]!.startAgent(['--policy', url, '--audit', '-', '--audit', fleet.url(STREAM), '--status-ttl', `${STATUS_TTL_MS / 1000}s`, '--summary-interval', '0'], { folder: false, enforcerId: `edge-${i}` }),
+    );
+  }
+  for (const a of agents) await a.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach', 30_000);
+
+  let port = 7400;
+  /** Publish a new version, retried while JetStream does not answer; the wall time it answered, and the version. */
+  const publish = async (): Promise<{ at: number; version: string }> => {
+    const file = join(o.tmp, `fault-${++port}.yaml`);
+    writeFileSync(file, policy(port));
+    for (const end = Date.now() + LIMIT_MS; ; await sleep(100)) {
+      const r = await cli(['apply', '--nats', url, '--name', 'web', '-o', 'json', file]);
+      if (r.code === 0) return { at: Date.now(), version: (JSON.parse(r.stdout.trim().split('\n').pop() as string) as { version: string }).version };
+      if (r.code !== 6) throw new Error(`apply exited ${r.code} (only 0 or 6 are expected): ${r.stderr}`);
+      if (Date.now() > end) throw new Error(`JetStream did not answer a publish within ${LIMIT_MS / 1000} s: ${r.stderr}`);
+    }
+  };
+  /** Each agent's install of `version` (its record's wall time minus `at`), null when not within the limit. */
+  const installs = (version: string, at: number, from: number[]) =>
+    Promise.all(
+      agents.map((a, i) =>
+        a
+          .waitFor((r) => r.type === 'policy' && r.status === 'installed' && r.policyVersion === version, 'the install', LIMIT_MS, from[i])
+          .then((r) => Date.parse(String(r.time)) - at)
+          .catch(() => null),
+      ),
+    );
+  /** From `at` to the first `fleet status` saying converged (null: not within the limit). */
+  const converged = async (at: number): Promise<number | null> => {
+    for (const end = Date.now() + LIMIT_MS; Date.now() < end; await sleep(100)) {
+      const r = await cli(['fleet', 'status', '--nats', url, '-o', 'json']);
+      if (r.code === 0 && (JSON.parse(r.stdout) as { converged: boolean; members: number }).converged) return Date.now() - at;
+    }
+    return null;
+  };
+
+  const first = await publish();
+  await installs(first.version, first.at, [0, 0, 0]);
+  if ((await converged(first.at)) === null) throw new Error('the fleet did not converge on the first set');
+  o.log(`4. faults on a 3-node JetStream cluster (R3 buckets and stream; seeds ${url}); three agents converged`);
+
+  const rounds: FaultRound[] = [];
+  const report = (r: FaultRound) => {
+    rounds.push(r);
+    const ms = (v: number | null) => (v === null ? '—' : `${v} ms`);
+    o.log(
+      `   ${r.fault.padEnd(6)} round ${r.round}${r.victim ? ` (${r.victim})` : ''}: JetStream answered after ${ms(r.answerMs)}; enforced ${r.enforceMs.map(ms).join(', ')} after that; fleet status converged after ${ms(r.convergedMs)}` +
+        (r.problem ? `\n     ${r.problem}` : ''),
+    );
+  };
+  const measure = async (fault: FaultRound['fault'], round: number, t0: number, victim?: string): Promise<void> => {
+    const from = agents.map((a) => a.records.length);
+    try {
+      const p = await publish();
+      const enforceMs = await installs(p.version, p.at, from);
+      const convergedMs = await converged(p.at);
+      const complete = convergedMs !== null && enforceMs.every((v) => v !== null);
+      // an agent slower than the issue's 5 s: what it said meanwhile
+      for (const [i, ms] of enforceMs.entries()) {
+        if (ms !== null && ms <= SLOW_MS) continue;
+        const said = agents[i]!.records.slice(from[i]).filter((r) => r.type === 'agent' || (r.type === 'policy' && r.status !== 'installed'));
+        o.log(`     edge-${i} (${ms === null ? 'never' : `${ms} ms`}; answered at ${new Date(p.at).toISOString()}): ${said.map((r) => `${String(r.time)} ${String(r.event ?? r.status)} ${String(r.message ?? '')}`).join('\n       ') || 'nothing'}`);
+      }
+      report({ fault, round, complete, answerMs: p.at - t0, enforceMs, convergedMs, ...(victim && { victim }) });
+    } catch (err) {
+      report({ fault, round, complete: false, answerMs: null, enforceMs: [], convergedMs: null, ...(victim && { victim }), problem: err instanceof Error ? err.message : String(err) });
+    }
+  };
+
+  for (let round = 1; round <= o.rounds; round++) {
+    const held = new Map<string, number>();
+    for (const c of fleet.js<{ filter: string; leader?: string }[]>(['consumers', `KV_${POLICY_BUCKET}`])) {
+      if (c.filter.endsWith('.sets.>') && c.leader) held.set(c.leader, (held.get(c.leader) ?? 0) + 1);
+    }
+    const victim = [...held.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'n0';
+    const server = fleet.natsServers[Number(victim.slice(1))]!;
+    const t0 = Date.now();
+    await server.kill();
+    await measure('kill', round, t0, victim);
+    await server.start();
+    await converged(Date.now()); // whole again before the next fault
+  }
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const s of fleet.natsServers) await s.kill();
+    await sleep(2000); // the agents notice: disconnected, stale
+    const t0 = Date.now();
+    await Promise.all(fleet.natsServers.map((s) => s.start()));
+    await measure('outage', round, t0);
+  }
+  for (const a of agents) await a.terminate();
+  await fleet.cleanup();
+  return rounds;
+}
