@@ -201,7 +201,8 @@ describe('fleet on a 3-node JetStream cluster under faults', () => {
     }
     for (const i of [0, 1]) {
       start(i);
-      await agent(i).waitFor((r) => r.type === 'policy' && r.status === 'restored', `edge-${i} restores its policy from the state dir`);
+      // a stop leaves the engine enforcing: the restarted agent adopts it (and its policy)
+      await agent(i).waitFor((r) => r.type === 'policy' && r.status === 'adopted', `edge-${i} adopts its engine and policy`);
     }
     await Promise.all(fleet.natsServers.map((s) => s.start()));
 
