@@ -11,7 +11,7 @@ import { AgentClient } from '../../src/cli/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
 import { execIn } from '../../src/demo/topology.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { AgentRig, type Rec, sequenceRuns } from '../lib/agent-rig.js';
+import { AgentRig, type Rec, sequenceRuns, twoPortPolicy } from '../lib/agent-rig.js';
 import { until } from '../lib/until.js';
 
 const ALLOWED = 7001;
@@ -19,16 +19,7 @@ const DENIED = 7002;
 
 /** Version A allows ALLOWED and denies DENIED; version B the other way round. */
 function policy(flip: boolean, extra = ''): string {
-  const [open, shut] = flip ? [DENIED, ALLOWED] : [ALLOWED, DENIED];
-  return `apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: web }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: allow-${open}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${open}] }
-    - { name: deny-${shut}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${shut}] }
-${extra}`;
+  return flip ? twoPortPolicy(DENIED, ALLOWED, extra) : twoPortPolicy(ALLOWED, DENIED, extra);
 }
 
 const versionOf = (text: string) => compileSources([{ file: 'p.yaml', text }]).ir.version;

@@ -17,25 +17,14 @@ import { execIn } from '../../src/demo/topology.js';
 import { connectNats, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import type { HistoryReport } from '../../src/history/queries.js';
 import type { HistoryDiff } from '../../src/history/replay.js';
-import { AgentRig, type Rec } from '../lib/agent-rig.js';
+import { AgentRig, type Rec, twoPortPolicy } from '../lib/agent-rig.js';
 import { KNOWN_POLICY, knownTraffic, MINUTE_MS } from '../lib/history-traffic.js';
 import { NatsServer } from '../lib/nats-server.js';
 
 const ALLOWED = 7101;
 const DENIED = 7102;
 
-function policy(open: number, shut: number): string {
-  return `apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: web }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: allow-${open}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${open}] }
-    - { name: deny-${shut}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${shut}] }
-    - { name: dns, action: allow, from: [10.231.0.0/24], protocol: udp, ports: [53] }
-`;
-}
+const policy = (open: number, shut: number) => twoPortPolicy(open, shut, '    - { name: dns, action: allow, from: [10.231.0.0/24], protocol: udp, ports: [53] }\n');
 
 /** Poll `what` until `done` holds of it (the history takes rows every 5 s), at most `ms`. */
 async function until<T>(what: () => T, done: (v: T) => boolean, ms: number, label: string): Promise<T> {

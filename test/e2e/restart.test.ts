@@ -17,7 +17,7 @@ import { after, describe, it } from 'node:test';
 import { execIn } from '../../src/demo/topology.js';
 import { packageRoot } from '../../src/paths.js';
 import type { StatusReport } from '../../src/controller/routes.js';
-import { type AgentProcess, AgentRig, sequenceRuns } from '../lib/agent-rig.js';
+import { type AgentProcess, AgentRig, sequenceRuns, twoPortPolicy } from '../lib/agent-rig.js';
 import { NatsServer } from '../lib/nats-server.js';
 
 const ALLOWED = 7101;
@@ -30,15 +30,7 @@ const SECONDS = 8;
 const SCATTER = 400;
 const SCATTER_PORT = 21000;
 
-const POLICY = `apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: web }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: allow-${ALLOWED}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${ALLOWED}] }
-    - { name: deny-${DENIED}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${DENIED}] }
-`;
+const POLICY = twoPortPolicy(ALLOWED, DENIED);
 
 describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit exact across them', { timeout: 240_000 }, () => {
   const rig = new AgentRig('dsr');

@@ -244,3 +244,19 @@ export function sequenceRuns(received: [number, bigint][]): [number, number][] {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * The e2e tests' policy for an AgentRig: `web` allows UDP to `open` from the client's /24 to the
+ * server and denies UDP to `shut` from it; `extra` appends rule lines (each `    - { … }\n`).
+ */
+export function twoPortPolicy(open: number, shut: number, extra = ''): string {
+  return `apiVersion: doorstep/v1
+kind: NetworkPolicy
+metadata: { name: web }
+spec:
+  defaultAction: deny
+  rules:
+    - { name: allow-${open}, action: allow, from: [10.231.0.0/24], to: [10.231.0.2/32], protocol: udp, ports: [${open}] }
+    - { name: deny-${shut}, action: deny, from: [10.231.0.0/24], protocol: udp, ports: [${shut}] }
+${extra}`;
+}
