@@ -57,17 +57,19 @@ describe('history: an agent with --history', () => {
     await agent.waitFor(() => summarized(ALLOWED) === sent[0] && summarized(DENIED) === sent[1], 'summaries of both streams', 15_000);
     assert.equal((await sink.stop()).length, sent[0]);
 
+    // the namespace's own chatter (IPv6 router solicitations, MLD) meets the default deny too, with
+    // summaries of its own: each stream's packets are read from its rule's trend
+    const packetsOf = (x: HistoryReport, rule: string) => x.ruleTrends.find((t) => t.rule === rule)?.packets.reduce((n, p) => n + p, 0) ?? 0;
     const r = await until(
       () => rig.cliJson<HistoryReport>(['report', '--since', '1h']),
-      (x) => x.totals.packets === sent[0]! + sent[1]!,
+      (x) => packetsOf(x, `web/allow-${ALLOWED}`) === sent[0] && packetsOf(x, `web/deny-${DENIED}`) === sent[1],
       20_000,
-      'the history holds every summarized packet',
+      'the history holds every summarized packet of both streams',
     );
-    // the namespace's own chatter (IPv6 router solicitations, MLD) meets the default deny too: the
-    // JSON trail's session records are what the history must count
-    const denied = agent.records.filter((x: Rec) => x.type === 'session' && x.verdict === 'deny').length;
-    assert.deepEqual(r.totals, { allowSessions: 1, denySessions: denied, heldBack: 0, packets: sent[0]! + sent[1]!, bytes: r.totals.bytes });
-    assert.ok(r.totals.bytes > 0);
+    // (the chatter goes on while the report is read: the totals hold at least the streams)
+    assert.equal(r.totals.allowSessions, 1, 'one allowed session: the allowed stream');
+    assert.equal(r.totals.heldBack, 0);
+    assert.ok(r.totals.denySessions >= 1 && r.totals.packets >= sent[0]! + sent[1]! && r.totals.bytes > 0, JSON.stringify(r.totals));
     const client = rig.topo.client.v4;
     assert.deepEqual(r.topDeniedSources.find((x) => x.source === client), { source: client, sessions: 1, packets: sent[1] });
     assert.deepEqual(r.topDeniedPorts.find((x) => x.port === DENIED), { protocol: 17, port: DENIED, sessions: 1 });
