@@ -8,7 +8,7 @@ import { DoorstepError } from '../errors.js';
 import { connectNats, parseNatsUrl } from '../fleet/nats-connection.js';
 import { historyReport, recordedFlows, type HistoryReport, type RecordedFlow } from '../history/queries.js';
 import { formatHistoryDiff, replayHistory } from '../history/replay.js';
-import { RowAggregator } from '../history/rows.js';
+import { portText, RowAggregator } from '../history/rows.js';
 import { HistoryStore } from '../history/store.js';
 import { ruleName } from '../audit/session-record.js';
 import { compileSources } from '../policy/compile.js';
@@ -117,7 +117,7 @@ function printReport(r: HistoryReport, output: OutputFormat): void {
     renderTable(['source', 'sessions', 'packets'], r.topDeniedSources.map((s) => [s.source, String(s.sessions), String(s.packets)])),
     '',
     'top denied ports',
-    renderTable(['protocol', 'port', 'sessions'], r.topDeniedPorts.map((p) => [protocolLabel(p.protocol), portText(p.protocol, p.port), String(p.sessions)])),
+    renderTable(['protocol', 'port', 'sessions'], r.topDeniedPorts.map((p) => [protocolLabel(p.protocol), portText(p.protocol, p.port) || '-', String(p.sessions)])),
     '',
     'top denied rules',
     renderTable(['rule', 'sessions', 'held back'], r.topDeniedRules.map((x) => [x.rule, String(x.sessions), String(x.heldBack)])),
@@ -131,9 +131,4 @@ function printReport(r: HistoryReport, output: OutputFormat): void {
     renderTable(['source', 'first seen', 'sessions', 'verdicts'], r.newTalkers.map((n) => [n.source, n.firstSeen, String(n.sessions), n.verdicts])),
   ];
   console.log(lines.join('\n'));
-}
-
-function portText(proto: number, port: number): string {
-  if (port < 0) return '-';
-  return proto === 1 || proto === 58 ? `type ${port >> 8} code ${port & 0xff}` : String(port);
 }

@@ -12,6 +12,7 @@ import { ruleName } from '../audit/session-record.js';
 import { lookupTables } from '../policy/tables-lookup.js';
 import { tenantId } from '../policy/tenants.js';
 import type { RecordedFlow } from './queries.js';
+import { portText } from './rows.js';
 
 export interface FlipGroup {
   enforcer: string;
@@ -77,7 +78,8 @@ export function formatHistoryDiff(d: HistoryDiff, window: string): string[] {
 }
 
 function flowLabel(f: RecordedFlow): string {
-  const port = f.port < 0 ? '' : f.proto === 1 || f.proto === 58 ? ` type ${f.port >> 8} code ${f.port & 0xff}` : `/${f.port}`;
+  const text = portText(f.proto, f.port);
+  const port = text === '' ? '' : f.proto === 1 || f.proto === 58 ? ` ${text}` : `/${text}`;
   return `${f.src} → ${f.dst} ${protocolLabel(f.proto)}${port}${f.tenant ? ` from ${f.tenant}` : ''} on ${f.iface}`;
 }
 

@@ -28,6 +28,12 @@ export interface FlowRow {
   bytes: number;
 }
 
+/** A row's `port` as text: the port, `type T code C` for ICMP, or '' when the flow has none. */
+export function portText(proto: number, port: number): string {
+  if (port < 0) return '';
+  return proto === 1 || proto === 58 ? `type ${port >> 8} code ${port & 0xff}` : String(port);
+}
+
 /** One rule's held-back denied sessions in one minute (flood records). */
 export interface FloodRow {
   minute: number;

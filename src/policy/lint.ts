@@ -114,9 +114,7 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: Rule
     for (const family of FAMILIES) {
       const dstAt = dstWitness[family].get(dst);
       if (!dstAt) continue;
-      let services = servicesOf.get(target);
-      if (!services) servicesOf.set(target, (services = new Set()));
-      services.add(svc);
+      addTo(servicesOf, target, svc);
       const key = target * 2 + (family === 4 ? 0 : 1);
       if (contextOf.has(key)) continue;
       contextOf.set(key, contexts.length);
@@ -128,9 +126,7 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: Rule
   const dstClassesOf = new Map<number, Set<number>>();
   const reaches = (target: number, dst: number) => {
     if (target === 0) return;
-    let set = dstClassesOf.get(target);
-    if (!set) dstClassesOf.set(target, (set = new Set()));
-    for (const family of FAMILIES) if (dstWitness[family].has(dst)) set.add(dst * 2 + (family === 4 ? 0 : 1));
+    for (const family of FAMILIES) if (dstWitness[family].has(dst)) addTo(dstClassesOf, target, dst * 2 + (family === 4 ? 0 : 1));
   };
   for (const e of tables.target) {
     addContext(e.target, e.dst, e.svc, 0); // tenant 0 is in no tenant class: the rules for every tenant
@@ -176,13 +172,13 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: Rule
   // per earlier rule: the later rules of the other action that are next where it decides (a
   // 100,000-rule blocklist in front of a few allows is 100,000 findings, not one per pair)
   const overlaps = new Map<number, { later: Set<number>; cells: number; example: Cell; exampleLater: number; last: number }>();
-  const decidedTargets = new Map<number, Set<number>>(); // rules with several port ranges → targets they decide in
+  // per rule with several port ranges or checked address lists: the (target * 2 + family bit) it decides in
+  const decidedTargets = new Map<number, Set<number>>();
   const multiRange = new Uint8Array(ruleCount + 1);
   for (const r of rules) if (r.ports !== null && r.ports.length > 1) multiRange[r.index] = 1;
   // rules whose address entries are checked: their decided targets, and (own rules) source classes by family
   const checked = new Uint8Array(ruleCount + 1);
   const decidedSources = new Map<number, Set<number>>(); // rule → source class * 2 + family bit
-  const decidedIn2 = new Map<number, Set<number>>(); // rule → target * 2 + family bit
   if (entries) {
     for (const r of rules) {
       const e = entries.get(r.id);
@@ -198,21 +194,9 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: Rule
     decides[first] = 1;
     const cell = src * C + ctx;
     if (decidedIn[first] === -1) decidedIn[first] = cell;
-    if (multiRange[first] || checked[first]) {
-      let set = decidedTargets.get(first);
-      if (!set) decidedTargets.set(first, (set = new Set()));
-      set.add(contexts[ctx]!.target);
-    }
-    if (checked[first]) {
-      let set = decidedIn2.get(first);
-      if (!set) decidedIn2.set(first, (set = new Set()));
-      set.add(contexts[ctx]!.target * 2 + (contexts[ctx]!.family === 4 ? 0 : 1));
-    }
-    if (checked[first] && !anySource[first]) {
-      let set = decidedSources.get(first);
-      if (!set) decidedSources.set(first, (set = new Set()));
-      set.add(src * 2 + (contexts[ctx]!.family === 4 ? 0 : 1));
-    }
+    const bit = contexts[ctx]!.family === 4 ? 0 : 1;
+    if (multiRange[first] || checked[first]) addTo(decidedTargets, first, contexts[ctx]!.target * 2 + bit);
+    if (checked[first] && !anySource[first]) addTo(decidedSources, first, src * 2 + bit);
     if (action(second) === action(first)) {
       if (fallbackOf[first] === undefined) fallbackOf[first] = second;
       return;
@@ -336,11 +320,12 @@ export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: Rule
         example: flow,
       });
     }
-    deadRanges(rule, decidedTargets.get(r), servicesOf, svcRunsOf, findings, ref(r), where);
+    const targetsIn = decidedTargets.get(r);
+    deadRanges(rule, targetsIn && new Set([...targetsIn].map((tf) => tf >> 1)), servicesOf, svcRunsOf, findings, ref(r), where);
     const e = entries?.get(rule.id);
     if (e) {
       const dsts = new Set<number>();
-      for (const tf of decidedIn2.get(r) ?? []) for (const d of dstClassesOf.get(tf >> 1) ?? []) if ((d & 1) === (tf & 1)) dsts.add(d);
+      for (const tf of targetsIn ?? []) for (const d of dstClassesOf.get(tf >> 1) ?? []) if ((d & 1) === (tf & 1)) dsts.add(d);
       const sides = [
         ['from', e.from, anySource[r] ? undefined : decidedSources.get(r) ?? new Set<number>(), srcIndex] as const,
         ['to', e.to, dsts, dstIndex] as const,
@@ -501,10 +486,6 @@ function prefixIndex(entries: readonly PrefixClass[], family: 4 | 6): PrefixItem
  * covers (longest prefix wins). A class whose prefixes are all tiled by longer ones has no address
  * and is left out.
  */
-export function classWitnesses(entries: readonly PrefixClass[], family: 4 | 6): Map<number, Uint8Array> {
-  return witnessesOf(prefixIndex(entries, family), family);
-}
-
 function witnessesOf(items: readonly PrefixItem[], family: 4 | 6): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
   for (const item of items) {
@@ -577,4 +558,11 @@ export function ruleEntries(model: PolicyModel): RuleEntries {
     });
   for (const p of model.policies) for (const r of p.rules) out.set(`${p.name}/${r.name}`, { from: list(r.from), to: list(r.to) });
   return out;
+}
+
+/** Add `value` to the set of `key` in `map`. */
+function addTo(map: Map<number, Set<number>>, key: number, value: number): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
 }
