@@ -32,7 +32,7 @@ import {
 } from './flood-rig.js';
 
 const FRAMES = Number(process.env.FLOOD_FRAMES ?? 400_000);
-const ROUNDS = Number(process.env.FLOOD_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.FLOOD_ROUNDS ?? 5); // a median of 5 paired ratios: rounds spread by ±10–30 %
 const MAX_SECONDS = 5; // every flood is bounded in time as well as in count
 const ALLOWED_SESSIONS = 300;
 const SPOOF_BITS = 22; // 4,194,304 spoofed sources: 10.64.0.0/10
