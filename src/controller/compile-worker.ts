@@ -14,9 +14,9 @@ import { setImmediate as turn } from 'node:timers/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { DoorstepError, type ErrorCode, PolicyError, type PolicyProblem } from '../errors.js';
 import { compileSources } from '../policy/compile.js';
-import type { PolicySource } from '../policy/documents.js';
-import { buildImage, type PolicyImage, TABLE_NAMES } from '../policy/image.js';
-import type { Cidr, IrRule, PolicyIr } from '../policy/ir.js';
+import type { PolicySource } from '../policy/parse/documents.js';
+import { buildImage, type PolicyImage, TABLE_NAMES } from '../policy/tables/image.js';
+import type { Cidr, IrRule, PolicyIr } from '../policy/ir/ir.js';
 
 /** What the controller installs: the IR (names for events), the image (the maps' bytes), the notes. */
 export interface CompiledImage {
@@ -217,7 +217,7 @@ function runWorker(): void {
     const { rules, ...head } = ir;
     pending = { rules, at: 0, sent: new Map() };
     // every buffer once (the array maps' keys share one): moved, not copied. The shared keys are
-    // detached here by the move, and image.ts's counting() sees them empty and builds them again.
+    // detached here by the move, and policy/tables/image.ts's counting() sees them empty and builds them again.
     const transfer = new Set<ArrayBuffer>();
     for (const name of TABLE_NAMES) {
       const t = image.tables[name];

@@ -5,7 +5,7 @@
 // are missing, stale or rejecting, and whether the fleet has converged. Pure: no I/O.
 import { z } from 'zod';
 import { compileIr } from '../policy/compile.js';
-import { type BucketEntry, candidateFor, type Labels } from '../watcher/policy-envelope.js';
+import { type BucketEntry, candidateFor, type Labels } from './policy-envelope.js';
 import type { Member } from './membership.js';
 import { natsToken } from './nats-connection.js';
 

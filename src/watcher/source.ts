@@ -2,7 +2,7 @@
 // The contract between policy sources and the network controller: a source turns where policy
 // lives (a folder, the local API, a NATS bucket) into a stream of candidate policy sets. The
 // controller validates and compiles each set as a whole; a source never installs anything.
-import type { PolicySource as PolicyText } from '../policy/documents.js';
+import type { PolicySource as PolicyText } from '../policy/parse/documents.js';
 
 export type { PolicyText };
 

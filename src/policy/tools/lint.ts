@@ -18,12 +18,12 @@
 // targets for the cells that only "any"-source rules decide: never source × target.
 // Pure: no I/O.
 
-import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, PrefixClass } from './ir.js';
-import { SVC_KIND, SVC_SPAN } from './ir.js';
-import { formatAddress } from './cidr.js';
-import { protocolLabel } from './protocols.js';
-import { invert, type ClassAnalysis } from './tables.js';
-import type { PolicyModel } from './validate.js';
+import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, PrefixClass } from '../ir/ir.js';
+import { SVC_KIND, SVC_SPAN } from '../ir/ir.js';
+import { formatAddress } from '../ir/cidr.js';
+import { protocolLabel } from '../ir/protocols.js';
+import { invert, type ClassAnalysis } from '../tables/tables.js';
+import type { PolicyModel } from '../parse/validate.js';
 
 export type LintKind = 'unmatchable' | 'shadowed' | 'redundant' | 'overlap' | 'dead-ports' | 'dead-address';
 
