@@ -5,19 +5,9 @@
 // there is any finding.
 import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/parse/files.js';
-import { flowText, lintPolicy, ruleEntries, type LintFinding, type LintReport } from '../policy/tools/lint.js';
-import type { PolicyModel } from '../policy/parse/validate.js';
-import type { PolicyIr } from '../policy/ir/ir.js';
-import { buildClassTables } from '../policy/tables/tables.js';
+import { flowText, lintIr, type LintFinding } from '../policy/tools/lint.js';
 import { formatAddress } from '../policy/ir/cidr.js';
 import { ExitCode } from './output.js';
-
-/** Lint a compiled IR: the report and how long it took (ms, tables included). */
-export function lintIr(ir: PolicyIr, model?: PolicyModel): { report: LintReport; ms: number } {
-  const started = performance.now();
-  const report = lintPolicy(ir, buildClassTables(ir), model && ruleEntries(model));
-  return { report, ms: performance.now() - started };
-}
 
 /** A finding as one line, for `lint` and `validate`'s warnings. */
 export function findingLine(f: LintFinding): string {

@@ -15,7 +15,8 @@ import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { DoorstepError, PolicyError } from '../../src/errors.js';
 import { compileSources } from '../../src/policy/compile.js';
 import type { PolicySource } from '../../src/policy/parse/documents.js';
-import { buildImage, type PolicyImage, TABLE_NAMES } from '../../src/policy/tables/image.js';
+import { SLOT_TABLES as TABLE_NAMES } from '../../src/abi/generated.js';
+import { buildImage, type PolicyImage } from '../../src/policy/tables/image.js';
 import { prng, Random, randomPolicy } from '../lib/random-policy.js';
 
 function inline(sources: PolicySource[]) {
