@@ -15,7 +15,7 @@ import ts from 'typescript';
  * folders of one row know nothing of each other. A subfolder not named here belongs to the layer
  * of its nearest named parent. `.` is src/ itself (errors.ts, paths.ts, units.ts).
  */
-export const LAYERS: readonly (readonly string[])[] = [
+const LAYERS: readonly (readonly string[])[] = [
   ['.'],
   ['abi'],
   ['policy/ir'],
