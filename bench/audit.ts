@@ -28,10 +28,10 @@ import { JsonLinesSink } from '../src/audit/json-lines-sink.js';
 import { AuditPipeline } from '../src/audit/pipeline.js';
 import { type EnrichContext, monotonicToWall, sessionRecord } from '../src/audit/session-record.js';
 import { NativeEngine } from '../src/engine/engine.js';
-import { EventGenerator } from '../src/engine/event-generator.js';
+import { EventGenerator } from './lib/event-generator.js';
 import { compileSources } from '../src/policy/compile.js';
-import { buildImage } from '../src/policy/image.js';
-import type { PolicyIr } from '../src/policy/ir.js';
+import { buildImage } from '../src/policy/tables/image.js';
+import type { PolicyIr } from '../src/policy/ir/ir.js';
 import { prng, Random } from '../test/lib/random-policy.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);

@@ -8,9 +8,9 @@
 // and ratios; asserts nothing.
 import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE } from '../src/abi/records.js';
 import { NativeEngine } from '../src/engine/engine.js';
-import { FloorProgram, type RunTiming, runEach, runRepeat } from '../src/engine/floor.js';
+import { FloorProgram, type RunTiming, runEach, runRepeat } from './lib/floor.js';
 import { compileSources } from '../src/policy/compile.js';
-import { buildImage } from '../src/policy/image.js';
+import { buildImage } from '../src/policy/tables/image.js';
 import { sessionKeyOf } from '../test/lib/datapath.js';
 import { AgentRig } from '../test/lib/agent-rig.js';
 import { type FrameSpec, frame } from '../test/lib/packet.js';

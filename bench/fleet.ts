@@ -36,7 +36,7 @@ import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, ExpectedVersions } from '..
 import { createPolicyBucket, publishEnvelope, watchStatuses } from '../src/fleet/fleet-client.js';
 import { connectNats, parseNatsUrl } from '../src/fleet/nats-connection.js';
 import { openStatusBucket } from '../src/fleet/status-reporter.js';
-import { buildEnvelope } from '../src/watcher/policy-envelope.js';
+import { buildEnvelope } from '../src/fleet/policy-envelope.js';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
 import { NatsServer } from '../test/lib/nats-server.js';

@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { execIn, inNetns, ip, NamespaceOwner, runToken } from '../src/demo/topology.js';
-import { PinnedMap } from '../src/engine/packet-flood.js';
+import { PinnedMap } from './lib/packet-flood.js';
 import { parseIp } from '../src/engine/frame.js';
 
 export const SERVER_V4 = '10.241.0.2';

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetworkController } from '../src/controller/network-controller.js';
-import { StateStore } from '../src/controller/state-store.js';
+import { StateStore } from '../src/host/state-store.js';
 import { NativeEngine } from '../src/engine/engine.js';
 import { compileSources } from '../src/policy/compile.js';
-import { buildImage, type PolicyImage } from '../src/policy/image.js';
+import { buildImage, type PolicyImage } from '../src/policy/tables/image.js';
 import { feedSources } from './flood-rig.js';
 
 const ROUNDS = Number(process.env.INSTALL_ROUNDS ?? 4);

@@ -5,8 +5,8 @@
 // service allows (bench:flood's shape), and microsegmentation allows with shadowed and redundant
 // rules planted. LINT_RULES overrides the size (default 100,000).
 import { compileIr } from '../src/policy/compile.js';
-import { lintPolicy, ruleEntries } from '../src/policy/lint.js';
-import { buildClassTables } from '../src/policy/tables.js';
+import { lintPolicy, ruleEntries } from '../src/policy/tools/lint.js';
+import { buildClassTables } from '../src/policy/tables/tables.js';
 
 const RULES = Number(process.env.LINT_RULES ?? 100_000);
 

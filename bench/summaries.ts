@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { MapName } from '../src/abi/generated.js';
 import { encodeSessionKey } from '../src/abi/records.js';
 import { ip, NamespaceOwner, runToken, spawnIn } from '../src/demo/topology.js';
-import { PinnedMap } from '../src/engine/packet-flood.js';
+import { PinnedMap } from './lib/packet-flood.js';
 import { addon } from '../src/engine/native.js';
 import { frame } from '../src/engine/frame.js';
 

@@ -3,7 +3,7 @@
 // datapath's HyperLogLog sketch of a rule's held-back sessions (ds_sketch), and the top sources
 // and prefixes, estimated from its per-CPU sample of them (ds_flood_samples). Pure.
 import type { FloodSample } from '../abi/records.js';
-import { formatAddress, formatCidr, maskAddress } from '../policy/cidr.js';
+import { formatAddress, formatCidr, maskAddress } from '../policy/ir/cidr.js';
 
 /** An estimate of the distinct values added to HyperLogLog registers `regs` (Flajolet et al.,
  * with the linear-counting correction for small counts, where most registers are still zero). */

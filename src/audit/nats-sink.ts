@@ -16,7 +16,7 @@ import { DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type Je
 import { headers, nanos, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
-import { writeAtomic } from '../controller/state-store.js';
+import { writeAtomic } from '../host/state-store.js';
 import { isControlRecord } from './control-sink.js';
 import { encodeRecords, JsonLineEncoder } from './json-lines-sink.js';
 import type { AuditRecord, AuditSink } from './records.js';

@@ -7,9 +7,9 @@
 // engine's counters and sessions come in as values and functions. docs/audit.md has the fields.
 import { Action, EventKind, Reason } from '../abi/generated.js';
 import { BatchEvent, type RawEvent, reasonLabel, type SessionKey, type SessionValue } from '../abi/records.js';
-import { formatAddress } from '../policy/cidr.js';
-import type { PolicyIr } from '../policy/ir.js';
-import { protocolLabel } from '../policy/protocols.js';
+import { formatAddress } from '../policy/ir/cidr.js';
+import type { PolicyIr } from '../policy/ir/ir.js';
+import { protocolLabel } from '../policy/ir/protocols.js';
 import { FloodAccounting, type FloodReading } from './flood-accounting.js';
 import { estimateDistinct, topSources } from './flood-sources.js';
 import type { AuditRecord, AuditSink, FloodRecord, LostRecord, SummaryRecord } from './records.js';

@@ -17,9 +17,9 @@
 //   after the given instant.
 import { DoorstepError } from '../errors.js';
 import { parseDuration } from '../units.js';
-import { cidrContains, parseCidr } from '../policy/cidr.js';
-import type { Cidr } from '../policy/ir.js';
-import { PROTOCOL_NUMBERS, protocolLabel, protocolNumber } from '../policy/protocols.js';
+import { cidrContains, parseCidr } from '../policy/ir/cidr.js';
+import type { Cidr } from '../policy/ir/ir.js';
+import { PROTOCOL_NUMBERS, protocolLabel, protocolNumber } from '../policy/ir/protocols.js';
 
 /** The flags' values as the command line (or the agent's query string) gives them. */
 export interface FilterFlagValues {

@@ -3,9 +3,9 @@
 // RFC 3339 time, printable addresses. Pure apart from the clock offset captured at creation.
 import { Action, EventKind, Reason } from '../abi/generated.js';
 import { type RawEvent, reasonLabel, type SessionKey } from '../abi/records.js';
-import { formatAddress } from '../policy/cidr.js';
-import type { PolicyIr } from '../policy/ir.js';
-import { protocolLabel, setPortFields } from '../policy/protocols.js';
+import { formatAddress } from '../policy/ir/cidr.js';
+import type { PolicyIr } from '../policy/ir/ir.js';
+import { protocolLabel, setPortFields } from '../policy/ir/protocols.js';
 import type { FlowFields, RecordBase } from './records.js';
 
 export interface SessionRecord extends RecordBase, FlowFields {

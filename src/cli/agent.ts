@@ -2,7 +2,7 @@
 // `doorstep agent`: run the enforcer daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file
 // and applies what changes without a restart (controller/reload-plan.ts, the edge's WireGuard peers).
 import { type AgentFlags, resolveConfig } from '../controller/config.js';
-import { type RunningAgent, startAgent } from '../controller/agent.js';
+import { type RunningAgent, startAgent } from '../agent/agent.js';
 import { agentRecord } from '../audit/records.js';
 import { nativeEngineHost } from '../engine/native-host.js';
 import { ExitCode } from './output.js';

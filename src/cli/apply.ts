@@ -2,9 +2,9 @@
 // `doorstep apply FILE…`: validate locally (every problem with file:line:field, nothing sent),
 // then hand the set to the local agent and print the version and generation it installed.
 import { compileIr } from '../policy/compile.js';
-import { readPolicySources } from '../policy/files.js';
+import { readPolicySources } from '../policy/parse/files.js';
 import type { ApplyOutcome } from '../controller/network-controller.js';
-import { AgentClient } from './agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import type { OutputFormat } from './table.js';
 import { ExitCode } from './output.js';
 

@@ -3,8 +3,8 @@
 // cached sessions would flip. Validated locally first; nothing is installed.
 import type { DiffReport } from '../controller/explain-diff.js';
 import { compileIr } from '../policy/compile.js';
-import { readPolicySources } from '../policy/files.js';
-import { AgentClient } from './agent-client.js';
+import { readPolicySources } from '../policy/parse/files.js';
+import { AgentClient } from '../controller/agent-client.js';
 import { ExitCode } from './output.js';
 import type { OutputFormat } from './table.js';
 

@@ -2,7 +2,7 @@
 // `doorstep explain`: which rule decides a flow and why, from the policy in force, checked
 // against the kernel's live tables.
 import type { ExplainReport, ExplainRequest } from '../controller/explain-diff.js';
-import { AgentClient } from './agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import { ExitCode } from './output.js';
 import type { OutputFormat } from './table.js';
 

@@ -13,7 +13,7 @@ import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connect
 import { natsFailure } from '../fleet/nats-errors.js';
 import { compileIr } from '../policy/compile.js';
 import { parseDuration } from '../units.js';
-import { type PolicyEnvelope, selects } from '../watcher/policy-envelope.js';
+import { type PolicyEnvelope, selects } from '../fleet/policy-envelope.js';
 import { readMembersOf } from './fleet-status.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';

@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, describeTarget, type NatsTarget, parseNatsUrl } from '../fleet/nats-connection.js';
 import { natsFailure } from '../fleet/nats-errors.js';
 import { keyId, readPrivateKey, signatureProblem, signEnvelope } from '../fleet/signing.js';
-import { buildTombstone } from '../watcher/policy-envelope.js';
+import { buildTombstone } from '../fleet/policy-envelope.js';
 import { AGENT_HINT } from './fleet-status.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';

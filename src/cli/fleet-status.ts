@@ -2,7 +2,7 @@
 // `doorstep fleet status`: every enforcer that reported within the status TTL, the version it
 // runs and the one it should run (the envelopes selecting its labels, compiled here), and
 // whether the fleet has converged on the latest policy.
-import { DEFAULT_STATUS_BUCKET, type EnforcerStatus, type EnforcerView, ExpectedVersions, type FleetView, fleetView } from '../fleet/enforcer-status.js';
+import { DEFAULT_STATUS_BUCKET, expectedText, ExpectedVersions, type FleetView, fleetView, healthText } from '../fleet/enforcer-status.js';
 import { bucketExists, openBucket, readEnvelopes, readStatuses } from '../fleet/fleet-client.js';
 import { membersBucketOf, readMembers } from '../fleet/membership.js';
 import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connection.js';
@@ -12,19 +12,6 @@ import { ExitCode } from './output.js';
 import { type OutputFormat, table } from './table.js';
 
 export const AGENT_HINT = 'start agents with --policy nats://HOST:PORT/BUCKET (they create it), or publish with `doorstep apply --nats`';
-
-export function expectedText(v: EnforcerView): string {
-  const e = v.expected;
-  return 'version' in e ? e.version : 'none' in e ? '(no set selects it)' : `(invalid: ${e.invalid})`;
-}
-
-/** The health, and when its policy watch is stale: since when, and its revision against the bucket's. */
-export function healthText(s: EnforcerStatus, now: number): string {
-  const sync = s.sync;
-  if (sync?.state !== 'stale') return s.health;
-  const since = sync.staleSince ? `${Math.max(0, Math.round((now - Date.parse(sync.staleSince)) / 1000))}s` : '?';
-  return `${s.health}, stale for ${since} (revision ${sync.revision} of ${sync.bucketRevision ?? '?'})`;
-}
 
 /** The registered enforcers: none when the membership bucket does not exist (no agent with membership has started). */
 export async function readMembersOf(nc: Parameters<typeof openBucket>[0], statusBucket: string) {

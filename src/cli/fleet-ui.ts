@@ -8,7 +8,7 @@ import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connect
 import { natsFailure } from '../fleet/nats-errors.js';
 import { fleetViewSource } from '../ui/fleet-views.js';
 import { serveUi } from '../ui/ui-server.js';
-import { readUiToken } from '../ui/ui-settings.js';
+import { readUiToken } from '../controller/ui-settings.js';
 import { readFleet } from './fleet-status.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';

@@ -1,23 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// `doorstep lint FILE…`: offline policy analysis (src/policy/lint.ts): unmatchable, shadowed and
+// `doorstep lint FILE…`: offline policy analysis (src/policy/tools/lint.ts): unmatchable, shadowed and
 // redundant rules, allow/deny overlaps only order decides, port ranges that never decide. Each
 // finding names its rules with file:line and an example flow. Exit 0, or 3 with --strict when
 // there is any finding.
 import { compileIr } from '../policy/compile.js';
-import { readPolicySources } from '../policy/files.js';
-import { flowText, lintPolicy, ruleEntries, type LintFinding, type LintReport } from '../policy/lint.js';
-import type { PolicyModel } from '../policy/validate.js';
-import type { PolicyIr } from '../policy/ir.js';
-import { buildClassTables } from '../policy/tables.js';
-import { formatAddress } from '../policy/cidr.js';
+import { readPolicySources } from '../policy/parse/files.js';
+import { flowText, lintIr, type LintFinding } from '../policy/tools/lint.js';
+import { formatAddress } from '../policy/ir/cidr.js';
 import { ExitCode } from './output.js';
-
-/** Lint a compiled IR: the report and how long it took (ms, tables included). */
-export function lintIr(ir: PolicyIr, model?: PolicyModel): { report: LintReport; ms: number } {
-  const started = performance.now();
-  const report = lintPolicy(ir, buildClassTables(ir), model && ruleEntries(model));
-  return { report, ms: performance.now() - started };
-}
 
 /** A finding as one line, for `lint` and `validate`'s warnings. */
 export function findingLine(f: LintFinding): string {

@@ -6,7 +6,7 @@ import { DoorstepError } from '../errors.js';
 import { agentCommand } from './agent.js';
 import type { AgentFlags } from '../controller/config.js';
 import { apply } from './apply.js';
-import { socketPath } from './agent-client.js';
+import { socketPath } from '../controller/agent-client.js';
 import { demo } from './demo.js';
 import { detach, type DetachFlags } from './detach.js';
 import { diff } from './diff.js';

@@ -2,7 +2,7 @@
 // `doorstep observe`: the agent's audit stream, filtered; `--last N` from its recent records,
 // `--follow` to keep streaming until Ctrl-C.
 import type { AuditRecord } from '../audit/records.js';
-import { AgentClient } from './agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import { type FilterFlags, filterQuery } from './filter-flags.js';
 import { ExitCode } from './output.js';
 import type { OutputFormat } from './table.js';

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep sessions`: the engine's session cache, with the same filters as `observe`.
 import type { SessionView } from '../controller/session-view.js';
-import { AgentClient } from './agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import { type FilterFlags, filterQuery } from './filter-flags.js';
 import { ExitCode } from './output.js';
 import { table, type OutputFormat } from './table.js';

@@ -10,8 +10,8 @@ import { connectNats, describeTarget, parseNatsUrl } from '../fleet/nats-connect
 import { natsFailure } from '../fleet/nats-errors.js';
 import { generateKeyPair, readPrivateKey, signEnvelope } from '../fleet/signing.js';
 import { compileIr } from '../policy/compile.js';
-import { readPolicySources } from '../policy/files.js';
-import { buildEnvelope, envelopeSchema, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { readPolicySources } from '../policy/parse/files.js';
+import { buildEnvelope, envelopeSchema, type PolicyEnvelope } from '../fleet/policy-envelope.js';
 import { AGENT_HINT } from './fleet-status.js';
 import { type NatsFlags, natsAuthOf } from './nats-flags.js';
 import { ExitCode } from './output.js';

@@ -4,7 +4,7 @@ import { Reason } from '../abi/generated.js';
 import { type ReasonName, reasonLabel } from '../abi/records.js';
 import type { StatusReport } from '../controller/routes.js';
 import type { TunnelStatus } from '../placement/tunnel-status.js';
-import { AgentClient } from './agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import { ExitCode } from './output.js';
 import { table, type OutputFormat } from './table.js';
 

@@ -2,9 +2,9 @@
 // `doorstep validate FILE…`: offline check; every problem with file:line:column and field, and
 // `doorstep lint`'s findings as warnings.
 import { compileIr } from '../policy/compile.js';
-import { readPolicySources } from '../policy/files.js';
-import { buildClassTables } from '../policy/tables.js';
-import { lintPolicy, ruleEntries } from '../policy/lint.js';
+import { readPolicySources } from '../policy/parse/files.js';
+import { buildClassTables } from '../policy/tables/tables.js';
+import { lintPolicy, ruleEntries } from '../policy/tools/lint.js';
 import { findingLine } from './lint.js';
 import { ExitCode } from './output.js';
 

@@ -14,9 +14,10 @@ import { setImmediate as turn } from 'node:timers/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { DoorstepError, type ErrorCode, PolicyError, type PolicyProblem } from '../errors.js';
 import { compileSources } from '../policy/compile.js';
-import type { PolicySource } from '../policy/documents.js';
-import { buildImage, type PolicyImage, TABLE_NAMES } from '../policy/image.js';
-import type { Cidr, IrRule, PolicyIr } from '../policy/ir.js';
+import type { PolicySource } from '../policy/parse/documents.js';
+import { SLOT_TABLES } from '../abi/generated.js';
+import { buildImage, type PolicyImage } from '../policy/tables/image.js';
+import type { Cidr, IrRule, PolicyIr } from '../policy/ir/ir.js';
 
 /** What the controller installs: the IR (names for events), the image (the maps' bytes), the notes. */
 export interface CompiledImage {
@@ -159,7 +160,7 @@ function fromWireRule(r: WireRule, lists: Cidr[][]): IrRule {
 /** Buffers arrive as plain Uint8Arrays: the same bytes, seen as Buffers again (no copy). */
 function asBuffers(image: PolicyImage): PolicyImage {
   const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-  for (const name of TABLE_NAMES) {
+  for (const name of SLOT_TABLES) {
     const t = image.tables[name];
     t.keys = buf(t.keys);
     t.values = buf(t.values);
@@ -217,9 +218,9 @@ function runWorker(): void {
     const { rules, ...head } = ir;
     pending = { rules, at: 0, sent: new Map() };
     // every buffer once (the array maps' keys share one): moved, not copied. The shared keys are
-    // detached here by the move, and image.ts's counting() sees them empty and builds them again.
+    // detached here by the move, and policy/tables/image.ts's counting() sees them empty and builds them again.
     const transfer = new Set<ArrayBuffer>();
-    for (const name of TABLE_NAMES) {
+    for (const name of SLOT_TABLES) {
       const t = image.tables[name];
       for (const b of [t.keys, t.values]) if (b.buffer instanceof ArrayBuffer && b.byteLength > 0) transfer.add(b.buffer);
     }

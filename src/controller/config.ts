@@ -7,12 +7,12 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
 import { parseDuration } from '../units.js';
-import { parseCidr } from '../policy/cidr.js';
-import { protocolNumber } from '../policy/protocols.js';
+import { parseCidr } from '../policy/ir/cidr.js';
+import { protocolNumber } from '../policy/ir/protocols.js';
 import type { FailsafeEntry } from '../engine/engine-interface.js';
 import { DEFAULT_STATUS_BUCKET, DEFAULT_STATUS_TTL_MS } from '../fleet/enforcer-status.js';
 import type { NatsAuth } from '../fleet/nats-connection.js';
-import { checkUiBind, type UiSettings } from '../ui/ui-settings.js';
+import { checkUiBind, type UiSettings } from './ui-settings.js';
 import { enforcedInterfaces, type Placement, placementFileSchema, resolvePlacement } from '../placement/placement.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/doorstep';

@@ -10,7 +10,7 @@ import type { EngineHost } from '../engine/engine-interface.js';
 import { DoorstepError } from '../errors.js';
 import { processAlive } from '../placement/netns-processes.js';
 import { removeRecordedTunnels, unrouteRecorded } from '../placement/forwarding.js';
-import { readEnforcementRecord, removeEnforcementRecord } from './enforcement-record.js';
+import { readEnforcementRecord, removeEnforcementRecord } from '../host/enforcement-record.js';
 import { Hardening, type SysctlFiles } from './hardening.js';
 import type { SysctlOutcome } from './hardening-plan.js';
 

@@ -2,7 +2,7 @@
 // Carries out a hardening plan (hardening-plan.ts) on the kernel's settings and takes it back.
 // The settings are reached through SysctlFiles: /proc/sys for real — in the agent's own network
 // namespace, since /proc/sys/net follows the namespace of the process that opens it (an agent
-// started under `nsenter --net` sets its namespace's interfaces, as forwarding.ts does; /sys is
+// started under `nsenter --net` sets its namespace's interfaces, as placement/forwarding.ts does; /sys is
 // not used, it stays the host's) — or a map in memory for tests without root.
 //
 // apply() remembers each key as found (unless an earlier agent's record already holds it: an
@@ -11,9 +11,9 @@
 // kernel itself rewrites net.ipv4.conf.all.accept_redirects (to 1), and restore() undoes that too.
 import { DoorstepError } from '../errors.js';
 import type { HardeningPlan, SysctlOutcome } from './hardening-plan.js';
-import { isMissing, procSysctls, type SysctlFiles } from './sysctl-files.js';
+import { isMissing, procSysctls, type SysctlFiles } from '../host/sysctl-files.js';
 
-export { MemorySysctls, procSysctls, type SysctlFiles } from './sysctl-files.js';
+export { MemorySysctls, procSysctls, type SysctlFiles } from '../host/sysctl-files.js';
 
 export class Hardening {
   /** path → the value found by apply() (keys that exist only) */

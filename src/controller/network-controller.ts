@@ -9,10 +9,10 @@ import { DoorstepError, PolicyError } from '../errors.js';
 import type { Attachment, Engine, XdpMode } from '../engine/engine-interface.js';
 import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
 import type { EnrichContext } from '../audit/session-record.js';
-import type { PolicyIr } from '../policy/ir.js';
+import type { PolicyIr } from '../policy/ir/ir.js';
 import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
 import { CompileWorker, type CompiledImage } from './compile-worker.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../host/state-store.js';
 
 /** How many past generations keep their IR, so late events from the ring buffer still get names. */
 const GENERATIONS_KEPT = 8;

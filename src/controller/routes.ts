@@ -14,7 +14,7 @@ import type { NetworkController } from './network-controller.js';
 import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
-import type { PolicyIr } from '../policy/ir.js';
+import type { PolicyIr } from '../policy/ir/ir.js';
 import type { TunnelStatus } from '../placement/tunnel-status.js';
 import type { SourceSync } from '../watcher/nats-source.js';
 import type { HistorySink } from '../history/sink.js';

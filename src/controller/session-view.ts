@@ -6,7 +6,7 @@ import { reasonLabel } from '../abi/records.js';
 import { formatAddress16, ruleName, setFlowDetails, type EnrichContext } from '../audit/session-record.js';
 import type { FlowFields } from '../audit/records.js';
 import type { Session } from '../engine/engine-interface.js';
-import { protocolLabel } from '../policy/protocols.js';
+import { protocolLabel } from '../policy/ir/protocols.js';
 
 export interface SessionView extends FlowFields {
   interface: string;

@@ -10,7 +10,7 @@
 // of the edge's WireGuard devices, whose control sockets every namespace shares) carry a per-run
 // token. `destroy()` removes everything, twice is safe.
 import { readConfigFile } from '../controller/config.js';
-import { formatAddress } from '../policy/cidr.js';
+import { formatAddress } from '../policy/ir/cidr.js';
 import { OWNED_TABLES, type Placement, resolvePlacement } from '../placement/placement.js';
 import { processesInNetns } from '../placement/netns-processes.js';
 import { edgePeersOf } from '../placement/tunnel-status.js';

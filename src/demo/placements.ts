@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { AgentClient } from '../cli/agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
 import { parseDocument } from 'yaml';

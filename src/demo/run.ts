@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { AgentClient } from '../cli/agent-client.js';
+import { AgentClient } from '../controller/agent-client.js';
 import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
 import { runToken, spawnIn, Topology } from './topology.js';

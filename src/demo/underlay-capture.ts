@@ -6,7 +6,7 @@
 // the payload marker). Owns its tcpdump child and its file.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { formatAddress } from '../policy/cidr.js';
+import { formatAddress } from '../policy/ir/cidr.js';
 import { spawnIn } from './topology.js';
 
 export interface UnderlaySummary {

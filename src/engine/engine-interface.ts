@@ -6,8 +6,8 @@
 // kernel or imports the addon; the native engine is chosen at the edge (cli/agent.ts).
 import { sizeOf } from '../abi/codec.js';
 import type { CpuStats, FloodSample, RawEvent, RuleStat, SessionKey, SessionValue } from '../abi/records.js';
-import type { PolicyImage } from '../policy/image.js';
-import type { Cidr, PolicyIr } from '../policy/ir.js';
+import type { PolicyImage } from '../policy/tables/image.js';
+import type { Cidr, PolicyIr } from '../policy/ir/ir.js';
 
 /** Which rules' counters Engine.ruleStats() reads out: all, those that matched a packet, those that held sessions back. */
 export type RuleStatsFilter = 'all' | 'matched' | 'held';
@@ -40,7 +40,7 @@ export interface Session {
   value: SessionValue;
 }
 
-/** An IPv4 or IPv6 prefix: parsed (src/policy/cidr.ts) or as text ("10.2.0.0/16"). */
+/** An IPv4 or IPv6 prefix: parsed (src/policy/ir/cidr.ts) or as text ("10.2.0.0/16"). */
 export type Prefix = Pick<Cidr, 'family' | 'addr' | 'len'>;
 
 export interface FailsafeEntry {
@@ -54,7 +54,7 @@ export interface FailsafeEntry {
 /** A network a tenant serves behind this enforcer (Engine.setTenantNetworks). */
 export interface TenantNetwork {
   cidr: Prefix | string;
-  /** The tenant's id (tenantId(name) of src/policy/tenants.ts). */
+  /** The tenant's id (tenantId(name) of src/policy/ir/tenants.ts). */
   tenant: number;
 }
 

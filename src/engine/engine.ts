@@ -28,8 +28,8 @@ import {
 } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
-import type { PolicyImage } from '../policy/image.js';
-import { parseCidr } from '../policy/cidr.js';
+import type { PolicyImage } from '../policy/tables/image.js';
+import { parseCidr } from '../policy/ir/cidr.js';
 import { adoptPins, checkObject, pinnedMaps, stampAbi } from './contract-checks.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import {
@@ -173,7 +173,7 @@ function checkRate(perSecond: number, what: string, hint: string): number {
 
 function checkTenant(tenant: number, what: string): void {
   if (!Number.isInteger(tenant) || tenant < 0 || tenant > 0xffffffff) {
-    throw new DoorstepError('DS_E_USAGE', `${what}: tenant ${tenant} is not a tenant id`, { hint: 'give tenantId(name) (src/policy/tenants.ts), an integer from 0 to 2^32 - 1' });
+    throw new DoorstepError('DS_E_USAGE', `${what}: tenant ${tenant} is not a tenant id`, { hint: 'give tenantId(name) (src/policy/ir/tenants.ts), an integer from 0 to 2^32 - 1' });
   }
 }
 

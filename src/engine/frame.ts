@@ -4,7 +4,7 @@
 // frame through ds_xdp_explain), the datapath tests and the benchmarks. Checksums are left zero:
 // XDP sees frames before any checksum validation.
 import { isIPv4 } from 'node:net';
-import type { FlowTuple } from '../policy/ir.js';
+import type { FlowTuple } from '../policy/ir/ir.js';
 
 export interface FrameSpec {
   src: string;

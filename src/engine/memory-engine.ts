@@ -5,7 +5,7 @@
 // to fail), default deny, the failsafe, interface tenants, a session cache whose verdict from an
 // older generation is not trusted, global and per-rule counters, one event per new session (rules
 // with `log: false` emit none), pins that outlive one engine (MemoryPins: open another engine on
-// them to adopt). Verdicts come from the reference evaluator (src/policy/evaluate.ts) over the IR
+// them to adopt). Verdicts come from the reference evaluator (src/policy/tables/evaluate.ts) over the IR
 // of the version installed, never from the tables. Not modelled: frame parsing beyond Ethernet,
 // two VLAN tags, IPv4/IPv6 without extension headers and the first transport header (explain);
 // fragments, replies, ICMP errors, the flow filter, deny budgets (nothing is held back) and
@@ -14,9 +14,9 @@ import { encodeStruct } from '../abi/codec.js';
 import { Action, Counter, EventKind, Reason, SessionFlag } from '../abi/generated.js';
 import { type CounterName, type CpuStats, encodeSessionKey, type RawEvent, readSessionKey, type ReasonName, type RuleStat, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionKey, type SessionValue } from '../abi/records.js';
 import { DoorstepError } from '../errors.js';
-import { cidrContains, parseCidr } from '../policy/cidr.js';
-import { evaluate } from '../policy/evaluate.js';
-import type { FlowTuple, PolicyIr } from '../policy/ir.js';
+import { cidrContains, parseCidr } from '../policy/ir/cidr.js';
+import { evaluate } from '../policy/tables/evaluate.js';
+import type { FlowTuple, PolicyIr } from '../policy/ir/ir.js';
 import type {
   ActivePolicy,
   Attachment,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The typed face of the native addon (native/). Only src/engine/ imports this module.
+// The typed face of the native addon (native/). Only src/engine/ (and the bench loaders of
+// bench/lib/) import this module.
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { DoorstepError } from '../errors.js';

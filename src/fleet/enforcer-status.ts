@@ -2,10 +2,11 @@
 // What each enforcer reports into the fleet's status bucket, and what the fleet tools conclude
 // from it against the registered members (src/fleet/membership.ts): the version each enforcer
 // should run (the union of the envelopes that select it, compiled), whether it runs it, which
-// are missing, stale or rejecting, and whether the fleet has converged. Pure: no I/O.
+// are missing, stale or rejecting, and whether the fleet has converged; and the texts of an
+// enforcer's expected version and health that `fleet status` and the fleet UI share. Pure: no I/O.
 import { z } from 'zod';
 import { compileIr } from '../policy/compile.js';
-import { type BucketEntry, candidateFor, type Labels } from '../watcher/policy-envelope.js';
+import { type BucketEntry, candidateFor, type Labels } from './policy-envelope.js';
 import type { Member } from './membership.js';
 import { natsToken } from './nats-connection.js';
 
@@ -162,4 +163,18 @@ export function fleetView(statuses: readonly EnforcerStatus[], expected: Expecte
   });
   const inSync = enforcers.filter((v) => v.inSync).length;
   return { enforcers, converged: inSync === enforcers.length, inSync, members: registered.size, missing: enforcers.filter((v) => v.state === 'missing').map((v) => v.enforcer) };
+}
+
+/** The version an enforcer should run, as `fleet status` and the fleet UI show it. */
+export function expectedText(v: EnforcerView): string {
+  const e = v.expected;
+  return 'version' in e ? e.version : 'none' in e ? '(no set selects it)' : `(invalid: ${e.invalid})`;
+}
+
+/** The health, and when its policy watch is stale: since when, and its revision against the bucket's. */
+export function healthText(s: EnforcerStatus, now: number): string {
+  const sync = s.sync;
+  if (sync?.state !== 'stale') return s.health;
+  const since = sync.staleSince ? `${Math.max(0, Math.round((now - Date.parse(sync.staleSince)) / 1000))}s` : '?';
+  return `${s.health}, stale for ${since} (revision ${sync.revision} of ${sync.bucketRevision ?? '?'})`;
 }

@@ -6,7 +6,7 @@ import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager } fro
 import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
-import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, envelopeKey, type PolicyEnvelope } from '../watcher/policy-envelope.js';
+import { type BucketEntry, ENVELOPE_KEY_PREFIX, envelopeAt, envelopeKey, type PolicyEnvelope } from './policy-envelope.js';
 import { type EnforcerStatus, parseStatus, STATUS_KEY_PREFIX } from './enforcer-status.js';
 
 /** Whether the bucket exists: its stream's info (answered by the stream's leader, not the cluster's meta leader). */

@@ -6,7 +6,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DoorstepError } from '../errors.js';
-import type { PolicyEnvelope } from '../watcher/policy-envelope.js';
+import type { PolicyEnvelope } from './policy-envelope.js';
 
 /** JSON with object keys sorted at every level: the same value always gives the same bytes. */
 export function canonicalJson(value: unknown): string {

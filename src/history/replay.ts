@@ -5,12 +5,12 @@
 // the candidate's verdict differs from the recorded one. Flips are grouped per enforcer and per
 // rule (the candidate's deciding rule, and the rule that decided it then), with flow, session and
 // packet counts and a few example flows each. Applies nothing. Pure.
-import type { ClassTables, FlowTuple, PolicyIr } from '../policy/ir.js';
-import { parseCidr } from '../policy/cidr.js';
-import { protocolLabel } from '../policy/protocols.js';
+import type { ClassTables, FlowTuple, PolicyIr } from '../policy/ir/ir.js';
+import { parseCidr } from '../policy/ir/cidr.js';
+import { protocolLabel } from '../policy/ir/protocols.js';
 import { ruleName } from '../audit/session-record.js';
-import { lookupTables } from '../policy/tables-lookup.js';
-import { tenantId } from '../policy/tenants.js';
+import { lookupTables } from '../policy/tables/tables-lookup.js';
+import { tenantId } from '../policy/ir/tenants.js';
 import type { RecordedFlow } from './queries.js';
 import { portText } from './rows.js';
 

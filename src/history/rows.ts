@@ -6,7 +6,7 @@
 // records are not kept: a session record adds one session to its flow's minute. Pure.
 import type { AuditRecord, FloodRecord, PolicyRecord, SummaryRecord } from '../audit/records.js';
 import type { SessionRecord } from '../audit/session-record.js';
-import { protocolNumber } from '../policy/protocols.js';
+import { protocolNumber } from '../policy/ir/protocols.js';
 
 export const MINUTE_MS = 60_000;
 

@@ -7,8 +7,8 @@
 // prefixes straight back out (hairpin), and everything else to the edge's address inside the
 // tunnel. Replies from the edge arrive on the tunnel and use the same table. One table per tunnel
 // keeps two tenants with overlapping ranges apart.
-import { formatCidr } from '../policy/cidr.js';
-import type { Cidr } from '../policy/ir.js';
+import { formatCidr } from '../policy/ir/cidr.js';
+import type { Cidr } from '../policy/ir/ir.js';
 import { OWNED_TABLES, type Placement, servingSource, type Tunnel } from './placement.js';
 
 export interface RoutePlan {

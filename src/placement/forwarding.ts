@@ -7,8 +7,8 @@
 //
 // Order matters for fail-closed start: tunnels first (the engine must attach to them), then the
 // caller attaches the engine in default deny, then routes, rules and sysctls turn forwarding on.
-import type { RecordedForwarding } from '../controller/enforcement-record.js';
-import { procSysctls } from '../controller/sysctl-files.js';
+import type { RecordedForwarding } from '../host/enforcement-record.js';
+import { procSysctls } from '../host/sysctl-files.js';
 import { type ForwardingPlan, routeArgs, ruleArgs, type RulePlan, tunnelArgs } from './forwarding-plan.js';
 import type { Placement } from './placement.js';
 import { linkKind, runCommand } from './commands.js';

@@ -4,9 +4,9 @@
 // nothing, touches nothing (forwarding.ts applies it).
 import { z } from 'zod';
 import { DoorstepError } from '../errors.js';
-import { cidrContains, parseCidr } from '../policy/cidr.js';
-import type { Cidr } from '../policy/ir.js';
-import { tenantId } from '../policy/tenants.js';
+import { cidrContains, parseCidr } from '../policy/ir/cidr.js';
+import type { Cidr } from '../policy/ir/ir.js';
+import { tenantId } from '../policy/ir/tenants.js';
 
 export const PLACEMENTS = ['workload', 'infra', 'datacenter'] as const;
 export type PlacementKind = (typeof PLACEMENTS)[number];

@@ -3,7 +3,7 @@
 // prefix straight back (infra: `hairpin`), otherwise to the `edge`; from a tunnel, to the `source`
 // network. Adds the tenant in the infra placement. Pure: the audit pipeline calls it per record.
 import type { SessionRecord } from '../audit/session-record.js';
-import { cidrContains, parseCidr } from '../policy/cidr.js';
+import { cidrContains, parseCidr } from '../policy/ir/cidr.js';
 import type { Placement } from './placement.js';
 
 export function sessionAnnotator(p: Placement): (r: SessionRecord) => void {

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The compiler's entry points: policy sources → validated model → IR → class tables. Pure: the
-// caller reads the files (files.ts) and installs the result; errors are thrown, never printed.
+// caller reads the files (parse/files.ts) and installs the result; errors are thrown, never printed.
 
 import { PolicyError, type PolicyProblem } from '../errors.js';
-import type { ClassTables, PolicyIr } from './ir.js';
-import type { PolicySource } from './documents.js';
+import type { ClassTables, PolicyIr } from './ir/ir.js';
+import type { PolicySource } from './parse/documents.js';
 import { normalize } from './normalize.js';
-import { buildTables, type TableBudget } from './tables.js';
-import { type PolicyModel, validatePolicySources } from './validate.js';
+import { buildTables, type TableBudget } from './tables/tables.js';
+import { type PolicyModel, validatePolicySources } from './parse/validate.js';
 
 export interface CompileOptions {
   /** Table size limits; see DEFAULT_TABLE_BUDGET. */

@@ -4,14 +4,14 @@
 // order, then rule order), drops rules whose match repeats an earlier rule's, numbers the rest
 // 1..N, combines default actions (fail-closed), and stamps the content hash as the version.
 
-import { DEFAULT_PRIORITY, type Action, type Cidr, type IrRule, type PolicyIr, type Range, type Tenant } from './ir.js';
-import { ANY_CIDRS, mergeCidrs } from './cidr-set.js';
-import { policyVersion } from './canonical.js';
-import { mix32 } from './hash32.js';
-import { mergeRanges } from './ranges.js';
-import { ANY_TENANT, type AddressRef } from './schema.js';
-import { tenantId } from './tenants.js';
-import type { PolicyModel, ValidRule } from './validate.js';
+import { DEFAULT_PRIORITY, type Action, type Cidr, type IrRule, type PolicyIr, type Range, type Tenant } from './ir/ir.js';
+import { ANY_CIDRS, mergeCidrs } from './ir/cidr-set.js';
+import { policyVersion } from './ir/canonical.js';
+import { mix32 } from './tables/hash32.js';
+import { mergeRanges } from './ir/ranges.js';
+import { ANY_TENANT, type AddressRef } from './parse/schema.js';
+import { tenantId } from './ir/tenants.js';
+import type { PolicyModel, ValidRule } from './parse/validate.js';
 
 export interface Normalized {
   ir: PolicyIr;

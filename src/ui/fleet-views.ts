@@ -2,8 +2,7 @@
 // The fleet's UI view, from the status bucket and the policy bucket (the same reading as
 // `doorstep fleet status`): every enforcer, its version and the one it should run, its health,
 // its WireGuard key. Readers within READ_SHARE_MS of each other share one reading.
-import type { FleetView } from '../fleet/enforcer-status.js';
-import { expectedText, healthText } from '../cli/fleet-status.js';
+import { expectedText, type FleetView, healthText } from '../fleet/enforcer-status.js';
 import type { FleetEnforcerView, FleetViewSource } from './views.js';
 
 /** Pages ask every tick (2 s): one bucket reading serves all the pages open within this. */

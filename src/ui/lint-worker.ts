@@ -3,9 +3,8 @@
 // installed IR on a worker thread of its own (a large policy takes seconds, and the agent's
 // event loop must keep reading events), ended once it has answered. The findings as the UI shows them.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { lintIr } from '../cli/lint.js';
-import { flowText } from '../policy/lint.js';
-import type { PolicyIr } from '../policy/ir.js';
+import { flowText, lintIr } from '../policy/tools/lint.js';
+import type { PolicyIr } from '../policy/ir/ir.js';
 import type { LintFindingView } from './views.js';
 
 const KIND = 'doorstep-ui-lint';

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DoorstepError } from '../errors.js';
 import { packageRoot } from '../paths.js';
-import { isLoopback } from './ui-settings.js';
+import { isLoopback } from '../controller/ui-settings.js';
 import type { UiViews } from './views.js';
 
 /** The bundled page (scripts: `npm run build:ui`). */

@@ -6,7 +6,7 @@
 // trusted keys a set leaves only by a signed tombstone; without, a deletion removes it. Pure: the
 // NATS watch that feeds it is src/watcher/nats-source.ts.
 import { signatureProblem, type TrustedKeys } from '../fleet/signing.js';
-import { type BucketEntry, candidateFor, envelopeAt, type Labels, type PolicyEnvelope, selects } from './policy-envelope.js';
+import { type BucketEntry, candidateFor, envelopeAt, type Labels, type PolicyEnvelope, selects } from '../fleet/policy-envelope.js';
 import { markOf, MemoryMarkStore, replayProblem, type SequenceMark, type SequenceMarkStore } from './sequence-marks.js';
 import type { PolicyCandidate } from './source.js';
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The folder policy source: watches policy files and folders (the embedded default source) and
 // delivers the whole set as a candidate once its content has settled. Owns its fs.watch handles
-// and timers; touches nothing but the file system (reads through src/policy/files.ts).
+// and timers; touches nothing but the file system (reads through src/policy/parse/files.ts).
 //
 // How a change becomes a candidate:
 //  1. any fs event for a watched path (re)arms a debounce timer;
@@ -18,7 +18,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { DoorstepError } from '../errors.js';
-import { readPolicySources } from '../policy/files.js';
+import { readPolicySources } from '../policy/parse/files.js';
 import type { PolicyCandidate, PolicySourceHandle, PolicyText } from './source.js';
 
 export interface FolderSourceOptions {

@@ -15,7 +15,7 @@ import { createPolicyBucket, latestEntries } from '../fleet/fleet-client.js';
 import type { TrustedKeys } from '../fleet/signing.js';
 import { RetryPause, retryUntilDone, worthReporting } from '../fleet/retry.js';
 import { BucketSets } from './bucket-sets.js';
-import { ENVELOPE_KEY_PREFIX, type Labels } from './policy-envelope.js';
+import { ENVELOPE_KEY_PREFIX, type Labels } from '../fleet/policy-envelope.js';
 import type { SequenceMarkStore } from './sequence-marks.js';
 import type { PolicyCandidate, PolicySourceHandle } from './source.js';
 

@@ -7,8 +7,8 @@
 // the same semantics serves the unit tests.
 import { join } from 'node:path';
 import { z } from 'zod';
-import { readJsonFile, writeAtomic } from '../controller/state-store.js';
-import type { PolicyEnvelope } from './policy-envelope.js';
+import { readJsonFile, writeAtomic } from '../host/state-store.js';
+import type { PolicyEnvelope } from '../fleet/policy-envelope.js';
 
 /** The highest set accepted under a key: its sequence, and its signature value. */
 export interface SequenceMark {

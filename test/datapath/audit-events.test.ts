@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { NativeEngine } from '../../src/engine/engine.js';
-import { runEach } from '../../src/engine/floor.js';
+import { runEach } from '../../bench/lib/floor.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
 import { EngineSummaryMarks } from '../../src/engine/summary-marks.js';
 import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from '../../src/audit/records.js';
 import type { EnrichContext, SessionRecord } from '../../src/audit/session-record.js';
-import type { PolicyIr } from '../../src/policy/ir.js';
+import type { PolicyIr } from '../../src/policy/ir/ir.js';
 import { compileYaml, openTestEngine, TEST_IFINDEX, waitFor } from '../lib/datapath.js';
 import { type FrameSpec, frame } from '../lib/packet.js';
 

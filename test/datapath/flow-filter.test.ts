@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { Action, EventKind, MapName } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
 import { NativeEngine } from '../../src/engine/engine.js';
-import { PinnedMap } from '../../src/engine/packet-flood.js';
+import { PinnedMap } from '../../bench/lib/packet-flood.js';
 import { addon } from '../../src/engine/native.js';
 import { compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { frame, type FrameSpec } from '../lib/packet.js';

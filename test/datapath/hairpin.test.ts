@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
 import type { NativeEngine } from '../../src/engine/engine.js';
-import { parseCidr } from '../../src/policy/cidr.js';
-import { tenantId } from '../../src/policy/tenants.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 import { compileYaml, sessionKeyOf, withTestInterfaces } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { type ReasonName } from '../../src/abi/records.js';
 import type { NativeEngine } from '../../src/engine/engine.js';
-import { parseCidr } from '../../src/policy/cidr.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
 import { writeFileSync } from 'node:fs';
 import { ip, runToken } from '../../src/demo/topology.js';
 import { compileYaml, openTestEngine, TestInterfaces } from '../lib/datapath.js';

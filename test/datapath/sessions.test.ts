@@ -7,7 +7,7 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { EventKind, Reason } from '../../src/abi/generated.js';
 import type { RawEvent } from '../../src/abi/records.js';
 import type { NativeEngine } from '../../src/engine/engine.js';
-import { parseCidr } from '../../src/policy/cidr.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
 import { allEventsRead, compileYaml, openTestEngine, sessionKeyOf, waitFor } from '../lib/datapath.js';
 import { type FrameSpec, frame, ipPacket } from '../lib/packet.js';
 

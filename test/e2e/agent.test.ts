@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AgentClient } from '../../src/cli/agent-client.js';
+import { AgentClient } from '../../src/controller/agent-client.js';
 import type { StatusReport } from '../../src/controller/routes.js';
 import { execIn } from '../../src/demo/topology.js';
 import { compileSources } from '../../src/policy/compile.js';

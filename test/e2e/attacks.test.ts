@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StatusReport } from '../../src/controller/routes.js';
-import { formatAddress } from '../../src/policy/cidr.js';
+import { formatAddress } from '../../src/policy/ir/cidr.js';
 import { AgentHarness, type AgentProcess } from '../lib/agent-rig.js';
 import { AttackTopology, type AttackLink, LINKS, NET } from '../lib/attack-topology.js';
 import { Capture, describeFrames } from '../lib/live-capture.js';

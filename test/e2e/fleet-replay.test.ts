@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createPolicyBucket, publishNext, sequenceAt } from '../../src/fleet/fleet-client.js';
 import { readPrivateKey, signEnvelope } from '../../src/fleet/signing.js';
-import { buildEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope } from '../../src/fleet/policy-envelope.js';
 import { type AgentProcess, type AgentRig, mainJs, type Rec, sleep } from '../lib/agent-rig.js';
 import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 import { NatsServer } from '../lib/nats-server.js';

@@ -16,7 +16,7 @@ import { type EnforcerStatus, statusKey } from '../../src/fleet/enforcer-status.
 import { createPolicyBucket, publishEnvelope } from '../../src/fleet/fleet-client.js';
 import { connectNats, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import { compileIr } from '../../src/policy/compile.js';
-import { buildEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope } from '../../src/fleet/policy-envelope.js';
 import { mainJs } from '../lib/agent-rig.js';
 import { browserIn } from '../lib/browser.js';
 import { NatsServer } from '../lib/nats-server.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DoorstepError } from '../../src/errors.js';
 import { connectNats, NatsConnections, type NatsAuth, parseNatsUrl } from '../../src/fleet/nats-connection.js';
-import { buildEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope } from '../../src/fleet/policy-envelope.js';
 import { NatsSource } from '../../src/watcher/nats-source.js';
 import type { PolicyCandidate } from '../../src/watcher/source.js';
 import { mainJs } from '../lib/agent-rig.js';

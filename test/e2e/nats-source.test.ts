@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type KV, Kvm } from '@nats-io/kv';
-import type { PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+import type { PolicyEnvelope } from '../../src/fleet/policy-envelope.js';
 import { NatsConnections, parseNatsUrl } from '../../src/fleet/nats-connection.js';
 import { NatsSource } from '../../src/watcher/nats-source.js';
 import type { PolicyCandidate } from '../../src/watcher/source.js';

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { execIn } from '../../src/demo/topology.js';
 import { frame } from '../../src/engine/frame.js';
-import { packetFlood } from '../../src/engine/packet-flood.js';
+import { packetFlood } from '../../bench/lib/packet-flood.js';
 import { AgentRig, type AgentProcess, sleep } from '../lib/agent-rig.js';
 
 const POLICY = `apiVersion: doorstep/v1

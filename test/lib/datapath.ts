@@ -8,8 +8,8 @@ import type { SessionKey } from '../../src/abi/records.js';
 import { ip, runToken } from '../../src/demo/topology.js';
 import { NativeEngine } from '../../src/engine/engine.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { buildImage, type PolicyImage } from '../../src/policy/image.js';
-import type { PolicyIr } from '../../src/policy/ir.js';
+import { buildImage, type PolicyImage } from '../../src/policy/tables/image.js';
+import type { PolicyIr } from '../../src/policy/ir/ir.js';
 import { tupleOf } from '../../src/engine/frame.js';
 import { addr16, type FrameSpec } from './packet.js';
 

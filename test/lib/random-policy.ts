@@ -2,7 +2,7 @@
 // Seeded random policies and packets for differential tests: nested and overlapping prefixes of
 // both families, groups, "any", every protocol shape, port lists and ranges, ICMP types, (on
 // request) rules scoped to tenants — and packets aimed at the edges of what the policy mentions.
-import { tenantId } from '../../src/policy/tenants.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 import type { FrameSpec } from './packet.js';
 
 /** mulberry32: small, fast, good enough for test inputs. */

@@ -14,7 +14,7 @@ import { Layouts, Limits, MapTypes, SLOT_TABLES } from '../../src/abi/generated.
 import { decodeSessionKey, decodeSessionValue, readSessionKey, readSessionValue, SESSION_VALUE_SIZE } from '../../src/abi/records.js';
 import { abiObjectPath, engineObjectPath, packageRoot } from '../../src/paths.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { buildImage } from '../../src/policy/image.js';
+import { buildImage } from '../../src/policy/tables/image.js';
 
 const btf = (object: string) => JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { durationSetting, parseListen, parseSize, resolveConfig } from '../../src/controller/config.js';
-import { StateStore } from '../../src/controller/state-store.js';
+import { StateStore } from '../../src/host/state-store.js';
 import { DoorstepError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'doorstep-config-'));

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The whole agent (src/controller/agent.ts: folder source, controller, local API, audit file) on
+// The whole agent (src/agent/agent.ts: folder source, controller, local API, audit file) on
 // the in-memory engine and in-memory sysctls, without root: it enforces the folder's policy,
 // answers status and apply on its socket, rejects a broken file and keeps the version in force,
 // and across restarts adopts the engine it left pinned (--keep-on-exit) or restores the state
@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AgentClient } from '../../src/cli/agent-client.js';
-import { type RunningAgent, startAgent } from '../../src/controller/agent.js';
+import { AgentClient } from '../../src/controller/agent-client.js';
+import { type RunningAgent, startAgent } from '../../src/agent/agent.js';
 import { resolveConfig } from '../../src/controller/config.js';
 import { MemorySysctls } from '../../src/controller/hardening.js';
 import type { StatusReport } from '../../src/controller/routes.js';

@@ -8,7 +8,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { generateKeyPair, keyId, signEnvelope } from '../../src/fleet/signing.js';
 import { BucketSets } from '../../src/watcher/bucket-sets.js';
-import { buildEnvelope, buildTombstone, type PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope, buildTombstone, type PolicyEnvelope } from '../../src/fleet/policy-envelope.js';
 import { MemoryMarkStore } from '../../src/watcher/sequence-marks.js';
 
 const pair = generateKeyPair();

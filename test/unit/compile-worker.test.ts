@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CompileWorker } from '../../src/controller/compile-worker.js';
 import { NetworkController } from '../../src/controller/network-controller.js';
-import { StateStore } from '../../src/controller/state-store.js';
+import { StateStore } from '../../src/host/state-store.js';
 import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { DoorstepError, PolicyError } from '../../src/errors.js';
 import { compileSources } from '../../src/policy/compile.js';
-import type { PolicySource } from '../../src/policy/documents.js';
-import { buildImage, type PolicyImage, TABLE_NAMES } from '../../src/policy/image.js';
+import type { PolicySource } from '../../src/policy/parse/documents.js';
+import { SLOT_TABLES as TABLE_NAMES } from '../../src/abi/generated.js';
+import { buildImage, type PolicyImage } from '../../src/policy/tables/image.js';
 import { prng, Random, randomPolicy } from '../lib/random-policy.js';
 
 function inline(sources: PolicySource[]) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DoorstepError } from '../../src/errors.js';
 import { canonicalJson, generateKeyPair, keyId, readPrivateKey, readPublicKey, signatureProblem, signEnvelope, trustedKeys } from '../../src/fleet/signing.js';
-import { buildEnvelope, parseEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope, parseEnvelope } from '../../src/fleet/policy-envelope.js';
 
 const envelope = { ...buildEnvelope('web', { region: 'eu' }, [{ file: 'web.yaml', text: 'spec: {}\n' }], new Date('2026-11-26T10:00:00Z')), sequence: 7 };
 

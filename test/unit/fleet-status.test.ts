@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type EnforcerStatus, ExpectedVersions, fleetView, parseStatus } from '../../src/fleet/enforcer-status.js';
 import { compileIr } from '../../src/policy/compile.js';
-import { type BucketEntry, buildEnvelope } from '../../src/watcher/policy-envelope.js';
+import { type BucketEntry, buildEnvelope } from '../../src/fleet/policy-envelope.js';
 
 const policy = (name: string, port: number) =>
   `apiVersion: doorstep/v1\nkind: NetworkPolicy\nmetadata: { name: ${name} }\nspec:\n  defaultAction: deny\n  rules:\n    - { name: p${port}, action: allow, protocol: udp, ports: [${port}] }\n`;

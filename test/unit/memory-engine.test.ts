@@ -13,9 +13,9 @@ import type { RawEvent } from '../../src/abi/records.js';
 import { arpFrame, frame, parseIp } from '../../src/engine/frame.js';
 import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { compileSources } from '../../src/policy/compile.js';
-import { parseCidr } from '../../src/policy/cidr.js';
-import { buildImage } from '../../src/policy/image.js';
-import { tenantId } from '../../src/policy/tenants.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
+import { buildImage } from '../../src/policy/tables/image.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 
 const POLICY = `apiVersion: doorstep/v1
 kind: NetworkPolicy
@@ -116,7 +116,7 @@ describe('nothing above the seam loads the addon', () => {
     return seen;
   }
 
-  for (const entry of ['controller/network-controller.js', 'controller/agent.js', 'engine/memory-engine.js']) {
+  for (const entry of ['controller/network-controller.js', 'agent/agent.js', 'engine/memory-engine.js']) {
     it(entry, () => {
       const native = [...loads(entry)].filter((f) => /engine\/(native|engine|native-host)\.js$/.test(f));
       assert.deepEqual(native, []);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AuditRecord, PolicyRecord } from '../../src/audit/records.js';
 import { NetworkController, type ApplyOutcome } from '../../src/controller/network-controller.js';
-import { StateStore } from '../../src/controller/state-store.js';
+import { StateStore } from '../../src/host/state-store.js';
 import { MemoryEngine, type MemoryPacket, MemoryPins } from '../../src/engine/memory-engine.js';
 import { parseIp } from '../../src/engine/frame.js';
 import type { PolicyCandidate } from '../../src/watcher/source.js';

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// The canonical JSON of an IR too large for one chunk (src/policy/canonical.ts writes it in
+// The canonical JSON of an IR too large for one chunk (src/policy/ir/canonical.ts writes it in
 // chunks): still exactly the compact JSON of the rules, and the version is its SHA-256.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { compileIr } from '../../src/policy/compile.js';
-import { canonicalJson, irToJson, policyVersion } from '../../src/policy/canonical.js';
+import { canonicalJson, irToJson, policyVersion } from '../../src/policy/ir/canonical.js';
 
 test('a policy of many rules and prefixes serializes across chunks exactly', () => {
   const rules = Array.from({ length: 800 }, (_, i) => ({

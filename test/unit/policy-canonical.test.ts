@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Canonical serialization and the version hash (src/policy/canonical.ts).
+// Canonical serialization and the version hash (src/policy/ir/canonical.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileIr } from '../../src/policy/compile.js';
-import { canonicalJson, irToJson, policyVersion } from '../../src/policy/canonical.js';
+import { canonicalJson, irToJson, policyVersion } from '../../src/policy/ir/canonical.js';
 
 const BASE = `apiVersion: doorstep/v1
 kind: NetworkPolicy

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Merging of prefix lists at sizes the short-list tests do not reach (src/policy/cidr-set.ts):
+// Merging of prefix lists at sizes the short-list tests do not reach (src/policy/ir/cidr-set.ts):
 // lists sorted natively rather than in place, and lists mixing both families.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrContains, parseCidr } from '../../src/policy/cidr.js';
-import { mergeCidrs } from '../../src/policy/cidr-set.js';
-import type { Cidr } from '../../src/policy/ir.js';
+import { cidrContains, parseCidr } from '../../src/policy/ir/cidr.js';
+import { mergeCidrs } from '../../src/policy/ir/cidr-set.js';
+import type { Cidr } from '../../src/policy/ir/ir.js';
 import { prng, Random, randomCidr } from '../lib/random-policy.js';
 
 function cidr(text: string): Cidr {

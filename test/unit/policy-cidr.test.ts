@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Address parsing, canonical text and prefix-set merging (src/policy/cidr.ts, cidr-set.ts).
+// Address parsing, canonical text and prefix-set merging (src/policy/ir/cidr.ts, cidr-set.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrContains, parseCidr, type CidrParse } from '../../src/policy/cidr.js';
-import { ANY_CIDRS, mergeCidrs } from '../../src/policy/cidr-set.js';
-import type { Cidr } from '../../src/policy/ir.js';
+import { cidrContains, parseCidr, type CidrParse } from '../../src/policy/ir/cidr.js';
+import { ANY_CIDRS, mergeCidrs } from '../../src/policy/ir/cidr-set.js';
+import type { Cidr } from '../../src/policy/ir/ir.js';
 
 function cidr(text: string): Cidr {
   const parsed = parseCidr(text);

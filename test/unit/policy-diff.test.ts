@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The pure policy diff (src/policy/diff.ts): rules added, removed and changed with what changed,
+// The pure policy diff (src/policy/tools/diff.ts): rules added, removed and changed with what changed,
 // moves told apart from index shifts, the default action, the version; and the cached sessions a
 // candidate would flip, checked against the reference evaluator on random policies.
 import assert from 'node:assert/strict';
@@ -8,11 +8,11 @@ import { describe, it } from 'node:test';
 import { Action, Reason } from '../../src/abi/generated.js';
 import type { SessionKey, SessionValue } from '../../src/abi/records.js';
 import { compileIr } from '../../src/policy/compile.js';
-import { type CachedSession, diffPolicies, formatDiff, sessionImpact, sessionImpactSliced } from '../../src/policy/diff.js';
-import { evaluate } from '../../src/policy/evaluate.js';
-import { flowTupleOf } from '../../src/policy/explain.js';
-import type { PolicyIr } from '../../src/policy/ir.js';
-import { tenantId } from '../../src/policy/tenants.js';
+import { type CachedSession, diffPolicies, formatDiff, sessionImpact, sessionImpactSliced } from '../../src/policy/tools/diff.js';
+import { evaluate } from '../../src/policy/tables/evaluate.js';
+import { flowTupleOf } from '../../src/policy/tools/explain.js';
+import type { PolicyIr } from '../../src/policy/ir/ir.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 import { addr16, type FrameSpec } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy } from '../lib/random-policy.js';
 

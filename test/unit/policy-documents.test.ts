@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Files → documents with positions, YAML and the JSON fast path (src/policy/documents.ts,
+// Files → documents with positions, YAML and the JSON fast path (src/policy/parse/documents.ts,
 // json-documents.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
-import { formatField, parseSource } from '../../src/policy/documents.js';
+import { formatField, parseSource } from '../../src/policy/parse/documents.js';
 
 const YAML_TEXT = `# leading comment
 apiVersion: doorstep/v1

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { parseLabels } from '../../src/controller/config.js';
 import { DoorstepError } from '../../src/errors.js';
 import { describeTarget, natsToken, parseNatsUrl } from '../../src/fleet/nats-connection.js';
-import { candidateFor, envelopeAt, parseEnvelope, selects } from '../../src/watcher/policy-envelope.js';
+import { candidateFor, envelopeAt, parseEnvelope, selects } from '../../src/fleet/policy-envelope.js';
 
 const bytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 

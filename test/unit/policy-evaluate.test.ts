@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The reference evaluator: first match, family-aware prefixes, protocol, ports and ICMP
-// (src/policy/evaluate.ts).
+// (src/policy/tables/evaluate.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileIr } from '../../src/policy/compile.js';
-import { evaluate } from '../../src/policy/evaluate.js';
-import type { FlowTuple } from '../../src/policy/ir.js';
+import { evaluate } from '../../src/policy/tables/evaluate.js';
+import type { FlowTuple } from '../../src/policy/ir/ir.js';
 
 const { ir } = compileIr([
   {

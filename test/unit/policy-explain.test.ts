@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// The pure explanation (src/policy/explain.ts): it decides exactly as the reference evaluator on
+// The pure explanation (src/policy/tools/explain.ts): it decides exactly as the reference evaluator on
 // random policies and packets, its misses are true misses, its messages say what failed, and its
 // output stays small on a 100,000-rule policy.
 import assert from 'node:assert/strict';
 import { isIPv4 } from 'node:net';
 import { describe, it } from 'node:test';
 import { compileIr } from '../../src/policy/compile.js';
-import { makeCidr, makeCidr4 } from '../../src/policy/cidr.js';
-import { evaluate } from '../../src/policy/evaluate.js';
-import { explain, flowTupleOf, formatExplanation } from '../../src/policy/explain.js';
-import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir.js';
+import { makeCidr, makeCidr4 } from '../../src/policy/ir/cidr.js';
+import { evaluate } from '../../src/policy/tables/evaluate.js';
+import { explain, flowTupleOf, formatExplanation } from '../../src/policy/tools/explain.js';
+import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir/ir.js';
 import { addr16, type FrameSpec, parseIp } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
-import { tenantId } from '../../src/policy/tenants.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 
 const ir = (text: string): PolicyIr => compileIr([{ file: 'p.yaml', text }]).ir;
 

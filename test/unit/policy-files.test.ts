@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reading policy sources from files and folders (src/policy/files.ts).
+// Reading policy sources from files and folders (src/policy/parse/files.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readPolicySources } from '../../src/policy/files.js';
+import { readPolicySources } from '../../src/policy/parse/files.js';
 
 test('a folder contributes its .yaml, .yml and .json files sorted by name; files are read as given', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'doorstep-policy-'));

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Policy analysis (src/policy/lint.ts): a corpus of policies with known findings, and properties
-// checked against the reference evaluator (src/policy/evaluate.ts, first match over the IR, which
+// Policy analysis (src/policy/tools/lint.ts): a corpus of policies with known findings, and properties
+// checked against the reference evaluator (src/policy/tables/evaluate.ts, first match over the IR, which
 // shares no code with the class tables lint reasons on) on random policies with tenants:
 // - removing a rule reported unmatchable, shadowed or redundant changes no verdict on random
 //   packets, nor on any finding's example flow;
@@ -15,11 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { compileIr } from '../../src/policy/compile.js';
-import { parseCidr } from '../../src/policy/cidr.js';
-import { evaluate } from '../../src/policy/evaluate.js';
-import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir.js';
-import { flowText, lintPolicy, ruleEntries, type LintFinding } from '../../src/policy/lint.js';
-import { buildClassTables } from '../../src/policy/tables.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
+import { evaluate } from '../../src/policy/tables/evaluate.js';
+import type { FlowTuple, IrRule, PolicyIr } from '../../src/policy/ir/ir.js';
+import { flowText, lintPolicy, ruleEntries, type LintFinding } from '../../src/policy/tools/lint.js';
+import { buildClassTables } from '../../src/policy/tables/tables.js';
 import { addr16, type FrameSpec } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
 

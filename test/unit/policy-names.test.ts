@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// isName, the written-out NAME_PATTERN (src/policy/schema.ts): the same answer on every string.
+// isName, the written-out NAME_PATTERN (src/policy/parse/schema.ts): the same answer on every string.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isName, NAME_PATTERN } from '../../src/policy/schema.js';
+import { isName, NAME_PATTERN } from '../../src/policy/parse/schema.js';
 import { prng, Random } from '../lib/random-policy.js';
 
 test('isName agrees with NAME_PATTERN', () => {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileIr } from '../../src/policy/compile.js';
-import { DEFAULT_PRIORITY, type IrRule } from '../../src/policy/ir.js';
+import { DEFAULT_PRIORITY, type IrRule } from '../../src/policy/ir/ir.js';
 
 const GROUPS = `---
 apiVersion: doorstep/v1

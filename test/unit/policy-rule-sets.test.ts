@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Interning of rule sets (src/policy/rule-sets.ts): equal sets get one id, different sets
+// Interning of rule sets (src/policy/tables/rule-sets.ts): equal sets get one id, different sets
 // different ids, also when their hashes collide.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RuleSetInterner } from '../../src/policy/rule-sets.js';
-import { mix32 } from '../../src/policy/hash32.js';
+import { RuleSetInterner } from '../../src/policy/tables/rule-sets.js';
+import { mix32 } from '../../src/policy/tables/hash32.js';
 
 test('equal sets share an id, different sets do not; ids count from 1, 0 is the empty set', () => {
   const sets = new RuleSetInterner(10);

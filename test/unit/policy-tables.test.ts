@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // Class tables: structure, budgets, and the property that a datapath-style lookup over the
 // tables decides every packet exactly as the reference evaluator does
-// (src/policy/tables.ts, tables-lookup.ts, service-index.ts).
+// (src/policy/tables/tables.ts, tables-lookup.ts, service-index.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { compileIr, compileSources } from '../../src/policy/compile.js';
-import { buildTables } from '../../src/policy/tables.js';
-import { lookupRule, lookupTables } from '../../src/policy/tables-lookup.js';
-import { evaluate } from '../../src/policy/evaluate.js';
-import { formatCidr, maskAddress } from '../../src/policy/cidr.js';
+import { buildTables } from '../../src/policy/tables/tables.js';
+import { lookupRule, lookupTables } from '../../src/policy/tables/tables-lookup.js';
+import { evaluate } from '../../src/policy/tables/evaluate.js';
+import { formatCidr, maskAddress } from '../../src/policy/ir/cidr.js';
 import { DoorstepError } from '../../src/errors.js';
-import { SVC_ENTRIES, SVC_KIND, SVC_SPAN, type ClassTables, type FlowTuple, type PolicyIr } from '../../src/policy/ir.js';
-import { tenantId } from '../../src/policy/tenants.js';
+import { SVC_ENTRIES, SVC_KIND, SVC_SPAN, type ClassTables, type FlowTuple, type PolicyIr } from '../../src/policy/ir/ir.js';
+import { tenantId } from '../../src/policy/ir/tenants.js';
 import { tupleOf } from '../lib/packet.js';
 import { prng, Random, randomPacket, randomPolicy, randomTenant } from '../lib/random-policy.js';
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Validation: every problem names its code, file, line, column and field (src/policy/validate.ts).
+// Validation: every problem names its code, file, line, column and field (src/policy/parse/validate.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

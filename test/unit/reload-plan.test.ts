@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveConfig } from '../../src/controller/config.js';
 import { reloadPlan } from '../../src/controller/reload-plan.js';
-import { parseCidr } from '../../src/policy/cidr.js';
+import { parseCidr } from '../../src/policy/ir/cidr.js';
 
 const base = resolveConfig({ interfaces: ['eth1'], enforcerId: 'e1' });
 

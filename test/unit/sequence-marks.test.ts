@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { buildEnvelope, type PolicyEnvelope } from '../../src/watcher/policy-envelope.js';
+import { buildEnvelope, type PolicyEnvelope } from '../../src/fleet/policy-envelope.js';
 import { FileMarkStore, markOf, replayProblem } from '../../src/watcher/sequence-marks.js';
 
 const at = (sequence: number, value = `sig-${sequence}`): PolicyEnvelope => ({

@@ -18,7 +18,7 @@ import { PolicyHistory } from '../../src/ui/policy-history.js';
 import { lintFindings, lintOnWorker } from '../../src/ui/lint-worker.js';
 import { compileIr } from '../../src/policy/compile.js';
 import { serveUi } from '../../src/ui/ui-server.js';
-import { checkUiBind, isLoopback, readUiToken } from '../../src/ui/ui-settings.js';
+import { checkUiBind, isLoopback, readUiToken } from '../../src/controller/ui-settings.js';
 import type { UiViews } from '../../src/ui/views.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'doorstep-ui-h21-'));

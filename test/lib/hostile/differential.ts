@@ -7,8 +7,8 @@
 import { Action, Reason, SessionFlag } from '../../../src/abi/generated.js';
 import type { CpuStats, ReasonName, SessionValue } from '../../../src/abi/records.js';
 import type { NativeEngine, FailsafeEntry } from '../../../src/engine/engine.js';
-import type { PolicyImage } from '../../../src/policy/image.js';
-import type { PolicyIr } from '../../../src/policy/ir.js';
+import type { PolicyImage } from '../../../src/policy/tables/image.js';
+import type { PolicyIr } from '../../../src/policy/ir/ir.js';
 import { hex } from '../reference/bytes.js';
 import type { Outcome, ReferenceDatapath, RefSession } from '../reference/datapath.js';
 import { engineSessionKey } from '../reference/keys.js';

@@ -5,8 +5,8 @@
 // and the addresses and ports all of them mention, so that frames hit rules and prefixes, their
 // edges, and IPv4-mapped twins of IPv4 prefixes.
 import type { FailsafeEntry } from '../../../src/engine/engine.js';
-import { parseCidr } from '../../../src/policy/cidr.js';
-import type { Cidr } from '../../../src/policy/ir.js';
+import { parseCidr } from '../../../src/policy/ir/cidr.js';
+import type { Cidr } from '../../../src/policy/ir/ir.js';
 import { type Random, randomPolicy } from '../random-policy.js';
 import { parseIp } from '../packet.js';
 import type { Bytes } from './wire.js';

@@ -3,9 +3,9 @@
 // interfaces are sources and which fabrics, of which tenants, and which networks tenants serve
 // (hairpin), nested and with an IPv4-mapped IPv6 twin, so that the longest prefix and the family
 // decide. A run's sequences aim replies at these roles; the runner gives both sides the same.
-import { parseCidr } from '../../../src/policy/cidr.js';
-import type { Cidr } from '../../../src/policy/ir.js';
-import { tenantId } from '../../../src/policy/tenants.js';
+import { parseCidr } from '../../../src/policy/ir/cidr.js';
+import type { Cidr } from '../../../src/policy/ir/ir.js';
+import { tenantId } from '../../../src/policy/ir/tenants.js';
 import type { Random } from '../random-policy.js';
 
 export type Side = 'source' | 'fabric';

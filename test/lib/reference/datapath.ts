@@ -2,13 +2,13 @@
 // The reference datapath: docs/datapath.md "What a packet is, in order", over the reference
 // parse and its own state (session cache with generations, fragment records, expected replies),
 // deciding new sessions by management prefixes, then the policy language's reference evaluator
-// (src/policy/evaluate.ts), or no-policy. Interface roles and tenant networks (step 4a) decide
+// (src/policy/tables/evaluate.ts), or no-policy. Interface roles and tenant networks (step 4a) decide
 // where a session's replies are expected and where a packet is looked up as a reply.
 // Written from the documentation, never from bpf/: it is the oracle the XDP program is held to.
 import type { ReasonName, SessionKey } from '../../../src/abi/records.js';
 import type { FailsafeEntry } from '../../../src/engine/engine.js';
-import { evaluate } from '../../../src/policy/evaluate.js';
-import type { Cidr, FlowTuple, PolicyIr } from '../../../src/policy/ir.js';
+import { evaluate } from '../../../src/policy/tables/evaluate.js';
+import type { Cidr, FlowTuple, PolicyIr } from '../../../src/policy/ir/ir.js';
 import { sameBytes } from './bytes.js';
 import { failsafeAllows } from './failsafe.js';
 import { isIcmpError, parseQuote, type Quote } from './icmp-quote.js';

@@ -3,7 +3,7 @@
 // "Interface roles and replies"): each interface's role (source or fabric) and tenant, every
 // interface not named a source of tenant 0; and the networks tenants serve on this enforcer,
 // the longest prefix of the packet's own family deciding. Owns only that configuration.
-import type { Cidr } from '../../../src/policy/ir.js';
+import type { Cidr } from '../../../src/policy/ir/ir.js';
 import { inPrefix } from './bytes.js';
 
 export type Side = 'source' | 'fabric';

@@ -4,7 +4,7 @@
 // Syntax errors become DS_E_POLICY_PARSE problems. Pure: text in, documents out.
 
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document, type YAMLError } from 'yaml';
-import type { PolicyProblem } from '../errors.js';
+import type { PolicyProblem } from '../../errors.js';
 import { parseJsonDocuments } from './json-documents.js';
 
 /** One policy file's content, named as the operator should see it in messages. */

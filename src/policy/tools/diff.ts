@@ -5,12 +5,12 @@
 // installed IR, the candidate IR and Engine.sessions(). Output is bounded: counts, plus the
 // first `limit` items of each list.
 
-import { Action as AbiAction, Reason } from '../abi/generated.js';
-import type { SessionKey, SessionValue } from '../abi/records.js';
-import { evaluate } from './evaluate.js';
+import { Action as AbiAction, Reason } from '../../abi/generated.js';
+import type { SessionKey, SessionValue } from '../../abi/records.js';
+import { evaluate } from '../tables/evaluate.js';
 import { defaultRef, describeFlow, flowTupleOf, formatServices, ruleRef, type RuleRef, shortList } from './explain.js';
-import type { Action, Decision, FlowTuple, IrRule, PolicyIr } from './ir.js';
-import { protocolLabel } from './protocols.js';
+import type { Action, Decision, FlowTuple, IrRule, PolicyIr } from '../ir/ir.js';
+import { protocolLabel } from '../ir/protocols.js';
 
 /** A rule field that can change between two versions of a rule with the same id. */
 export type RuleField = 'action' | 'tenants' | 'src' | 'dst' | 'protocol' | 'ports' | 'priority' | 'order' | 'log';

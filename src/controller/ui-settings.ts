@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Where the web UI listens and who may read it: loopback unless the operator allows more, and an
-// optional bearer token read from a file. Checks only; serving is ui-server.ts's job.
+// optional bearer token read from a file. Checks only; serving is ui/ui-server.ts's job.
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { DoorstepError } from '../errors.js';

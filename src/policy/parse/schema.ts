@@ -5,9 +5,9 @@
 // Cross-document checks (names, references) live in validate.ts.
 
 import * as z from 'zod';
-import type { Cidr, Range } from './ir.js';
-import { parseCidr } from './cidr.js';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, protocolLabel } from './protocols.js';
+import type { Cidr, Range } from '../ir/ir.js';
+import { parseCidr } from '../ir/cidr.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, PROTOCOL_NUMBERS, protocolLabel } from '../ir/protocols.js';
 
 export const API_VERSION = 'doorstep/v1';
 

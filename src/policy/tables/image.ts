@@ -2,10 +2,10 @@
 // Class tables → map images: the exact key and value bytes of every per-policy map, ready for
 // the engine to write into fresh inner maps. Pure; every offset comes from the generated ABI,
 // looked up once per module (images hold millions of records).
-import { offsetOf, sizeOf } from '../abi/codec.js';
-import { Action, Limits, MapName, RowKind, SLOT_TABLES, type SlotTable } from '../abi/generated.js';
-import type { ClassTables, PolicyIr, PrefixClass } from './ir.js';
-import { SVC_ENTRIES } from './ir.js';
+import { offsetOf, sizeOf } from '../../abi/codec.js';
+import { Action, Limits, MapName, RowKind, type SlotTable } from '../../abi/generated.js';
+import type { ClassTables, PolicyIr, PrefixClass } from '../ir/ir.js';
+import { SVC_ENTRIES } from '../ir/ir.js';
 
 /** Keys and values of one map, `count` records each, packed back to back. */
 export interface TableImage {
@@ -18,8 +18,7 @@ export interface TableImage {
   values: Buffer;
 }
 
-/** The per-policy tables an image fills, in the contract's order (bpf/include/contract.h). */
-export const TABLE_NAMES = SLOT_TABLES;
+/** A per-policy table an image fills; the contract lists them, in fill order, as SLOT_TABLES (bpf/include/contract.h). */
 export type TableName = SlotTable;
 
 export interface PolicyImage {

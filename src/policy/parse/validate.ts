@@ -5,12 +5,12 @@
 // AddressGroup references, tenant names the datapath can tell apart, at least one NetworkPolicy.
 // Every problem carries file, line, column and field; all of them are collected, none thrown here.
 
-import type { ErrorCode, PolicyProblem } from '../errors.js';
-import type { Action, Cidr } from './ir.js';
+import type { ErrorCode, PolicyProblem } from '../../errors.js';
+import type { Action, Cidr } from '../ir/ir.js';
 import { formatField, parseSource, type FieldPath, type PolicySource, type SourceDocument } from './documents.js';
 import type * as z from 'zod';
 import { ANY_TENANT, addressGroupSchema, groupReference, isName, networkPolicySchema, showValue, type RuleDocument } from './schema.js';
-import { formatTenantId, tenantId } from './tenants.js';
+import { formatTenantId, tenantId } from '../ir/tenants.js';
 import { fastAddressGroup, fastNetworkPolicy } from './schema-fast-path.js';
 
 export interface SourceLine {

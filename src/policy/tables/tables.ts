@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// IR → class tables (the datapath's lookup structures, see ClassTables in ir.ts). Each dimension
+// IR → class tables (the datapath's lookup structures, see ClassTables in ir/ir.ts). Each dimension
 // maps a packet field to a class = a distinct set of rules. The target table intersects
 // destination and service classes (usually few: what is being reached); the verdict table
 // intersects source classes (usually many: feeds, ranges) with targets and keeps the first rule,
@@ -13,8 +13,8 @@
 // it), so the work is proportional to the entries produced, never |S| × |T|. Budgets bound each
 // table; exceeding one throws DS_E_TABLE_BUDGET before the memory is spent.
 
-import { DoorstepError } from '../errors.js';
-import type { ClassTables, IrRule, PolicyIr, PrefixClass } from './ir.js';
+import { DoorstepError } from '../../errors.js';
+import type { ClassTables, IrRule, PolicyIr, PrefixClass } from '../ir/ir.js';
 import { assignClasses, sortPrefixes, type Side } from './address-classes.js';
 import { classifyServices } from './service-classes.js';
 import { RuleSetInterner } from './rule-sets.js';

@@ -5,9 +5,9 @@
 // and a stack sweep (enclosing prefixes come first in that order), never pairwise.
 // IPv4 runs on numbers in typed arrays: a 1,000,000-prefix dimension must stay well under a second.
 
-import { DoorstepError } from '../errors.js';
-import type { Cidr, IrRule, PrefixClass } from './ir.js';
-import { cidrContains, ipv4Number } from './cidr.js';
+import { DoorstepError } from '../../errors.js';
+import type { Cidr, IrRule, PrefixClass } from '../ir/ir.js';
+import { cidrContains, ipv4Number } from '../ir/cidr.js';
 import type { RuleSetInterner } from './rule-sets.js';
 
 /** The distinct prefixes of one dimension, sorted by (address, length), with the rules listing each. */

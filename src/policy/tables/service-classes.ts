@@ -3,7 +3,7 @@
 // yields runs covering [0, SVC_ENTRIES), each with the class of rules active there; adjacent runs
 // of the same class are merged.
 
-import { SVC_ENTRIES, type IrRule } from './ir.js';
+import { SVC_ENTRIES, type IrRule } from '../ir/ir.js';
 import { ruleServiceRanges } from './service-index.js';
 import type { RuleSetInterner } from './rule-sets.js';
 

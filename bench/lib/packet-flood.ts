@@ -2,7 +2,7 @@
 // Traffic generation and foreign programs for benchmarks and tests: `packetFlood` (AF_PACKET,
 // sendmmsg, qdisc bypass, on its own thread; native/src/flood.cc) and a test run of a program
 // some other tool loaded (by id). Nothing in the agent uses this module.
-import { addon, type PacketFloodOptions, type PacketFloodResult } from './native.js';
+import { addon, type PacketFloodOptions, type PacketFloodResult } from '../../src/engine/native.js';
 import { runEach, runRepeat, type RunTiming } from './floor.js';
 
 export type { PacketFloodOptions, PacketFloodResult };

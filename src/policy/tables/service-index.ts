@@ -7,7 +7,7 @@
 // of its own protocol number (e.g. 5 * SVC_SPAN + 6 for tcp). No real packet of another protocol
 // lands there, so that slot matches exactly the rules of that protocol (or any) without ports.
 
-import { SVC_ENTRIES, SVC_KIND, SVC_SPAN, type FlowTuple, type IrRule } from './ir.js';
+import { SVC_ENTRIES, SVC_KIND, SVC_SPAN, type FlowTuple, type IrRule } from '../ir/ir.js';
 
 const KIND_OF_PROTOCOL: ReadonlyMap<number, number> = new Map([
   [6, SVC_KIND.tcp],

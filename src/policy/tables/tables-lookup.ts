@@ -6,8 +6,8 @@
 // back to its wildcard row 0; a miss anywhere means rule 0, the policy default. Tests hold it against `evaluate`; the datapath
 // mirrors its semantics. Indexes are built once per ClassTables object and cached.
 
-import type { ClassTables, Decision, FlowTuple, PolicyIr, PrefixClass } from './ir.js';
-import { maskAddress } from './cidr.js';
+import type { ClassTables, Decision, FlowTuple, PolicyIr, PrefixClass } from '../ir/ir.js';
+import { maskAddress } from '../ir/cidr.js';
 import { flowServiceIndex } from './service-index.js';
 
 /** Prefix length → (masked address as hex → class), lengths longest first. */

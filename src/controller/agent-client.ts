@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { DoorstepError, PolicyError, type PolicyProblem } from '../errors.js';
-import { DEFAULT_SOCKET } from '../controller/config.js';
+import { DEFAULT_SOCKET } from './config.js';
 
 export function socketPath(option?: string): string {
   return option ?? process.env.DOORSTEP_SOCKET ?? DEFAULT_SOCKET;

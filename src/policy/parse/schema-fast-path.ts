@@ -6,8 +6,8 @@
 // schema accepts with the same output (test/unit/policy-schema-fast-path.test.ts holds them together).
 // Values are parsed by the same functions the schema's transforms call.
 
-import type { Action, Cidr, Range } from './ir.js';
-import { parseCidr } from './cidr.js';
+import type { Action, Cidr, Range } from '../ir/ir.js';
+import { parseCidr } from '../ir/cidr.js';
 import {
   API_VERSION,
   allowsIcmp,

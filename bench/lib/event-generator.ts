@@ -5,10 +5,10 @@
 // reader (Engine.onEvents → AuditPipeline → sinks). Never attached; benchmark and tests only.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DoorstepError } from '../errors.js';
-import { packageRoot } from '../paths.js';
-import { checkKernel, checkPrivileges } from './bpffs.js';
-import { addon, type BpfObjectHandle } from './native.js';
+import { DoorstepError } from '../../src/errors.js';
+import { packageRoot } from '../../src/paths.js';
+import { checkKernel, checkPrivileges } from '../../src/engine/bpffs.js';
+import { addon, type BpfObjectHandle } from '../../src/engine/native.js';
 
 export const eventGeneratorObjectPath = join(packageRoot, 'bpf/build/bench_events.bpf.o');
 const PROGRAM = 'ds_bench_events';

@@ -18,12 +18,12 @@
 // targets for the cells that only "any"-source rules decide: never source × target.
 // Pure: no I/O.
 
-import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, PrefixClass } from './ir.js';
-import { SVC_KIND, SVC_SPAN } from './ir.js';
-import { formatAddress } from './cidr.js';
-import { protocolLabel } from './protocols.js';
-import { invert, type ClassAnalysis } from './tables.js';
-import type { PolicyModel } from './validate.js';
+import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, PrefixClass } from '../ir/ir.js';
+import { SVC_KIND, SVC_SPAN } from '../ir/ir.js';
+import { formatAddress } from '../ir/cidr.js';
+import { protocolLabel } from '../ir/protocols.js';
+import { buildClassTables, invert, type ClassAnalysis } from '../tables/tables.js';
+import type { PolicyModel } from '../parse/validate.js';
 
 export type LintKind = 'unmatchable' | 'shadowed' | 'redundant' | 'overlap' | 'dead-ports' | 'dead-address';
 
@@ -78,6 +78,13 @@ export interface AddressEntry {
   /** How the entry is named in a finding: `group partners`, `10.0.0.0/8`. */
   label: string;
   cidrs: readonly Cidr[];
+}
+
+/** Lint a compiled IR: the report and how long it took (ms, tables included). */
+export function lintIr(ir: PolicyIr, model?: PolicyModel): { report: LintReport; ms: number } {
+  const started = performance.now();
+  const report = lintPolicy(ir, buildClassTables(ir), model && ruleEntries(model));
+  return { report, ms: performance.now() - started };
 }
 
 export function lintPolicy(ir: PolicyIr, analysis: ClassAnalysis, entries?: RuleEntries): LintReport {

@@ -3,13 +3,13 @@
 // default, and, for the rules ordered before it, the first dimension each one failed (tenant, for
 // rules scoped to tenants, then source, destination, protocol, port). Only the closest misses are listed (most dimensions matched,
 // then earliest), the rest are counted, so a 100,000-rule policy explains in one pass over the
-// rules and a handful of lines. Pure; it decides exactly as evaluate.ts does (a unit test holds
+// rules and a handful of lines. Pure; it decides exactly as tables/evaluate.ts does (a unit test holds
 // the two together), but finds an address in a rule's prefix list by binary search.
 
-import { cidrContains, formatAddress } from './cidr.js';
-import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, Range, Tenant } from './ir.js';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel, setPortFields } from './protocols.js';
-import { formatTenantId, NO_TENANT } from './tenants.js';
+import { cidrContains, formatAddress } from '../ir/cidr.js';
+import type { Action, Cidr, FlowTuple, IrRule, PolicyIr, Range, Tenant } from '../ir/ir.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS, protocolLabel, setPortFields } from '../ir/protocols.js';
+import { formatTenantId, NO_TENANT } from '../ir/tenants.js';
 
 /** A packet dimension a rule matches on, in the order explain checks them (tenant: scoped rules only). */
 export type Dimension = 'tenant' | 'source' | 'destination' | 'protocol' | 'port';
@@ -125,7 +125,7 @@ export function defaultRef(ir: PolicyIr): RuleRef {
   return { index: 0, id: `${ir.policies.join('+') || 'policy'}/default`, action: ir.defaultAction, log: ir.defaultLog };
 }
 
-/** [tenant, source, destination, protocol, port] matched, with evaluate.ts's semantics. */
+/** [tenant, source, destination, protocol, port] matched, with tables/evaluate.ts's semantics. */
 function matchDimensions(rule: IrRule, t: FlowTuple): boolean[] {
   const tenant = rule.tenants === null || rule.tenants.some((x) => x.id === (t.tenant ?? NO_TENANT));
   const protocol = rule.protocol === 'any' || rule.protocol === t.protocol;
@@ -138,7 +138,7 @@ function matchDimensions(rule: IrRule, t: FlowTuple): boolean[] {
   return [tenant, addressIn(rule.src, t.family, t.src), addressIn(rule.dst, t.family, t.dst), protocol, port];
 }
 
-/** The value a rule's ranges are compared with: dport, or (type << 8 | code) for ICMP (as evaluate.ts). */
+/** The value a rule's ranges are compared with: dport, or (type << 8 | code) for ICMP (as tables/evaluate.ts). */
 function matchedValue(t: FlowTuple): number | undefined {
   if (PORT_PROTOCOLS.has(t.protocol)) return t.dport;
   if (ICMP_PROTOCOLS.has(t.protocol) && t.icmpType !== undefined && t.icmpCode !== undefined) return (t.icmpType << 8) | t.icmpCode;

@@ -6,8 +6,8 @@
 // (adopted, restored from the state dir, or installed from the source), then the watcher.
 // However it stops (SIGTERM, SIGINT, SIGKILL, a crash) the engine stays attached and pinned, the
 // tunnels, routes and settings stay, and the next agent adopts them (DESIGN.md §9); what it
-// leaves is written down in the state dir (enforcement-record.ts) for that agent and for
-// `doorstep detach`. Only --detach-on-exit takes everything back at a stop (detach.ts).
+// leaves is written down in the state dir (host/enforcement-record.ts) for that agent and for
+// `doorstep detach`. Only --detach-on-exit takes everything back at a stop (controller/detach.ts).
 import { AuditPipeline } from '../audit/pipeline.js';
 import { ControlRecordsSink } from '../audit/control-sink.js';
 import { JsonLinesSink } from '../audit/json-lines-sink.js';
@@ -34,27 +34,27 @@ import { edgePeersOf, tunnelFields, tunnelSentence, tunnelStatus, type TunnelSta
 import { WireguardDevices, showDevice } from '../placement/wireguard.js';
 import { describeImplementation, detectWireguard } from '../placement/wireguard-implementation.js';
 import { loadOrCreateKeyPair } from '../placement/wireguard-keys.js';
-import { tenantId } from '../policy/tenants.js';
+import { tenantId } from '../policy/ir/tenants.js';
 import { join } from 'node:path';
 import { formatProblem } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
 import type { PolicySourceHandle } from '../watcher/source.js';
-import type { AgentConfig } from './config.js';
-import { detachEnforcement } from './detach.js';
-import { NO_FORWARDING, readEnforcementRecord, removeEnforcementRecord, writeEnforcementRecord } from './enforcement-record.js';
-import { Hardening, type SysctlFiles } from './hardening.js';
-import { hardeningPlan, hardeningRecords } from './hardening-plan.js';
-import { reloadPlan } from './reload-plan.js';
-import { LocalApi } from './local-api.js';
-import { NetworkController } from './network-controller.js';
-import { agentRoutes } from './routes.js';
-import { StallMonitor } from './stall-monitor.js';
-import { StateStore } from './state-store.js';
-import type { Routes } from './local-api.js';
+import type { AgentConfig } from '../controller/config.js';
+import { detachEnforcement } from '../controller/detach.js';
+import { NO_FORWARDING, readEnforcementRecord, removeEnforcementRecord, writeEnforcementRecord } from '../host/enforcement-record.js';
+import { Hardening, type SysctlFiles } from '../controller/hardening.js';
+import { hardeningPlan, hardeningRecords } from '../controller/hardening-plan.js';
+import { reloadPlan } from '../controller/reload-plan.js';
+import { LocalApi } from '../controller/local-api.js';
+import { NetworkController } from '../controller/network-controller.js';
+import { agentRoutes } from '../controller/routes.js';
+import { StallMonitor } from '../controller/stall-monitor.js';
+import { StateStore } from '../host/state-store.js';
+import type { Routes } from '../controller/local-api.js';
 import { agentViews } from '../ui/agent-views.js';
 import { historyViews } from '../ui/history-views.js';
 import { serveUi, type UiServer } from '../ui/ui-server.js';
-import { readUiToken } from '../ui/ui-settings.js';
+import { readUiToken } from '../controller/ui-settings.js';
 
 /** How often the agent reconciles lost events with the kernel's counters. */
 const LOST_CHECK_MS = 1000;
@@ -71,7 +71,7 @@ export interface RunningAgent {
 }
 
 /**
- * Start the agent on the engine `host` gives (the kernel's: native-host.ts; tests may give
+ * Start the agent on the engine `host` gives (the kernel's: engine/native-host.ts; tests may give
  * memory), hardening the interfaces through `sysctls` (default: /proc/sys).
  */
 export async function startAgent(config: AgentConfig, host: EngineHost, options: { sysctls?: SysctlFiles } = {}): Promise<RunningAgent> {

@@ -2,9 +2,9 @@
 // The reference evaluator: first match over the IR's ordered rules (a rule scoped to tenants
 // matches only packets from one of them), written to be obviously correct rather than fast. It is the oracle the class tables and the datapath are tested against.
 
-import type { Decision, FlowTuple, IrRule, PolicyIr } from './ir.js';
-import { cidrContains } from './cidr.js';
-import { ICMP_PROTOCOLS, PORT_PROTOCOLS } from './protocols.js';
+import type { Decision, FlowTuple, IrRule, PolicyIr } from '../ir/ir.js';
+import { cidrContains } from '../ir/cidr.js';
+import { ICMP_PROTOCOLS, PORT_PROTOCOLS } from '../ir/protocols.js';
 
 export function evaluate(ir: PolicyIr, tuple: FlowTuple): Decision {
   for (const rule of ir.rules) {

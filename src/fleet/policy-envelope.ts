@@ -4,7 +4,7 @@
 // enforcers it applies to. An enforcer's policy is the union of the envelopes that select it, in
 // key order. Pure: parsing, matching and assembling candidates; no I/O.
 import { z } from 'zod';
-import type { PolicyCandidate } from './source.js';
+import type { PolicyCandidate } from '../policy/candidate.js';
 
 /** Keys under which envelopes live in the policy bucket. */
 export const ENVELOPE_KEY_PREFIX = 'sets.';

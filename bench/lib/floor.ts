@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The benchmark floor (bpf/floor.bpf.c: the engine's parser plus one hash lookup), loaded but
 // never attached, so `npm run bench:datapath` can print the engine's cost as a ratio of it.
-import { floorObjectPath } from '../paths.js';
-import { addon, type BpfObjectHandle } from './native.js';
-import { checkKernel, checkPrivileges } from './bpffs.js';
+import { floorObjectPath } from '../../src/paths.js';
+import { addon, type BpfObjectHandle } from '../../src/engine/native.js';
+import { checkKernel, checkPrivileges } from '../../src/engine/bpffs.js';
 
 export interface RunTiming {
   /** Kernel-measured nanoseconds per run (BPF_PROG_TEST_RUN's duration). */
