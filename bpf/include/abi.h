@@ -33,7 +33,7 @@ enum ds_limits {
 	DS_V4_TOP_ENTRIES = 65536,    /* IPv4 address classes: one entry per /16 */
 	DS_V4_LONG_MIN = 17,          /* prefixes longer than /16 live in the long table */
 	DS_V4_MAX_PROBES = 64,        /* long-table slots probed per (prefix, length) at most; typically 1 */
-	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/image.ts) */
+	DS_V4_HASH_MUL1 = 0x7FEB352D, /* ds_v4_slot_hash() constants (mirrored in src/policy/tables/image.ts) */
 	DS_V4_HASH_MUL2 = 0x68E31DA5,
 	DS_IFACES_MAX = 65536,        /* interface roles: indexed by ifindex; a higher ifindex is a source interface */
 	DS_REPLIES_DEFAULT = 262144,  /* expected replies of allowed sessions (fabric and hairpin) */
@@ -221,7 +221,7 @@ struct ds_dirty {
 _Static_assert(sizeof(struct ds_dirty) == 56, "ds_dirty size");
 
 /* ds_ifaces value, indexed by ifindex: the interface's role and tenant (the source VPC it
- * serves, as tenantId() of src/policy/tenants.ts names it; 0 = none). Rules scoped to tenants
+ * serves, as tenantId() of src/policy/ir/tenants.ts names it; 0 = none). Rules scoped to tenants
  * apply by this tenant, and replies are matched within one tenant, so overlapping tenant ranges
  * stay apart. */
 struct ds_iface {
