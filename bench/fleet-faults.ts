@@ -4,12 +4,13 @@
 // with three real agents. BENCH_FAULT_ROUNDS rounds (default 3) of each fault:
 //   kill:   kill -9 of the server holding most of the agents' watch consumers, then publish;
 //   outage: kill -9 of every server, one agent restarted while they are down (another each
-//           round; the other two stay up through it), then all three servers started again, then publish.
+//           round; the other two stay up through it), then all three servers started again,
+//           then publish.
 // Per round: fault → JetStream answering (the policy bucket's stream info, probed; the publish
 // follows at once, probed again while `apply` exits 6), from that answer → each agent's `policy`
-// installed record (its own clock: the same host), and → the first `fleet status` saying converged. The killed servers come back between rounds.
-// Every wait is bounded (60 s: the round is reported incomplete). BENCH_FAULTS (default
-// kill,outage) runs only the faults named.
+// installed record (its own clock: the same host), and → the first `fleet status` saying
+// converged. The killed servers come back between rounds. Every wait is bounded (60 s: the round
+// is reported incomplete). BENCH_FAULTS (default kill,outage) runs only the faults named.
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
