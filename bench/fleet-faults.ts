@@ -3,15 +3,19 @@
 // cluster (test/lib/fleet-rig.ts with natsServers: 3; buckets and audit stream with 3 replicas)
 // with three real agents. BENCH_FAULT_ROUNDS rounds (default 3) of each fault:
 //   kill:   kill -9 of the server holding most of the agents' watch consumers, then publish;
-//   outage: kill -9 of every server, then all three started again, then publish.
-// Per round: fault → JetStream answering the publish (`apply` retried while it exits 6), from
-// that answer → each agent's `policy` installed record (its own clock: the same host), and →
-// the first `fleet status` saying converged. The killed servers come back between rounds.
-// Every wait is bounded (60 s: the round is reported incomplete).
+//   outage: kill -9 of every server, one agent restarted while they are down (another each
+//           round; the other two stay up through it), then all three servers started again,
+//           then publish.
+// Per round: fault → JetStream answering (the policy bucket's stream info, probed; the publish
+// follows at once, probed again while `apply` exits 6), from that answer → each agent's `policy`
+// installed record (its own clock: the same host), and → the first `fleet status` saying
+// converged. The killed servers come back between rounds. Every wait is bounded (60 s: the round
+// is reported incomplete). BENCH_FAULTS (default kill,outage) runs only the faults named.
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
+import { packageRoot } from '../src/paths.js';
 
 const POLICY_BUCKET = 'doorstep-policy';
 const STATUS_BUCKET = 'doorstep-status';
@@ -31,10 +35,12 @@ export interface FaultRound {
   fault: 'kill' | 'outage';
   round: number;
   complete: boolean;
-  /** From the fault (kill) or from the servers' start (outage) to JetStream answering the publish. */
+  /** From the fault (kill) or from the servers' start (outage) to JetStream answering (probed) before the publish. */
   answerMs: number | null;
   /** From JetStream answering to each agent's install record. */
   enforceMs: (number | null)[];
+  /** The agents (indices into enforceMs) restarted during the fault; the others stayed up. */
+  restarted: number[];
   /** From JetStream answering to the first `fleet status` saying converged. */
   convergedMs: number | null;
   /** The server killed (kill rounds). */
@@ -63,6 +69,11 @@ export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]>
   o.cleanups.push(async () => {
     for (const a of agents) await a.terminate();
   });
+  const startAgent = (i: number) =>
+    (agents[i] = fleet.agents[i]!.startAgent(
+      ['--policy', fleet.url(POLICY_BUCKET), '--audit', '-', '--audit', fleet.url(STREAM), '--status-ttl', `${STATUS_TTL_MS / 1000}s`, '--summary-interval', '0'],
+      { folder: false, enforcerId: `edge-${i}` },
+    ));
   await fleet.create();
   const url = fleet.url(POLICY_BUCKET);
   const cli = (args: string[], timeoutMs = 30_000) => o.run('nsenter', [`--net=/run/netns/${fleet.mgmtNs}`, process.execPath, mainJs, ...args], timeoutMs);
@@ -74,23 +85,29 @@ export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]>
       if (Date.now() > end) throw err;
     }
   }
-  for (let i = 0; i < 3; i++) {
-    agents.push(
-      fleet.agents[i]!.startAgent(['--policy', url, '--audit', '-', '--audit', fleet.url(STREAM), '--status-ttl', `${STATUS_TTL_MS / 1000}s`, '--summary-interval', '0'], { folder: false, enforcerId: `edge-${i}` }),
-    );
-  }
+  for (let i = 0; i < 3; i++) startAgent(i);
   for (const a of agents) await a.waitFor((r) => r.type === 'agent' && r.event === 'attached', 'attach', 30_000);
 
   let port = 7400;
-  /** Publish a new version, retried while JetStream does not answer; the wall time it answered, and the version. */
+  /** When JetStream answers (the policy bucket's stream info, probed by test/lib/js-tool.ts): its wall time. */
+  const answers = async (): Promise<number> => {
+    const r = await o.run('nsenter', [`--net=/run/netns/${fleet.mgmtNs}`, process.execPath, join(packageRoot, 'dist/test/lib/js-tool.js'), fleet.servers, 'answers', `KV_${POLICY_BUCKET}`, String(LIMIT_MS)], LIMIT_MS + 10_000);
+    if (r.code !== 0) throw new Error(`JetStream did not answer within ${LIMIT_MS / 1000} s: ${r.stderr}`);
+    return (JSON.parse(r.stdout) as { at: number }).at;
+  };
+  /**
+   * Publish a new version as soon as JetStream answers (probed), probing again while the publish
+   * fails; the wall time of the probe's answer before the publish that worked, and the version.
+   */
   const publish = async (): Promise<{ at: number; version: string }> => {
     const file = join(o.tmp, `fault-${++port}.yaml`);
     writeFileSync(file, policy(port));
     for (const end = Date.now() + LIMIT_MS; ; await sleep(100)) {
+      const at = await answers();
       const r = await cli(['apply', '--nats', url, '--name', 'web', '-o', 'json', file]);
-      if (r.code === 0) return { at: Date.now(), version: (JSON.parse(r.stdout.trim().split('\n').pop() as string) as { version: string }).version };
+      if (r.code === 0) return { at, version: (JSON.parse(r.stdout.trim().split('\n').pop() as string) as { version: string }).version };
       if (r.code !== 6) throw new Error(`apply exited ${r.code} (only 0 or 6 are expected): ${r.stderr}`);
-      if (Date.now() > end) throw new Error(`JetStream did not answer a publish within ${LIMIT_MS / 1000} s: ${r.stderr}`);
+      if (Date.now() > end) throw new Error(`JetStream did not take a publish within ${LIMIT_MS / 1000} s: ${r.stderr}`);
     }
   };
   /** Each agent's install of `version` (its record's wall time minus `at`), null when not within the limit. */
@@ -122,11 +139,11 @@ export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]>
     rounds.push(r);
     const ms = (v: number | null) => (v === null ? '—' : `${v} ms`);
     o.log(
-      `   ${r.fault.padEnd(6)} round ${r.round}${r.victim ? ` (${r.victim})` : ''}: JetStream answered after ${ms(r.answerMs)}; enforced ${r.enforceMs.map(ms).join(', ')} after that; fleet status converged after ${ms(r.convergedMs)}` +
+      `   ${r.fault.padEnd(6)} round ${r.round}${r.victim ? ` (${r.victim})` : ''}: JetStream answered after ${ms(r.answerMs)}; enforced ${r.enforceMs.map((v, i) => `edge-${i} ${ms(v)}${r.restarted.includes(i) ? ' (restarted)' : ''}`).join(', ')} after that; fleet status converged after ${ms(r.convergedMs)}` +
         (r.problem ? `\n     ${r.problem}` : ''),
     );
   };
-  const measure = async (fault: FaultRound['fault'], round: number, t0: number, victim?: string): Promise<void> => {
+  const measure = async (fault: FaultRound['fault'], round: number, t0: number, restarted: number[], victim?: string): Promise<void> => {
     const from = agents.map((a) => a.records.length);
     try {
       const p = await publish();
@@ -139,13 +156,14 @@ export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]>
         const said = agents[i]!.records.slice(from[i]).filter((r) => r.type === 'agent' || (r.type === 'policy' && r.status !== 'installed'));
         o.log(`     edge-${i} (${ms === null ? 'never' : `${ms} ms`}; answered at ${new Date(p.at).toISOString()}): ${said.map((r) => `${String(r.time)} ${String(r.event ?? r.status)} ${String(r.message ?? '')}`).join('\n       ') || 'nothing'}`);
       }
-      report({ fault, round, complete, answerMs: p.at - t0, enforceMs, convergedMs, ...(victim && { victim }) });
+      report({ fault, round, complete, answerMs: p.at - t0, enforceMs, restarted, convergedMs, ...(victim && { victim }) });
     } catch (err) {
-      report({ fault, round, complete: false, answerMs: null, enforceMs: [], convergedMs: null, ...(victim && { victim }), problem: err instanceof Error ? err.message : String(err) });
+      report({ fault, round, complete: false, answerMs: null, enforceMs: [], restarted, convergedMs: null, ...(victim && { victim }), problem: err instanceof Error ? err.message : String(err) });
     }
   };
 
-  for (let round = 1; round <= o.rounds; round++) {
+  const faults = new Set((process.env.BENCH_FAULTS ?? 'kill,outage').split(','));
+  for (let round = 1; round <= o.rounds && faults.has('kill'); round++) {
     const held = new Map<string, number>();
     for (const c of fleet.js<{ filter: string; leader?: string }[]>(['consumers', `KV_${POLICY_BUCKET}`])) {
       if (c.filter.endsWith('.sets.>') && c.leader) held.set(c.leader, (held.get(c.leader) ?? 0) + 1);
@@ -154,16 +172,20 @@ export async function clusterFaults(o: FaultBenchOptions): Promise<FaultRound[]>
     const server = fleet.natsServers[Number(victim.slice(1))]!;
     const t0 = Date.now();
     await server.kill();
-    await measure('kill', round, t0, victim);
+    await measure('kill', round, t0, [], victim);
     await server.start();
     await converged(Date.now()); // whole again before the next fault
   }
-  for (let round = 1; round <= o.rounds; round++) {
+  for (let round = 1; round <= o.rounds && faults.has('outage'); round++) {
     for (const s of fleet.natsServers) await s.kill();
     await sleep(2000); // the agents notice: disconnected, stale
+    // one agent restarted while every server is down: it adopts its engine and policy, and connects in the background
+    const restarted = (round - 1) % agents.length;
+    await agents[restarted]!.terminate();
+    await startAgent(restarted).waitFor((r) => r.type === 'policy' && r.status === 'adopted', `edge-${restarted} adopts its engine`, LIMIT_MS);
     const t0 = Date.now();
     await Promise.all(fleet.natsServers.map((s) => s.start()));
-    await measure('outage', round, t0);
+    await measure('outage', round, t0, [restarted]);
   }
   for (const a of agents) await a.terminate();
   await fleet.cleanup();

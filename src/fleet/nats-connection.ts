@@ -106,18 +106,65 @@ export function connectionOptions(target: NatsTarget, auth: NatsAuth, name: stri
 }
 
 /**
+ * How long one connect handshake (TCP, TLS, the server's INFO, our CONNECT and its PONG) may take
+ * before the next server is tried. A few round trips, well under a second even across regions;
+ * nats.js waits 20 s, so a seed server whose host went away (no answer at all) held a
+ * reconnecting agent that long before it tried the next one.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** Between two connect attempts to one server (nats.js adds up to 100 ms of jitter). */
+export const RECONNECT_WAIT_MS = 500;
+
+/** What of nats.js's connection internals failDeadHandshakes reads (none of it is public API). */
+interface ProtocolInternals {
+  connected?: unknown;
+  connectError?: unknown;
+  transport?: { isClosed?: unknown };
+}
+
+/**
+ * nats.js fails a connect handshake only on its timeout, even when the server closed the socket
+ * in the middle of it (a server killed while the client was connecting to it: a fleet that loses
+ * every server one after the other): its reconnect loop then stood still for the whole timeout
+ * while the servers came back and JetStream answered (issue 14, bench:fleet's full outage: the
+ * stayed-up agents that were late had all waited there 20 s). The closed socket is a fact the
+ * client announces (a `disconnect` while no connection is up): on it, the handshake is failed
+ * at once, so the loop goes on to the next server (after the reconnect wait and its jitter).
+ * Only the internals named in ProtocolInternals are read; with another nats.js that lacks them
+ * this does nothing, and HANDSHAKE_TIMEOUT_MS still bounds the wait.
+ */
+export function failDeadHandshakes(nc: NatsConnection): void {
+  const protocol = (nc as unknown as { protocol?: ProtocolInternals }).protocol;
+  if (!protocol) return;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type !== 'disconnect') continue;
+      // the handshake in progress, if any, has lost its socket: nothing will answer it
+      const fail = protocol.connectError;
+      if (protocol.connected === false && protocol.transport?.isClosed === true && typeof fail === 'function') {
+        fail(new Error('the server closed the connection during the handshake'));
+      }
+    }
+  })().catch(() => undefined);
+}
+
+/**
  * Connect. `background`: for daemons: wait for the first connect however long it takes and
- * reconnect for ever. Otherwise (the CLI): one attempt round, a clear error if nobody answers.
+ * reconnect for ever (failDeadHandshakes). Otherwise (the CLI): one attempt round, a clear error
+ * if nobody answers.
  */
 export async function connectNats(target: NatsTarget, auth: NatsAuth, options: { name: string; background?: boolean }): Promise<NatsConnection> {
   const base = connectionOptions(target, auth, options.name);
   try {
-    return await connect({
+    const nc = await connect({
       ...base,
       ...(options.background
-        ? { waitOnFirstConnect: true, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500 }
+        ? { waitOnFirstConnect: true, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS, timeout: HANDSHAKE_TIMEOUT_MS }
         : { timeout: 5000, reconnect: false }),
     });
+    if (options.background) failDeadHandshakes(nc);
+    return nc;
   } catch (cause) {
     throw new DoorstepError('DS_E_NATS_UNREACHABLE', `cannot connect to NATS at ${describeTarget(target)}: ${cause instanceof Error ? cause.message : String(cause)}`, {
       hint: 'check the address, that nats-server runs with JetStream (-js), and the credentials and TLS options',

@@ -7,8 +7,10 @@
 // while JetStream has no leader, a watch that ended or stalled), with backoff and jitter, so an
 // agent whose NATS is down at boot goes on with its last policy and rejoins on its own. A watch
 // whose consumer died with its server (it ends nowhere, it just goes quiet) is told by a plain
-// subscription to the bucket's subjects: a put (or a reconnect, which may have hidden one) that
-// the watch has not followed half a second later makes it read the bucket, and watch again if behind.
+// subscription to the bucket's subjects, held from the first connect: a put (or a reconnect, which
+// may have hidden one) that the watch has not followed half a second later makes it read the
+// bucket, and watch again if behind; with no watch yet (an agent started while JetStream was
+// away), the put makes it read the bucket at once, without waiting for the next watch attempt.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { createPolicyBucket, latestEntries } from '../fleet/fleet-client.js';
@@ -54,6 +56,8 @@ export const WATCH_REQUEST_TIMEOUT_MS = 2000;
 /** How long after a put seen (or a reconnect) the watch must have moved: a live watch takes milliseconds. */
 export const NUDGE_MS = 500;
 
+type PolicyBucket = Awaited<ReturnType<typeof createPolicyBucket>>;
+
 /** How far this source is behind the bucket (in the agent's status). */
 export interface SourceSync {
   /** `live`: watching and caught up as far as it knows; `stale`: not watching (NATS away, a failed watch) or behind. */
@@ -86,9 +90,11 @@ export class NatsSource implements PolicySourceHandle {
   private behindAt = 0;
   /** A bucket revision read directly (catchUp) while no watch ran: once per revision. */
   private caughtUpFor = 0;
-  private followingConnection = false;
   private nudgeTimer: NodeJS.Timeout | undefined;
-  private nudgeCheck: ((seen: number) => Promise<void>) | undefined;
+  /** The bucket as last opened (by a watch attempt, or by a nudge before any watch worked). */
+  private kv: PolicyBucket | undefined;
+  /** A read of the bucket after a nudge, while it is in flight (one at a time). */
+  private nudgeRead: Promise<void> | undefined;
   private warning: string | null = null;
   /** The pause between watch attempts: a put seen or a reconnect ends it (JetStream answers again). */
   private readonly pause = new RetryPause();
@@ -136,6 +142,7 @@ export class NatsSource implements PolicySourceHandle {
   /** Resolves at once; candidates follow once NATS answers, and the watch is made again after every fault. */
   async start(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     this.deliver = deliver;
+    void this.options.connection().then((nc) => this.follow(nc), () => undefined);
     void retryUntilDone(() => this.watchUntilStopped(deliver), {
       stopped: () => this.closed,
       pause: this.pause,
@@ -150,7 +157,7 @@ export class NatsSource implements PolicySourceHandle {
   private async watchUntilStopped(deliver: (candidate: PolicyCandidate) => void): Promise<void> {
     const nc = await this.options.connection();
     if (this.closed) return;
-    const kv = await createPolicyBucket(nc, this.options.bucket, WATCH_REQUEST_TIMEOUT_MS);
+    const kv = await this.open(nc);
     const watch = await kv.watch({ key: `${ENVELOPE_KEY_PREFIX}>` });
     this.stopWatch = () => watch.stop();
     if (this.closed) return void watch.stop();
@@ -158,25 +165,6 @@ export class NatsSource implements PolicySourceHandle {
     const check = () => void this.check(kv).catch(() => undefined);
     this.checkTimer = setInterval(check, this.options.checkMs ?? 5000);
     check(); // an empty bucket sends nothing: the first read says the watch is caught up
-    this.nudgeCheck = (seen) => this.check(kv, seen);
-    if (!this.followingConnection) {
-      this.followingConnection = true;
-      // every put under sets.* reaches this plain subscription whatever became of the watch's
-      // consumer (the subscription moves with the connection); a refused permission leaves the 5 s check alone
-      nc.subscribe(`$KV.${this.options.bucket}.${ENVELOPE_KEY_PREFIX}>`, {
-        callback: (err) => {
-          if (!err) this.nudged();
-        },
-      });
-      void (async () => {
-        for await (const s of nc.status()) {
-          if (this.closed) break;
-          if (s.type === 'disconnect') this.stale();
-          // puts made while this connection was away never reach the subscription: check as if one had
-          if (s.type === 'reconnect') this.nudged();
-        }
-      })().catch(() => undefined);
-    }
     try {
       for await (const e of watch) {
         if (e.operation === 'PUT') this.sets.put(e.key, e.revision, e.value);
@@ -189,6 +177,50 @@ export class NatsSource implements PolicySourceHandle {
       clearInterval(this.checkTimer);
     }
     if (!this.closed) throw new DoorstepError('DS_E_NATS', 'the watch ended');
+  }
+
+  private async open(nc: NatsConnection): Promise<PolicyBucket> {
+    this.kv = await createPolicyBucket(nc, this.options.bucket, WATCH_REQUEST_TIMEOUT_MS);
+    return this.kv;
+  }
+
+  /**
+   * From the first connect on (not from the first watch: an agent started while JetStream is away
+   * must see the first put too), follow what tells that JetStream answers again. Every put under
+   * sets.* reaches a plain subscription whatever became of the watch's consumer (the subscription
+   * moves with the connection); a reconnect may have hidden puts. A refused permission on the
+   * subscription leaves the 5 s check alone.
+   */
+  private follow(nc: NatsConnection): void {
+    if (this.closed) return;
+    nc.subscribe(`$KV.${this.options.bucket}.${ENVELOPE_KEY_PREFIX}>`, {
+      callback: (err) => {
+        if (!err) this.nudged();
+      },
+    });
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (this.closed) break;
+        if (s.type === 'disconnect') this.stale();
+        // puts made while this connection was away never reach the subscription: check as if one had
+        if (s.type === 'reconnect') this.nudged();
+      }
+    })().catch(() => undefined);
+  }
+
+  /**
+   * Read the bucket after a nudge, opening it first when no watch has yet (an agent started while
+   * JetStream was away); one read at a time.
+   */
+  private nudgeCheck(seen: number): Promise<void> {
+    this.nudgeRead ??= (async () => {
+      try {
+        await this.check(this.kv ?? (await this.open(await this.options.connection())), seen);
+      } finally {
+        this.nudgeRead = undefined;
+      }
+    })();
+    return this.nudgeRead;
   }
 
   /**
@@ -206,10 +238,10 @@ export class NatsSource implements PolicySourceHandle {
       this.nudgeTimer = undefined;
       if (this.closed || this.sets.revision !== seen) return;
       if (!this.watching) {
-        this.nudgeCheck?.(seen).catch(() => undefined); // behind: read the bucket without a consumer
+        this.nudgeCheck(seen).catch(() => undefined); // behind: read the bucket without a consumer
         return this.nudged(seen);
       }
-      this.nudgeCheck?.(seen).catch(() => this.nudged(seen));
+      this.nudgeCheck(seen).catch(() => this.nudged(seen));
     }, this.options.nudgeMs ?? NUDGE_MS);
     this.nudgeTimer.unref();
   }
@@ -220,7 +252,7 @@ export class NatsSource implements PolicySourceHandle {
    * then): the watch has stalled (its consumer lost with a server), so it is made again, once
    * per bucket revision (keys other than sets.* would otherwise look like a lag for ever).
    */
-  private async check(kv: Awaited<ReturnType<typeof createPolicyBucket>>, nudgedAt?: number): Promise<void> {
+  private async check(kv: PolicyBucket, nudgedAt?: number): Promise<void> {
     const last = (await kv.status()).streamInfo.state.last_seq;
     this.bucketRevision = last;
     this.bucketReadAt = new Date();
@@ -253,7 +285,7 @@ export class NatsSource implements PolicySourceHandle {
    * leader, which may be away for seconds after a server is lost; the buckets' stream leader and
    * replicas answer this), and deliver it as the watch would have. The new watch follows.
    */
-  private async catchUp(kv: Awaited<ReturnType<typeof createPolicyBucket>>): Promise<void> {
+  private async catchUp(kv: PolicyBucket): Promise<void> {
     for (const e of await latestEntries(kv, ENVELOPE_KEY_PREFIX)) {
       if (e.operation === 'PUT') this.sets.put(e.key, e.revision, e.value);
       else this.sets.delete(e.key, e.revision);

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The fleet on a real 3-node NATS JetStream cluster (buckets and audit stream with 3 replicas),
 // three agents requiring signed sets, all started here. (a) kill -9 of the server holding the
-// agents' watch consumers, (b) every server down, the agents restarted meanwhile, the servers
-// back. Each time every agent enforces the next publish within 5 s of JetStream answering it
-// (the agent's own `policy` record, its status, and real datagrams), `apply` exits 0 or 6 and
-// never 1, and `fleet status` is never "converged" unless every registered enforcer runs the
-// latest version (checked against each agent's own status), and says missing while one is.
+// agents' watch consumers, (b) every server down, one agent staying up through it, one restarted
+// meanwhile, one kept away, the servers back. Each time every running agent enforces the next
+// publish within 5 s of JetStream answering (the agent's own `policy` record, its status, and
+// real datagrams), `apply` exits 0 or 6 and never 1, and `fleet status` is never "converged"
+// unless every registered enforcer runs the latest version (checked against each agent's own
+// status), and says missing while one is.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,18 @@ import { dropped, FleetRig, passes } from '../lib/fleet-rig.js';
 const POLICY_BUCKET = 'doorstep-policy';
 const STATUS_BUCKET = 'doorstep-status';
 const STREAM = 'DOORSTEP_AUDIT';
-/** The issue's bound: from JetStream answering the publish to every agent enforcing it. */
+/**
+ * From JetStream answering to every running agent enforcing the next publish. This is the
+ * requirement (issue 14's must-have, docs/fleet.md §8), not a speed benchmark: bench:fleet
+ * measures how fast it is. It tells a recovery driven by facts (the connection back, a put seen
+ * on the bucket's subjects: well under a second here) from one that waits for a timer to expire
+ * (nats.js's 20 s connect handshake, a consumer's 30 s heartbeats, a backoff pause grown long),
+ * which shows up as many seconds whatever the machine. It is measured from the moment JetStream
+ * answers, found by probing (the policy bucket's stream info, then the publish at once), never
+ * from the servers' start: how long a cluster takes to elect its leaders depends on the
+ * machine's load, and no agent can do anything about it. The publish's own time (a CLI process,
+ * signing, compiling) is inside the bound.
+ */
 const ENFORCE_WITHIN_MS = 5000;
 const STATUS_TTL_MS = 6000;
 const PORTS = [7301, 7302, 7303];
@@ -85,27 +97,37 @@ describe('fleet on a 3-node JetStream cluster under faults', () => {
   };
 
   /**
-   * Publish a set allowing `port`, retried while JetStream does not answer (exit 6, and the
-   * message says whether it was published), bounded. Resolves with when JetStream answered
-   * (wall clock), the revision and the version.
+   * One publish of a set allowing `port`: its revision and version, or undefined when JetStream
+   * did not answer (exit 6, and the message says whether it was published).
    */
-  const publish = async (port: number): Promise<{ at: number; revision: number; version: string }> => {
+  const publishOnce = (port: number): { revision: number; version: string } | undefined => {
     const file = join(dir, `web-${port}.yaml`);
     writeFileSync(file, policy(port));
+    const r = fleet.cli(['apply', '--nats', fleet.url(POLICY_BUCKET), '--name', 'web', '--sign-key', key, '-o', 'json', file]);
+    if (r.code === 0) {
+      const head = JSON.parse(r.stdout) as { revision: number; version: string };
+      latest = head.version;
+      return head;
+    }
+    assert.equal(r.code, 6, `apply exits 0 or 6, never ${r.code}: ${r.stderr}`);
+    assert.match(r.stderr, /DS_E_NATS(_UNREACHABLE)?: /);
+    assert.doesNotMatch(r.stderr, /unexpected/);
+    // a failure after the write says so; one before it says nothing was published
+    assert.match(r.stderr, /nothing was published|may still have been stored|cannot connect/, r.stderr);
+    return undefined;
+  };
+  /**
+   * Once JetStream answers (the policy bucket's stream info, probed), publish at once; a publish
+   * that fails is tried again from a new probe, bounded. `at`: when JetStream answered the probe
+   * that preceded the publish that worked (wall clock, the agents' clock too).
+   */
+  const publish = async (port: number): Promise<{ at: number; revision: number; version: string }> => {
     const end = Date.now() + 60_000;
     for (;;) {
-      const r = fleet.cli(['apply', '--nats', fleet.url(POLICY_BUCKET), '--name', 'web', '--sign-key', key, '-o', 'json', file]);
-      if (r.code === 0) {
-        const head = JSON.parse(r.stdout) as { revision: number; version: string };
-        latest = head.version;
-        return { at: Date.now(), revision: head.revision, version: head.version };
-      }
-      assert.equal(r.code, 6, `apply exits 0 or 6, never ${r.code}: ${r.stderr}`);
-      assert.match(r.stderr, /DS_E_NATS(_UNREACHABLE)?: /);
-      assert.doesNotMatch(r.stderr, /unexpected/);
-      // a failure after the write says so; one before it says nothing was published
-      assert.match(r.stderr, /nothing was published|may still have been stored|cannot connect/, r.stderr);
-      if (Date.now() > end) assert.fail(`apply kept failing for 60 s: ${r.stderr}`);
+      const { at } = fleet.js<{ at: number }>(['answers', `KV_${POLICY_BUCKET}`, '60000']);
+      const head = publishOnce(port);
+      if (head) return { at, ...head };
+      if (Date.now() > end) assert.fail('apply kept failing for 60 s after JetStream answered');
       await sleep(250);
     }
   };
@@ -177,7 +199,7 @@ describe('fleet on a 3-node JetStream cluster under faults', () => {
     await fleet.natsServers[index]?.start(); // the cluster whole again for the next test
   });
 
-  it('every server down, agents restarted meanwhile, servers back: missing, then enforcing within 5 s, then converged', async () => {
+  it('every server down, one agent up through it, one restarted meanwhile, servers back: each enforcing within 5 s of JetStream answering; one kept away is missing, then enforcing', async () => {
     for (const s of fleet.natsServers) await s.kill();
     // enforcement does not depend on NATS; the agents say they are behind
     for (let i = 0; i < 3; i++) {
@@ -192,33 +214,29 @@ describe('fleet on a 3-node JetStream cluster under faults', () => {
     assert.equal(down.code, 6, down.stderr);
     assert.match(down.stderr, /DS_E_NATS_UNREACHABLE/);
 
-    // agents 0 and 1 restarted while every server is down; agent 2 stays stopped for now
-    for (let i = 0; i < 3; i++) {
+    // edge-0 stays up through the outage; edge-1 is restarted while every server is down; edge-2 stays stopped for now
+    for (const i of [1, 2]) {
       const old = agent(i);
       agents[i] = undefined;
       await old.terminate();
       retired.push(old);
     }
-    for (const i of [0, 1]) {
-      start(i);
-      // a stop leaves the engine enforcing: the restarted agent adopts it (and its policy)
-      await agent(i).waitFor((r) => r.type === 'policy' && r.status === 'adopted', `edge-${i} adopts its engine and policy`);
-    }
+    start(1);
+    // a stop leaves the engine enforcing: the restarted agent adopts it (and its policy)
+    await agent(1).waitFor((r) => r.type === 'policy' && r.status === 'adopted', 'edge-1 adopts its engine and policy');
     await Promise.all(fleet.natsServers.map((s) => s.start()));
+
+    // the next publish as soon as JetStream answers: the agent that stayed up and the restarted one enforce it within the bound
+    const from = agents.map((a) => a?.records.length ?? 0);
+    const p = await publish(PORTS[2] as number);
+    const ms = await enforcedBy([0, 1], p, from, PORTS[2] as number, PORTS[1] as number);
+    const without = fleetStatus();
+    if (without) assert.equal(without.converged, false, 'not converged while edge-2 is away');
 
     // edge-2's report expires with the TTL: it is missing, and the fleet is not converged
     const missing = await fleetUntil((v) => v.missing.includes('edge-2'), 'edge-2 missing', STATUS_TTL_MS * 5);
     assert.equal(missing.converged, false);
     assert.equal(missing.members, 3);
-
-    const from = agents.map((a) => a?.records.length ?? 0);
-    const p = await publish(PORTS[2] as number);
-    const ms = await enforcedBy([0, 1], p, from, PORTS[2] as number, PORTS[1] as number);
-    const without = fleetStatus();
-    if (without) {
-      assert.equal(without.converged, false, 'not converged while edge-2 is missing');
-      assert.ok(without.missing.includes('edge-2'));
-    }
     // apply --wait waits for the missing one and says so, after saying it published
     const wait = fleet.cli(['apply', '--nats', fleet.url(POLICY_BUCKET), '--name', 'web', '--sign-key', key, '--wait', '--timeout', '2s', join(dir, `web-${PORTS[2]}.yaml`)]);
     assert.equal(wait.code, 6, wait.stderr);
@@ -233,6 +251,6 @@ describe('fleet on a 3-node JetStream cluster under faults', () => {
     assert.ok(late <= ENFORCE_WITHIN_MS, `edge-2 enforced ${late} ms after it started`);
     assert.ok(await passes(rig(2), PORTS[2] as number));
     await fleetUntil((v) => v.converged, 'converged after the outage');
-    console.log(`# after the full outage: edge-0, edge-1 enforced ${ms.map((x) => `${x} ms`).join(', ')} after JetStream answered; edge-2 ${late} ms after its start`);
+    console.log(`# after the full outage: edge-0 (stayed up) enforced ${ms[0]} ms, edge-1 (restarted) ${ms[1]} ms after JetStream answered; edge-2 ${late} ms after its start`);
   });
 });
