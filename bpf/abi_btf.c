@@ -28,6 +28,7 @@ struct ds_budget ds_btf_budget;
 struct ds_sketch ds_btf_sketch;
 struct ds_rule_stat ds_btf_rule_stat;
 struct ds_flood_sample ds_btf_flood_sample;
+struct ds_memo ds_btf_memo;
 struct ds_cpu_stats ds_btf_cpu_stats;
 struct ds_policy_meta ds_btf_policy_meta;
 enum ds_row_kind ds_btf_row_kind;

@@ -16,7 +16,7 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 6,           /* of the maps' layouts (bpf/include/contract.h); pins carry it in ds_abi */
+	DS_ABI_VERSION = 7,           /* of the maps' layouts (bpf/include/contract.h); pins carry it in ds_abi */
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
 	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
@@ -473,6 +473,23 @@ struct ds_target_value {
 	__u8 pad[3];
 };
 _Static_assert(sizeof(struct ds_target_value) == 20, "ds_target_value size");
+
+/* ds_memo value (per CPU, one entry): the decision of the last new session that the classifier made
+ * without its source (no source class was read: a target every source meets alike, or none), under
+ * what it did read. A flood of spoofed sources at one destination and port meets it on every packet:
+ * one read instead of the classifier's tables. Valid only under `generation`, for the same
+ * destination address, protocol, port and tenant; never for a failsafe source. Written and read by
+ * the datapath only. */
+struct ds_memo {
+	__u8 dst[16];
+	__u32 generation;     /* 0: empty */
+	__u32 tenant;         /* ds_iface.tenant of the ingress interface */
+	__u16 dport;          /* as in ds_session_key */
+	__u8 proto;
+	__u8 family;
+	struct ds_verdict_value decision; /* rule 0: the policy default */
+};
+_Static_assert(sizeof(struct ds_memo) == 36, "ds_memo size");
 
 /* ds_tenant_tgt key: (scoped id of a ds_target_value, tenant class) → target class (__u32): the
  * rules of that destination and service that apply to the tenant. Present only where a rule

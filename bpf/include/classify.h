@@ -17,7 +17,7 @@ struct ds_decision {
 	__u8 action;
 	__u8 reason;
 	__u8 log;
-	__u8 pad;
+	__u8 source_free; /* 1: decided by the policy without reading the source's class (ds_memo may keep it) */
 };
 
 /* The active version, or NULL when none is installed. */
@@ -154,10 +154,13 @@ static __always_inline __u32 ds_tenant_target(__u32 slot, __u32 scoped, __u32 te
  * inline in its address entry when the row has one entry, else one lookup in ds_verdict; last,
  * the wildcard row for rules whose source is "any". */
 static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_policy_meta *meta,
-							     const struct ds_session_key *k, __u32 tenant)
+							     const struct ds_session_key *k, __u32 tenant,
+							     __u8 *source_free)
 {
 	__u32 slot = meta->slot;
 	struct ds_addr_class *src, *dst;
+
+	*source_free = 1; /* until the source's class is read below */
 
 	if (k->family == DS_FAMILY_IPV4)
 		dst = ds_v4_class(&ds_dst4_top, &ds_dst4_long, slot, meta->dst4_bits, k->dst + 12);
@@ -193,6 +196,7 @@ static __always_inline struct ds_verdict_value *ds_match_rule(const struct ds_po
 	if (!target)
 		return 0;
 
+	*source_free = 0;
 	if (k->family == DS_FAMILY_IPV4)
 		src = ds_v4_class(&ds_src4_top, &ds_src4_long, slot, meta->src4_bits, k->src + 12);
 	else
@@ -240,6 +244,7 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 
 	d->rule = 0;
 	d->log = 1;
+	d->source_free = 0;
 	if (cfg && (cfg->flags & DS_SETTING_FAILSAFE) && ds_failsafe_match(k)) {
 		d->action = DS_ACTION_ALLOW;
 		d->reason = DS_REASON_FAILSAFE;
@@ -251,7 +256,9 @@ static __always_inline void ds_classify(const struct ds_policy_meta *meta, const
 		return;
 	}
 	d->reason = DS_REASON_POLICY;
-	struct ds_verdict_value *v = ds_match_rule(meta, k, tenant);
+	__u8 source_free = 0;
+	struct ds_verdict_value *v = ds_match_rule(meta, k, tenant, &source_free);
+	d->source_free = source_free;
 	if (v) {
 		d->rule = v->rule;
 		d->action = v->action;

@@ -40,6 +40,7 @@ DS_MAP(ds_frags, struct ds_frag_key, struct ds_frag_value);
 DS_RINGBUF(ds_events, struct ds_event);
 DS_RINGBUF(ds_dirty, struct ds_dirty);
 DS_MAP(ds_scratch, __u32, struct ds_session_value);
+DS_MAP(ds_memo, __u32, struct ds_memo);
 DS_MAP(ds_stats, __u32, struct ds_cpu_stats);
 DS_MAP(ds_failsafe_v2, struct ds_prefix_key, struct ds_failsafe_value);
 DS_MAP(ds_tenantnet_v2, struct ds_prefix_key, __u32);

@@ -107,6 +107,14 @@ struct {
 	__type(value, struct ds_session_value);
 } ds_scratch SEC(".maps");
 
+// The last source-free decision of the classifier, per CPU (struct ds_memo). Datapath only.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ds_memo);
+} ds_memo SEC(".maps");
+
 // Per-CPU counters, event sequence and per-reason stats. Written by the datapath, read by userspace.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

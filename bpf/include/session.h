@@ -530,6 +530,31 @@ static __always_inline struct ds_session_value *ds_value_scratch(void)
 	return bpf_map_lookup_elem(&ds_scratch, &zero);
 }
 
+/* ds_memo: this CPU's last source-free decision (struct ds_memo), or NULL. */
+static __always_inline struct ds_memo *ds_memo_this_cpu(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ds_memo, &zero);
+}
+
+/* Does `m` hold the decision for `k` from `tenant` under `generation`? Everything the classifier
+ * reads before the source: destination address, protocol and port (the service), family, tenant,
+ * and the version. */
+static __always_inline int ds_memo_holds(const struct ds_memo *m, const struct ds_session_key *k, __u32 tenant,
+					 __u32 generation)
+{
+	const __u64 *a = (const __u64 *)m->dst, *b = (const __u64 *)k->dst;
+
+	return m->generation == generation && m->tenant == tenant && m->dport == k->dport && m->proto == k->proto &&
+	       m->family == k->family && a[0] == b[0] && a[1] == b[1];
+}
+
+/* Decide a new session from `tenant` (ds_memo's decision, else the classifier's), as a global
+ * function of engine.bpf.c, verified once on its own. Returns 0, or -1 without a flow or a
+ * decision to fill. */
+__noinline int ds_decide_flow(const struct ds_policy_meta *meta, const struct ds_session_key *k, __u32 tenant,
+			      __u32 flags, struct ds_decision *d);
+
 static __always_inline void ds_reply_decision(struct ds_decision *out)
 {
 	out->action = DS_ACTION_ALLOW;
@@ -671,7 +696,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	}
 
 	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
-	ds_classify_flow(meta, k, tenant, &d);
+	ds_decide_flow(meta, k, tenant, flags, &d);
 
 	/* a new denied session past its budget is decided statelessly: no entry, no event */
 	if (!s && d.action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, &d, generation, now)) {

@@ -3,7 +3,7 @@
 // Do not edit: change abi.h or contract.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 6,
+  ABI_VERSION: 7,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
@@ -275,6 +275,27 @@ export const Layouts = {
       pad: { offset: 30, size: 2, elem: 1, count: 2 },
     },
   },
+  ds_memo: {
+    size: 36,
+    fields: {
+      dst: { offset: 0, size: 16, elem: 1, count: 16 },
+      generation: { offset: 16, size: 4, elem: 4, count: 1 },
+      tenant: { offset: 20, size: 4, elem: 4, count: 1 },
+      dport: { offset: 24, size: 2, elem: 2, count: 1 },
+      proto: { offset: 26, size: 1, elem: 1, count: 1 },
+      family: { offset: 27, size: 1, elem: 1, count: 1 },
+      decision: { offset: 28, size: 8, elem: 0, count: 1 },
+    },
+  },
+  ds_verdict_value: {
+    size: 8,
+    fields: {
+      rule: { offset: 0, size: 4, elem: 4, count: 1 },
+      action: { offset: 4, size: 1, elem: 1, count: 1 },
+      log: { offset: 5, size: 1, elem: 1, count: 1 },
+      pad: { offset: 6, size: 2, elem: 1, count: 2 },
+    },
+  },
   ds_cpu_stats: {
     size: 552,
     fields: {
@@ -309,15 +330,6 @@ export const Layouts = {
       row_verdict: { offset: 8, size: 8, elem: 0, count: 1 },
       row: { offset: 16, size: 1, elem: 1, count: 1 },
       pad: { offset: 17, size: 3, elem: 1, count: 3 },
-    },
-  },
-  ds_verdict_value: {
-    size: 8,
-    fields: {
-      rule: { offset: 0, size: 4, elem: 4, count: 1 },
-      action: { offset: 4, size: 1, elem: 1, count: 1 },
-      log: { offset: 5, size: 1, elem: 1, count: 1 },
-      pad: { offset: 6, size: 2, elem: 1, count: 2 },
     },
   },
   ds_v4_top: {
@@ -468,6 +480,7 @@ export const MapName = {
   EVENTS: 'ds_events',
   DIRTY: 'ds_dirty',
   SCRATCH: 'ds_scratch',
+  MEMO: 'ds_memo',
   STATS: 'ds_stats',
   FAILSAFE_V2: 'ds_failsafe_v2',
   TENANTNET_V2: 'ds_tenantnet_v2',
@@ -505,6 +518,7 @@ export const MapTypes = {
   ds_events: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_event', valueSize: 88 },
   ds_dirty: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_dirty', valueSize: 56 },
   ds_scratch: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_session_value', valueSize: 80 },
+  ds_memo: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_memo', valueSize: 36 },
   ds_stats: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_cpu_stats', valueSize: 552 },
   ds_failsafe_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: 'ds_failsafe_value', valueSize: 8 },
   ds_tenantnet_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: '__u32', valueSize: 4 },
