@@ -18,6 +18,7 @@ import { parseWgDump, tunnelConf, type WireguardDeviceState } from './wireguard-
 import type { WireguardImplementation } from './wireguard-implementation.js';
 import type { WireguardKeyPair } from './wireguard-keys.js';
 import { socketDirOf, withSocketDir } from './wireguard-sockets.js';
+
 /** How long a new wireguard-go may take to open its device and socket. */
 const PROCESS_WAIT_MS = 5000;
 const POLL_MS = 20;
