@@ -5,7 +5,9 @@
 // killed agent made included; the edge's key changes and the agents
 // reload (SIGHUP): what a numbered UDP stream lost, reported; bad input: a malformed key, a
 // missing wireguard-go (one clear error each, nothing set up), an unreachable edge (a clear
-// status while the handshake is pending; SIGTERM leaves the tunnel, `doorstep detach` nothing). And the contrast that
+// status while the handshake is pending; SIGTERM leaves the tunnel, `doorstep detach` nothing). Two
+// runs at once with the same device names: each agent's wireguard-go and `wg` meet in its own
+// socket folder, so one run taken apart leaves the other's tunnels as they were. And the contrast that
 // shows the underlay check can fail: the same flow over `edge.tunnel: vxlan` is seen in clear.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync } from 'node:child_process';
