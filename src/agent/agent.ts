@@ -31,7 +31,7 @@ import { forwardingPlan } from '../placement/forwarding-plan.js';
 import { enforcedInterfaces, peerChanges, type Placement } from '../placement/placement.js';
 import { sessionAnnotator } from '../placement/session-path.js';
 import { edgePeersOf, tunnelFields, tunnelSentence, tunnelStatus, type TunnelStatus } from '../placement/tunnel-status.js';
-import { WireguardDevices, showDevice } from '../placement/wireguard.js';
+import { WireguardDevices } from '../placement/wireguard.js';
 import { describeImplementation, detectWireguard } from '../placement/wireguard-implementation.js';
 import { loadOrCreateKeyPair } from '../placement/wireguard-keys.js';
 import { tenantId } from '../policy/ir/tenants.js';
@@ -378,7 +378,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       if (!forwarding) return [];
       const up = new Set(forwarding.state().tunnels);
       const now = Math.floor(Date.now() / 1000);
-      return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? showDevice(t.device) : undefined, up.has(t.device), now));
+      return forwarding.placement.tunnels.map((t) => tunnelStatus(forwarding.placement, t, wireguardIdentity, t.kind === 'wireguard' ? wireguard?.show(t.device) : undefined, up.has(t.device), now));
     };
     apiRoutes = agentRoutes({ config, controller, engine, pipeline, recent, startedAt, toWall, sessionCount: () => sessionCount.count(), stalls, tunnels, policySync, history });
     api.serve(apiRoutes);

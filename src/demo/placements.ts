@@ -16,6 +16,7 @@ import type { StatusReport } from '../controller/routes.js';
 import { packageRoot } from '../paths.js';
 import { parseDocument } from 'yaml';
 import { loadOrCreateKeyPair, newWireguardPrivateKey, wireguardPublicKey } from '../placement/wireguard-keys.js';
+import { socketDirOf, withSocketDir } from '../placement/wireguard-sockets.js';
 import { PlacementTopology, type WireguardKeys } from './placement-topology.js';
 import { summariseUnderlay, UnderlayCapture, type UnderlaySummary } from './underlay-capture.js';
 import { exitOutput, waitForLine } from './run.js';
@@ -104,7 +105,7 @@ export interface PlacementDemoOptions {
   flows?: PlacementFlow[];
   onRecord?: (enforcer: string, record: Record<string, unknown>) => void;
   /** Called with the network up and every agent enforcing, before the flows; tests look around here. */
-  onReady?: (topology: PlacementTopology, enforcers: RunningEnforcer[]) => Promise<void>;
+  onReady?: (topology: PlacementTopology, enforcers: RunningEnforcer[], demo: PlacementDemo) => Promise<void>;
   onFlow?: (flow: PlacementFlow) => void;
   onFlowDone?: (result: PlacementFlowResult) => void;
   /** Each agent also serves the web UI at this HOST:PORT, on its own namespace's loopback. */
@@ -149,6 +150,11 @@ export class PlacementDemo {
     const dir = join(this.stateDir, name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
+  }
+
+  /** `wg args` in an enforcer's namespace, speaking to its agent's wireguard-go (their sockets are that agent's alone) or the kernel's devices. */
+  wg(name: string, args: string[]): string {
+    return execIn(this.topology.enforcer(name).ns, ...withSocketDir(socketDirOf(this.enforcerStateDir(name)), 'wg', args));
   }
 
   /** A WireGuard config's copy with this run's edge public key; VXLAN configs as they are. */
@@ -291,7 +297,7 @@ export async function runPlacementDemo(options: PlacementDemoOptions = {}): Prom
   process.on('SIGTERM', onSignal);
   try {
     await demo.start();
-    await options.onReady?.(demo.topology, demo.enforcers);
+    await options.onReady?.(demo.topology, demo.enforcers, demo);
     const flows: PlacementFlowResult[] = [];
     for (const f of options.flows ?? DEMO_PLACEMENT_FLOWS) {
       options.onFlow?.(f);

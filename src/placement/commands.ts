@@ -5,13 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { DoorstepError, type ErrorCode } from '../errors.js';
 
-/** `cmd args` (with `input` on stdin), its stdout; a failure is `code` with the command, its stderr and `hint`. */
-export function runCommand(cmd: string, args: string[], o: { code: ErrorCode; hint: string; input?: string }): string {
+/** `cmd args` (with `input` on stdin), its stdout; a failure is `code` with the command (or `as`, what it is called there), its stderr and `hint`. */
+export function runCommand(cmd: string, args: string[], o: { code: ErrorCode; hint: string; input?: string; as?: string }): string {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000, ...(o.input !== undefined && { input: o.input }) });
   } catch (cause) {
     const stderr = String((cause as { stderr?: string }).stderr ?? '').trim();
-    throw new DoorstepError(o.code, `${cmd} ${args.join(' ')}: ${stderr || String(cause)}`, { hint: o.hint, cause });
+    throw new DoorstepError(o.code, `${o.as ?? `${cmd} ${args.join(' ')}`}: ${stderr || String(cause)}`, { hint: o.hint, cause });
   }
 }
 

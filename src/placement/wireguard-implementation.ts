@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Which WireGuard this host runs, decided once at the agent's start: the kernel's (a probe device
 // of type wireguard can be made, then is removed at once), else `wireguard-go` over /dev/net/tun
-// (the userspace implementation), else a DS_E_WIREGUARD error naming the setting. Never a
+// (the userspace implementation; with `unshare`, which gives it and `wg` the agent's own socket
+// folder), else a DS_E_WIREGUARD error naming the setting. Never a
 // fallback to clear text: without WireGuard the agent does not start.
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -56,6 +57,11 @@ export function detectWireguard(wireguardGo: string | undefined, where: string):
   if (!path) {
     throw new DoorstepError('DS_E_WIREGUARD', `${where}: wireguard: this kernel has no WireGuard and ${name} is not found (edge.wireguardGo)`, {
       hint: 'install wireguard-go (apt-get install wireguard-go; scripts/bootstrap.sh does) or point edge.wireguardGo at it; nothing is sent in clear instead',
+    });
+  }
+  if (!onPath('unshare')) {
+    throw new DoorstepError('DS_E_WIREGUARD', `${where}: wireguard: this kernel has no WireGuard and wireguard-go's control sockets need \`unshare\` (util-linux), which is not found`, {
+      hint: 'install util-linux (each agent runs wireguard-go and wg in a mount namespace of their own: docs/placement.md, WireGuard)',
     });
   }
   try {

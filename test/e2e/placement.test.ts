@@ -30,9 +30,9 @@ describe('placements: workload, infra and datacenter enforcers around an edge', 
 
   before(async () => {
     result = await runPlacementDemo({
-      onReady: async (topology) => {
+      onReady: async (topology, _enforcers, demo) => {
         for (const e of topology.enforcers) {
-          seen[e.name] = [execIn(e.ns, 'ip', ['rule', 'show']), execIn(e.ns, 'ip', ['route', 'show', 'table', 'all']), execIn(e.ns, 'wg', ['show', 'all', 'endpoints'])].join('\n');
+          seen[e.name] = [execIn(e.ns, 'ip', ['rule', 'show']), execIn(e.ns, 'ip', ['route', 'show', 'table', 'all']), demo.wg(e.name, ['show', 'all', 'endpoints'])].join('\n');
           acceptRa[e.name] = enforcedInterfaces(e.placement).map((i) => `${i.name} ${execIn(e.ns, 'cat', [`/proc/sys/net/ipv6/conf/${i.name}/accept_ra`]).trim()}`);
         }
       },

@@ -5,7 +5,9 @@
 // killed agent made included; the edge's key changes and the agents
 // reload (SIGHUP): what a numbered UDP stream lost, reported; bad input: a malformed key, a
 // missing wireguard-go (one clear error each, nothing set up), an unreachable edge (a clear
-// status while the handshake is pending; SIGTERM leaves the tunnel, `doorstep detach` nothing). And the contrast that
+// status while the handshake is pending; SIGTERM leaves the tunnel, `doorstep detach` nothing). Two
+// runs at once with the same device names: each agent's wireguard-go and `wg` meet in its own
+// socket folder, so one run taken apart leaves the other's tunnels as they were. And the contrast that
 // shows the underlay check can fail: the same flow over `edge.tunnel: vxlan` is seen in clear.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawnSync } from 'node:child_process';
@@ -50,9 +52,9 @@ async function until<T>(what: string, check: () => T | undefined, ms = 15_000): 
 
 const wireguardGo = (ns: string) => processesInNetns(`/run/netns/${ns}`, (argv) => argv[0]!.endsWith('wireguard-go'));
 
-/** Unix seconds of the latest handshake with `peerKey` on `dev` in `ns`; 0 = none. */
-function handshake(ns: string, dev: string, peerKey: string): number {
-  const line = execIn(ns, 'wg', ['show', dev, 'latest-handshakes']).split('\n').find((l) => l.startsWith(peerKey));
+/** Unix seconds of the latest handshake with `peerKey` on enforcer `name`'s `dev`; 0 = none. */
+function handshake(demo: PlacementDemo, name: string, dev: string, peerKey: string): number {
+  const line = demo.wg(name, ['show', dev, 'latest-handshakes']).split('\n').find((l) => l.startsWith(peerKey));
   return Number(line?.split('\t')[1] ?? 0);
 }
 
@@ -93,7 +95,7 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     const pids = wireguardGo(wl.ns);
     assert.equal(pids.length, 1);
     const edgeKey = wireguardPublicKey(demo.edgePrivateKey);
-    const shook = handshake(wl.ns, 'dswg109', edgeKey);
+    const shook = handshake(demo, 'workload', 'dswg109', edgeKey);
     assert.ok(shook > 0);
 
     const agent = demo.enforcers.find((e) => e.name === 'workload')!.child;
@@ -111,7 +113,7 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     assert.deepEqual(wireguardGo(wl.ns), pids, 'the same wireguard-go process carries it');
     const again = await demo.flow(db);
     assert.equal(again.delivered, again.sent);
-    assert.equal(handshake(wl.ns, 'dswg109', edgeKey), shook, 'no new handshake was needed: no gap at all');
+    assert.equal(handshake(demo, 'workload', 'dswg109', edgeKey), shook, 'no new handshake was needed: no gap at all');
     t.diagnostic(`kill -9 + restart: wireguard-go pid ${pids[0]} adopted, handshake unchanged, ${meanwhile.delivered} B delivered while no agent ran`);
 
     // SIGTERM, then doorstep detach: nothing is left, wireguard-go included, and the settings the
@@ -153,7 +155,7 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     for (const [name, dev] of [['workload', 'dswg109'], ['datacenter', 'dswg150']] as const) {
       await until(`${name} to reload`, () => records.slice(from).find((r) => r.enforcer === name && r.record.event === 'reloaded' && r.record.interface === dev));
     }
-    await until('the handshakes with the new key', () => (handshake(wl.ns, 'dswg109', wireguardPublicKey(next)) > 0 && handshake(dc.ns, 'dswg150', wireguardPublicKey(next)) > 0 ? true : undefined));
+    await until('the handshakes with the new key', () => (handshake(demo, 'workload', 'dswg109', wireguardPublicKey(next)) > 0 && handshake(demo, 'datacenter', 'dswg150', wireguardPublicKey(next)) > 0 ? true : undefined));
     const shookAt = process.hrtime.bigint();
     const resumed = edgeRx();
     await until('the stream through the edge again', () => (edgeRx() >= resumed + 50 ? true : undefined));
@@ -175,6 +177,60 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     for (const name of ['workload', 'datacenter']) {
       assert.deepEqual(status[name]?.tunnels.map((x) => [x.edgePublicKey, x.handshake]), [[wireguardPublicKey(next), 'established']]);
     }
+  });
+});
+
+describe('WireGuard: two runs at once with the same device names, each agent with its own control sockets', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'doorstep-wg-twice-'));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, POLICY);
+  const enforcers = { workload: join(packageRoot, 'examples/placement/workload.yaml'), datacenter: join(packageRoot, 'examples/placement/datacenter.yaml') };
+  const tunnels = [['workload', 'dswg109'], ['datacenter', 'dswg150']] as const;
+  const runs = [new PlacementDemo({ enforcers, policy }), new PlacementDemo({ enforcers, policy })];
+  after(() => {
+    for (const d of runs) d.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Per tunnel of a run: the peers its wireguard-go answers with (`wg show DEV dump`), the latest handshake, the devices its agent's `wg` sees, its wireguard-go. */
+  const look = (d: PlacementDemo) =>
+    tunnels.map(([name, dev]) => ({
+      peers: d.wg(name, ['show', dev, 'dump']).trim().split('\n').slice(1).map((l) => l.split('\t')[0]),
+      handshake: handshake(d, name, dev, wireguardPublicKey(d.edgePrivateKey)),
+      devices: d.wg(name, ['show', 'interfaces']).trim(),
+      wireguardGo: wireguardGo(d.topology.enforcer(name).ns),
+    }));
+
+  it('both start; each tunnel answers with its own edge and carries its flow; one run taken apart, the other carries on, its tunnels untouched', async (t) => {
+    const started = await Promise.allSettled(runs.map((d) => d.start()));
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    const [a, b] = runs as [PlacementDemo, PlacementDemo];
+    const db = { name: 'dc → remote db', from: 'dc-fra', to: 'vpc-r', proto: 'tcp' as const, port: 5432, expect: 'allow' as const };
+    for (const d of runs) {
+      const f = await d.flow(db);
+      assert.equal(f.delivered, f.sent, 'the flow crossed both tunnels of its run');
+      assert.deepEqual([f.underlay.other, f.underlay.clear], [0, 0]);
+    }
+    const [seenA, seenB] = [look(a), look(b)];
+    for (const [d, seen] of [[a, seenA], [b, seenB]] as const) {
+      tunnels.forEach(([, dev], i) => {
+        assert.deepEqual(seen[i]!.peers, [wireguardPublicKey(d.edgePrivateKey)], `${dev}: the one peer is this run's edge`);
+        assert.ok(seen[i]!.handshake > 0, `${dev} shook hands with this run's edge`);
+        assert.equal(seen[i]!.devices, dev, "the agent's wg sees its own device only");
+        assert.equal(seen[i]!.wireguardGo.length, 1);
+      });
+    }
+    assert.notDeepEqual(seenA.map((x) => x.wireguardGo), seenB.map((x) => x.wireguardGo), 'two wireguard-go per device name, one per run');
+
+    // run a goes (SIGTERM, doorstep detach: its tunnels and wireguard-go with them); b is untouched
+    assert.deepEqual(await a.stopAgents(), { workload: [], datacenter: [] });
+    const again = await b.flow(db);
+    assert.equal(again.delivered, again.sent, 'the other run still carries its flow');
+    assert.deepEqual(look(b), seenB, 'the same wireguard-go, peer and handshake in the other run');
+    const status = await b.status();
+    for (const name of ['workload', 'datacenter']) assert.deepEqual(status[name]?.tunnels.map((x) => x.handshake), ['established']);
+    t.diagnostic(`two runs, dswg109 and dswg150 twice: wireguard-go ${seenA.map((x) => x.wireguardGo[0]).join(', ')} and ${seenB.map((x) => x.wireguardGo[0]).join(', ')}; the first taken apart, the second's handshakes unchanged (${seenB.map((x) => x.handshake).join(', ')})`);
+    assert.deepEqual(await b.stopAgents(), { workload: [], datacenter: [] });
   });
 });
 
