@@ -170,7 +170,8 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
           stream: target.name,
           enforcer: config.enforcerId,
           maxBufferedRecords: config.auditBuffer,
-          spoolPath: join(config.stateDir, `audit-spool.${natsToken(target.name)}.jsonl`),
+          spoolDir: join(config.stateDir, `audit-spool.${natsToken(target.name)}`),
+          legacySpoolFile: join(config.stateDir, `audit-spool.${natsToken(target.name)}.jsonl`),
           onError: (err) => pipeline?.emit(agentRecord({ event: 'error', message: `audit: ${err.message}` })),
         }),
       );

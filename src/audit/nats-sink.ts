@@ -1,24 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 // The audit sink `nats`: records as JSON lines (the very bytes the file sink writes) in messages
-// of a JetStream stream, subject `<stream>.<enforcer token>`. Owns the in-memory buffer that
-// carries records over NATS outages (bounded: session and summary records by
-// `maxBufferedRecords`, control records by their own bound; what does not fit is dropped and
-// counted), the batching into messages, the publishing with a bounded number of messages awaiting
-// their ack, retries in order with the same message id (JetStream drops the duplicate of a publish
-// whose ack was lost), and creating the stream when it does not exist. Touches only the
-// connection it is given, which it never closes (its owner does). With a spool file (the agent's
-// state dir), what close() cannot deliver is kept there, message by message with its id, and the
-// next sink on that file sends it before anything new (JetStream drops a copy it already stored
-// within its duplicate window), so a stop loses nothing. docs/audit.md has the fields.
+// of a JetStream stream, subject `<stream>.<enforcer token>`. Owns the buffer that carries records
+// over NATS outages (bounded: session and summary records by `maxBufferedRecords`, control records
+// by their own bound; what does not fit is dropped and counted), the batching into messages, the
+// publishing with a bounded number of messages awaiting their ack, retries in order with the same
+// message id (JetStream drops the duplicate of a publish whose ack was lost), and creating the
+// stream when it does not exist. Touches only the connection it is given, which it never closes
+// (its owner does). With a spool folder (the agent's state dir), the buffer is written ahead to
+// disk (nats-spool.ts): a record is there before it is queued, a message before it is published,
+// an ack after it; a sink started on the folder sends what no ack covers first, with the same
+// message ids, so neither a stop nor a kill loses a record, and a write a kill tore is counted as
+// lost. docs/audit.md has the fields.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, jetstreamManager, type PubAck, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { headers, nanos, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
-import { writeAtomic } from '../host/state-store.js';
 import { isControlRecord } from './control-sink.js';
-import { encodeRecords, JsonLineEncoder } from './json-lines-sink.js';
+import { JsonLineEncoder } from './json-lines-sink.js';
+import { isControlLine, NatsSpool, type SpooledLine, type SpoolSegment } from './nats-spool.js';
 import type { AuditRecord, AuditSink } from './records.js';
 
 /** The header that says how many records (lines) a message holds. */
@@ -70,15 +71,20 @@ export interface NatsAuditSinkOptions {
   /** Limits of the stream when the sink creates it (an existing stream is used as it is). */
   maxAgeMs?: number;
   maxBytes?: number;
-  /** Where close() keeps what it could not deliver, and where the sink starts from (none: that is
-   *  counted as dropped). */
-  spoolPath?: string;
+  /** The folder of the write-ahead spool (made if missing; its parent must exist): every record
+   *  is there until JetStream acknowledged it, and a sink starts from what it holds. None: the
+   *  buffer is in memory only, and what close() cannot deliver is counted as dropped. */
+  spoolDir?: string;
+  /** The single spool file of an earlier version (kept at its close): taken over, then removed. */
+  legacySpoolFile?: string;
+  /** Segment size of the spool (default 4 MiB; tests). */
+  spoolSegmentBytes?: number;
   /** A problem, once per kind (again after the sink recovered from it), never per message. */
   onError?: (err: Error) => void;
 }
 
-/** One line of the spool file: a message as it was (or would have been) published. */
-interface SpooledMessage {
+/** One line of an earlier version's spool file: a message as it was (or would have been) published. */
+interface LegacySpooledMessage {
   msgID: string;
   records: number;
   control: number;
@@ -100,7 +106,7 @@ export interface NatsAuditSinkStats {
   duplicates: number;
   /** Records a previous sink kept in the spool file, taken over at the start. */
   unspooled: number;
-  /** Records close() kept in the spool file for the next sink. */
+  /** Records left in the spool for the next sink at close (not acknowledged). */
   spooled: number;
 }
 
@@ -122,29 +128,56 @@ interface Batch {
   data: Uint8Array;
   records: number;
   control: number;
+  /** Its records' lines: their numbers and spool segments. */
+  lines: SpooledLine[];
   /** The publish whose outcome counts; a settled publish of an older attempt is ignored. */
   attempt: number;
 }
 
-/** A FIFO of records with O(1) push and removal at the front. */
-class RecordQueue {
-  private items: (AuditRecord | undefined)[] = [];
+/** The lines' bytes as one buffer (a slice, when they lie side by side). */
+function joinLines(lines: readonly SpooledLine[], bytes: number): Buffer {
+  const first = lines[0]!.bytes;
+  let end = first.byteOffset + first.length;
+  let i = 1;
+  for (; i < lines.length; i++) {
+    const b = lines[i]!.bytes;
+    if (b.buffer !== first.buffer || b.byteOffset !== end) break;
+    end += b.length;
+  }
+  if (i === lines.length) return Buffer.from(first.buffer, first.byteOffset, bytes);
+  const out = Buffer.allocUnsafe(bytes);
+  let o = 0;
+  for (const l of lines) o += l.bytes.copy(out, o);
+  return out;
+}
+
+/** How many of the lines lie in each spool segment. */
+function segmentCounts(lines: readonly SpooledLine[]): Map<SpoolSegment, number> {
+  const parts = new Map<SpoolSegment, number>();
+  for (const l of lines) if (l.segment) parts.set(l.segment, (parts.get(l.segment) ?? 0) + 1);
+  return parts;
+}
+
+/** A FIFO with O(1) push and removal at the front. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
   private head = 0;
 
   get length(): number {
     return this.items.length - this.head;
   }
 
-  push(r: AuditRecord): void {
+  push(r: T): void {
     this.items.push(r);
   }
 
-  at(i: number): AuditRecord {
+  at(i: number): T {
     return this.items[this.head + i]!;
   }
 
-  /** Remove the first `n`. */
-  shift(n: number): void {
+  /** Remove and return the first `n`. */
+  take(n: number): T[] {
+    const out = this.items.slice(this.head, this.head + n) as T[];
     for (let i = 0; i < n; i++) this.items[this.head + i] = undefined;
     this.head += n;
     if (this.head === this.items.length) {
@@ -154,6 +187,7 @@ class RecordQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+    return out;
   }
 
   clear(): void {
@@ -176,7 +210,9 @@ export class NatsAuditSink implements AuditSink {
   private readonly publishTimeoutMs: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly encoder = new JsonLineEncoder();
-  private readonly scratch: Buffer;
+  /** Where write() encodes a batch (grows for a larger one). */
+  private scratch = Buffer.alloc(256 * 1024);
+  private readonly maxMessageBytes: number;
   /** Bytes of records per message: maxMessageBytes, or less for a stream with a smaller max_msg_size. */
   private messageLimit: number;
   private maxMsgSize = Infinity;
@@ -188,7 +224,14 @@ export class NatsAuditSink implements AuditSink {
   private streamReady = false;
   private ensuring = false;
 
-  private readonly queue = new RecordQueue();
+  /** Records accepted and not yet in a message, as their JSON lines. */
+  private readonly queue = new Fifo<SpooledLine>();
+  /** The number of the next record (the spool's numbering, when there is one). */
+  private recordSeq = 1;
+  /** The write-ahead spool; undefined without a folder, or once it failed. */
+  private spool: NatsSpool | undefined;
+  /** Why the spool was given up (close() says it). */
+  private spoolError: unknown;
   /** Messages that failed, in message order: sent before anything new. */
   private readonly retry: Batch[] = [];
   private readonly inFlight = new Set<Batch>();
@@ -210,8 +253,7 @@ export class NatsAuditSink implements AuditSink {
   private closePromise: Promise<void> | undefined;
 
   private readonly counts = { publishedRecords: 0, publishedMessages: 0, duplicates: 0, dropped: 0, unspooled: 0, spooled: 0 };
-  /** Messages taken from the spool file and not yet acknowledged: the file goes once they are. */
-  private readonly fromSpool = new Set<Batch>();
+  private tornRecords = 0;
 
   constructor(private readonly options: NatsAuditSinkOptions) {
     this.stream = options.stream;
@@ -224,8 +266,8 @@ export class NatsAuditSink implements AuditSink {
     this.closeTimeoutMs = options.closeTimeoutMs ?? NATS_AUDIT_DEFAULTS.closeTimeoutMs;
     this.publishTimeoutMs = options.publishTimeoutMs ?? NATS_AUDIT_DEFAULTS.publishTimeoutMs;
     this.onError = options.onError;
-    this.scratch = Buffer.alloc(options.maxMessageBytes ?? NATS_AUDIT_DEFAULTS.maxMessageBytes);
-    this.messageLimit = this.scratch.length;
+    this.maxMessageBytes = options.maxMessageBytes ?? NATS_AUDIT_DEFAULTS.maxMessageBytes;
+    this.messageLimit = this.maxMessageBytes;
     this.unspool();
     options.connection().then(
       (nc) => this.attach(nc),
@@ -241,6 +283,11 @@ export class NatsAuditSink implements AuditSink {
     return this.counts.dropped;
   }
 
+  /** Records of a write a kill tore, found in the spool at the start (in `dropped` too). */
+  get torn(): number {
+    return this.tornRecords;
+  }
+
   stats(): NatsAuditSinkStats {
     return { ...this.counts, buffered: this.bufferedData + this.bufferedControl, inFlight: this.inFlight.size };
   }
@@ -250,9 +297,15 @@ export class NatsAuditSink implements AuditSink {
       this.counts.dropped += records.length;
       return;
     }
+    // the accepted records' lines, encoded once: into the spool, then the queue, then messages
+    const ends: number[] = [];
+    const controls: boolean[] = [];
+    let out = this.scratch;
+    let o = 0;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      if (isControl(r)) {
+      const control = isControl(r);
+      if (control) {
         if (this.bufferedControl >= this.maxControl) {
           this.counts.dropped++;
           continue;
@@ -265,8 +318,32 @@ export class NatsAuditSink implements AuditSink {
         }
         this.bufferedData++;
       }
-      this.queue.push(r);
+      let next = this.encoder.encode(r, out, o);
+      while (next < 0) {
+        const bigger = Buffer.alloc(out.length * 2);
+        out.copy(bigger, 0, 0, o);
+        this.scratch = out = bigger;
+        next = this.encoder.encode(r, out, o);
+      }
+      o = next;
+      ends.push(o);
+      controls.push(control);
     }
+    const n = ends.length;
+    if (n === 0) return;
+    const chunk = Buffer.allocUnsafeSlow(o);
+    out.copy(chunk, 0, 0, o);
+    const seq = this.recordSeq;
+    this.recordSeq += n;
+    let segment: SpoolSegment | undefined;
+    if (this.spool) {
+      try {
+        segment = this.spool.append(chunk, seq, n);
+      } catch (err) {
+        this.dropSpool(err);
+      }
+    }
+    for (let i = 0, start = 0; i < n; start = ends[i]!, i++) this.queue.push({ bytes: chunk.subarray(start, ends[i]), seq: seq + i, control: controls[i]!, segment });
     this.schedulePump();
   }
 
@@ -296,14 +373,16 @@ export class NatsAuditSink implements AuditSink {
   private async closeNow(): Promise<void> {
     this.closing = true;
     // not connected: waiting would only delay the agent's exit, the spool keeps the records
-    const flushed = await this.flush(this.connected || !this.options.spoolPath ? this.closeTimeoutMs : 0);
+    const flushed = await this.flush(this.connected || !this.options.spoolDir ? this.closeTimeoutMs : 0);
     this.finalized = true;
     clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
     (this.statusIter as { stop?: () => void } | undefined)?.stop?.();
-    const kept = flushed ? 0 : this.spool();
-    // spool() dropped and counted any record too large for a message
     const left = this.bufferedData + this.bufferedControl;
+    // what the spool holds stays there for the next sink (nothing: its files go)
+    const kept = this.spool ? left : 0;
+    this.closeSpool();
+    this.counts.spooled = kept;
     this.queue.clear();
     this.retry.length = 0;
     this.inFlight.clear();
@@ -311,19 +390,59 @@ export class NatsAuditSink implements AuditSink {
     this.bufferedControl = 0;
     if (!flushed && left > kept) {
       this.counts.dropped += left - kept;
+      const dir = this.options.spoolDir;
       this.onError?.(
-        new DoorstepError('DS_E_NATS', `${this.name}: ${left - kept} audit records were still buffered after ${this.closeTimeoutMs} ms and are lost`, {
-          hint: 'check that NATS is reachable and the stream accepts messages, and that the state dir is writable (undelivered records are kept there)',
-        }),
+        dir && this.spoolError !== undefined
+          ? new DoorstepError('DS_E_NATS', `${this.name}: cannot keep ${left - kept} undelivered audit records in ${dir}: ${String(this.spoolError)}; they are lost`, { hint: 'make the state dir writable', cause: this.spoolError })
+          : new DoorstepError('DS_E_NATS', `${this.name}: ${left - kept} audit records were still buffered after ${this.closeTimeoutMs} ms and are lost`, {
+              hint: 'check that NATS is reachable and the stream accepts messages, and that the state dir is writable (undelivered records are kept there)',
+            }),
       );
     }
   }
 
-  // ---- the spool file ----
+  // ---- the spool ----
 
-  /** Take over what a previous sink kept: those messages go first, with their ids. */
+  /** Open the spool and take over what an earlier sink left: its messages first, with their ids,
+   *  then its records that no message took; a torn write is counted as dropped. */
   private unspool(): void {
-    const path = this.options.spoolPath;
+    const dir = this.options.spoolDir;
+    if (!dir) return;
+    const spool = new NatsSpool(dir, this.options.spoolSegmentBytes);
+    let found;
+    try {
+      found = spool.recover();
+    } catch (err) {
+      this.spoolError = err;
+      this.report('spool', `cannot use the spool ${dir}: ${String(err)}; records are buffered in memory only`, err);
+      return;
+    }
+    this.spool = spool;
+    this.recordSeq = spool.seq;
+    const take = (lines: readonly SpooledLine[]) => {
+      for (const l of lines) {
+        if (l.control) this.bufferedControl++;
+        else this.bufferedData++;
+      }
+      this.counts.unspooled += lines.length;
+    };
+    for (const m of found.messages) {
+      this.retry.push(this.batch(m.msgID, m.lines));
+      take(m.lines);
+    }
+    for (const l of found.open) this.queue.push(l);
+    take(found.open);
+    this.takeLegacy(spool);
+    if (found.torn > 0) {
+      this.tornRecords = found.torn;
+      this.counts.dropped += found.torn;
+      this.report('torn', `the spool ${dir} ended in a write cut short (the previous agent was killed): ${found.torn}${found.tornHeader ? ' or more' : ''} audit records in it are lost`);
+    }
+  }
+
+  /** An earlier version's spool file (messages kept at its close): into the spool, as messages. */
+  private takeLegacy(spool: NatsSpool): void {
+    const path = this.options.legacySpoolFile;
     if (!path) return;
     let text: string;
     try {
@@ -332,41 +451,69 @@ export class NatsAuditSink implements AuditSink {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.report('spool', `cannot read ${path}: ${String(err)}; its records are not delivered`, err);
       return;
     }
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      let m: SpooledMessage;
-      try {
-        m = JSON.parse(line) as SpooledMessage;
-      } catch {
-        continue; // written atomically: a damaged line is not ours
+    const marks: { from: number; to: number; msgID: string }[] = [];
+    const batches: Batch[] = [];
+    try {
+      for (const line of text.split('\n')) {
+        let m: LegacySpooledMessage;
+        try {
+          m = JSON.parse(line) as LegacySpooledMessage;
+        } catch {
+          continue; // written atomically: a damaged line is not ours
+        }
+        const data = Buffer.from(m.data, 'latin1');
+        const lines: SpooledLine[] = [];
+        const seq = this.recordSeq;
+        const segment = spool.append(data, seq, m.records);
+        for (let start = 0, i = 0; start < data.length; i++) {
+          const end = data.indexOf(0x0a, start) + 1;
+          const bytes = data.subarray(start, end);
+          lines.push({ bytes, seq: seq + i, control: isControlLine(bytes), segment });
+          start = end;
+        }
+        this.recordSeq += m.records;
+        marks.push({ from: seq, to: seq + m.records - 1, msgID: m.msgID });
+        batches.push(this.batch(m.msgID, lines));
       }
-      const b: Batch = { seq: ++this.messageSeq, msgID: m.msgID, data: Buffer.from(m.data), records: m.records, control: m.control, attempt: 0 };
-      this.retry.push(b);
-      this.fromSpool.add(b);
-      this.bufferedControl += m.control;
-      this.bufferedData += m.records - m.control;
-      this.counts.unspooled += m.records;
+      spool.mark(marks);
+    } catch (err) {
+      this.report('spool', `cannot take over ${path}: ${String(err)}; it stays for the next agent`, err);
+      return;
     }
-    if (this.fromSpool.size === 0) rmSync(path, { force: true });
+    for (const b of batches) {
+      this.retry.push(b);
+      this.bufferedControl += b.control;
+      this.bufferedData += b.records - b.control;
+      this.counts.unspooled += b.records;
+    }
+    rmSync(path, { force: true });
   }
 
-  /** Everything still buffered, as messages in order (formed now for the queue), into the spool
-   *  file. Returns the records kept (0 when the file cannot be written). */
-  private spool(): number {
-    const path = this.options.spoolPath;
-    if (!path) return 0;
-    const batches = [...this.inFlight, ...this.retry].sort((a, b) => a.seq - b.seq);
-    for (let b = this.nextBatch(); b; b = this.nextBatch()) batches.push(b);
-    const lines = batches.map((b) => JSON.stringify({ msgID: b.msgID, records: b.records, control: b.control, data: Buffer.from(b.data).toString('utf8') } satisfies SpooledMessage));
-    const records = batches.reduce((n, b) => n + b.records, 0);
+  /** The spool cannot be written (disk full, a folder gone): give it up, go on in memory. */
+  private dropSpool(err: unknown): void {
+    if (!this.spool) return;
+    this.spoolError = err;
+    this.report('spool', `cannot write the spool ${this.spool.dir}: ${String(err)}; records are buffered in memory only from now on (a stop counts what is left as lost)`, err);
+    this.spool.discard();
+    this.spool = undefined;
+  }
+
+  private closeSpool(): void {
     try {
-      writeAtomic(path, lines.length > 0 ? `${lines.join('\n')}\n` : '');
+      this.spool?.close();
     } catch (err) {
-      this.onError?.(new DoorstepError('DS_E_NATS', `${this.name}: cannot keep ${records} undelivered audit records in ${path}: ${String(err)}`, { hint: 'make the state dir writable', cause: err }));
-      return 0;
+      this.report('spool', `cannot close the spool: ${String(err)}`, err);
     }
-    this.counts.spooled = records;
-    return records;
+  }
+
+  /** Records done (acknowledged, or dropped and counted): noted in the spool. */
+  private done(lines: readonly SpooledLine[]): void {
+    if (!this.spool || lines.length === 0) return;
+    try {
+      this.spool.done(lines[0]!.seq, lines[lines.length - 1]!.seq, segmentCounts(lines));
+    } catch (err) {
+      this.dropSpool(err);
+    }
   }
 
   // ---- the connection ----
@@ -468,7 +615,7 @@ export class NatsAuditSink implements AuditSink {
   private fitStream(config: StreamConfig): void {
     const max = config.max_msg_size;
     this.maxMsgSize = max > 0 ? max : Infinity;
-    if (max > 0) this.messageLimit = Math.min(this.scratch.length, max - Math.min(MESSAGE_OVERHEAD, Math.floor(max / 4)));
+    if (max > 0) this.messageLimit = Math.min(this.maxMessageBytes, max - Math.min(MESSAGE_OVERHEAD, Math.floor(max / 4)));
     if (config.max_bytes > 0 && config.max_bytes < 4 * this.messageLimit) {
       this.report('stream-size', `the stream ${this.stream} holds at most ${config.max_bytes} bytes, less than 4 messages of ${this.messageLimit} bytes: records will be discarded (or refused) almost at once`);
     }
@@ -492,11 +639,37 @@ export class NatsAuditSink implements AuditSink {
       void this.ensureStream();
       return;
     }
-    while (this.inFlight.size < this.maxInFlight) {
-      const b = this.retry.shift() ?? this.nextBatch();
+    const fresh: Batch[] = [];
+    while (this.inFlight.size + fresh.length < this.maxInFlight) {
+      const retry = this.retry.shift();
+      if (retry) {
+        this.send(retry);
+        continue;
+      }
+      const b = this.nextBatch();
       if (!b) break;
-      this.send(b);
+      fresh.push(b);
     }
+    if (fresh.length === 0) return;
+    // noted in the spool before they are published: a kill after this sends them again with these ids
+    if (this.spool) {
+      try {
+        this.spool.mark(fresh.map((b) => ({ from: b.lines[0]!.seq, to: b.lines[b.lines.length - 1]!.seq, msgID: b.msgID })));
+      } catch (err) {
+        this.dropSpool(err);
+      }
+    }
+    for (const b of fresh) this.send(b);
+  }
+
+  private batch(msgID: string, lines: SpooledLine[]): Batch {
+    let bytes = 0;
+    let control = 0;
+    for (const l of lines) {
+      bytes += l.bytes.length;
+      if (l.control) control++;
+    }
+    return { seq: ++this.messageSeq, msgID, data: joinLines(lines, bytes), records: lines.length, control, lines, attempt: 0 };
   }
 
   /** The next message from the queue: as many records as fit, in order. */
@@ -504,40 +677,30 @@ export class NatsAuditSink implements AuditSink {
     for (;;) {
       const n = Math.min(this.queue.length, this.perMessage);
       if (n === 0) return undefined;
-      const out = this.messageLimit === this.scratch.length ? this.scratch : this.scratch.subarray(0, this.messageLimit);
-      let o = 0;
       let k = 0;
-      let control = 0;
-      for (; k < n; k++) {
-        const r = this.queue.at(k);
-        const next = this.encoder.encode(r, out, o);
-        if (next < 0) break;
-        o = next;
-        if (isControl(r)) control++;
+      for (let bytes = 0; k < n; k++) {
+        bytes += this.queue.at(k).bytes.length;
+        if (bytes > this.messageLimit) break;
       }
-      let data: Uint8Array;
-      if (k > 0) {
-        data = Buffer.from(out.subarray(0, o));
-      } else {
+      if (k === 0) {
         // one record larger than a message: alone, if the server takes it
-        const r = this.queue.at(0);
-        data = encodeRecords([r]);
+        const l = this.queue.at(0);
         k = 1;
-        control = isControl(r) ? 1 : 0;
         const maxPayload = Math.min(this.nc?.info?.max_payload ?? 1024 * 1024, this.maxMsgSize);
-        if (data.length > maxPayload - Math.min(MESSAGE_OVERHEAD, Math.floor(maxPayload / 4))) {
-          this.queue.shift(1);
-          this.bufferedControl -= control;
-          this.bufferedData -= 1 - control;
+        if (l.bytes.length > maxPayload - Math.min(MESSAGE_OVERHEAD, Math.floor(maxPayload / 4))) {
+          this.queue.take(1);
+          this.done([l]);
+          if (l.control) this.bufferedControl--;
+          else this.bufferedData--;
           this.counts.dropped++;
-          this.report('too-large', `a record (type ${r.type}) of ${data.length} bytes is larger than the largest message the server or the stream takes (${maxPayload} bytes); dropped`);
+          const type = /"type":"([a-z]+)"/.exec(l.bytes.toString('latin1', 0, 200))?.[1] ?? 'unknown';
+          this.report('too-large', `a record (type ${type}) of ${l.bytes.length} bytes is larger than the largest message the server or the stream takes (${maxPayload} bytes); dropped`);
           this.notifyDrained();
           continue;
         }
       }
-      this.queue.shift(k);
-      const seq = ++this.messageSeq;
-      return { seq, msgID: `${this.token}.${this.bootId}.${seq}`, data, records: k, control, attempt: 0 };
+      const seq = this.messageSeq + 1;
+      return this.batch(`${this.token}.${this.bootId}.${seq}`, this.queue.take(k));
     }
   }
 
@@ -562,7 +725,7 @@ export class NatsAuditSink implements AuditSink {
         this.bufferedData -= b.records - b.control;
         this.counts.publishedRecords += b.records;
         this.counts.publishedMessages++;
-        if (this.fromSpool.delete(b) && this.fromSpool.size === 0 && this.options.spoolPath) rmSync(this.options.spoolPath, { force: true });
+        this.done(b.lines);
         if (this.failures > 0) {
           // recovered: publish again at once
           this.failures = 0;
