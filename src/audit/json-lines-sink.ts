@@ -1,21 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 // JsonLinesSink: audit records as JSON lines on standard output or in a file, rotated by size
-// (file → file.1 → … → file.N). Owns the file descriptor, a writer thread and a bounded pool of
-// buffers ("slabs") that travel between the two without copies. The event loop only encodes:
-// batches are encoded straight into a slab (JsonLineEncoder, below), which goes to the writer
-// thread once 256 KiB have gathered or 5 ms after its first line; the writer writes it with one
-// write(2) (rotating between lines when needed) and hands it back. So a flood costs one write
-// per 256 KiB and a trickle one every few milliseconds, never one per record. When every slab
-// is with the writer, the event loop waits for one at most `maxWaitMs` — which slows the ring-buffer reader,
+// (file → file.1 → … → file.N). Owns the event loop's side: encoding batches straight into a
+// slab (record-json-fast.ts) from a bounded pool (slab-pool.ts), handing a slab to the writer
+// thread (json-lines-writer.ts, which writes and rotates) once 256 KiB have gathered or 5 ms
+// after its first line, flush, close and the counts. So a flood costs one write per 256 KiB and
+// a trickle one every few milliseconds, never one per record. When every slab is with the
+// writer, the event loop waits for one at most `maxWaitMs` — which slows the ring-buffer reader,
 // so an overload is dropped (and counted) by the kernel, where it costs nothing — and past that
 // bound it drops whole batches and counts them (`dropped`; the pipeline reports them as `lost`
 // records with cause `sink`). A stalled stdout pipe therefore never blocks the event loop for
 // more than one bounded wait.
-import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { isMainThread, MessageChannel, type MessagePort, parentPort, receiveMessageOnPort, Worker, workerData } from 'node:worker_threads';
+import { fstatSync, openSync } from 'node:fs';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { DoorstepError } from '../errors.js';
-import type { AuditRecord, AuditSink, FlowFields, SummaryRecord } from './records.js';
-import type { SessionRecord } from './session-record.js';
+import { C_BYTES, C_CONSUMED, C_DROPPED, C_ROTATIONS, C_WRITTEN, type FromWriter, startWriter, type ToWriter, type WriterInit } from './json-lines-writer.js';
+import { recordJson } from './record-json.js';
+import { JsonLineEncoder } from './record-json-fast.js';
+import type { AuditRecord, AuditSink } from './records.js';
+import { SLAB_BYTES, SlabPool } from './slab-pool.js';
 
 export interface JsonLinesSinkOptions {
   /** A file to append to, or "-" for standard output. */
@@ -48,48 +50,11 @@ export interface JsonLinesSinkStats {
   queuedBytes: number;
 }
 
-const NEWLINE = 0x0a;
 const DEFAULT_MAX_BUFFER = 32 * 1024 * 1024;
-const SLAB_BYTES = 4 * 1024 * 1024;
 /** A slab goes to the writer once this much is in it… */
 const HANDOVER_BYTES = 256 * 1024;
 /** …or this long after its first line. */
 const HANDOVER_MS = 5;
-const WRITER = 'doorstep-json-lines-writer';
-
-// counters the writer thread keeps in shared memory (Float64: exact to 2^53)
-const C_WRITTEN = 0;
-const C_DROPPED = 1;
-const C_BYTES = 2;
-const C_ROTATIONS = 3;
-const C_CONSUMED = 4;
-/** Slabs handed back (the main thread waits on it). */
-const C_RETURNED = 0;
-
-interface WriterInit {
-  kind: typeof WRITER;
-  fd: number;
-  path: string | null;
-  size: number;
-  maxBytes: number;
-  keep: number;
-  counters: SharedArrayBuffer;
-  signal: SharedArrayBuffer;
-  returns: MessagePort;
-}
-
-type ToWriter =
-  | { t: 'slab'; buf: ArrayBuffer; end: number; lines: number }
-  | { t: 'text'; text: string; lines: number }
-  | { t: 'flush'; id: number }
-  | { t: 'close' };
-type FromWriter = { t: 'flushed'; id: number } | { t: 'closed' } | { t: 'error'; message: string; code: string };
-
-function countLines(buf: Uint8Array): number {
-  let n = 0;
-  for (let at = buf.indexOf(NEWLINE); at >= 0; at = buf.indexOf(NEWLINE, at + 1)) n++;
-  return n;
-}
 
 export class JsonLinesSink implements AuditSink {
   readonly path: string | null;
@@ -99,21 +64,16 @@ export class JsonLinesSink implements AuditSink {
   private readonly returns: MessagePort;
   private readonly counters: Float64Array;
   private readonly signal: Int32Array;
-  private readonly maxSlabs: number;
-  private readonly maxWaitMs: number;
+  private readonly pool: SlabPool;
   private readonly closeTimeoutMs: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly encoder = new JsonLineEncoder();
-  private readonly free: ArrayBuffer[] = [];
-  private allocated = 0;
   // the slab being filled: handed to the writer at HANDOVER_BYTES, or HANDOVER_MS after its first line
   private slab: ArrayBuffer | undefined;
   private out: Buffer | undefined;
   private fill = 0;
   private lines = 0;
   private handoverTimer: NodeJS.Timeout | undefined;
-  /** A wait for the writer timed out: drop without waiting until a slab comes back. */
-  private congested = false;
   private postedBytes = 0;
   private postedLines = 0;
   private droppedHere = 0;
@@ -129,10 +89,8 @@ export class JsonLinesSink implements AuditSink {
     const stdout = options.stdout === true || options.path === '-' || options.path === undefined;
     this.path = stdout ? null : (options.path as string);
     this.name = stdout ? 'stdout' : 'file';
-    this.maxWaitMs = options.maxWaitMs ?? 100;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 5000;
     this.onError = options.onError;
-    this.maxSlabs = Math.max(2, Math.ceil((options.maxBufferBytes ?? DEFAULT_MAX_BUFFER) / SLAB_BYTES));
     let size = 0;
     if (this.path === null) this.fd = 1;
     else {
@@ -152,8 +110,8 @@ export class JsonLinesSink implements AuditSink {
     this.signal = new Int32Array(signal);
     const channel = new MessageChannel();
     this.returns = channel.port1;
+    this.pool = new SlabPool(Math.max(2, Math.ceil((options.maxBufferBytes ?? DEFAULT_MAX_BUFFER) / SLAB_BYTES)), options.maxWaitMs ?? 100, this.returns, this.signal);
     const init: WriterInit = {
-      kind: WRITER,
       fd: this.fd,
       path: this.path,
       size,
@@ -163,9 +121,7 @@ export class JsonLinesSink implements AuditSink {
       signal,
       returns: channel.port2,
     };
-    // the writer closes and reopens a descriptor it did not open: it owns it, not the worker's tracker
-    // (and it needs none of this process's flags: --input-type, --inspect, … would only get in its way)
-    this.worker = new Worker(new URL(import.meta.url), { workerData: init, transferList: [channel.port2], trackUnmanagedFds: false, execArgv: [] });
+    this.worker = startWriter(init);
     this.worker.unref();
     this.worker.on('message', (m: FromWriter) => this.fromWriter(m));
     this.worker.on('error', (err) => {
@@ -258,7 +214,7 @@ export class JsonLinesSink implements AuditSink {
 
   /** Take a free slab as the current one; false when none came within maxWaitMs. */
   private open(): boolean {
-    const slab = this.take();
+    const slab = this.pool.take();
     if (!slab) return false;
     this.slab = slab;
     this.out = Buffer.from(slab);
@@ -280,42 +236,13 @@ export class JsonLinesSink implements AuditSink {
     this.lines = 0;
   }
 
-  /** A free slab: one the writer handed back, a new one within the bound, or — waiting at most
-   *  maxWaitMs for the writer — none. */
-  private take(): ArrayBuffer | undefined {
-    this.collect();
-    let slab = this.free.pop();
-    if (!slab && this.allocated < this.maxSlabs) {
-      this.allocated++;
-      slab = new ArrayBuffer(SLAB_BYTES);
-    }
-    if (!slab && !this.congested && this.maxWaitMs > 0) {
-      const deadline = performance.now() + this.maxWaitMs;
-      for (;;) {
-        const seen = Atomics.load(this.signal, C_RETURNED);
-        this.collect();
-        slab = this.free.pop();
-        const left = deadline - performance.now();
-        if (slab || left <= 0) break;
-        Atomics.wait(this.signal, C_RETURNED, seen, left);
-      }
-    }
-    this.congested = slab === undefined;
-    return slab;
-  }
-
-  /** Slabs the writer handed back (read synchronously: the event loop may be waiting for one). */
-  private collect(): void {
-    for (let m = receiveMessageOnPort(this.returns); m; m = receiveMessageOnPort(this.returns)) this.free.push(m.message as ArrayBuffer);
-  }
-
   private send(slab: ArrayBuffer, end: number, lines: number): void {
     if (this.dead) {
       this.droppedHere += lines;
       return;
     }
     if (end === 0) {
-      this.free.push(slab);
+      this.pool.give(slab);
       return;
     }
     this.postedBytes += end;
@@ -348,7 +275,7 @@ export class JsonLinesSink implements AuditSink {
   ready(): Promise<void> | undefined {
     if (this.closed || this.broken || this.dead) return undefined;
     const queued = this.postedBytes - this.counters[C_CONSUMED]! + this.fill;
-    return queued > (this.maxSlabs * SLAB_BYTES) / 4 ? this.flush() : undefined;
+    return queued > (this.pool.maxSlabs * SLAB_BYTES) / 4 ? this.flush() : undefined;
   }
 
   /** Resolves when everything handed over so far has been written (or dropped). */
@@ -390,477 +317,4 @@ export class JsonLinesSink implements AuditSink {
     }
     this.worker.unref();
   }
-}
-
-// ---- the writer thread ----
-
-function runWriter(init: WriterInit): void {
-  const port = parentPort!;
-  const counters = new Float64Array(init.counters);
-  const signal = new Int32Array(init.signal);
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  const reported = new Set<string>();
-  let fd = init.fd;
-  let size = init.size;
-  let broken = false;
-
-  const report = (err: unknown) => {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'EPIPE' || code === 'EBADF') broken = true; // nobody reads any more
-    if (reported.has(code)) return;
-    reported.add(code);
-    port.postMessage({ t: 'error', message: (err as Error).message, code } satisfies FromWriter);
-  };
-
-  const writeAll = (buf: Uint8Array) => {
-    for (let off = 0; off < buf.length; ) {
-      try {
-        off += writeSync(fd, buf, off, buf.length - off);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-        Atomics.wait(sleeper, 0, 0, 5); // a non-blocking pipe that is full
-      }
-    }
-  };
-
-  const output = (buf: Uint8Array, lines: number) => {
-    if (broken) {
-      counters[C_DROPPED]! += lines;
-      return;
-    }
-    try {
-      writeAll(buf);
-      counters[C_WRITTEN]! += lines;
-      counters[C_BYTES]! += buf.length;
-    } catch (err) {
-      counters[C_DROPPED]! += lines;
-      report(err);
-    }
-  };
-
-  const rotate = () => {
-    const path = init.path as string;
-    try {
-      closeSync(fd);
-      if (init.keep === 0) unlinkSync(path);
-      else {
-        for (let i = init.keep - 1; i >= 0; i--) {
-          try {
-            renameSync(i === 0 ? path : `${path}.${i}`, `${path}.${i + 1}`);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          }
-        }
-      }
-      counters[C_ROTATIONS]! += 1;
-    } catch (err) {
-      report(err);
-    }
-    try {
-      fd = openSync(path, 'a', 0o640);
-      size = 0;
-    } catch (err) {
-      broken = true;
-      report(err);
-    }
-  };
-
-  /** Write whole lines, rotating between lines whenever the next one would not fit. */
-  const write = (chunk: Uint8Array, lines: number) => {
-    if (init.maxBytes === 0 || chunk.length <= init.maxBytes - size) {
-      output(chunk, lines);
-      size += chunk.length;
-      return;
-    }
-    let off = 0;
-    while (off < chunk.length) {
-      const space = init.maxBytes - size;
-      if (chunk.length - off <= space) {
-        const piece = chunk.subarray(off);
-        output(piece, countLines(piece));
-        size += piece.length;
-        return;
-      }
-      let end = space > 0 ? chunk.lastIndexOf(NEWLINE, off + space - 1) + 1 : 0;
-      if (end <= off && size === 0) {
-        // a single line longer than maxBytes: it gets a file of its own
-        const nl = chunk.indexOf(NEWLINE, off);
-        end = nl < 0 ? chunk.length : nl + 1;
-      }
-      if (end > off) {
-        const piece = chunk.subarray(off, end);
-        output(piece, countLines(piece));
-        size += piece.length;
-        off = end;
-        if (off >= chunk.length) return; // the next write rotates if it must
-      }
-      rotate();
-    }
-  };
-
-  port.on('message', (m: ToWriter) => {
-    switch (m.t) {
-      case 'slab':
-        write(new Uint8Array(m.buf, 0, m.end), m.lines);
-        counters[C_CONSUMED]! += m.end;
-        init.returns.postMessage(m.buf, [m.buf]);
-        Atomics.add(signal, C_RETURNED, 1);
-        Atomics.notify(signal, C_RETURNED);
-        break;
-      case 'text':
-        write(Buffer.from(m.text, 'latin1'), m.lines);
-        counters[C_CONSUMED]! += m.text.length;
-        break;
-      case 'flush':
-        port.postMessage({ t: 'flushed', id: m.id } satisfies FromWriter);
-        break;
-      case 'close':
-        if (init.path !== null) {
-          try {
-            closeSync(fd);
-          } catch (err) {
-            report(err);
-          }
-        }
-        port.postMessage({ t: 'closed' } satisfies FromWriter);
-        init.returns.close();
-        port.close();
-        break;
-    }
-  });
-}
-
-if (!isMainThread && (workerData as Partial<WriterInit> | null)?.kind === WRITER) runWriter(workerData as WriterInit);
-
-// ---- serialization ----
-// Output is pure ASCII: every character outside it is written as a \uXXXX escape (valid JSON, the
-// same string once parsed), so a line's length in characters is its length in bytes and
-// Buffer#write(…, "latin1") copies it into the output slab as is.
-
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\u007f-\uffff]/;
-const NON_ASCII = /[\u007f-\uffff]/g;
-const hex4 = (c: string) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
-
-/** A JSON string literal in ASCII. */
-function str(s: string): string {
-  if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
-  return JSON.stringify(s).replace(NON_ASCII, hex4);
-}
-
-/** A JSON number as JSON.stringify writes it (null when not finite). */
-function num(n: number): string {
-  return n - n === 0 ? '' + n : 'null';
-}
-
-function vlanJson(v: readonly number[]): string {
-  return '[' + v.map(num).join(',') + ']';
-}
-
-/** Any record, via JSON.stringify, in ASCII. */
-function genericJson(r: AuditRecord): string {
-  return JSON.stringify(r).replace(NON_ASCII, hex4);
-}
-
-/** The flow fields session and summary records share, from `protocol` to `policyVersion`. */
-function flowJson(r: FlowFields & { policy?: string; policyVersion?: string }): string {
-  let s =
-    ',"protocol":' + str(r.protocol) +
-    ',"src":' + str(r.src) +
-    ',"dst":' + str(r.dst);
-  if (r.sport !== undefined) s += ',"sport":' + num(r.sport);
-  if (r.dport !== undefined) s += ',"dport":' + num(r.dport);
-  if (r.icmpType !== undefined) s += ',"icmpType":' + num(r.icmpType);
-  if (r.icmpCode !== undefined) s += ',"icmpCode":' + num(r.icmpCode);
-  if (r.vlan !== undefined) s += ',"vlan":' + vlanJson(r.vlan);
-  s += ',"rule":' + str(r.rule);
-  if (r.policy !== undefined) s += ',"policy":' + str(r.policy);
-  if (r.policyVersion !== undefined) s += ',"policyVersion":' + str(r.policyVersion);
-  return s;
-}
-
-/** One session record, fields in the documented order (the reference for the cached path below). */
-export function sessionJson(r: SessionRecord): string {
-  const s =
-    '{"time":' + str(r.time) +
-    ',"type":"session","event":' + str(r.event) +
-    ',"enforcer":' + str(r.enforcer) +
-    ',"interface":' + str(r.interface) +
-    ',"verdict":' + str(r.verdict) +
-    ',"reason":' + str(r.reason) +
-    flowJson(r) +
-    (r.tenant !== undefined ? ',"tenant":' + str(r.tenant) : '') +
-    (r.path !== undefined ? ',"path":' + str(r.path) : '');
-  return s + ',"generation":' + num(r.generation) + ',"cpu":' + num(r.cpu) + ',"seq":' + num(r.seq) + '}';
-}
-
-/** One summary record, fields in the documented order. */
-export function summaryJson(r: SummaryRecord): string {
-  const s =
-    '{"time":' + str(r.time) +
-    ',"type":"summary","enforcer":' + str(r.enforcer) +
-    ',"interface":' + str(r.interface) +
-    ',"verdict":' + str(r.verdict) +
-    flowJson(r);
-  return (
-    s +
-    ',"generation":' + num(r.generation) +
-    ',"packets":' + num(r.packets) +
-    ',"bytes":' + num(r.bytes) +
-    ',"totalPackets":' + num(r.totalPackets) +
-    ',"totalBytes":' + num(r.totalBytes) +
-    ',"firstSeen":' + str(r.firstSeen) +
-    ',"lastSeen":' + str(r.lastSeen) +
-    '}'
-  );
-}
-
-/** One record as one line of ASCII JSON (without the newline). */
-export function recordJson(r: AuditRecord): string {
-  if (r.type === 'session') return sessionJson(r);
-  if (r.type === 'summary') return summaryJson(r);
-  return genericJson(r);
-}
-
-/** Records as JSON lines, each ending in a newline. */
-export function serializeRecords(records: readonly AuditRecord[]): string {
-  let out = '';
-  for (let i = 0; i < records.length; i++) out += recordJson(records[i]!) + '\n';
-  return out;
-}
-
-const tailHash = (s: string): number => {
-  const n = s.length;
-  if (n < 3) return n === 0 ? 0 : Math.imul(s.charCodeAt(n - 1), 31) ^ n;
-  return Math.imul(n, 0x9e3779b1) ^ Math.imul(s.charCodeAt(n - 1), 31) ^ Math.imul(s.charCodeAt(n - 2), 961) ^ Math.imul(s.charCodeAt(n - 3), 29791);
-};
-
-/** Write `s` at `o` when every character is printable ASCII needing no escape; -1 otherwise. */
-function putPlain(out: Uint8Array, o: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
-    out[o + i] = c;
-  }
-  return o + s.length;
-}
-
-const DIGIT_PAIRS = new Uint8Array(200);
-for (let i = 0; i < 100; i++) {
-  DIGIT_PAIRS[2 * i] = 0x30 + ((i / 10) | 0);
-  DIGIT_PAIRS[2 * i + 1] = 0x30 + (i % 10);
-}
-
-/** Write a JSON number at `o`, as JSON.stringify writes it: non-negative int32s digit by digit
- *  (two at a time), anything else through V8's number-to-text. */
-function putNumber(out: Uint8Array, o: number, n: number): number {
-  if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) {
-    const len = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
-    let e = o + len;
-    let t = n | 0;
-    while (t >= 100) {
-      const q = (t / 100) | 0;
-      const r = (t - q * 100) << 1;
-      out[--e] = DIGIT_PAIRS[r + 1]!;
-      out[--e] = DIGIT_PAIRS[r]!;
-      t = q;
-    }
-    if (t >= 10) {
-      out[--e] = DIGIT_PAIRS[(t << 1) + 1]!;
-      out[--e] = DIGIT_PAIRS[t << 1]!;
-    } else out[--e] = 0x30 + t;
-    return o + len;
-  }
-  const text = num(n);
-  for (let i = 0; i < text.length; i++) out[o + i] = text.charCodeAt(i);
-  return o + text.length;
-}
-
-/** Copy a short constant (cheaper than a TypedArray#set call for a few bytes). */
-function putConst(out: Uint8Array, o: number, bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length; i++) out[o + i] = bytes[i]!;
-  return o + bytes.length;
-}
-
-const ascii = (s: string) => Buffer.from(s, 'latin1');
-/** Sets of the rule-fragment cache (two entries each): room for thousands of rules without evictions. */
-const TAIL_SETS = 8192;
-/** Slots of the head cache (two per set). */
-const HEAD_SLOTS = 256;
-const DST = ascii('","dst":"');
-const SPORT = ascii(',"sport":');
-const DPORT = ascii(',"dport":');
-const ICMP_TYPE = ascii(',"icmpType":');
-const ICMP_CODE = ascii(',"icmpCode":');
-const VLAN = ascii(',"vlan":[');
-/** The longest fixed text of the fast path (keys, quotes, digits of five numbers, vlan). */
-const FIXED_MAX = 9 + 1 + DST.length + 1 + SPORT.length + DPORT.length + ICMP_TYPE.length + ICMP_CODE.length + VLAN.length + 8 * 22 + 4;
-
-/**
- * Audit records as JSON lines written straight into a byte buffer. Session records, the hot path,
- * are assembled from cached byte fragments: the time text (one per millisecond), the fields fixed
- * for an interface and verdict (`head`) and for a rule (`tail`), with the addresses copied and
- * checked in one pass and the numbers written digit by digit. The caches are direct-mapped and
- * keyed by string identity (the pipeline hands out the same string objects again and again), so a
- * hit costs a few pointer compares; a miss, or any text that needs escaping, takes the string
- * serializers above. Every other record is serialized as a string. Output is ASCII.
- */
-export class JsonLineEncoder {
-  private lastTime: string | undefined;
-  private lastTimeBytes: Buffer | undefined;
-  /** Bumped whenever the time text changes: prefixes built for an older time are stale. */
-  private stamp = 0;
-  private readonly headKeys: (string | undefined)[] = new Array(HEAD_SLOTS * 6).fill(undefined);
-  private readonly heads: Buffer[] = new Array(HEAD_SLOTS);
-  /** Time + head, per head slot, for the current time text. */
-  private readonly prefixStamp = new Int32Array(HEAD_SLOTS).fill(-1);
-  private readonly prefixes: Buffer[] = new Array(HEAD_SLOTS);
-  private readonly tailKeys: (string | undefined)[] = new Array(TAIL_SETS * 2 * 3).fill(undefined);
-  private readonly tailGen = new Float64Array(TAIL_SETS * 2).fill(-1);
-  private readonly tailCpu = new Float64Array(TAIL_SETS * 2).fill(-1);
-  private readonly tails: Buffer[] = new Array(TAIL_SETS * 2);
-
-  /** Append one record and its newline to `out` at `o`: the new offset, or -1 when `out` is too short. */
-  encode(r: AuditRecord, out: Buffer, o: number): number {
-    if (r.type === 'session') {
-      const next = this.session(r, out, o);
-      if (next !== -2) return next;
-    }
-    const text = recordJson(r) + '\n';
-    if (out.length - o < text.length) return -1;
-    out.write(text, o, text.length, 'latin1');
-    return o + text.length;
-  }
-
-  /** The fast path; -2 when the record needs the string serializer (escapes, a cache that cannot hold it). */
-  private session(r: SessionRecord, out: Buffer, o: number): number {
-    if (!this.time(r.time) || r.tenant !== undefined || r.path !== undefined) return -2;
-    const prefix = this.prefix(this.head(r));
-    const tail = this.tail(r);
-    if (out.length - o < FIXED_MAX + prefix.length + tail.length + r.src.length + r.dst.length + (r.vlan ? r.vlan.length * 22 : 0)) return -1;
-    out.set(prefix, o);
-    o = putPlain(out, o + prefix.length, r.src);
-    if (o < 0) return -2;
-    o = putPlain(out, putConst(out, o, DST), r.dst);
-    if (o < 0) return -2;
-    out[o++] = 0x22; // "
-    if (r.sport !== undefined) o = putNumber(out, putConst(out, o, SPORT), r.sport);
-    if (r.dport !== undefined) o = putNumber(out, putConst(out, o, DPORT), r.dport);
-    if (r.icmpType !== undefined) o = putNumber(out, putConst(out, o, ICMP_TYPE), r.icmpType);
-    if (r.icmpCode !== undefined) o = putNumber(out, putConst(out, o, ICMP_CODE), r.icmpCode);
-    if (r.vlan !== undefined) {
-      o = putConst(out, o, VLAN);
-      for (let i = 0; i < r.vlan.length; i++) {
-        if (i > 0) out[o++] = 0x2c; // ,
-        o = putNumber(out, o, r.vlan[i]!);
-      }
-      out[o++] = 0x5d; // ]
-    }
-    out.set(tail, o);
-    o = putNumber(out, o + tail.length, r.seq);
-    out[o++] = 0x7d; // }
-    out[o++] = NEWLINE;
-    return o;
-  }
-
-  /** Make `t` the current time text ('{"time":"<t>"'); false when it needs escaping. */
-  private time(t: string): boolean {
-    if (t === this.lastTime) return true;
-    if (NEEDS_ESCAPE.test(t)) return false;
-    this.lastTime = t;
-    this.lastTimeBytes = ascii('{"time":"' + t + '"');
-    this.stamp++;
-    return true;
-  }
-
-  /** '{"time":…' + the head in `slot`, built once per time text. */
-  private prefix(slot: number): Buffer {
-    if (this.prefixStamp[slot] === this.stamp) return this.prefixes[slot]!;
-    const bytes = Buffer.concat([this.lastTimeBytes!, this.heads[slot]!]);
-    this.prefixStamp[slot] = this.stamp;
-    this.prefixes[slot] = bytes;
-    return bytes;
-  }
-
-  /** The slot of ',"type":"session","event":…,"protocol":…,"src":"' (two-way set associative). */
-  private head(r: SessionRecord): number {
-    // few distinct heads: lengths and a character or two tell them apart well enough
-    const p = r.protocol;
-    const set = (Math.imul(r.interface.length, 31) ^ Math.imul(r.reason.charCodeAt(0), 7) ^ Math.imul(p.charCodeAt(0) + p.length, 13) ^ (r.verdict.length << 1) ^ r.event.length) & (HEAD_SLOTS / 2 - 1);
-    const k = this.headKeys;
-    for (let way = 0; way < 2; way++) {
-      const slot = set * 2 + way;
-      const at = slot * 6;
-      if (k[at] === r.event && k[at + 1] === r.enforcer && k[at + 2] === r.interface && k[at + 3] === r.verdict && k[at + 4] === r.reason && k[at + 5] === r.protocol) return slot;
-    }
-    const head = ascii(
-      ',"type":"session","event":' + str(r.event) +
-      ',"enforcer":' + str(r.enforcer) +
-      ',"interface":' + str(r.interface) +
-      ',"verdict":' + str(r.verdict) +
-      ',"reason":' + str(r.reason) +
-      ',"protocol":' + str(r.protocol) +
-      ',"src":"',
-    );
-    // the new entry takes way 0; the one there moves to way 1 (with its prefix)
-    const slot = set * 2;
-    for (let f = 0; f < 6; f++) k[(slot + 1) * 6 + f] = k[slot * 6 + f];
-    this.heads[slot + 1] = this.heads[slot]!;
-    this.prefixes[slot + 1] = this.prefixes[slot]!;
-    this.prefixStamp[slot + 1] = this.prefixStamp[slot]!;
-    k[slot * 6] = r.event;
-    k[slot * 6 + 1] = r.enforcer;
-    k[slot * 6 + 2] = r.interface;
-    k[slot * 6 + 3] = r.verdict;
-    k[slot * 6 + 4] = r.reason;
-    k[slot * 6 + 5] = r.protocol;
-    this.heads[slot] = head;
-    this.prefixStamp[slot] = -1;
-    return slot;
-  }
-
-  /** ',"rule":…,"policy":…,"policyVersion":…,"generation":N,"cpu":N,"seq":'; two-way set associative. */
-  private tail(r: SessionRecord): Buffer {
-    const set = (tailHash(r.rule) ^ Math.imul(r.generation, 0x85ebca6b) ^ Math.imul(r.cpu, 0x27d4eb2f)) & (TAIL_SETS - 1);
-    const k = this.tailKeys;
-    for (let way = 0; way < 2; way++) {
-      const i = set * 2 + way;
-      if (k[i * 3] === r.rule && k[i * 3 + 1] === r.policy && k[i * 3 + 2] === r.policyVersion && this.tailGen[i] === r.generation && this.tailCpu[i] === r.cpu) return this.tails[i]!;
-    }
-    let tail = ',"rule":' + str(r.rule);
-    if (r.policy !== undefined) tail += ',"policy":' + str(r.policy);
-    if (r.policyVersion !== undefined) tail += ',"policyVersion":' + str(r.policyVersion);
-    tail += ',"generation":' + num(r.generation) + ',"cpu":' + num(r.cpu) + ',"seq":';
-    const bytes = ascii(tail);
-    // the new entry takes way 0; the one there moves to way 1
-    const i = set * 2;
-    for (let f = 0; f < 3; f++) k[(i + 1) * 3 + f] = k[i * 3 + f];
-    this.tailGen[i + 1] = this.tailGen[i]!;
-    this.tailCpu[i + 1] = this.tailCpu[i]!;
-    this.tails[i + 1] = this.tails[i]!;
-    k[i * 3] = r.rule;
-    k[i * 3 + 1] = r.policy;
-    k[i * 3 + 2] = r.policyVersion;
-    this.tailGen[i] = r.generation;
-    this.tailCpu[i] = r.cpu;
-    this.tails[i] = bytes;
-    return bytes;
-  }
-}
-
-/** Records as JSON-lines bytes, as the sink writes them (tests, tools). */
-export function encodeRecords(records: readonly AuditRecord[]): Buffer {
-  const encoder = new JsonLineEncoder();
-  let out = Buffer.alloc(64 * 1024);
-  let o = 0;
-  for (const r of records) {
-    let next = encoder.encode(r, out, o);
-    while (next < 0) {
-      const bigger = Buffer.alloc(out.length * 2);
-      out.copy(bigger, 0, 0, o);
-      out = bigger;
-      next = encoder.encode(r, out, o);
-    }
-    o = next;
-  }
-  return out.subarray(0, o);
 }

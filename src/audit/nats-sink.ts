@@ -18,7 +18,7 @@ import { headers, nanos, type NatsConnection, type Status } from '@nats-io/trans
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
 import { isControlRecord } from './control-sink.js';
-import { JsonLineEncoder } from './json-lines-sink.js';
+import { JsonLineEncoder } from './record-json-fast.js';
 import { isControlLine, NatsSpool, type SpooledLine, type SpoolSegment } from './nats-spool.js';
 import type { AuditRecord, AuditSink } from './records.js';
 

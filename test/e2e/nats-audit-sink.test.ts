@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DiscardPolicy, jetstreamManager, type JetStreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { encodeRecords } from '../../src/audit/json-lines-sink.js';
+import { encodeRecords } from '../../src/audit/record-json-fast.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
 import { NatsAuditSink, type NatsAuditSinkOptions, RECORDS_HEADER } from '../../src/audit/nats-sink.js';
 import type { AuditRecord, SessionRecord, SummaryRecord } from '../../src/audit/records.js';
