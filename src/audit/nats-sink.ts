@@ -1,25 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
 // The audit sink `nats`: records as JSON lines (the very bytes the file sink writes) in messages
-// of a JetStream stream, subject `<stream>.<enforcer token>`. Owns the buffer that carries records
-// over NATS outages (bounded: session and summary records by `maxBufferedRecords`, control records
-// by their own bound; what does not fit is dropped and counted), the batching into messages, the
-// publishing with a bounded number of messages awaiting their ack, retries in order with the same
-// message id (JetStream drops the duplicate of a publish whose ack was lost), and creating the
-// stream when it does not exist. Touches only the connection it is given, which it never closes
-// (its owner does). With a spool folder (the agent's state dir), the buffer is written ahead to
-// disk (nats-spool.ts): a record is there before it is queued, a message before it is published,
-// an ack after it; a sink started on the folder sends what no ack covers first, with the same
-// message ids, so neither a stop nor a kill loses a record, and a write a kill tore is counted as
-// lost. docs/audit.md has the fields.
+// of a JetStream stream, subject `<stream>.<enforcer token>`. Owns the publishing: the buffer that
+// carries records over NATS outages (bounded: session and summary records by
+// `maxBufferedRecords`, control records by their own bound; what does not fit is dropped and
+// counted), a bounded number of messages awaiting their ack, retries in order with the same
+// message id (JetStream drops the duplicate of a publish whose ack was lost) after a backoff, and
+// the connection's ups and downs. Its parts: messages and their queue (nats-batches.ts), the
+// stream's provisioning (nats-stream.ts), and, with a spool folder (the agent's state dir), the
+// write-ahead spool (nats-spool.ts): a record is there before it is queued, a message before it
+// is published, an ack after it; a sink started on the folder sends what no ack covers first,
+// with the same message ids, so neither a stop nor a kill loses a record, and a write a kill tore
+// is counted as lost. Touches only the connection it is given, which it never closes (its owner
+// does). docs/audit.md has the fields.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { DiscardPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, jetstreamManager, type PubAck, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
-import { headers, nanos, type NatsConnection, type Status } from '@nats-io/transport-node';
+import { jetstream, JetStreamApiError, type JetStreamClient, type PubAck, type StreamConfig } from '@nats-io/jetstream';
+import { headers, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
 import { isControlRecord } from './control-sink.js';
-import { JsonLineEncoder } from './record-json-fast.js';
+import { backoffMs, type Batch, Fifo, joinLines, segmentCounts } from './nats-batches.js';
 import { isControlLine, NatsSpool, type SpooledLine, type SpoolSegment } from './nats-spool.js';
+import { ensureAuditStream, isRefusal } from './nats-stream.js';
+import { JsonLineEncoder } from './record-json-fast.js';
 import type { AuditRecord, AuditSink } from './records.js';
 
 /** The header that says how many records (lines) a message holds. */
@@ -40,9 +43,6 @@ export const NATS_AUDIT_DEFAULTS = {
   duplicateWindowMs: 2 * 60 * 1000,
 } as const;
 
-/** Retry delays after a failure: 250 ms, doubling up to 2 s (a reconnect cuts them short). */
-const BACKOFF_MIN_MS = 250;
-const BACKOFF_MAX_MS = 2_000;
 /** Room for the subject and headers (message id, record count) next to the records. */
 const MESSAGE_OVERHEAD = 1024;
 
@@ -110,91 +110,8 @@ export interface NatsAuditSinkStats {
   spooled: number;
 }
 
-/** The server refused (a permission, a JetStream API error), as opposed to not answering. */
-function isRefusal(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof JetStreamApiError || e.name === 'PermissionViolationError') return true;
-  }
-  return false;
-}
-
 /** Records the data bound does not apply to. */
 const isControl = isControlRecord;
-
-/** One message: formed once, retried as is (same id, same bytes). */
-interface Batch {
-  seq: number;
-  msgID: string;
-  data: Uint8Array;
-  records: number;
-  control: number;
-  /** Its records' lines: their numbers and spool segments. */
-  lines: SpooledLine[];
-  /** The publish whose outcome counts; a settled publish of an older attempt is ignored. */
-  attempt: number;
-}
-
-/** The lines' bytes as one buffer (a slice, when they lie side by side). */
-function joinLines(lines: readonly SpooledLine[], bytes: number): Buffer {
-  const first = lines[0]!.bytes;
-  let end = first.byteOffset + first.length;
-  let i = 1;
-  for (; i < lines.length; i++) {
-    const b = lines[i]!.bytes;
-    if (b.buffer !== first.buffer || b.byteOffset !== end) break;
-    end += b.length;
-  }
-  if (i === lines.length) return Buffer.from(first.buffer, first.byteOffset, bytes);
-  const out = Buffer.allocUnsafe(bytes);
-  let o = 0;
-  for (const l of lines) o += l.bytes.copy(out, o);
-  return out;
-}
-
-/** How many of the lines lie in each spool segment. */
-function segmentCounts(lines: readonly SpooledLine[]): Map<SpoolSegment, number> {
-  const parts = new Map<SpoolSegment, number>();
-  for (const l of lines) if (l.segment) parts.set(l.segment, (parts.get(l.segment) ?? 0) + 1);
-  return parts;
-}
-
-/** A FIFO with O(1) push and removal at the front. */
-class Fifo<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(r: T): void {
-    this.items.push(r);
-  }
-
-  at(i: number): T {
-    return this.items[this.head + i]!;
-  }
-
-  /** Remove and return the first `n`. */
-  take(n: number): T[] {
-    const out = this.items.slice(this.head, this.head + n) as T[];
-    for (let i = 0; i < n; i++) this.items[this.head + i] = undefined;
-    this.head += n;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 4096 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return out;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
-}
 
 export class NatsAuditSink implements AuditSink {
   readonly name: string;
@@ -571,24 +488,12 @@ export class NatsAuditSink implements AuditSink {
     const nc = this.nc!;
     this.ensuring = true;
     try {
-      const jsm = await jetstreamManager(nc, { checkAPI: false, timeout: this.publishTimeoutMs });
-      let info: StreamInfo;
-      try {
-        info = await jsm.streams.info(this.stream);
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-        info = await jsm.streams.add({
-          name: this.stream,
-          subjects: [`${this.stream}.>`],
-          retention: RetentionPolicy.Limits,
-          storage: StorageType.File,
-          discard: DiscardPolicy.Old,
-          max_age: nanos(this.options.maxAgeMs ?? NATS_AUDIT_DEFAULTS.maxAgeMs),
-          max_bytes: this.options.maxBytes ?? NATS_AUDIT_DEFAULTS.maxBytes,
-          duplicate_window: nanos(NATS_AUDIT_DEFAULTS.duplicateWindowMs),
-          num_replicas: 1,
-        });
-      }
+      const info = await ensureAuditStream(nc, this.stream, {
+        maxAgeMs: this.options.maxAgeMs ?? NATS_AUDIT_DEFAULTS.maxAgeMs,
+        maxBytes: this.options.maxBytes ?? NATS_AUDIT_DEFAULTS.maxBytes,
+        duplicateWindowMs: NATS_AUDIT_DEFAULTS.duplicateWindowMs,
+        timeoutMs: this.publishTimeoutMs,
+      });
       this.fitStream(info.config);
       this.streamReady = true;
       this.reported.delete('stream');
@@ -754,7 +659,7 @@ export class NatsAuditSink implements AuditSink {
   private fail(): void {
     this.failures++;
     if (this.backoffTimer !== undefined || this.finalized) return;
-    const ms = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(this.failures - 1, 8));
+    const ms = backoffMs(this.failures);
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = undefined;
       this.pump();
