@@ -9,7 +9,7 @@ import type { ClassTables, FlowTuple, PolicyIr } from '../policy/ir/ir.js';
 import { parseCidr } from '../policy/ir/cidr.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
 import { ruleName } from '../audit/session-record.js';
-import { lookupTables } from '../policy/tables/tables-lookup.js';
+import { lookupTables } from '../policy/tables/evaluate-fast.js';
 import { tenantId } from '../policy/ir/tenants.js';
 import type { RecordedFlow } from './queries.js';
 import { portText } from './rows.js';

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The schemas' fast path (src/policy/parse/schema-fast-path.ts) against the zod schemas it stands in
+// The schemas' fast path (src/policy/parse/schema-fast.ts) against the zod schemas it stands in
 // for: on every document, it either declines (and zod decides, with its messages) or gives exactly
 // zod's output. Valid documents of the common shape must not be declined.
 
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSource } from '../../src/policy/parse/documents.js';
 import { addressGroupSchema, networkPolicySchema } from '../../src/policy/parse/schema.js';
-import { fastAddressGroup, fastNetworkPolicy, type ParsedGroup, type ParsedPolicy } from '../../src/policy/parse/schema-fast-path.js';
+import { fastAddressGroup, fastNetworkPolicy, type ParsedGroup, type ParsedPolicy } from '../../src/policy/parse/schema-fast.js';
 import { prng, Random, randomPolicy } from '../lib/random-policy.js';
 
 type Fields = Record<string, unknown>;

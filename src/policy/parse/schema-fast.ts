@@ -3,7 +3,7 @@
 // the right type and in range) is parsed here without zod, whose per-value cost dominates a
 // policy of 100,000 rules and a million CIDRs. Anything else returns undefined, and the caller
 // runs the zod schema, which reports the problems with their messages. Whatever this accepts, the
-// schema accepts with the same output (test/unit/policy-schema-fast-path.test.ts holds them together).
+// schema accepts with the same output (test/unit/schema-fast.equivalence.test.ts holds them together).
 // Values are parsed by the same functions the schema's transforms call.
 
 import type { Action, Cidr, Range } from '../ir/ir.js';

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Policy sources → validated model, or the full list of problems. Parses every file, checks each
-// document against its schema (documents of the common shape through schema-fast-path.ts), then
+// document against its schema (documents of the common shape through schema-fast.ts), then
 // checks the set as a whole: unique names per kind (across files), unique rule names per policy,
 // AddressGroup references, tenant names the datapath can tell apart, at least one NetworkPolicy.
 // Every problem carries file, line, column and field; all of them are collected, none thrown here.
@@ -11,7 +11,7 @@ import { formatField, parseSource, type FieldPath, type PolicySource, type Sourc
 import type * as z from 'zod';
 import { ANY_TENANT, addressGroupSchema, groupReference, isName, networkPolicySchema, showValue, type RuleDocument } from './schema.js';
 import { formatTenantId, tenantId } from '../ir/tenants.js';
-import { fastAddressGroup, fastNetworkPolicy } from './schema-fast-path.js';
+import { fastAddressGroup, fastNetworkPolicy } from './schema-fast.js';
 
 export interface SourceLine {
   file: string;
