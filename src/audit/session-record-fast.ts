@@ -6,7 +6,8 @@
 // pipeline's other records share: names per generation, interface names, wall-clock times. Pure:
 // owns its caches; the context (interfaces, installed policies) is read, never written.
 import { Action, EventKind, Reason } from '../abi/generated.js';
-import { BatchEvent, type RawEvent } from '../abi/records.js';
+import { type RawEvent } from '../abi/records.js';
+import { BatchEvent } from '../abi/records-fast.js';
 import { type EnrichContext, type SessionRecord, setFlowDetails } from './session-record.js';
 import { GenerationNames, intern, PROTOCOLS, reasonName, TextCaches } from './text-caches.js';
 

@@ -10,22 +10,19 @@ import {
   CPU_STATS_SIZE,
   type CpuStats,
   decodeCpuStats,
-  decodeEventBatch,
   decodeSessionKey,
   decodeSessionValue,
   encodeSessionKey,
   type RawEvent,
-  readSessionKey,
-  readSessionValue,
   SESSION_KEY_SIZE,
   SESSION_VALUE_SIZE,
   type SessionKey,
   type SessionValue,
   type FloodSample,
   mergeSketch,
-  readU64,
   type RuleStat,
 } from '../abi/records.js';
+import { decodeEventBatch, readSessionKey, readSessionValue, readU64 } from '../abi/records-fast.js';
 import { DoorstepError } from '../errors.js';
 import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/tables/image.js';

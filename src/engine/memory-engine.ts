@@ -12,7 +12,8 @@
 // summary marks (drainDirty yields nothing). Never imports the addon.
 import { encodeStruct } from '../abi/codec.js';
 import { Action, Counter, EventKind, Reason, SessionFlag } from '../abi/generated.js';
-import { type CounterName, type CpuStats, encodeSessionKey, type RawEvent, readSessionKey, type ReasonName, type RuleStat, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionKey, type SessionValue } from '../abi/records.js';
+import { type CounterName, type CpuStats, encodeSessionKey, type RawEvent, type ReasonName, type RuleStat, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionKey, type SessionValue } from '../abi/records.js';
+import { readSessionKey } from '../abi/records-fast.js';
 import { DoorstepError } from '../errors.js';
 import { cidrContains, parseCidr } from '../policy/ir/cidr.js';
 import { evaluate } from '../policy/tables/evaluate.js';

@@ -2,7 +2,8 @@
 // The engine as the audit pipeline's SummarySource: the summary epoch in ds_settings, the keys
 // of marked sessions from the ds_dirty ring, one native call to look many of them up, and a
 // sliced walk of the caches for the fallback after the ring overflowed.
-import { encodeSessionKey, readSessionKey, readSessionValue, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionValue } from '../abi/records.js';
+import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionValue } from '../abi/records.js';
+import { readSessionKey, readSessionValue } from '../abi/records-fast.js';
 import { offsetOf } from '../abi/codec.js';
 import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
 import { DIRTY_SIZE, type Engine } from './engine-interface.js';
