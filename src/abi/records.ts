@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The datapath's records as TypeScript values: session keys and values, events, per-CPU
-// statistics. Built on codec.ts; addresses are 16 bytes (IPv4 mapped) as in abi.h.
+// statistics. Built on codec.ts; addresses are 16 bytes (IPv4 mapped) as in abi.h. The
+// specification of the decoders whose fast paths are in records-fast.ts.
 import { arrayField, encodeStruct, readBigField, readBytes, readElement, readField, sizeOf } from './codec.js';
 import { Counter, Layouts, Limits, Reason } from './generated.js';
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Raw ring-buffer events → audit records: names for rules, policy, interface and protocol,
-// RFC 3339 time, printable addresses. Pure apart from the clock offset captured at creation.
+// The specification of a session record: a raw ring-buffer event → its audit record, names for
+// rules, policy, interface and protocol, RFC 3339 time, printable addresses, written plainly.
+// session-record-fast.ts is its fast path (test/unit/session-record-fast.equivalence.test.ts).
+// Pure apart from the clock offset captured at creation.
 import { Action, EventKind, Reason } from '../abi/generated.js';
 import { type RawEvent, reasonLabel, type SessionKey } from '../abi/records.js';
 import { formatAddress } from '../policy/ir/cidr.js';

@@ -3,7 +3,8 @@
 // longest-prefix match for the source and destination classes (a map per prefix length, longest
 // first), the svc run holding the service index, the target table (refined by the tenant's class
 // where its entry has scoped rules), then the verdict table's row for the source class, falling
-// back to its wildcard row 0; a miss anywhere means rule 0, the policy default. Tests hold it against `evaluate`; the datapath
+// back to its wildcard row 0; a miss anywhere means rule 0, the policy default. The fast path of
+// evaluate.ts (test/unit/evaluate-fast.equivalence.test.ts holds them together); the datapath
 // mirrors its semantics. Indexes are built once per ClassTables object and cached.
 
 import type { ClassTables, Decision, FlowTuple, PolicyIr, PrefixClass } from '../ir/ir.js';
