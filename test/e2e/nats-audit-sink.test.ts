@@ -16,34 +16,14 @@ import { AuditPipeline } from '../../src/audit/pipeline.js';
 import { NatsAuditSink, type NatsAuditSinkOptions, RECORDS_HEADER } from '../../src/audit/nats-sink.js';
 import type { AuditRecord, SessionRecord, SummaryRecord } from '../../src/audit/records.js';
 import { connectNats, parseNatsUrl } from '../../src/fleet/nats-connection.js';
+import { numberedSession } from '../lib/audit-fixtures.js';
 import { NatsServer } from '../lib/nats-server.js';
 import { until } from '../lib/until.js';
 
 const ENFORCER = 'edge-1.example.com';
 const TOKEN = 'edge-1_example_com';
 
-function session(i: number, enforcer = ENFORCER): SessionRecord {
-  return {
-    time: new Date(Date.UTC(2025, 5, 1, 12, 0, 0, i % 1000)).toISOString(),
-    type: 'session',
-    event: 'new',
-    enforcer,
-    interface: 'eth1',
-    verdict: i % 3 === 0 ? 'deny' : 'allow',
-    reason: 'policy',
-    protocol: 'tcp',
-    src: `198.18.${(i >> 8) & 255}.${i & 255}`,
-    dst: '10.20.3.7',
-    sport: 40000 + (i % 20000),
-    dport: i % 3 === 0 ? 22 : 443,
-    rule: i % 3 === 0 ? 'web-tier/default' : 'web-tier/https',
-    policy: 'web-tier',
-    policyVersion: 'sha256:6c1f',
-    generation: 3,
-    cpu: 1,
-    seq: i,
-  };
-}
+const session = (i: number, enforcer = ENFORCER): SessionRecord => numberedSession(i, enforcer);
 
 function summary(i: number): SummaryRecord {
   return {

@@ -118,6 +118,16 @@ describe('NATS audit sink: the write-ahead spool across SIGKILL', () => {
     assert.equal(await sink.flush(60_000), true, 'the next sink delivers what the spool held');
     return sink;
   }
+  /** NATS down: a child writes `total` records, in writes of `batch`, and is killed after the last. */
+  async function killedAfterWriting(name: string, total: number, batch: number): Promise<{ s: NatsServer; stream: string; dir: string }> {
+    const s = await server(false);
+    const stream = unique();
+    const dir = join(root, name);
+    const c = child(s, stream, dir, total, batch);
+    await until(() => c.done, `the child writing ${total} records`, 60_000);
+    await c.kill();
+    return { s, stream, dir };
+  }
   async function reader(s: NatsServer): Promise<NatsConnection> {
     const nc = await connect({ servers: s.url });
     conns.push(nc);
@@ -125,12 +135,7 @@ describe('NATS audit sink: the write-ahead spool across SIGKILL', () => {
   }
 
   it('NATS down, killed after its last write: the next sink delivers every record exactly once', async () => {
-    const s = await server(false);
-    const stream = unique();
-    const dir = join(root, 'down');
-    const c = child(s, stream, dir, 20_000, 250);
-    await until(() => c.done, 'the child writing 20,000 records', 60_000);
-    await c.kill();
+    const { s, stream, dir } = await killedAfterWriting('down', 20_000, 250);
     await s.start();
     const next = await nextSink(s, stream, dir);
     assert.deepEqual([next.stats().unspooled, next.torn], [20_000, 0]);
@@ -166,12 +171,7 @@ describe('NATS audit sink: the write-ahead spool across SIGKILL', () => {
   });
 
   it('a write torn by the kill: the whole records before the cut are delivered, the rest is one `lost` record with the exact count', async () => {
-    const s = await server(false);
-    const stream = unique();
-    const dir = join(root, 'torn');
-    const c = child(s, stream, dir, 10_000, 100);
-    await until(() => c.done, 'the child writing 10,000 records', 60_000);
-    await c.kill();
+    const { s, stream, dir } = await killedAfterWriting('torn', 10_000, 100);
     // as if the kill had come inside the last write(2): cut in the middle of its 41st record
     const last = join(dir, readdirSync(dir).filter((f) => f.endsWith('.spool')).sort((a, b) => parseInt(a) - parseInt(b)).at(-1)!);
     const lines = readFileSync(last, 'latin1').split('\n');

@@ -5,31 +5,8 @@
 // `done N` after the last, then waits to be killed. Its connection waits for NATS however long it
 // is away. Owns nothing but its sink.
 import { NatsAuditSink } from '../../src/audit/nats-sink.js';
-import type { SessionRecord } from '../../src/audit/records.js';
 import { connectNats, parseNatsUrl } from '../../src/fleet/nats-connection.js';
-
-export function numberedSession(i: number, enforcer = 'edge-1'): SessionRecord {
-  return {
-    time: new Date(Date.UTC(2025, 5, 1, 12, 0, 0, i % 1000)).toISOString(),
-    type: 'session',
-    event: 'new',
-    enforcer,
-    interface: 'eth1',
-    verdict: i % 3 === 0 ? 'deny' : 'allow',
-    reason: 'policy',
-    protocol: 'tcp',
-    src: `198.18.${(i >> 8) & 255}.${i & 255}`,
-    dst: '10.20.3.7',
-    sport: 40000 + (i % 20000),
-    dport: 443,
-    rule: 'web-tier/https',
-    policy: 'web-tier',
-    policyVersion: 'sha256:6c1f',
-    generation: 3,
-    cpu: 1,
-    seq: i,
-  };
-}
+import { numberedSession } from './audit-fixtures.js';
 
 async function main(): Promise<void> {
   const [url, stream, spoolDir, total, batch] = process.argv.slice(2);
@@ -43,7 +20,7 @@ async function main(): Promise<void> {
   const n = Number(total);
   const b = Number(batch);
   for (let i = 0; i < n; i += b) {
-    sink.write(Array.from({ length: Math.min(b, n - i) }, (_, k) => numberedSession(i + k)));
+    sink.write(Array.from({ length: Math.min(b, n - i) }, (_, k) => numberedSession(i + k, 'edge-1')));
     process.stdout.write(`wrote ${Math.min(n, i + b)}\n`);
     await new Promise((resolve) => setImmediate(resolve));
   }

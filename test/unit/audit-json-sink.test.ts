@@ -9,33 +9,14 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { JsonLinesSink } from '../../src/audit/json-lines-sink.js';
-import type { SessionRecord } from '../../src/audit/session-record.js';
 import { DoorstepError } from '../../src/errors.js';
+import type { SessionRecord } from '../../src/audit/session-record.js';
+import { sampleSession } from '../lib/audit-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'doorstep-audit-sink-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const session = (seq: number, extra: Partial<SessionRecord> = {}): SessionRecord => ({
-  time: '2025-06-01T12:00:00.123Z',
-  type: 'session',
-  event: 'new',
-  enforcer: 'edge-1',
-  interface: 'eth1',
-  verdict: 'deny',
-  reason: 'policy',
-  protocol: 'tcp',
-  src: '192.0.2.10',
-  dst: '10.1.2.3',
-  sport: 40000,
-  dport: 443,
-  rule: 'web/https',
-  policy: 'web',
-  policyVersion: `sha256:${'ab'.repeat(32)}`,
-  generation: 3,
-  cpu: 1,
-  seq,
-  ...extra,
-});
+const session = sampleSession;
 
 /** Every file of a rotated set, oldest first, as lines. */
 function rotatedLines(path: string, keep: number): string[][] {

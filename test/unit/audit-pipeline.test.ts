@@ -7,29 +7,18 @@
 // and the sink set.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { writeStruct } from '../../src/abi/codec.js';
 import { Action, EventKind, Reason } from '../../src/abi/generated.js';
-import { EVENT_SIZE, type RawEvent, type SessionKey } from '../../src/abi/records.js';
+import type { RawEvent, SessionKey } from '../../src/abi/records.js';
 import { decodeEventBatch } from '../../src/abi/records-fast.js';
 import { AuditPipeline, type KernelEventStats } from '../../src/audit/pipeline.js';
 import { MemorySessionCache } from '../../src/audit/summary-source.js';
 import type { AuditRecord, AuditSink, LostRecord, SummaryRecord } from '../../src/audit/records.js';
 import { type EnrichContext, monotonicToWall, type SessionRecord, sessionRecord } from '../../src/audit/session-record.js';
 import { compileSources } from '../../src/policy/compile.js';
+import { batchOf, WEB_POLICY } from '../lib/audit-fixtures.js';
 import { addr16 } from '../lib/packet.js';
 
-const POLICY = `
-apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: web }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: https, action: allow, to: [10.1.0.0/16], protocol: tcp, ports: [443] }
-    - { name: dns, action: allow, protocol: udp, ports: [53] }
-    - { name: ping, action: allow, protocol: icmp }
-`;
-const { ir } = compileSources([{ file: 'web.yaml', text: POLICY }]);
+const { ir } = compileSources([{ file: 'web.yaml', text: WEB_POLICY }]);
 const GEN = 7;
 const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1']]), policies: new Map([[GEN, ir]]) };
 
@@ -101,15 +90,7 @@ describe('audit pipeline: session records', () => {
     assert.deepEqual(plain.of('session').map(withoutTime), reference.map(withoutTime));
 
     // the same events as the native reader delivers them
-    const batch = Buffer.alloc(events.length * (4 + EVENT_SIZE));
-    events.forEach((e, i) => {
-      const at = i * (4 + EVENT_SIZE);
-      batch.writeUInt32LE(EVENT_SIZE, at);
-      writeStruct('ds_event', batch, at + 4, {
-        time_ns: e.timeNs, seq: e.seq, src: e.src, dst: e.dst, ifindex: e.ifindex, rule: e.rule, generation: e.generation, cpu: e.cpu, len: e.len,
-        vlan_outer: e.vlanOuter, vlan_inner: e.vlanInner, sport: e.sport, dport: e.dport, proto: e.proto, family: e.family, action: e.action, reason: e.reason, kind: e.kind,
-      });
-    });
+    const batch = batchOf(events);
     const decoded = new MemorySink();
     new AuditPipeline({ context, sinks: [decoded], summaryIntervalMs: 0 }).handleEvents(decodeEventBatch(batch, events.length));
     assert.deepEqual(decoded.of('session').map(withoutTime), reference.map(withoutTime));

@@ -8,30 +8,10 @@ import { describe, it } from 'node:test';
 import { recordJson, serializeRecords } from '../../src/audit/record-json.js';
 import { encodeRecords, JsonLineEncoder } from '../../src/audit/record-json-fast.js';
 import type { AuditRecord, SummaryRecord } from '../../src/audit/records.js';
-import type { SessionRecord } from '../../src/audit/session-record.js';
+import { sampleSession } from '../lib/audit-fixtures.js';
 import { prng, Random } from '../lib/random-policy.js';
 
-const session = (seq: number, extra: Partial<SessionRecord> = {}): SessionRecord => ({
-  time: '2025-06-01T12:00:00.123Z',
-  type: 'session',
-  event: 'new',
-  enforcer: 'edge-1',
-  interface: 'eth1',
-  verdict: 'deny',
-  reason: 'policy',
-  protocol: 'tcp',
-  src: '192.0.2.10',
-  dst: '10.1.2.3',
-  sport: 40000,
-  dport: 443,
-  rule: 'web/https',
-  policy: 'web',
-  policyVersion: `sha256:${'ab'.repeat(32)}`,
-  generation: 3,
-  cpu: 1,
-  seq,
-  ...extra,
-});
+const session = sampleSession;
 
 const ODD = ['a "quoted" name', 'back\\slash', 'tab\there', 'new\nline', '\u0000nul', 'ünïcødé', '日本', 'emoji 😀', 'lone \ud800 surrogate', '\u007f del', '', 'x'.repeat(300)];
 

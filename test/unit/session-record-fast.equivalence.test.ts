@@ -6,26 +6,16 @@
 // changed), as plain events and as the native reader's batches decode them.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { writeStruct } from '../../src/abi/codec.js';
 import { Action, EventKind, Reason } from '../../src/abi/generated.js';
-import { EVENT_SIZE, type RawEvent } from '../../src/abi/records.js';
+import type { RawEvent } from '../../src/abi/records.js';
 import { decodeEventBatch } from '../../src/abi/records-fast.js';
 import { type EnrichContext, sessionRecord } from '../../src/audit/session-record.js';
 import { Enricher } from '../../src/audit/session-record-fast.js';
 import { compileSources } from '../../src/policy/compile.js';
+import { batchOf, WEB_POLICY } from '../lib/audit-fixtures.js';
 import { prng, Random } from '../lib/random-policy.js';
 
-const POLICY = `
-apiVersion: doorstep/v1
-kind: NetworkPolicy
-metadata: { name: web }
-spec:
-  defaultAction: deny
-  rules:
-    - { name: https, action: allow, to: [10.1.0.0/16], protocol: tcp, ports: [443] }
-    - { name: dns, action: allow, protocol: udp, ports: [53] }
-    - { name: ping, action: allow, protocol: icmp }
----
+const POLICY = `${WEB_POLICY}---
 apiVersion: doorstep/v1
 kind: NetworkPolicy
 metadata: { name: edge }
@@ -70,20 +60,6 @@ function randomEvents(r: Random, n: number): RawEvent[] {
       kind: r.pick([EventKind.NEW, EventKind.CHANGED]),
     } satisfies RawEvent;
   });
-}
-
-/** The events as the native reader delivers them: [u32 length][ds_event], back to back. */
-function batchOf(events: readonly RawEvent[]): Buffer {
-  const batch = Buffer.alloc(events.length * (4 + EVENT_SIZE));
-  events.forEach((e, i) => {
-    const at = i * (4 + EVENT_SIZE);
-    batch.writeUInt32LE(EVENT_SIZE, at);
-    writeStruct('ds_event', batch, at + 4, {
-      time_ns: e.timeNs, seq: e.seq, src: e.src, dst: e.dst, ifindex: e.ifindex, rule: e.rule, generation: e.generation, cpu: e.cpu, len: e.len,
-      vlan_outer: e.vlanOuter, vlan_inner: e.vlanInner, sport: e.sport, dport: e.dport, proto: e.proto, family: e.family, action: e.action, reason: e.reason, kind: e.kind,
-    });
-  });
-  return batch;
 }
 
 describe('session-record-fast: the same records as sessionRecord()', () => {
