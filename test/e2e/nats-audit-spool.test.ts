@@ -149,7 +149,7 @@ describe('NATS audit sink: the write-ahead spool across SIGKILL', () => {
     const stream = unique();
     const dir = join(root, 'up');
     const nc = await reader(s);
-    const c = child(s, stream, dir, 400_000, 100);
+    const c = child(s, stream, dir, 0, 100); // writes until it is killed
     // killed once the stream has taken some of its messages: others are in flight, most still queued
     await until(async () => {
       try {
@@ -160,7 +160,6 @@ describe('NATS audit sink: the write-ahead spool across SIGKILL', () => {
     }, 'the first messages stored', 60_000);
     await c.kill();
     const wrote = c.wrote;
-    assert.ok(!c.done, 'killed in the middle of its stream');
     const next = await nextSink(s, stream, dir);
     const records = await streamRecords(nc, stream);
     const produced = records.filter((r) => r.type === 'session').length + next.torn;
