@@ -8,7 +8,9 @@
 // exactness: what the NATS sink could not deliver before a stop is kept in the state dir and
 // sent by the next agent, so once NATS is back the stream holds exactly the records the local
 // JSON file holds (the same bytes, none missing, none twice), but for the `spooled` records
-// that are written after the NATS sink closed.
+// that are written after the NATS sink closed. Last, an agent killed with SIGKILL while NATS is
+// down: its NATS sink's records were in its spool, and the next agent delivers every one of them
+// once (the stream holds every line of the file, and what the killed file sink had not written).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -32,7 +34,7 @@ const SCATTER_PORT = 21000;
 
 const POLICY = twoPortPolicy(ALLOWED, DENIED);
 
-describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit exact across them', { timeout: 240_000 }, () => {
+describe('agent: SIGTERM restarts under traffic, with NATS up and down, and a SIGKILL; audit exact across them', { timeout: 240_000 }, () => {
   const rig = new AgentRig('dsr');
   let nats: NatsServer | undefined;
   const auditFile = join(rig.dir, 'audit.jsonl');
@@ -50,6 +52,17 @@ describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit ex
     agents.push(a);
     return a;
   };
+  /** The local file's lines, but for the records about the spool itself (written once the NATS sink had closed). */
+  const fileLines = () => readFileSync(auditFile, 'utf8').split('\n').filter((l) => l !== '' && !/"event":"spooled"/.test(l));
+  /** The audit stream's lines. */
+  const streamLines = () => {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${rig.topo.server.ns}`, process.execPath, join(packageRoot, 'dist/test/lib/stream-tool.js'), nats!.url, STREAM], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').filter((l) => l !== '');
+  };
+  /** Denied sessions from `count` new source ports from `port` on (one datagram each). */
+  const scatter = (port: number, count: number) =>
+    execIn(rig.topo.client.ns, 'python3', ['-c', `import socket\nfor p in range(${port}, ${port + count}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.bind(('0.0.0.0', p))\n  s.sendto(b'x', ('10.231.0.2', ${DENIED}))\n  s.close()`]);
   const deniedDrops = (): number => rig.cliJson<StatusReport>(['status']).rules[`web/deny-${DENIED}`]?.packets ?? 0;
 
   /** A flood through the enforcer, the agent restarted (SIGTERM) in the middle of it. */
@@ -103,7 +116,7 @@ describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit ex
     await first.waitFor((r) => r.type === 'agent' && r.event === 'error' && /nats:/.test(String(r.message)), 'the NATS sink noticing the outage');
     // SCATTER new denied sessions (one datagram from each of as many source ports) while NATS is away
     const from = first.records.length;
-    execIn(rig.topo.client.ns, 'python3', ['-c', `import socket\nfor p in range(${SCATTER_PORT}, ${SCATTER_PORT + SCATTER}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  s.bind(('0.0.0.0', p))\n  s.sendto(b'x', ('10.231.0.2', ${DENIED}))\n  s.close()`]);
+    scatter(SCATTER_PORT, SCATTER);
     const scattered = (r: { type: string; sport?: unknown }) => r.type === 'session' && (r.sport as number) >= SCATTER_PORT && (r.sport as number) < SCATTER_PORT + SCATTER;
     await first.waitFor(() => first.records.slice(from).filter(scattered).length >= SCATTER, `${SCATTER} session records`);
     const second = await restartUnderTraffic(first, t, 'NATS down');
@@ -126,15 +139,39 @@ describe('agent: SIGTERM restarts under traffic, with NATS up and down; audit ex
 
     // the oracle: the local file, every line, but for the records about the spool itself (written
     // once the NATS sink had closed)
-    const fileLines = () => readFileSync(auditFile, 'utf8').split('\n').filter((l) => l !== '' && !/"event":"spooled"/.test(l));
-    const streamLines = () => {
-      const r = spawnSync('nsenter', [`--net=/run/netns/${rig.topo.server.ns}`, process.execPath, join(packageRoot, 'dist/test/lib/stream-tool.js'), nats!.url, STREAM], { encoding: 'utf8', timeout: 30_000 });
-      assert.equal(r.status, 0, r.stderr);
-      return r.stdout.split('\n').filter((l) => l !== '');
-    };
     const [file, stream] = [fileLines(), streamLines()];
     t.diagnostic(`audit: ${file.length} records in the file (first agent kept ${kept.count}, second ${keptAgain?.count}); ${stream.length} in the stream`);
     assert.equal(file.filter((l) => /"type":"lost"/.test(l)).length, 0, 'nothing reported lost');
     assert.deepEqual([...stream].sort(), [...file].sort(), 'the stream holds exactly the file\'s records: none lost, none twice');
+  });
+
+  it('NATS down, SIGKILL: the killed agent\'s records are in its spool, and the next agent delivers each once', async (t) => {
+    // NATS is up and no agent runs (the test before ended so)
+    const first = start();
+    await first.waitFor((r) => r.type === 'policy', 'the policy');
+    await nats!.stop();
+    await first.waitFor((r) => r.type === 'agent' && r.event === 'error' && /nats:/.test(String(r.message)), 'the NATS sink noticing the outage');
+    const from = first.records.length;
+    const port = SCATTER_PORT + SCATTER; // new sessions: the earlier ones are cached
+    scatter(port, SCATTER);
+    const ours = (r: { type: string; sport?: unknown }) => r.type === 'session' && (r.sport as number) >= port && (r.sport as number) < port + SCATTER;
+    await first.waitFor(() => first.records.slice(from).filter(ours).length >= SCATTER, `${SCATTER} session records`);
+    await first.terminate('SIGKILL');
+    await nats!.start();
+    const next = start();
+    const taken = await next.waitFor((r) => r.type === 'agent' && r.event === 'unspooled', 'the next agent taking over the killed one\'s spool');
+    assert.ok((taken.count as number) >= SCATTER, `the killed agent's undelivered records were in its spool (${taken.count})`);
+    assert.equal(await next.terminate(), 0);
+    assert.equal(next.records.filter((r) => r.event === 'spooled').length, 0, 'NATS took everything at the stop');
+
+    // the oracle: every line of the file is in the stream as often as in the file; the stream may
+    // hold more: what the killed agent's file sink had not yet written (its last slab), each once
+    const count = (lines: string[]) => lines.reduce((m, l) => m.set(l, (m.get(l) ?? 0) + 1), new Map<string, number>());
+    const [file, stream] = [count(fileLines()), count(streamLines())];
+    for (const [line, n] of file) assert.equal(stream.get(line), n, `in the stream as often as in the file: ${line}`);
+    const extra = [...stream].filter(([line]) => !file.has(line));
+    assert.deepEqual(extra.filter(([, n]) => n > 1), [], 'none twice');
+    assert.ok(extra.every(([line]) => !/"type":"lost"/.test(line)), 'nothing reported lost (no write torn)');
+    t.diagnostic(`SIGKILL: ${taken.count} records taken over from the spool; the stream has ${extra.length} records the killed agent's file had not got`);
   });
 });
