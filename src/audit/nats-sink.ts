@@ -13,14 +13,14 @@
 // is counted as lost. Touches only the connection it is given, which it never closes (its owner
 // does). docs/audit.md has the fields.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { jetstream, JetStreamApiError, type JetStreamClient, type PubAck, type StreamConfig } from '@nats-io/jetstream';
 import { headers, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { DoorstepError } from '../errors.js';
 import { natsToken } from '../fleet/nats-connection.js';
 import { isControlRecord } from './control-sink.js';
 import { backoffMs, type Batch, Fifo, joinLines, segmentCounts } from './nats-batches.js';
-import { isControlLine, NatsSpool, type SpooledLine, type SpoolSegment } from './nats-spool.js';
+import { NatsSpool, type RecoveredMessage, type SpooledLine, type SpoolSegment, takeLegacySpool } from './nats-spool.js';
 import { ensureAuditStream, isRefusal } from './nats-stream.js';
 import { JsonLineEncoder } from './record-json-fast.js';
 import type { AuditRecord, AuditSink } from './records.js';
@@ -81,15 +81,6 @@ export interface NatsAuditSinkOptions {
   spoolSegmentBytes?: number;
   /** A problem, once per kind (again after the sink recovered from it), never per message. */
   onError?: (err: Error) => void;
-}
-
-/** One line of an earlier version's spool file: a message as it was (or would have been) published. */
-interface LegacySpooledMessage {
-  msgID: string;
-  records: number;
-  control: number;
-  /** The message's JSON lines. */
-  data: string;
 }
 
 export interface NatsAuditSinkStats {
@@ -361,43 +352,17 @@ export class NatsAuditSink implements AuditSink {
   private takeLegacy(spool: NatsSpool): void {
     const path = this.options.legacySpoolFile;
     if (!path) return;
-    let text: string;
+    let found: RecoveredMessage[] | undefined;
     try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.report('spool', `cannot read ${path}: ${String(err)}; its records are not delivered`, err);
-      return;
-    }
-    const marks: { from: number; to: number; msgID: string }[] = [];
-    const batches: Batch[] = [];
-    try {
-      for (const line of text.split('\n')) {
-        let m: LegacySpooledMessage;
-        try {
-          m = JSON.parse(line) as LegacySpooledMessage;
-        } catch {
-          continue; // written atomically: a damaged line is not ours
-        }
-        const data = Buffer.from(m.data, 'latin1');
-        const lines: SpooledLine[] = [];
-        const seq = this.recordSeq;
-        const segment = spool.append(data, seq, m.records);
-        for (let start = 0, i = 0; start < data.length; i++) {
-          const end = data.indexOf(0x0a, start) + 1;
-          const bytes = data.subarray(start, end);
-          lines.push({ bytes, seq: seq + i, control: isControlLine(bytes), segment });
-          start = end;
-        }
-        this.recordSeq += m.records;
-        marks.push({ from: seq, to: seq + m.records - 1, msgID: m.msgID });
-        batches.push(this.batch(m.msgID, lines));
-      }
-      spool.mark(marks);
+      found = takeLegacySpool(spool, path);
     } catch (err) {
       this.report('spool', `cannot take over ${path}: ${String(err)}; it stays for the next agent`, err);
       return;
     }
-    for (const b of batches) {
+    if (!found) return;
+    this.recordSeq = spool.seq;
+    for (const m of found) {
+      const b = this.batch(m.msgID, m.lines);
       this.retry.push(b);
       this.bufferedControl += b.control;
       this.bufferedData += b.records - b.control;

@@ -279,3 +279,51 @@ export class NatsSpool {
     }
   }
 }
+
+/** One line of an earlier version's spool file: a message as it was (or would have been) published. */
+interface LegacySpooledMessage {
+  msgID: string;
+  records: number;
+  control: number;
+  /** The message's JSON lines. */
+  data: string;
+}
+
+/**
+ * The spool file of an earlier version (messages kept at its stop, one JSON line each), appended
+ * to `spool` as messages with their ids: the messages, or undefined when there is no such file.
+ * Throws when it cannot be read or the spool written; the caller removes the file once it has them.
+ */
+export function takeLegacySpool(spool: NatsSpool, path: string): RecoveredMessage[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const messages: RecoveredMessage[] = [];
+  for (const line of text.split('\n')) {
+    let m: LegacySpooledMessage;
+    try {
+      m = JSON.parse(line) as LegacySpooledMessage;
+    } catch {
+      continue; // written atomically: a damaged line is not ours
+    }
+    const data = Buffer.from(m.data ?? '', 'latin1');
+    const records = data.reduce((n, c) => n + (c === NEWLINE ? 1 : 0), 0);
+    if (records === 0) continue;
+    const seq = spool.seq;
+    const segment = spool.append(data.subarray(0, data.lastIndexOf(NEWLINE) + 1), seq, records);
+    const lines: SpooledLine[] = [];
+    for (let start = 0, i = 0; i < records; i++) {
+      const end = data.indexOf(NEWLINE, start) + 1;
+      const bytes = data.subarray(start, end);
+      lines.push({ bytes, seq: seq + i, control: isControlLine(bytes), segment });
+      start = end;
+    }
+    messages.push({ msgID: m.msgID, lines });
+  }
+  spool.mark(messages.map((m) => ({ from: m.lines[0]!.seq, to: m.lines[m.lines.length - 1]!.seq, msgID: m.msgID })));
+  return messages;
+}

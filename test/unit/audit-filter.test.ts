@@ -8,30 +8,12 @@ import { compileFilter, type FilterableRecord, type FilterFlagValues, parseFilte
 import { parseDuration } from '../../src/units.js';
 import type { AuditRecord } from '../../src/audit/records.js';
 import { DoorstepError } from '../../src/errors.js';
+import { sampleSession } from '../lib/audit-fixtures.js';
 
 const NOW = new Date('2025-06-01T12:00:00.000Z');
 
 const session = (extra: Record<string, unknown> = {}): AuditRecord =>
-  ({
-    time: '2025-06-01T11:58:00.000Z',
-    type: 'session',
-    event: 'new',
-    enforcer: 'edge-1',
-    interface: 'eth1',
-    verdict: 'deny',
-    reason: 'policy',
-    protocol: 'tcp',
-    src: '192.0.2.10',
-    dst: '10.1.2.3',
-    sport: 40000,
-    dport: 443,
-    rule: 'web-tier/corp-https',
-    policy: 'web-tier',
-    generation: 3,
-    cpu: 0,
-    seq: 1,
-    ...extra,
-  }) as AuditRecord;
+  sampleSession(1, { time: '2025-06-01T11:58:00.000Z', rule: 'web-tier/corp-https', policy: 'web-tier', policyVersion: undefined, cpu: 0, ...extra }) as AuditRecord;
 
 const lost: AuditRecord = { time: '2025-06-01T11:59:00.000Z', type: 'lost', enforcer: 'edge-1', interface: '*', cause: 'ring-buffer', count: 3 };
 const agent: AuditRecord = { time: '2025-06-01T11:59:00.000Z', type: 'agent', enforcer: 'edge-1', interface: '*', event: 'started' };
