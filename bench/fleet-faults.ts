@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
+import { DEFAULT_STATUS_BUCKET } from '../src/fleet/enforcer-status.js';
 import { packageRoot } from '../src/paths.js';
 
-const POLICY_BUCKET = 'doorstep-policy';
-const STATUS_BUCKET = 'doorstep-status';
+export const POLICY_BUCKET = 'doorstep-policy';
+const STATUS_BUCKET = DEFAULT_STATUS_BUCKET;
 const STREAM = 'DOORSTEP_AUDIT';
 const STATUS_TTL_MS = 6000;
 const LIMIT_MS = 60_000;

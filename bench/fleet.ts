@@ -41,7 +41,7 @@ import { buildEnvelope } from '../src/fleet/policy-envelope.js';
 import { type AgentProcess, mainJs } from '../test/lib/agent-rig.js';
 import { FleetRig } from '../test/lib/fleet-rig.js';
 import { NatsServer } from '../test/lib/nats-server.js';
-import { clusterFaults, type FaultRound } from './fleet-faults.js';
+import { clusterFaults, type FaultRound, POLICY_BUCKET } from './fleet-faults.js';
 import { SIM_STATUS_TTL_MS } from './fleet-watchers.js';
 import { JsonLineChild } from './json-line-child.js';
 
@@ -56,7 +56,6 @@ const PARTS = new Set((process.env.BENCH_PARTS ?? 'agents,watchers,faults').spli
 const FLOOR_SAMPLES = 50;
 const FLOOR_WARMUP = 5;
 const ROUND_TIMEOUT_MS = 60_000;
-const POLICY_BUCKET = 'doorstep-policy';
 const FLOOR_BUCKET = 'bench-floor';
 /** The agents' --status-ttl (a report every 2 s, stale entries gone in 6 s), as in test/e2e/fleet.test.ts. */
 const AGENT_STATUS_TTL = '6s';

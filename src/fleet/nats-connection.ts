@@ -161,7 +161,7 @@ export async function connectNats(target: NatsTarget, auth: NatsAuth, options: {
       ...base,
       ...(options.background
         ? { waitOnFirstConnect: true, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS, timeout: HANDSHAKE_TIMEOUT_MS }
-        : { timeout: 5000, reconnect: false }),
+        : { timeout: HANDSHAKE_TIMEOUT_MS, reconnect: false }),
     });
     if (options.background) failDeadHandshakes(nc);
     return nc;
