@@ -9,6 +9,9 @@
 // writes). The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces (and
 // of the edge's WireGuard devices, whose control sockets every namespace shares) carry a per-run
 // token. `destroy()` removes everything, twice is safe.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readConfigFile } from '../controller/config.js';
 import { formatAddress } from '../policy/ir/cidr.js';
 import { OWNED_TABLES, type Placement, resolvePlacement } from '../placement/placement.js';
@@ -16,12 +19,12 @@ import { processesInNetns } from '../placement/netns-processes.js';
 import { edgePeersOf } from '../placement/tunnel-status.js';
 import { edgePeerLists } from '../placement/wireguard-conf.js';
 import { withConfFile } from '../placement/wireguard.js';
-import { execIn, ip, NamespaceOwner, runToken, spawnIn } from './topology.js';
+import { execIn, inNetns, ip, NamespaceOwner, runToken } from './topology.js';
 
 /** Underlay MTU: room for VXLAN's 50 bytes (WireGuard's 60) over hosts' 1500. */
 const UNDERLAY_MTU = 1600;
 /** How long the edge's wireguard-go may take to open its device. */
-const WIREGUARD_START_MS = 5000;
+const WIREGUARD_START_MS = 15_000;
 
 export interface WireguardKeys {
   /** The edge's private key (base64). */
@@ -178,14 +181,22 @@ export class PlacementTopology extends NamespaceOwner {
     });
     for (const [port, peerList] of edgePeerLists(peers)) {
       const dev = `e${port}-${this.token}`;
-      this.own(spawnIn(this.edgeNs, 'wireguard-go', ['-f', dev]));
+      // its messages go to a file, read back if it does not come up (nothing reads a pipe while this waits)
+      const logPath = join(keys.dir, `wireguard-go.${dev}.log`);
+      const log = openSync(logPath, 'w');
+      const [cmd, args] = inNetns(this.edgeNs, 'wireguard-go', ['-f', dev]);
+      const child = this.own(spawn(cmd, args, { stdio: ['ignore', log, log] }));
+      closeSync(log);
       this.edgeDevices.push(dev);
       for (let waited = 0; ; waited += 20) {
         try {
           execIn(this.edgeNs, 'wg', ['show', dev]);
           break;
         } catch (err) {
-          if (waited > WIREGUARD_START_MS) throw err;
+          if (waited > WIREGUARD_START_MS) {
+            const state = existsSync(`/proc/${child.pid}`) ? 'still running' : 'exited';
+            throw new Error(`the edge's wireguard-go for ${dev} (pid ${child.pid}, ${state}) opened no control socket in ${WIREGUARD_START_MS} ms: ${readFileSync(logPath, 'utf8').trim() || 'no output'}`, { cause: err });
+          }
           pause(20);
         }
       }
