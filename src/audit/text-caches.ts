@@ -6,9 +6,8 @@
 import { Reason } from '../abi/generated.js';
 import { reasonLabel } from '../abi/records.js';
 import { formatAddress } from '../policy/ir/cidr.js';
-import type { PolicyIr } from '../policy/ir/ir.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
-import { ruleName } from './session-record.js';
+import { ruleName, type RuleNames } from './session-record.js';
 
 /**
  * The same string, flat and internalized: V8 keeps concatenations as trees ("cons strings") that
@@ -56,7 +55,7 @@ export class GenerationNames {
   readonly version: string | undefined;
   private readonly joined: string | undefined;
 
-  constructor(readonly ir: PolicyIr | undefined) {
+  constructor(readonly ir: RuleNames | undefined) {
     this.version = ir ? intern(ir.version) : undefined;
     this.joined = ir ? intern(ir.policies.join('+')) : undefined;
   }

@@ -8,13 +8,13 @@
 import { DoorstepError, PolicyError } from '../errors.js';
 import type { Attachment, Engine, XdpMode } from '../engine/engine-interface.js';
 import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
-import type { EnrichContext } from '../audit/session-record.js';
+import { ruleNamesOf, type EnrichContext, type RuleNames } from '../audit/session-record.js';
 import type { PolicyIr } from '../policy/ir/ir.js';
 import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
 import { CompileWorker, type CompiledImage } from './compile-worker.js';
 import type { StateStore } from '../host/state-store.js';
 
-/** How many past generations keep their IR, so late events from the ring buffer still get names. */
+/** How many past generations keep their rules' names, so late events from the ring buffer still get them. */
 const GENERATIONS_KEPT = 8;
 
 export interface InstalledPolicy {
@@ -53,7 +53,7 @@ export class NetworkController {
   lastRejected: { origin: string; revision?: number; at: string; problems: PolicyProblemRecord[] } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly interfaces = new Map<number, string>();
-  private readonly policies = new Map<number, PolicyIr>();
+  private readonly policies = new Map<number, RuleNames>();
   private readonly compiler = new CompileWorker();
   /** Names for the audit pipeline: ifindex → interface, generation → IR. Live views, not copies. */
   readonly context: EnrichContext;
@@ -245,7 +245,7 @@ export class NetworkController {
   }
 
   private remember(generation: number, ir: PolicyIr): void {
-    this.policies.set(generation, ir);
+    this.policies.set(generation, ruleNamesOf(ir));
     for (const g of this.policies.keys()) if (g <= generation - GENERATIONS_KEPT) this.policies.delete(g);
   }
 }

@@ -6,7 +6,7 @@ import type { AuditPipeline } from '../audit/pipeline.js';
 import type { RecentRecords } from '../audit/recent-records.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
 import type { Engine } from '../engine/engine-interface.js';
-import { ruleName } from '../audit/session-record.js';
+import { ruleName, type RuleNames } from '../audit/session-record.js';
 import { sessionView, type SessionView } from './session-view.js';
 import { ApiError, type Query, type Routes } from './local-api.js';
 import type { AgentConfig } from './config.js';
@@ -14,7 +14,6 @@ import type { NetworkController } from './network-controller.js';
 import type { PolicyText } from '../watcher/source.js';
 import { explainRoute, diffRoute } from './explain-diff.js';
 import type { StallMonitor } from './stall-monitor.js';
-import type { PolicyIr } from '../policy/ir/ir.js';
 import type { TunnelStatus } from '../placement/tunnel-status.js';
 import type { SourceSync } from '../watcher/nats-source.js';
 import type { HistorySink } from '../history/sink.js';
@@ -87,7 +86,7 @@ function sourcesOf(body: unknown): PolicyText[] {
 }
 
 /** The rules that matched packets, by id, and how many did not. */
-function rulesWithHits(matched: ReadonlyMap<number, { packets: number; bytes: number }>, active: { ruleCount: number } | null, ir: PolicyIr | undefined): Pick<StatusReport, 'rules' | 'quietRules'> {
+function rulesWithHits(matched: ReadonlyMap<number, { packets: number; bytes: number }>, active: { ruleCount: number } | null, ir: RuleNames | undefined): Pick<StatusReport, 'rules' | 'quietRules'> {
   const rules: StatusReport['rules'] = {};
   for (const [index, { packets, bytes }] of matched) rules[ruleName(ir, index)] = { packets, bytes };
   return { rules, quietRules: active ? active.ruleCount + 1 - matched.size : 0 };
