@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MapName } from '../src/abi/generated.js';
-import { encodeSessionKey } from '../src/abi/records.js';
+import { encodeSessionKey, SESSION_KEY_SIZE } from '../src/abi/records.js';
+import { offsetOf } from '../src/abi/codec.js';
 import { ip, NamespaceOwner, runToken, spawnIn } from '../src/demo/topology.js';
 import { PinnedMap } from './lib/packet-flood.js';
 import { addon } from '../src/engine/native.js';
@@ -100,13 +101,22 @@ function fill(path: string, ifindex: number, base: number, action: number): numb
     const keys = Buffer.alloc(n * map.keySize);
     const values = Buffer.alloc(n * map.valueSize);
     const now = process.hrtime.bigint();
+    // ds_denies holds the flow beside its value, under a digest (any distinct one will do: these
+    // sessions are only read, never met by a packet)
+    const denies = map.keySize !== SESSION_KEY_SIZE;
     for (let i = 0; i < n; i++) {
       const h = base + i;
       const src = new Uint8Array(16);
       src.set([0xff, 0xff, 10, (h >> 16) & 255, (h >> 8) & 255, h & 255], 10);
-      encodeSessionKey({ family: 4, src, dst: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]), ifindex, vlanOuter: 0, vlanInner: 0, proto: 6, sport: 40000, dport: action ? 443 : 22 }).copy(keys, i * map.keySize);
+      const flow = encodeSessionKey({ family: 4, src, dst: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]), ifindex, vlanOuter: 0, vlanInner: 0, proto: 6, sport: 40000, dport: action ? 443 : 22 });
+      if (denies) {
+        keys.writeBigUInt64LE(BigInt(h) + 1n, i * map.keySize);
+        flow.copy(values, i * map.valueSize + offsetOf('ds_deny_entry', 'key'));
+      } else {
+        flow.copy(keys, i * map.keySize);
+      }
       // the fields every layout shares: first_seen, last_seen, packets, bytes, rule, generation, action, reason, flags
-      const v = values.subarray(i * map.valueSize);
+      const v = values.subarray(i * map.valueSize + (denies ? offsetOf('ds_deny_entry', 'value') : 0));
       v.writeBigUInt64LE(now - 60_000_000_000n, 0);
       v.writeBigUInt64LE(now - 30_000_000_000n, 8);
       v.writeBigUInt64LE(5n, 16);

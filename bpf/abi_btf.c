@@ -18,6 +18,7 @@ enum ds_mark_flag ds_btf_mark_flag;
 enum ds_family ds_btf_family;
 struct ds_session_key ds_btf_session_key;
 struct ds_session_value ds_btf_session_value;
+struct ds_deny_entry ds_btf_deny_entry;
 struct ds_flow_filter_entry ds_btf_flow_filter_entry;
 struct ds_dirty ds_btf_dirty;
 struct ds_frag_key ds_btf_frag_key;

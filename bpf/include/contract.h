@@ -32,14 +32,14 @@
 /* global maps */
 DS_MAP(ds_abi, __u32, struct ds_abi);
 DS_MAP(ds_sessions, struct ds_session_key, struct ds_session_value);
-DS_MAP(ds_denies, struct ds_session_key, struct ds_session_value);
+DS_MAP(ds_denies, __u64, struct ds_deny_entry);
 DS_MAP(ds_flow_filter, __u32, struct ds_flow_filter_entry);
 DS_MAP(ds_flow_coarse, __u32, __u64);
 DS_MAP(ds_flood_samples, __u32, struct ds_flood_sample);
 DS_MAP(ds_frags, struct ds_frag_key, struct ds_frag_value);
 DS_RINGBUF(ds_events, struct ds_event);
 DS_RINGBUF(ds_dirty, struct ds_dirty);
-DS_MAP(ds_scratch, __u32, struct ds_session_value);
+DS_MAP(ds_scratch, __u32, struct ds_deny_entry);
 DS_MAP(ds_memo, __u32, struct ds_memo);
 DS_MAP(ds_stats, __u32, struct ds_cpu_stats);
 DS_MAP(ds_failsafe_v2, struct ds_prefix_key, struct ds_failsafe_value);

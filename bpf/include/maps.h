@@ -32,13 +32,14 @@ struct {
 	__type(value, struct ds_session_value);
 } ds_sessions SEC(".maps");
 
-// Session cache of denied sessions, the same layout: a flood of denied flows evicts only denied
-// sessions. A session moves between the two when a new version changes its verdict.
+// Session cache of denied sessions, by the flow's digest (struct ds_deny_entry): a flood of denied
+// flows evicts only denied sessions. A session moves between the two when a new version changes
+// its verdict.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DS_DENIES_DEFAULT);
-	__type(key, struct ds_session_key);
-	__type(value, struct ds_session_value);
+	__type(key, __u64);
+	__type(value, struct ds_deny_entry);
 } ds_denies SEC(".maps");
 
 // Which cache may hold a flow (struct ds_flow_filter_entry): a flow whose bits are clear is in
@@ -97,14 +98,14 @@ struct {
 	__uint(max_entries, DS_DIRTY_BYTES);
 } ds_dirty SEC(".maps");
 
-// Per-CPU scratch for the session value a new or re-classified session is written with (too
-// large for the program's stack beside the classifier's frame). Datapath only; XDP runs in
+// Per-CPU scratch for the session a new or re-classified session is written with, its flow beside
+// its value as ds_denies keeps them (too large for the program's stack beside the classifier's frame). Datapath only; XDP runs in
 // softirq and does not nest on a CPU, so one packet at a time uses a CPU's copy.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ds_session_value);
+	__type(value, struct ds_deny_entry);
 } ds_scratch SEC(".maps");
 
 // The last source-free decision of the classifier, per CPU (struct ds_memo). Datapath only.

@@ -24,6 +24,11 @@ static __always_inline __u32 ds_setting_flags(void)
 	return cfg ? cfg->flags : 0;
 }
 
+static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
+{
+	return meta ? meta->generation : 0;
+}
+
 /* Room left in budget `b`'s current one-second window for `limit` sessions (a window that has
  * ended is started afresh). Plain writes: `b` belongs to this CPU. */
 static __always_inline int ds_window_room(struct ds_budget *b, __u64 now, __u32 limit)
@@ -45,7 +50,7 @@ static __always_inline int ds_window_room(struct ds_budget *b, __u64 now, __u32 
 /* A hash of `n` (at most 12) 32-bit words: multilinear, a sum of their products with odd 64-bit
  * constants, whose high 32 bits depend on every input bit. The products do not depend on each
  * other, so they run in parallel, unlike a chain of mixing rounds. */
-static __always_inline __u32 ds_hash_words(const __u32 *w, int n, __u64 seed)
+static __always_inline __u64 ds_hash_words64(const __u32 *w, int n, __u64 seed)
 {
 	__u64 h = seed;
 
@@ -53,7 +58,12 @@ static __always_inline __u32 ds_hash_words(const __u32 *w, int n, __u64 seed)
 	for (int i = 0; i < 12; i++)
 		if (i < n)
 			h += (__u64)w[i] * DS_HASH_K(i);
-	return (__u32)(h >> 32);
+	return h;
+}
+
+static __always_inline __u32 ds_hash_words(const __u32 *w, int n, __u64 seed)
+{
+	return (__u32)(ds_hash_words64(w, n, seed) >> 32);
 }
 
 /* Add a source address to a HyperLogLog sketch of interval `epoch` (reset first if it holds an
@@ -106,11 +116,12 @@ static __always_inline void ds_flood_sample_put(const struct ds_session_key *k, 
  * to admit it (cache it in ds_denies and, if it logs, emit its event); 0 to decide it
  * statelessly, without a cache entry or an event, counting it as held back (with its source
  * sketched and sampled) when it logs. Asked before the session's value is built: a held-back one
- * never needs it. */
-static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
-					 const struct ds_session_key *k, const struct ds_decision *d, __u32 generation,
-					 __u64 now)
+ * never needs it. Not inlined: inlined, its registers spilled into ds_xdp_ingress's frame, past the
+ * verifier's 512-byte combined stack. */
+static __noinline int ds_deny_admit(struct ds_cpu_stats *st, const struct ds_policy_meta *meta,
+				    const struct ds_session_key *k, const struct ds_decision *d, __u64 now)
 {
+	__u32 generation = ds_generation(meta);
 	__u32 zero = 0;
 	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
 
@@ -144,10 +155,34 @@ static __always_inline int ds_deny_admit(struct ds_cpu_stats *st, const struct d
 	return 0;
 }
 
-/* The hash of `k` that places it in ds_flow_filter: entry ds_flow_index(h), bit position h & 31. */
-static __always_inline __u32 ds_flow_hash(const struct ds_session_key *k)
+/* The flow's digest: its ds_denies key, and in its high half the hash that places it in
+ * ds_flow_filter (entry ds_flow_index(h), bit position h & 31). Not a secret: two flows of one
+ * digest are told apart by the flow kept in the entry (ds_deny_lookup). */
+static __always_inline __u64 ds_flow_digest(const struct ds_session_key *k)
 {
-	return ds_hash_words((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
+	return ds_hash_words64((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
+}
+
+static __always_inline __u32 ds_flow_hash_of(__u64 digest)
+{
+	return (__u32)(digest >> 32);
+}
+
+/* Are two flows the same? Six 8-byte compares (the keys' padding is always zero). */
+static __always_inline int ds_key_equal(const struct ds_session_key *a, const struct ds_session_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5];
+}
+
+/* The denied session of flow `k`, whose digest is `digest`, or NULL: an entry of that digest
+ * that holds another flow is none. */
+static __always_inline struct ds_session_value *ds_deny_lookup(const struct ds_session_key *k, __u64 digest)
+{
+	struct ds_deny_entry *e = bpf_map_lookup_elem(&ds_denies, &digest);
+
+	return e && ds_key_equal(&e->key, k) ? &e->value : NULL;
 }
 
 static __always_inline __u32 ds_flow_index(__u32 h)
@@ -205,11 +240,6 @@ static __noinline void ds_flow_filter_mark(__u32 i, __u64 bit)
 	__u64 cbit = 1ULL << (i & 63);
 	if (cw && !(*cw & cbit))
 		*cw |= cbit;
-}
-
-static __always_inline __u32 ds_generation(const struct ds_policy_meta *meta)
-{
-	return meta ? meta->generation : 0;
 }
 
 /* The tenant of an interface (ds_ifaces; 0 past DS_IFACES_MAX). */
@@ -479,6 +509,7 @@ static __always_inline void ds_session_mark(struct ds_cpu_stats *st, struct ds_s
 	__builtin_memcpy(&rec->key, k, sizeof(rec->key));
 	rec->epoch = epoch;
 	rec->pad = 0;
+	rec->digest = ds_flow_digest(k);
 	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
@@ -523,8 +554,8 @@ static __always_inline void ds_session_carry(struct ds_cpu_stats *st, struct ds_
 	ds_session_touch(st, nv, k, now, len);
 }
 
-/* This CPU's scratch session value (ds_scratch). */
-static __always_inline struct ds_session_value *ds_value_scratch(void)
+/* This CPU's scratch session, its flow beside its value (ds_scratch). */
+static __always_inline struct ds_deny_entry *ds_entry_scratch(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&ds_scratch, &zero);
@@ -562,38 +593,33 @@ static __always_inline void ds_reply_decision(struct ds_decision *out)
 	out->rule = 0;
 }
 
-/* The session caches by verdict. Each call names its map, never a pointer chosen at run time: the
- * verifier then inlines a lookup or calls the map's own update directly, where a chosen pointer
- * would cost an indirect call each (a retpoline here). The empty asm after one of the two calls
- * keeps clang from merging them into one call on a selected pointer. */
-static __always_inline struct ds_session_value *ds_cache_lookup(int allowed, const struct ds_session_key *k)
+/* The session caches by verdict: ds_sessions by flow, ds_denies by the flow's `digest`. Each call
+ * names its map, never a pointer chosen at run time: the verifier then inlines a lookup or calls
+ * the map's own update directly, where a chosen pointer would cost an indirect call each (a
+ * retpoline here). */
+static __always_inline struct ds_session_value *ds_cache_lookup(int allowed, const struct ds_session_key *k, __u64 digest)
 {
-	if (allowed) {
-		struct ds_session_value *v = bpf_map_lookup_elem(&ds_sessions, k);
-		asm volatile("" : "+r"(v));
-		return v;
-	}
-	return bpf_map_lookup_elem(&ds_denies, k);
+	if (allowed)
+		return bpf_map_lookup_elem(&ds_sessions, k);
+	return ds_deny_lookup(k, digest);
 }
 
-static __always_inline long ds_cache_update(int allowed, const struct ds_session_key *k, struct ds_session_value *nv, __u64 flags)
+/* Cache session `e` (its flow and value) by its verdict's map. */
+static __always_inline long ds_cache_update(int allowed, struct ds_deny_entry *e, __u64 digest, __u64 flags)
 {
-	if (allowed) {
-		long err = bpf_map_update_elem(&ds_sessions, k, nv, flags);
-		asm volatile("" : "+r"(err));
-		return err;
-	}
-	return bpf_map_update_elem(&ds_denies, k, nv, flags);
+	if (allowed)
+		return bpf_map_update_elem(&ds_sessions, &e->key, &e->value, flags);
+	return bpf_map_update_elem(&ds_denies, &digest, e, flags);
 }
 
-static __always_inline long ds_cache_delete(int allowed, const struct ds_session_key *k)
+/* Remove flow `k`'s session from a cache (from ds_denies only when the entry of its digest holds it). */
+static __always_inline long ds_cache_delete(int allowed, const struct ds_session_key *k, __u64 digest)
 {
-	if (allowed) {
-		long err = bpf_map_delete_elem(&ds_sessions, k);
-		asm volatile("" : "+r"(err));
-		return err;
-	}
-	return bpf_map_delete_elem(&ds_denies, k);
+	if (allowed)
+		return bpf_map_delete_elem(&ds_sessions, k);
+	if (!ds_deny_lookup(k, digest))
+		return -2; /* -ENOENT */
+	return bpf_map_delete_elem(&ds_denies, &digest);
 }
 
 /* A session new to the filter that is about to be cached in one cache may still have an entry in
@@ -601,17 +627,19 @@ static __always_inline long ds_cache_delete(int allowed, const struct ds_session
  * entry is moved, as a re-classified session's: `nv` carries its traffic on, and it leaves the
  * other cache. Returns -1 when there was none, 1 when the change is to be audited, 2 when not.
  * Not inlined (the caller's stack budget is spent); called once per cached new session. */
-static __noinline int ds_session_adopt(struct ds_cpu_stats *st, const struct ds_session_key *k, struct ds_session_value *nv,
-					__u64 now, __u64 len)
+static __noinline int ds_session_adopt(struct ds_cpu_stats *st, struct ds_deny_entry *n, __u64 now, __u64 len)
 {
+	const struct ds_session_key *k = &n->key;
+	struct ds_session_value *nv = &n->value;
 	int other_allowed = nv->action != DS_ACTION_ALLOW;
-	struct ds_session_value *e = ds_cache_lookup(other_allowed, k);
+	__u64 digest = other_allowed ? 0 : ds_flow_digest(k);
+	struct ds_session_value *e = ds_cache_lookup(other_allowed, k, digest);
 
 	if (!e)
 		return -1;
 	int audit = ds_change_audited(e, nv);
 	ds_session_carry(st, nv, e, k, now, len);
-	ds_cache_delete(other_allowed, k);
+	ds_cache_delete(other_allowed, k, digest);
 	return audit ? 1 : 2;
 }
 
@@ -622,14 +650,18 @@ static __noinline int ds_session_adopt(struct ds_cpu_stats *st, const struct ds_
  * when the change is to be audited, 2 when not. 3 when the entry was evicted meanwhile and `nv`
  * is cached as the new session it is. A negative error if nothing could be written.
  * Not inlined: the verifier's stack budget for the caller is spent. */
-static __noinline long ds_session_recover(struct ds_cpu_stats *st, const struct ds_session_key *k, struct ds_session_value *nv,
-					  __u64 now, __u64 len)
+static __noinline long ds_session_recover(struct ds_cpu_stats *st, struct ds_deny_entry *n, __u64 digest, __u64 now,
+					  __u64 len)
 {
+	const struct ds_session_key *k = &n->key;
+	struct ds_session_value *nv = &n->value;
 	int allowed = nv->action == DS_ACTION_ALLOW;
-	struct ds_session_value *e = ds_cache_lookup(allowed, k);
+	struct ds_session_value *e = ds_cache_lookup(allowed, k, digest);
 
-	if (!e) { /* evicted since: cache `nv` after all, as the new session it is */
-		long err = ds_cache_update(allowed, k, nv, BPF_ANY);
+	/* evicted since, or (ds_denies) the digest's entry holds another flow: cache `nv` after all,
+	 * as the new session it is (replacing that other flow's, denied too) */
+	if (!e) {
+		long err = ds_cache_update(allowed, n, digest, BPF_ANY);
 		return err ? err : 3;
 	}
 	if (e->generation == nv->generation && e->action == nv->action && e->rule == nv->rule && e->reason == nv->reason) {
@@ -638,7 +670,7 @@ static __noinline long ds_session_recover(struct ds_cpu_stats *st, const struct 
 	}
 	int audit = ds_change_audited(e, nv);
 	ds_session_carry(st, nv, e, k, now, len);
-	long err = ds_cache_update(allowed, k, nv, BPF_ANY);
+	long err = ds_cache_update(allowed, n, digest, BPF_ANY);
 	return err ? err : audit ? 1 : 2;
 }
 
@@ -660,13 +692,12 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * ds_sessions; neither, no probe at all: a new flow, classified at once (a flood of spoofed
 	 * sources pays no lookup in a large hash). A cached flow pays one probe, but for another
 	 * key's bit. */
-	__u32 h = ds_flow_hash(k);
-	__u32 fi = ds_flow_index(h);
-	__u32 seen = ds_flow_probe(fi, h);
+	__u64 digest = ds_flow_digest(k);
+	__u32 seen = ds_flow_probe(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_hash_of(digest));
 	struct ds_session_value *s = NULL;
 	int was_denied = 0;
 	if (seen & (DS_FLOW_DENY0 | DS_FLOW_DENY1)) {
-		s = bpf_map_lookup_elem(&ds_denies, k);
+		s = ds_deny_lookup(k, digest);
 		was_denied = s != NULL;
 	}
 	if (!s && (seen & (DS_FLOW_ALLOW0 | DS_FLOW_ALLOW1)))
@@ -681,7 +712,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_session_touch(st, s, k, now, len);
 		/* kept while in use: written only where a bank lacks it */
 		if (((seen >> (was_denied ? 0 : 2)) & 3) != 3)
-			ds_flow_filter_mark(fi, ds_flow_bit(h, !was_denied));
+			ds_flow_filter_mark(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_bit(ds_flow_hash_of(digest), !was_denied));
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -695,40 +726,37 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		return;
 	}
 
-	struct ds_decision d = {}; /* as it stays if the classifier had no flow: deny */
-	ds_decide_flow(meta, k, tenant, flags, &d);
+	/* decided into `out` (zeroed by the caller: as it stays if the classifier had no flow, deny);
+	 * a decision of its own would take the program past the verifier's 512-byte combined stack */
+	struct ds_decision *d = out;
+	ds_decide_flow(meta, k, tenant, flags, d);
 
 	/* a new denied session past its budget is decided statelessly: no entry, no event */
-	if (!s && d.action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, &d, generation, now)) {
+	if (!s && d->action == DS_ACTION_DENY && !ds_deny_admit(st, meta, k, d, now)) {
 		ds_count(st, DS_CTR_CACHE_MISSES);
-		out->action = d.action;
-		out->reason = d.reason;
-		out->rule = d.rule;
 		return;
 	}
 
 	/* the new value is built in this CPU's scratch, not on the stack: with the summary marks it
 	 * would take the program past the verifier's 512-byte combined stack */
-	struct ds_session_value *nv = ds_value_scratch();
-	if (!nv) {
-		out->action = d.action;
-		out->reason = d.reason;
-		out->rule = d.rule;
+	struct ds_deny_entry *ne = ds_entry_scratch();
+	if (!ne)
 		return;
-	}
+	struct ds_session_value *nv = &ne->value;
+	__builtin_memcpy(&ne->key, k, sizeof(ne->key));
 	__builtin_memset(nv, 0, sizeof(*nv));
 	nv->first_seen = now;
 	nv->last_seen = now;
 	nv->packets = 1;
 	nv->bytes = len;
-	nv->rule = d.rule;
+	nv->rule = d->rule;
 	nv->generation = generation;
-	nv->action = d.action;
-	nv->reason = d.reason;
-	nv->flags = (d.log ? DS_SESSION_LOG : 0) |
-		    (expect_replies && d.action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0);
+	nv->action = d->action;
+	nv->reason = d->reason;
+	nv->flags = (d->log ? DS_SESSION_LOG : 0) |
+		    (expect_replies && d->action == DS_ACTION_DENY ? DS_SESSION_REPLY_CHECK : 0);
 	__u8 kind = DS_EVENT_SESSION_NEW;
-	int emit = d.log;
+	int emit = d->log;
 
 	if (s) {
 		ds_count(st, DS_CTR_CACHE_STALE);
@@ -743,7 +771,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	out->rule = nv->rule;
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
-		ds_cache_delete(!was_denied, k);
+		ds_cache_delete(!was_denied, k, digest);
 	int allowed = nv->action == DS_ACTION_ALLOW;
 	/* A flow new to the filter may still be cached (its bits aged away while it was idle). In the
 	 * cache of its verdict, the insert fails and the entry carries on (ds_session_recover). A
@@ -753,22 +781,22 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * unless a bit of its own leads a packet to it, which then finds it stale and re-classifies,
 	 * and a move into a cache never overwrites a live entry there (BPF_NOEXIST). */
 	if (!s && !allowed) {
-		int moved = ds_session_adopt(st, k, nv, now, len);
+		int moved = ds_session_adopt(st, ne, now, len);
 		if (moved > 0) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = moved == 1;
 		}
 	}
-	long err = ds_cache_update(allowed, k, nv, s && was_denied == !allowed ? BPF_ANY : BPF_NOEXIST);
+	long err = ds_cache_update(allowed, ne, digest, s && was_denied == !allowed ? BPF_ANY : BPF_NOEXIST);
 	if (err == -DS_EEXIST) {
-		long r = ds_session_recover(st, k, nv, now, len);
+		long r = ds_session_recover(st, ne, digest, now, len);
 		err = r < 0 ? r : 0;
 		if (r >= 0 && r != 3) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = r == 1;
 		}
 	}
-	ds_flow_filter_mark(fi, ds_flow_bit(h, allowed));
+	ds_flow_filter_mark(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_bit(ds_flow_hash_of(digest), allowed));
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (allowed)

@@ -3,7 +3,7 @@
 // Do not edit: change abi.h or contract.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 7,
+  ABI_VERSION: 8,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
@@ -168,6 +168,13 @@ export const Layouts = {
       prev_bytes: { offset: 72, size: 8, elem: 8, count: 1 },
     },
   },
+  ds_deny_entry: {
+    size: 128,
+    fields: {
+      key: { offset: 0, size: 48, elem: 0, count: 1 },
+      value: { offset: 48, size: 80, elem: 0, count: 1 },
+    },
+  },
   ds_flow_filter_entry: {
     size: 16,
     fields: {
@@ -175,11 +182,12 @@ export const Layouts = {
     },
   },
   ds_dirty: {
-    size: 56,
+    size: 64,
     fields: {
       key: { offset: 0, size: 48, elem: 0, count: 1 },
       epoch: { offset: 48, size: 4, elem: 4, count: 1 },
       pad: { offset: 52, size: 4, elem: 4, count: 1 },
+      digest: { offset: 56, size: 8, elem: 8, count: 1 },
     },
   },
   ds_frag_key: {
@@ -510,14 +518,14 @@ export type MapName = (typeof MapName)[keyof typeof MapName];
 export const MapTypes = {
   ds_abi: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_abi', valueSize: 8 },
   ds_sessions: { kind: 'map', key: 'ds_session_key', keySize: 48, value: 'ds_session_value', valueSize: 80 },
-  ds_denies: { kind: 'map', key: 'ds_session_key', keySize: 48, value: 'ds_session_value', valueSize: 80 },
+  ds_denies: { kind: 'map', key: '__u64', keySize: 8, value: 'ds_deny_entry', valueSize: 128 },
   ds_flow_filter: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flow_filter_entry', valueSize: 16 },
   ds_flow_coarse: { kind: 'map', key: '__u32', keySize: 4, value: '__u64', valueSize: 8 },
   ds_flood_samples: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flood_sample', valueSize: 32 },
   ds_frags: { kind: 'map', key: 'ds_frag_key', keySize: 48, value: 'ds_frag_value', valueSize: 16 },
   ds_events: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_event', valueSize: 88 },
-  ds_dirty: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_dirty', valueSize: 56 },
-  ds_scratch: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_session_value', valueSize: 80 },
+  ds_dirty: { kind: 'ringbuf', key: null, keySize: 0, value: 'ds_dirty', valueSize: 64 },
+  ds_scratch: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_deny_entry', valueSize: 128 },
   ds_memo: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_memo', valueSize: 36 },
   ds_stats: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_cpu_stats', valueSize: 552 },
   ds_failsafe_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: 'ds_failsafe_value', valueSize: 8 },

@@ -22,6 +22,8 @@ export interface DirtyRecord {
   id: string;
   /** The key as the datapath wrote it (the engine looks it up as is). */
   raw?: Uint8Array;
+  /** The flow's digest as the datapath wrote it (its key in the denied-session cache). */
+  digest?: Uint8Array;
 }
 
 export interface SummarySource {

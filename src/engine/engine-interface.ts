@@ -5,6 +5,7 @@
 // verdicts from the reference evaluator) for tests that need no root. Nothing here touches the
 // kernel or imports the addon; the native engine is chosen at the edge (cli/agent.ts).
 import { sizeOf } from '../abi/codec.js';
+import { MapTypes } from '../abi/generated.js';
 import type { CpuStats, FloodSample, RawEvent, RuleStat, SessionKey, SessionValue } from '../abi/records.js';
 import type { PolicyImage } from '../policy/tables/image.js';
 import type { Cidr, PolicyIr } from '../policy/ir/ir.js';
@@ -97,6 +98,8 @@ export interface RetiredRuleStats {
 
 /** Bytes of a ds_dirty record (Engine.drainDirty). */
 export const DIRTY_SIZE = sizeOf('ds_dirty');
+/** Bytes of a flow's digest (ds_dirty.digest: its key in ds_denies). */
+export const DIGEST_SIZE = MapTypes.ds_denies.keySize;
 
 /** A compiled version as an engine installs it: the map images, and the IR they were built from. */
 export interface InstallableVersion {
@@ -164,8 +167,8 @@ export interface Engine {
   /** The cached sessions, a slice at a time, yielding to the event loop between slices. */
   sessionSlices(max?: number): AsyncGenerator<Session[]>;
   sessionCountSliced(): Promise<number>;
-  /** `count` raw keys (SESSION_KEY_SIZE each) looked up: raw values, and per key 1 found / 0 gone. */
-  lookupSessions(keys: Buffer, count: number): { values: Buffer; found: Buffer };
+  /** `count` raw keys (SESSION_KEY_SIZE each), with their digests (DIGEST_SIZE each, from ds_dirty), looked up: raw values, and per key 1 or 2 found (allowed, denied) / 0 gone. */
+  lookupSessions(keys: Buffer, digests: Buffer, count: number): { values: Buffer; found: Buffer };
   /** Age the flow filter, a shortcut of the datapath's (call it every FLOW_FILTER_AGING_MS); no verdict changes. */
   ageFlowFilterAsync(): Promise<void>;
 

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeStruct, offsetOf, readBytes, readField, sizeOf, writeStruct } from '../abi/codec.js';
-import { IfaceFlag, IfaceRole, Layouts, Limits, MapName, SettingFlag, SLOT_TABLES } from '../abi/generated.js';
+import { IfaceFlag, IfaceRole, Layouts, Limits, MapName, MapTypes, SettingFlag, SLOT_TABLES } from '../abi/generated.js';
 import {
   CPU_STATS_SIZE,
   type CpuStats,
@@ -32,6 +32,7 @@ import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpf
 import {
   type ActivePolicy,
   type Attachment,
+  DIGEST_SIZE,
   DIRTY_SIZE,
   type Engine,
   type EngineExplanation,
@@ -92,6 +93,27 @@ interface LinkState extends Attachment {
 
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
 const SESSION_MAPS = [MapName.SESSIONS, MapName.DENIES] as const;
+/** ds_denies holds struct ds_deny_entry (the flow, then its value) by the flow's digest: the datapath's
+ *  key, which only the datapath computes (a marked session's comes in its ds_dirty record). */
+const DENY_ENTRY_SIZE = MapTypes.ds_denies.valueSize;
+const DENY_KEY_AT = offsetOf('ds_deny_entry', 'key');
+const DENY_VALUE_AT = offsetOf('ds_deny_entry', 'value');
+
+/** A cache's entry sizes in a walk: ds_sessions by flow, ds_denies by digest. */
+const entrySizes = (map: (typeof SESSION_MAPS)[number]): [number, number] =>
+  map === MapName.DENIES ? [DIGEST_SIZE, DENY_ENTRY_SIZE] : [SESSION_KEY_SIZE, SESSION_VALUE_SIZE];
+
+/** `count` ds_deny_entry values as a cache walk gives sessions: their flows (SESSION_KEY_SIZE each) and values (SESSION_VALUE_SIZE each). */
+function splitDenyEntries(entries: Buffer, count: number): { keys: Buffer; values: Buffer } {
+  const keys = Buffer.allocUnsafe(count * SESSION_KEY_SIZE);
+  const values = Buffer.allocUnsafe(count * SESSION_VALUE_SIZE);
+  for (let i = 0; i < count; i++) {
+    const at = i * DENY_ENTRY_SIZE;
+    entries.copy(keys, i * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE);
+    entries.copy(values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
+  }
+  return { keys, values };
+}
 /** Entries per slice of a walk of the session caches: one batch read, a few ms at most. */
 const SESSION_SLICE = 1024;
 /** Entries per slice of a count: read into the addon's own buffer, nothing reaches JavaScript. */
@@ -799,18 +821,27 @@ export class NativeEngine implements Engine {
     return out;
   }
 
-  /** The cached decision for one flow (allowed or denied), or null. */
+  /** The cached decision for one flow (allowed or denied), or null. For tools and tests: a denied
+   *  flow is found by a walk of ds_denies (its digest is the datapath's to compute). */
   lookupSession(key: SessionKey): SessionValue | null {
     const value = Buffer.alloc(SESSION_VALUE_SIZE);
     const k = encodeSessionKey(key);
-    const found = SESSION_MAPS.some((map) => addon().mapLookup(this.fd(map), k, value));
-    return found ? decodeSessionValue(value) : null;
+    if (addon().mapLookup(this.fd(MapName.SESSIONS), k, value)) return decodeSessionValue(value);
+    const fd = this.fd(MapName.DENIES);
+    const dump = addon().mapDump(fd, DIGEST_SIZE, DENY_ENTRY_SIZE, addon().mapInfo(fd).maxEntries);
+    for (let i = 0; i < dump.count; i++) {
+      const at = i * DENY_ENTRY_SIZE;
+      if (dump.values.compare(k, 0, SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) === 0) {
+        return decodeSessionValue(dump.values.subarray(at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE));
+      }
+    }
+    return null;
   }
 
   /** Entries in the session caches, allowed and denied, counted without decoding them. Walks both
    *  caches in one call: for tools and tests; the agent counts with sessionCountSliced(). */
   sessionCount(limit = 1 << 24): number {
-    return SESSION_MAPS.reduce((n, map) => n + addon().mapCount(this.fd(map), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit), 0);
+    return SESSION_MAPS.reduce((n, map) => n + addon().mapCount(this.fd(map), ...entrySizes(map), limit), 0);
   }
 
   /**
@@ -821,9 +852,13 @@ export class NativeEngine implements Engine {
   readSessionSlice(cursor: SessionCursor | null, max = SESSION_SLICE, countOnly = false): SessionSlice {
     let at: SessionCursor = cursor ?? { map: 0, token: null };
     for (;;) {
-      const r = addon().mapReadBatch(this.fd(SESSION_MAPS[at.map]!), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, max, at.token, countOnly);
+      const map = SESSION_MAPS[at.map]!;
+      const r = addon().mapReadBatch(this.fd(map), ...entrySizes(map), max, at.token, countOnly);
       const next: SessionCursor | null = r.cursor ? { map: at.map, token: r.cursor } : at.map + 1 < SESSION_MAPS.length ? { map: at.map + 1, token: null } : null;
-      if (r.count > 0 || next === null) return { keys: r.keys, values: r.values, count: r.count, cursor: next };
+      if (r.count > 0 || next === null) {
+        const { keys, values } = map === MapName.DENIES && !countOnly ? splitDenyEntries(r.values, r.count) : r;
+        return { keys, values, count: r.count, cursor: next };
+      }
       at = next;
     }
   }
@@ -876,22 +911,31 @@ export class NativeEngine implements Engine {
     return this.dirty.drain(max, DIRTY_SIZE);
   }
 
-  /** Look `count` keys (SESSION_KEY_SIZE bytes each) up in both caches in one call: their values
-   *  (SESSION_VALUE_SIZE each) and, per key, whether it was found (0: gone). */
-  lookupSessions(keys: Buffer, count: number): { values: Buffer; found: Buffer } {
-    return addon().mapLookupMany(SESSION_MAPS.map((m) => this.fd(m)), keys, count, SESSION_KEY_SIZE, SESSION_VALUE_SIZE);
+  /** Look `count` flows (SESSION_KEY_SIZE bytes each, with their digests, DIRTY digest bytes
+   *  each, as ds_dirty records carry them) up in both caches, one call per cache: their values
+   *  (SESSION_VALUE_SIZE each) and, per flow, where it was found (1: allowed, 2: denied, 0: gone).
+   *  A digest whose entry holds another flow finds nothing. */
+  lookupSessions(keys: Buffer, digests: Buffer, count: number): { values: Buffer; found: Buffer } {
+    const allowed = addon().mapLookupMany([this.fd(MapName.SESSIONS)], keys, count, SESSION_KEY_SIZE, SESSION_VALUE_SIZE);
+    const denied = addon().mapLookupMany([this.fd(MapName.DENIES)], digests, count, DIGEST_SIZE, DENY_ENTRY_SIZE);
+    for (let i = 0; i < count; i++) {
+      if (allowed.found[i] || !denied.found[i]) continue;
+      const at = i * DENY_ENTRY_SIZE;
+      if (denied.values.compare(keys, i * SESSION_KEY_SIZE, (i + 1) * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) !== 0) continue;
+      denied.values.copy(allowed.values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
+      allowed.found[i] = 2;
+    }
+    return allowed;
   }
 
   /** The cached sessions, allowed ones first, at most `limit` of each cache. */
   sessions(limit = 1 << 20): Session[] {
     const out: Session[] = [];
     for (const map of SESSION_MAPS) {
-      const dump = addon().mapDump(this.fd(map), SESSION_KEY_SIZE, SESSION_VALUE_SIZE, limit);
+      const dump = addon().mapDump(this.fd(map), ...entrySizes(map), limit);
+      const { keys, values } = map === MapName.DENIES ? splitDenyEntries(dump.values, dump.count) : dump;
       for (let i = 0; i < dump.count; i++) {
-        out.push({
-          key: decodeSessionKey(dump.keys, i * SESSION_KEY_SIZE),
-          value: decodeSessionValue(dump.values, i * SESSION_VALUE_SIZE),
-        });
+        out.push({ key: decodeSessionKey(keys, i * SESSION_KEY_SIZE), value: decodeSessionValue(values, i * SESSION_VALUE_SIZE) });
       }
     }
     return out;

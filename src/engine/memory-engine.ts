@@ -480,7 +480,7 @@ export class MemoryEngine implements Engine {
     return this.live().sessions.size;
   }
 
-  lookupSessions(keys: Buffer, count: number): { values: Buffer; found: Buffer } {
+  lookupSessions(keys: Buffer, _digests: Buffer, count: number): { values: Buffer; found: Buffer } {
     const values = Buffer.alloc(count * SESSION_VALUE_SIZE);
     const found = Buffer.alloc(count);
     for (let i = 0; i < count; i++) {

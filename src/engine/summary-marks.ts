@@ -6,9 +6,10 @@ import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionVal
 import { readSessionKey, readSessionValue } from '../abi/records-fast.js';
 import { offsetOf } from '../abi/codec.js';
 import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
-import { DIRTY_SIZE, type Engine } from './engine-interface.js';
+import { DIGEST_SIZE, DIRTY_SIZE, type Engine } from './engine-interface.js';
 
 const EPOCH_AT = offsetOf('ds_dirty', 'epoch');
+const DIGEST_AT = offsetOf('ds_dirty', 'digest');
 
 export class EngineSummaryMarks implements SummarySource {
   constructor(private readonly engine: Engine) {}
@@ -34,21 +35,27 @@ export class EngineSummaryMarks implements SummarySource {
         epoch: records.readUInt32LE(at + EPOCH_AT),
         id: records.toString('latin1', at, at + SESSION_KEY_SIZE),
         raw: records.subarray(at, at + SESSION_KEY_SIZE),
+        digest: records.subarray(at + DIGEST_AT, at + DIGEST_AT + DIGEST_SIZE),
       };
     }
     return out;
   }
 
-  lookup(records: readonly Pick<DirtyRecord, 'key' | 'raw'>[]): (SessionValue | null)[] {
+  lookup(records: readonly Pick<DirtyRecord, 'key' | 'raw' | 'digest'>[]): (SessionValue | null)[] {
     const n = records.length;
     const buf = Buffer.allocUnsafe(n * SESSION_KEY_SIZE);
+    const digests = Buffer.alloc(n * DIGEST_SIZE);
     for (let i = 0; i < n; i++) {
       const r = records[i]!;
       buf.set(r.raw ?? encodeSessionKey(r.key), i * SESSION_KEY_SIZE);
+      if (r.digest) digests.set(r.digest, i * DIGEST_SIZE);
     }
-    const { values, found } = this.engine.lookupSessions(buf, n);
+    const { values, found } = this.engine.lookupSessions(buf, digests, n);
     const out: (SessionValue | null)[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : null;
+    for (let i = 0; i < n; i++) {
+      // a record without the datapath's digest (not from drain()) is looked for by its flow alone
+      out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : records[i]!.digest ? null : this.engine.lookupSession(records[i]!.key);
+    }
     return out;
   }
 
