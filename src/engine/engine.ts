@@ -805,8 +805,16 @@ export class NativeEngine implements Engine {
     }
     const out = new Map<number, RuleStat>();
     const field = which === 'matched' ? RULE_STAT.packets : RULE_STAT.held;
+    // the filter reads each row's u64 as two u32 words of one view per CPU: a rule of a 10,000-rule
+    // blocklist that never matched costs two loads a CPU, not two Buffer reads and a closure
+    const words = rows.map((r) => (r.byteOffset % 4 === 0 ? r : Buffer.from(r))).map((r) => new Uint32Array(r.buffer, r.byteOffset, r.byteLength >>> 2));
+    const quiet = (at: number): boolean => {
+      const w = (at + field) >>> 2;
+      for (const v of words) if (v[w] !== 0 || v[w + 1] !== 0) return false;
+      return true;
+    };
     for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
-      if (which !== 'all' && rows.every((r) => readU64(r, at + field) === 0)) continue;
+      if (which !== 'all' && quiet(at)) continue;
       const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
       for (const r of rows) {
         stat.packets += readU64(r, at + RULE_STAT.packets);
