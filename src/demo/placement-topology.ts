@@ -10,7 +10,7 @@
 // of the edge's WireGuard devices, whose control sockets every namespace shares) carry a per-run
 // token. `destroy()` removes everything, twice is safe.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfigFile } from '../controller/config.js';
 import { formatAddress } from '../policy/ir/cidr.js';
@@ -19,6 +19,7 @@ import { processesInNetns } from '../placement/netns-processes.js';
 import { edgePeersOf } from '../placement/tunnel-status.js';
 import { edgePeerLists } from '../placement/wireguard-conf.js';
 import { withConfFile } from '../placement/wireguard.js';
+import { withSocketDir } from '../placement/wireguard-sockets.js';
 import { execIn, inNetns, ip, NamespaceOwner, runToken } from './topology.js';
 
 /** Underlay MTU: room for VXLAN's 50 bytes (WireGuard's 60) over hosts' 1500. */
@@ -184,13 +185,13 @@ export class PlacementTopology extends NamespaceOwner {
       // its messages go to a file, read back if it does not come up (nothing reads a pipe while this waits)
       const logPath = join(keys.dir, `wireguard-go.${dev}.log`);
       const log = openSync(logPath, 'w');
-      const [cmd, args] = inNetns(this.edgeNs, 'wireguard-go', ['-f', dev]);
+      const [cmd, args] = inNetns(this.edgeNs, ...withSocketDir(this.edgeSockets(keys.dir), 'wireguard-go', ['-f', dev]));
       const child = this.own(spawn(cmd, args, { stdio: ['ignore', log, log] }));
       closeSync(log);
       this.edgeDevices.push(dev);
       for (let waited = 0; ; waited += 20) {
         try {
-          execIn(this.edgeNs, 'wg', ['show', dev]);
+          this.edgeWg(['show', dev]);
           break;
         } catch (err) {
           if (waited > WIREGUARD_START_MS) {
@@ -200,7 +201,7 @@ export class PlacementTopology extends NamespaceOwner {
           pause(20);
         }
       }
-      withConfFile(keys.dir, dev, `[Interface]\nPrivateKey = ${keys.edgePrivateKey}\nListenPort = ${port}\n\n${peerList}`, (file) => execIn(this.edgeNs, 'wg', ['setconf', dev, file]));
+      withConfFile(keys.dir, dev, `[Interface]\nPrivateKey = ${keys.edgePrivateKey}\nListenPort = ${port}\n\n${peerList}`, (file) => this.edgeWg(['setconf', dev, file]));
       execIn(this.edgeNs, 'ip', ['link', 'set', dev, 'mtu', '1500', 'up']);
       for (const { e, t } of tunnels.filter(({ t }) => t.wireguard!.endpoint.endsWith(`:${port}`))) {
         const peer = t.peers.find((x) => x.family === 4)!;
@@ -216,8 +217,24 @@ export class PlacementTopology extends NamespaceOwner {
     }
   }
 
-  /** The edge's WireGuard devices go first: their wireguard-go exits and removes its control socket
-   *  (killed, it would leave the socket file behind in the shared /var/run/wireguard). */
+  /** The edge's control sockets: a folder of this run's own, bound on /var/run/wireguard in the
+   *  mount namespace its wireguard-go and `wg` run in, as an agent's are (placement/wireguard-sockets.ts):
+   *  the host's shared folder is no one's, and two runs at once never meet there. */
+  private edgeSockets(dir: string): string {
+    this.edgeSocketDir ??= join(dir, 'edge-wireguard');
+    mkdirSync(this.edgeSocketDir, { recursive: true, mode: 0o700 });
+    return this.edgeSocketDir;
+  }
+
+  private edgeSocketDir: string | undefined;
+
+  /** `wg args` in the edge's namespace, speaking to the edge's wireguard-go. */
+  edgeWg(args: string[]): string {
+    if (!this.edgeSocketDir) throw new Error('the edge has no WireGuard devices');
+    return execIn(this.edgeNs, ...withSocketDir(this.edgeSocketDir, 'wg', args));
+  }
+
+  /** The edge's WireGuard devices go first: their wireguard-go exits and removes its control socket. */
   override destroy(): void {
     for (const dev of this.edgeDevices.filter((d) => d.startsWith('e'))) {
       try {

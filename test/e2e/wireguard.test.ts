@@ -143,7 +143,7 @@ describe('WireGuard: a killed agent, its successor, and the edge changing its ke
     // the edge's new key; then the enforcers' configs say so and they reload
     const next = newWireguardPrivateKey();
     const edgeDev = demo.topology.edgeDevices.find((d) => d.startsWith('e51820'))!;
-    withConfFile(dir, edgeDev, next, (file) => execIn(demo.topology.edgeNs, 'wg', ['set', edgeDev, 'private-key', file]));
+    withConfFile(dir, edgeDev, next, (file) => demo.topology.edgeWg(['set', edgeDev, 'private-key', file]));
     const rotatedAt = process.hrtime.bigint();
     const from = records.length;
     for (const e of [wl, dc]) {
