@@ -104,6 +104,7 @@ function fill(path: string, ifindex: number, base: number, action: number): numb
     // ds_denies holds the flow beside its value, under a digest (any distinct one will do: these
     // sessions are only read, never met by a packet)
     const denies = map.keySize !== SESSION_KEY_SIZE;
+    const [flowAt, valueAt] = denies ? [offsetOf('ds_deny_entry', 'key'), offsetOf('ds_deny_entry', 'value')] : [0, 0];
     for (let i = 0; i < n; i++) {
       const h = base + i;
       const src = new Uint8Array(16);
@@ -111,12 +112,12 @@ function fill(path: string, ifindex: number, base: number, action: number): numb
       const flow = encodeSessionKey({ family: 4, src, dst: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]), ifindex, vlanOuter: 0, vlanInner: 0, proto: 6, sport: 40000, dport: action ? 443 : 22 });
       if (denies) {
         keys.writeBigUInt64LE(BigInt(h) + 1n, i * map.keySize);
-        flow.copy(values, i * map.valueSize + offsetOf('ds_deny_entry', 'key'));
+        flow.copy(values, i * map.valueSize + flowAt);
       } else {
         flow.copy(keys, i * map.keySize);
       }
       // the fields every layout shares: first_seen, last_seen, packets, bytes, rule, generation, action, reason, flags
-      const v = values.subarray(i * map.valueSize + (denies ? offsetOf('ds_deny_entry', 'value') : 0));
+      const v = values.subarray(i * map.valueSize + valueAt);
       v.writeBigUInt64LE(now - 60_000_000_000n, 0);
       v.writeBigUInt64LE(now - 30_000_000_000n, 8);
       v.writeBigUInt64LE(5n, 16);

@@ -99,8 +99,9 @@ struct {
 } ds_dirty SEC(".maps");
 
 // Per-CPU scratch for the session a new or re-classified session is written with, its flow beside
-// its value as ds_denies keeps them (too large for the program's stack beside the classifier's frame). Datapath only; XDP runs in
-// softirq and does not nest on a CPU, so one packet at a time uses a CPU's copy.
+// its value as ds_denies keeps them (too large for the program's stack beside the classifier's
+// frame). Datapath only; XDP runs in softirq and does not nest on a CPU, so one packet at a time
+// uses a CPU's copy.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -163,6 +163,7 @@ static __always_inline __u64 ds_flow_digest(const struct ds_session_key *k)
 	return ds_hash_words64((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
 }
 
+/* The part of a flow's digest that places it in ds_flow_filter. */
 static __always_inline __u32 ds_flow_hash_of(__u64 digest)
 {
 	return (__u32)(digest >> 32);
@@ -627,12 +628,12 @@ static __always_inline long ds_cache_delete(int allowed, const struct ds_session
  * entry is moved, as a re-classified session's: `nv` carries its traffic on, and it leaves the
  * other cache. Returns -1 when there was none, 1 when the change is to be audited, 2 when not.
  * Not inlined (the caller's stack budget is spent); called once per cached new session. */
-static __noinline int ds_session_adopt(struct ds_cpu_stats *st, struct ds_deny_entry *n, __u64 now, __u64 len)
+static __noinline int ds_session_adopt(struct ds_cpu_stats *st, struct ds_deny_entry *n, __u64 digest, __u64 now,
+					__u64 len)
 {
 	const struct ds_session_key *k = &n->key;
 	struct ds_session_value *nv = &n->value;
 	int other_allowed = nv->action != DS_ACTION_ALLOW;
-	__u64 digest = other_allowed ? 0 : ds_flow_digest(k);
 	struct ds_session_value *e = ds_cache_lookup(other_allowed, k, digest);
 
 	if (!e)
@@ -693,7 +694,9 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * sources pays no lookup in a large hash). A cached flow pays one probe, but for another
 	 * key's bit. */
 	__u64 digest = ds_flow_digest(k);
-	__u32 seen = ds_flow_probe(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_hash_of(digest));
+	__u32 h = ds_flow_hash_of(digest);
+	__u32 fi = ds_flow_index(h);
+	__u32 seen = ds_flow_probe(fi, h);
 	struct ds_session_value *s = NULL;
 	int was_denied = 0;
 	if (seen & (DS_FLOW_DENY0 | DS_FLOW_DENY1)) {
@@ -712,7 +715,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		ds_session_touch(st, s, k, now, len);
 		/* kept while in use: written only where a bank lacks it */
 		if (((seen >> (was_denied ? 0 : 2)) & 3) != 3)
-			ds_flow_filter_mark(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_bit(ds_flow_hash_of(digest), !was_denied));
+			ds_flow_filter_mark(fi, ds_flow_bit(h, !was_denied));
 		out->action = s->action;
 		out->reason = s->reason;
 		out->rule = s->rule;
@@ -766,9 +769,6 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	} else {
 		ds_count(st, DS_CTR_CACHE_MISSES);
 	}
-	out->action = nv->action;
-	out->reason = nv->reason;
-	out->rule = nv->rule;
 	/* a session whose verdict changed moves to the other cache */
 	if (s && was_denied != (nv->action == DS_ACTION_DENY))
 		ds_cache_delete(!was_denied, k, digest);
@@ -781,7 +781,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	 * unless a bit of its own leads a packet to it, which then finds it stale and re-classifies,
 	 * and a move into a cache never overwrites a live entry there (BPF_NOEXIST). */
 	if (!s && !allowed) {
-		int moved = ds_session_adopt(st, ne, now, len);
+		int moved = ds_session_adopt(st, ne, digest, now, len);
 		if (moved > 0) {
 			kind = DS_EVENT_SESSION_CHANGED;
 			emit = moved == 1;
@@ -796,7 +796,7 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 			emit = r == 1;
 		}
 	}
-	ds_flow_filter_mark(ds_flow_index(ds_flow_hash_of(digest)), ds_flow_bit(ds_flow_hash_of(digest), allowed));
+	ds_flow_filter_mark(fi, ds_flow_bit(h, allowed));
 	if (err != 0)
 		ds_count(st, DS_CTR_SESSION_FULL);
 	else if (allowed)

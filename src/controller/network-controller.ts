@@ -244,8 +244,9 @@ export class NetworkController {
     return { status: 'rejected', problems, inForce };
   }
 
+  /** Name `generation` after `ir` (an install names it twice: before its switch and after). */
   private remember(generation: number, ir: PolicyIr): void {
-    this.policies.set(generation, ruleNamesOf(ir));
+    if (this.policies.get(generation)?.version !== ir.version) this.policies.set(generation, ruleNamesOf(ir));
     for (const g of this.policies.keys()) if (g <= generation - GENERATIONS_KEPT) this.policies.delete(g);
   }
 }

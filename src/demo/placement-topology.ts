@@ -6,9 +6,9 @@
 // (`edge.remote`) and the other ends of the tunnels, with a route to the networks behind each:
 // per VXLAN tunnel a VXLAN device; for WireGuard one wireguard-go interface per edge port, whose
 // peers are the enforcers' tunnels to that port (the peer list `doorstep fleet edge-config`
-// writes). The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces (and
-// of the edge's WireGuard devices, whose control sockets every namespace shares) carry a per-run
-// token. `destroy()` removes everything, twice is safe.
+// writes). The edge is plain Linux routing: the fabric, not doorstep. Names of namespaces and of
+// the edge's WireGuard devices carry a per-run token; the edge's wireguard-go and `wg` meet in a
+// socket folder of the run's own. `destroy()` removes everything, twice is safe.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -175,6 +175,8 @@ export class PlacementTopology extends NamespaceOwner {
     const tunnels = this.enforcers.flatMap((e) => e.placement.tunnels.filter((t) => t.kind === 'wireguard').map((t) => ({ e, t })));
     if (tunnels.length === 0) return;
     if (!keys) throw new Error('WireGuard tunnels need the edge\'s and the enforcers\' keys');
+    this.edgeSocketDir = join(keys.dir, 'edge-wireguard');
+    mkdirSync(this.edgeSocketDir, { recursive: true, mode: 0o700 });
     const peers = this.enforcers.flatMap((e) => {
       const key = keys.enforcers[e.name];
       if (!key) throw new Error(`no WireGuard key for ${e.name}`);
@@ -185,7 +187,7 @@ export class PlacementTopology extends NamespaceOwner {
       // its messages go to a file, read back if it does not come up (nothing reads a pipe while this waits)
       const logPath = join(keys.dir, `wireguard-go.${dev}.log`);
       const log = openSync(logPath, 'w');
-      const [cmd, args] = inNetns(this.edgeNs, ...withSocketDir(this.edgeSockets(keys.dir), 'wireguard-go', ['-f', dev]));
+      const [cmd, args] = inNetns(this.edgeNs, ...withSocketDir(this.edgeSocketDir, 'wireguard-go', ['-f', dev]));
       const child = this.own(spawn(cmd, args, { stdio: ['ignore', log, log] }));
       closeSync(log);
       this.edgeDevices.push(dev);
@@ -220,12 +222,6 @@ export class PlacementTopology extends NamespaceOwner {
   /** The edge's control sockets: a folder of this run's own, bound on /var/run/wireguard in the
    *  mount namespace its wireguard-go and `wg` run in, as an agent's are (placement/wireguard-sockets.ts):
    *  the host's shared folder is no one's, and two runs at once never meet there. */
-  private edgeSockets(dir: string): string {
-    this.edgeSocketDir ??= join(dir, 'edge-wireguard');
-    mkdirSync(this.edgeSocketDir, { recursive: true, mode: 0o700 });
-    return this.edgeSocketDir;
-  }
-
   private edgeSocketDir: string | undefined;
 
   /** `wg args` in the edge's namespace, speaking to the edge's wireguard-go. */

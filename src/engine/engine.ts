@@ -919,20 +919,26 @@ export class NativeEngine implements Engine {
     return this.dirty.drain(max, DIRTY_SIZE);
   }
 
-  /** Look `count` flows (SESSION_KEY_SIZE bytes each, with their digests, DIRTY digest bytes
-   *  each, as ds_dirty records carry them) up in both caches, one call per cache: their values
-   *  (SESSION_VALUE_SIZE each) and, per flow, where it was found (1: allowed, 2: denied, 0: gone).
-   *  A digest whose entry holds another flow finds nothing. */
+  /** Look `count` flows (SESSION_KEY_SIZE bytes each) up in both caches, one call per cache:
+   *  ds_sessions by the flow, then ds_denies by the flow's digest (DIGEST_SIZE bytes each, as the
+   *  ds_dirty records carry them) for those not found there. Their values (SESSION_VALUE_SIZE each)
+   *  and, per flow, where it was found (1: allowed, 2: denied, 0: gone). A digest whose entry holds
+   *  another flow finds nothing. */
   lookupSessions(keys: Buffer, digests: Buffer, count: number): { values: Buffer; found: Buffer } {
     const allowed = addon().mapLookupMany([this.fd(MapName.SESSIONS)], keys, count, SESSION_KEY_SIZE, SESSION_VALUE_SIZE);
-    const denied = addon().mapLookupMany([this.fd(MapName.DENIES)], digests, count, DIGEST_SIZE, DENY_ENTRY_SIZE);
-    for (let i = 0; i < count; i++) {
-      if (allowed.found[i] || !denied.found[i]) continue;
-      const at = i * DENY_ENTRY_SIZE;
-      if (denied.values.compare(keys, i * SESSION_KEY_SIZE, (i + 1) * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) !== 0) continue;
+    const missing: number[] = [];
+    for (let i = 0; i < count; i++) if (!allowed.found[i]) missing.push(i);
+    if (missing.length === 0) return allowed;
+    const wanted = Buffer.allocUnsafe(missing.length * DIGEST_SIZE);
+    missing.forEach((i, j) => digests.copy(wanted, j * DIGEST_SIZE, i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE));
+    const denied = addon().mapLookupMany([this.fd(MapName.DENIES)], wanted, missing.length, DIGEST_SIZE, DENY_ENTRY_SIZE);
+    missing.forEach((i, j) => {
+      if (!denied.found[j]) return;
+      const at = j * DENY_ENTRY_SIZE;
+      if (denied.values.compare(keys, i * SESSION_KEY_SIZE, (i + 1) * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) !== 0) return;
       denied.values.copy(allowed.values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
       allowed.found[i] = 2;
-    }
+    });
     return allowed;
   }
 
