@@ -101,7 +101,7 @@ function fill(path: string, ifindex: number, base: number, action: number): numb
     const keys = Buffer.alloc(n * map.keySize);
     const values = Buffer.alloc(n * map.valueSize);
     const now = process.hrtime.bigint();
-    // ds_denies holds the flow beside its value, under a digest (any distinct one will do: these
+    // ds_denies holds the flow beside its value, in every way of its array (any way will do: these
     // sessions are only read, never met by a packet)
     const denies = map.keySize !== SESSION_KEY_SIZE;
     const [flowAt, valueAt] = denies ? [offsetOf('ds_deny_entry', 'key'), offsetOf('ds_deny_entry', 'value')] : [0, 0];
@@ -111,7 +111,7 @@ function fill(path: string, ifindex: number, base: number, action: number): numb
       src.set([0xff, 0xff, 10, (h >> 16) & 255, (h >> 8) & 255, h & 255], 10);
       const flow = encodeSessionKey({ family: 4, src, dst: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3]), ifindex, vlanOuter: 0, vlanInner: 0, proto: 6, sport: 40000, dport: action ? 443 : 22 });
       if (denies) {
-        keys.writeBigUInt64LE(BigInt(h) + 1n, i * map.keySize);
+        keys.writeUInt32LE(i, i * map.keySize);
         flow.copy(values, i * map.valueSize + flowAt);
       } else {
         flow.copy(keys, i * map.keySize);

@@ -16,6 +16,7 @@ enum ds_setting_flag ds_btf_setting_flag;
 enum ds_session_flag ds_btf_session_flag;
 enum ds_mark_flag ds_btf_mark_flag;
 enum ds_family ds_btf_family;
+enum ds_digest ds_btf_digest;
 struct ds_session_key ds_btf_session_key;
 struct ds_session_value ds_btf_session_value;
 struct ds_deny_entry ds_btf_deny_entry;

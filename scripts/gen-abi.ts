@@ -3,12 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { btfToTypeScript } from '../src/abi/btf-to-ts.js';
+import { btfToTypeScript, parseBtfJson } from '../src/abi/btf-to-ts.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export function readAbiBtf(object = `${repoRoot}/bpf/build/abi_btf.o`): { types: never[] } {
-  return JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' }));
+  return parseBtfJson(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: never[] };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

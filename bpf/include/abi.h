@@ -16,10 +16,10 @@
 
 /* Limits and fixed sizes. Enum (not #define) so they reach BTF and the generated TypeScript. */
 enum ds_limits {
-	DS_ABI_VERSION = 8,           /* of the maps' layouts (bpf/include/contract.h); pins carry it in ds_abi */
+	DS_ABI_VERSION = 9,           /* of the maps' layouts (bpf/include/contract.h); pins carry it in ds_abi */
 	DS_SLOTS = 2,                 /* policy slots: active and being written */
 	DS_SESSIONS_DEFAULT = 262144, /* allowed-session cache entries unless the loader says otherwise */
-	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise */
+	DS_DENIES_DEFAULT = 262144,   /* denied-session cache entries unless the loader says otherwise (a power of two, at least 4) */
 	DS_FLOW_FILTER_ENTRIES = 32768, /* ds_flow_filter: 2 banks × (32 deny + 32 allow bits) each: 2^20 bits a kind and bank (512 KiB) */
 	DS_FLOW_COARSE_WORDS = 512,   /* ds_flow_coarse: one bit per ds_flow_filter entry, in u64 words (4 KiB) */
 	DS_FRAGS_MAX = 16384,         /* in-flight fragmented datagrams tracked */
@@ -148,6 +148,41 @@ enum ds_family {
 	DS_FAMILY_IPV6 = 6,
 };
 
+/* The flow digest (ds_flow_digest in session.h): the seed plus the flow's twelve 32-bit words
+ * times odd 64-bit multipliers, mod 2^64, and the multiplier that picks a ds_denies bucket from
+ * the digest's high half (ds_deny_bucket). In 32-bit halves, so that they reach BTF and the
+ * generated TypeScript: user space finds a denied flow's bucket with the same arithmetic
+ * (src/engine/deny-buckets.ts). */
+enum ds_digest {
+	DS_DIGEST_SEED_LO = 0x7f4a7c15,
+	DS_DIGEST_SEED_HI = 0x9e3779b9,
+	DS_DIGEST_K0_LO = 0x7f4a7c15,
+	DS_DIGEST_K0_HI = 0x9e3779b9,
+	DS_DIGEST_K1_LO = 0x27d4eb4f,
+	DS_DIGEST_K1_HI = 0xc2b2ae3d,
+	DS_DIGEST_K2_LO = 0x9e3779f9,
+	DS_DIGEST_K2_HI = 0x165667b1,
+	DS_DIGEST_K3_LO = 0x6659fd93,
+	DS_DIGEST_K3_HI = 0xd6e8feb8,
+	DS_DIGEST_K4_LO = 0xed558ccd,
+	DS_DIGEST_K4_HI = 0xff51afd7,
+	DS_DIGEST_K5_LO = 0x1a85ec53,
+	DS_DIGEST_K5_HI = 0xc4ceb9fe,
+	DS_DIGEST_K6_LO = 0x133111eb,
+	DS_DIGEST_K6_HI = 0x94d049bb,
+	DS_DIGEST_K7_LO = 0x1ce4e5b9,
+	DS_DIGEST_K7_HI = 0xbf58476d,
+	DS_DIGEST_K8_LO = 0x4f6cdd1d,
+	DS_DIGEST_K8_HI = 0x2545f491,
+	DS_DIGEST_K9_LO = 0x1e98df25,
+	DS_DIGEST_K9_HI = 0x9fb21c65,
+	DS_DIGEST_K10_LO = 0xd192ed03,
+	DS_DIGEST_K10_HI = 0xd1b54a32,
+	DS_DIGEST_K11_LO = 0x108ef2d9,
+	DS_DIGEST_K11_HI = 0xaef17502,
+	DS_DIGEST_BUCKET_MULTIPLIER = 0x9e3779b1,
+};
+
 /* ds_abi value: the ABI version (DS_ABI_VERSION) of the engine that created the pins, written by
  * the controller when it creates them, then frozen. An engine adopts pins only of its own version. */
 struct ds_abi {
@@ -210,13 +245,15 @@ struct ds_session_value {
 };
 _Static_assert(sizeof(struct ds_session_value) == 80, "ds_session_value size");
 
-/* ds_denies: a denied session, keyed by its flow's 64-bit digest (ds_flow_digest in session.h:
- * the multilinear sum whose high half places the flow in ds_flow_filter), with the flow itself
- * beside its value. The kernel hashes an 8-byte key in a third of the time of a 48-byte one (a
- * cached deny's lookup: ~25 -> ~9 ns here); the datapath compares `key` with the packet's flow on
- * every lookup, so two flows of one digest never share a session: the newer one replaces the older
- * (both denied; an allowed session is never here). Written by the datapath; the agent reads the
- * flow from `key`, and the digest of a marked session from its ds_dirty record. */
+/* ds_denies entry: a denied session, its flow beside its value. ds_denies is an array of 2-way
+ * buckets (entries 2b and 2b + 1 form bucket b), the bucket chosen by the flow's 64-bit digest
+ * (ds_flow_digest in session.h; ds_deny_bucket): an array's lookup costs no hash of the key and no
+ * call, where an LRU hash's cost a cached deny ~9 ns of its ~50 here. A lookup compares `key` with
+ * the packet's flow, so two flows of one bucket never share a session; a new one takes an empty
+ * way, else the way seen least recently (both denied: an allowed session is never here). A way
+ * whose `key.family` is 0 is empty. Written by the datapath in an order that lets a reader on
+ * another CPU tell a way being rewritten (ds_deny_store); the agent reads the flow from `key`, and
+ * finds a marked session's bucket from the digest in its ds_dirty record. */
 struct ds_deny_entry {
 	struct ds_session_key key;
 	struct ds_session_value value;
@@ -230,7 +267,7 @@ struct ds_dirty {
 	struct ds_session_key key;
 	__u32 epoch;        /* the summary epoch it was marked in */
 	__u32 pad;
-	__u64 digest;       /* the flow's ds_denies key (ds_flow_digest) */
+	__u64 digest;       /* the flow's digest (ds_flow_digest): its ds_denies bucket */
 };
 _Static_assert(sizeof(struct ds_dirty) == 64, "ds_dirty size");
 
@@ -554,8 +591,10 @@ struct ds_settings {
 	__u32 deny_event_cap;     /* new denied sessions admitted a second per CPU, all rules; 0 = no limit */
 	__u32 flood_epoch;        /* the agent's flood interval (ds_sketch, ds_flood_sample); it moves it on */
 	__u32 summary_epoch;      /* the agent's summary epoch (bumped every summary tick); 0 = no summaries: nothing marked */
+	__u32 deny_bucket_shift;  /* 33 - log2(ds_denies' entries), written by the loader: ds_deny_bucket's shift */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct ds_settings) == 24, "ds_settings size");
+_Static_assert(sizeof(struct ds_settings) == 32, "ds_settings size");
 
 /* Facts about an explained packet that ds_xdp_explain reports but does not decide, because they
  * depend on session state it does not read (struct ds_explain_result.flags). */

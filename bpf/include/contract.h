@@ -32,7 +32,7 @@
 /* global maps */
 DS_MAP(ds_abi, __u32, struct ds_abi);
 DS_MAP(ds_sessions, struct ds_session_key, struct ds_session_value);
-DS_MAP(ds_denies, __u64, struct ds_deny_entry);
+DS_MAP(ds_denies, __u32, struct ds_deny_entry);
 DS_MAP(ds_flow_filter, __u32, struct ds_flow_filter_entry);
 DS_MAP(ds_flow_coarse, __u32, __u64);
 DS_MAP(ds_flood_samples, __u32, struct ds_flood_sample);

@@ -32,13 +32,13 @@ struct {
 	__type(value, struct ds_session_value);
 } ds_sessions SEC(".maps");
 
-// Session cache of denied sessions, by the flow's digest (struct ds_deny_entry): a flood of denied
-// flows evicts only denied sessions. A session moves between the two when a new version changes
-// its verdict.
+// Session cache of denied sessions, 2-way buckets chosen by the flow's digest (struct
+// ds_deny_entry): a flood of denied flows evicts only denied sessions. A session moves between the
+// two caches when a new version changes its verdict.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DS_DENIES_DEFAULT);
-	__type(key, __u64);
+	__type(key, __u32);
 	__type(value, struct ds_deny_entry);
 } ds_denies SEC(".maps");
 

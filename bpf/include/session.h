@@ -40,12 +40,13 @@ static __always_inline int ds_window_room(struct ds_budget *b, __u64 now, __u32 
 	return b->window_events < limit;
 }
 
-/* The multilinear constants of ds_hash_words: odd, 64-bit. */
+/* The multilinear constants of ds_hash_words: odd, 64-bit (enum ds_digest, in halves). */
+#define DS_U64(hi, lo) ((__u64)(hi) << 32 | (__u32)(lo))
+#define DS_DIGEST_K(i) DS_U64(DS_DIGEST_K##i##_HI, DS_DIGEST_K##i##_LO)
 #define DS_HASH_K(i)                                                                                   \
-	((i) == 0 ? 0x9e3779b97f4a7c15ULL : (i) == 1 ? 0xc2b2ae3d27d4eb4fULL : (i) == 2 ? 0x165667b19e3779f9ULL : \
-	 (i) == 3 ? 0xd6e8feb86659fd93ULL : (i) == 4 ? 0xff51afd7ed558ccdULL : (i) == 5 ? 0xc4ceb9fe1a85ec53ULL : \
-	 (i) == 6 ? 0x94d049bb133111ebULL : (i) == 7 ? 0xbf58476d1ce4e5b9ULL : (i) == 8 ? 0x2545f4914f6cdd1dULL : \
-	 (i) == 9 ? 0x9fb21c651e98df25ULL : (i) == 10 ? 0xd1b54a32d192ed03ULL : 0xaef17502108ef2d9ULL)
+	((i) == 0 ? DS_DIGEST_K(0) : (i) == 1 ? DS_DIGEST_K(1) : (i) == 2 ? DS_DIGEST_K(2) : (i) == 3 ? DS_DIGEST_K(3) : \
+	 (i) == 4 ? DS_DIGEST_K(4) : (i) == 5 ? DS_DIGEST_K(5) : (i) == 6 ? DS_DIGEST_K(6) : (i) == 7 ? DS_DIGEST_K(7) : \
+	 (i) == 8 ? DS_DIGEST_K(8) : (i) == 9 ? DS_DIGEST_K(9) : (i) == 10 ? DS_DIGEST_K(10) : DS_DIGEST_K(11))
 
 /* A hash of `n` (at most 12) 32-bit words: multilinear, a sum of their products with odd 64-bit
  * constants, whose high 32 bits depend on every input bit. The products do not depend on each
@@ -155,12 +156,12 @@ static __noinline int ds_deny_admit(struct ds_cpu_stats *st, const struct ds_pol
 	return 0;
 }
 
-/* The flow's digest: its ds_denies key, and in its high half the hash that places it in
- * ds_flow_filter (entry ds_flow_index(h), bit position h & 31). Not a secret: two flows of one
- * digest are told apart by the flow kept in the entry (ds_deny_lookup). */
+/* The flow's digest: in its high half the hash that places it in ds_flow_filter (entry
+ * ds_flow_index(h), bit position h & 31) and its ds_denies bucket (ds_deny_bucket). Not a secret:
+ * flows of one bucket are told apart by the flow kept in each way (ds_deny_lookup). */
 static __always_inline __u64 ds_flow_digest(const struct ds_session_key *k)
 {
-	return ds_hash_words64((const __u32 *)k, sizeof(*k) / 4, 0x9e3779b97f4a7c15ULL);
+	return ds_hash_words64((const __u32 *)k, sizeof(*k) / 4, DS_U64(DS_DIGEST_SEED_HI, DS_DIGEST_SEED_LO));
 }
 
 /* The part of a flow's digest that places it in ds_flow_filter. */
@@ -169,21 +170,150 @@ static __always_inline __u32 ds_flow_hash_of(__u64 digest)
 	return (__u32)(digest >> 32);
 }
 
-/* Are two flows the same? Six 8-byte compares (the keys' padding is always zero). */
-static __always_inline int ds_key_equal(const struct ds_session_key *a, const struct ds_session_key *b)
+/* The first way of the flow's ds_denies bucket: the top bits of its filter hash times an odd
+ * constant (Fibonacci hashing), so flows that share a filter entry spread over the buckets.
+ * `shift` is ds_settings.deny_bucket_shift (33 - log2 of the entries, so 2^(32 - shift) buckets);
+ * user space computes the same (src/engine/deny-buckets.ts). */
+static __always_inline __u32 ds_deny_bucket(__u64 digest, __u32 shift)
 {
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] && x[5] == y[5];
+	return ((ds_flow_hash_of(digest) * (__u32)DS_DIGEST_BUCKET_MULTIPLIER) >> (shift & 31)) << 1;
 }
 
-/* The denied session of flow `k`, whose digest is `digest`, or NULL: an entry of that digest
- * that holds another flow is none. */
+static __always_inline __u32 ds_deny_shift(void)
+{
+	__u32 zero = 0;
+	struct ds_settings *cfg = bpf_map_lookup_elem(&ds_settings, &zero);
+	return cfg ? cfg->deny_bucket_shift : 31;
+}
+
+/* The word of a flow that holds its family (with its ports and protocol): 0 in an empty way. */
+#define DS_KEY_TAG_WORD 5
+_Static_assert(__builtin_offsetof(struct ds_session_key, family) / 8 == DS_KEY_TAG_WORD, "the family's word");
+
+/* Are two flows the same? Six 8-byte compares (the keys' padding is always zero), the word with
+ * the family first: a reader that snapshotted a way's decision before this compare took a
+ * decision of flow `b` (ds_deny_store clears that word first and writes it last). */
+static __always_inline int ds_key_equal(const struct ds_session_key *a, const struct ds_session_key *b)
+{
+	const volatile __u64 *x = (const volatile __u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	if (x[DS_KEY_TAG_WORD] != y[DS_KEY_TAG_WORD])
+		return 0;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* Way `i` of ds_denies when it holds flow `k`, else NULL. */
+static __always_inline struct ds_deny_entry *ds_deny_way(__u32 i, const struct ds_session_key *k)
+{
+	struct ds_deny_entry *e = bpf_map_lookup_elem(&ds_denies, &i);
+
+	return e && ds_key_equal(&e->key, k) ? e : NULL;
+}
+
+/* The denied session of flow `k`, whose digest is `digest`, or NULL. Its fields are read after
+ * the compare: for traffic counters and adopting it, where a way rewritten meanwhile by another
+ * CPU costs a session's count a packet, never a verdict or a rule's count (ds_deny_hit). */
 static __always_inline struct ds_session_value *ds_deny_lookup(const struct ds_session_key *k, __u64 digest)
 {
-	struct ds_deny_entry *e = bpf_map_lookup_elem(&ds_denies, &digest);
+	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
+	struct ds_deny_entry *e = ds_deny_way(i, k);
 
-	return e && ds_key_equal(&e->key, k) ? &e->value : NULL;
+	if (!e)
+		e = ds_deny_way(i + 1, k);
+	return e ? &e->value : NULL;
+}
+
+/* A cached deny's decision for this packet: way `i`'s generation, flags, rule, action and reason
+ * read first, then its flow compared with `k`: when it is `k`'s, `*snap` holds `k`'s decision even
+ * if another CPU rewrote the way meanwhile (ds_deny_store, x86's loads and stores in order), and
+ * the rule counted for the packet is always its own. Returns the way's value, or NULL. */
+struct ds_deny_snap {
+	__u32 rule;
+	__u32 generation;
+	__u8 action;
+	__u8 reason;
+	__u8 flags;
+};
+static __always_inline struct ds_session_value *ds_deny_hit_way(__u32 i, const struct ds_session_key *k, struct ds_deny_snap *snap)
+{
+	struct ds_deny_entry *e = bpf_map_lookup_elem(&ds_denies, &i);
+
+	if (!e)
+		return NULL;
+	const volatile struct ds_session_value *v = &e->value;
+	snap->rule = v->rule;
+	snap->generation = v->generation;
+	snap->action = v->action;
+	snap->reason = v->reason;
+	snap->flags = v->flags;
+	return ds_key_equal(&e->key, k) ? &e->value : NULL;
+}
+
+static __always_inline struct ds_session_value *ds_deny_hit(const struct ds_session_key *k, __u64 digest, struct ds_deny_snap *snap)
+{
+	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
+	struct ds_session_value *s = ds_deny_hit_way(i, k, snap);
+
+	return s ? s : ds_deny_hit_way(i + 1, k, snap);
+}
+
+/* Write session `n` into way `w`: the word of the flow that holds its family cleared first and
+ * written last (compiler barriers; x86 makes stores visible in program order), so a reader on
+ * another CPU that compares the flow after reading the decision never takes one flow's decision
+ * for another's. */
+static __always_inline void ds_deny_store(struct ds_deny_entry *w, const struct ds_deny_entry *n)
+{
+	volatile __u64 *tag = (volatile __u64 *)&w->key + DS_KEY_TAG_WORD;
+
+	*tag = 0;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy(&w->value, &n->value, sizeof(n->value));
+	__builtin_memcpy(&w->key, &n->key, DS_KEY_TAG_WORD * 8);
+	asm volatile("" ::: "memory");
+	*tag = ((const __u64 *)&n->key)[DS_KEY_TAG_WORD];
+}
+
+/* Cache denied session `n` (digest `digest`) in its bucket: in the way that holds its flow
+ * (-EEXIST instead under BPF_NOEXIST), else an empty way, else the way seen least recently. Not
+ * inlined: two ways' pointers live across it. */
+static __noinline long ds_deny_put(struct ds_deny_entry *n, __u64 digest, __u64 flags)
+{
+	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
+	struct ds_deny_entry *a = bpf_map_lookup_elem(&ds_denies, &i);
+	i++;
+	struct ds_deny_entry *b = bpf_map_lookup_elem(&ds_denies, &i);
+	struct ds_deny_entry *w;
+
+	if (!a || !b || !n)
+		return -2; /* -ENOENT */
+	if (ds_key_equal(&a->key, &n->key) || ds_key_equal(&b->key, &n->key)) {
+		if (flags == BPF_NOEXIST)
+			return -DS_EEXIST;
+		w = ds_key_equal(&a->key, &n->key) ? a : b;
+	} else if (!a->key.family) {
+		w = a;
+	} else if (!b->key.family) {
+		w = b;
+	} else {
+		w = a->value.last_seen <= b->value.last_seen ? a : b;
+	}
+	ds_deny_store(w, n);
+	return 0;
+}
+
+/* Empty the way of ds_denies that holds flow `k`: -ENOENT when none does. */
+static __always_inline long ds_deny_delete(const struct ds_session_key *k, __u64 digest)
+{
+	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
+	struct ds_deny_entry *e = ds_deny_way(i, k);
+
+	if (!e)
+		e = ds_deny_way(i + 1, k);
+	if (!e)
+		return -2; /* -ENOENT */
+	*((volatile __u64 *)&e->key + DS_KEY_TAG_WORD) = 0;
+	return 0;
 }
 
 static __always_inline __u32 ds_flow_index(__u32 h)
@@ -610,17 +740,15 @@ static __always_inline long ds_cache_update(int allowed, struct ds_deny_entry *e
 {
 	if (allowed)
 		return bpf_map_update_elem(&ds_sessions, &e->key, &e->value, flags);
-	return bpf_map_update_elem(&ds_denies, &digest, e, flags);
+	return ds_deny_put(e, digest, flags);
 }
 
-/* Remove flow `k`'s session from a cache (from ds_denies only when the entry of its digest holds it). */
+/* Remove flow `k`'s session from a cache. */
 static __always_inline long ds_cache_delete(int allowed, const struct ds_session_key *k, __u64 digest)
 {
 	if (allowed)
 		return bpf_map_delete_elem(&ds_sessions, k);
-	if (!ds_deny_lookup(k, digest))
-		return -2; /* -ENOENT */
-	return bpf_map_delete_elem(&ds_denies, &digest);
+	return ds_deny_delete(k, digest);
 }
 
 /* A session new to the filter that is about to be cached in one cache may still have an entry in
@@ -698,16 +826,30 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 	__u32 fi = ds_flow_index(h);
 	__u32 seen = ds_flow_probe(fi, h);
 	struct ds_session_value *s = NULL;
+	struct ds_deny_snap snap = {};
 	int was_denied = 0;
 	if (seen & (DS_FLOW_DENY0 | DS_FLOW_DENY1)) {
-		s = ds_deny_lookup(k, digest);
+		s = ds_deny_hit(k, digest, &snap);
 		was_denied = s != NULL;
 	}
-	if (!s && (seen & (DS_FLOW_ALLOW0 | DS_FLOW_ALLOW1)))
+	if (!s && (seen & (DS_FLOW_ALLOW0 | DS_FLOW_ALLOW1))) {
 		s = bpf_map_lookup_elem(&ds_sessions, k);
+		if (s) {
+			snap.rule = s->rule;
+			snap.generation = s->generation;
+			snap.action = s->action;
+			snap.reason = s->reason;
+			snap.flags = s->flags;
+		}
+	}
 
-	if (s && s->generation == generation) {
-		if ((s->flags & DS_SESSION_REPLY_CHECK) && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
+	if (s && snap.generation == generation) {
+		/* the snapshot goes straight into `out`: kept across the calls below, it took the
+		 * program past the verifier's 512-byte combined stack */
+		out->action = snap.action;
+		out->reason = snap.reason;
+		out->rule = snap.rule;
+		if ((snap.flags & DS_SESSION_REPLY_CHECK) && ds_is_reply(meta, k, tenant, DS_ROLE_SOURCE)) {
 			ds_reply_decision(out);
 			return;
 		}
@@ -716,9 +858,6 @@ static __always_inline void ds_session_decide(struct ds_cpu_stats *st, const str
 		/* kept while in use: written only where a bank lacks it */
 		if (((seen >> (was_denied ? 0 : 2)) & 3) != 3)
 			ds_flow_filter_mark(fi, ds_flow_bit(h, !was_denied));
-		out->action = s->action;
-		out->reason = s->reason;
-		out->rule = s->rule;
 		return;
 	}
 

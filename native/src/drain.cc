@@ -151,11 +151,13 @@ Napi::Value MapLookupMany(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// mapReadBatch(fd, keySize, valueSize, maxCount, cursor | null, countOnly = false) → { keys, values,
-// count, cursor }: one slice of a hash map's entries (BPF_MAP_LOOKUP_BATCH) from `cursor` (null:
-// the start); cursor null in the result = the walk is over. maxCount must exceed the longest
-// bucket (any value ≥ 256 does in practice). countOnly: read into a buffer of this thread's and
-// return only the count (keys and values empty). Entries racing with the datapath may be missed.
+// mapReadBatch(fd, keySize, valueSize, maxCount, cursor | null, countOnly = false, presentAt = -1)
+// → { keys, values, count, cursor }: one slice of a map's entries (BPF_MAP_LOOKUP_BATCH) from
+// `cursor` (null: the start); cursor null in the result = the walk is over. maxCount must exceed a
+// hash map's longest bucket (any value ≥ 256 does in practice). countOnly: read into a buffer of
+// this thread's and return only the count (keys and values empty). presentAt ≥ 0: only the
+// entries whose value has a non-zero byte there (an array's used entries), packed, are returned
+// and counted. Entries racing with the datapath may be missed.
 Napi::Value MapReadBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = GetInt(info, 0, "fd");
@@ -187,10 +189,24 @@ Napi::Value MapReadBatch(const Napi::CallbackInfo& info) {
     key_data = keys.Data();
     value_data = values.Data();
   }
+  int64_t present_at = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int64Value() : -1;
+  if (present_at >= static_cast<int64_t>(value_size)) throw Napi::RangeError::New(env, "presentAt is past the value");
   uint32_t n = max;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch, out_batch, key_data, value_data, &n, &opts);
   if (err && err != -ENOENT) ThrowErrno(env, "bpf_map_lookup_batch", err);
+  if (present_at >= 0) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      if (!value_data[static_cast<size_t>(i) * value_size + present_at]) continue;
+      if (kept != i) {
+        memmove(key_data + static_cast<size_t>(kept) * key_size, key_data + static_cast<size_t>(i) * key_size, key_size);
+        memmove(value_data + static_cast<size_t>(kept) * value_size, value_data + static_cast<size_t>(i) * value_size, value_size);
+      }
+      kept++;
+    }
+    n = kept;
+  }
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", keys);
   out.Set("values", values);

@@ -19,7 +19,8 @@ export interface BtfType {
   type_id?: number;
   nr_elems?: number;
   members?: BtfMember[];
-  values?: { name: string; val: number }[];
+  /** a string where bpftool's digits exceed a double's (readAbiBtf) */
+  values?: { name: string; val: number | string }[];
   vars?: { type_id: number }[];
 }
 
@@ -94,7 +95,7 @@ export function btfToTypeScript(btf: { types: BtfType[] }): string {
     const values = e.values ?? [];
     const prefix = e.name === 'ds_limits' ? 'DS_' : commonPrefix(values.map((v) => v.name));
     out.push(`export const ${pascal(e.name ?? '')} = {`);
-    for (const v of values) out.push(`  ${v.name.slice(prefix.length)}: ${v.val},`);
+    for (const v of values) out.push(`  ${v.name.slice(prefix.length)}: ${enumValue(v.val, e.size ?? 4)},`);
     out.push('} as const;', '');
   }
   const structs = btf.types.filter((t) => t.kind === 'STRUCT' && t.name?.startsWith('ds_') && !CONTRACT_STRUCT.test(t.name));
@@ -144,4 +145,16 @@ function contractSource(types: BtfType[], byId: Map<number, BtfType>, resolve: (
   for (const m of maps) if (m.kind === 'slot-table') out.push(`  MapName.${m.name.replace(/^ds_/, '').toUpperCase()},`);
   out.push('] as const;', 'export type SlotTable = (typeof SLOT_TABLES)[number];', '');
   return out;
+}
+
+/** `bpftool -j btf dump` output, parsed. Its JSON gives an unsigned enum's values of 2^31 and above
+ *  sign-extended to 64 bits, in more digits than a double holds: they are kept as text, and cut to
+ *  the enum's size by btfToTypeScript. */
+export function parseBtfJson(json: string): { types: BtfType[] } {
+  return JSON.parse(json.replace(/"val":(-?\d{16,})/g, '"val":"$1"')) as { types: BtfType[] };
+}
+
+/** An enum value as the enum's `size` bytes hold it (bpftool sign-extends unsigned ones of 2^31 and above). */
+function enumValue(val: number | string, size: number): number {
+  return typeof val === 'string' ? Number(BigInt.asUintN(size * 8, BigInt(val))) : val;
 }

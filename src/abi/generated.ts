@@ -3,7 +3,7 @@
 // Do not edit: change abi.h or contract.h, run `npm run build && npm run gen:abi`. test/unit/abi.test.ts checks it.
 
 export const Limits = {
-  ABI_VERSION: 8,
+  ABI_VERSION: 9,
   SLOTS: 2,
   SESSIONS_DEFAULT: 262144,
   DENIES_DEFAULT: 262144,
@@ -108,6 +108,36 @@ export const MarkFlag = {
 export const Family = {
   IPV4: 4,
   IPV6: 6,
+} as const;
+
+export const Digest = {
+  SEED_LO: 2135587861,
+  SEED_HI: 2654435769,
+  K0_LO: 2135587861,
+  K0_HI: 2654435769,
+  K1_LO: 668265295,
+  K1_HI: 3266489917,
+  K2_LO: 2654435833,
+  K2_HI: 374761393,
+  K3_LO: 1717173651,
+  K3_HI: 3605593784,
+  K4_LO: 3981806797,
+  K4_HI: 4283543511,
+  K5_LO: 444984403,
+  K5_HI: 3301882366,
+  K6_LO: 321982955,
+  K6_HI: 2496678331,
+  K7_LO: 484763065,
+  K7_HI: 3210233709,
+  K8_LO: 1332534557,
+  K8_HI: 625341585,
+  K9_LO: 513335077,
+  K9_HI: 2679250021,
+  K10_LO: 3516067075,
+  K10_HI: 3518319154,
+  K11_LO: 277803737,
+  K11_HI: 2935059714,
+  BUCKET_MULTIPLIER: 2654435761,
 } as const;
 
 export const RowKind = {
@@ -397,7 +427,7 @@ export const Layouts = {
     },
   },
   ds_settings: {
-    size: 24,
+    size: 32,
     fields: {
       flags: { offset: 0, size: 4, elem: 4, count: 1 },
       generation_hwm: { offset: 4, size: 4, elem: 4, count: 1 },
@@ -405,6 +435,8 @@ export const Layouts = {
       deny_event_cap: { offset: 12, size: 4, elem: 4, count: 1 },
       flood_epoch: { offset: 16, size: 4, elem: 4, count: 1 },
       summary_epoch: { offset: 20, size: 4, elem: 4, count: 1 },
+      deny_bucket_shift: { offset: 24, size: 4, elem: 4, count: 1 },
+      pad: { offset: 28, size: 4, elem: 4, count: 1 },
     },
   },
   ds_explain_result: {
@@ -518,7 +550,7 @@ export type MapName = (typeof MapName)[keyof typeof MapName];
 export const MapTypes = {
   ds_abi: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_abi', valueSize: 8 },
   ds_sessions: { kind: 'map', key: 'ds_session_key', keySize: 48, value: 'ds_session_value', valueSize: 80 },
-  ds_denies: { kind: 'map', key: '__u64', keySize: 8, value: 'ds_deny_entry', valueSize: 128 },
+  ds_denies: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_deny_entry', valueSize: 128 },
   ds_flow_filter: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flow_filter_entry', valueSize: 16 },
   ds_flow_coarse: { kind: 'map', key: '__u32', keySize: 4, value: '__u64', valueSize: 8 },
   ds_flood_samples: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_flood_sample', valueSize: 32 },
@@ -531,7 +563,7 @@ export const MapTypes = {
   ds_failsafe_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: 'ds_failsafe_value', valueSize: 8 },
   ds_tenantnet_v2: { kind: 'map', key: 'ds_prefix_key', keySize: 24, value: '__u32', valueSize: 4 },
   ds_rule_stats: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_rule_stat', valueSize: 80 },
-  ds_settings: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_settings', valueSize: 24 },
+  ds_settings: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_settings', valueSize: 32 },
   ds_ifaces: { kind: 'map', key: '__u32', keySize: 4, value: 'ds_iface', valueSize: 8 },
   ds_replies: { kind: 'map', key: 'ds_reply_key', keySize: 48, value: 'ds_session_key', valueSize: 48 },
   ds_active: { kind: 'map-of-maps', key: '__u32', keySize: 4, value: 'ds_policy_meta', valueSize: 28 },

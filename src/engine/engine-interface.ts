@@ -5,7 +5,7 @@
 // verdicts from the reference evaluator) for tests that need no root. Nothing here touches the
 // kernel or imports the addon; the native engine is chosen at the edge (cli/agent.ts).
 import { sizeOf } from '../abi/codec.js';
-import { MapTypes } from '../abi/generated.js';
+import { Layouts } from '../abi/generated.js';
 import type { CpuStats, FloodSample, RawEvent, RuleStat, SessionKey, SessionValue } from '../abi/records.js';
 import type { PolicyImage } from '../policy/tables/image.js';
 import type { Cidr, PolicyIr } from '../policy/ir/ir.js';
@@ -98,8 +98,8 @@ export interface RetiredRuleStats {
 
 /** Bytes of a ds_dirty record (Engine.drainDirty). */
 export const DIRTY_SIZE = sizeOf('ds_dirty');
-/** Bytes of a flow's digest (ds_dirty.digest: its key in ds_denies). */
-export const DIGEST_SIZE = MapTypes.ds_denies.keySize;
+/** Bytes of a flow's digest (ds_dirty.digest: where ds_denies keeps it, src/engine/deny-buckets.ts). */
+export const DIGEST_SIZE = Layouts.ds_dirty.fields.digest.size;
 
 /** A compiled version as an engine installs it: the map images, and the IR they were built from. */
 export interface InstallableVersion {

@@ -28,6 +28,7 @@ import { engineObjectPath } from '../paths.js';
 import type { PolicyImage } from '../policy/tables/image.js';
 import { parseCidr } from '../policy/ir/cidr.js';
 import { adoptPins, checkObject, pinnedMaps, stampAbi } from './contract-checks.js';
+import { denyBucketShift, denyBucketWay, flowDigest } from './deny-buckets.js';
 import { checkKernel, checkPrivileges, ensureBpffs, interfaceIndex } from './bpffs.js';
 import {
   type ActivePolicy,
@@ -93,26 +94,37 @@ interface LinkState extends Attachment {
 
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
 const SESSION_MAPS = [MapName.SESSIONS, MapName.DENIES] as const;
-/** ds_denies holds struct ds_deny_entry (the flow, then its value) by the flow's digest: the datapath's
- *  key, which only the datapath computes (a marked session's comes in its ds_dirty record). */
+/** ds_denies holds struct ds_deny_entry (the flow, then its value) in 2-way buckets chosen by the
+ *  flow's digest (src/engine/deny-buckets.ts), which only the datapath computes (a marked
+ *  session's comes in its ds_dirty record); an empty way's family is 0. */
 const DENY_ENTRY_SIZE = MapTypes.ds_denies.valueSize;
 const DENY_KEY_AT = offsetOf('ds_deny_entry', 'key');
 const DENY_VALUE_AT = offsetOf('ds_deny_entry', 'value');
+/** The byte of a ds_denies entry that is 0 in an empty way (its flow's family). */
+const DENY_PRESENT_AT = DENY_KEY_AT + offsetOf('ds_session_key', 'family');
+/** The 8-byte word of a ds_denies entry the datapath clears to empty a way (ds_deny_delete: the flow's word that holds its family). */
+const DENY_TAG_AT = DENY_PRESENT_AT & ~7;
 
-/** A cache's entry sizes in a walk: ds_sessions by flow, ds_denies by digest. */
+/** A cache's entry sizes in a walk: ds_sessions by flow, ds_denies by way. */
 const entrySizes = (map: (typeof SESSION_MAPS)[number]): [number, number] =>
-  map === MapName.DENIES ? [DIGEST_SIZE, DENY_ENTRY_SIZE] : [SESSION_KEY_SIZE, SESSION_VALUE_SIZE];
+  map === MapName.DENIES ? [MapTypes.ds_denies.keySize, DENY_ENTRY_SIZE] : [SESSION_KEY_SIZE, SESSION_VALUE_SIZE];
+/** A cache's used entries in a walk: every entry of ds_sessions, the ways of ds_denies that hold a flow. */
+const presentAt = (map: (typeof SESSION_MAPS)[number]): number => (map === MapName.DENIES ? DENY_PRESENT_AT : -1);
 
-/** `count` ds_deny_entry values as a cache walk gives sessions: their flows (SESSION_KEY_SIZE each) and values (SESSION_VALUE_SIZE each). */
-function splitDenyEntries(entries: Buffer, count: number): { keys: Buffer; values: Buffer } {
-  const keys = Buffer.allocUnsafe(count * SESSION_KEY_SIZE);
-  const values = Buffer.allocUnsafe(count * SESSION_VALUE_SIZE);
-  for (let i = 0; i < count; i++) {
+/** The used ones of `count` ds_deny_entry values as a cache walk gives sessions: their flows (SESSION_KEY_SIZE each), values (SESSION_VALUE_SIZE each) and count. */
+function splitDenyEntries(entries: Buffer, count: number): { keys: Buffer; values: Buffer; count: number } {
+  let used = 0;
+  for (let i = 0; i < count; i++) if (entries[i * DENY_ENTRY_SIZE + DENY_PRESENT_AT]) used++;
+  const keys = Buffer.allocUnsafe(used * SESSION_KEY_SIZE);
+  const values = Buffer.allocUnsafe(used * SESSION_VALUE_SIZE);
+  for (let i = 0, j = 0; i < count; i++) {
     const at = i * DENY_ENTRY_SIZE;
-    entries.copy(keys, i * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE);
-    entries.copy(values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
+    if (!entries[at + DENY_PRESENT_AT]) continue;
+    entries.copy(keys, j * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE);
+    entries.copy(values, j * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
+    j++;
   }
-  return { keys, values };
+  return { keys, values, count: used };
 }
 /** Entries per slice of a walk of the session caches: one batch read, a few ms at most. */
 const SESSION_SLICE = 1024;
@@ -221,6 +233,8 @@ export class NativeEngine implements Engine {
   private nextAgedBank = 0;
   /** ds_settings.flood_epoch as last read or written (floodEpoch()). */
   private floodEpochKnown: number | undefined;
+  /** ds_settings.deny_bucket_shift once read (denyShiftInUse()). */
+  private denyShift: number | undefined;
   private reader: RingBufferReaderHandle | undefined;
   private dirty: RingDrainHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
@@ -252,7 +266,10 @@ export class NativeEngine implements Engine {
     try {
       checkObject(obj, objectPath);
       if (options.sessionEntries) obj.setMaxEntries(MapName.SESSIONS, options.sessionEntries);
-      if (options.denyEntries) obj.setMaxEntries(MapName.DENIES, options.denyEntries);
+      if (options.denyEntries) {
+        denyBucketShift(options.denyEntries); // refused unless a power of two
+        obj.setMaxEntries(MapName.DENIES, options.denyEntries);
+      }
       // per-rule counters: [slot][cpu][rule] rows in one plain array
       const cpus = native.numPossibleCpus();
       const ruleStatsCapacity = options.ruleStatsCapacity ?? Limits.RULE_STATS_DEFAULT;
@@ -279,7 +296,10 @@ export class NativeEngine implements Engine {
         mkdirSync(mapDir, { recursive: true });
         for (const n of names) native.objPin(obj.mapFd(n), join(mapDir, n));
       }
-      return new NativeEngine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
+      const engine = new NativeEngine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
+      // where the datapath finds a denied flow's bucket (the same for pins adopted: their map's size)
+      engine.writeSettings({ deny_bucket_shift: denyBucketShift(native.mapInfo(obj.mapFd(MapName.DENIES)).maxEntries) });
+      return engine;
     } catch (err) {
       obj.close();
       throw err;
@@ -829,27 +849,24 @@ export class NativeEngine implements Engine {
     return out;
   }
 
-  /** The cached decision for one flow (allowed or denied), or null. For tools and tests: a denied
-   *  flow is found by a walk of ds_denies (its digest is the datapath's to compute). */
+  /** The cached decision for one flow (allowed or denied), or null. For tools and tests. */
   lookupSession(key: SessionKey): SessionValue | null {
-    const value = Buffer.alloc(SESSION_VALUE_SIZE);
     const k = encodeSessionKey(key);
-    if (addon().mapLookup(this.fd(MapName.SESSIONS), k, value)) return decodeSessionValue(value);
-    const fd = this.fd(MapName.DENIES);
-    const dump = addon().mapDump(fd, DIGEST_SIZE, DENY_ENTRY_SIZE, addon().mapInfo(fd).maxEntries);
-    for (let i = 0; i < dump.count; i++) {
-      const at = i * DENY_ENTRY_SIZE;
-      if (dump.values.compare(k, 0, SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) === 0) {
-        return decodeSessionValue(dump.values.subarray(at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE));
-      }
-    }
-    return null;
+    const { values, found } = this.lookupSessions(k, flowDigest(k), 1);
+    return found[0] ? decodeSessionValue(values) : null;
   }
 
-  /** Entries in the session caches, allowed and denied, counted without decoding them. Walks both
-   *  caches in one call: for tools and tests; the agent counts with sessionCountSliced(). */
-  sessionCount(limit = 1 << 24): number {
-    return SESSION_MAPS.reduce((n, map) => n + addon().mapCount(this.fd(map), ...entrySizes(map), limit), 0);
+  /** Sessions in the caches, allowed and denied, counted without decoding them, in one go: for
+   *  tools and tests; the agent counts with sessionCountSliced(). */
+  sessionCount(): number {
+    let n = 0;
+    let cursor: SessionCursor | null = null;
+    do {
+      const slice: SessionSlice = this.readSessionSlice(cursor, COUNT_SLICE, true);
+      n += slice.count;
+      cursor = slice.cursor;
+    } while (cursor);
+    return n;
   }
 
   /**
@@ -861,11 +878,11 @@ export class NativeEngine implements Engine {
     let at: SessionCursor = cursor ?? { map: 0, token: null };
     for (;;) {
       const map = SESSION_MAPS[at.map]!;
-      const r = addon().mapReadBatch(this.fd(map), ...entrySizes(map), max, at.token, countOnly);
+      const r = addon().mapReadBatch(this.fd(map), ...entrySizes(map), max, at.token, countOnly, presentAt(map));
       const next: SessionCursor | null = r.cursor ? { map: at.map, token: r.cursor } : at.map + 1 < SESSION_MAPS.length ? { map: at.map + 1, token: null } : null;
       if (r.count > 0 || next === null) {
-        const { keys, values } = map === MapName.DENIES && !countOnly ? splitDenyEntries(r.values, r.count) : r;
-        return { keys, values, count: r.count, cursor: next };
+        const { keys, values, count } = map === MapName.DENIES && !countOnly ? splitDenyEntries(r.values, r.count) : r;
+        return { keys, values, count, cursor: next };
       }
       at = next;
     }
@@ -920,26 +937,38 @@ export class NativeEngine implements Engine {
   }
 
   /** Look `count` flows (SESSION_KEY_SIZE bytes each) up in both caches, one call per cache:
-   *  ds_sessions by the flow, then ds_denies by the flow's digest (DIGEST_SIZE bytes each, as the
-   *  ds_dirty records carry them) for those not found there. Their values (SESSION_VALUE_SIZE each)
-   *  and, per flow, where it was found (1: allowed, 2: denied, 0: gone). A digest whose entry holds
-   *  another flow finds nothing. */
+   *  ds_sessions by the flow, then, for those not found there, the two ways of their ds_denies
+   *  bucket, found from their digests (DIGEST_SIZE bytes each, as the ds_dirty records carry them).
+   *  Their values (SESSION_VALUE_SIZE each) and, per flow, where it was found (1: allowed,
+   *  2: denied, 0: gone). */
   lookupSessions(keys: Buffer, digests: Buffer, count: number): { values: Buffer; found: Buffer } {
     const allowed = addon().mapLookupMany([this.fd(MapName.SESSIONS)], keys, count, SESSION_KEY_SIZE, SESSION_VALUE_SIZE);
     const missing: number[] = [];
     for (let i = 0; i < count; i++) if (!allowed.found[i]) missing.push(i);
     if (missing.length === 0) return allowed;
-    const wanted = Buffer.allocUnsafe(missing.length * DIGEST_SIZE);
-    missing.forEach((i, j) => digests.copy(wanted, j * DIGEST_SIZE, i * DIGEST_SIZE, (i + 1) * DIGEST_SIZE));
-    const denied = addon().mapLookupMany([this.fd(MapName.DENIES)], wanted, missing.length, DIGEST_SIZE, DENY_ENTRY_SIZE);
+    const shift = this.denyShiftInUse();
+    const ways = Buffer.allocUnsafe(missing.length * 2 * 4);
     missing.forEach((i, j) => {
-      if (!denied.found[j]) return;
-      const at = j * DENY_ENTRY_SIZE;
-      if (denied.values.compare(keys, i * SESSION_KEY_SIZE, (i + 1) * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) !== 0) return;
-      denied.values.copy(allowed.values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
-      allowed.found[i] = 2;
+      const way = denyBucketWay(digests, i * DIGEST_SIZE, shift);
+      ways.writeUInt32LE(way, j * 8);
+      ways.writeUInt32LE(way + 1, j * 8 + 4);
+    });
+    const denied = addon().mapLookupMany([this.fd(MapName.DENIES)], ways, missing.length * 2, 4, DENY_ENTRY_SIZE);
+    missing.forEach((i, j) => {
+      for (const w of [2 * j, 2 * j + 1]) {
+        const at = w * DENY_ENTRY_SIZE;
+        if (!denied.found[w] || denied.values.compare(keys, i * SESSION_KEY_SIZE, (i + 1) * SESSION_KEY_SIZE, at + DENY_KEY_AT, at + DENY_KEY_AT + SESSION_KEY_SIZE) !== 0) continue;
+        denied.values.copy(allowed.values, i * SESSION_VALUE_SIZE, at + DENY_VALUE_AT, at + DENY_VALUE_AT + SESSION_VALUE_SIZE);
+        allowed.found[i] = 2;
+        return;
+      }
     });
     return allowed;
+  }
+
+  /** ds_settings.deny_bucket_shift, as open() wrote it for the ds_denies in use. */
+  private denyShiftInUse(): number {
+    return (this.denyShift ??= readField('ds_settings', this.readSettings(), 0, 'deny_bucket_shift'));
   }
 
   /** The cached sessions, allowed ones first, at most `limit` of each cache. */
@@ -947,8 +976,8 @@ export class NativeEngine implements Engine {
     const out: Session[] = [];
     for (const map of SESSION_MAPS) {
       const dump = addon().mapDump(this.fd(map), ...entrySizes(map), limit);
-      const { keys, values } = map === MapName.DENIES ? splitDenyEntries(dump.values, dump.count) : dump;
-      for (let i = 0; i < dump.count; i++) {
+      const { keys, values, count } = map === MapName.DENIES ? splitDenyEntries(dump.values, dump.count) : dump;
+      for (let i = 0; i < count; i++) {
         out.push({ key: decodeSessionKey(keys, i * SESSION_KEY_SIZE), value: decodeSessionValue(values, i * SESSION_VALUE_SIZE) });
       }
     }
@@ -962,7 +991,9 @@ export class NativeEngine implements Engine {
    */
   clearFlowState(): void {
     const native = addon();
-    for (const map of [...SESSION_MAPS, MapName.FRAGS, MapName.REPLIES]) {
+    // ds_denies is an array: its ways are emptied (their flows' family word cleared), not deleted
+    addon().mapClearBytes(this.fd(MapName.DENIES), DENY_ENTRY_SIZE, addon().mapInfo(this.fd(MapName.DENIES)).maxEntries, DENY_TAG_AT, 8);
+    for (const map of [MapName.SESSIONS, MapName.FRAGS, MapName.REPLIES]) {
       const fd = this.fd(map);
       const { keySize, valueSize, maxEntries } = native.mapInfo(fd);
       const dump = native.mapDump(fd, keySize, valueSize, maxEntries);

@@ -88,8 +88,8 @@ export interface Addon {
   RingDrain: new (mapFd: number) => RingDrainHandle;
   /** Many keys looked up in the maps `fds` (in order): found[i] = 1 + index of the map holding key i, 0 = none. */
   mapLookupMany(fds: number[], keys: Buffer, count: number, keySize: number, valueSize: number): { values: Buffer; found: Buffer };
-  /** One slice of a hash map (BPF_MAP_LOOKUP_BATCH) from an opaque cursor; cursor null = the end. */
-  mapReadBatch(fd: number, keySize: number, valueSize: number, maxCount: number, cursor: Buffer | null, countOnly?: boolean): { keys: Buffer; values: Buffer; count: number; cursor: Buffer | null };
+  /** One slice of a map (BPF_MAP_LOOKUP_BATCH) from an opaque cursor; cursor null = the end; presentAt ≥ 0: only entries with a non-zero value byte there. */
+  mapReadBatch(fd: number, keySize: number, valueSize: number, maxCount: number, cursor: Buffer | null, countOnly?: boolean, presentAt?: number): { keys: Buffer; values: Buffer; count: number; cursor: Buffer | null };
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapUpdateFd(fd: number, key: Buffer, innerFd: number): void;
   /** Map-in-map writes in parallel ([outerFd, key, innerFd or -1 to delete]). */

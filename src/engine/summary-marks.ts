@@ -6,6 +6,7 @@ import { encodeSessionKey, SESSION_KEY_SIZE, SESSION_VALUE_SIZE, type SessionVal
 import { readSessionKey, readSessionValue } from '../abi/records-fast.js';
 import { offsetOf } from '../abi/codec.js';
 import type { DirtyRecord, SessionEntry, SummarySource } from '../audit/summary-source.js';
+import { flowDigest } from './deny-buckets.js';
 import { DIGEST_SIZE, DIRTY_SIZE, type Engine } from './engine-interface.js';
 
 const EPOCH_AT = offsetOf('ds_dirty', 'epoch');
@@ -47,15 +48,14 @@ export class EngineSummaryMarks implements SummarySource {
     const digests = Buffer.alloc(n * DIGEST_SIZE);
     for (let i = 0; i < n; i++) {
       const r = records[i]!;
-      buf.set(r.raw ?? encodeSessionKey(r.key), i * SESSION_KEY_SIZE);
-      if (r.digest) digests.set(r.digest, i * DIGEST_SIZE);
+      const flow = r.raw ?? encodeSessionKey(r.key);
+      buf.set(flow, i * SESSION_KEY_SIZE);
+      // a record not from drain() comes without the datapath's digest: computed here
+      digests.set(r.digest ?? flowDigest(Buffer.from(flow)), i * DIGEST_SIZE);
     }
     const { values, found } = this.engine.lookupSessions(buf, digests, n);
     const out: (SessionValue | null)[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      // a record without the datapath's digest (not from drain()) is looked for by its flow alone
-      out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : records[i]!.digest ? null : this.engine.lookupSession(records[i]!.key);
-    }
+    for (let i = 0; i < n; i++) out[i] = found[i] ? readSessionValue(values, i * SESSION_VALUE_SIZE) : null;
     return out;
   }
 

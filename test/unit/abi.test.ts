@@ -8,13 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type BtfType, btfToTypeScript } from '../../src/abi/btf-to-ts.js';
+import { type BtfType, btfToTypeScript, parseBtfJson } from '../../src/abi/btf-to-ts.js';
 import { Layouts, Limits, MapTypes, SLOT_TABLES } from '../../src/abi/generated.js';
 import { abiObjectPath, engineObjectPath, packageRoot } from '../../src/paths.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { buildImage } from '../../src/policy/tables/image.js';
 
-const btf = (object: string) => JSON.parse(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' })) as { types: BtfType[] };
+const btf = (object: string) => parseBtfJson(execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', object], { encoding: 'utf8' }));
 
 describe('ABI', () => {
   it('src/abi/generated.ts is what abi.h generates today', () => {

@@ -4,7 +4,7 @@
 // compares the verdict; per run, the counts by reason and verdict and the whole session table.
 // A run that differs is replayed frame by frame (counters and sessions read after each frame) to
 // name every frame that differs, grouped by the doc sentence the reference decided by.
-import { Action, Reason, SessionFlag } from '../../../src/abi/generated.js';
+import { Action, Limits, Reason, SessionFlag } from '../../../src/abi/generated.js';
 import type { CpuStats, ReasonName, SessionValue } from '../../../src/abi/records.js';
 import type { NativeEngine, FailsafeEntry } from '../../../src/engine/engine.js';
 import type { PolicyImage } from '../../../src/policy/tables/image.js';
@@ -86,7 +86,10 @@ export class HostileDifferential {
     private readonly policies: readonly { ir: PolicyIr; image: PolicyImage }[],
     /** Printed with every example: what reproduces it. */
     private readonly origin: string,
-  ) {}
+  ) {
+    // which of a full bucket's denied sessions the engine evicted: the one it no longer holds
+    ref.setDenyCache(Limits.DENIES_DEFAULT, (candidates) => candidates.find((c) => !engine.lookupSession(c.key)) ?? null);
+  }
 
   private apply(policy: number | null): void {
     if (policy === null) {
@@ -173,16 +176,18 @@ export class HostileDifferential {
     this.reasons.set(want.reason, (this.reasons.get(want.reason) ?? 0) + 1);
   }
 
-  /** Session keys (engine form) whose entries differ between the engine and the reference now. */
+  /** Session keys (engine form) whose entries differ between the engine and the reference now, each with how. */
   private suspectSessions(): string[] {
+    this.ref.settleEvictions();
     const suspects: string[] = [];
     const seen = new Set<string>();
     for (const s of this.engine.sessions()) {
       const key = engineSessionKey(s.key);
       seen.add(key);
-      if (sessionDiff(s.value, this.ref.sessions.get(key))) suspects.push(key);
+      const why = sessionDiff(s.value, this.ref.sessions.get(key));
+      if (why) suspects.push(`${key}: ${why}`);
     }
-    for (const key of this.ref.sessions.keys()) if (!seen.has(key)) suspects.push(key);
+    for (const [key, want] of this.ref.sessions) if (!seen.has(key)) suspects.push(`${key}: ${sessionDiff(null, want)}`);
     return suspects;
   }
 

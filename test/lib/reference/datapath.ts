@@ -10,6 +10,7 @@ import type { FailsafeEntry } from '../../../src/engine/engine.js';
 import { evaluate } from '../../../src/policy/tables/evaluate.js';
 import type { Cidr, FlowTuple, PolicyIr } from '../../../src/policy/ir/ir.js';
 import { sameBytes } from './bytes.js';
+import { bucketOf } from './deny-buckets.js';
 import { failsafeAllows } from './failsafe.js';
 import { isIcmpError, parseQuote, type Quote } from './icmp-quote.js';
 import { engineKeyOf, flowOfEngineKey, fragmentKey, sessionKey, type Where } from './keys.js';
@@ -42,6 +43,14 @@ export interface Outcome {
 
 type Decision = Omit<RefSession, 'key' | 'packets'>;
 
+/**
+ * Which of a full bucket's two denied sessions the engine evicted for a third: semantics 4 says
+ * "the way seen least recently" by the engine's clock, which moves once a tick, so frames within
+ * a tick tie and the reference cannot tell; it asks whoever ran the engine, after the engine ran
+ * the frame (settleEvictions). Returns the evicted one, or null if the engine did not evict one.
+ */
+export type EvictionResolver = (candidates: readonly RefSession[]) => RefSession | null;
+
 export class ReferenceDatapath {
   private policy: { ir: PolicyIr; generation: number } | null = null;
   private failsafe: readonly FailsafeEntry[] = [];
@@ -51,6 +60,56 @@ export class ReferenceDatapath {
   readonly fragments = new Map<string, Flow>();
   /** ds_replies: expected reply (replyKey) → the forward session's key. */
   readonly replies = new Map<string, string>();
+  /** Entries of the denied-session cache (semantics 4: 2-way buckets). */
+  private denyWays = 262144;
+  /** bucket → the keys of the denied sessions in it. */
+  private readonly buckets = new Map<number, Set<string>>();
+  /** The frame each session was last seen in (for the eviction an unresolved bucket gets). */
+  private readonly seen = new Map<string, number>();
+  private frames = 0;
+  /** A full bucket met a third denied session: its two others, one of which the engine evicted. */
+  private pending: string[] | null = null;
+  private resolveEviction: EvictionResolver = () => null;
+
+  /** The engine's denied-session cache: `ways` entries, and who tells which session it evicted. */
+  setDenyCache(ways: number, resolve: EvictionResolver): void {
+    this.denyWays = ways;
+    this.resolveEviction = resolve;
+  }
+
+  /** Apply the eviction the last frame made, if any (the engine has run that frame by now). */
+  settleEvictions(): void {
+    const pending = this.pending;
+    this.pending = null;
+    if (!pending) return;
+    const candidates = pending.map((k) => this.sessions.get(k)!);
+    const told = this.resolveEviction(candidates);
+    // not told (the engine kept both): the least recently seen goes, and the tables will differ
+    const at = told ? candidates.indexOf(told) : (this.seen.get(pending[0]!) ?? 0) <= (this.seen.get(pending[1]!) ?? 0) ? 0 : 1;
+    const key = pending[at]!;
+    this.bucketOf(this.sessions.get(key)!.key).delete(key);
+    this.sessions.delete(key);
+    this.seen.delete(key);
+  }
+
+  private bucketOf(k: SessionKey): Set<string> {
+    const b = bucketOf(k, this.denyWays);
+    let set = this.buckets.get(b);
+    if (!set) this.buckets.set(b, (set = new Set()));
+    return set;
+  }
+
+  /** Cache session `s` under `key`: a denied one takes a way of its bucket, and a third in a full bucket evicts one of the others. */
+  private cache(key: string, s: RefSession): void {
+    const before = this.sessions.get(key);
+    this.sessions.set(key, s);
+    this.seen.set(key, this.frames);
+    if (before?.action === 'deny' && s.action !== 'deny') this.bucketOf(s.key).delete(key);
+    if (s.action !== 'deny' || before?.action === 'deny') return;
+    const bucket = this.bucketOf(s.key);
+    if (bucket.size >= 2) this.pending = [...bucket];
+    bucket.add(key);
+  }
 
   /** The active policy and its generation, or none (generation 0). */
   setPolicy(active: { ir: PolicyIr; generation: number } | null): void {
@@ -84,6 +143,9 @@ export class ReferenceDatapath {
     this.sessions.clear();
     this.fragments.clear();
     this.replies.clear();
+    this.buckets.clear();
+    this.seen.clear();
+    this.pending = null;
   }
 
   get generation(): number {
@@ -96,6 +158,8 @@ export class ReferenceDatapath {
   }
 
   run(frame: Uint8Array, ifindex: number): Outcome {
+    this.settleEvictions();
+    this.frames++;
     const p = parseFrame(frame);
     if (p.kind === 'malformed') return drop('MALFORMED', `malformed: ${p.why}`);
     if (p.kind === 'arp') return pass('FAILSAFE', 'failsafe: ARP');
@@ -181,6 +245,7 @@ export class ReferenceDatapath {
         if (forward) return { verdict: 'pass', reason: 'REPLY', because: `reply on a source, over a cached deny${how}`, session: forward };
       }
       cached.packets++;
+      this.seen.set(key, this.frames);
       return { ...verdictOf(cached), because: `cached ${label(cached)}${how}`, session: key };
     }
     if (role.role === 'source' && this.repliesOnSources) {
@@ -190,7 +255,7 @@ export class ReferenceDatapath {
     const s: RefSession = { key: engineKeyOf(ip.family, ip.src, ip.dst, where, flow.proto, flow.sport, flow.dport), ...this.decide(ip.family, ip.src, ip.dst, where, flow), packets: 1 };
     // re-classified: the decision is new, the session's traffic carries on
     if (cached) s.packets = cached.packets + 1;
-    this.sessions.set(key, s);
+    this.cache(key, s);
     if (s.action === 'allow') this.expectReplies(t, where, key);
     return { ...verdictOf(s), because: `${label(s)}${cached ? ' (stale session)' : ''}${how}`, session: key };
   }
