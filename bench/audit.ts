@@ -32,8 +32,8 @@ import { NativeEngine } from '../src/engine/engine.js';
 import { EventGenerator } from './lib/event-generator.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/tables/image.js';
-import type { PolicyIr } from '../src/policy/ir/ir.js';
 import { prng, Random } from '../test/lib/random-policy.js';
+import { ruleNamesOf } from '../src/audit/rule-names.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const PHASE_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -143,7 +143,7 @@ interface JsCost {
 
 async function jsCost(): Promise<JsCost> {
   const { ir } = compileSources([{ file: 'bench.json', text: makeRules(1_000) }]);
-  const context: EnrichContext = { enforcer: 'bench', interfaces: new Map([[1, 'eth0']]), policies: new Map([[1, ir]]) };
+  const context: EnrichContext = { enforcer: 'bench', interfaces: new Map([[1, 'eth0']]), policies: new Map([[1, ruleNamesOf(ir)]]) };
   const batches = syntheticBatches(16, ir.rules.length, 1);
   const file = join(tmpdir(), `doorstep-bench-js-${randomBytes(4).toString('hex')}.jsonl`);
   try {
@@ -221,7 +221,7 @@ async function consumer(pinRoot: string, file: string): Promise<void> {
   const engine = NativeEngine.open({ pinRoot });
   const { ir, tables } = compileSources([{ file: 'bench.json', text: makeRules(1_000) }]);
   const installed = engine.install(buildImage(ir, tables));
-  const context: EnrichContext = { enforcer: 'bench', interfaces: new Map([[1, 'lo']]), policies: new Map<number, PolicyIr>([[installed.generation, ir]]) };
+  const context: EnrichContext = { enforcer: 'bench', interfaces: new Map([[1, 'lo']]), policies: new Map([[installed.generation, ruleNamesOf(ir)]]) };
   const sink = new JsonLinesSink({ path: file, maxBytes: ROTATE_BYTES, keep: ROTATE_KEEP });
   const pipeline = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, kernelStats: () => engine.stats() });
   let first = 0;

@@ -2,7 +2,7 @@
 // `npm run bench:install` (issue 12, point 4): the longest event-loop stall while the agent
 // installs a 10,000-rule policy (bench:flood's), before and now. Before: compileSources,
 // buildImage and engine.install on the event loop, as NetworkController.applyNow ran them. Now:
-// NetworkController.apply, which compiles on its worker thread (controller/compile-worker.ts)
+// NetworkController.apply, which compiles on its policy thread (controller/policy-worker.ts)
 // and installs with NativeEngine.installAsync (the map-in-map writes, which wait for RCU grace periods,
 // on a thread of the addon's; the inner maps are still filled on the event loop). A 1 ms interval
 // timer measures the stall (its longest gap, less the 1 ms); the install's own time is printed

@@ -14,7 +14,8 @@ import { JsonLinesSink } from '../audit/json-lines-sink.js';
 import { AgentMetrics, type MetricsServer } from '../audit/metrics.js';
 import { RecentRecords } from '../audit/recent-records.js';
 import { agentRecord as makeAgentRecord, type AuditSink } from '../audit/records.js';
-import { monotonicToWall, ruleName } from '../audit/session-record.js';
+import { monotonicToWall } from '../audit/session-record.js';
+import { ruleName } from '../audit/rule-names.js';
 import { type Engine, type EngineHost, FLOW_FILTER_AGING_MS } from '../engine/engine-interface.js';
 import { EngineSummaryMarks } from '../engine/summary-marks.js';
 import { FolderSource } from '../watcher/folder-source.js';
@@ -124,7 +125,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
   // the UI's chart and list come from the flow history when there is one (opened below)
   let historySink: HistorySink | undefined;
   const ui = config.ui
-    ? agentViews({ enforcer: config.enforcerId, routes: () => apiRoutes, current: () => controller?.current ?? null, ...(config.history && { history: historyViews(() => historySink) }) })
+    ? agentViews({ enforcer: config.enforcerId, routes: () => apiRoutes, controller: () => controller, ...(config.history && { history: historyViews(() => historySink) }) })
     : undefined;
   const undo = async () => {
     for (const c of cleanups.reverse()) await c();
@@ -162,7 +163,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       ...(config.placement && { annotate: sessionAnnotator(config.placement) }),
     });
     const ctl = controller;
-    cleanups.push(() => ctl.close()); // its compile thread
+    cleanups.push(() => ctl.close()); // its policy thread
     for (const target of natsAudits) {
       natsSinks.push(
         new NatsAuditSink({
@@ -230,10 +231,10 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
         enforcer: config.enforcerId,
         stats: () => openedEngine.stats(),
         ruleStats: () => {
-          const ir = ctl.current?.ir;
+          const names = ctl.current?.names;
           const named = new Map<string, { packets: number; bytes: number }>();
           // the rules that matched: a quiet rule of a 10,000-rule blocklist costs a scrape two series for nothing
-          for (const [index, stat] of openedEngine.ruleStats('matched')) named.set(ruleName(ir, index), stat);
+          for (const [index, stat] of openedEngine.ruleStats('matched')) named.set(ruleName(names, index), stat);
           return named;
         },
         sessionCount: () => sessionCount.count(),
@@ -396,7 +397,7 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
         await api.close();
         await metricsServer?.close();
         await uiServer?.close();
-        await ctl.close(); // no candidate can arrive any more: the last one finishes, the compile thread stops
+        await ctl.close(); // no candidate can arrive any more: the last one finishes, the policy thread stops
         clearInterval(agingTimer);
         await aging; // the filter's maps stay open until its write is done
         await pipe.stopReading(); // its last flood records: nothing reads the engine after this

@@ -40,11 +40,11 @@ export class Enricher {
 
   names(generation: number): GenerationNames {
     if (generation === this.memoGeneration) return this.memoNames!;
-    const ir = this.ctx.policies.get(generation);
+    const ruleNames = this.ctx.policies.get(generation);
     let names = this.generations.get(generation);
-    if (!names || names.ir !== ir) {
+    if (!names || names.ruleNames !== ruleNames) {
       if (this.generations.size >= MAX_GENERATIONS) this.generations.clear();
-      names = new GenerationNames(ir);
+      names = new GenerationNames(ruleNames);
       this.generations.set(generation, names);
     }
     this.memoGeneration = generation;
@@ -70,7 +70,7 @@ export class Enricher {
     const reason = reasonName(e.reason);
     let rule = reason;
     let policy: string | undefined;
-    if (e.reason === Reason.POLICY && names.ir) {
+    if (e.reason === Reason.POLICY && names.ruleNames) {
       rule = names.rule(e.rule);
       policy = names.policy(e.rule);
     }

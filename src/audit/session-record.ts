@@ -6,9 +6,9 @@
 import { Action, EventKind, Reason } from '../abi/generated.js';
 import { type RawEvent, reasonLabel, type SessionKey } from '../abi/records.js';
 import { formatAddress } from '../policy/ir/cidr.js';
-import type { IrRule } from '../policy/ir/ir.js';
 import { protocolLabel, setPortFields } from '../policy/ir/protocols.js';
 import type { FlowFields, RecordBase } from './records.js';
+import { ruleName, rulePolicy, type RuleNames } from './rule-names.js';
 
 export interface SessionRecord extends RecordBase, FlowFields {
   type: 'session';
@@ -31,33 +31,11 @@ export function formatAddress16(family: 4 | 6, addr16: Uint8Array): string {
   return family === 4 ? formatAddress(4, addr16.subarray(12)) : formatAddress(6, addr16);
 }
 
-/** What naming a generation's rules takes from its IR (a PolicyIr is one): the version, the
- *  policies, and each rule's id and policy. */
-export interface RuleNames {
-  readonly version: string;
-  readonly policies: readonly string[];
-  readonly rules: readonly Pick<IrRule, 'id' | 'policy'>[];
-}
-
-/** The names of `ir`, without the rest of it: what an agent keeps of the generations before the
- *  current one, for the events still in the ring buffer. A 10,000-rule IR is ~5 MB of objects
- *  that every major garbage collection walks (its prefixes, ports, tenants); its names ~0.3 MB. */
-export function ruleNamesOf(ir: RuleNames): RuleNames {
-  return { version: ir.version, policies: ir.policies, rules: ir.rules.map((r) => ({ id: r.id, policy: r.policy })) };
-}
-
-/** `<policy>/<rule>` for a rule index of `ir`; index 0 is the set's default, `<policies>/default`. */
-export function ruleName(ir: RuleNames | undefined, index: number): string {
-  const rule = index === 0 ? undefined : ir?.rules[index - 1];
-  if (rule) return rule.id;
-  return index === 0 ? `${ir?.policies.join('+') ?? 'policy'}/default` : `rule-${index}`;
-}
-
 export interface EnrichContext {
   enforcer: string;
   /** ifindex → interface name */
   interfaces: ReadonlyMap<number, string>;
-  /** generation → the names of the IR installed under it */
+  /** generation → the names of the rules installed under it */
   policies: ReadonlyMap<number, RuleNames>;
   /** Adds what the enforcer's placement knows of a session (its tenant, where it went). */
   annotate?: (record: SessionRecord) => void;
@@ -82,12 +60,12 @@ export function setFlowDetails(r: Pick<FlowFields, 'sport' | 'dport' | 'icmpType
 }
 
 export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigint) => Date): SessionRecord {
-  const ir = ctx.policies.get(e.generation);
+  const names = ctx.policies.get(e.generation);
   let rule = reasonLabel(e.reason);
   let policy: string | undefined;
-  if (e.reason === Reason.POLICY && ir) {
-    rule = ruleName(ir, e.rule);
-    policy = ir.rules[e.rule - 1]?.policy ?? ir.policies.join('+');
+  if (e.reason === Reason.POLICY && names) {
+    rule = ruleName(names, e.rule);
+    policy = rulePolicy(names, e.rule) ?? names.policies.join('+');
   }
   const record: SessionRecord = {
     time: toWall(e.timeNs).toISOString(),
@@ -107,7 +85,7 @@ export function sessionRecord(e: RawEvent, ctx: EnrichContext, toWall: (ns: bigi
   };
   setFlowDetails(record, e);
   if (policy) record.policy = policy;
-  if (ir) record.policyVersion = ir.version;
+  if (names) record.policyVersion = names.version;
   ctx.annotate?.(record);
   return record;
 }

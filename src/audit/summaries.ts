@@ -127,7 +127,7 @@ export class Summaries {
     const names = this.enrich.names(value.generation);
     let rule = reasonName(value.reason);
     let policy: string | undefined;
-    if (value.reason === Reason.POLICY && names.ir) {
+    if (value.reason === Reason.POLICY && names.ruleNames) {
       rule = names.rule(value.rule);
       policy = names.policy(value.rule);
     }

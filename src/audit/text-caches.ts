@@ -7,7 +7,7 @@ import { Reason } from '../abi/generated.js';
 import { reasonLabel } from '../abi/records.js';
 import { formatAddress } from '../policy/ir/cidr.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
-import { ruleName, type RuleNames } from './session-record.js';
+import { ruleName, rulePolicy, type RuleNames } from './rule-names.js';
 
 /**
  * The same string, flat and internalized: V8 keeps concatenations as trees ("cons strings") that
@@ -48,25 +48,25 @@ function dottedQuad(a: number, b: number, c: number, d: number): string {
 /** Session-start times from the coarse clock may trail the precise one by a tick. */
 
 
-/** Names for one policy generation, built lazily and kept while its IR is in the context. */
+/** Names for one policy generation, built lazily and kept while its rule names are in the context. */
 export class GenerationNames {
   private readonly rules: (string | undefined)[] = [];
   private readonly policies: (string | undefined)[] = [];
   readonly version: string | undefined;
   private readonly joined: string | undefined;
 
-  constructor(readonly ir: RuleNames | undefined) {
-    this.version = ir ? intern(ir.version) : undefined;
-    this.joined = ir ? intern(ir.policies.join('+')) : undefined;
+  constructor(readonly ruleNames: RuleNames | undefined) {
+    this.version = ruleNames ? intern(ruleNames.version) : undefined;
+    this.joined = ruleNames ? intern(ruleNames.policies.join('+')) : undefined;
   }
 
   rule(index: number): string {
-    return (this.rules[index] ??= intern(ruleName(this.ir, index)));
+    return (this.rules[index] ??= intern(ruleName(this.ruleNames, index)));
   }
 
   policy(index: number): string | undefined {
     if (this.policies[index] === undefined) {
-      const p = this.ir?.rules[index - 1]?.policy;
+      const p = this.ruleNames && rulePolicy(this.ruleNames, index);
       this.policies[index] = p === undefined ? this.joined : intern(p);
     }
     return this.policies[index];

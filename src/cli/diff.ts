@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `doorstep diff FILE…`: what a candidate policy changes against the installed one, and which
 // cached sessions would flip. Validated locally first; nothing is installed.
-import type { DiffReport } from '../controller/explain-diff.js';
+import type { DiffReport } from '../controller/diff-report.js';
 import { compileIr } from '../policy/compile.js';
 import { readPolicySources } from '../policy/parse/files.js';
 import { AgentClient } from '../controller/agent-client.js';

@@ -10,7 +10,7 @@ import { historyReport, recordedFlows, type HistoryReport, type RecordedFlow } f
 import { formatHistoryDiff, replayHistory } from '../history/replay.js';
 import { portText, RowAggregator } from '../history/rows.js';
 import { HistoryStore } from '../history/store.js';
-import { ruleName } from '../audit/session-record.js';
+import { ruleIds, ruleNamesOf } from '../audit/rule-names.js';
 import { compileSources } from '../policy/compile.js';
 import { readPolicySources } from '../policy/parse/files.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
@@ -101,7 +101,7 @@ async function fleetHistory(o: NatsFlags, since: number): Promise<HistoryStore> 
 /** The rule ids of a policy set (and its default), to name those without hits. */
 function policyRules(sources: Awaited<ReturnType<typeof readPolicySources>>): string[] {
   const { ir } = compileSources(sources);
-  return [...ir.rules.map((r) => r.id), ruleName(ir, 0)];
+  return ruleIds(ruleNamesOf(ir));
 }
 
 function printReport(r: HistoryReport, output: OutputFormat): void {

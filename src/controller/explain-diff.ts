@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's answers to `doorstep explain` and `doorstep diff`. Explain decides a flow twice:
 // from the IR of the version in force (which rule, and why the rules before it did not match),
-// and in the kernel, by running a probe frame through ds_xdp_explain against the live tables;
-// the answer says whether the two agree. Diff compares a candidate with the installed IR and
-// runs every cached session through both.
+// asked of the policy thread that holds it, and in the kernel, by running a probe frame through
+// ds_xdp_explain against the live tables; the answer says whether the two agree. Diff compares a
+// candidate with the installed IR and runs every cached session through both, on the policy
+// thread (diff-report.ts), the sessions read here a slice at a time.
 import { isIP } from 'node:net';
 import { Action, Reason } from '../abi/generated.js';
 import { reasonLabel } from '../abi/records.js';
-import type { FlowFields } from '../audit/records.js';
-import { formatAddress16, ruleName, setFlowDetails } from '../audit/session-record.js';
+import { ruleName } from '../audit/rule-names.js';
 import { frame, tupleOf, type FrameSpec } from '../engine/frame.js';
-import { compileIr } from '../policy/compile.js';
-import { diffPolicies, formatDiff, sessionImpactSliced, type SessionFlip } from '../policy/tools/diff.js';
-import { explain, formatExplanation } from '../policy/tools/explain.js';
 import { protocolLabel, protocolNumber } from '../policy/ir/protocols.js';
 import type { PolicyText } from '../watcher/source.js';
 import { ApiError } from './local-api.js';
 import type { RouteDeps } from './routes.js';
+import type { DiffReport } from './diff-report.js';
 
 export interface ExplainRequest {
   from: string;
@@ -65,16 +63,16 @@ function specOf(body: unknown): FrameSpec {
   return spec;
 }
 
-export function explainRoute(d: RouteDeps, body: unknown): ExplainReport {
+export async function explainRoute(d: RouteDeps, body: unknown): Promise<ExplainReport> {
   const spec = specOf(body);
   const tuple = tupleOf(spec);
   const current = d.controller.current;
   const live = d.engine.explain(frame(spec));
-  const liveIr = d.controller.context.policies.get(live.generation);
+  const liveNames = d.controller.context.policies.get(live.generation);
   const liveReport = {
     action: live.action === Action.ALLOW ? ('allow' as const) : ('deny' as const),
     reason: reasonLabel(live.reason),
-    rule: live.reason === Reason.POLICY ? ruleName(liveIr, live.rule) : null,
+    rule: live.reason === Reason.POLICY ? ruleName(liveNames, live.rule) : null,
     generation: live.generation,
   };
   const flow = `${protocolLabel(spec.proto)} ${spec.src}${spec.dport !== undefined ? `:${spec.dport}` : ''} → ${spec.dst}`;
@@ -89,66 +87,26 @@ export function explainRoute(d: RouteDeps, body: unknown): ExplainReport {
       note: live.generation === 0 ? 'no policy installed: default deny' : 'the live tables decide as shown; the agent cannot explain them',
     };
   }
-  const e = explain(current.ir, tuple);
+  const e = await d.controller.policyThread.explain(current.version, tuple);
   const report: ExplainReport = {
     flow,
     action: e.action,
-    rule: e.decidedBy.id,
-    why: formatExplanation(e),
+    rule: e.rule,
+    why: e.why,
     live: liveReport,
-    agree: live.reason === Reason.POLICY && liveReport.action === e.action && live.rule === e.rule,
+    agree: live.reason === Reason.POLICY && liveReport.action === e.action && live.rule === e.index,
   };
   if (live.reason === Reason.FAILSAFE) report.note = 'the failsafe passes this flow before the policy is consulted';
   else if (!report.agree) report.note = 'the live tables disagree with the policy: reinstall it (doorstep apply) and report a bug';
   return report;
 }
 
-export interface DiffReport {
-  lines: string[];
-  sameVersion: boolean;
-  counts: { added: number; removed: number; changed: number; unchanged: number };
-  flips: (Pick<FlowFields, 'protocol' | 'src' | 'dst' | 'sport' | 'dport' | 'icmpType' | 'icmpCode' | 'vlan'> & {
-    from: 'allow' | 'deny';
-    to: 'allow' | 'deny';
-    ruleNow: string;
-    ruleCandidate: string;
-    packets: number;
-    bytes: number;
-  })[];
-  flipCounts: { toDeny: number; toAllow: number };
-}
-
-/** Cached sessions compared per slice of a diff. */
+/** Cached sessions sent to the policy thread per slice of a diff. */
 const DIFF_SLICE = 256;
 
-export async function diffRoute(d: RouteDeps, sources: PolicyText[]): Promise<DiffReport> {
-  const { ir: candidate } = compileIr(sources);
-  const installed = d.controller.current?.ir ?? null;
-  const diff = diffPolicies(installed, candidate);
-  // the cache a small slice at a time (each session may need the reference evaluator): the
-  // agent's event loop runs between slices
-  const impact = await sessionImpactSliced(installed, candidate, d.engine.sessionSlices(DIFF_SLICE), { generation: d.engine.activePolicy()?.generation ?? 0 });
-  const view = (f: SessionFlip): DiffReport['flips'][number] => {
-    const flip: DiffReport['flips'][number] = {
-      protocol: protocolLabel(f.key.proto),
-      src: formatAddress16(f.key.family, f.key.src),
-      dst: formatAddress16(f.key.family, f.key.dst),
-      from: f.now.action,
-      to: f.candidate.action,
-      ruleNow: f.now.ruleId,
-      ruleCandidate: f.candidate.ruleId,
-      packets: f.packets,
-      bytes: f.bytes,
-    };
-    setFlowDetails(flip, f.key);
-    return flip;
-  };
-  return {
-    lines: formatDiff(diff, impact),
-    sameVersion: diff.sameVersion,
-    counts: diff.counts,
-    flips: [...impact.toDeny.first, ...impact.toAllow.first].map(view),
-    flipCounts: { toDeny: impact.toDeny.count, toAllow: impact.toAllow.count },
-  };
+/** The installed policy against `sources`, and every cached session through both, on the policy thread. */
+export function diffRoute(d: RouteDeps, sources: PolicyText[]): Promise<DiffReport> {
+  // the cache a small slice at a time (each session may need the reference evaluator, on the
+  // thread): the agent's event loop runs between slices
+  return d.controller.policyThread.diff(d.controller.current?.version ?? null, sources, d.engine.activePolicy()?.generation ?? 0, d.engine.sessionSlices(DIFF_SLICE));
 }
-

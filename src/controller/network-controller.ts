@@ -4,14 +4,17 @@
 // a time: validate and compile the whole set, write it into the inactive slot, activate it with
 // one atomic switch, read the engine's generation back, persist it. A candidate that fails any
 // step is rejected with an audit record and the version in force stays in force. Compiles run
-// on the compile worker's thread (compile-worker.ts), never on the event loop; close() stops it.
+// on the policy thread (policy-worker.ts), never on the event loop, and the IRs stay there: of
+// each version the controller keeps its rules' names (audit/rule-names.ts) and its documents.
+// close() stops the thread.
 import { DoorstepError, PolicyError } from '../errors.js';
 import type { Attachment, Engine, XdpMode } from '../engine/engine-interface.js';
 import { agentRecord, type AuditRecord, type PolicyProblemRecord, type PolicyRecord } from '../audit/records.js';
-import { ruleNamesOf, type EnrichContext, type RuleNames } from '../audit/session-record.js';
-import type { PolicyIr } from '../policy/ir/ir.js';
+import type { EnrichContext } from '../audit/session-record.js';
+import { ruleCount, type RuleNames } from '../audit/rule-names.js';
 import type { PolicyCandidate, PolicyText } from '../watcher/source.js';
-import { CompileWorker, type CompiledImage } from './compile-worker.js';
+import { PolicyWorker } from './policy-worker.js';
+import type { CompiledVersion } from './policy-worker-protocol.js';
 import type { StateStore } from '../host/state-store.js';
 
 /** How many past generations keep their rules' names, so late events from the ring buffer still get them. */
@@ -25,7 +28,8 @@ export interface InstalledPolicy {
   revision?: number;
   rules: number;
   installedAt: string;
-  ir: PolicyIr;
+  /** Its rules' names; the IR is the policy thread's (policyThread answers about it). */
+  names: RuleNames;
   sources: PolicyText[];
 }
 
@@ -54,8 +58,9 @@ export class NetworkController {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly interfaces = new Map<number, string>();
   private readonly policies = new Map<number, RuleNames>();
-  private readonly compiler = new CompileWorker();
-  /** Names for the audit pipeline: ifindex → interface, generation → IR. Live views, not copies. */
+  /** Compiles, and holds the IRs: explain, diff and the UI's rules and lint ask it about `current.version`. */
+  readonly policyThread = new PolicyWorker();
+  /** Names for the audit pipeline: ifindex → interface, generation → rule names. Live views, not copies. */
   readonly context: EnrichContext;
 
   constructor(private readonly options: ControllerOptions) {
@@ -109,18 +114,20 @@ export class NetworkController {
     const active = this.engine.activePolicy();
     if (active && state && active.generation === state.generation) {
       try {
-        const { ir } = await this.compiler.compile(state.sources); // the IR names events; the tables are already in the kernel
-        this.remember(active.generation, ir);
+        // the names name events; the tables are already in the kernel
+        const { version, names } = await this.policyThread.compile(state.sources);
+        this.remember(active.generation, names);
         this.installed = {
-          version: ir.version,
+          version,
           generation: active.generation,
           origin: state.origin,
-          rules: ir.rules.length,
+          rules: ruleCount(names),
           installedAt: state.installedAt,
-          ir,
+          names,
           sources: state.sources,
         };
-        this.record({ status: 'adopted', source: state.origin, policyVersion: ir.version, generation: active.generation, rules: ir.rules.length });
+        this.policyThread.installed(version, state.sources).catch(() => undefined); // a thread that stops is given it again
+        this.record({ status: 'adopted', source: state.origin, policyVersion: version, generation: active.generation, rules: ruleCount(names) });
         return;
       } catch {
         // the persisted documents no longer compile (an upgrade changed the language): reinstall below
@@ -156,10 +163,10 @@ export class NetworkController {
     return run;
   }
 
-  /** Wait for the candidates already given, then stop the compile thread. */
+  /** Wait for the candidates already given, then stop the policy thread. */
   async close(): Promise<void> {
     await this.queue;
-    await this.compiler.close();
+    await this.policyThread.close();
   }
 
   private async applyNow(candidate: PolicyCandidate, options: { restoredFrom?: string; force?: boolean }): Promise<ApplyOutcome> {
@@ -167,23 +174,25 @@ export class NetworkController {
     if (candidate.refusals?.length) {
       return this.reject(candidate, new PolicyError(candidate.refusals.map((r) => ({ code: r.code, file: r.file, line: 0, column: 0, field: 'signature', message: r.message }))), started);
     }
-    let compiled: CompiledImage;
+    let compiled: CompiledVersion;
     try {
-      compiled = await this.compiler.compile(candidate.sources);
+      compiled = await this.policyThread.compile(candidate.sources);
     } catch (err) {
       return this.reject(candidate, err, started);
     }
-    const { ir, warnings } = compiled;
-    if (!options.force && this.installed && this.installed.version === ir.version) {
+    const { version, names, warnings } = compiled;
+    const rules = ruleCount(names);
+    if (!options.force && this.installed && this.installed.version === version) {
       if (candidate.revision !== undefined) this.installed.revision = candidate.revision; // the same set, seen at a newer revision
       this.lastRejected = null;
-      return { status: 'unchanged', version: ir.version, generation: this.installed.generation, rules: ir.rules.length, installMs: 0, warnings };
+      return { status: 'unchanged', version, generation: this.installed.generation, rules, installMs: 0, warnings };
     }
     let result: Awaited<ReturnType<Engine['installAsync']>>;
     try {
+      const ir = this.engine.decidesByIr ? await this.policyThread.ir(version) : undefined;
       // the grace periods off the event loop; the audit names the new generation's rules from the
       // moment packets can meet it, as events of it arrive while the install settles
-      result = await this.engine.installAsync(compiled, (generation) => this.remember(generation, ir));
+      result = await this.engine.installAsync({ image: compiled.image, ...(ir && { ir }) }, (generation) => this.remember(generation, names));
       const realized = this.engine.activePolicy();
       if (realized?.generation !== result.generation) {
         throw new DoorstepError('DS_E_BPF_MAP', `the engine reports generation ${realized?.generation ?? 'none'} after installing generation ${result.generation}`);
@@ -193,20 +202,21 @@ export class NetworkController {
     }
     const installMs = Number(process.hrtime.bigint() - started) / 1e6;
     const origin = options.restoredFrom ?? candidate.origin;
-    this.remember(result.generation, ir);
+    this.remember(result.generation, names);
     this.installed = {
-      version: ir.version,
+      version,
       generation: result.generation,
       origin,
       ...(candidate.revision !== undefined && { revision: candidate.revision }),
-      rules: ir.rules.length,
+      rules,
       installedAt: new Date().toISOString(),
-      ir,
+      names,
       sources: candidate.sources,
     };
+    this.policyThread.installed(version, candidate.sources).catch(() => undefined); // a thread that stops is given it again
     this.lastRejected = null;
     try {
-      await this.options.store.save({ version: ir.version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
+      await this.options.store.save({ version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
     } catch (err) {
       this.options.emit(agentRecord(this.options.enforcer, { event: 'error', message: `installed, but could not persist the policy in the state dir: ${String(err)}` }));
     }
@@ -214,13 +224,13 @@ export class NetworkController {
     this.record({
       status: options.restoredFrom ? 'restored' : 'installed',
       source: candidate.origin === 'state' ? `state (${origin})` : candidate.origin,
-      policyVersion: ir.version,
+      policyVersion: version,
       generation: result.generation,
-      rules: ir.rules.length,
+      rules,
       installMs: Math.round(installMs * 10) / 10,
       ...(warnings.length > 0 && { warnings }),
     });
-    return { status: 'installed', version: ir.version, generation: result.generation, rules: ir.rules.length, installMs, warnings };
+    return { status: 'installed', version, generation: result.generation, rules, installMs, warnings };
   }
 
   private reject(candidate: PolicyCandidate, err: unknown, started: bigint): ApplyOutcome {
@@ -244,9 +254,9 @@ export class NetworkController {
     return { status: 'rejected', problems, inForce };
   }
 
-  /** Name `generation` after `ir` (an install names it twice: before its switch and after). */
-  private remember(generation: number, ir: PolicyIr): void {
-    if (this.policies.get(generation)?.version !== ir.version) this.policies.set(generation, ruleNamesOf(ir));
+  /** Name `generation`'s rules (an install names it twice: before its switch and after). */
+  private remember(generation: number, names: RuleNames): void {
+    if (this.policies.get(generation)?.version !== names.version) this.policies.set(generation, names);
     for (const g of this.policies.keys()) if (g <= generation - GENERATIONS_KEPT) this.policies.delete(g);
   }
 }

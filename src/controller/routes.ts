@@ -6,7 +6,7 @@ import type { AuditPipeline } from '../audit/pipeline.js';
 import type { RecentRecords } from '../audit/recent-records.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
 import type { Engine } from '../engine/engine-interface.js';
-import { ruleName, type RuleNames } from '../audit/session-record.js';
+import { ruleIds, ruleName, type RuleNames } from '../audit/rule-names.js';
 import { sessionView, type SessionView } from './session-view.js';
 import { ApiError, type Query, type Routes } from './local-api.js';
 import type { AgentConfig } from './config.js';
@@ -86,9 +86,9 @@ function sourcesOf(body: unknown): PolicyText[] {
 }
 
 /** The rules that matched packets, by id, and how many did not. */
-function rulesWithHits(matched: ReadonlyMap<number, { packets: number; bytes: number }>, active: { ruleCount: number } | null, ir: RuleNames | undefined): Pick<StatusReport, 'rules' | 'quietRules'> {
+function rulesWithHits(matched: ReadonlyMap<number, { packets: number; bytes: number }>, active: { ruleCount: number } | null, names: RuleNames | undefined): Pick<StatusReport, 'rules' | 'quietRules'> {
   const rules: StatusReport['rules'] = {};
-  for (const [index, { packets, bytes }] of matched) rules[ruleName(ir, index)] = { packets, bytes };
+  for (const [index, { packets, bytes }] of matched) rules[ruleName(names, index)] = { packets, bytes };
   return { rules, quietRules: active ? active.ruleCount + 1 - matched.size : 0 };
 }
 
@@ -186,11 +186,11 @@ export function agentRoutes(d: RouteDeps): Routes {
     'GET /v1/history/report': {
       kind: 'json',
       handle: (query) => {
-        const ir = d.controller.current?.ir;
+        const names = d.controller.current?.names;
         return historyReport(historyOf(d), {
           since: timeParam(query, 'since'),
           ...(query.has('limit') && { limit: Number(query.get('limit')) }),
-          ...(ir && { rules: [...ir.rules.map((r) => r.id), ruleName(ir, 0)] }),
+          ...(names && { rules: ruleIds(names) }),
         });
       },
     },

@@ -3,7 +3,8 @@
 // records, so one filter serves both, plus the cache's own counts and times.
 import { Action, Reason } from '../abi/generated.js';
 import { reasonLabel } from '../abi/records.js';
-import { formatAddress16, ruleName, setFlowDetails, type EnrichContext } from '../audit/session-record.js';
+import { formatAddress16, setFlowDetails, type EnrichContext } from '../audit/session-record.js';
+import { ruleName } from '../audit/rule-names.js';
 import type { FlowFields } from '../audit/records.js';
 import type { Session } from '../engine/engine-interface.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
@@ -22,7 +23,7 @@ export interface SessionView extends FlowFields {
 
 
 export function sessionView({ key, value }: Session, ctx: EnrichContext, toWall: (ns: bigint) => Date, activeGeneration?: number): SessionView {
-  const ir = ctx.policies.get(value.generation);
+  const names = ctx.policies.get(value.generation);
   const view: SessionView = {
     interface: ctx.interfaces.get(key.ifindex) ?? `if${key.ifindex}`,
     verdict: value.action === Action.ALLOW ? 'allow' : 'deny',
@@ -30,7 +31,7 @@ export function sessionView({ key, value }: Session, ctx: EnrichContext, toWall:
     protocol: protocolLabel(key.proto),
     src: formatAddress16(key.family, key.src),
     dst: formatAddress16(key.family, key.dst),
-    rule: value.reason === Reason.POLICY ? ruleName(ir, value.rule) : reasonLabel(value.reason),
+    rule: value.reason === Reason.POLICY ? ruleName(names, value.rule) : reasonLabel(value.reason),
     generation: value.generation,
     current: activeGeneration === undefined || value.generation === activeGeneration,
     packets: value.packets,

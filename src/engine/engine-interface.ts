@@ -104,8 +104,11 @@ export const DIGEST_SIZE = Layouts.ds_dirty.fields.digest.size;
 /** A compiled version as an engine installs it: the map images, and the IR they were built from. */
 export interface InstallableVersion {
   image: PolicyImage;
-  /** The in-memory engine decides by it (the reference evaluator); the native one reads the image only. */
-  ir: PolicyIr;
+  /**
+   * Required by an engine that decides by it (Engine.decidesByIr: the in-memory one, by the
+   * reference evaluator); the native one reads the image only, and the agent gives it none.
+   */
+  ir?: PolicyIr;
 }
 
 /** An interface's role and tenant (Engine.setInterfaceRoles). */
@@ -125,6 +128,8 @@ export interface InterfaceRole {
 export interface Engine {
   /** True when the engine took over maps (and a policy) an earlier engine left pinned. */
   readonly adopted: boolean;
+  /** True when installAsync needs the version's IR beside its image (the in-memory engine). */
+  readonly decidesByIr: boolean;
 
   // attachment
   /** Attach to an interface (native XDP, else generic, unless a mode is forced); an attachment left pinned is adopted. */

@@ -227,6 +227,8 @@ type SettingsField = keyof (typeof Layouts)['ds_settings']['fields'];
 
 /** The engine in the kernel: the XDP program and its maps, through the addon. */
 export class NativeEngine implements Engine {
+  /** It decides by the image's tables, in the kernel: an install needs no IR. */
+  readonly decidesByIr = false;
   private readonly links = new Map<string, LinkState>();
   private readonly retired: RetiredRuleStats[] = [];
   /** The bank of ds_flow_filter that ageFlowFilter() clears next. */

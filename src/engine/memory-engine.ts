@@ -134,6 +134,8 @@ function checkRate(perSecond: number, what: string): number {
 
 export class MemoryEngine implements Engine {
   readonly adopted: boolean;
+  /** Its verdicts come from the reference evaluator over the installed IR. */
+  readonly decidesByIr = true;
   private readonly state: PinnedState;
   private readonly handlers = new Set<(events: RawEvent[]) => void>();
   private readonly retired: RetiredRuleStats[] = [];
@@ -209,8 +211,10 @@ export class MemoryEngine implements Engine {
   async installAsync(version: InstallableVersion, beforeSwitch?: (generation: number) => void): Promise<InstallResult> {
     const state = this.live();
     if (this.installing) throw usage('an install is already running', 'serialize installs (the controller does)');
-    if (version.ir.version !== version.image.version) {
-      throw usage(`the image is version ${version.image.version}, its IR ${version.ir.version}`, 'install the image and the IR of one compile');
+    const ir = version.ir;
+    if (!ir) throw usage('the in-memory engine decides by the IR: install the image with the IR it was built from');
+    if (ir.version !== version.image.version) {
+      throw usage(`the image is version ${version.image.version}, its IR ${ir.version}`, 'install the image and the IR of one compile');
     }
     this.installing = true;
     try {
@@ -221,12 +225,12 @@ export class MemoryEngine implements Engine {
       const current = state.active;
       const generation = Math.max(state.generationHwm, current?.generation ?? 0) + 1;
       const slot = current ? 1 - current.slot : 0;
-      const next: MemoryVersion = { generation, slot, ruleCount: version.image.ruleCount, ir: version.ir, rules: new Map() };
+      const next: MemoryVersion = { generation, slot, ruleCount: version.image.ruleCount, ir, rules: new Map() };
       beforeSwitch?.(generation);
       state.generationHwm = generation;
       state.active = next; // the atomic switch
       if (current) this.retire(current);
-      return { generation, slot, ruleCount: next.ruleCount, version: version.ir.version, durationMs: 0, countedRules: next.ruleCount + 1 };
+      return { generation, slot, ruleCount: next.ruleCount, version: ir.version, durationMs: 0, countedRules: next.ruleCount + 1 };
     } finally {
       this.installing = false;
     }

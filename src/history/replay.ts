@@ -8,7 +8,7 @@
 import type { ClassTables, FlowTuple, PolicyIr } from '../policy/ir/ir.js';
 import { parseCidr } from '../policy/ir/cidr.js';
 import { protocolLabel } from '../policy/ir/protocols.js';
-import { ruleName } from '../audit/session-record.js';
+import { ruleName, ruleNamesOf } from '../audit/rule-names.js';
 import { lookupTables } from '../policy/tables/evaluate-fast.js';
 import { tenantId } from '../policy/ir/tenants.js';
 import type { RecordedFlow } from './queries.js';
@@ -46,6 +46,7 @@ export function replayHistory(flows: readonly RecordedFlow[], candidate: { ir: P
   let sessions = 0;
   let flippedFlows = 0;
   let flippedSessions = 0;
+  const names = ruleNamesOf(candidate.ir);
   for (const f of flows) {
     sessions += f.sessions;
     const tuple = tupleOf(f);
@@ -54,7 +55,7 @@ export function replayHistory(flows: readonly RecordedFlow[], candidate: { ir: P
     if (d.action === f.verdict) continue;
     flippedFlows++;
     flippedSessions += f.sessions;
-    const rule = ruleName(candidate.ir, d.rule);
+    const rule = ruleName(names, d.rule);
     const key = `${f.enforcer}|${rule}|${f.rule}|${d.action}`;
     let g = groups.get(key);
     if (!g) groups.set(key, (g = { enforcer: f.enforcer, verdict: d.action, rule, was: f.rule, flows: 0, sessions: 0, packets: 0, examples: [] }));

@@ -1,25 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's UI views, from what it has live: the local API's own routes (observe's stream and
-// filters, status's rule counters) read in-process, the installed policy (its rules, its lint
-// findings, computed once per version on a worker thread) and three audit sinks the agent adds to its pipeline
-// (verdicts over time, denied sources, policy records). Reads only.
+// filters, status's rule counters) read in-process, the installed policy (its rules and its lint
+// findings, asked of the controller's policy thread, which holds its IR and lints it once per
+// version) and three audit sinks the agent adds to its pipeline (verdicts over time, denied
+// sources, policy records). Reads only.
 import { DoorstepError } from '../errors.js';
 import type { AuditRecord, AuditSink } from '../audit/records.js';
 import type { Route, Routes } from '../controller/local-api.js';
-import type { InstalledPolicy } from '../controller/network-controller.js';
+import type { NetworkController } from '../controller/network-controller.js';
 import type { StatusReport } from '../controller/routes.js';
 import { LiveDeniedSources } from './live-denied-sources.js';
 import { LiveVerdicts } from './live-verdicts.js';
-import { lintOnWorker } from './lint-worker.js';
 import { PolicyHistory } from './policy-history.js';
-import type { LintFindingView, UiViews } from './views.js';
+import type { UiViews } from './views.js';
 
 export interface AgentViewDeps {
   enforcer: string;
   /** The local API's routes (agentRoutes), once it serves: the UI reads `observe` and `status` through them. */
   routes: () => Routes;
-  /** The version in force, as the controller installed it. */
-  current: () => InstalledPolicy | null;
+  /** The controller, once there is one: the version in force, and its policy thread to ask about it. */
+  controller: () => NetworkController | undefined;
   /** A flow-history store's views, when one is configured: they replace the live counts. */
   history?: Partial<Pick<UiViews, 'verdicts' | 'deniedSources'>>;
 }
@@ -35,8 +35,6 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
   const verdicts = new LiveVerdicts();
   const deniedSources = new LiveDeniedSources();
   const history = new PolicyHistory();
-  /** The lint of the version in force: computed once per version, on a worker thread. */
-  let linted: { version: string; findings: Promise<LintFindingView[]> } | undefined;
 
   const views: UiViews = {
     title: d.enforcer,
@@ -53,11 +51,12 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
     ruleHits: {
       read: async () => {
         const report = (await route(d.routes, 'GET /v1/status', 'json').handle(new URLSearchParams(), undefined)) as StatusReport;
-        const ir = d.current()?.ir;
-        if (!ir) return { version: null, rules: [] };
-        const all = [...ir.rules.map((r) => ({ id: r.id, action: r.action })), { id: `${ir.policies.join('+')}/default`, action: ir.defaultAction }];
+        const ctl = d.controller();
+        const c = ctl?.current;
+        if (!ctl || !c) return { version: null, rules: [] };
+        const all = await ctl.policyThread.rules(c.version);
         return {
-          version: ir.version,
+          version: c.version,
           rules: all.map((r) => {
             const hits = report.rules[r.id];
             return { ...r, packets: hits?.packets ?? 0, bytes: hits?.bytes ?? 0, hit: hits !== undefined };
@@ -67,21 +66,15 @@ export function agentViews(d: AgentViewDeps): { views: UiViews; sinks: AuditSink
     },
     lint: {
       read: async () => {
-        const ir = d.current()?.ir;
-        if (!ir) return { version: null, findings: [] };
-        if (linted?.version !== ir.version) linted = { version: ir.version, findings: lintOnWorker(ir) };
-        const mine = linted;
-        // a failed lint is tried again on the next read, not kept
-        const findings = await mine.findings.catch((err: unknown) => {
-          if (linted === mine) linted = undefined;
-          throw err;
-        });
-        return { version: ir.version, findings };
+        const ctl = d.controller();
+        const c = ctl?.current;
+        if (!ctl || !c) return { version: null, findings: [] };
+        return { version: c.version, findings: await ctl.policyThread.lint(c.version) };
       },
     },
     policyHistory: {
       read: () => {
-        const c = d.current();
+        const c = d.controller()?.current;
         return { entries: history.read(), inForce: c ? { version: c.version, generation: c.generation } : null };
       },
     },

@@ -4,6 +4,7 @@
 // fills only the fleet view. A flow-history store can later stand behind `verdicts` and
 // `deniedSources` (`history` then says what it holds); without one they cover the agent's life.
 import type { AuditRecord } from '../audit/records.js';
+import type { LintFindingView } from '../controller/lint-worker.js';
 
 /** Where a time view's data comes from, shown by the UI so nobody reads a live window as history. */
 export interface HistoryNote {
@@ -40,13 +41,6 @@ export interface TopDeniedSources {
 /** Every rule of the version in force with its hits; `hit: false` are the rules never hit. */
 export interface RuleHitsView {
   read(): Promise<{ version: string | null; rules: { id: string; action: string; packets: number; bytes: number; hit: boolean }[] }>;
-}
-
-export interface LintFindingView {
-  kind: string;
-  message: string;
-  rules: { id: string; file: string; line: number }[];
-  example?: string;
 }
 
 export interface LintView {

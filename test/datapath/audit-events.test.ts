@@ -15,6 +15,7 @@ import type { EnrichContext, SessionRecord } from '../../src/audit/session-recor
 import type { PolicyIr } from '../../src/policy/ir/ir.js';
 import { compileYaml, openTestEngine, TEST_IFINDEX, waitFor } from '../lib/datapath.js';
 import { type FrameSpec, frame } from '../lib/packet.js';
+import { ruleNamesOf } from '../../src/audit/rule-names.js';
 
 const POLICY = `
 apiVersion: doorstep/v1
@@ -65,7 +66,7 @@ describe('datapath → audit pipeline', () => {
     const compiled = compileYaml(POLICY, 'edge.yaml');
     ir = compiled.ir;
     const { generation } = engine.install(compiled.image);
-    context = { enforcer: 'test-enforcer', interfaces: new Map([[TEST_IFINDEX, 'lo']]), policies: new Map([[generation, ir]]) };
+    context = { enforcer: 'test-enforcer', interfaces: new Map([[TEST_IFINDEX, 'lo']]), policies: new Map([[generation, ruleNamesOf(ir)]]) };
     sink = new MemorySink();
   });
   afterEach(async () => {

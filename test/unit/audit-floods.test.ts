@@ -13,6 +13,7 @@ import { AuditPipeline } from '../../src/audit/pipeline.js';
 import type { AuditRecord, AuditSink, FloodRecord } from '../../src/audit/records.js';
 import type { EnrichContext } from '../../src/audit/session-record.js';
 import { compileSources } from '../../src/policy/compile.js';
+import { ruleNamesOf } from '../../src/audit/rule-names.js';
 
 const POLICY = `
 apiVersion: doorstep/v1
@@ -59,7 +60,7 @@ describe('FloodAccounting', () => {
 
 describe('AuditPipeline: flood records', () => {
   it('writes one flood record per rule with held-back sessions, named, with the interval, and a last one at close', async () => {
-    const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map(), policies: new Map([[5, ir]]) };
+    const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map(), policies: new Map([[5, ruleNamesOf(ir)]]) };
     const written: AuditRecord[] = [];
     const sink: AuditSink = { write: (r) => void written.push(...r), close: async () => undefined };
     let current = reading({ generation: 5, rules: rules([1, 10, 100, 0]) });
@@ -142,7 +143,7 @@ describe('flood sources', () => {
   });
 
   it('puts the estimate and the top sources into the flood record', () => {
-    const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map(), policies: new Map([[5, ir]]) };
+    const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map(), policies: new Map([[5, ruleNamesOf(ir)]]) };
     const written: AuditRecord[] = [];
     const sink: AuditSink = { write: (r) => void written.push(...r), close: async () => undefined };
     const sketch = sketchOf(40, 'record');

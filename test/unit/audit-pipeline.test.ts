@@ -17,10 +17,11 @@ import { type EnrichContext, monotonicToWall, type SessionRecord, sessionRecord 
 import { compileSources } from '../../src/policy/compile.js';
 import { batchOf, WEB_POLICY } from '../lib/audit-fixtures.js';
 import { addr16 } from '../lib/packet.js';
+import { ruleNamesOf } from '../../src/audit/rule-names.js';
 
 const { ir } = compileSources([{ file: 'web.yaml', text: WEB_POLICY }]);
 const GEN = 7;
-const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1']]), policies: new Map([[GEN, ir]]) };
+const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1']]), policies: new Map([[GEN, ruleNamesOf(ir)]]) };
 
 class MemorySink implements AuditSink {
   readonly batches: AuditRecord[][] = [];

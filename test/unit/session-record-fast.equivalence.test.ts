@@ -14,6 +14,7 @@ import { Enricher } from '../../src/audit/session-record-fast.js';
 import { compileSources } from '../../src/policy/compile.js';
 import { batchOf, WEB_POLICY } from '../lib/audit-fixtures.js';
 import { prng, Random } from '../lib/random-policy.js';
+import { ruleNamesOf } from '../../src/audit/rule-names.js';
 
 const POLICY = `${WEB_POLICY}---
 apiVersion: doorstep/v1
@@ -25,7 +26,7 @@ spec:
     - { name: block, action: deny, protocol: sctp }
 `;
 const { ir } = compileSources([{ file: 'web.yaml', text: POLICY }]);
-const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1'], [4, 'bond0.100']]), policies: new Map([[7, ir], [8, ir]]) };
+const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map([[3, 'eth1'], [4, 'bond0.100']]), policies: new Map([[7, ruleNamesOf(ir)], [8, ruleNamesOf(ir)]]) };
 
 function randomEvents(r: Random, n: number): RawEvent[] {
   const address = (family: 4 | 6) => {

@@ -15,7 +15,7 @@ import { parseFilterOptions } from '../../src/audit/record-filter.js';
 import { LiveDeniedSources } from '../../src/ui/live-denied-sources.js';
 import { LiveVerdicts } from '../../src/ui/live-verdicts.js';
 import { PolicyHistory } from '../../src/ui/policy-history.js';
-import { lintFindings, lintOnWorker } from '../../src/ui/lint-worker.js';
+import { lintFindings, lintOnWorker } from '../../src/controller/lint-worker.js';
 import { compileIr } from '../../src/policy/compile.js';
 import { serveUi } from '../../src/ui/ui-server.js';
 import { checkUiBind, isLoopback, readUiToken } from '../../src/controller/ui-settings.js';

@@ -291,25 +291,14 @@ export function sessionImpact(
   sessions: Iterable<CachedSession>,
   options: SessionImpactOptions = {},
 ): SessionImpact {
-  const impact = impactAccumulator(installed, candidate, options);
+  const impact = sessionImpactAccumulator(installed, candidate, options);
   for (const s of sessions) impact.add(s);
   return impact.result;
 }
 
-/** sessionImpact over the cache a slice at a time (Engine.sessionSlices, which yields to the
- *  event loop between slices): the same result. */
-export async function sessionImpactSliced(
-  installed: PolicyIr | null,
-  candidate: PolicyIr,
-  slices: AsyncIterable<readonly CachedSession[]>,
-  options: SessionImpactOptions = {},
-): Promise<SessionImpact> {
-  const impact = impactAccumulator(installed, candidate, options);
-  for await (const slice of slices) for (const s of slice) impact.add(s);
-  return impact.result;
-}
-
-function impactAccumulator(
+/** sessionImpact fed a session at a time (the agent's policy thread gets the cache in slices):
+ *  `result` after the last add is what sessionImpact returns for the same sessions. */
+export function sessionImpactAccumulator(
   installed: PolicyIr | null,
   candidate: PolicyIr,
   options: SessionImpactOptions,

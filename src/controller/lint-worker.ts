@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 // The UI's lint view computed off the agent's event loop: `doorstep lint`'s analysis of the
-// installed IR on a worker thread of its own (a large policy takes seconds, and the agent's
-// event loop must keep reading events), ended once it has answered. The findings as the UI shows them.
+// installed IR on a worker thread of its own, ended once it has answered. The agent's policy
+// thread (policy-thread.ts), which holds the IR, starts it: a large policy takes seconds, and
+// that thread must keep compiling meanwhile. The findings as the UI shows them (ui/views.ts).
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { flowText, lintIr } from '../policy/tools/lint.js';
 import type { PolicyIr } from '../policy/ir/ir.js';
-import type { LintFindingView } from './views.js';
 
 const KIND = 'doorstep-ui-lint';
+
+/** A lint finding as the UI shows it. */
+export interface LintFindingView {
+  kind: string;
+  message: string;
+  rules: { id: string; file: string; line: number }[];
+  example?: string;
+}
 
 /** The findings of `ir`, as the UI shows them (the same on either side of the thread). */
 export function lintFindings(ir: PolicyIr): LintFindingView[] {
