@@ -44,7 +44,7 @@ export interface Outcome {
 type Decision = Omit<RefSession, 'key' | 'packets'>;
 
 /**
- * Which of a full bucket's two denied sessions the engine evicted for a third: semantics 4 says
+ * Which of a full bucket's two denied sessions the engine evicted for a third: docs/datapath.md (pipeline, item 4) says
  * "the way seen least recently" by the engine's clock, which moves once a tick, so frames within
  * a tick tie and the reference cannot tell; it asks whoever ran the engine, after the engine ran
  * the frame (settleEvictions). Returns the evicted one, or null if the engine did not evict one.

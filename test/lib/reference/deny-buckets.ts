@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The denied-session cache's buckets, from docs/datapath.md (semantics 4) alone: a flow's 64-bit
+// The denied-session cache's buckets, from docs/datapath.md (pipeline, item 4) alone: a flow's 64-bit
 // digest is a seed plus its twelve 32-bit words (little-endian) times odd constants, mod 2^64; its
 // bucket is the digest's high half times 0x9e3779b1 (mod 2^32), the top log2(ways / 2) bits; a
 // bucket has two ways. The constants are written out here, not imported: the oracle must not
