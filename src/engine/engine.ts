@@ -862,13 +862,18 @@ export class NativeEngine implements Engine {
    *  tools and tests; the agent counts with sessionCountSliced(). */
   sessionCount(): number {
     let n = 0;
+    for (const count of this.countSlices()) n += count;
+    return n;
+  }
+
+  /** A walk of the session caches counted, a slice (COUNT_SLICE entries) at a time: each slice's count. */
+  private *countSlices(): Generator<number> {
     let cursor: SessionCursor | null = null;
     do {
       const slice: SessionSlice = this.readSessionSlice(cursor, COUNT_SLICE, true);
-      n += slice.count;
       cursor = slice.cursor;
+      yield slice.count;
     } while (cursor);
-    return n;
   }
 
   /**
@@ -909,13 +914,10 @@ export class NativeEngine implements Engine {
   /** Entries in the session caches, counted a slice at a time without blocking the event loop. */
   async sessionCountSliced(): Promise<number> {
     let n = 0;
-    let cursor: SessionCursor | null = null;
-    do {
-      const slice: SessionSlice = this.readSessionSlice(cursor, COUNT_SLICE, true);
-      n += slice.count;
-      cursor = slice.cursor;
-      if (cursor) await yieldToEventLoop();
-    } while (cursor);
+    for (const count of this.countSlices()) {
+      n += count;
+      await yieldToEventLoop();
+    }
     return n;
   }
 
