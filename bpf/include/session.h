@@ -211,16 +211,22 @@ static __always_inline struct ds_deny_entry *ds_deny_way(__u32 i, const struct d
 	return e && ds_key_equal(&e->key, k) ? e : NULL;
 }
 
-/* The denied session of flow `k`, whose digest is `digest`, or NULL. Its fields are read after
- * the compare: for traffic counters and adopting it, where a way rewritten meanwhile by another
- * CPU costs a session's count a packet, never a verdict or a rule's count (ds_deny_hit). */
-static __always_inline struct ds_session_value *ds_deny_lookup(const struct ds_session_key *k, __u64 digest)
+/* The way of ds_denies that holds flow `k`, whose digest is `digest`, or NULL. */
+static __always_inline struct ds_deny_entry *ds_deny_find(const struct ds_session_key *k, __u64 digest)
 {
 	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
 	struct ds_deny_entry *e = ds_deny_way(i, k);
 
-	if (!e)
-		e = ds_deny_way(i + 1, k);
+	return e ? e : ds_deny_way(i + 1, k);
+}
+
+/* The denied session of flow `k`, or NULL. Its fields are read after the compare: for traffic
+ * counters and adopting it, where a way rewritten meanwhile by another CPU costs a session's
+ * count a packet, never a verdict or a rule's count (ds_deny_hit). */
+static __always_inline struct ds_session_value *ds_deny_lookup(const struct ds_session_key *k, __u64 digest)
+{
+	struct ds_deny_entry *e = ds_deny_find(k, digest);
+
 	return e ? &e->value : NULL;
 }
 
@@ -287,17 +293,18 @@ static __noinline long ds_deny_put(struct ds_deny_entry *n, __u64 digest, __u64 
 
 	if (!a || !b || !n)
 		return -2; /* -ENOENT */
-	if (ds_key_equal(&a->key, &n->key) || ds_key_equal(&b->key, &n->key)) {
-		if (flags == BPF_NOEXIST)
-			return -DS_EEXIST;
-		w = ds_key_equal(&a->key, &n->key) ? a : b;
-	} else if (!a->key.family) {
+	int held = 1;
+
+	if (ds_key_equal(&a->key, &n->key)) {
 		w = a;
-	} else if (!b->key.family) {
+	} else if (ds_key_equal(&b->key, &n->key)) {
 		w = b;
 	} else {
-		w = a->value.last_seen <= b->value.last_seen ? a : b;
+		held = 0;
+		w = !a->key.family ? a : !b->key.family ? b : a->value.last_seen <= b->value.last_seen ? a : b;
 	}
+	if (held && flags == BPF_NOEXIST)
+		return -DS_EEXIST;
 	ds_deny_store(w, n);
 	return 0;
 }
@@ -305,11 +312,8 @@ static __noinline long ds_deny_put(struct ds_deny_entry *n, __u64 digest, __u64 
 /* Empty the way of ds_denies that holds flow `k`: -ENOENT when none does. */
 static __always_inline long ds_deny_delete(const struct ds_session_key *k, __u64 digest)
 {
-	__u32 i = ds_deny_bucket(digest, ds_deny_shift());
-	struct ds_deny_entry *e = ds_deny_way(i, k);
+	struct ds_deny_entry *e = ds_deny_find(k, digest);
 
-	if (!e)
-		e = ds_deny_way(i + 1, k);
 	if (!e)
 		return -2; /* -ENOENT */
 	*((volatile __u64 *)&e->key + DS_KEY_TAG_WORD) = 0;

@@ -95,8 +95,8 @@ interface LinkState extends Attachment {
 /** The session caches: allowed sessions, then denied ones (a flow is in at most one). */
 const SESSION_MAPS = [MapName.SESSIONS, MapName.DENIES] as const;
 /** ds_denies holds struct ds_deny_entry (the flow, then its value) in 2-way buckets chosen by the
- *  flow's digest (src/engine/deny-buckets.ts), which only the datapath computes (a marked
- *  session's comes in its ds_dirty record); an empty way's family is 0. */
+ *  flow's digest (src/engine/deny-buckets.ts; a marked session's comes in its ds_dirty record); an
+ *  empty way's family is 0. */
 const DENY_ENTRY_SIZE = MapTypes.ds_denies.valueSize;
 const DENY_KEY_AT = offsetOf('ds_deny_entry', 'key');
 const DENY_VALUE_AT = offsetOf('ds_deny_entry', 'value');
@@ -235,8 +235,8 @@ export class NativeEngine implements Engine {
   private nextAgedBank = 0;
   /** ds_settings.flood_epoch as last read or written (floodEpoch()). */
   private floodEpochKnown: number | undefined;
-  /** ds_settings.deny_bucket_shift once read (denyShiftInUse()). */
-  private denyShift: number | undefined;
+  /** ds_settings.deny_bucket_shift, as open() wrote it for the ds_denies in use. */
+  private denyShift = 0;
   private reader: RingBufferReaderHandle | undefined;
   private dirty: RingDrainHandle | undefined;
   private readonly eventHandlers = new Set<(events: RawEvent[]) => void>();
@@ -300,7 +300,8 @@ export class NativeEngine implements Engine {
       }
       const engine = new NativeEngine(obj, pinRoot, adopted, cpus, innerSpecs, ruleStatsCapacity);
       // where the datapath finds a denied flow's bucket (the same for pins adopted: their map's size)
-      engine.writeSettings({ deny_bucket_shift: denyBucketShift(native.mapInfo(obj.mapFd(MapName.DENIES)).maxEntries) });
+      engine.denyShift = denyBucketShift(native.mapInfo(obj.mapFd(MapName.DENIES)).maxEntries);
+      engine.writeSettings({ deny_bucket_shift: engine.denyShift });
       return engine;
     } catch (err) {
       obj.close();
@@ -950,7 +951,7 @@ export class NativeEngine implements Engine {
     const missing: number[] = [];
     for (let i = 0; i < count; i++) if (!allowed.found[i]) missing.push(i);
     if (missing.length === 0) return allowed;
-    const shift = this.denyShiftInUse();
+    const shift = this.denyShift;
     const ways = Buffer.allocUnsafe(missing.length * 2 * 4);
     missing.forEach((i, j) => {
       const way = denyBucketWay(digests, i * DIGEST_SIZE, shift);
@@ -968,11 +969,6 @@ export class NativeEngine implements Engine {
       }
     });
     return allowed;
-  }
-
-  /** ds_settings.deny_bucket_shift, as open() wrote it for the ds_denies in use. */
-  private denyShiftInUse(): number {
-    return (this.denyShift ??= readField('ds_settings', this.readSettings(), 0, 'deny_bucket_shift'));
   }
 
   /** The cached sessions, allowed ones first, at most `limit` of each cache. */
