@@ -13,6 +13,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:f
 import { execIn, inNetns, ip, NamespaceOwner, runToken } from '../src/demo/topology.js';
 import { PinnedMap } from './lib/packet-flood.js';
 import { parseIp } from '../src/engine/frame.js';
+import { floorObjectPath } from '../src/paths.js';
 
 export const SERVER_V4 = '10.241.0.2';
 export const CLIENT_V4 = '10.241.0.1';
@@ -47,7 +48,9 @@ export interface Host {
   mac: string;
 }
 
-export const ENFORCERS = ['doorstep', 'xdp-filter', 'nft set', 'iptables raw'] as const;
+/** The enforcers, and the floor: an XDP program that drops every frame at once (not an enforcer:
+ *  the least any XDP program can cost on this path). */
+export const ENFORCERS = ['doorstep', 'xdp-filter', 'XDP_DROP floor', 'nft set', 'iptables raw'] as const;
 export type EnforcerName = (typeof ENFORCERS)[number];
 
 export class FloodTopology extends NamespaceOwner {
@@ -209,6 +212,31 @@ export class XdpFilterPeer implements Peer {
         }
       }
     }
+  }
+}
+
+/** bpf/floor.bpf.c's ds_xdp_drop, attached natively by iproute2: every frame dropped at once. */
+export class XdpDropPeer implements Peer {
+  readonly name = 'XDP_DROP floor';
+  readonly rulesNote = 'none (it drops every frame at once)';
+
+  constructor(
+    private readonly topo: FloodTopology,
+    private readonly host: Host,
+  ) {
+    execIn(host.ns, 'ip', ['link', 'set', 'dev', host.ifname, 'xdpdrv', 'obj', floorObjectPath, 'sec', 'xdp.frags', 'program', 'ds_xdp_drop']);
+  }
+
+  configure(): void {
+    // nothing to configure
+  }
+
+  dropped(): number {
+    return this.topo.xdpDrops(this.host);
+  }
+
+  stop(): void {
+    // the namespace (and the program with it) goes with the topology
   }
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The benchmark's floor: the engine's parser plus one hash lookup, nothing else. The datapath
- * benchmark prints the engine's cost as a ratio of this program's. Never attached. */
+/* The benchmarks' floors. ds_xdp_floor: the engine's parser plus one hash lookup, nothing else;
+ * the datapath benchmark prints the engine's cost as a ratio of its, and never attaches it.
+ * ds_xdp_drop: drops every frame at once; bench:flood attaches it beside the enforcers, as the
+ * least receive CPU any XDP program can cost on its path. */
 #include "include/parse.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -22,4 +24,10 @@ int ds_xdp_floor(struct xdp_md *ctx)
 		return XDP_DROP;
 	struct ds_session_value *s = bpf_map_lookup_elem(&ds_floor, &pkt.key);
 	return s && s->action == DS_ACTION_DENY ? XDP_DROP : XDP_PASS;
+}
+
+SEC("xdp.frags")
+int ds_xdp_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
 }

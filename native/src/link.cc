@@ -54,7 +54,9 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// progInfo(fd) → { id, name, verifiedInsns } (instructions the verifier processed at load)
+// progInfo(fd) → { id, name, verifiedInsns, runTimeNs, runCount }: instructions the verifier
+// processed at load; the time the program ran and how often, counted while run-time statistics
+// are enabled (enableRunTimeStats; both 0 otherwise)
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_prog_info pi{};
@@ -65,7 +67,18 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   out.Set("id", Napi::Number::New(env, pi.id));
   out.Set("name", Napi::String::New(env, pi.name));
   out.Set("verifiedInsns", Napi::Number::New(env, pi.verified_insns));
+  out.Set("runTimeNs", Napi::Number::New(env, static_cast<double>(pi.run_time_ns)));
+  out.Set("runCount", Napi::Number::New(env, static_cast<double>(pi.run_cnt)));
   return out;
+}
+
+// enableRunTimeStats() → an fd: the kernel counts every BPF program's run time and runs
+// (BPF_ENABLE_STATS) until it is closed (closeFd, or the process ends), like the sysctl
+// kernel.bpf_stats_enabled but never left on by a process that died. Each run then pays two clock reads.
+Napi::Value EnableRunTimeStats(const Napi::CallbackInfo& info) {
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) ThrowErrno(info.Env(), "bpf_enable_stats(BPF_STATS_RUN_TIME)", fd);
+  return Napi::Number::New(info.Env(), fd);
 }
 
 // progFdById(id) → a new fd for a loaded program (a program another tool loaded, e.g. for a
@@ -105,6 +118,7 @@ void InitLink(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("progFdById", Napi::Function::New(env, ProgFdById));
+  exports.Set("enableRunTimeStats", Napi::Function::New(env, EnableRunTimeStats));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
 }

@@ -125,7 +125,9 @@ export interface Addon {
   linkDetach(linkFd: number): void;
   xdpQuery(ifindex: number): { mode: string; progId: number };
   progFdById(id: number): number;
-  progInfo(fd: number): { id: number; name: string; verifiedInsns: number };
+  progInfo(fd: number): { id: number; name: string; verifiedInsns: number; runTimeNs: number; runCount: number };
+  /** BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): programs' run time is counted until the returned fd is closed. */
+  enableRunTimeStats(): number;
   linkInfo(fd: number): { id: number; progId: number; ifindex: number };
   testRun(progFd: number, frame: Buffer, repeat?: number, ingressIfindex?: number): { retval: number; duration: number; data: Buffer };
   testRunEach(progFd: number, frames: Buffer, frameSize: number, count: number): { retvals: Buffer; duration: number };
