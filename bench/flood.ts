@@ -22,6 +22,7 @@ import { addon } from '../src/engine/native.js';
 import { runEach, runRepeat } from './lib/floor.js';
 import { frame, type FrameSpec } from '../src/engine/frame.js';
 import { ForeignProgram, packetFlood, PinnedMap } from './lib/packet-flood.js';
+import { processCpuNs, rssBytes, USER_HZ } from './lib/proc-stats.js';
 import { compileSources } from '../src/policy/compile.js';
 import { buildImage } from '../src/policy/tables/image.js';
 import { AgentHarness, type AgentProcess } from '../test/lib/agent-rig.js';
@@ -41,7 +42,6 @@ const SPOOF_NET = '10.64.0.0';
 const TEST_RUNS = 9; // BPF_PROG_TEST_RUN figures are the median of this many alternating runs
 const PROGRAM_ROUNDS = Number(process.env.FLOOD_PROGRAM_ROUNDS ?? 5); // rounds of the XDP programs' live run time
 const XDP_PROGRAMS: EnforcerName[] = ['doorstep', 'xdp-filter', 'XDP_DROP floor'];
-const USER_HZ = 100; // /proc/stat and /proc/PID/stat count in these
 
 interface Flood {
   name: string;
@@ -139,7 +139,15 @@ class DoorstepPeer implements Peer {
     return { eventsLost: s.counters?.EVENTS_LOST ?? 0, stallMs: this.noteStall(s, window) };
   }
 
+  /** The agent's resident memory at every status reading since resetRss() (bytes). */
+  rss: number[] = [];
+
+  resetRss(): void {
+    this.rss = [];
+  }
+
   private status(): StatusWithAgent {
+    this.rss.push(rssBytes(this.pid));
     const r = this.harness.cli(['status', '-o', 'json']);
     if (r.code !== 0) throw new Error(`doorstep status failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as StatusWithAgent;
@@ -187,8 +195,7 @@ class DoorstepPeer implements Peer {
 
   /** CPU time of the agent (all its threads) so far, in ns. */
   cpuNs(): number {
-    const fields = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1e9) / USER_HZ; // utime, stime
+    return processCpuNs(this.pid);
   }
 
   auditBytes(): number {
@@ -516,6 +523,7 @@ async function main(): Promise<void> {
     const whole = { agentNs: doorstep.cpuNs(), audit: doorstep.auditTruncated + doorstep.auditBytes() };
     doorstep.stallSinceLastRead('before the live phase');
     doorstep.runMaxStallMs = 0; // from here on, every status reading of the live phase counts
+    doorstep.resetRss();
     for (let round = 0; round < ROUNDS; round++) {
       for (const [f, flood] of FLOODS.entries()) {
         for (const p of peers) await p.configure(flood.rules10k);
@@ -530,6 +538,8 @@ async function main(): Promise<void> {
     doorstep.stallSinceLastRead('after the last flood');
     const wholeStallMs = doorstep.runMaxStallMs;
     const wholeAudit = doorstep.auditTruncated + doorstep.auditBytes() - whole.audit;
+    const rss = doorstep.rss;
+    const mb = (b: number) => fmt(b / 2 ** 20, 1);
     const programs = await programCosts(topo, peers.filter((p) => XDP_PROGRAMS.includes(p.name)));
     for (const p of peers) await p.configure(false);
 
@@ -614,6 +624,7 @@ async function main(): Promise<void> {
     console.log(`  the program alone, live, own ns ÷ xdp-filter's: cached ${fmt(progRatio(0), 2)}×, 64 flows ${fmt(progRatio(1), 2)}×, spoofed ${fmt(progRatio(2), 2)}×, 10,000 rules ${fmt(progRatio(3), 2)}×`);
     console.log(`  audit output, worst flood                ${fmt(worst((s) => s.auditBytesPerS! / 1e6), 1)} MB/s   target ≤ 1 MB/s`);
     console.log(`  agent CPU, worst flood                   ${fmt(worst((s) => s.agentCpu! * 100))} % of a core   target ≤ 25 %`);
+    console.log(`  agent memory (RSS) over the live phase   ${mb(rss[0]!)} MB at its start, ${mb(rss[rss.length - 1]!)} MB at its end, ${mb(Math.min(...rss))}–${mb(Math.max(...rss))} MB over ${fmt(rss.length)} readings   target: flat`);
     console.log(`  agent event-loop stall, worst flood      ${fmt(Math.max(...samples.flatMap((m) => m.get('doorstep')!.map((s) => s.agentStallMs!))), 1)} ms (whole run ${fmt(wholeStallMs, 1)} ms)   target ≤ 50 ms`);
     console.log(`  allowed sessions evicted, worst flood    ${fmt(worst((s) => s.evicted!))} of ${ALLOWED_SESSIONS}   target 0`);
     console.log(`  session events lost, worst flood         ${fmt(worst((s) => s.eventsLost!))}   target 0`);
@@ -661,6 +672,8 @@ how it is measured
              growing, ÷ the flood's duration (doorstep only; the others write nothing)
   agent %CPU the agent's utime+stime (/proc/PID/stat, all threads) during the flood, % of one core (it shares CPU ${SENDER_CPU}
              with the sender); agent CPU s: the same from the flood's start until the audit file stopped growing
+  agent RSS  the agent's VmRSS (/proc/PID/status) at every status reading of the live phase (before and after each
+             of its floods, and while it installs the policies)
   max stall  the agent's longest event-loop stall (perf_hooks.monitorEventLoopDelay, as \`doorstep status\` reports it
              since its previous reading) from the flood's start until the audit file stopped growing; worst round
   evicted    ${ALLOWED_SESSIONS} allowed UDP sessions (to port ${ALLOWED_PORT}) are set up by their first packets before each flood;

@@ -21,12 +21,12 @@ import { encodeSessionKey, SESSION_KEY_SIZE } from '../src/abi/records.js';
 import { offsetOf } from '../src/abi/codec.js';
 import { ip, NamespaceOwner, runToken, spawnIn } from '../src/demo/topology.js';
 import { PinnedMap } from './lib/packet-flood.js';
+import { processCpuNs as cpuNs, rssBytes } from './lib/proc-stats.js';
 import { addon } from '../src/engine/native.js';
 import { frame } from '../src/engine/frame.js';
 
 const MAIN = process.env.BENCH_AGENT_MAIN ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 45);
-const USER_HZ = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
@@ -82,15 +82,6 @@ function status(socket: string): Promise<{ ms: number; body: { sessions: number;
   });
 }
 
-function cpuNs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e9) / USER_HZ;
-}
-
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
 
 /** Fill a pinned session cache to capacity: idle sessions of 5 packets, first seen a minute ago
  *  (before the agent started), keyed on ifindex 1 (lo: where a test run from this namespace arrives). */
