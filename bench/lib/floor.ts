@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The benchmark floor (bpf/floor.bpf.c: the engine's parser plus one hash lookup), loaded but
-// never attached, so `npm run bench:datapath` can print the engine's cost as a ratio of it.
+// The benchmark floors (bpf/floor.bpf.c): ds_xdp_floor, the engine's parser plus one hash lookup,
+// loaded but never attached, so `npm run bench:datapath` can print the engine's cost as a ratio of
+// it; ds_xdp_drop, every frame dropped at once (bench:flood attaches it with iproute2).
 import { floorObjectPath } from '../../src/paths.js';
 import { addon, type BpfObjectHandle } from '../../src/engine/native.js';
 import { checkKernel, checkPrivileges } from '../../src/engine/bpffs.js';
@@ -36,6 +37,11 @@ export class FloorProgram {
 
   get programFd(): number {
     return this.obj.programFd('ds_xdp_floor');
+  }
+
+  /** ds_xdp_drop: XDP_DROP at once. */
+  get dropProgramFd(): number {
+    return this.obj.programFd('ds_xdp_drop');
   }
 
   /** Store session keys (ds_session_key records, back to back) so the floor's lookup hits, as a cached engine lookup does. */
