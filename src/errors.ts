@@ -43,6 +43,7 @@ export const ErrorCodes = {
   DS_E_DETACH: '`doorstep detach` could not remove every part of the engine (a link, a pin, a tunnel or a setting)',
   DS_E_HARDENING: 'the agent could not turn off (or restore) Router Advertisements, redirects or source routing on an enforced interface',
   DS_E_HISTORY: 'the flow history (its DuckDB file) cannot be opened, written or read, or this agent keeps none',
+  DS_E_POLICY_THREAD: "the agent's policy thread (it compiles policies, answers explain and diff) stopped while it had a request; that request failed, the next one starts the thread again",
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -12,6 +12,7 @@
 // them again), so explain and diff go on answering about the version in force. The messages are
 // policy-worker-protocol.ts's. The one-shot CLI commands compile inline (src/policy/compile.ts).
 import { Worker } from 'node:worker_threads';
+import { DoorstepError } from '../errors.js';
 import { SLOT_TABLES } from '../abi/generated.js';
 import type { PolicySource } from '../policy/parse/documents.js';
 import type { FlowTuple, PolicyIr } from '../policy/ir/ir.js';
@@ -79,7 +80,7 @@ export class PolicyWorker {
     const diff = await this.call('diffOpen', { version, sources, generation });
     const thread = this.worker;
     const same = () => {
-      if (this.worker !== thread) throw new Error('the policy thread stopped during the diff; ask again');
+      if (this.worker !== thread) throw threadStopped('the policy thread stopped during the diff');
     };
     try {
       for await (const slice of sessions) {
@@ -135,7 +136,7 @@ export class PolicyWorker {
   private rejectPending(why: string): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const p of pending) p.reject(new Error(why));
+    for (const p of pending) p.reject(threadStopped(why));
   }
 
   private start(): Worker {
@@ -157,6 +158,10 @@ export class PolicyWorker {
     if (this.inForce) this.post(worker, 'installed', this.inForce, { resolve: () => undefined, reject: () => undefined });
     return worker;
   }
+}
+
+function threadStopped(why: string): DoorstepError {
+  return new DoorstepError('DS_E_POLICY_THREAD', why, { hint: "send the request again (it starts the thread again); if the thread keeps stopping, the agent's log says why" });
 }
 
 /** Buffers arrive as plain Uint8Arrays: the same bytes, seen as Buffers again (no copy). */

@@ -26,6 +26,7 @@ import { NetworkController } from '../../src/controller/network-controller.js';
 import { StateStore } from '../../src/host/state-store.js';
 import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { DoorstepError, PolicyError } from '../../src/errors.js';
+import { until } from '../lib/until.js';
 import { compileIr, compileSources } from '../../src/policy/compile.js';
 import type { PolicyIr } from '../../src/policy/ir/ir.js';
 import type { PolicySource } from '../../src/policy/parse/documents.js';
@@ -387,8 +388,15 @@ test('explain and diff through the agent routes ask the thread; after the thread
     const running = (thread as unknown as { worker: WorkerThread | undefined }).worker;
     assert.ok(running, 'the thread runs');
     const pending = thread.compile(manyRules(3000, 7));
+    const applying = controller.apply({ origin: 'c', sources: manyRules(3000, 11) });
+    const pendingCalls = () => (thread as unknown as { pending: Map<number, unknown> }).pending.size;
+    await until(() => pendingCalls() === 2, 'the apply\'s compile is with the thread');
     await running.terminate(); // as a crash would: the thread is gone mid-compile
-    await assert.rejects(pending, /the policy thread stopped \(exit code 1\); the next request starts it again/);
+    await assert.rejects(pending, (e: unknown) => e instanceof DoorstepError && e.code === 'DS_E_POLICY_THREAD' && /the policy thread stopped \(exit code 1\); the next request starts it again/.test(e.message));
+    // an apply whose compile the thread took down with it is rejected as that, not as a map failure
+    const refused = await applying;
+    assert.equal(refused.status, 'rejected');
+    assert.deepEqual(refused.status === 'rejected' && [refused.problems.map((p) => p.code), refused.inForce], [['DS_E_POLICY_THREAD'], installed.version]);
 
     assert.deepEqual(await explainRoute(deps, request), before, 'the same answer from a new thread');
     assert.deepEqual(await diffRoute(deps, manyRules(3, 53)), diffBefore);
