@@ -401,68 +401,57 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// Walks a map's entries in batches (batch lookup where supported, else key iteration), handing
-// each batch to `take`; buffers grow with what is found, so a large `max_count` costs nothing
-// until the map is that full. Entries racing with the datapath may be missed.
+// Reads a map's entries in batches (batch lookup where supported, else key iteration) into
+// `keys` and `values`, returning how many; the buffers grow with what is found, so a large
+// `max_count` costs nothing until the map is that full. Entries racing with the datapath may be
+// missed.
 namespace {
 constexpr uint32_t kDumpChunk = 4096;
 
-template <typename Take>
-void WalkMap(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
-             std::vector<uint8_t>& keys, std::vector<uint8_t>& values, bool keep, Take take) {
-  uint32_t total = 0;  // entries kept in keys/values (keep) or walked (not keep)
+uint32_t WalkMap(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
+                 std::vector<uint8_t>& keys, std::vector<uint8_t>& values) {
+  uint32_t total = 0;
   std::vector<uint8_t> in_batch(std::max<uint32_t>(key_size, 8)), out_batch(std::max<uint32_t>(key_size, 8));
   if (after) memcpy(in_batch.data(), after, key_size);
   bool first = after == nullptr;
   bool batch_ok = true;
-  uint32_t walked = 0;
-  while (walked < max_count) {
-    uint32_t n = std::min(kDumpChunk, max_count - walked);
-    size_t at = keep ? total : 0;
-    keys.resize((at + n) * key_size);
-    values.resize((at + n) * value_size);
+  while (total < max_count) {
+    uint32_t n = std::min(kDumpChunk, max_count - total);
+    keys.resize((total + n) * key_size);
+    values.resize((total + n) * value_size);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), keys.data() + at * key_size,
-                                   values.data() + at * value_size, &n, &opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), keys.data() + total * key_size,
+                                   values.data() + total * value_size, &n, &opts);
     if (err && err != -ENOENT) {
       if (first && IsUnsupported(err)) {
         batch_ok = false;
         break;
       }
       ThrowErrno(env, "bpf_map_lookup_batch", err);
-      return;
+      return 0;
     }
-    take(n);
-    walked += n;
-    if (keep) total += n;
+    total += n;
     if (err == -ENOENT) break;
     in_batch.swap(out_batch);
     first = false;
   }
   if (!batch_ok) {
-    walked = 0;
     total = 0;
     std::vector<uint8_t> cur(key_size), prev_key(key_size);
     bool have_prev = after != nullptr;
     if (after) memcpy(prev_key.data(), after, key_size);
-    while (walked < max_count && bpf_map_get_next_key(fd, have_prev ? prev_key.data() : nullptr, cur.data()) == 0) {
-      size_t at = keep ? total : 0;
-      keys.resize((at + 1) * key_size);
-      values.resize((at + 1) * value_size);
-      memcpy(keys.data() + at * key_size, cur.data(), key_size);
-      if (bpf_map_lookup_elem(fd, cur.data(), values.data() + at * value_size) == 0) {
-        take(1);
-        walked++;
-        if (keep) total++;
-      }
+    while (total < max_count && bpf_map_get_next_key(fd, have_prev ? prev_key.data() : nullptr, cur.data()) == 0) {
+      keys.resize((total + 1) * key_size);
+      values.resize((total + 1) * value_size);
+      memcpy(keys.data() + total * key_size, cur.data(), key_size);
+      if (bpf_map_lookup_elem(fd, cur.data(), values.data() + total * value_size) == 0) total++;
       memcpy(prev_key.data(), cur.data(), key_size);
       have_prev = true;
     }
   }
-  if (keep) {
-    keys.resize(static_cast<size_t>(total) * key_size);
-    values.resize(static_cast<size_t>(total) * value_size);
-  }
+  keys.resize(static_cast<size_t>(total) * key_size);
+  values.resize(static_cast<size_t>(total) * value_size);
+  return total;
 }
 }  // namespace
 
@@ -481,30 +470,13 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
     after.assign(a.data, a.data + key_size);
   }
   std::vector<uint8_t> keys, values;
-  uint32_t total = 0;
-  WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values, true,
-          [&](uint32_t n) { total += n; });
+  uint32_t total = WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values);
   if (env.IsExceptionPending()) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * key_size));
   out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * value_size));
   out.Set("count", Napi::Number::New(env, total));
   return out;
-}
-
-// mapCount(fd, keySize, valueSize, maxCount) → the number of entries, walking them in fixed-size
-// batches without keeping them.
-Napi::Value MapCount(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<uint8_t> keys, values;
-  uint32_t total = 0;
-  int fd = GetInt(info, 0, "fd");
-  uint32_t key_size = GetUint(info, 1, "keySize");
-  uint32_t value_size = GetUint(info, 2, "valueSize");
-  CheckEntrySizes(env, GetMapShape(env, fd), "mapCount", key_size, value_size);
-  WalkMap(env, fd, key_size, value_size, GetUint(info, 3, "maxCount"), nullptr, keys, values, false, [&](uint32_t n) { total += n; });
-  if (env.IsExceptionPending()) return env.Undefined();
-  return Napi::Number::New(env, total);
 }
 
 Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
@@ -571,7 +543,6 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapClearBytesAsync", Napi::Function::New(env, MapClearBytesAsync));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
   exports.Set("mapDump", Napi::Function::New(env, MapDump));
-  exports.Set("mapCount", Napi::Function::New(env, MapCount));
   exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
   exports.Set("mapFdById", Napi::Function::New(env, MapFdById));

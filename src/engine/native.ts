@@ -112,7 +112,6 @@ export interface Addon {
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
   /** Entries in the map (up to maxCount), walked in fixed-size batches. */
-  mapCount(fd: number, keySize: number, valueSize: number, maxCount: number): number;
   mapFreeze(fd: number): void;
   mapInfo(fd: number): MapSpec & { id: number; name: string };
   /** The key and value type names in a live map's kernel BTF (null where it has none). */
