@@ -4,6 +4,7 @@
 // each checked against the map's own key and value sizes first (map_shape.cc).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -401,58 +402,174 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// Reads a map's entries in batches (batch lookup where supported, else key iteration) into
-// `keys` and `values`, returning how many; the buffers grow with what is found, so a large
-// `max_count` costs nothing until the map is that full. Entries racing with the datapath may be
-// missed.
+// Walks a map's entries in batches (batch lookup where supported, else key iteration), handing
+// each batch to `take`; buffers grow with what is found, so a large `max_count` costs nothing
+// until the map is that full. Entries racing with the datapath may be missed.
 namespace {
 constexpr uint32_t kDumpChunk = 4096;
 
-uint32_t WalkMap(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
-                 std::vector<uint8_t>& keys, std::vector<uint8_t>& values) {
-  uint32_t total = 0;
+// `take(n, values)` hears each batch: n entries, their values from `values`. Returns 0 or the
+// negative errno of bpf_map_lookup_batch. Touches no JS: pool threads walk maps with it too.
+template <typename Take>
+int WalkMapRaw(int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
+               std::vector<uint8_t>& keys, std::vector<uint8_t>& values, bool keep, Take take) {
+  uint32_t total = 0;  // entries kept in keys/values (keep) or walked (not keep)
   std::vector<uint8_t> in_batch(std::max<uint32_t>(key_size, 8)), out_batch(std::max<uint32_t>(key_size, 8));
   if (after) memcpy(in_batch.data(), after, key_size);
   bool first = after == nullptr;
   bool batch_ok = true;
-  while (total < max_count) {
-    uint32_t n = std::min(kDumpChunk, max_count - total);
-    keys.resize((total + n) * key_size);
-    values.resize((total + n) * value_size);
+  uint32_t walked = 0;
+  while (walked < max_count) {
+    uint32_t n = std::min(kDumpChunk, max_count - walked);
+    size_t at = keep ? total : 0;
+    keys.resize((at + n) * key_size);
+    values.resize((at + n) * value_size);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), keys.data() + total * key_size,
-                                   values.data() + total * value_size, &n, &opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : in_batch.data(), out_batch.data(), keys.data() + at * key_size,
+                                   values.data() + at * value_size, &n, &opts);
     if (err && err != -ENOENT) {
       if (first && IsUnsupported(err)) {
         batch_ok = false;
         break;
       }
-      ThrowErrno(env, "bpf_map_lookup_batch", err);
-      return 0;
+      return err;
     }
-    total += n;
+    take(n, values.data() + at * value_size);
+    walked += n;
+    if (keep) total += n;
     if (err == -ENOENT) break;
     in_batch.swap(out_batch);
     first = false;
   }
   if (!batch_ok) {
+    walked = 0;
     total = 0;
     std::vector<uint8_t> cur(key_size), prev_key(key_size);
     bool have_prev = after != nullptr;
     if (after) memcpy(prev_key.data(), after, key_size);
-    while (total < max_count && bpf_map_get_next_key(fd, have_prev ? prev_key.data() : nullptr, cur.data()) == 0) {
-      keys.resize((total + 1) * key_size);
-      values.resize((total + 1) * value_size);
-      memcpy(keys.data() + total * key_size, cur.data(), key_size);
-      if (bpf_map_lookup_elem(fd, cur.data(), values.data() + total * value_size) == 0) total++;
+    while (walked < max_count && bpf_map_get_next_key(fd, have_prev ? prev_key.data() : nullptr, cur.data()) == 0) {
+      size_t at = keep ? total : 0;
+      keys.resize((at + 1) * key_size);
+      values.resize((at + 1) * value_size);
+      memcpy(keys.data() + at * key_size, cur.data(), key_size);
+      if (bpf_map_lookup_elem(fd, cur.data(), values.data() + at * value_size) == 0) {
+        take(1, values.data() + at * value_size);
+        walked++;
+        if (keep) total++;
+      }
       memcpy(prev_key.data(), cur.data(), key_size);
       have_prev = true;
     }
   }
-  keys.resize(static_cast<size_t>(total) * key_size);
-  values.resize(static_cast<size_t>(total) * value_size);
-  return total;
+  if (keep) {
+    keys.resize(static_cast<size_t>(total) * key_size);
+    values.resize(static_cast<size_t>(total) * value_size);
+  }
+  return 0;
 }
+
+template <typename Take>
+void WalkMap(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, const uint8_t* after,
+             std::vector<uint8_t>& keys, std::vector<uint8_t>& values, bool keep, Take take) {
+  int err = WalkMapRaw(fd, key_size, value_size, max_count, after, keys, values, keep, take);
+  if (err) ThrowErrno(env, "bpf_map_lookup_batch", err);
+}
+
+// Entries of a walk whose value's byte `present_at` is not zero (present_at < 0: every entry).
+uint32_t CountPresent(uint32_t n, const uint8_t* values, uint32_t value_size, int64_t present_at) {
+  if (present_at < 0) return n;
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < n; i++) kept += values[static_cast<size_t>(i) * value_size + present_at] != 0;
+  return kept;
+}
+
+// A pool thread's own descriptor of the caller's map: the caller may close its fd while the walk
+// runs, and the map lives until the walk is over.
+int DupFd(Napi::Env env, int fd) {
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) ThrowErrno(env, "fcntl(F_DUPFD_CLOEXEC)", -errno);
+  return own;
+}
+
+// mapDump on a pool thread: settles with { keys, values, count }.
+class DumpWorker : public Napi::AsyncWorker {
+ public:
+  DumpWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, std::vector<uint8_t> after)
+      : Napi::AsyncWorker(env, "doorstep-map-dump"), deferred_(Napi::Promise::Deferred::New(env)), fd_(DupFd(env, fd)),
+        key_size_(key_size), value_size_(value_size), max_count_(max_count), after_(std::move(after)) {}
+  ~DumpWorker() override { close(fd_); }
+
+  Napi::Promise Start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();
+    return p;
+  }
+
+ private:
+  void Execute() override {
+    err_ = WalkMapRaw(fd_, key_size_, value_size_, max_count_, after_.empty() ? nullptr : after_.data(), keys_, values_, true,
+                      [&](uint32_t n, const uint8_t*) { total_ += n; });
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(ErrnoError(env, "bpf_map_lookup_batch", err_).Value());
+      return;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys_.data(), static_cast<size_t>(total_) * key_size_));
+    out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values_.data(), static_cast<size_t>(total_) * value_size_));
+    out.Set("count", Napi::Number::New(env, total_));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  uint32_t key_size_, value_size_, max_count_;
+  std::vector<uint8_t> after_, keys_, values_;
+  uint32_t total_ = 0;
+  int err_ = 0;
+};
+
+// mapCount, with presentAt, on a pool thread: settles with the number of entries.
+class CountWorker : public Napi::AsyncWorker {
+ public:
+  CountWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, int64_t present_at)
+      : Napi::AsyncWorker(env, "doorstep-map-count"), deferred_(Napi::Promise::Deferred::New(env)), fd_(DupFd(env, fd)),
+        key_size_(key_size), value_size_(value_size), max_count_(max_count), present_at_(present_at) {}
+  ~CountWorker() override { close(fd_); }
+
+  Napi::Promise Start() {
+    Napi::Promise p = deferred_.Promise();
+    Queue();
+    return p;
+  }
+
+ private:
+  void Execute() override {
+    std::vector<uint8_t> keys, values;
+    err_ = WalkMapRaw(fd_, key_size_, value_size_, max_count_, nullptr, keys, values, false,
+                      [&](uint32_t n, const uint8_t* v) { total_ += CountPresent(n, v, value_size_, present_at_); });
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) deferred_.Reject(ErrnoError(env, "bpf_map_lookup_batch", err_).Value());
+    else deferred_.Resolve(Napi::Number::New(env, total_));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  uint32_t key_size_, value_size_, max_count_;
+  int64_t present_at_;
+  uint32_t total_ = 0;
+  int err_ = 0;
+};
 }  // namespace
 
 // mapDump(fd, keySize, valueSize, maxCount, after = null) → { keys, values, count }: entries (after
@@ -470,13 +587,49 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
     after.assign(a.data, a.data + key_size);
   }
   std::vector<uint8_t> keys, values;
-  uint32_t total = WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values);
+  uint32_t total = 0;
+  WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values, true,
+          [&](uint32_t n, const uint8_t*) { total += n; });
   if (env.IsExceptionPending()) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
   out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * key_size));
   out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * value_size));
   out.Set("count", Napi::Number::New(env, total));
   return out;
+}
+
+// mapDumpAsync(fd, keySize, valueSize, maxCount, after = null) → Promise<{ keys, values, count }>:
+// mapDump on a pool thread (ten thousand rows of an array are ~10–30 ms of the kernel's copying).
+// The walk holds its own descriptor of the map.
+Napi::Value MapDumpAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetInt(info, 0, "fd");
+  uint32_t key_size = GetUint(info, 1, "keySize");
+  uint32_t value_size = GetUint(info, 2, "valueSize");
+  uint32_t max_count = GetUint(info, 3, "maxCount");
+  CheckEntrySizes(env, GetMapShape(env, fd), "mapDumpAsync", key_size, value_size);
+  std::vector<uint8_t> after;
+  if (info.Length() > 4 && info[4].IsTypedArray()) {
+    Bytes a = GetBytes(info, 4, "after", key_size);
+    after.assign(a.data, a.data + key_size);
+  }
+  return (new DumpWorker(env, fd, key_size, value_size, max_count, std::move(after)))->Start();
+}
+
+// mapCountAsync(fd, keySize, valueSize, maxCount, presentAt = -1) → Promise<number>: the entries
+// (those whose value's byte presentAt is not zero, when given), counted on a pool thread in
+// fixed-size batches; nothing reaches JavaScript but the number. The walk holds its own
+// descriptor of the map.
+Napi::Value MapCountAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetInt(info, 0, "fd");
+  uint32_t key_size = GetUint(info, 1, "keySize");
+  uint32_t value_size = GetUint(info, 2, "valueSize");
+  uint32_t max_count = GetUint(info, 3, "maxCount");
+  CheckEntrySizes(env, GetMapShape(env, fd), "mapCountAsync", key_size, value_size);
+  int64_t present_at = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
+  if (present_at >= static_cast<int64_t>(value_size)) throw Napi::RangeError::New(env, "presentAt is past the value");
+  return (new CountWorker(env, fd, key_size, value_size, max_count, present_at))->Start();
 }
 
 Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
@@ -543,6 +696,8 @@ void InitMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapClearBytesAsync", Napi::Function::New(env, MapClearBytesAsync));
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey));
   exports.Set("mapDump", Napi::Function::New(env, MapDump));
+  exports.Set("mapDumpAsync", Napi::Function::New(env, MapDumpAsync));
+  exports.Set("mapCountAsync", Napi::Function::New(env, MapCountAsync));
   exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze));
   exports.Set("mapInfo", Napi::Function::New(env, MapInfo));
   exports.Set("mapFdById", Napi::Function::New(env, MapFdById));

@@ -196,12 +196,16 @@ export async function startAgent(config: AgentConfig, host: EngineHost, options:
       sinks: [...sinks, recent, ...(ui?.sinks ?? [])],
       summaryIntervalMs: config.summaryIntervalMs,
       ...(config.summaryIntervalMs > 0 && { summaries: new EngineSummaryMarks(openedEngine) }),
-      floods: () => {
+      floods: async () => {
         const stats = openedEngine.stats();
+        const retired = openedEngine.takeRetiredRuleStats();
+        // the version active now, its counters read on a thread of the addon's (a 10,000-rule
+        // version's are ~20,000 rows); a rule that never matched owes no flood record, nor a baseline
+        const { generation, rules } = await openedEngine.ruleStatsAsync('matched');
         const reading = {
-          retired: openedEngine.takeRetiredRuleStats(),
-          generation: openedEngine.activePolicy()?.generation ?? 0,
-          rules: openedEngine.ruleStats('matched'), // a rule that never matched owes no flood record, nor a baseline
+          retired,
+          generation,
+          rules,
           heldWithoutRule: stats.heldWithoutRule,
           sketchWithoutRule: stats.sketchWithoutRule,
           samples: openedEngine.floodSamples(),
@@ -548,8 +552,8 @@ function statusReport(config: AgentConfig, startedAt: Date, ctl: NetworkControll
 const SESSION_COUNT_MAX_AGE_MS = 5000;
 
 /**
- * The session caches' entry count for status, metrics and the fleet report, counted a slice at a
- * time (Engine.sessionCountSliced) so no reader stalls the event loop; concurrent readers share
+ * The session caches' entry count for status, metrics and the fleet report, counted on a thread
+ * of the addon's (Engine.sessionCountAsync) so no reader stalls the event loop; concurrent readers share
  * one walk, and a count younger than SESSION_COUNT_MAX_AGE_MS is reused (a walk of two full
  * caches costs ~0.1 s of CPU, not to be paid on every request).
  */
@@ -563,7 +567,7 @@ class SessionCounter {
   count(): Promise<number> {
     if (performance.now() - this.at < SESSION_COUNT_MAX_AGE_MS) return Promise.resolve(this.last);
     this.running ??= this.engine
-      .sessionCountSliced()
+      .sessionCountAsync()
       .then((n) => {
         this.at = performance.now();
         return (this.last = n);

@@ -46,27 +46,38 @@ export interface FloodDelta {
   sketch: Uint8Array | null;
 }
 
+/** Versions whose last counters are kept as baselines: the active one and those switched away from but not yet reported retired. */
+const BASELINES_KEPT = 8;
+
 export class FloodAccounting {
-  private baseline: { generation: number; rules: ReadonlyMap<number, RuleCounters>; heldWithoutRule: number } | undefined;
+  /** Per version, its counters at the last reading that saw it active. */
+  private readonly baselines = new Map<number, ReadonlyMap<number, RuleCounters>>();
+  private heldWithoutRule: number | undefined;
 
   /**
    * The rules with sessions held back since the previous call. The first call sets the baseline
-   * and reports nothing: an adopted engine's past is not this reader's.
+   * and reports nothing: an adopted engine's past is not this reader's. A version's baseline is
+   * its counters at the last reading that saw it active, kept until the version comes back
+   * retired: a reading may see the next version active before the engine has the replaced one's
+   * final counters (the switch is the kernel's, the retired counters are read after it), and the
+   * reading after that then counts the replaced one from where it was seen last, not from zero.
    */
   update(now: FloodReading): FloodDelta[] {
-    const before = this.baseline;
-    this.baseline = { generation: now.generation, rules: now.rules, heldWithoutRule: now.heldWithoutRule };
-    if (!before) return [];
+    const first = this.heldWithoutRule === undefined;
     const out: FloodDelta[] = [];
-    // versions retired since: their final counts against our baseline of them (none: from zero)
-    for (const r of now.retired) {
-      out.push(...deltas(r.generation, r.rules, r.generation === before.generation ? before.rules : undefined));
+    if (!first) {
+      // versions retired since: their final counts against our baseline of them (none: from zero)
+      for (const r of now.retired) out.push(...deltas(r.generation, r.rules, this.baselines.get(r.generation)));
+      if (now.generation !== 0) out.push(...deltas(now.generation, now.rules, this.baselines.get(now.generation)));
+      const heldWithoutRule = now.heldWithoutRule - this.heldWithoutRule!;
+      if (heldWithoutRule > 0) {
+        out.push({ generation: now.generation, rule: null, held: heldWithoutRule, packets: 0, bytes: 0, sketch: now.sketchWithoutRule ?? null });
+      }
     }
-    if (now.generation !== 0) out.push(...deltas(now.generation, now.rules, now.generation === before.generation ? before.rules : undefined));
-    const heldWithoutRule = now.heldWithoutRule - before.heldWithoutRule;
-    if (heldWithoutRule > 0) {
-      out.push({ generation: now.generation, rule: null, held: heldWithoutRule, packets: 0, bytes: 0, sketch: now.sketchWithoutRule ?? null });
-    }
+    for (const r of now.retired) this.baselines.delete(r.generation);
+    if (now.generation !== 0) this.baselines.set(now.generation, now.rules);
+    for (const g of [...this.baselines.keys()].sort((a, b) => a - b).slice(0, Math.max(0, this.baselines.size - BASELINES_KEPT))) this.baselines.delete(g);
+    this.heldWithoutRule = now.heldWithoutRule;
     return out;
   }
 }

@@ -38,9 +38,11 @@ export interface AuditPipelineOptions {
   kernelStats?: () => KernelEventStats;
   /**
    * The engine's per-rule counters and held-back denied sessions (Engine.ruleStats, .stats and
-   * .takeRetiredRuleStats): read on every summary tick, and at close, for `flood` records.
+   * .takeRetiredRuleStats): read on every summary tick, and at close, for `flood` records. A
+   * reading that settles later (the counters read off the event loop) is joined by a tick that
+   * comes meanwhile, not repeated.
    */
-  floods?: () => FloodReading;
+  floods?: () => FloodReading | Promise<FloodReading>;
   /** Wall clock for record times and the monotonic → wall offset (tests). */
   now?: () => Date;
   /** A periodic task failed (reading the session cache for summaries); the pipeline goes on. */
@@ -89,7 +91,9 @@ export class AuditPipeline {
   private stopping = false;
 
   private readonly counts = { eventsRead: 0, eventsLost: 0, sinkDropped: 0, recordsWritten: 0, summaries: 0, floods: 0, lostRecords: 0, lateEvents: 0, summaryScans: 0, summaryLookups: 0 };
-  private readonly floods: (() => FloodReading) | undefined;
+  private readonly floods: (() => FloodReading | Promise<FloodReading>) | undefined;
+  /** A reading of the flood counters in flight (reportFloods). */
+  private floodReading: Promise<void> | undefined;
   /** stopReading() in progress or done. */
   private readingStopped: Promise<void> | undefined;
   /** The last flood records are written: the engine is not read again. */
@@ -109,7 +113,7 @@ export class AuditPipeline {
     this.drops = new SinkDrops(enforcer, this.now, this.counts);
     this.floodRecords = new FloodRecords(this.enrich, enforcer, this.now);
     if (options.kernelStats) this.lost.startReconciliation(options.kernelStats());
-    this.reportFloods(); // the baseline: an adopted engine's past floods are not ours
+    this.reportFloods().catch((err: unknown) => this.onError?.(err)); // the baseline: an adopted engine's past floods are not ours
     if (options.summaries) {
       this.summaries = new Summaries(options.summaries, this.enrich, enforcer, this.now, mono, {
         write: (out) => this.writeSummaries(out),
@@ -122,7 +126,7 @@ export class AuditPipeline {
       this.summaryTimer = setInterval(() => {
         this.summarize().catch((err: unknown) => this.onError?.(err));
         try {
-          this.reportFloods();
+          this.reportFloods().catch((err: unknown) => this.onError?.(err));
         } catch (err) {
           this.onError?.(err);
         }
@@ -255,11 +259,26 @@ export class AuditPipeline {
 
   /**
    * One `flood` record per rule whose denied sessions the datapath's event budget held back since
-   * the previous reading (flood-records.ts).
+   * the previous reading (flood-records.ts). Resolves when they are written (at once, for a
+   * reading that is not a promise); a reading in flight is joined, not repeated.
    */
-  reportFloods(): void {
-    if (!this.floods || this.closed || this.floodsRead) return;
-    const out = this.floodRecords.records(this.floods());
+  reportFloods(): Promise<void> {
+    if (!this.floods || this.closed || this.floodsRead) return Promise.resolve();
+    if (this.floodReading) return this.floodReading; // joined, not repeated
+    const reading = this.floods();
+    if (!(reading instanceof Promise)) {
+      this.writeFloods(reading);
+      return Promise.resolve();
+    }
+    const read = reading.then((r) => this.writeFloods(r));
+    this.floodReading = read.finally(() => {
+      this.floodReading = undefined;
+    });
+    return this.floodReading;
+  }
+
+  private writeFloods(reading: FloodReading): void {
+    const out = this.floodRecords.records(reading);
     this.counts.floods += out.length;
     this.write(out);
   }
@@ -281,8 +300,9 @@ export class AuditPipeline {
       this.summaryTimer = undefined;
       this.stopping = true;
       await this.summarizing?.catch(() => undefined);
+      await this.floodReading?.catch(() => undefined); // then one more: what was held back until now
       try {
-        this.reportFloods();
+        await this.reportFloods();
       } catch (err) {
         this.onError?.(err);
       }

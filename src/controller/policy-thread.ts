@@ -5,6 +5,7 @@
 // the rules' names only; whatever else reads an IR asks here: explain, diff, the rule list, lint.
 // Answers each call of policy-worker-protocol.ts (policy-worker.ts is the event loop's side) in
 // arrival order, except lint's, which runs on a thread of its own and answers when done.
+import { getPriority, setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { SLOT_TABLES } from '../abi/generated.js';
 import { ruleNamesBuffers, ruleNamesOf } from '../audit/rule-names.js';
@@ -26,8 +27,25 @@ interface Held {
 /** A call's handler: its answer, and what of it to move rather than copy. */
 type Handlers = { [C in PolicyCall]: (ask: Ask<C>, transfer: ArrayBuffer[]) => AnswerOf<C> | Promise<AnswerOf<C>> };
 
+/**
+ * How much nicer than the agent this thread runs. On Linux a nice value is a thread's own
+ * (setpriority of "process" 0 is the calling thread), so a compile of seconds no longer shares the
+ * CPU half and half with the event loop that wakes beside it (the agent may be pinned to one CPU):
+ * the event loop runs first, the compile in the time it leaves.
+ */
+const POLICY_THREAD_NICE = 10;
+
+function yieldToEventLoopThread(): void {
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + POLICY_THREAD_NICE));
+  } catch {
+    // a priority that cannot be lowered leaves the thread as it was: slower answers, nothing else
+  }
+}
+
 function runPolicyThread(): void {
   const port = parentPort!;
+  yieldToEventLoopThread();
   let installed: Held | undefined;
   let newest: Held | undefined;
   const diffs = new Map<number, SessionDiff>();

@@ -159,6 +159,8 @@ export interface Engine {
   // observation
   stats(): CpuStats;
   ruleStats(which?: RuleStatsFilter): Map<number, RuleStat>;
+  /** ruleStats() of the version active at the call (generation 0: none), read without holding the event loop. */
+  ruleStatsAsync(which?: RuleStatsFilter): Promise<{ generation: number; rules: Map<number, RuleStat> }>;
   takeRetiredRuleStats(): RetiredRuleStats[];
   advanceFloodEpoch(): number;
   floodSamples(): FloodSample[];
@@ -171,7 +173,8 @@ export interface Engine {
   lookupSession(key: SessionKey): SessionValue | null;
   /** The cached sessions, a slice at a time, yielding to the event loop between slices. */
   sessionSlices(max?: number): AsyncGenerator<Session[]>;
-  sessionCountSliced(): Promise<number>;
+  /** Entries in the session caches, counted without holding the event loop. */
+  sessionCountAsync(): Promise<number>;
   /** `count` raw keys (SESSION_KEY_SIZE each), with their digests (DIGEST_SIZE each, from ds_dirty), looked up: raw values, and per key 1 or 2 found (allowed, denied) / 0 gone. */
   lookupSessions(keys: Buffer, digests: Buffer, count: number): { values: Buffer; found: Buffer };
   /** Age the flow filter, a shortcut of the datapath's (call it every FLOW_FILTER_AGING_MS); no verdict changes. */

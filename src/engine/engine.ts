@@ -184,7 +184,14 @@ interface MapFill {
  * A step of an install (Engine.installSteps), for its driver to perform: a point to let the event
  * loop turn, a map to fill, or map-in-map writes.
  */
-type InstallStep = { kind: 'pause' } | { kind: 'fill'; fill: MapFill } | { kind: 'writes'; writes: [number, Buffer, number][] };
+type InstallStep =
+  | { kind: 'pause' }
+  | { kind: 'fill'; fill: MapFill }
+  /** zero a slot's per-rule counters: an asynchronous driver first lets reads of them in flight finish */
+  | { kind: 'zero-stats'; fill: MapFill }
+  | { kind: 'writes'; writes: [number, Buffer, number][] }
+  /** keep the final counters of the version just switched away from (retire) */
+  | { kind: 'retire'; version: ActivePolicy };
 
 function fillMap(f: MapFill): void {
   addon().mapUpdateBatch(f.fd, f.keys, f.values, f.count, f.keySize, f.valueSize, f.skipZero);
@@ -192,6 +199,35 @@ function fillMap(f: MapFill): void {
 
 function fillMapAsync(f: MapFill): Promise<void> {
   return addon().mapUpdateBatchAsync(f.fd, f.keys, f.values, f.count, f.keySize, f.valueSize, f.skipZero);
+}
+
+/** Rows of per-rule counters (one Buffer per CPU, `count` rows each) summed over CPUs: every rule,
+ *  or only those that `matched` a packet, or only those that `held` sessions back. */
+function sumRuleRows(rows: Buffer[], count: number, which: RuleStatsFilter, epoch: number): Map<number, RuleStat> {
+  const out = new Map<number, RuleStat>();
+  const field = which === 'matched' ? RULE_STAT.packets : RULE_STAT.held;
+  // the filter reads each row's u64 as two u32 words of one view per CPU: a rule of a 10,000-rule
+  // blocklist that never matched costs two loads a CPU, not two Buffer reads and a closure
+  const words = rows.map((r) => (r.byteOffset % 4 === 0 ? r : Buffer.from(r))).map((r) => new Uint32Array(r.buffer, r.byteOffset, r.byteLength >>> 2));
+  const quiet = (at: number): boolean => {
+    const w = (at + field) >>> 2;
+    for (const v of words) if (v[w] !== 0 || v[w + 1] !== 0) return false;
+    return true;
+  };
+  for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
+    if (which !== 'all' && quiet(at)) continue;
+    const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
+    for (const r of rows) {
+      stat.packets += readU64(r, at + RULE_STAT.packets);
+      stat.bytes += readU64(r, at + RULE_STAT.bytes);
+      const held = readU64(r, at + RULE_STAT.held);
+      stat.held += held;
+      // only a row that held sessions back was ever sketched (most rows of a large policy did not)
+      if (held > 0) stat.sketch = mergeSketch(stat.sketch, r, at + RULE_STAT.sketch, epoch);
+    }
+    out.set(rule, stat);
+  }
+  return out;
 }
 
 /** A rate for a datapath budget: a u32 count a second. */
@@ -231,6 +267,8 @@ export class NativeEngine implements Engine {
   readonly decidesByIr = false;
   private readonly links = new Map<string, LinkState>();
   private readonly retired: RetiredRuleStats[] = [];
+  /** Reads of per-rule counters on the addon's threads, in flight: an install zeroes a slot's rows only after them. */
+  private readonly statsReads = new Set<Promise<unknown>>();
   /** The bank of ds_flow_filter that ageFlowFilter() clears next. */
   private nextAgedBank = 0;
   /** ds_settings.flood_epoch as last read or written (floodEpoch()). */
@@ -482,8 +520,9 @@ export class NativeEngine implements Engine {
       if (step.done) return step.value;
       try {
         const s = step.value;
-        if (s.kind === 'fill') fillMap(s.fill);
+        if (s.kind === 'fill' || s.kind === 'zero-stats') fillMap(s.fill);
         else if (s.kind === 'writes') addon().mapUpdateFdMany(s.writes);
+        else if (s.kind === 'retire') this.retire(s.version);
       } catch (err) {
         step = steps.throw(err);
         continue;
@@ -508,6 +547,10 @@ export class NativeEngine implements Engine {
         const s = step.value;
         if (s.kind === 'pause') await new Promise<void>((resolve) => setImmediate(resolve));
         else if (s.kind === 'fill') await fillMapAsync(s.fill);
+        else if (s.kind === 'zero-stats') {
+          await Promise.allSettled(this.statsReads); // a read that began before an earlier install may still be on this slot
+          await fillMapAsync(s.fill);
+        } else if (s.kind === 'retire') await this.retireAsync(s.version);
         else await addon().mapUpdateFdManyAsync(s.writes);
       } catch (err) {
         step = steps.throw(err);
@@ -544,7 +587,7 @@ export class NativeEngine implements Engine {
         yield { kind: 'pause' };
       }
       const statsBase = slot * this.cpus * this.ruleStatsCapacity;
-      yield { kind: 'fill', fill: this.zeroRuleStats(statsBase, countedRules) };
+      yield { kind: 'zero-stats', fill: this.zeroRuleStats(statsBase, countedRules) };
       const meta = encodeStruct('ds_policy_meta', {
         generation,
         slot,
@@ -572,7 +615,7 @@ export class NativeEngine implements Engine {
       for (const fd of created) native.closeFd(fd);
     }
     if (current) {
-      this.retire(current);
+      yield { kind: 'retire', version: current };
       yield { kind: 'writes', writes: this.releaseWrites(current.slot) };
     }
     return { generation, slot, ruleCount: image.ruleCount, version: image.version, durationMs: Number(process.hrtime.bigint() - started) / 1e6, countedRules };
@@ -610,7 +653,15 @@ export class NativeEngine implements Engine {
    * takeRetiredRuleStats(); the oldest go first.
    */
   private retire(version: ActivePolicy): void {
-    const rules = this.ruleStatsOf(version, 'held');
+    this.keepRetired(version, this.ruleStatsOf(version, 'held'));
+  }
+
+  /** retire(), the counters read on a thread of the addon's (a 10,000-rule version's are ~20,000 rows). */
+  private async retireAsync(version: ActivePolicy): Promise<void> {
+    this.keepRetired(version, await this.ruleStatsOfAsync(version, 'held'));
+  }
+
+  private keepRetired(version: ActivePolicy, rules: Map<number, RuleStat>): void {
     if (rules.size === 0) return;
     this.retired.push({ generation: version.generation, rules });
     if (this.retired.length > RETIRED_KEPT) this.retired.shift();
@@ -811,45 +862,57 @@ export class NativeEngine implements Engine {
     return active ? this.ruleStatsOf(active, which) : new Map();
   }
 
+  /**
+   * ruleStats(), with the rows read on a thread of the addon's: the event loop only sums them. The
+   * active version is the one at the call; `generation` names it (0: none was active). The rows are
+   * that version's even if an install replaces it meanwhile (an install zeroes a slot's rows only
+   * after the reads in flight).
+   */
+  async ruleStatsAsync(which: RuleStatsFilter = 'all'): Promise<{ generation: number; rules: Map<number, RuleStat> }> {
+    const active = this.activePolicy();
+    return { generation: active?.generation ?? 0, rules: active ? await this.ruleStatsOfAsync(active, which) : new Map() };
+  }
+
   /** The per-rule counters of `version`, summed over CPUs (rule 0 = the policy default). */
   private ruleStatsOf(active: ActivePolicy, which: RuleStatsFilter): Map<number, RuleStat> {
-    const count = Math.min(active.ruleCount + 1, this.ruleStatsCapacity);
-    const epoch = this.floodEpoch();
-    // one row per rule and CPU (an array: every index, in order); read as plain offsets, not
-    // readField: tens of thousands of rows on every status, scrape and flood reading
-    const rows: Buffer[] = [];
-    for (let cpu = 0; cpu < this.cpus; cpu++) {
+    const { count, epoch } = this.ruleRowsOf(active);
+    const rows = this.ruleRowRanges(active, count).map(({ cpu, start, after }) =>
+      this.checkRuleRows(addon().mapDump(this.fd(MapName.RULE_STATS), 4, RULE_STAT.size, count, after), cpu, start, count));
+    return sumRuleRows(rows, count, which, epoch);
+  }
+
+  /** ruleStatsOf, each CPU's rows read on a thread of the addon's (a walk with its own descriptor of the map). */
+  private async ruleStatsOfAsync(active: ActivePolicy, which: RuleStatsFilter): Promise<Map<number, RuleStat>> {
+    const { count, epoch } = this.ruleRowsOf(active);
+    const fd = this.fd(MapName.RULE_STATS);
+    const read = Promise.all(
+      this.ruleRowRanges(active, count).map(async ({ cpu, start, after }) => this.checkRuleRows(await addon().mapDumpAsync(fd, 4, RULE_STAT.size, count, after), cpu, start, count)),
+    );
+    this.statsReads.add(read);
+    try {
+      return sumRuleRows(await read, count, which, epoch);
+    } finally {
+      this.statsReads.delete(read);
+    }
+  }
+
+  private ruleRowsOf(active: ActivePolicy): { count: number; epoch: number } {
+    return { count: Math.min(active.ruleCount + 1, this.ruleStatsCapacity), epoch: this.floodEpoch() };
+  }
+
+  /** Where each CPU's row of `active`'s counters starts in ds_rule_stats (an array: every index, in order), and the key a walk starts after. */
+  private ruleRowRanges(active: ActivePolicy, count: number): { cpu: number; start: number; after: Buffer | null }[] {
+    return Array.from({ length: this.cpus }, (_, cpu) => {
       const start = (active.slot * this.cpus + cpu) * this.ruleStatsCapacity;
-      const dump = addon().mapDump(this.fd(MapName.RULE_STATS), 4, RULE_STAT.size, count, start > 0 ? u32Key(start - 1) : null);
-      if (dump.count !== count || (count > 0 && dump.keys.readUInt32LE(0) !== start)) {
-        throw new DoorstepError('DS_E_BPF_MAP', `ds_rule_stats: read ${dump.count} rows of CPU ${cpu} from ${start}, expected ${count}`);
-      }
-      rows.push(dump.values);
+      return { cpu, start, after: start > 0 ? u32Key(start - 1) : null };
+    });
+  }
+
+  private checkRuleRows(dump: { keys: Buffer; values: Buffer; count: number }, cpu: number, start: number, count: number): Buffer {
+    if (dump.count !== count || (count > 0 && dump.keys.readUInt32LE(0) !== start)) {
+      throw new DoorstepError('DS_E_BPF_MAP', `ds_rule_stats: read ${dump.count} rows of CPU ${cpu} from ${start}, expected ${count}`);
     }
-    const out = new Map<number, RuleStat>();
-    const field = which === 'matched' ? RULE_STAT.packets : RULE_STAT.held;
-    // the filter reads each row's u64 as two u32 words of one view per CPU: a rule of a 10,000-rule
-    // blocklist that never matched costs two loads a CPU, not two Buffer reads and a closure
-    const words = rows.map((r) => (r.byteOffset % 4 === 0 ? r : Buffer.from(r))).map((r) => new Uint32Array(r.buffer, r.byteOffset, r.byteLength >>> 2));
-    const quiet = (at: number): boolean => {
-      const w = (at + field) >>> 2;
-      for (const v of words) if (v[w] !== 0 || v[w + 1] !== 0) return false;
-      return true;
-    };
-    for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
-      if (which !== 'all' && quiet(at)) continue;
-      const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
-      for (const r of rows) {
-        stat.packets += readU64(r, at + RULE_STAT.packets);
-        stat.bytes += readU64(r, at + RULE_STAT.bytes);
-        const held = readU64(r, at + RULE_STAT.held);
-        stat.held += held;
-        // only a row that held sessions back was ever sketched (most rows of a large policy did not)
-        if (held > 0) stat.sketch = mergeSketch(stat.sketch, r, at + RULE_STAT.sketch, epoch);
-      }
-      out.set(rule, stat);
-    }
-    return out;
+    return dump.values;
   }
 
   /** The cached decision for one flow (allowed or denied), or null. For tools and tests. */
@@ -860,7 +923,7 @@ export class NativeEngine implements Engine {
   }
 
   /** Sessions in the caches, allowed and denied, counted without decoding them, in one go: for
-   *  tools and tests; the agent counts with sessionCountSliced(). */
+   *  tools and tests; the agent counts with sessionCountAsync(). */
   sessionCount(): number {
     let n = 0;
     for (const count of this.countSlices()) n += count;
@@ -912,14 +975,14 @@ export class NativeEngine implements Engine {
     } while (cursor);
   }
 
-  /** Entries in the session caches, counted a slice at a time without blocking the event loop. */
-  async sessionCountSliced(): Promise<number> {
-    let n = 0;
-    for (const count of this.countSlices()) {
-      n += count;
-      await yieldToEventLoop();
-    }
-    return n;
+  /**
+   * Entries in the session caches, counted on a thread of the addon's (a walk with its own
+   * descriptor of each cache): a full cache is 262,144 entries of batch reads, which the event
+   * loop does not wait out; nothing but the number reaches JavaScript.
+   */
+  async sessionCountAsync(): Promise<number> {
+    const counts = await Promise.all(SESSION_MAPS.map((map) => addon().mapCountAsync(this.fd(map), ...entrySizes(map), 0xffff_ffff, presentAt(map))));
+    return counts.reduce((n, c) => n + c, 0);
   }
 
   // ---- summary marks (ds_settings.summary_epoch, ds_dirty) ----

@@ -436,6 +436,10 @@ export class MemoryEngine implements Engine {
     return out;
   }
 
+  async ruleStatsAsync(which: RuleStatsFilter = 'all'): Promise<{ generation: number; rules: Map<number, RuleStat> }> {
+    return { generation: this.live().active?.generation ?? 0, rules: this.ruleStats(which) };
+  }
+
   advanceFloodEpoch(): number {
     const settings = this.live().settings;
     settings.floodEpoch = (settings.floodEpoch + 1) >>> 0;
@@ -480,7 +484,7 @@ export class MemoryEngine implements Engine {
     }
   }
 
-  async sessionCountSliced(): Promise<number> {
+  async sessionCountAsync(): Promise<number> {
     return this.live().sessions.size;
   }
 

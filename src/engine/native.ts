@@ -111,7 +111,10 @@ export interface Addon {
   mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): Promise<void>;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
-  /** Entries in the map (up to maxCount), walked in fixed-size batches. */
+  /** mapDump on a pool thread (with its own descriptor of the map). */
+  mapDumpAsync(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): Promise<{ keys: Buffer; values: Buffer; count: number }>;
+  /** The entries (those whose value's byte `presentAt` is not zero, when given), counted on a pool thread (with its own descriptor of the map). */
+  mapCountAsync(fd: number, keySize: number, valueSize: number, maxCount: number, presentAt?: number): Promise<number>;
   mapFreeze(fd: number): void;
   mapInfo(fd: number): MapSpec & { id: number; name: string };
   /** The key and value type names in a live map's kernel BTF (null where it has none). */

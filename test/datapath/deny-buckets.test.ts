@@ -78,7 +78,7 @@ describe('datapath: the denied-session cache in 2-way buckets', () => {
     return out;
   };
 
-  it('keeps a denied session in a way of its flow\'s bucket, and finds it again', () => {
+  it('keeps a denied session in a way of its flow\'s bucket, and finds it again', async () => {
     engine.clearFlowState();
     assert.equal(ways().length, 0, 'cleared: every way empty');
     const spec = denied(40000);
@@ -93,6 +93,7 @@ describe('datapath: the denied-session cache in 2-way buckets', () => {
     assert.equal(counters().CACHE_HITS - hits, 4, 'packets 2 to 5 met the cached session');
     assert.equal(engine.lookupSession(sessionKeyOf(spec))?.packets, 5, 'user space finds it by its flow');
     assert.equal(engine.sessionCount(), 1, 'counted once: empty ways are no sessions');
+    assert.equal(await engine.sessionCountAsync(), 1, 'and on the addon\'s threads');
   });
 
   it('finds a marked denied session from the digest of its ds_dirty record', () => {

@@ -80,6 +80,25 @@ describe('datapath: the admission budget of denied sessions', () => {
     assert.deepEqual(engine.ruleStats('matched'), only((r) => r.packets > 0));
     assert.deepEqual(engine.ruleStats('held'), only((r) => r.held > 0));
     assert.deepEqual([...engine.ruleStats('held').keys()].sort(), [0, block].sort());
+    // read on the addon's threads: the same rows, the same sums
+    const generation = engine.activePolicy()?.generation;
+    for (const which of ['all', 'matched', 'held'] as const) assert.deepEqual(await engine.ruleStatsAsync(which), { generation, rules: engine.ruleStats(which) }, which);
+  });
+
+  it('keeps a replaced version\'s final counters of held-back sessions, read after the switch by either install', async () => {
+    const { ir, image } = compileYaml(POLICY);
+    const block = ir.rules.find((r) => r.name === 'block')?.index ?? -1;
+    engine.takeRetiredRuleStats();
+    for (const [k, install] of [(i: typeof image) => engine.install(i), (i: typeof image) => engine.installAsync({ image: i })].entries()) {
+      if (k > 0) for (let i = 0; i < BLOCKED; i++) engine.testRun(flood(i, 9999)); // this round's held-back sessions
+      const held = engine.ruleStats('held');
+      const generation = engine.activePolicy()?.generation;
+      assert.ok((held.get(block)?.held ?? 0) > 0, 'the version held sessions back');
+      await install(image);
+      assert.deepEqual(engine.takeRetiredRuleStats(), [{ generation, rules: held }]);
+      assert.deepEqual(engine.ruleStats('held'), new Map(), 'the new version starts at zero');
+    }
+    assert.ok(await waitFor(() => events.length === engine.stats().counters.EVENTS, 5000), 'every event read');
   });
 
   it('counts the held-back denies no rule decided (no policy) per CPU', async () => {

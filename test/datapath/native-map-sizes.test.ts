@@ -77,12 +77,14 @@ describe('native addon: buffers against the map\'s own key and value sizes', () 
     refused(() => native.mapDump(perCpu, 4, 12, 4), 'h18_sz_pcpu', /values of 12 bytes/);
   });
 
-  it('batch calls: the sizes they are told must be the map\'s', () => {
+  it('batch calls: the sizes they are told must be the map\'s', async () => {
     refused(() => native.mapUpdateBatch(hash, Buffer.alloc(48), Buffer.alloc(48), 3, 16, 16), 'h18_sz_hash', /keys of 16 bytes/);
     refused(() => native.mapUpdateBatch(hash, Buffer.alloc(48), Buffer.alloc(48), 4, 8, 12), 'h18_sz_hash', /values of 12 bytes/);
     assert.throws(() => native.mapUpdateBatchAsync(hash, Buffer.alloc(48), Buffer.alloc(48), 4, 8, 12), RangeError);
     refused(() => native.mapDump(hash, 8, 8, 16), 'h18_sz_hash', /values of 8 bytes/);
     refused(() => native.mapReadBatch(hash, 8, 80, 16, null), 'h18_sz_hash', /values of 80 bytes/);
+    refused(() => native.mapDumpAsync(hash, 8, 8, 16), 'h18_sz_hash', /values of 8 bytes/);
+    refused(() => native.mapCountAsync(hash, 4, 16, 16), 'h18_sz_hash', /keys of 4 bytes/);
     refused(() => native.mapLookupMany([hash], Buffer.alloc(48), 1, 48, 16), 'h18_sz_hash', /keys of 48 bytes/);
     refused(() => native.mapClearBytes(array, 16, 64, 0, 8), 'h18_sz_array', /values of 16 bytes/);
     refused(() => native.mapClearBytes(array, 8, 64, 0, 8, hash), 'h18_sz_hash', /keys of 4 bytes/);
@@ -90,6 +92,9 @@ describe('native addon: buffers against the map\'s own key and value sizes', () 
     const keys = Buffer.concat([key(5), key(6)]);
     native.mapUpdateBatch(hash, keys, Buffer.alloc(32, 1), 2, 8, 16);
     assert.equal(native.mapDump(hash, 8, 16, 16).count, 2);
+    assert.equal((await native.mapDumpAsync(hash, 8, 16, 16)).keys.toString('hex'), native.mapDump(hash, 8, 16, 16).keys.toString('hex'));
+    assert.equal(await native.mapCountAsync(hash, 8, 16, 16), 2);
+    assert.equal(await native.mapCountAsync(hash, 8, 16, 16, 0), 2, 'both values\' byte 0 is 1');
     assert.equal(native.mapLookupMany([hash], keys, 2, 8, 16).found.toString('hex'), '0101');
   });
 

@@ -51,6 +51,19 @@ describe('FloodAccounting', () => {
     assert.deepEqual(more, [{ generation: 3, rule: 0, held: 2, packets: 5, bytes: 50, sketch: null }]);
   });
 
+  it('counts a replaced version from where it was last seen when a reading sees the next one before its final counts', () => {
+    const f = new FloodAccounting();
+    f.update(reading({ generation: 1, rules: rules([1, 100, 1000, 10]) }));
+    // generation 2 is switched in, generation 1's final counters are not yet read: nothing of 1 now
+    assert.deepEqual(f.update(reading({ generation: 2, rules: rules([1, 4, 40, 1]) })), [{ generation: 2, rule: 1, held: 1, packets: 4, bytes: 40, sketch: null }]);
+    // they arrive: what 1 held back since it was last seen, not all of it again
+    assert.deepEqual(f.update(reading({ generation: 2, rules: rules([1, 4, 40, 1]), retired: [{ generation: 1, rules: rules([1, 130, 1300, 25]) }] })), [
+      { generation: 1, rule: 1, held: 15, packets: 30, bytes: 300, sketch: null },
+    ]);
+    // and nothing more of it after that
+    assert.deepEqual(f.update(reading({ generation: 3, rules: rules(), retired: [{ generation: 2, rules: rules([1, 4, 40, 1]) }] })), []);
+  });
+
   it('reports denies without a counted rule apart (rule null)', () => {
     const f = new FloodAccounting();
     f.update(reading({ generation: 0, heldWithoutRule: 4 }));
@@ -89,6 +102,40 @@ describe('AuditPipeline: flood records', () => {
       ],
     );
     assert.equal(pipeline.stats().floods, 4);
+  });
+});
+
+describe('AuditPipeline: flood readings that settle later', () => {
+  it('joins a reading in flight, writes its records when it settles, and reads once more at close', async () => {
+    const context: EnrichContext = { enforcer: 'edge-1', interfaces: new Map(), policies: new Map([[5, ruleNamesOf(ir)]]) };
+    const written: AuditRecord[] = [];
+    const sink: AuditSink = { write: (r) => void written.push(...r), close: async () => undefined };
+    let current = reading({ generation: 5, rules: rules([1, 10, 100, 0]) });
+    let calls = 0;
+    const pending: (() => void)[] = [];
+    const floods = () => {
+      calls++;
+      const r = current;
+      return new Promise<FloodReading>((resolve) => pending.push(() => resolve(r)));
+    };
+    const pipeline = new AuditPipeline({ context, sinks: [sink], summaryIntervalMs: 0, floods });
+    pending.shift()!(); // the baseline
+    await new Promise((r) => setImmediate(r));
+    current = reading({ generation: 5, rules: rules([1, 110, 1100, 90]) });
+    const a = pipeline.reportFloods();
+    const b = pipeline.reportFloods();
+    assert.equal(calls, 2, 'the second report joined the first');
+    assert.equal(written.filter((r) => r.type === 'flood').length, 0, 'nothing before the reading settles');
+    current = reading({ generation: 5, rules: rules([1, 150, 1500, 120]) }); // after the read began: the next reading's
+    pending.shift()!();
+    await Promise.all([a, b]);
+    assert.deepEqual(written.filter((r): r is FloodRecord => r.type === 'flood').map((r) => [r.rule, r.heldBack]), [['edge/block', 90]]);
+    const closing = pipeline.close();
+    await new Promise((r) => setImmediate(r));
+    pending.shift()!();
+    await closing;
+    assert.deepEqual(written.filter((r): r is FloodRecord => r.type === 'flood').map((r) => [r.rule, r.heldBack]), [['edge/block', 90], ['edge/block', 30]]);
+    assert.equal(calls, 3);
   });
 });
 

@@ -411,3 +411,18 @@ test('explain and diff through the agent routes ask the thread; after the thread
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the thread runs nicer than the event loop, which keeps its own priority (Linux: a nice value is a thread\'s)', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const niceOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const main = niceOf(String(process.pid));
+  const worker = new PolicyWorker();
+  try {
+    await worker.compile(manyRules(3));
+    const nices = readdirSync('/proc/self/task').map(niceOf);
+    assert.ok(nices.includes(Math.min(19, main + 10)), `a thread at nice ${Math.min(19, main + 10)}: ${nices.join(' ')}`);
+    assert.equal(niceOf(String(process.pid)), main, 'the event loop\'s thread keeps its nice value');
+  } finally {
+    await worker.close();
+  }
+});
