@@ -491,37 +491,28 @@ int DupFd(Napi::Env env, int fd) {
   return own;
 }
 
-// mapDump on a pool thread: settles with { keys, values, count }.
-class DumpWorker : public Napi::AsyncWorker {
+// A walk of a map on a pool thread, with its own descriptor of the map (the caller may close its
+// fd meanwhile): settles its promise with Result(), or rejects with the walk's errno.
+class MapWalkWorker : public Napi::AsyncWorker {
  public:
-  DumpWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, std::vector<uint8_t> after)
-      : Napi::AsyncWorker(env, "doorstep-map-dump"), deferred_(Napi::Promise::Deferred::New(env)), fd_(DupFd(env, fd)),
-        key_size_(key_size), value_size_(value_size), max_count_(max_count), after_(std::move(after)) {}
-  ~DumpWorker() override { close(fd_); }
-
   Napi::Promise Start() {
     Napi::Promise p = deferred_.Promise();
     Queue();
     return p;
   }
 
- private:
-  void Execute() override {
-    err_ = WalkMapRaw(fd_, key_size_, value_size_, max_count_, after_.empty() ? nullptr : after_.data(), keys_, values_, true,
-                      [&](uint32_t n, const uint8_t*) { total_ += n; });
-  }
+ protected:
+  MapWalkWorker(Napi::Env env, const char* name, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), fd_(DupFd(env, fd)), key_size_(key_size),
+        value_size_(value_size), max_count_(max_count) {}
+  ~MapWalkWorker() override { close(fd_); }
+
+  virtual Napi::Value Result(Napi::Env env) = 0;
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (err_) {
-      deferred_.Reject(ErrnoError(env, "bpf_map_lookup_batch", err_).Value());
-      return;
-    }
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys_.data(), static_cast<size_t>(total_) * key_size_));
-    out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values_.data(), static_cast<size_t>(total_) * value_size_));
-    out.Set("count", Napi::Number::New(env, total_));
-    deferred_.Resolve(out);
+    if (err_) deferred_.Reject(ErrnoError(env, "bpf_map_lookup_batch", err_).Value());
+    else deferred_.Resolve(Result(env));
   }
 
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
@@ -529,24 +520,38 @@ class DumpWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   int fd_;
   uint32_t key_size_, value_size_, max_count_;
-  std::vector<uint8_t> after_, keys_, values_;
   uint32_t total_ = 0;
   int err_ = 0;
 };
 
+// mapDump on a pool thread: settles with { keys, values, count }.
+class DumpWorker : public MapWalkWorker {
+ public:
+  DumpWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, std::vector<uint8_t> after)
+      : MapWalkWorker(env, "doorstep-map-dump", fd, key_size, value_size, max_count), after_(std::move(after)) {}
+
+ private:
+  void Execute() override {
+    err_ = WalkMapRaw(fd_, key_size_, value_size_, max_count_, after_.empty() ? nullptr : after_.data(), keys_, values_, true,
+                      [&](uint32_t n, const uint8_t*) { total_ += n; });
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys_.data(), static_cast<size_t>(total_) * key_size_));
+    out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values_.data(), static_cast<size_t>(total_) * value_size_));
+    out.Set("count", Napi::Number::New(env, total_));
+    return out;
+  }
+
+  std::vector<uint8_t> after_, keys_, values_;
+};
+
 // mapCount, with presentAt, on a pool thread: settles with the number of entries.
-class CountWorker : public Napi::AsyncWorker {
+class CountWorker : public MapWalkWorker {
  public:
   CountWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, int64_t present_at)
-      : Napi::AsyncWorker(env, "doorstep-map-count"), deferred_(Napi::Promise::Deferred::New(env)), fd_(DupFd(env, fd)),
-        key_size_(key_size), value_size_(value_size), max_count_(max_count), present_at_(present_at) {}
-  ~CountWorker() override { close(fd_); }
-
-  Napi::Promise Start() {
-    Napi::Promise p = deferred_.Promise();
-    Queue();
-    return p;
-  }
+      : MapWalkWorker(env, "doorstep-map-count", fd, key_size, value_size, max_count), present_at_(present_at) {}
 
  private:
   void Execute() override {
@@ -555,20 +560,9 @@ class CountWorker : public Napi::AsyncWorker {
                       [&](uint32_t n, const uint8_t* v) { total_ += CountPresent(n, v, value_size_, present_at_); });
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (err_) deferred_.Reject(ErrnoError(env, "bpf_map_lookup_batch", err_).Value());
-    else deferred_.Resolve(Napi::Number::New(env, total_));
-  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, total_); }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-  Napi::Promise::Deferred deferred_;
-  int fd_;
-  uint32_t key_size_, value_size_, max_count_;
   int64_t present_at_;
-  uint32_t total_ = 0;
-  int err_ = 0;
 };
 }  // namespace
 
