@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -491,6 +492,22 @@ int DupFd(Napi::Env env, int fd) {
   return own;
 }
 
+// Keep, in place, only the first `n` entries of keys/values whose value has a byte that is not
+// zero; returns how many.
+uint32_t KeepNonZero(uint32_t n, std::vector<uint8_t>& keys, std::vector<uint8_t>& values, uint32_t key_size, uint32_t value_size) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t* v = values.data() + static_cast<size_t>(i) * value_size;
+    if (std::all_of(v, v + value_size, [](uint8_t b) { return b == 0; })) continue;
+    if (kept != i) {
+      memmove(keys.data() + static_cast<size_t>(kept) * key_size, keys.data() + static_cast<size_t>(i) * key_size, key_size);
+      memmove(values.data() + static_cast<size_t>(kept) * value_size, v, value_size);
+    }
+    kept++;
+  }
+  return kept;
+}
+
 // A walk of a map on a pool thread, with its own descriptor of the map (the caller may close its
 // fd meanwhile): settles its promise with Result(), or rejects with the walk's errno.
 class MapWalkWorker : public Napi::AsyncWorker {
@@ -524,16 +541,19 @@ class MapWalkWorker : public Napi::AsyncWorker {
   int err_ = 0;
 };
 
-// mapDump on a pool thread: settles with { keys, values, count }.
+// mapDump on a pool thread: settles with { keys, values, count, walked }; with `skip_zero`, of the
+// entries walked only those whose value is not all zero bytes are handed back (`count` of `walked`).
 class DumpWorker : public MapWalkWorker {
  public:
-  DumpWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, std::vector<uint8_t> after)
-      : MapWalkWorker(env, "doorstep-map-dump", fd, key_size, value_size, max_count), after_(std::move(after)) {}
+  DumpWorker(Napi::Env env, int fd, uint32_t key_size, uint32_t value_size, uint32_t max_count, std::vector<uint8_t> after, bool skip_zero)
+      : MapWalkWorker(env, "doorstep-map-dump", fd, key_size, value_size, max_count), after_(std::move(after)), skip_zero_(skip_zero) {}
 
  private:
   void Execute() override {
     err_ = WalkMapRaw(fd_, key_size_, value_size_, max_count_, after_.empty() ? nullptr : after_.data(), keys_, values_, true,
                       [&](uint32_t n, const uint8_t*) { total_ += n; });
+    walked_ = total_;
+    if (!err_ && skip_zero_) total_ = KeepNonZero(total_, keys_, values_, key_size_, value_size_);
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -541,10 +561,13 @@ class DumpWorker : public MapWalkWorker {
     out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys_.data(), static_cast<size_t>(total_) * key_size_));
     out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values_.data(), static_cast<size_t>(total_) * value_size_));
     out.Set("count", Napi::Number::New(env, total_));
+    out.Set("walked", Napi::Number::New(env, walked_));
     return out;
   }
 
   std::vector<uint8_t> after_, keys_, values_;
+  bool skip_zero_;
+  uint32_t walked_ = 0;
 };
 
 // mapCount, with presentAt, on a pool thread: settles with the number of entries.
@@ -592,9 +615,11 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// mapDumpAsync(fd, keySize, valueSize, maxCount, after = null) → Promise<{ keys, values, count }>:
-// mapDump on a pool thread (ten thousand rows of an array are ~10–30 ms of the kernel's copying).
-// The walk holds its own descriptor of the map.
+// mapDumpAsync(fd, keySize, valueSize, maxCount, after = null, skipZero = false) → Promise<{ keys,
+// values, count, walked }>: mapDump on a pool thread (ten thousand rows of an array are ~10–30 ms
+// of the kernel's copying). The walk holds its own descriptor of the map. With skipZero, only the
+// entries whose value is not all zero come back (`count` of the `walked`): a 10,000-rule version's
+// per-rule counters are 1.6 MB, mostly zeros, that the event loop need not allocate to skip.
 Napi::Value MapDumpAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = GetInt(info, 0, "fd");
@@ -607,7 +632,8 @@ Napi::Value MapDumpAsync(const Napi::CallbackInfo& info) {
     Bytes a = GetBytes(info, 4, "after", key_size);
     after.assign(a.data, a.data + key_size);
   }
-  return (new DumpWorker(env, fd, key_size, value_size, max_count, std::move(after)))->Start();
+  bool skip_zero = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  return (new DumpWorker(env, fd, key_size, value_size, max_count, std::move(after), skip_zero))->Start();
 }
 
 // mapCountAsync(fd, keySize, valueSize, maxCount, presentAt = -1) → Promise<number>: the entries

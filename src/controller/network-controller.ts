@@ -216,7 +216,8 @@ export class NetworkController {
     this.policyThread.installed(version, candidate.sources).catch(() => undefined); // a thread that stops is given it again
     this.lastRejected = null;
     try {
-      await this.options.store.save({ version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources });
+      // the documents' JSON comes from the policy thread, encoded: the event loop writes, not escapes
+      await this.options.store.save({ version, generation: result.generation, origin, installedAt: this.installed.installedAt, sources: candidate.sources }, { sources: compiled.sourcesJson });
     } catch (err) {
       this.options.emit(agentRecord(this.options.enforcer, { event: 'error', message: `installed, but could not persist the policy in the state dir: ${String(err)}` }));
     }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's policy thread, its side: compiles candidates (compileSources + buildImage) off the
 // event loop, and keeps the IRs the event loop does not. It holds two: the installed version's and
-// the newest compile's (a candidate on its way in). Of a compile the event loop gets the image and
-// the rules' names only; whatever else reads an IR asks here: explain, diff, the rule list, lint.
+// the newest compile's (a candidate on its way in). Of a compile the event loop gets the image,
+// the rules' names and the sources encoded for the state file only; whatever else reads an IR asks here: explain, diff, the rule list, lint.
 // Answers each call of policy-worker-protocol.ts (policy-worker.ts is the event loop's side) in
 // arrival order, except lint's, which runs on a thread of its own and answers when done.
 import { getPriority, setPriority } from 'node:os';
@@ -68,8 +68,10 @@ function runPolicyThread(): void {
       const image = buildImage(ir, tables);
       if (ir.version !== installed?.ir.version) newest = { ir }; // the installed version's IR serves for itself
       const names = ruleNamesOf(ir);
-      transfer.push(...imageBuffers(image), ...ruleNamesBuffers(names));
-      return { version: ir.version, names, image, warnings };
+      // its own ArrayBuffer (not a Buffer: a small one could be a slice of the shared pool), moved
+      const sourcesJson = new TextEncoder().encode(JSON.stringify(sources));
+      transfer.push(...imageBuffers(image), ...ruleNamesBuffers(names), sourcesJson.buffer);
+      return { version: ir.version, names, image, warnings, sourcesJson };
     },
     installed: ({ version, sources }) => {
       if (installed?.ir.version === version) return null;

@@ -21,6 +21,9 @@ export interface CompiledVersion {
   names: RuleNames;
   image: PolicyImage;
   warnings: string[];
+  /** The sources as the state file holds them: JSON.stringify(sources), UTF-8 (StateStore.save's
+   *  `encoded`), so the event loop neither escapes nor encodes a megabyte to persist an install. */
+  sourcesJson: Uint8Array;
 }
 
 /** Explain's policy half: the rule that decides a flow, and why the rules before it did not. */

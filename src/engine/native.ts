@@ -111,8 +111,8 @@ export interface Addon {
   mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, keySize: number, valueSize: number, skipZeroValues?: boolean): Promise<void>;
   mapNextKey(fd: number, key: Buffer | null, next: Buffer): boolean;
   mapDump(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): { keys: Buffer; values: Buffer; count: number };
-  /** mapDump on a pool thread (with its own descriptor of the map). */
-  mapDumpAsync(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null): Promise<{ keys: Buffer; values: Buffer; count: number }>;
+  /** mapDump on a pool thread (with its own descriptor of the map); with `skipZero`, only the entries whose value is not all zero bytes (`count` of the `walked`). */
+  mapDumpAsync(fd: number, keySize: number, valueSize: number, maxCount: number, after?: Buffer | null, skipZero?: boolean): Promise<{ keys: Buffer; values: Buffer; count: number; walked: number }>;
   /** The entries (those whose value's byte `presentAt` is not zero, when given), counted on a pool thread (with its own descriptor of the map). */
   mapCountAsync(fd: number, keySize: number, valueSize: number, maxCount: number, presentAt?: number): Promise<number>;
   mapFreeze(fd: number): void;

@@ -46,9 +46,16 @@ export class StateStore {
   }
 
   /** Keep `state` as the last installed policy. The writes and fsync run off the event loop (a
-   *  10,000-rule set is a megabyte); callers serialize their saves. */
-  save(state: Omit<InstalledState, 'format'>): Promise<void> {
-    return writeAtomicAsync(join(this.dir, STATE_FILE), JSON.stringify({ format: 1, ...state }));
+   *  10,000-rule set is a megabyte); callers serialize their saves. `encoded.sources`, when given,
+   *  is JSON.stringify(state.sources) as UTF-8, encoded elsewhere (the policy thread): written as
+   *  it is: the file holds the same bytes as without it when `state` lists its fields in
+   *  InstalledState's order (the controller's does). */
+  save(state: Omit<InstalledState, 'format'>, encoded?: { sources: Uint8Array }): Promise<void> {
+    const path = join(this.dir, STATE_FILE);
+    if (!encoded) return writeAtomicAsync(path, JSON.stringify({ format: 1, ...state }));
+    const { version, generation, origin, installedAt } = state;
+    const head = JSON.stringify({ format: 1, version, generation, origin, installedAt });
+    return writeAtomicAsync(path, [Buffer.from(`${head.slice(0, -1)},"sources":`), encoded.sources, Buffer.from('}')]);
   }
 }
 
@@ -85,12 +92,13 @@ export function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** writeAtomic with the writes and fsync off the event loop. */
-export async function writeAtomicAsync(path: string, text: string): Promise<void> {
+/** writeAtomic with the writes and fsync off the event loop; `text` may come in parts, written in order. */
+export async function writeAtomicAsync(path: string, text: string | readonly Uint8Array[]): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
-    await file.writeFile(text);
+    if (typeof text === 'string') await file.writeFile(text);
+    else for (const part of text) for (let at = 0; at < part.byteLength; ) at += (await file.write(part, at)).bytesWritten;
     await file.sync();
   } finally {
     await file.close();

@@ -8,6 +8,8 @@
 //  2. when it fires, read the set, wait the debounce again, read again; deliver only when both
 //     reads are identical (a half-written file changes between them), else repeat, bounded;
 //  3. deliver only when the set's content hash differs from the last delivered one.
+// Reads are compared as bytes (hashed as read, with no decoding); only a set that is delivered is
+// decoded to text: a 10,000-rule policy is a megabyte, and the event loop runs all of this.
 // A folder is watched directly. A single file is watched through its parent folder, filtered by
 // name, so editors and tools that replace it by rename keep being seen. A path that is missing,
 // or a folder that was replaced, is re-watched on the next pass; while something is missing or
@@ -18,7 +20,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { lstat, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { DoorstepError } from '../errors.js';
-import { readPolicySources } from '../policy/parse/files.js';
+import { decodePolicyFiles, type PolicyFile, readPolicyFiles } from '../policy/parse/files.js';
 import type { PolicyCandidate, PolicySourceHandle, PolicyText } from './source.js';
 
 export interface FolderSourceOptions {
@@ -57,7 +59,7 @@ interface Target {
 }
 
 interface ReadSet {
-  sources: PolicyText[];
+  files: PolicyFile[];
   hash: string;
 }
 
@@ -176,7 +178,8 @@ export class FolderSource implements PolicySourceHandle {
       this.lastHash = second.hash;
       this.revision += 1;
       try {
-        this.deliver?.({ origin: this.origin, sources: second.sources, revision: this.revision });
+        const sources: PolicyText[] = decodePolicyFiles(second.files);
+        this.deliver?.({ origin: this.origin, sources, revision: this.revision });
       } catch (err) {
         this.onError(err instanceof Error ? err : new Error(String(err)));
       }
@@ -192,15 +195,14 @@ export class FolderSource implements PolicySourceHandle {
   }
 
   private async read(): Promise<ReadSet> {
-    const sources = await readPolicySources(this.paths);
+    const files = await readPolicyFiles(this.paths);
     const h = createHash('sha256');
-    for (const { file, text } of sources) {
+    for (const { file, bytes } of files) {
       // length-prefixed, so no two different sets hash alike by shifting bytes between fields
       const name = Buffer.from(file);
-      const body = Buffer.from(text);
-      h.update(`${name.length}:`).update(name).update(`${body.length}:`).update(body);
+      h.update(`${name.length}:`).update(name).update(`${bytes.length}:`).update(bytes);
     }
-    return { sources, hash: h.digest('hex') };
+    return { files, hash: h.digest('hex') };
   }
 
   /** Bring every path's watcher in line with what is on disk now. */

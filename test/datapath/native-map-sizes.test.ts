@@ -98,6 +98,24 @@ describe('native addon: buffers against the map\'s own key and value sizes', () 
     assert.equal(native.mapLookupMany([hash], keys, 2, 8, 16).found.toString('hex'), '0101');
   });
 
+  it('mapDumpAsync with skipZero hands back only the values that are not all zero, and says how many it walked', async () => {
+    // the array's 64 entries of 8 bytes: three not all zero (one of them by its last byte only)
+    const values = Buffer.alloc(64 * 8);
+    values.writeUInt32LE(9, 3 * 8);
+    values[40 * 8 + 7] = 1;
+    values.writeUInt32LE(7, 63 * 8);
+    native.mapUpdateBatch(array, Buffer.concat(Array.from({ length: 64 }, (_, i) => key(i, 4))), values, 64, 4, 8);
+    const whole = await native.mapDumpAsync(array, 4, 8, 64);
+    assert.deepEqual([whole.count, whole.walked, whole.values], [64, 64, values]);
+    const sparse = await native.mapDumpAsync(array, 4, 8, 64, null, true);
+    assert.deepEqual([sparse.count, sparse.walked], [3, 64]);
+    assert.deepEqual(sparse.keys, Buffer.concat([key(3, 4), key(40, 4), key(63, 4)]));
+    assert.deepEqual(sparse.values, Buffer.concat([values.subarray(3 * 8, 4 * 8), values.subarray(40 * 8, 41 * 8), values.subarray(63 * 8)]));
+    const after = await native.mapDumpAsync(array, 4, 8, 31, key(9, 4), true); // keys 10 to 40
+    assert.deepEqual([after.count, after.walked, after.keys], [1, 31, key(40, 4)], 'from the key after `after`, `maxCount` walked');
+    native.mapUpdateBatch(array, Buffer.concat(Array.from({ length: 64 }, (_, i) => key(i, 4))), Buffer.alloc(64 * 8), 64, 4, 8);
+  });
+
   it('map-in-map writes: the slot key must be the outer map\'s', () => {
     refused(() => native.mapUpdateFd(outer, key(0, 8), array), 'h18_sz_outer', /a 8-byte key .* keys have 4 bytes/);
     refused(() => native.mapUpdateFdMany([[outer, Buffer.alloc(2), array]]), 'h18_sz_outer', /a 2-byte key/);

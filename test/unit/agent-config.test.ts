@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Agent settings: defaults ← config file ← flags, and one clear DS_E_CONFIG error per mistake;
-// the state store's atomic round trip.
+// the state store's atomic round trip, and its file the same with the sources encoded elsewhere.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -88,6 +88,20 @@ describe('state store', () => {
     const problems: string[] = [];
     assert.equal(store.load((m) => problems.push(m)), null);
     assert.match(problems[0] ?? '', /damaged and ignored/);
+  });
+
+  it('sources encoded elsewhere (the policy thread) give the same file, byte for byte', async () => {
+    const store = new StateStore(join(dir, 'state-encoded'));
+    store.prepare();
+    const path = join(dir, 'state-encoded', 'policy.json');
+    // quotes, backslashes, control characters, non-ASCII and astral text: everything JSON escapes or encodes
+    const text = 'a: "b\\c"\n\t\u0001 é ✓ 😀 \u2028\n';
+    const state = { version: 'sha256:x', generation: 3, origin: 'file:/p "q"', installedAt: '2026-01-01T00:00:00.000Z', sources: [{ file: 'a.yaml', text }, { file: 'b é.json', text: '' }] };
+    await store.save(state);
+    const plain = readFileSync(path);
+    await store.save(state, { sources: new TextEncoder().encode(JSON.stringify(state.sources)) });
+    assert.deepEqual(readFileSync(path), plain);
+    assert.deepEqual(store.load(), { format: 1, ...state });
   });
 
   it('a state dir that cannot be written is DS_E_STATE_DIR', () => {

@@ -87,6 +87,7 @@ test('the thread compiles random policies to the same version, rule names, warni
       assert.deepEqual(got.names, ruleNamesOf(want.ir));
       assert.deepEqual(got.warnings, want.warnings);
       assertSameImage(got.image, want.image);
+      assert.equal(new TextDecoder().decode(got.sourcesJson), JSON.stringify(sources), 'the sources as the state file holds them');
       assert.deepEqual(await worker.ir(got.version), want.ir, 'the thread keeps the IR it compiled');
     }
   } finally {
@@ -94,13 +95,14 @@ test('the thread compiles random policies to the same version, rule names, warni
   }
 });
 
-test('a large compile crosses as its image and names (flat) only; the IR, asked for, has a list rules shared as one list', async () => {
+test('a large compile crosses as its image, names (flat) and encoded sources only; the IR, asked for, has a list rules shared as one list', async () => {
   const worker = new PolicyWorker();
   try {
     const sources = manyRules(3000);
     const want = inline(sources);
     const got = await worker.compile(sources);
-    assert.deepEqual(Object.keys(got).sort(), ['image', 'names', 'version', 'warnings']);
+    assert.deepEqual(Object.keys(got).sort(), ['image', 'names', 'sourcesJson', 'version', 'warnings']);
+    assert.ok(got.sourcesJson instanceof Uint8Array && got.sourcesJson.byteLength === got.sourcesJson.buffer.byteLength, 'moved as a buffer of its own');
     assert.deepEqual(Object.values(got.names).map((v) => (v instanceof Uint32Array ? 'Uint32Array' : Array.isArray(v) ? 'array' : typeof v)), ['string', 'array', 'string', 'Uint32Array', 'Uint32Array']);
     assert.equal(got.names.policies.length, 1);
     assertSameImage(got.image, want.image);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Reading policy sources from disk: the only I/O of src/policy. A path may be a file or a folder;
-// a folder contributes its *.yaml, *.yml and *.json files (not subfolders), sorted by name.
+// a folder contributes its *.yaml, *.yml and *.json files (not subfolders), sorted by name. The
+// files as bytes (readPolicyFiles, for the folder source, which compares reads before it decodes
+// one), or as text (readPolicySources: the same files, decoded as UTF-8).
 
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +10,18 @@ import type { PolicySource } from './documents.js';
 
 const POLICY_FILE = /\.(ya?ml|json)$/i;
 
+/** A policy file as read: its path and its bytes, not yet decoded. */
+export interface PolicyFile {
+  file: string;
+  bytes: Buffer;
+}
+
 export async function readPolicySources(paths: readonly string[]): Promise<PolicySource[]> {
+  return decodePolicyFiles(await readPolicyFiles(paths));
+}
+
+/** The files readPolicySources reads, in its order, as bytes. */
+export async function readPolicyFiles(paths: readonly string[]): Promise<PolicyFile[]> {
   const files: string[] = [];
   for (const path of paths) {
     if ((await stat(path)).isDirectory()) {
@@ -24,7 +37,12 @@ export async function readPolicySources(paths: readonly string[]): Promise<Polic
       files.push(path);
     }
   }
-  return Promise.all(files.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
+  return Promise.all(files.map(async (file) => ({ file, bytes: await readFile(file) })));
+}
+
+/** The files as text (UTF-8, as readFile decodes it). */
+export function decodePolicyFiles(files: readonly PolicyFile[]): PolicySource[] {
+  return files.map(({ file, bytes }) => ({ file, text: bytes.toString('utf8') }));
 }
 
 /** Locale-independent order, so every machine sees the same document order. */
