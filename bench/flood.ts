@@ -12,7 +12,7 @@
 // FLOOD_FRAMES (frames per flood) and FLOOD_ROUNDS override the defaults for quick runs.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { MapName } from '../src/abi/generated.js';
 import { encodeSessionKey } from '../src/abi/records.js';
@@ -511,6 +511,11 @@ async function main(): Promise<void> {
     const loadBefore = loadavg();
     console.log(`doorstep flood benchmark — ${ROUNDS} rounds × ${FLOODS.length} floods × ${ENFORCERS.length} lanes (4 enforcers and an XDP_DROP floor), then ${PROGRAM_ROUNDS} rounds of the XDP programs' run time, ≤ ${fmt(FRAMES)} frames and ≤ ${MAX_SECONDS} s per flood (64-byte UDP frames to port ${DENIED_PORT}, denied by every enforcer)\n`);
     await doorstep.start();
+    // the bench's own work shares SENDER_CPU with the agent, and yields to it as the sender does: its
+    // status readings (a Node process each, polled every 100 ms while a policy installs), nft,
+    // iptables-restore and xdp-filter run at this nice value too (children inherit it), so a stall
+    // the bench prints is the agent's own, not the time slices of the bench's tools
+    setPriority(SENDER_NICE);
     const xdpFilter = new XdpFilterPeer(topo, topo.pair('xdp-filter').receiver);
     const others = [new XdpDropPeer(topo, topo.pair('XDP_DROP floor').receiver), new NftPeer(topo.pair('nft set').receiver), new IptablesPeer(topo.pair('iptables raw').receiver)];
     peers.push(doorstep, xdpFilter, ...others);
@@ -651,7 +656,8 @@ async function main(): Promise<void> {
 how it is measured
   sender     packetFlood (native/src/flood.cc): one AF_PACKET socket, PACKET_QDISC_BYPASS, sendmmsg of 64, on a
              thread pinned to CPU ${SENDER_CPU} at nice ${SENDER_NICE} (the agent shares that CPU: the sender yields to it, so
-             a stall is the agent's own, not a busy process's time slice) inside the client namespace; spoofed floods rewrite the IPv4 source
+             a stall is the agent's own, not a busy process's time slice; the bench itself, its status readings and its tools run at
+             nice ${SENDER_NICE} as well, after the agent started) inside the client namespace; spoofed floods rewrite the IPv4 source
              (random in ${SPOOF_NET}/${32 - SPOOF_BITS}) and the source port per frame, and fix the IPv4 header checksum. TSO is off on every sending veth.
   rx ns/frame  each receiving veth runs threaded NAPI (its kernel thread pinned to CPU ${NAPI_CPU}; threads found: ${napiCheck});
              the NAPI thread's own CPU time (/proc/PID/schedstat, ns) over the flood ÷ frames the veth received
