@@ -587,30 +587,40 @@ class CountWorker : public MapWalkWorker {
 
   int64_t present_at_;
 };
+
+// The arguments every walk starts with: (fd, keySize, valueSize, maxCount), the sizes checked
+// against the map's; and, at `after_at`, an optional key to start after.
+struct WalkArgs {
+  int fd;
+  uint32_t key_size, value_size, max_count;
+  std::vector<uint8_t> after;
+};
+
+WalkArgs GetWalkArgs(const Napi::CallbackInfo& info, const char* op, int after_at = -1) {
+  Napi::Env env = info.Env();
+  WalkArgs a{GetInt(info, 0, "fd"), GetUint(info, 1, "keySize"), GetUint(info, 2, "valueSize"), GetUint(info, 3, "maxCount"), {}};
+  CheckEntrySizes(env, GetMapShape(env, a.fd), op, a.key_size, a.value_size);
+  if (after_at >= 0 && info.Length() > static_cast<size_t>(after_at) && info[after_at].IsTypedArray()) {
+    Bytes k = GetBytes(info, after_at, "after", a.key_size);
+    a.after.assign(k.data, k.data + a.key_size);
+  }
+  return a;
+}
 }  // namespace
 
 // mapDump(fd, keySize, valueSize, maxCount, after = null) → { keys, values, count }: entries (after
 // the key `after`, when given).
 Napi::Value MapDump(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = GetInt(info, 0, "fd");
-  uint32_t key_size = GetUint(info, 1, "keySize");
-  uint32_t value_size = GetUint(info, 2, "valueSize");
-  uint32_t max_count = GetUint(info, 3, "maxCount");
-  CheckEntrySizes(env, GetMapShape(env, fd), "mapDump", key_size, value_size);
-  std::vector<uint8_t> after;
-  if (info.Length() > 4 && info[4].IsTypedArray()) {
-    Bytes a = GetBytes(info, 4, "after", key_size);
-    after.assign(a.data, a.data + key_size);
-  }
+  WalkArgs a = GetWalkArgs(info, "mapDump", 4);
   std::vector<uint8_t> keys, values;
   uint32_t total = 0;
-  WalkMap(env, fd, key_size, value_size, max_count, after.empty() ? nullptr : after.data(), keys, values, true,
+  WalkMap(env, a.fd, a.key_size, a.value_size, a.max_count, a.after.empty() ? nullptr : a.after.data(), keys, values, true,
           [&](uint32_t n, const uint8_t*) { total += n; });
   if (env.IsExceptionPending()) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * key_size));
-  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * value_size));
+  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), static_cast<size_t>(total) * a.key_size));
+  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), static_cast<size_t>(total) * a.value_size));
   out.Set("count", Napi::Number::New(env, total));
   return out;
 }
@@ -621,19 +631,9 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
 // entries whose value is not all zero come back (`count` of the `walked`): a 10,000-rule version's
 // per-rule counters are 1.6 MB, mostly zeros, that the event loop need not allocate to skip.
 Napi::Value MapDumpAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = GetInt(info, 0, "fd");
-  uint32_t key_size = GetUint(info, 1, "keySize");
-  uint32_t value_size = GetUint(info, 2, "valueSize");
-  uint32_t max_count = GetUint(info, 3, "maxCount");
-  CheckEntrySizes(env, GetMapShape(env, fd), "mapDumpAsync", key_size, value_size);
-  std::vector<uint8_t> after;
-  if (info.Length() > 4 && info[4].IsTypedArray()) {
-    Bytes a = GetBytes(info, 4, "after", key_size);
-    after.assign(a.data, a.data + key_size);
-  }
+  WalkArgs a = GetWalkArgs(info, "mapDumpAsync", 4);
   bool skip_zero = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
-  return (new DumpWorker(env, fd, key_size, value_size, max_count, std::move(after), skip_zero))->Start();
+  return (new DumpWorker(info.Env(), a.fd, a.key_size, a.value_size, a.max_count, std::move(a.after), skip_zero))->Start();
 }
 
 // mapCountAsync(fd, keySize, valueSize, maxCount, presentAt = -1) → Promise<number>: the entries
@@ -641,15 +641,10 @@ Napi::Value MapDumpAsync(const Napi::CallbackInfo& info) {
 // fixed-size batches; nothing reaches JavaScript but the number. The walk holds its own
 // descriptor of the map.
 Napi::Value MapCountAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = GetInt(info, 0, "fd");
-  uint32_t key_size = GetUint(info, 1, "keySize");
-  uint32_t value_size = GetUint(info, 2, "valueSize");
-  uint32_t max_count = GetUint(info, 3, "maxCount");
-  CheckEntrySizes(env, GetMapShape(env, fd), "mapCountAsync", key_size, value_size);
+  WalkArgs a = GetWalkArgs(info, "mapCountAsync");
   int64_t present_at = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
-  if (present_at >= static_cast<int64_t>(value_size)) throw Napi::RangeError::New(env, "presentAt is past the value");
-  return (new CountWorker(env, fd, key_size, value_size, max_count, present_at))->Start();
+  if (present_at >= static_cast<int64_t>(a.value_size)) throw Napi::RangeError::New(info.Env(), "presentAt is past the value");
+  return (new CountWorker(info.Env(), a.fd, a.key_size, a.value_size, a.max_count, present_at))->Start();
 }
 
 Napi::Value MapFreeze(const Napi::CallbackInfo& info) {

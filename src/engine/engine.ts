@@ -201,6 +201,16 @@ function fillMapAsync(f: MapFill): Promise<void> {
   return addon().mapUpdateBatchAsync(f.fd, f.keys, f.values, f.count, f.keySize, f.valueSize, f.skipZero);
 }
 
+/** Add one CPU's row of a rule's counters (at byte `at` of `row`) to `stat`. */
+function addRuleRow(stat: RuleStat, row: Buffer, at: number, epoch: number): void {
+  stat.packets += readU64(row, at + RULE_STAT.packets);
+  stat.bytes += readU64(row, at + RULE_STAT.bytes);
+  const held = readU64(row, at + RULE_STAT.held);
+  stat.held += held;
+  // only a row that held sessions back was ever sketched (most rows of a large policy did not)
+  if (held > 0) stat.sketch = mergeSketch(stat.sketch, row, at + RULE_STAT.sketch, epoch);
+}
+
 /** Rows of per-rule counters (one Buffer per CPU, `count` rows each) summed over CPUs: every rule,
  *  or only those that `matched` a packet, or only those that `held` sessions back. */
 function sumRuleRows(rows: Buffer[], count: number, which: RuleStatsFilter, epoch: number): Map<number, RuleStat> {
@@ -217,14 +227,7 @@ function sumRuleRows(rows: Buffer[], count: number, which: RuleStatsFilter, epoc
   for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
     if (which !== 'all' && quiet(at)) continue;
     const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
-    for (const r of rows) {
-      stat.packets += readU64(r, at + RULE_STAT.packets);
-      stat.bytes += readU64(r, at + RULE_STAT.bytes);
-      const held = readU64(r, at + RULE_STAT.held);
-      stat.held += held;
-      // only a row that held sessions back was ever sketched (most rows of a large policy did not)
-      if (held > 0) stat.sketch = mergeSketch(stat.sketch, r, at + RULE_STAT.sketch, epoch);
-    }
+    for (const r of rows) addRuleRow(stat, r, at, epoch);
     out.set(rule, stat);
   }
   return out;
@@ -267,13 +270,7 @@ function sumSparseRuleRows(cpus: SparseRuleRows[], count: number, which: RuleSta
     const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
     for (let c = 0; c < cpus.length; c++) {
       const at = rowAt[c]![rule]!;
-      if (at < 0) continue;
-      const r = cpus[c]!.values;
-      stat.packets += readU64(r, at + RULE_STAT.packets);
-      stat.bytes += readU64(r, at + RULE_STAT.bytes);
-      const held = readU64(r, at + RULE_STAT.held);
-      stat.held += held;
-      if (held > 0) stat.sketch = mergeSketch(stat.sketch, r, at + RULE_STAT.sketch, epoch);
+      if (at >= 0) addRuleRow(stat, cpus[c]!.values, at, epoch);
     }
     out.set(rule, stat);
   }
