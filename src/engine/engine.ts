@@ -211,30 +211,8 @@ function addRuleRow(stat: RuleStat, row: Buffer, at: number, epoch: number): voi
   if (held > 0) stat.sketch = mergeSketch(stat.sketch, row, at + RULE_STAT.sketch, epoch);
 }
 
-/** Rows of per-rule counters (one Buffer per CPU, `count` rows each) summed over CPUs: every rule,
- *  or only those that `matched` a packet, or only those that `held` sessions back. */
-function sumRuleRows(rows: Buffer[], count: number, which: RuleStatsFilter, epoch: number): Map<number, RuleStat> {
-  const out = new Map<number, RuleStat>();
-  const field = which === 'matched' ? RULE_STAT.packets : RULE_STAT.held;
-  // the filter reads each row's u64 as two u32 words of one view per CPU: a rule of a 10,000-rule
-  // blocklist that never matched costs two loads a CPU, not two Buffer reads and a closure
-  const words = rows.map((r) => (r.byteOffset % 4 === 0 ? r : Buffer.from(r))).map((r) => new Uint32Array(r.buffer, r.byteOffset, r.byteLength >>> 2));
-  const quiet = (at: number): boolean => {
-    const w = (at + field) >>> 2;
-    for (const v of words) if (v[w] !== 0 || v[w + 1] !== 0) return false;
-    return true;
-  };
-  for (let rule = 0, at = 0; rule < count; rule++, at += RULE_STAT.size) {
-    if (which !== 'all' && quiet(at)) continue;
-    const stat: RuleStat = { packets: 0, bytes: 0, held: 0, sketch: null };
-    for (const r of rows) addRuleRow(stat, r, at, epoch);
-    out.set(rule, stat);
-  }
-  return out;
-}
-
-/** One CPU's rows of per-rule counters as mapDumpAsync's skipZero reads them: only the rows not
- *  all zero, each with its key (rule = key - start). */
+/** One CPU's rows of per-rule counters, each with its key (rule = key - start): every row (mapDump),
+ *  or only the rows not all zero (mapDumpAsync's skipZero). */
 interface SparseRuleRows {
   keys: Buffer;
   values: Buffer;
@@ -243,10 +221,10 @@ interface SparseRuleRows {
 }
 
 /**
- * sumRuleRows over sparse rows (SparseRuleRows, one per CPU, in CPU order): a row left out is all
- * zeros, which adds nothing to a sum and was never sketched, so the result is sumRuleRows's over
- * the whole rows, in the same order. A 10,000-rule version's whole rows are 1.6 MB, mostly zeros;
- * these are what its rules counted.
+ * Per-rule counters (SparseRuleRows, one per CPU, in CPU order) summed over CPUs: every rule, or
+ * only those that `matched` a packet, or only those that `held` sessions back. A row left out is
+ * all zeros, which adds nothing to a sum and was never sketched, so whole rows and rows without
+ * their zeros sum alike. A 10,000-rule version's whole rows are 1.6 MB, mostly zeros.
  */
 function sumSparseRuleRows(cpus: SparseRuleRows[], count: number, which: RuleStatsFilter, epoch: number): Map<number, RuleStat> {
   const out = new Map<number, RuleStat>();
@@ -923,9 +901,11 @@ export class NativeEngine implements Engine {
   /** The per-rule counters of `version`, summed over CPUs (rule 0 = the policy default). */
   private ruleStatsOf(active: ActivePolicy, which: RuleStatsFilter): Map<number, RuleStat> {
     const { count, epoch } = this.ruleRowsOf(active);
-    const rows = this.ruleRowRanges(active, count).map(({ cpu, start, after }) =>
-      this.checkRuleRows(addon().mapDump(this.fd(MapName.RULE_STATS), 4, RULE_STAT.size, count, after), cpu, start, count));
-    return sumRuleRows(rows, count, which, epoch);
+    const rows = this.ruleRowRanges(active, count).map(({ cpu, start, after }) => {
+      const dump = addon().mapDump(this.fd(MapName.RULE_STATS), 4, RULE_STAT.size, count, after);
+      return this.checkSparseRuleRows({ ...dump, walked: dump.count }, cpu, start, count);
+    });
+    return sumSparseRuleRows(rows, count, which, epoch);
   }
 
   /** ruleStatsOf, each CPU's rows read on a thread of the addon's (a walk with its own descriptor of
@@ -956,7 +936,7 @@ export class NativeEngine implements Engine {
     });
   }
 
-  /** checkRuleRows for a walk that skipped the rows of zeros: it walked all `count`, and kept only rows of them. */
+  /** A walk of one CPU's `count` rows from `start`: it walked all of them, and kept (all, or those not all zero) only rows of them. */
   private checkSparseRuleRows(dump: { keys: Buffer; values: Buffer; count: number; walked: number }, cpu: number, start: number, count: number): SparseRuleRows {
     const outside = dump.count > 0 && (dump.keys.readUInt32LE(0) < start || dump.keys.readUInt32LE((dump.count - 1) * 4) >= start + count);
     if (dump.walked !== count || outside) {
@@ -965,12 +945,6 @@ export class NativeEngine implements Engine {
     return { keys: dump.keys, values: dump.values, count: dump.count, start };
   }
 
-  private checkRuleRows(dump: { keys: Buffer; values: Buffer; count: number }, cpu: number, start: number, count: number): Buffer {
-    if (dump.count !== count || (count > 0 && dump.keys.readUInt32LE(0) !== start)) {
-      throw new DoorstepError('DS_E_BPF_MAP', `ds_rule_stats: read ${dump.count} rows of CPU ${cpu} from ${start}, expected ${count}`);
-    }
-    return dump.values;
-  }
 
   /** The cached decision for one flow (allowed or denied), or null. For tools and tests. */
   lookupSession(key: SessionKey): SessionValue | null {
